@@ -1,0 +1,216 @@
+"""Turn a per-row Python function into a Lambda handler for a Distributed Map.
+
+This module imports nothing outside the standard library, so ``python -m airflow_distmap.lambda_zip``
+can copy it into a Lambda deployment package next to the user's ``handler.py``.
+
+The item contract (what :class:`~airflow_distmap.operators.csv_row_processing.CsvRowProcessingOperator`'s
+``ItemSelector`` and ``ItemBatcher`` send, and what the collector reads back):
+
+One item (no ``ItemBatcher``)::
+
+    {"index": 41, "row": {"name": "Ada", "text": "hello"}}
+    -> {"index": 41, "output": <the function's JSON value>}
+    -> {"index": 41, "error": {"type": "ValueError", "message": "..."}}      (the function raised)
+
+A batch (``ItemBatcher``)::
+
+    {"Items": [{"index": 40, "row": {...}}, {"index": 41, "row": {...}}],
+     "BatchInput": {"config": {...}, "skip": [0]}}
+    -> {"rows": [{"index": 40, "output": ...}, {"index": 41, "error": {...}}]}
+
+``BatchInput`` is optional. ``config`` is handed to functions that take a second parameter
+(``f(row, config)``); ``skip`` lists item indexes answered with ``{"index": i, "skipped": true}``
+without calling the function (the CSV operator reads files with ``GIVEN`` headers, so item 0 is the
+header line). A single item may carry the same two keys next to ``index`` and ``row``.
+
+A row's exception becomes that row's ``error``; its batch-mates are unaffected and the invocation
+succeeds. An event that does not follow the contract is an infrastructure failure: the handler
+raises :class:`MalformedEventError`, the invocation fails, and Step Functions' retriers see it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+#: Step Functions' payload quota: a child execution's output above it fails with States.DataLimitExceeded.
+PAYLOAD_LIMIT_BYTES: Final = 256 * 1024
+#: Room kept under the quota for the ``{"rows": [...]}`` envelope and separators.
+_ENVELOPE_SLACK: Final = 4 * 1024
+#: Longest error message reported for a row; the result files stay small whatever the exception says.
+MAX_ERROR_MESSAGE_CHARS: Final = 1000
+
+#: Error type given to a row whose output would push the batch over the payload quota.
+OUTPUT_TOO_LARGE: Final = "RowOutputTooLarge"
+#: Error type given to a row whose output is not JSON-serialisable.
+OUTPUT_NOT_JSON: Final = "RowOutputNotJson"
+
+RowFunction = Callable[..., Any]
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+class MalformedEventError(ValueError):
+    """Raised when a Lambda event does not follow the row contract (an infrastructure failure)."""
+
+
+def row_error(exc: BaseException) -> dict[str, str]:
+    """Return the ``{"type", "message"}`` object reported for a row that raised ``exc``.
+
+    :param exc: the exception the row function raised.
+    """
+    message = str(exc)
+    if len(message) > MAX_ERROR_MESSAGE_CHARS:
+        message = message[: MAX_ERROR_MESSAGE_CHARS - 3] + "..."
+    return {"type": type(exc).__name__, "message": message}
+
+
+def _takes_config(func: RowFunction) -> bool:
+    """Whether ``func`` accepts a second positional argument (the ``config`` mapping)."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: call with the row only
+        return False
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def _check_item(item: Any, where: str) -> tuple[int, dict[str, Any]]:
+    if not isinstance(item, Mapping):
+        raise MalformedEventError(
+            f"{where} must be an object with 'index' and 'row', got {type(item).__name__}."
+        )
+    index = item.get("index")
+    row = item.get("row")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise MalformedEventError(
+            f"{where} has no integer 'index': send '$$.Map.Item.Index' in the ItemSelector."
+        )
+    if not isinstance(row, Mapping):
+        raise MalformedEventError(f"{where} has no object 'row': send the row's columns under 'row'.")
+    return index, dict(row)
+
+
+def _options(holder: Mapping[str, Any], where: str) -> tuple[Any, frozenset[int]]:
+    config = holder.get("config", {})
+    if config is None:
+        config = {}
+    skip = holder.get("skip", [])
+    if not isinstance(skip, list) or not all(isinstance(i, int) for i in skip):
+        raise MalformedEventError(f"{where} 'skip' must be a list of item indexes.")
+    return config, frozenset(skip)
+
+
+class _RowRunner:
+    """Call the row function for one item and shape that row's result."""
+
+    def __init__(self, func: RowFunction) -> None:
+        self.func = func
+        self.with_config = _takes_config(func)
+
+    def run(
+        self, index: int, row: dict[str, Any], config: Any, skip: frozenset[int]
+    ) -> tuple[dict[str, Any], int]:
+        """Return the row's result object and its serialised size in bytes."""
+        if index in skip:
+            return {"index": index, "skipped": True}, 32
+        try:
+            output = self.func(row, config) if self.with_config else self.func(row)
+        except Exception as exc:  # a row's failure is that row's result, never its batch-mates'
+            log.info("Row %d raised %s", index, type(exc).__name__)
+            result: dict[str, Any] = {"index": index, "error": row_error(exc)}
+            return result, len(json.dumps(result).encode())
+        result = {"index": index, "output": output}
+        try:
+            size = len(json.dumps(result, allow_nan=False).encode())
+        except (TypeError, ValueError) as exc:
+            log.info("Row %d returned a value that is not JSON", index)
+            result = {
+                "index": index,
+                "error": {"type": OUTPUT_NOT_JSON, "message": row_error(exc)["message"]},
+            }
+            size = len(json.dumps(result).encode())
+        return result, size
+
+
+def _too_large(index: int, size: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error": {
+            "type": OUTPUT_TOO_LARGE,
+            "message": (
+                f"The row's output ({size} bytes) does not fit in the batch's {PAYLOAD_LIMIT_BYTES}-byte "
+                "Step Functions payload: return less, or use a smaller batch_size."
+            ),
+        },
+    }
+
+
+def handle_event(func: RowFunction, event: Any) -> dict[str, Any]:
+    """Run ``func`` over one Distributed Map event (one item or a batch) and return the contract's answer.
+
+    :param func: the row function, ``f(row)`` or ``f(row, config)``.
+    :param event: the Lambda event (see the module docstring).
+    :return: one row result for a single item, ``{"rows": [...]}`` for a batch.
+    :raises MalformedEventError: the event does not follow the contract.
+    """
+    runner = _RowRunner(func)
+    if not isinstance(event, Mapping):
+        raise MalformedEventError(f"The event must be a JSON object, got {type(event).__name__}.")
+    if "Items" in event:
+        items = event["Items"]
+        if not isinstance(items, list):
+            raise MalformedEventError("The batch's 'Items' must be a list.")
+        batch_input = event.get("BatchInput")
+        if batch_input is None:
+            batch_input = {}
+        if not isinstance(batch_input, Mapping):
+            raise MalformedEventError("The batch's 'BatchInput' must be an object.")
+        config, skip = _options(batch_input, "BatchInput")
+        checked = [_check_item(item, f"Items[{position}]") for position, item in enumerate(items)]
+        budget = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
+        rows: list[dict[str, Any]] = []
+        for index, row in checked:
+            result, size = runner.run(index, row, config, skip)
+            if size > budget:
+                result = _too_large(index, size)
+                size = len(json.dumps(result).encode())
+            budget -= size + 1
+            rows.append(result)
+        failed = sum(1 for r in rows if "error" in r)
+        log.info("Processed a batch of %d rows, %d failed", len(rows), failed)
+        return {"rows": rows}
+    index, row = _check_item(event, "The event")
+    config, skip = _options(event, "The event")
+    result, size = runner.run(index, row, config, skip)
+    if size > PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK:
+        result = _too_large(index, size)
+    return result
+
+
+def row_handler(func: RowFunction) -> Handler:
+    """Decorate a row function so it becomes a Lambda ``handler(event, context)``.
+
+    The handler accepts one item or an ``ItemBatcher`` batch, keeps each row's index, and reports a
+    row's exception as that row's error without failing its batch-mates::
+
+        @row_handler
+        def handler(row):
+            return row["text"].upper()
+
+    :param func: ``f(row: dict) -> JSON value``, or ``f(row, config)`` to receive ``BatchInput.config``.
+    :return: a Lambda handler; see the module docstring for the event and result shapes.
+    """
+
+    @functools.wraps(func)
+    def handler(event: Any, context: Any = None) -> dict[str, Any]:
+        return handle_event(func, event)
+
+    return handler

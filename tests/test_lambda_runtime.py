@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import airflow_distmap.lambda_runtime as lambda_runtime
+from airflow_distmap.lambda_runtime import (
+    OUTPUT_NOT_JSON,
+    OUTPUT_TOO_LARGE,
+    PAYLOAD_LIMIT_BYTES,
+    MalformedEventError,
+    row_handler,
+)
+
+
+@row_handler
+def upper(row: dict[str, Any]) -> str:
+    if row["text"] == "boom":
+        raise ValueError("cannot process boom")
+    return row["text"].upper()
+
+
+def test_single_item_keeps_index_and_returns_output() -> None:
+    assert upper({"index": 7, "row": {"text": "abc"}}, None) == {"index": 7, "output": "ABC"}
+
+
+def test_single_item_error_is_reported_not_raised() -> None:
+    result = upper({"index": 3, "row": {"text": "boom"}}, None)
+    assert result == {"index": 3, "error": {"type": "ValueError", "message": "cannot process boom"}}
+
+
+def test_batch_row_error_does_not_fail_batch_mates() -> None:
+    event = {
+        "Items": [
+            {"index": 10, "row": {"text": "a"}},
+            {"index": 11, "row": {"text": "boom"}},
+            {"index": 12, "row": {"text": "c"}},
+        ]
+    }
+    result = upper(event, None)
+    assert result == {
+        "rows": [
+            {"index": 10, "output": "A"},
+            {"index": 11, "error": {"type": "ValueError", "message": "cannot process boom"}},
+            {"index": 12, "output": "C"},
+        ]
+    }
+    json.dumps(result)  # what Lambda serialises must be JSON
+
+
+def test_batch_input_config_and_skip() -> None:
+    seen: list[dict[str, str]] = []
+
+    @row_handler
+    def with_config(row: dict[str, str], config: dict[str, str]) -> str:
+        seen.append(row)
+        return row[config["column"]] + "!"
+
+    event = {
+        "Items": [{"index": 0, "row": {"t": "header"}}, {"index": 1, "row": {"t": "x"}}],
+        "BatchInput": {"config": {"column": "t"}, "skip": [0]},
+    }
+    assert with_config(event, None) == {"rows": [{"index": 0, "skipped": True}, {"index": 1, "output": "x!"}]}
+    assert seen == [{"t": "x"}]
+
+
+def test_non_json_output_is_that_rows_error() -> None:
+    @row_handler
+    def returns_set(row: dict[str, str]) -> Any:
+        return {1, 2} if row["t"] == "bad" else row["t"]
+
+    result = returns_set(
+        {"Items": [{"index": 0, "row": {"t": "bad"}}, {"index": 1, "row": {"t": "ok"}}]}, None
+    )
+    assert result["rows"][0]["error"]["type"] == OUTPUT_NOT_JSON
+    assert result["rows"][1] == {"index": 1, "output": "ok"}
+
+
+def test_outputs_beyond_the_payload_quota_fail_only_the_overflowing_rows() -> None:
+    @row_handler
+    def big(row: dict[str, str]) -> str:
+        return "x" * (100 * 1024)
+
+    event = {"Items": [{"index": i, "row": {"t": ""}} for i in range(4)]}
+    result = big(event, None)
+    kinds = ["output" if "output" in r else r["error"]["type"] for r in result["rows"]]
+    assert kinds == ["output", "output", OUTPUT_TOO_LARGE, OUTPUT_TOO_LARGE]
+    assert len(json.dumps(result).encode()) < PAYLOAD_LIMIT_BYTES
+
+
+def test_long_error_messages_are_truncated() -> None:
+    @row_handler
+    def noisy(row: dict[str, str]) -> str:
+        raise RuntimeError("e" * 10_000)
+
+    result = noisy({"index": 0, "row": {}}, None)
+    assert result["error"]["type"] == "RuntimeError"
+    assert len(result["error"]["message"]) == lambda_runtime.MAX_ERROR_MESSAGE_CHARS
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "not an object",
+        {"row": {"a": "1"}},
+        {"index": "1", "row": {"a": "1"}},
+        {"index": True, "row": {"a": "1"}},
+        {"index": 1, "row": "a"},
+        {"Items": "nope"},
+        {"Items": [{"index": 1}]},
+        {"Items": [], "BatchInput": []},
+        {"Items": [], "BatchInput": {"skip": "0"}},
+    ],
+)
+def test_malformed_events_raise_so_step_functions_retries(event: Any) -> None:
+    with pytest.raises(MalformedEventError):
+        upper(event, None)
+
+
+def test_module_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(lambda_runtime.__file__).read_text())
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module.split(".")[0])
+    assert modules <= set(sys.stdlib_module_names)
