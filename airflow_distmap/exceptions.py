@@ -1,0 +1,88 @@
+"""Exceptions raised by the airflow-distmap provider: one base class and narrow subclasses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+
+class DistributedMapError(AirflowException):
+    """Raised when a Distributed Map task cannot complete; base class of the provider's errors."""
+
+
+class StateMachineTypeMismatch(DistributedMapError):
+    """Raised when an existing state machine has a different type (STANDARD/EXPRESS) than requested."""
+
+
+class ExecutionNameConflict(DistributedMapError):
+    """Raised when the execution name of this task run is taken by an execution that cannot be reused."""
+
+
+class ResultsNotFoundError(DistributedMapError):
+    """Raised when a finished execution's manifest.json or result files cannot be located or read."""
+
+
+class DistributedMapTimeout(DistributedMapError):
+    """Raised when the execution is still running after ``waiter_max_attempts * waiter_delay`` seconds."""
+
+
+class DistributedMapExecutionFailed(DistributedMapError):
+    """Raised when the Step Functions execution ends in FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE.
+
+    :param execution_arn: ARN of the execution.
+    :param status: Its final status.
+    :param error: The Step Functions error name (e.g. ``States.ExceedToleratedFailureThreshold``).
+    :param cause: The Step Functions cause text.
+    :param counts: Item counts of the Map Run (``total``, ``succeeded``, ``failed``...).
+    :param failed_items: A few failed items read from the ``FAILED_*.json`` result files.
+    :param map_run_arn: ARN of the Map Run, when one started.
+    """
+
+    def __init__(
+        self,
+        *,
+        execution_arn: str,
+        status: str,
+        error: str | None = None,
+        cause: str | None = None,
+        counts: dict[str, int] | None = None,
+        failed_items: list[dict[str, Any]] | None = None,
+        map_run_arn: str | None = None,
+    ) -> None:
+        self.execution_arn = execution_arn
+        self.status = status
+        self.error = error
+        self.cause = cause
+        self.counts = dict(counts or {})
+        self.failed_items = list(failed_items or [])
+        self.map_run_arn = map_run_arn
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        lines = [f"Step Functions execution {self.execution_arn} ended {self.status}."]
+        if self.error or self.cause:
+            lines.append(f"Error: {self.error or '-'}; cause: {(self.cause or '-')[:1000]}")
+        if self.counts:
+            lines.append("Item counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
+        for item in self.failed_items:
+            lines.append(
+                f"Failed item: error={item.get('error')!s} cause={str(item.get('cause'))[:300]} "
+                f"input={json_preview(item.get('input'))}"
+            )
+        lines.append(
+            "To fix this, open the execution in the Step Functions console (see the task's extra links), fix "
+            "the cause, then clear the task: the retry redrives the failed items of this execution."
+        )
+        return "\n".join(lines)
+
+
+def json_preview(value: Any, limit: int = 300) -> str:
+    """A one-line JSON preview of ``value`` cut to ``limit`` characters, for error messages."""
+    import json
+
+    try:
+        text = json.dumps(value, default=str, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,356 @@
+"""Hook for AWS Step Functions state machines that run Distributed Maps."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.exceptions import ClientError
+
+from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+EXECUTION_SUCCESS_STATES = frozenset({"SUCCEEDED"})
+"""Execution statuses that mean the run finished successfully."""
+
+EXECUTION_FAILURE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"})
+"""Execution statuses the provider treats as terminal failures.
+
+``PENDING_REDRIVE`` is a child-execution status inside a redriven Map Run; a parent the provider polls
+never waits in it on its own, so the provider reports it rather than polling forever."""
+
+EXECUTION_REDRIVE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+"""Closed statuses from which RedriveExecution can restart an execution (when ``redriveStatus`` allows)."""
+
+EXECUTION_RUNNING_STATES = frozenset({"RUNNING"})
+"""Statuses of an execution that is still in progress."""
+
+MAP_RUN_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ABORTED"})
+"""DescribeMapRun statuses that are final (``RUNNING`` is the only other one)."""
+
+
+@dataclass(frozen=True)
+class ExecutionStart:
+    """What :meth:`DistributedMapHook.start_execution` found or did.
+
+    :param execution_arn: ARN of the execution this task run owns.
+    :param started: ``True`` when this call started it (or AWS answered idempotently for a running one).
+    :param status: ``RUNNING`` for a started or attached execution, else the closed execution's status.
+    :param redrivable: Whether the closed execution can be redriven (``redriveStatus == REDRIVABLE``).
+    :param description: The DescribeExecution response for an existing execution, else ``None``.
+    """
+
+    execution_arn: str
+    started: bool
+    status: str
+    redrivable: bool = False
+    description: dict[str, Any] | None = None
+
+    @property
+    def attached(self) -> bool:
+        """``True`` when an execution with this name was already running and is reused."""
+        return not self.started and self.status in EXECUTION_RUNNING_STATES
+
+
+def execution_arn_for(state_machine_arn: str, name: str) -> str:
+    """The ARN StartExecution gives ``name`` on ``state_machine_arn``.
+
+    :param state_machine_arn: ``arn:<partition>:states:<region>:<account>:stateMachine:<sm>``.
+    :param name: The execution name.
+    """
+    head, _, machine = state_machine_arn.partition(":stateMachine:")
+    if not machine:
+        raise ValueError(
+            f"Invalid state machine ARN {state_machine_arn!r}. To fix this, pass an ARN like "
+            "'arn:aws:states:us-east-1:123456789012:stateMachine:my-machine'."
+        )
+    return f"{head}:execution:{machine.split(':', 1)[0]}:{name}"
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _as_json(value: dict[str, Any] | str | None) -> Any:
+    if value is None:
+        return None
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class DistributedMapHook(AwsBaseHook):
+    """Interact with AWS Step Functions for Distributed Map runs: a thin layer over its client.
+
+    Additional arguments (such as ``aws_conn_id``) are passed down to the underlying AwsBaseHook.
+
+    .. seealso::
+        - :class:`airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`
+        - :external+boto3:py:class:`boto3.client("stepfunctions") <SFN.Client>`
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "stepfunctions"
+        super().__init__(*args, **kwargs)
+
+    @property
+    def client(self) -> SFNClient:
+        """The (cached) boto3 Step Functions client."""
+        return self.conn  # type: ignore[no-any-return]
+
+    # -- state machines ------------------------------------------------------------------------------
+
+    def find_state_machine(self, name: str) -> str | None:
+        """The ARN of the state machine called ``name``, or ``None``.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.list_state_machines`
+
+        :param name: The state machine name.
+        """
+        for page in self.client.get_paginator("list_state_machines").paginate():
+            for machine in page.get("stateMachines", []):
+                if machine["name"] == name:
+                    return str(machine["stateMachineArn"])
+        return None
+
+    def create_or_update_state_machine(
+        self,
+        name: str,
+        definition: dict[str, Any] | str,
+        role_arn: str | None,
+        *,
+        type: str = "STANDARD",
+        logging_configuration: dict[str, Any] | None = None,
+        tracing_configuration: dict[str, Any] | None = None,
+    ) -> str:
+        """Create the state machine ``name``, or update it when its definition, role or settings differ.
+
+        Describes first: an unchanged deploy makes no write call. Definitions are compared as parsed JSON,
+        so formatting and key order do not count as changes.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.describe_state_machine`
+            - :external+boto3:py:meth:`SFN.Client.create_state_machine`
+            - :external+boto3:py:meth:`SFN.Client.update_state_machine`
+
+        :param name: The state machine name.
+        :param definition: The ASL definition (dict or JSON text).
+        :param role_arn: The execution role; ``None`` keeps an existing machine's role (and is an error
+            when the machine must be created).
+        :param type: ``STANDARD`` (required for Distributed Map parents) or ``EXPRESS``.
+        :param logging_configuration: CloudWatch Logs settings; ``None`` leaves them as they are.
+        :param tracing_configuration: X-Ray settings; ``None`` leaves them as they are.
+        :return: The state machine ARN.
+        """
+        wanted = _as_json(definition)
+        text = json.dumps(wanted, separators=(",", ":"))
+        arn = self.find_state_machine(name)
+        if arn is None:
+            if not role_arn:
+                raise ValueError(
+                    f"State machine {name!r} does not exist and no role_arn was given. To fix this, pass "
+                    "role_arn: the ARN of an IAM role Step Functions can assume to invoke the Lambda "
+                    "function and read/write S3."
+                )
+            params: dict[str, Any] = {"name": name, "definition": text, "roleArn": role_arn, "type": type}
+            if logging_configuration is not None:
+                params["loggingConfiguration"] = logging_configuration
+            if tracing_configuration is not None:
+                params["tracingConfiguration"] = tracing_configuration
+            try:
+                arn = str(self.client.create_state_machine(**params)["stateMachineArn"])
+            except ClientError as error:
+                # AWS raises when another task created it meanwhile with another definition: update that.
+                if _error_code(error) != "StateMachineAlreadyExists":
+                    raise
+                arn = self.find_state_machine(name)
+                if arn is None:
+                    raise
+            else:
+                self.log.info("Created state machine %s", arn)
+                return arn
+
+        current = self.client.describe_state_machine(stateMachineArn=arn)
+        if current.get("type", "STANDARD") != type:
+            raise StateMachineTypeMismatch(
+                f"State machine {arn} is {current.get('type')} but {type} was requested; the type cannot be "
+                "changed. To fix this, use another state_machine_name or delete the existing state machine."
+            )
+        changes: dict[str, Any] = {}
+        if json.loads(current["definition"]) != wanted:
+            changes["definition"] = text
+        if role_arn and current.get("roleArn") != role_arn:
+            changes["roleArn"] = role_arn
+        if logging_configuration is not None and current.get("loggingConfiguration") != logging_configuration:
+            changes["loggingConfiguration"] = logging_configuration
+        if tracing_configuration is not None and current.get("tracingConfiguration") != tracing_configuration:
+            changes["tracingConfiguration"] = tracing_configuration
+        if not changes:
+            self.log.info("State machine %s is up to date", arn)
+            return arn
+        if "definition" not in changes and "roleArn" not in changes:
+            # UpdateStateMachine needs at least one of the two (MissingRequiredParameter otherwise).
+            changes["definition"] = text
+        self.client.update_state_machine(stateMachineArn=arn, **changes)
+        self.log.info("Updated state machine %s (%s)", arn, ", ".join(sorted(changes)))
+        return arn
+
+    # -- executions ----------------------------------------------------------------------------------
+
+    def start_execution(
+        self, state_machine_arn: str, name: str, execution_input: dict[str, Any] | str | None = None
+    ) -> ExecutionStart:
+        """Start an execution called ``name``, or find the execution that already has that name.
+
+        StartExecution is idempotent only while an execution with the same name and input is running
+        (``docs/distributed-map-spec.md`` §7); otherwise it raises ``ExecutionAlreadyExists``. Then this
+        method describes that execution: a running one with the same input is attached to; a closed one is
+        returned with its status so the caller decides (reuse a SUCCEEDED result, redrive a FAILED one).
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.start_execution`
+
+        :param state_machine_arn: The state machine ARN.
+        :param name: The execution name (see :func:`airflow_distmap.naming.execution_name`).
+        :param execution_input: The execution input (dict or JSON text); ``None`` sends ``{}``.
+        :raises ExecutionNameConflict: An execution with this name is running with a different input.
+        """
+        wanted = _as_json(execution_input)
+        text = json.dumps(wanted if wanted is not None else {}, separators=(",", ":"))
+        try:
+            response = self.client.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)
+        except ClientError as error:
+            if _error_code(error) != "ExecutionAlreadyExists":
+                raise
+        else:
+            arn = str(response["executionArn"])
+            self.log.info("Started execution %s", arn)
+            return ExecutionStart(execution_arn=arn, started=True, status="RUNNING")
+
+        arn = execution_arn_for(state_machine_arn, name)
+        existing = self.describe_execution(arn)
+        status = str(existing["status"])
+        same_input = _as_json(existing.get("input") or "{}") == (wanted if wanted is not None else {})
+        if status in EXECUTION_RUNNING_STATES:
+            if not same_input:
+                raise ExecutionNameConflict(
+                    f"Execution {arn} is running with a different input than this task run computed. "
+                    "To fix this, wait for it to finish or stop it, then clear the task; or pass "
+                    "execution_name to start a separate execution."
+                )
+            self.log.info("Attaching to running execution %s", arn)
+            return ExecutionStart(execution_arn=arn, started=False, status=status, description=existing)
+        redrivable = existing.get("redriveStatus") == "REDRIVABLE"
+        self.log.info("Execution %s already exists and is %s (redrivable: %s)", arn, status, redrivable)
+        return ExecutionStart(
+            execution_arn=arn, started=False, status=status, redrivable=redrivable, description=existing
+        )
+
+    def describe_execution(self, execution_arn: str) -> dict[str, Any]:
+        """Describe an execution.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.describe_execution`
+
+        :param execution_arn: The execution ARN.
+        """
+        return dict(self.client.describe_execution(executionArn=execution_arn))
+
+    def stop_execution(self, execution_arn: str, error: str | None = None, cause: str | None = None) -> None:
+        """Stop a running execution (its Map Run aborts its running children).
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.stop_execution`
+
+        :param execution_arn: The execution ARN.
+        :param error: Error code recorded on the execution (at most 256 characters).
+        :param cause: Cause recorded on the execution (at most 32768 characters).
+        """
+        params: dict[str, Any] = {"executionArn": execution_arn}
+        if error:
+            params["error"] = error[:256]
+        if cause:
+            params["cause"] = cause[:32768]
+        self.client.stop_execution(**params)
+        self.log.info("Stopped execution %s", execution_arn)
+
+    def redrive_execution(self, execution_arn: str, client_token: str | None = None) -> None:
+        """Redrive a FAILED, TIMED_OUT or ABORTED execution: only its unsuccessful steps and items run again.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.redrive_execution`
+
+        :param execution_arn: The execution ARN.
+        :param client_token: Idempotency token (1 to 64 characters), so a repeated call redrives once.
+        """
+        params: dict[str, Any] = {"executionArn": execution_arn}
+        if client_token:
+            params["clientToken"] = client_token[:64]
+        self.client.redrive_execution(**params)
+        self.log.info("Redrove execution %s", execution_arn)
+
+    # -- map runs ------------------------------------------------------------------------------------
+
+    def list_map_runs(self, execution_arn: str) -> list[dict[str, Any]]:
+        """List the Map Runs an execution started, following pagination.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.list_map_runs`
+
+        :param execution_arn: The parent execution ARN.
+        """
+        runs: list[dict[str, Any]] = []
+        for page in self.client.get_paginator("list_map_runs").paginate(executionArn=execution_arn):
+            runs.extend(dict(run) for run in page.get("mapRuns", []))
+        return runs
+
+    def describe_map_run(self, map_run_arn: str) -> dict[str, Any]:
+        """Describe a Map Run: status, ``itemCounts`` and ``executionCounts``.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.describe_map_run`
+
+        :param map_run_arn: The Map Run ARN.
+        """
+        return dict(self.client.describe_map_run(mapRunArn=map_run_arn))
+
+    def latest_map_run_arn(self, execution_arn: str) -> str | None:
+        """The ARN of the most recently started Map Run of an execution, or ``None``."""
+        runs = self.list_map_runs(execution_arn)
+        if not runs:
+            return None
+        latest = max(runs, key=lambda run: run.get("startDate") or 0)
+        return str(latest["mapRunArn"])
+
+    # -- async variants (aiobotocore), used by the trigger on one open client -------------------------
+
+    @staticmethod
+    async def async_describe_execution(client: Any, execution_arn: str) -> dict[str, Any]:
+        """Describe an execution with an open aiobotocore client (``async with await hook.get_async_conn()``).
+
+        :param client: The aiobotocore Step Functions client.
+        :param execution_arn: The execution ARN.
+        """
+        return dict(await client.describe_execution(executionArn=execution_arn))
+
+    @staticmethod
+    async def async_list_map_runs(client: Any, execution_arn: str) -> list[dict[str, Any]]:
+        """List an execution's Map Runs (first page: a Distributed Map parent rarely has more than a few).
+
+        :param client: The aiobotocore Step Functions client.
+        :param execution_arn: The parent execution ARN.
+        """
+        response = await client.list_map_runs(executionArn=execution_arn)
+        return [dict(run) for run in response.get("mapRuns", [])]
+
+    @staticmethod
+    async def async_describe_map_run(client: Any, map_run_arn: str) -> dict[str, Any]:
+        """Describe a Map Run with an open aiobotocore client.
+
+        :param client: The aiobotocore Step Functions client.
+        :param map_run_arn: The Map Run ARN.
+        """
+        return dict(await client.describe_map_run(mapRunArn=map_run_arn))

@@ -1,0 +1,393 @@
+"""Reading what a Distributed Map exported to S3: ``manifest.json`` and the result files.
+
+Layout (``docs/distributed-map-spec.md`` §3): ``s3://<Bucket>/<Prefix>/<mapRunUuid>/manifest.json`` lists
+``SUCCEEDED_<n>.json``, ``FAILED_<n>.json`` and ``PENDING_<n>.json`` under ``ResultFiles``. Each result file
+is a JSON array (or JSON Lines) of one entry per child execution whose ``Input`` and ``Output`` are
+JSON-encoded *strings*. Files can be gigabytes, so entries are streamed with ijson, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import ijson
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+RESULT_STATUSES = ("SUCCEEDED", "FAILED", "PENDING")
+"""The ``ResultFiles`` groups of a manifest, in the order AWS lists them in the docs."""
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+
+
+def parse_s3_uri(uri: str, *, what: str = "S3 URI") -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into ``(bucket, key)``.
+
+    :param uri: The URI; the key may be empty (``s3://bucket`` or ``s3://bucket/``).
+    :param what: What the URI is for (an argument name), used in the error message.
+    :raises ValueError: The URI is not ``s3://<bucket>[/<key>]`` with a valid bucket name.
+    """
+    match = _S3_URI.match(uri) if isinstance(uri, str) else None
+    if not match:
+        raise ValueError(
+            f"Invalid {what} {uri!r}. To fix this, pass an S3 URI like 's3://my-bucket/path/to/object': "
+            "the scheme 's3://', a bucket name of 3 to 63 lowercase letters, digits, '.' or '-', then an "
+            "optional key."
+        )
+    return match.group("bucket"), match.group("key") or ""
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    """Build ``s3://bucket/key``."""
+    return f"s3://{bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """One result file listed in a manifest: full object ``key`` and ``size`` in bytes."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed ``manifest.json``.
+
+    :param destination_bucket: ``DestinationBucket``: the bucket holding the result files.
+    :param map_run_arn: ``MapRunArn``.
+    :param result_files: ``ResultFiles`` by status (``SUCCEEDED``, ``FAILED``, ``PENDING``).
+    """
+
+    destination_bucket: str
+    map_run_arn: str
+    result_files: dict[str, list[ResultFile]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Build from the JSON document AWS writes."""
+        files = {
+            status: [
+                ResultFile(key=str(entry["Key"]), size=int(entry.get("Size", 0)))
+                for entry in data.get("ResultFiles", {}).get(status, []) or []
+            ]
+            for status in RESULT_STATUSES
+        }
+        return cls(
+            destination_bucket=str(data["DestinationBucket"]),
+            map_run_arn=str(data.get("MapRunArn", "")),
+            result_files=files,
+        )
+
+    def files(self, *statuses: str) -> list[ResultFile]:
+        """Result files of the given statuses (all when none given), in manifest order."""
+        wanted = statuses or RESULT_STATUSES
+        return [f for status in wanted for f in self.result_files.get(status, [])]
+
+    def uri(self, result_file: ResultFile) -> str:
+        """``s3://`` URI of one result file."""
+        return s3_uri(self.destination_bucket, result_file.key)
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """One child execution's record from a result file, with ``Input``/``Output`` decoded.
+
+    :param status: ``Status`` of the child (or the file's group when the entry has none).
+    :param input: The child's input, decoded from its JSON string (``None`` when not included).
+    :param output: The child's output, decoded (``None`` for failed children, which have none).
+    :param error: ``Error`` of a failed child.
+    :param cause: ``Cause`` of a failed child.
+    :param execution_arn: ``ExecutionArn`` of the child.
+    :param name: ``Name`` of the child.
+    :param start_date: ``StartDate`` as AWS wrote it (ISO-8601 with ``Z``).
+    :param stop_date: ``StopDate`` as AWS wrote it.
+    :param raw: The entry exactly as read, for fields not listed here.
+    """
+
+    status: str
+    input: Any
+    output: Any
+    error: str | None
+    cause: str | None
+    execution_arn: str | None
+    name: str | None
+    start_date: str | None
+    stop_date: str | None
+    raw: dict[str, Any]
+
+
+def _decode(value: Any, details: Any) -> Any:
+    """Decode a JSON-encoded ``Input``/``Output`` string; ``None`` when absent or not included."""
+    if isinstance(details, dict) and details.get("Included") is False:
+        return None
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def entry_from_record(record: Any, file_status: str) -> ResultEntry:
+    """Build a :class:`ResultEntry` from one element of a result file.
+
+    Under ``Transformation: NONE`` (what a ResultWriter with a Bucket writes by default) an element is an
+    object with ``ExecutionArn``/``Status``/``Input``/``Output``; under ``COMPACT``/``FLATTEN`` successful
+    elements are the bare child outputs, which become ``output`` with ``input`` unknown.
+
+    :param record: The element.
+    :param file_status: The manifest group the file was listed under.
+    """
+    if isinstance(record, dict) and "Status" in record and ("ExecutionArn" in record or "Input" in record):
+        return ResultEntry(
+            status=str(record["Status"]),
+            input=_decode(record.get("Input"), record.get("InputDetails")),
+            output=_decode(record.get("Output"), record.get("OutputDetails")),
+            error=record.get("Error"),
+            cause=record.get("Cause"),
+            execution_arn=record.get("ExecutionArn"),
+            name=record.get("Name"),
+            start_date=record.get("StartDate"),
+            stop_date=record.get("StopDate"),
+            raw=record,
+        )
+    return ResultEntry(
+        status=file_status,
+        input=None,
+        output=record,
+        error=None,
+        cause=None,
+        execution_arn=None,
+        name=None,
+        start_date=None,
+        stop_date=None,
+        raw={"Output": record},
+    )
+
+
+class _PeekableBody:
+    """A file-like wrapper that lets us look at the first non-blank byte without consuming it.
+
+    ijson needs a ``read(n)`` object; botocore's StreamingBody cannot seek back, so the peeked bytes are
+    replayed first.
+    """
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self._buffer = b""
+
+    def first_char(self) -> bytes:
+        while True:
+            chunk = self._body.read(65536)
+            if not chunk:
+                break
+            self._buffer += chunk
+            stripped = self._buffer.lstrip()
+            if stripped:
+                return stripped[:1]
+        return b""
+
+    def read(self, size: int = -1) -> bytes:
+        if self._buffer:
+            if size is None or size < 0:
+                data = self._buffer + self._body.read()
+                self._buffer = b""
+                return bytes(data)
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+            return bytes(data)
+        return bytes(self._body.read(size))
+
+
+def iter_records(body: Any) -> Iterator[Any]:
+    """Stream the elements of one result file from a binary file-like ``body``.
+
+    Accepts a JSON array (``OutputType: JSON``) or JSON Lines (``OutputType: JSONL``); decides by the
+    first non-blank byte. Numbers come back as ``int``/``float`` (not ``Decimal``).
+    """
+    peekable = _PeekableBody(body)
+    first = peekable.first_char()
+    if not first:
+        return
+    if first == b"[":
+        yield from ijson.items(peekable, "item", use_float=True)
+    else:
+        yield from ijson.items(peekable, "", multiple_values=True, use_float=True)
+
+
+def read_manifest(s3: S3Client, manifest_uri: str) -> Manifest:
+    """Read and parse a ``manifest.json``.
+
+    :param s3: A boto3 S3 client.
+    :param manifest_uri: ``s3://bucket/<prefix>/<mapRunUuid>/manifest.json``.
+    """
+    bucket, key = parse_s3_uri(manifest_uri, what="manifest URI")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        data = json.load(body)
+    finally:
+        body.close()
+    return Manifest.from_dict(data)
+
+
+def manifest_uri_from_output(output: Any) -> tuple[str | None, str | None]:
+    """Find a Distributed Map's ``{"MapRunArn", "ResultWriterDetails"}`` in an execution output.
+
+    The Map's result may sit anywhere in the output (``ResultPath``), so the output is searched depth first.
+
+    :return: ``(manifest_uri, map_run_arn)``; ``(None, None)`` when there is none.
+    """
+    stack = [output]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            details = node.get("ResultWriterDetails")
+            if isinstance(details, dict) and "Bucket" in details and "Key" in details:
+                return s3_uri(str(details["Bucket"]), str(details["Key"])), node.get("MapRunArn")
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return None, None
+
+
+def manifest_uri_for_map_run(results_uri: str, map_run_arn: str) -> str:
+    """Where a ResultWriter writing under ``results_uri`` puts the manifest of ``map_run_arn``.
+
+    ``<prefix>/<mapRunUuid>/manifest.json``, the UUID being the last ``:`` segment of the Map Run ARN.
+    """
+    bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
+    run_id = map_run_arn.rsplit(":", 1)[-1]
+    prefix = prefix.rstrip("/")
+    key = f"{prefix}/{run_id}/manifest.json" if prefix else f"{run_id}/manifest.json"
+    return s3_uri(bucket, key)
+
+
+def iter_result_entries(
+    s3: S3Client, manifest: Manifest, statuses: Iterable[str] = RESULT_STATUSES
+) -> Iterator[ResultEntry]:
+    """Stream every entry of the manifest's result files, file by file, in manifest order.
+
+    :param s3: A boto3 S3 client.
+    :param manifest: The parsed manifest.
+    :param statuses: Which groups to read (``SUCCEEDED``, ``FAILED``, ``PENDING``).
+    """
+    for status in statuses:
+        for result_file in manifest.result_files.get(status, []):
+            log.debug("Reading result file s3://%s/%s", manifest.destination_bucket, result_file.key)
+            body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
+            try:
+                for record in iter_records(body):
+                    yield entry_from_record(record, status)
+            finally:
+                body.close()
+
+
+def count_entries(s3: S3Client, manifest: Manifest) -> dict[str, int]:
+    """Count the entries (child executions) of each result group by streaming the files.
+
+    :return: ``{"SUCCEEDED": n, "FAILED": n, "PENDING": n}``.
+    """
+    counts = dict.fromkeys(RESULT_STATUSES, 0)
+    for status in RESULT_STATUSES:
+        for _ in iter_result_entries(s3, manifest, (status,)):
+            counts[status] += 1
+    return counts
+
+
+def sample_failed_items(s3: S3Client, manifest: Manifest, limit: int = 5) -> list[dict[str, Any]]:
+    """Read the first ``limit`` entries of the ``FAILED`` result files, stopping as soon as enough are read.
+
+    :return: Small dicts ``{"error", "cause", "input", "execution_arn", "status"}``.
+    """
+    samples: list[dict[str, Any]] = []
+    if limit <= 0:
+        return samples
+    for entry in iter_result_entries(s3, manifest, ("FAILED",)):
+        samples.append(
+            {
+                "status": entry.status,
+                "error": entry.error,
+                "cause": entry.cause,
+                "input": entry.input,
+                "execution_arn": entry.execution_arn,
+            }
+        )
+        if len(samples) >= limit:
+            break
+    return samples
+
+
+COUNT_FIELDS = ("total", "succeeded", "failed", "pending", "running", "timed_out", "aborted")
+"""Keys of the summary ``counts``; ``timed_out`` is DescribeMapRun's ``timedOut``."""
+
+
+def counts_from_map_run(map_run: dict[str, Any] | None, key: str = "itemCounts") -> dict[str, int]:
+    """Summary counts (snake_case) from a DescribeMapRun response's ``itemCounts`` or ``executionCounts``.
+
+    :param map_run: The DescribeMapRun response, or ``None`` (all counts 0).
+    :param key: ``itemCounts`` (default) or ``executionCounts``.
+    """
+    source = (map_run or {}).get(key) or {}
+    names = {"timed_out": "timedOut"}
+    return {name: int(source.get(names.get(name, name), 0) or 0) for name in COUNT_FIELDS}
+
+
+@dataclass
+class CompletedRun:
+    """A finished execution and its exported Map Run, as handed to ``on_run_complete``.
+
+    :param execution: The DescribeExecution response.
+    :param state_machine_arn: The state machine's ARN.
+    :param map_run: The DescribeMapRun response (``None`` when no Map Run started).
+    :param manifest: The parsed manifest (``None`` when none was written).
+    :param manifest_uri: Its ``s3://`` URI.
+    :param counts: Item counts (see :data:`COUNT_FIELDS`).
+    :param s3: A boto3 S3 client able to read the result files.
+    :param results_uri: The ResultWriter location the operator configured, if any.
+    """
+
+    execution: dict[str, Any]
+    state_machine_arn: str
+    map_run: dict[str, Any] | None
+    manifest: Manifest | None
+    manifest_uri: str | None
+    counts: dict[str, int]
+    s3: S3Client
+    results_uri: str | None = None
+
+    @property
+    def execution_arn(self) -> str:
+        """ARN of the execution."""
+        return str(self.execution["executionArn"])
+
+    @property
+    def map_run_arn(self) -> str | None:
+        """ARN of the Map Run, if one started."""
+        if self.map_run:
+            return str(self.map_run["mapRunArn"])
+        return self.manifest.map_run_arn if self.manifest else None
+
+    @property
+    def status(self) -> str:
+        """The execution's final status."""
+        return str(self.execution["status"])
+
+    def iter_results(self, statuses: Iterable[str] = RESULT_STATUSES) -> Iterator[ResultEntry]:
+        """Stream the result entries (nothing when no manifest was written)."""
+        if self.manifest is None:
+            return iter(())
+        return iter_result_entries(self.s3, self.manifest, statuses)
+
+    def sample_failed_items(self, limit: int = 5) -> list[dict[str, Any]]:
+        """A few failed items from the ``FAILED`` result files."""
+        return sample_failed_items(self.s3, self.manifest, limit) if self.manifest else []

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from moto import mock_aws
+
+from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
+from airflow_distmap.hooks.distributed_map import DistributedMapHook, execution_arn_for
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-role"
+OTHER_ROLE = "arn:aws:iam::123456789012:role/other-role"
+DEFINITION = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+
+
+@pytest.fixture
+def hook():
+    with mock_aws():
+        yield DistributedMapHook(aws_conn_id=None, region_name="us-east-1")
+
+
+def _spy(hook, *names):
+    return {name: mock.patch.object(hook.conn, name, wraps=getattr(hook.conn, name)) for name in names}
+
+
+def test_create_when_missing(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    assert arn == "arn:aws:states:us-east-1:123456789012:stateMachine:dm-test"
+    described = hook.conn.describe_state_machine(stateMachineArn=arn)
+    assert json.loads(described["definition"]) == DEFINITION
+    assert described["roleArn"] == ROLE
+
+
+def test_unchanged_redeploy_makes_no_write_call(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    with (
+        mock.patch.object(hook.conn, "create_state_machine", wraps=hook.conn.create_state_machine) as create,
+        mock.patch.object(hook.conn, "update_state_machine", wraps=hook.conn.update_state_machine) as update,
+    ):
+        # Same definition as JSON text with other formatting and key order: still unchanged.
+        text = json.dumps({"States": DEFINITION["States"], "StartAt": "P"}, indent=4)
+        assert hook.create_or_update_state_machine("dm-test", text, ROLE) == arn
+        assert hook.create_or_update_state_machine("dm-test", DEFINITION, None) == arn
+    create.assert_not_called()
+    update.assert_not_called()
+
+
+def test_changed_definition_is_updated(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    changed = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}}
+    with mock.patch.object(hook.conn, "update_state_machine", wraps=hook.conn.update_state_machine) as update:
+        assert hook.create_or_update_state_machine("dm-test", changed, ROLE) == arn
+    update.assert_called_once()
+    assert set(update.call_args.kwargs) == {"stateMachineArn", "definition"}
+    assert json.loads(hook.conn.describe_state_machine(stateMachineArn=arn)["definition"]) == changed
+
+
+def test_changed_role_is_updated(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    hook.create_or_update_state_machine("dm-test", DEFINITION, OTHER_ROLE)
+    assert hook.conn.describe_state_machine(stateMachineArn=arn)["roleArn"] == OTHER_ROLE
+
+
+def test_missing_machine_without_role_is_a_clear_error(hook):
+    with pytest.raises(ValueError, match="role_arn"):
+        hook.create_or_update_state_machine("dm-test", DEFINITION, None)
+
+
+def test_type_change_is_refused(hook):
+    hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    with pytest.raises(StateMachineTypeMismatch, match="cannot be changed"):
+        hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE, type="EXPRESS")
+
+
+def test_start_then_attach_to_running_execution(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    first = hook.start_execution(arn, "run-1", {"a": 1})
+    assert first.started
+    assert first.execution_arn == execution_arn_for(arn, "run-1")
+    # A retry computes the same name and input: it gets the same execution, not a second one.
+    again = hook.start_execution(arn, "run-1", '{"a": 1}')
+    assert again.execution_arn == first.execution_arn
+    assert again.status == "RUNNING"
+    executions = hook.conn.list_executions(stateMachineArn=arn)["executions"]
+    assert [e["name"] for e in executions] == ["run-1"]
+
+
+def test_attach_when_start_raises_already_exists_for_a_running_execution(hook):
+    # moto answers idempotently; AWS may raise ExecutionAlreadyExists under eventual consistency.
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    hook.start_execution(arn, "run-1", {"a": 1})
+    error = hook.conn.exceptions.ExecutionAlreadyExists(
+        {"Error": {"Code": "ExecutionAlreadyExists", "Message": "exists"}}, "StartExecution"
+    )
+    with mock.patch.object(hook.conn, "start_execution", side_effect=error):
+        attached = hook.start_execution(arn, "run-1", {"a": 1})
+    assert attached.attached
+    assert attached.description is not None
+    assert attached.description["status"] == "RUNNING"
+
+
+def test_running_execution_with_other_input_is_a_conflict(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    hook.start_execution(arn, "run-1", {"a": 1})
+    with pytest.raises(ExecutionNameConflict, match="different input"):
+        hook.start_execution(arn, "run-1", {"a": 2})
+
+
+def test_closed_execution_is_reported_not_restarted(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    started = hook.start_execution(arn, "run-1", {"a": 1})
+    hook.stop_execution(started.execution_arn, error="Airflow.Killed", cause="task killed")
+    closed = hook.start_execution(arn, "run-1", {"a": 1})
+    assert not closed.started
+    assert not closed.attached
+    assert closed.status == "ABORTED"
+    assert hook.describe_execution(started.execution_arn)["status"] == "ABORTED"
+
+
+def test_redrive_and_map_run_calls_pass_aws_parameters(hook):
+    with (
+        mock.patch.object(hook.conn, "redrive_execution") as redrive,
+        mock.patch.object(hook.conn, "describe_map_run", return_value={"mapRunArn": "m"}) as describe,
+        mock.patch.object(hook.conn, "get_paginator") as paginator,
+    ):
+        paginator.return_value.paginate.return_value = [
+            {"mapRuns": [{"mapRunArn": "m1", "startDate": 1}]},
+            {"mapRuns": [{"mapRunArn": "m2", "startDate": 2}]},
+        ]
+        hook.redrive_execution("arn:exec", client_token="t" * 80)
+        assert hook.describe_map_run("m") == {"mapRunArn": "m"}
+        assert [run["mapRunArn"] for run in hook.list_map_runs("arn:exec")] == ["m1", "m2"]
+        assert hook.latest_map_run_arn("arn:exec") == "m2"
+    redrive.assert_called_once_with(executionArn="arn:exec", clientToken="t" * 64)
+    describe.assert_called_once_with(mapRunArn="m")
+
+
+def test_execution_arn_for_rejects_non_state_machine_arns():
+    with pytest.raises(ValueError, match="stateMachine"):
+        execution_arn_for("arn:aws:lambda:us-east-1:1:function:f", "x")
