@@ -1,0 +1,1 @@
+"""CSV row processing: pre-flight checks, the Distributed Map definition pieces, and the collector."""

@@ -1,0 +1,475 @@
+"""Pre-flight checks of a CSV row-processing task, run before anything is created or started in AWS.
+
+The header is read with ranged GETs (64 KiB first, doubled while the first record is incomplete, never
+the whole file) and split by :mod:`airflow_distmap.formats.csv_records`, the same splitter the local
+ItemReader uses, so a row's index means the same record everywhere.
+
+How the Map reads the file (decided here, used by the definition and the collector):
+the ItemReader always uses ``CSVHeaderLocation: GIVEN`` with synthetic names ``c0, c1, ...``, and the
+ItemSelector maps them back to the real names. So:
+
+- a UTF-8 byte-order mark, or header names no JSONPath can address (quotes, brackets, dots), cannot
+  reach the function: the real names only appear as keys of the ItemSelector template. Whether AWS's
+  FIRST_ROW reader strips a BOM is UNCONFIRMED (spec §1.3, open question 6); with GIVEN it does not matter.
+- when the file has a header line, that line is item 0. ``row_handler`` answers it as skipped
+  (``BatchInput.skip = [0]``, no function call) and the collector ignores it; data row ``i`` (0-based,
+  like a pandas index) is item ``i + 1``. With user-given headers (``csv_headers``) data row ``i`` is
+  item ``i``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import json
+import logging
+import posixpath
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from airflow_distmap.csv_processing.errors import (
+    BadHeaderError,
+    EmptyInputError,
+    InputNotFoundError,
+    MissingColumnError,
+    OutputLocationError,
+    ResultsPrefixInUseError,
+    UnsupportedInputError,
+)
+from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, iter_records
+from airflow_distmap.results import parse_s3_uri, s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+#: First ranged GET of the header.
+HEADER_PROBE_BYTES: Final = 64 * 1024
+#: Largest header read before giving up: AWS reads items of up to 8 MB from a delimited file.
+MAX_HEADER_BYTES: Final = 8 * 1024 * 1024
+#: Output formats by extension.
+OUTPUT_FORMATS: Final = {".csv": "csv", ".parquet": "parquet"}
+#: S3 user metadata (``x-amz-meta-distmap-owner``) marking objects this provider wrote for one task run.
+OWNER_METADATA_KEY: Final = "distmap-owner"
+#: Object written under a results prefix to say which task run owns it.
+RESULTS_OWNER_OBJECT: Final = "_distmap_owner.json"
+_COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".zip")
+_BOM_BYTES: Final = UTF8_BOM.encode()
+
+
+def owner_token(dag_id: str, task_id: str, run_id: str, map_index: int | None = None) -> str:
+    """A short ASCII token naming one task run (stable across its tries), stored as S3 metadata.
+
+    :param dag_id: The DAG id.
+    :param task_id: The task id.
+    :param run_id: The DAG run id.
+    :param map_index: The map index (``None`` or ``-1`` when unmapped).
+    """
+    index = None if map_index is None or map_index < 0 else map_index
+    payload = json.dumps([dag_id, task_id, run_id, index], separators=(",", ":")).encode()
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def resolve_delimiter(value: str) -> tuple[str, str]:
+    """Return ``(CSVDelimiter name, character)`` for a name (``"SEMICOLON"``) or a character (``";"``).
+
+    :param value: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` (any case) or the character.
+    :raises UnsupportedInputError: anything else: AWS's ItemReader supports only these five.
+    """
+    if isinstance(value, str):
+        upper = value.strip().upper() if value.strip() else value
+        if upper in CSV_DELIMITERS:
+            return upper, CSV_DELIMITERS[upper]
+        for name, char in CSV_DELIMITERS.items():
+            if value == char:
+                return name, char
+    choices = ", ".join(f"{name} ({char!r})" for name, char in CSV_DELIMITERS.items())
+    raise UnsupportedInputError(
+        f"Unsupported delimiter {value!r}: the Distributed Map CSV reader supports only {choices}. "
+        "To fix this, pass one of these names or characters, or convert the file to one of them."
+    )
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """What the pre-flight learned about the input CSV and how the Map reads it.
+
+    :param bucket: input bucket.
+    :param key: input key.
+    :param size: object size in bytes.
+    :param etag: the object's ETag when checked (the collector re-reads exactly this version).
+    :param delimiter_name: ``CSVDelimiter`` value (``COMMA``...).
+    :param delimiter: the delimiter character.
+    :param headers: column names, BOM stripped (the output's columns before ``output_column``).
+    :param columns: the columns sent to the function, in the order asked for.
+    :param header_in_file: whether the file's first record is the header (item 0 then skipped).
+    :param has_bom: whether the file starts with a UTF-8 byte-order mark.
+    """
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    delimiter_name: str
+    delimiter: str
+    headers: tuple[str, ...]
+    columns: tuple[str, ...]
+    header_in_file: bool
+    has_bom: bool
+
+    @property
+    def uri(self) -> str:
+        """``s3://`` URI of the input."""
+        return s3_uri(self.bucket, self.key)
+
+    @property
+    def first_data_item(self) -> int:
+        """Item index of data row 0."""
+        return 1 if self.header_in_file else 0
+
+    @property
+    def reader_headers(self) -> list[str]:
+        """The synthetic ``CSVHeaders`` given to the ItemReader: ``c0, c1, ...``."""
+        return [f"c{position}" for position in range(len(self.headers))]
+
+    def reader_name(self, column: str) -> str:
+        """The synthetic ItemReader name of a real column."""
+        return f"c{self.headers.index(column)}"
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where the collector writes: the dataset and its failed-rows ledger.
+
+    :param uri: ``output_uri``.
+    :param format: ``csv`` or ``parquet``.
+    :param ledger_uri: ``<output stem>.failed.<ext>`` beside it.
+    """
+
+    uri: str
+    format: str
+    ledger_uri: str
+
+
+def ledger_uri_for(output_uri: str) -> str:
+    """The failed-rows ledger beside an output: ``s3://b/out/data.csv`` -> ``s3://b/out/data.failed.csv``."""
+    stem, extension = posixpath.splitext(output_uri)
+    return f"{stem}.failed{extension}"
+
+
+@dataclass(frozen=True)
+class _HeaderProbe:
+    header: list[str]
+    has_data_row: bool
+    has_bom: bool
+
+
+def _head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject, or ``None`` when the object does not exist."""
+    try:
+        return dict(s3.head_object(Bucket=bucket, Key=key))
+    except ClientError as exc:
+        # A missing bucket answers 404 too (moto: NoSuchBucket); callers tell the two apart with HeadBucket.
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            return None
+        raise
+
+
+def _bucket_exists(s3: S3Client, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def _probe_header(s3: S3Client, bucket: str, key: str, size: int, delimiter: str) -> _HeaderProbe:
+    """Read the first record with ranged GETs, growing the range until it is complete."""
+    length = HEADER_PROBE_BYTES
+    while True:
+        end = min(length, size)
+        chunk = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{end - 1}")["Body"].read()
+        whole = end >= size
+        has_bom = chunk.startswith(_BOM_BYTES)
+        if has_bom:
+            chunk = chunk[len(_BOM_BYTES) :]
+        try:
+            # final=whole: a multi-byte character cut by the range end is left out, not an error.
+            text = codecs.getincrementaldecoder("utf-8")().decode(chunk, final=whole)
+        except UnicodeDecodeError as exc:
+            raise UnsupportedInputError(
+                f"{s3_uri(bucket, key)} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+                "To fix this, re-encode the file as UTF-8: the Distributed Map CSV reader reads UTF-8."
+            ) from None
+        records = iter_records(io.BytesIO(text.encode()), delimiter=delimiter)
+        header = next(records, None)
+        second = next(records, None)
+        if header is None:
+            if whole:
+                raise EmptyInputError(
+                    f"{s3_uri(bucket, key)} is empty. To fix this, point input_uri at a CSV with a header "
+                    "line and at least one row."
+                )
+        elif whole or second is not None:
+            # The first record is complete once a second one starts (or the file ends).
+            return _HeaderProbe(header=header, has_data_row=second is not None, has_bom=has_bom)
+        if length >= MAX_HEADER_BYTES:
+            raise BadHeaderError(
+                f"The first record of {s3_uri(bucket, key)} is longer than {MAX_HEADER_BYTES} bytes. "
+                "To fix this, check the delimiter and for an unclosed quote in the header line."
+            )
+        length *= 2
+
+
+def _delimiter_hint(header: Sequence[str], delimiter: str) -> str:
+    if len(header) != 1:
+        return ""
+    for name, char in CSV_DELIMITERS.items():
+        if char != delimiter and char != " " and char in header[0]:
+            return f" The header looks delimited by {char!r}: pass delimiter={name!r}."
+    return ""
+
+
+def _check_header(header: Sequence[str], uri: str, delimiter: str, *, given: bool) -> tuple[str, ...]:
+    source = "csv_headers" if given else f"the header line of {uri}"
+    empty = [str(position + 1) for position, name in enumerate(header) if not name.strip()]
+    if empty:
+        raise BadHeaderError(
+            f"{source} has an empty column name at position {', '.join(empty)} (1-based). "
+            "To fix this, give every column a name"
+            + (
+                " in csv_headers."
+                if given
+                else " in the file's first line, or pass csv_headers for a file without a header."
+            )
+            + _delimiter_hint(header, delimiter)
+        )
+    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
+    if duplicates:
+        raise BadHeaderError(
+            f"{source} has duplicate column names: {', '.join(repr(d) for d in duplicates)}. "
+            "To fix this, make every column name unique"
+            + (" in csv_headers." if given else " in the file's first line.")
+        )
+    return tuple(header)
+
+
+def check_csv_input(
+    s3: S3Client,
+    input_uri: str,
+    *,
+    delimiter: str = "COMMA",
+    columns: Sequence[str] | None = None,
+    csv_headers: Sequence[str] | None = None,
+    output_column: str | None = None,
+) -> CsvLayout:
+    """Check the input CSV and the columns asked for; return how the Map will read it.
+
+    :param s3: a boto3 S3 client.
+    :param input_uri: ``s3://bucket/key.csv``.
+    :param delimiter: a ``CSVDelimiter`` name or character.
+    :param columns: columns sent to the function; ``None`` means all.
+    :param csv_headers: column names for a file that has no header line (``CSVHeaderLocation: GIVEN``).
+    :param output_column: the column the function's output is written to; must not be a header name.
+    :raises CsvInputError: a subclass naming the problem and the fix.
+    """
+    try:
+        bucket, key = parse_s3_uri(input_uri, what="input_uri")
+    except ValueError as exc:
+        raise InputNotFoundError(str(exc)) from None
+    if not key or key.endswith("/"):
+        raise InputNotFoundError(
+            f"input_uri {input_uri!r} names no object. To fix this, pass the CSV's full key, "
+            "like 's3://my-bucket/path/data.csv'."
+        )
+    if key.lower().endswith(_COMPRESSED_SUFFIXES):
+        raise UnsupportedInputError(
+            f"{input_uri} is compressed. To fix this, store it uncompressed: the operator re-reads the file "
+            "to write the output in input order."
+        )
+    delimiter_name, delimiter_char = resolve_delimiter(delimiter)
+    head = _head_object(s3, bucket, key)
+    if head is None:
+        if not _bucket_exists(s3, bucket):
+            raise InputNotFoundError(
+                f"Bucket {bucket!r} of input_uri {input_uri} does not exist (or is not visible with this "
+                "connection). To fix this, check the bucket name and the aws_conn_id's account and region."
+            )
+        raise InputNotFoundError(
+            f"No object at {input_uri}. To fix this, check the key (S3 keys are case-sensitive) or make the "
+            "task that writes it run first."
+        )
+    size = int(head.get("ContentLength", 0))
+    if size == 0:
+        raise EmptyInputError(
+            f"{input_uri} is empty. To fix this, point input_uri at a CSV with a header line and rows."
+        )
+    probe = _probe_header(s3, bucket, key, size, delimiter_char)
+    if csv_headers is not None:
+        headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
+        header_in_file = False
+    else:
+        headers = _check_header(probe.header, input_uri, delimiter_char, given=False)
+        header_in_file = True
+        if not probe.has_data_row:
+            raise EmptyInputError(
+                f"{input_uri} holds only a header line ({', '.join(headers)}) and no rows. To fix this, "
+                "point input_uri at a file with data (or skip the task when there is nothing to process)."
+            )
+    wanted = tuple(headers) if columns is None else tuple(columns)
+    if columns is not None and not wanted:
+        raise MissingColumnError(
+            "columns is empty. To fix this, list at least one column, or pass None for all."
+        )
+    missing = [c for c in wanted if c not in headers]
+    if missing:
+        raise MissingColumnError(
+            f"Column(s) {', '.join(repr(m) for m in missing)} not in the header of {input_uri}; it has "
+            f"{', '.join(repr(h) for h in headers)}. To fix this, use names from the header (they are "
+            "case-sensitive)." + _delimiter_hint(headers, delimiter_char)
+        )
+    if len(set(wanted)) != len(wanted):
+        raise MissingColumnError(
+            f"columns lists a column twice: {list(wanted)}. To fix this, list each once."
+        )
+    if output_column is not None and output_column in headers:
+        raise MissingColumnError(
+            f"output_column {output_column!r} is already a column of {input_uri}. To fix this, choose a new "
+            "name for the function's output."
+        )
+    log.info(
+        "Pre-flight of %s: %d columns, delimiter %s, header %s%s",
+        input_uri,
+        len(headers),
+        delimiter_name,
+        "in file" if header_in_file else "given",
+        ", UTF-8 BOM" if probe.has_bom else "",
+    )
+    return CsvLayout(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag=str(head.get("ETag", "")),
+        delimiter_name=delimiter_name,
+        delimiter=delimiter_char,
+        headers=headers,
+        columns=wanted,
+        header_in_file=header_in_file,
+        has_bom=probe.has_bom,
+    )
+
+
+def _owned_by(head: dict[str, Any] | None, owner: str | None) -> bool:
+    return (
+        head is not None and owner is not None and head.get("Metadata", {}).get(OWNER_METADATA_KEY) == owner
+    )
+
+
+def check_output_location(
+    s3: S3Client, output_uri: str, *, input_uri: str, owner: str | None
+) -> OutputTarget:
+    """Check that ``output_uri`` and its ledger can be written without losing anything.
+
+    An existing object is refused unless an earlier try of the same task run wrote it (its
+    ``x-amz-meta-distmap-owner`` equals ``owner``): a retry may replace its own output, nothing else.
+
+    :param s3: a boto3 S3 client.
+    :param output_uri: ``s3://bucket/key.csv`` or ``.parquet``.
+    :param input_uri: the input, which must not be overwritten.
+    :param owner: :func:`owner_token` of this task run.
+    :raises OutputLocationError: bad extension, same as the input, or already written by someone else.
+    """
+    try:
+        bucket, key = parse_s3_uri(output_uri, what="output_uri")
+    except ValueError as exc:
+        raise OutputLocationError(str(exc)) from None
+    extension = posixpath.splitext(key)[1].lower()
+    if extension not in OUTPUT_FORMATS:
+        raise OutputLocationError(
+            f"output_uri {output_uri!r} must end in .csv or .parquet. To fix this, choose one of these "
+            "extensions: it selects the output format."
+        )
+    if output_uri == input_uri:
+        raise OutputLocationError(
+            f"output_uri is the input ({input_uri}). To fix this, write the output to a new key."
+        )
+    ledger_uri = ledger_uri_for(output_uri)
+    for uri in (output_uri, ledger_uri):
+        target_bucket, target_key = parse_s3_uri(uri)
+        head = _head_object(s3, target_bucket, target_key)
+        if head is not None and not _owned_by(head, owner):
+            raise OutputLocationError(
+                f"{uri} already exists and was not written by this task run. To fix this, choose another "
+                "output_uri (template it, e.g. with {{ ds }}) or delete the object if it is not needed."
+            )
+    if not _bucket_exists(s3, bucket):
+        raise OutputLocationError(
+            f"Bucket {bucket!r} of output_uri does not exist. To fix this, create it or use another bucket."
+        )
+    return OutputTarget(uri=output_uri, format=OUTPUT_FORMATS[extension], ledger_uri=ledger_uri)
+
+
+def _results_owner_key(prefix: str) -> str:
+    prefix = prefix.rstrip("/")
+    return f"{prefix}/{RESULTS_OWNER_OBJECT}" if prefix else RESULTS_OWNER_OBJECT
+
+
+def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
+    """Refuse a ``results_uri`` that already holds another task run's results.
+
+    A prefix is free when it holds nothing, or when its ``_distmap_owner.json`` names this task run
+    (an Airflow retry reuses its own prefix).
+
+    :param s3: a boto3 S3 client.
+    :param results_uri: ``s3://bucket/prefix``.
+    :param owner: :func:`owner_token` of this task run.
+    :raises ResultsPrefixInUseError: the prefix holds objects of someone else.
+    """
+    try:
+        bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
+    except ValueError as exc:
+        raise ResultsPrefixInUseError(str(exc)) from None
+    listing_prefix = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
+    try:
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=listing_prefix, MaxKeys=2)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            raise ResultsPrefixInUseError(
+                f"Bucket {bucket!r} of results_uri does not exist. To fix this, create it or use "
+                "another bucket."
+            ) from None
+        raise
+    if not listing.get("KeyCount", len(listing.get("Contents", []))):
+        return
+    head = _head_object(s3, bucket, _results_owner_key(prefix))
+    if head is not None and _owned_by(head, owner):
+        return
+    raise ResultsPrefixInUseError(
+        f"results_uri {results_uri} already holds another run's results. To fix this, leave results_uri "
+        "unset (each task run then gets its own prefix) or template it per run, e.g. with {{ run_id }}."
+    )
+
+
+def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
+    """Mark ``results_uri`` as this task run's (after the pre-flight passed, before starting).
+
+    :param s3: a boto3 S3 client.
+    :param results_uri: ``s3://bucket/prefix``.
+    :param owner: :func:`owner_token` of this task run.
+    """
+    bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
+    s3.put_object(
+        Bucket=bucket,
+        Key=_results_owner_key(prefix),
+        Body=json.dumps({"owner": owner}).encode(),
+        ContentType="application/json",
+        Metadata={OWNER_METADATA_KEY: owner},
+    )

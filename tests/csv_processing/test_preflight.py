@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_distmap.csv_processing import preflight
+from airflow_distmap.csv_processing.errors import (
+    BadHeaderError,
+    CsvInputError,
+    EmptyInputError,
+    InputNotFoundError,
+    MissingColumnError,
+    OutputLocationError,
+    ResultsPrefixInUseError,
+    UnsupportedInputError,
+)
+from airflow_distmap.csv_processing.preflight import (
+    check_csv_input,
+    check_output_location,
+    check_results_prefix,
+    claim_results_prefix,
+    ledger_uri_for,
+    owner_token,
+    resolve_delimiter,
+)
+
+BUCKET = "data"
+
+OWNER = owner_token("dag", "task", "run-1")
+
+
+def put(s3: Any, key: str, body: bytes | str) -> str:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode() if isinstance(body, str) else body)
+    return f"s3://{BUCKET}/{key}"
+
+
+def test_reads_header_and_defaults_to_all_columns(s3: Any) -> None:
+    uri = put(s3, "in.csv", "id,text,note\n1,hello,x\n")
+    layout = check_csv_input(s3, uri, output_column="processed")
+    assert layout.headers == ("id", "text", "note")
+    assert layout.columns == ("id", "text", "note")
+    assert layout.header_in_file
+    assert layout.first_data_item == 1
+    assert layout.reader_headers == ["c0", "c1", "c2"]
+    assert layout.reader_name("note") == "c2"
+    assert (layout.delimiter_name, layout.delimiter) == ("COMMA", ",")
+
+
+def test_bom_is_stripped_from_the_first_name(s3: Any) -> None:
+    uri = put(s3, "bom.csv", "\ufeffid;text\n1;a\n".encode())
+    layout = check_csv_input(s3, uri, delimiter="SEMICOLON", columns=["id"])
+    assert layout.has_bom
+    assert layout.headers == ("id", "text")
+    assert layout.columns == ("id",)
+
+
+@pytest.mark.parametrize(
+    ("given", "name", "char"),
+    [
+        ("COMMA", "COMMA", ","),
+        ("pipe", "PIPE", "|"),
+        (";", "SEMICOLON", ";"),
+        ("\t", "TAB", "\t"),
+        (" ", "SPACE", " "),
+    ],
+)
+def test_delimiters_by_name_or_character(given: str, name: str, char: str) -> None:
+    assert resolve_delimiter(given) == (name, char)
+
+
+@pytest.mark.parametrize("bad", [":", "COLON", "", ",,"])
+def test_unsupported_delimiter(bad: str) -> None:
+    with pytest.raises(UnsupportedInputError, match="supports only"):
+        resolve_delimiter(bad)
+
+
+def test_long_header_is_read_by_growing_ranges_not_the_whole_file(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"column_{i:06d}" for i in range(12_000)]  # ~170 KB header
+    rows = "\n".join(",".join("v" for _ in names) for _ in range(30))
+    uri = put(s3, "wide.csv", ",".join(names) + "\n" + rows + "\n")
+    ranges: list[str] = []
+    real_get = s3.get_object
+
+    def spy(**kwargs: Any) -> Any:
+        ranges.append(kwargs["Range"])
+        return real_get(**kwargs)
+
+    monkeypatch.setattr(s3, "get_object", spy)
+    layout = check_csv_input(s3, uri, columns=["column_011999"])
+    assert len(layout.headers) == 12_000
+    assert ranges == ["bytes=0-65535", "bytes=0-131071", "bytes=0-262143"]
+    assert layout.size > 262_144 * 2
+
+
+def test_quoted_header_with_delimiter_and_newline(s3: Any) -> None:
+    uri = put(s3, "q.csv", '"a,b","line\nbreak",c\n1,2,3\n')
+    assert check_csv_input(s3, uri).headers == ("a,b", "line\nbreak", "c")
+
+
+def test_multibyte_character_cut_by_the_range_end(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "HEADER_PROBE_BYTES", 8)
+    uri = put(s3, "u.csv", "héé,ñame\nü,ö\n")
+    assert check_csv_input(s3, uri).headers == ("héé", "ñame")
+
+
+def test_given_headers_for_a_file_without_header(s3: Any) -> None:
+    uri = put(s3, "nohdr.csv", "1,hello\n")
+    layout = check_csv_input(s3, uri, csv_headers=["id", "text"], columns=["text"])
+    assert not layout.header_in_file
+    assert layout.first_data_item == 0
+    assert layout.headers == ("id", "text")
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        ("", EmptyInputError, "is empty"),
+        ("id,text\n", EmptyInputError, "only a header"),
+        ("id,text", EmptyInputError, "only a header"),
+        ("id,,text\n1,2,3\n", BadHeaderError, "empty column name at position 2"),
+        ("id,text,id\n1,2,3\n", BadHeaderError, "duplicate column names: 'id'"),
+        (b"id,t\xe9xt\n1,2\n", UnsupportedInputError, "not UTF-8"),
+    ],
+)
+def test_bad_files(s3: Any, body: str | bytes, error: type[Exception], message: str) -> None:
+    uri = put(s3, "bad.csv", body)
+    with pytest.raises(error, match=message):
+        check_csv_input(s3, uri)
+
+
+def test_missing_column_lists_the_header_and_hints_the_delimiter(s3: Any) -> None:
+    uri = put(s3, "semi.csv", "id;text\n1;a\n")
+    with pytest.raises(MissingColumnError) as info:
+        check_csv_input(s3, uri, columns=["text"])
+    assert "'text'" in str(info.value)
+    assert "delimiter='SEMICOLON'" in str(info.value)
+
+
+def test_output_column_must_be_new(s3: Any) -> None:
+    uri = put(s3, "in.csv", "id,processed\n1,a\n")
+    with pytest.raises(MissingColumnError, match="already a column"):
+        check_csv_input(s3, uri, output_column="processed")
+
+
+def test_missing_bucket_and_key_and_compressed(s3: Any) -> None:
+    with pytest.raises(InputNotFoundError, match="Bucket 'nope'"):
+        check_csv_input(s3, "s3://nope/in.csv")
+    with pytest.raises(InputNotFoundError, match=r"No object at s3://data/missing\.csv"):
+        check_csv_input(s3, "s3://data/missing.csv")
+    with pytest.raises(InputNotFoundError, match="Invalid input_uri"):
+        check_csv_input(s3, "data/in.csv")
+    with pytest.raises(UnsupportedInputError, match="compressed"):
+        check_csv_input(s3, put(s3, "in.csv.gz", b"x"))
+
+
+def test_preflight_errors_are_not_retried() -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from airflow_distmap.exceptions import DistributedMapError
+
+    assert issubclass(CsvInputError, AirflowFailException)
+    assert issubclass(CsvInputError, DistributedMapError)
+
+
+def test_output_location(s3: Any) -> None:
+    target = check_output_location(s3, "s3://data/out/x.parquet", input_uri="s3://data/in.csv", owner=OWNER)
+    assert (target.format, target.ledger_uri) == ("parquet", "s3://data/out/x.failed.parquet")
+    assert ledger_uri_for("s3://data/a.b/c.csv") == "s3://data/a.b/c.failed.csv"
+    with pytest.raises(OutputLocationError, match=r"\.csv or \.parquet"):
+        check_output_location(s3, "s3://data/out/x.json", input_uri="s3://data/in.csv", owner=OWNER)
+    with pytest.raises(OutputLocationError, match="is the input"):
+        check_output_location(s3, "s3://data/in.csv", input_uri="s3://data/in.csv", owner=OWNER)
+    with pytest.raises(OutputLocationError, match="Bucket 'elsewhere'"):
+        check_output_location(s3, "s3://elsewhere/x.csv", input_uri="s3://data/in.csv", owner=OWNER)
+
+
+def test_existing_output_is_refused_unless_this_task_run_wrote_it(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="out/mine.csv", Body=b"a\n", Metadata={"distmap-owner": OWNER})
+    check_output_location(s3, "s3://data/out/mine.csv", input_uri="s3://data/in.csv", owner=OWNER)
+    other = owner_token("dag", "task", "run-2")
+    with pytest.raises(OutputLocationError, match="already exists"):
+        check_output_location(s3, "s3://data/out/mine.csv", input_uri="s3://data/in.csv", owner=other)
+    s3.put_object(Bucket=BUCKET, Key="out/theirs.failed.csv", Body=b"a\n")
+    with pytest.raises(OutputLocationError, match=r"theirs\.failed\.csv already exists"):
+        check_output_location(s3, "s3://data/out/theirs.csv", input_uri="s3://data/in.csv", owner=OWNER)
+
+
+def test_results_prefix_ownership(s3: Any) -> None:
+    uri = "s3://data/results/run-1"
+    check_results_prefix(s3, uri, owner=OWNER)  # empty: free
+    claim_results_prefix(s3, uri, owner=OWNER)
+    s3.put_object(Bucket=BUCKET, Key="results/run-1/abc/manifest.json", Body=b"{}")
+    check_results_prefix(s3, uri, owner=OWNER)  # a retry of the same task run
+    with pytest.raises(ResultsPrefixInUseError, match="another run's results"):
+        check_results_prefix(s3, uri, owner=owner_token("dag", "task", "run-2"))
+    s3.put_object(Bucket=BUCKET, Key="foreign/x/manifest.json", Body=b"{}")
+    with pytest.raises(ResultsPrefixInUseError):
+        check_results_prefix(s3, "s3://data/foreign/", owner=OWNER)
+    check_results_prefix(s3, "s3://data/foreign-other", owner=OWNER)  # a sibling prefix is not "inside"
+
+
+def test_owner_token_is_stable_and_distinct() -> None:
+    assert owner_token("d", "t", "r") == owner_token("d", "t", "r", -1)
+    assert owner_token("d", "t", "r") != owner_token("d", "t", "r", 0)
