@@ -1,0 +1,511 @@
+"""The Lambda worker pool: run registered handlers in worker processes, many invocations per process.
+
+Per function, up to ``processes`` worker processes (started with the ``forkserver`` method: never a fork of
+this threaded process) each run up to ``max_threads`` invocations at once in threads, so I/O-bound handlers
+reach high concurrency and CPU-bound handlers use every core. Invocations travel to workers in batches and
+results come back in batches (one pipe message for many invocations).
+
+Fault isolation, per invocation:
+
+- the handler raises: its error object (``errorType`` = exception class) comes back, the worker lives on;
+- the handler runs past the function timeout: that invocation fails with ``Sandbox.Timedout`` at once; its
+  worker takes no new work, finishes what else it runs and is then killed (which stops the hung thread);
+- the worker dies (``os._exit``, a signal, the OOM killer): the one invocation it ran fails with
+  ``Runtime.ExitError``; when it ran several, none is blamed yet: they are split in halves, each half re-run in
+  a fresh quarantine worker, until the invocation that kills a worker alone is found. Others succeed normally.
+- ``MemoryError`` (the function's memory budget, ``RLIMIT_AS``) fails that invocation with
+  ``Runtime.OutOfMemory`` and retires the worker, as Lambda discards the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from airflow_distmap.local.lambdas import worker as worker_module
+from airflow_distmap.local.lambdas.registry import FunctionRegistry, FunctionSpec
+
+log = logging.getLogger(__name__)
+
+#: Concurrent invocations one worker process runs (threads); AWS's default account concurrency is 1,000.
+DEFAULT_MAX_THREADS = 512
+#: Seconds allowed past the function timeout for a result to travel back before the pool declares a timeout.
+TIMEOUT_GRACE_SECONDS = 0.05
+#: Seconds a worker may take to start and import its handler before it counts as crashed.
+WORKER_START_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """What a synchronous Lambda ``Invoke`` returns.
+
+    :param payload: the handler's JSON-able return value, or on error the Lambda error object
+        ``{"errorMessage", "errorType", "stackTrace", "requestId"}``.
+    :param request_id: the invocation's request id.
+    :param function_error: ``None`` on success, ``"Unhandled"`` when the handler raised, crashed, timed out or ran
+        out of memory.
+    :param executed_version: the function version that ran.
+    """
+
+    payload: Any
+    request_id: str
+    function_error: str | None = None
+    executed_version: str = "$LATEST"
+
+
+class LambdaInvoker(Protocol):
+    """Anything that invokes Lambda functions synchronously (the pool; fakes in tests)."""
+
+    async def invoke(self, function: str, payload: Any) -> InvocationResult:
+        """Invoke ``function`` (name or ARN) with ``payload``; raises ``FunctionNotFound`` for unknown names."""
+        ...
+
+
+class PoolClosed(RuntimeError):
+    """Raised for invocations still waiting when the pool closes."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Invocation:
+    id: int
+    request_id: str
+    event: bytes
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[InvocationResult]
+    deadline: float = 0.0
+    done: bool = False
+    worker: _Worker | None = None
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: Any
+    conn: Connection
+    quarantine: bool
+    inflight: dict[int, _Invocation] = field(default_factory=dict)
+    ready: bool = False
+    draining: bool = False
+    killed: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+def _deliver(items: list[tuple[asyncio.Future[InvocationResult], InvocationResult | BaseException]]) -> None:
+    for future, outcome in items:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def _resolve(items: list[tuple[_Invocation, InvocationResult | BaseException]]) -> None:
+    """Complete invocations from any thread, one ``call_soon_threadsafe`` per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for invocation, outcome in items:
+        by_loop.setdefault(invocation.loop, []).append((invocation.future, outcome))
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, batch)
+        except RuntimeError:  # the caller's loop is closed: nobody waits any more
+            pass
+
+
+class _FunctionPool:
+    """Workers and queue of one function."""
+
+    def __init__(self, spec: FunctionSpec, owner: LambdaPool) -> None:
+        self.spec = spec
+        self.owner = owner
+        self.lock = threading.Condition()
+        self.pending: deque[_Invocation] = deque()
+        self.workers: list[_Worker] = []
+        self.deadlines: list[tuple[float, int, _Invocation]] = []
+        self.closed = False
+        module, attr = spec.module_and_attr()
+        self.worker_spec: dict[str, Any] = {
+            "name": spec.name,
+            "module": module,
+            "attr": attr,
+            "code_dir": spec.code_dir,
+            "timeout": spec.timeout,
+            "memory_mb": spec.memory_mb,
+            "arn": f"arn:aws:lambda:{owner.region}:{owner.account_id}:function:{spec.name}",
+            "max_threads": owner.max_threads,
+            "environment": {
+                **owner.environment,
+                **spec.environment,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb or 0),
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+            },
+            "sys_path": [entry for entry in sys.path if entry],
+            "cwd": os.getcwd(),
+        }
+        for _ in range(owner.processes):
+            self._start_worker(quarantine=False)
+        self.dispatcher = threading.Thread(
+            target=self._dispatch_loop, name=f"lambda-dispatch-{spec.name}", daemon=True
+        )
+        self.dispatcher.start()
+
+    # -- workers -----------------------------------------------------------------------------------
+
+    def _start_worker(self, quarantine: bool) -> _Worker:
+        parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
+        process = self.owner.context.Process(
+            target=worker_module.main,
+            args=(child_conn, self.worker_spec),
+            name=f"lambda-{self.spec.name}",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        worker = _Worker(process=process, conn=parent_conn, quarantine=quarantine)
+        self.workers.append(worker)
+        threading.Thread(
+            target=self._receive_loop, args=(worker,), name=f"lambda-recv-{self.spec.name}", daemon=True
+        ).start()
+        return worker
+
+    def _receive_loop(self, worker: _Worker) -> None:
+        while True:
+            try:
+                message = worker.conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            items = [
+                (invocation_id, ok, json.loads(body)) for invocation_id, ok, body in pickle.loads(message)
+            ]
+            finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
+            with self.lock:
+                if not worker.ready:
+                    worker.ready = True
+                    # Invocations sent before the worker was ready (quarantine) start their clock now.
+                    for invocation in worker.inflight.values():
+                        self._arm_deadline(invocation)
+                for invocation_id, ok, payload in items:
+                    found = worker.inflight.pop(invocation_id, None)
+                    invocation = found
+                    if invocation is None or invocation.done:
+                        continue
+                    invocation.done = True
+                    if not ok and payload.get("errorType") == "Runtime.OutOfMemory":
+                        self._retire(worker)  # Lambda discards a sandbox that ran out of memory
+                    finished.append(
+                        (
+                            invocation,
+                            InvocationResult(
+                                payload=payload,
+                                request_id=invocation.request_id,
+                                function_error=None if ok else "Unhandled",
+                            ),
+                        )
+                    )
+                self.lock.notify_all()
+            _resolve(finished)
+        self._worker_exited(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Send ``worker`` no more work and start its replacement; it is killed once idle (caller holds lock)."""
+        if worker.draining:
+            return
+        worker.draining = True
+        if not worker.quarantine and not self.closed:
+            self._start_worker(quarantine=False)
+
+    def _arm_deadline(self, invocation: _Invocation) -> None:
+        invocation.deadline = time.monotonic() + self.spec.timeout + TIMEOUT_GRACE_SECONDS
+        heapq.heappush(self.deadlines, (invocation.deadline, invocation.id, invocation))
+
+    def _worker_exited(self, worker: _Worker) -> None:
+        worker.process.join(timeout=5)
+        exitcode = worker.process.exitcode
+        worker.conn.close()
+        finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
+        with self.lock:
+            if worker in self.workers:
+                self.workers.remove(worker)
+            suspects = [inv for inv in worker.inflight.values() if not inv.done]
+            worker.inflight.clear()
+            if self.closed:
+                finished = [(inv, PoolClosed("The Lambda pool is closed")) for inv in suspects]
+            elif len(suspects) == 1:
+                (guilty,) = suspects
+                guilty.done = True
+                finished.append((guilty, self._exit_error(guilty, exitcode)))
+            elif suspects:
+                log.warning(
+                    "Lambda worker of %s died (exit code %s) running %d invocations: re-running them in "
+                    "quarantine to find the culprit",
+                    self.spec.name,
+                    exitcode,
+                    len(suspects),
+                )
+                half = len(suspects) // 2
+                for group in (suspects[:half], suspects[half:]):
+                    quarantine_worker = self._start_worker(quarantine=True)
+                    self._send(quarantine_worker, group)
+            if not self.closed and not worker.quarantine and not worker.draining:
+                self._start_worker(quarantine=False)  # a draining worker was replaced when it began draining
+            self.lock.notify_all()
+        _resolve(finished)
+
+    def _exit_error(self, invocation: _Invocation, exitcode: int | None) -> InvocationResult:
+        if exitcode is not None and exitcode < 0:
+            try:
+                reason = f"signal: {signal.Signals(-exitcode).name[3:].lower()}"
+            except ValueError:
+                reason = f"signal: {-exitcode}"
+            if exitcode == -signal.SIGKILL:
+                reason = "signal: killed"
+        else:
+            reason = f"exit status {exitcode}"
+        message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}"
+        return InvocationResult(
+            payload=json.loads(
+                worker_module.error_object("Runtime.ExitError", message, invocation.request_id)
+            ),
+            request_id=invocation.request_id,
+            function_error="Unhandled",
+        )
+
+    # -- dispatch ----------------------------------------------------------------------------------
+
+    def submit(self, invocation: _Invocation) -> None:
+        with self.lock:
+            if self.closed:
+                raise PoolClosed("The Lambda pool is closed")
+            self.pending.append(invocation)
+            self.lock.notify_all()
+
+    def _send(self, worker: _Worker, batch: list[_Invocation]) -> None:
+        """Send ``batch`` to ``worker`` (caller holds the lock)."""
+        for invocation in batch:
+            invocation.worker = worker
+            worker.inflight[invocation.id] = invocation
+            if worker.ready:
+                self._arm_deadline(invocation)
+        message = pickle.dumps(
+            [(inv.id, inv.request_id, inv.event) for inv in batch], protocol=pickle.HIGHEST_PROTOCOL
+        )
+        try:
+            worker.conn.send_bytes(message)
+        except (OSError, ValueError):
+            pass  # the worker is dead: its receive loop re-runs or fails what it held
+
+    def _dispatch_loop(self) -> None:
+        with self.lock:
+            while not self.closed:
+                self._dispatch_pending()
+                timeout = self._expire()
+                self.lock.wait(timeout)
+
+    def _dispatch_pending(self) -> None:
+        capacity = self.owner.max_threads
+        while self.pending:
+            # Until workers report ready their deadlines would count import time: wait for them.
+            open_workers = [
+                w for w in self.workers if w.ready and not w.quarantine and not w.draining and not w.killed
+            ]
+            if not open_workers:
+                return
+            worker = min(open_workers, key=lambda w: len(w.inflight))
+            room = capacity - len(worker.inflight)
+            if room <= 0:
+                return
+            # Share what is pending evenly so CPU-bound work spreads over every process.
+            share = max(1, min(room, -(-len(self.pending) // len(open_workers))))
+            batch: list[_Invocation] = []
+            while self.pending and len(batch) < share:
+                invocation = self.pending.popleft()
+                if not invocation.future.cancelled():
+                    batch.append(invocation)
+            if batch:
+                self._send(worker, batch)
+
+    def _expire(self) -> float | None:
+        """Fail invocations past their deadline; return seconds until the next deadline."""
+        now = time.monotonic()
+        timed_out: list[tuple[_Invocation, InvocationResult | BaseException]] = []
+        while self.deadlines and self.deadlines[0][0] <= now:
+            deadline, _id, invocation = heapq.heappop(self.deadlines)
+            worker = invocation.worker
+            if invocation.done or worker is None or invocation.id not in worker.inflight:
+                continue
+            if deadline != invocation.deadline:
+                continue  # re-armed since (its worker became ready later)
+            invocation.done = True
+            message = f"RequestId: {invocation.request_id} Error: Task timed out after {self.spec.timeout:.2f} seconds"
+            timed_out.append(
+                (
+                    invocation,
+                    InvocationResult(
+                        payload=json.loads(
+                            worker_module.error_object("Sandbox.Timedout", message, invocation.request_id)
+                        ),
+                        request_id=invocation.request_id,
+                        function_error="Unhandled",
+                    ),
+                )
+            )
+            self._retire(worker)
+        for worker in list(self.workers):
+            if worker.draining and not worker.killed and all(inv.done for inv in worker.inflight.values()):
+                worker.killed = True
+                worker.process.kill()
+            elif not worker.ready and time.monotonic() - worker.started > WORKER_START_TIMEOUT:
+                worker.killed = True
+                worker.process.kill()
+        # A quarantine worker whose invocations all finished has served its purpose.
+        for worker in list(self.workers):
+            if worker.quarantine and worker.ready and not worker.inflight and not worker.killed:
+                worker.killed = True
+                worker.process.kill()
+        _resolve(timed_out)
+        if self.deadlines:
+            return max(0.001, self.deadlines[0][0] - now)
+        return None
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            pending = list(self.pending)
+            self.pending.clear()
+            workers = list(self.workers)
+            self.lock.notify_all()
+        _resolve([(inv, PoolClosed("The Lambda pool is closed")) for inv in pending])
+        for worker in workers:
+            worker.killed = True
+            worker.process.kill()
+        for worker in workers:
+            worker.process.join(timeout=5)
+        self.dispatcher.join(timeout=5)
+
+
+class LambdaPool:
+    """Runs registered Lambda functions in worker processes; implements :class:`LambdaInvoker`.
+
+    ``invoke`` may be awaited from any asyncio event loop, in any thread. Workers of a function start on its
+    first invocation.
+
+    :param registry: the functions.
+    :param processes: worker processes per function (default: the number of CPUs).
+    :param max_threads: concurrent invocations per worker process.
+    :param environment: environment variables for handlers (e.g. ``AWS_ENDPOINT_URL``).
+    :param region: region in the function ARNs handlers see.
+    :param account_id: account in those ARNs.
+    """
+
+    def __init__(
+        self,
+        registry: FunctionRegistry,
+        processes: int | None = None,
+        max_threads: int = DEFAULT_MAX_THREADS,
+        environment: Mapping[str, str] | None = None,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+    ) -> None:
+        self.registry = registry
+        self.processes = max(1, processes or os.cpu_count() or 1)
+        self.max_threads = max_threads
+        self.environment = dict(environment or {})
+        self.region = region
+        self.account_id = account_id
+        self.context = _worker_context()
+        self._pools: dict[str, _FunctionPool] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    def _pool(self, spec: FunctionSpec) -> _FunctionPool:
+        pool = self._pools.get(spec.name)
+        if pool is not None and pool.spec is spec:
+            return pool
+        with self._lock:
+            if self._closed:
+                raise PoolClosed("The Lambda pool is closed")
+            pool = self._pools.get(spec.name)
+            if pool is None or pool.spec is not spec:
+                stale = pool
+                pool = _FunctionPool(spec, self)
+                self._pools[spec.name] = pool
+                if stale is not None:  # the function was re-registered: retire the old workers
+                    threading.Thread(target=stale.close, daemon=True).start()
+            return pool
+
+    async def invoke(self, function: str, payload: Any) -> InvocationResult:
+        """Invoke ``function`` synchronously (``RequestResponse``) with ``payload``.
+
+        :param function: a function name, partial ARN or full ARN (a qualifier is accepted and ignored).
+        :param payload: the event; must be JSON-serialisable.
+        :raises FunctionNotFound: when no function is registered under that name.
+        """
+        spec = self.registry.resolve(function)
+        pool = self._pool(spec)
+        loop = asyncio.get_running_loop()
+        invocation = _Invocation(
+            id=next(self._ids),
+            request_id=str(uuid.uuid4()),
+            event=json.dumps(payload).encode(),
+            loop=loop,
+            future=loop.create_future(),
+        )
+        pool.submit(invocation)
+        return await invocation.future
+
+    def worker_pids(self, function: str) -> list[int]:
+        """Process ids of the live workers of ``function`` (for diagnostics and tests)."""
+        pool = self._pools.get(self.registry.resolve(function).name)
+        if pool is None:
+            return []
+        with pool.lock:
+            return [w.process.pid for w in pool.workers if not w.killed]
+
+    def close(self) -> None:
+        """Stop every worker; invocations still running fail with :class:`PoolClosed`."""
+        with self._lock:
+            self._closed = True
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
+
+    def __enter__(self) -> LambdaPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_context_lock = threading.Lock()
+
+
+def _worker_context() -> Any:
+    # forkserver: workers are forked from a small single-threaded server process, never from this (threaded)
+    # process, and start in milliseconds (which quarantine re-runs rely on). Only the worker module is preloaded,
+    # not the caller's __main__.
+    with _context_lock:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["airflow_distmap.local.lambdas.worker"])
+        return context

@@ -1,0 +1,197 @@
+"""The local endpoint's HTTP front door: one WSGI application, one threaded server on loopback.
+
+Requests carrying ``X-Amz-Target: AWSStepFunctions.<Action>`` are AWS JSON 1.0 calls for the project's
+Step Functions service; everything else (S3 first) goes to moto's server application, exactly as
+``moto_server`` would answer it. moto's backends are process-global: a running endpoint and moto's
+in-process ``mock_aws`` must not overlap in time (``mock_aws`` would also intercept the HTTP calls
+made to the endpoint, and its reset wipes the endpoint's buckets).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_distmap.local.errors import ServiceError
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
+
+log = logging.getLogger(__name__)
+
+#: Prefix of the ``X-Amz-Target`` header of every Step Functions API call.
+STEP_FUNCTIONS_TARGET_PREFIX = "AWSStepFunctions."
+#: Content type of AWS JSON 1.0 protocol responses (what botocore expects from Step Functions).
+AMZ_JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class Dispatcher(Protocol):
+    """What the server needs from the Step Functions service (``StepFunctionsService`` provides it)."""
+
+    def dispatch(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one API call; raise :class:`ServiceError` for an AWS error."""
+        ...
+
+
+def _json_default(value: Any) -> Any:
+    # AWS JSON 1.0 sends timestamps as epoch seconds; accept datetimes from the service as well.
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def encode_json(body: dict[str, Any]) -> bytes:
+    """Serialise a response body the way AWS JSON 1.0 does (compact, epoch-second timestamps)."""
+    return json.dumps(body, separators=(",", ":"), default=_json_default).encode("utf-8")
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ["wsgi.input"]
+    if length > 0:
+        return bytes(stream.read(length))
+    # Chunked uploads carry no Content-Length; werkzeug's server de-chunks them into wsgi.input.
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        return bytes(stream.read())
+    return b""
+
+
+class LocalEndpointApp:
+    """WSGI application routing Step Functions calls to ``service`` and everything else to moto.
+
+    :param service: the Step Functions service (anything with ``dispatch(action, request)``).
+    :param fallback: the WSGI application for every other request; moto's server application when omitted.
+    """
+
+    def __init__(self, service: Dispatcher, fallback: WSGIApp | None = None) -> None:
+        self.service = service
+        self.fallback = fallback if fallback is not None else moto_app()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Route one request."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX):
+            return self._step_functions(target[len(STEP_FUNCTIONS_TARGET_PREFIX) :], environ, start_response)
+        return self.fallback(environ, start_response)
+
+    def _step_functions(
+        self, action: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        request_id = str(uuid.uuid4())
+        try:
+            raw = _read_body(environ)
+            try:
+                request = json.loads(raw) if raw.strip() else {}
+            except ValueError as exc:
+                raise ServiceError("SerializationException", f"Malformed request body: {exc}") from None
+            if not isinstance(request, dict):
+                raise ServiceError("SerializationException", "Request body must be a JSON object")
+            status, body = 200, self.service.dispatch(action, request)
+        except ServiceError as exc:
+            status, body = exc.status, {"__type": exc.code, "message": exc.message}
+        except Exception as exc:
+            # Never hand a stack trace to the client: AWS answers an internal fault with a 500.
+            log.exception("Step Functions action %s failed", action)
+            status, body = 500, {"__type": "InternalFailure", "message": f"{type(exc).__name__}: {exc}"}
+        payload = encode_json(body)
+        start_response(
+            f"{status} {_REASONS.get(status, 'Error')}",
+            [
+                ("Content-Type", AMZ_JSON_CONTENT_TYPE),
+                ("Content-Length", str(len(payload))),
+                ("x-amzn-RequestId", request_id),
+            ],
+        )
+        return [payload]
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
+
+
+def moto_app() -> WSGIApp:
+    """The server-mode application (the one ``moto_server`` serves), built in this process."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app: WSGIApp = DomainDispatcherApplication(create_backend_app)
+    return app
+
+
+def _request_handler_class() -> type[Any]:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class QuietRequestHandler(MotoRequestHandler):  # type: ignore[misc]
+        """moto's handler (keeps S3 metadata header spellings) with per-request lines at DEBUG level."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            log.debug("%s %s %s", self.command, self.path, code)
+
+    return QuietRequestHandler
+
+
+class EndpointServer:
+    """A threaded werkzeug server for ``app`` on ``host:port`` (``port=0`` picks a free port).
+
+    :param app: the WSGI application to serve.
+    :param host: interface to bind; loopback by default.
+    :param port: TCP port; 0 lets the OS choose a free one.
+    """
+
+    def __init__(self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (only after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("The server is not started")
+        return int(self._server.server_address[1])
+
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # Looked up per request so the application can be swapped once the services behind it are ready.
+        return self.app(environ, start_response)
+
+    def start(self) -> None:
+        """Bind the socket and serve in a daemon thread; returns once requests are accepted."""
+        from werkzeug.serving import make_server
+
+        self._server = make_server(
+            self.host,
+            self.requested_port,
+            self._serve,
+            threaded=True,
+            request_handler=_request_handler_class(),
+        )
+        # Request threads must not keep the process alive after stop().
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="local-endpoint-http"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        log.info("Local endpoint listening on http://%s:%s", self.host, self.port)
+
+    def stop(self) -> None:
+        """Stop accepting requests, close the socket and join the serving thread."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None

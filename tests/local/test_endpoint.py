@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_distmap.local import LocalEndpoint
+from airflow_distmap.local.lambdas import LambdaInvoker
+
+
+class EchoService:
+    """A stand-in Step Functions service that records how the endpoint built it."""
+
+    def __init__(self, *, s3_client_factory: Any, lambdas: LambdaInvoker, region: str) -> None:
+        self.s3_client_factory = s3_client_factory
+        self.lambdas = lambdas
+        self.region = region
+        self.closed = False
+
+    def dispatch(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {"stateMachines": [], "nextToken": action}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_endpoint_serves_s3_and_step_functions_on_one_free_port(tmp_path: Path) -> None:
+    with LocalEndpoint(functions_dir=tmp_path, service_factory=EchoService) as endpoint:
+        assert endpoint.url.startswith("http://127.0.0.1:")
+        assert not endpoint.url.endswith(":0")
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket="endpoint-test")
+        s3.put_object(Bucket="endpoint-test", Key="k", Body=b"hello")
+        service = endpoint.service
+        assert isinstance(service, EchoService)
+        # The service's own S3 client reaches the same buckets through the endpoint.
+        assert (
+            service.s3_client_factory().get_object(Bucket="endpoint-test", Key="k")["Body"].read() == b"hello"
+        )
+        assert endpoint.client("stepfunctions").list_state_machines()["nextToken"] == "ListStateMachines"
+        assert service.lambdas is endpoint.lambdas
+
+    assert service.closed
+    assert endpoint.lambdas is None
+
+
+def test_airflow_connection_forms_describe_the_endpoint(tmp_path: Path) -> None:
+    from airflow.models.connection import Connection
+
+    with LocalEndpoint(functions_dir=tmp_path, service_factory=EchoService, region="eu-west-1") as endpoint:
+        as_dict = endpoint.airflow_connection()
+        from_uri = Connection(conn_id="aws_default", uri=endpoint.airflow_connection_uri())
+        from_json = Connection.from_json(endpoint.airflow_connection_json(), conn_id="aws_default")
+
+    assert as_dict["conn_type"] == "aws"
+    assert as_dict["extra"] == {"endpoint_url": endpoint.url, "region_name": "eu-west-1"}
+    for conn in (from_uri, from_json):
+        assert conn.conn_type == "aws"
+        assert conn.login == "testing"
+        assert conn.password == "testing"
+        assert conn.extra_dejson == {"endpoint_url": endpoint.url, "region_name": "eu-west-1"}
+
+
+def test_airflow_aws_hook_reaches_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    with LocalEndpoint(functions_dir=tmp_path, service_factory=EchoService) as endpoint:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", endpoint.airflow_connection_uri())
+        endpoint.client("s3").create_bucket(Bucket="hook-bucket")
+        hook = S3Hook(aws_conn_id="aws_default")
+        hook.load_string("payload", key="x.txt", bucket_name="hook-bucket")
+
+        assert hook.read_key("x.txt", bucket_name="hook-bucket") == "payload"
+        assert json.loads(endpoint.airflow_connection_json())["extra"]["endpoint_url"] == endpoint.url
+
+
+def test_functions_dir_and_overrides_are_registered(tmp_path: Path) -> None:
+    (tmp_path / "doubler").mkdir()
+    (tmp_path / "doubler" / "handler.py").write_text("def handler(event, context):\n    return event * 2\n")
+
+    endpoint = LocalEndpoint(
+        functions_dir=tmp_path,
+        functions={"echo": "sample_handlers:echo"},
+        service_factory=EchoService,
+    )
+
+    assert endpoint.registry.names() == ["doubler", "echo"]
