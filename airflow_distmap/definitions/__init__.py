@@ -1,0 +1,37 @@
+"""Typed builders that produce Distributed Map ASL from Python, validated before any AWS call."""
+
+from __future__ import annotations
+
+from airflow_distmap.definitions.batching import ItemBatcher
+from airflow_distmap.definitions.distributed_map import DistributedMap
+from airflow_distmap.definitions.processors import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
+from airflow_distmap.definitions.readers import (
+    CsvItemReader,
+    ItemReader,
+    JsonItemReader,
+    JsonlItemReader,
+    S3PrefixItemReader,
+)
+from airflow_distmap.definitions.writer import (
+    ResultWriter,
+    ensure_result_writer,
+    is_distributed_map,
+    iter_distributed_maps,
+)
+
+__all__ = [
+    "LAMBDA_RETRY",
+    "CsvItemReader",
+    "DistributedMap",
+    "ItemBatcher",
+    "ItemReader",
+    "JsonItemReader",
+    "JsonlItemReader",
+    "LambdaItemProcessor",
+    "ResultWriter",
+    "S3PrefixItemReader",
+    "check_function_name",
+    "ensure_result_writer",
+    "is_distributed_map",
+    "iter_distributed_maps",
+]

@@ -1,0 +1,130 @@
+"""Typed ItemProcessor builders: what each child execution of a Distributed Map runs."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_distmap.definitions._checks import check_choice, check_int
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+EXECUTION_TYPES = ("STANDARD", "EXPRESS")
+
+LAMBDA_RETRY: list[dict[str, Any]] = [
+    {
+        "ErrorEquals": [
+            "Lambda.ClientExecutionTimeoutException",
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+        ],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2,
+        "JitterStrategy": "FULL",
+    }
+]
+"""The retrier the spec recommends (§4): transient Lambda service errors and throttling, with full jitter.
+
+It is the Best-practices retrier (2 s, 6 attempts, backoff 2) plus ``Lambda.TooManyRequestsException``
+as the batching tutorials do, plus ``JitterStrategy: FULL`` so thousands of throttled children do not retry
+in lockstep. Errors raised by the handler itself are not retried: they are the row's own failure."""
+
+# Name, partial ARN (123456789012:function:name) or full ARN, with an optional version or alias
+# (the FunctionName pattern of the Lambda Invoke API).
+_FUNCTION = re.compile(
+    r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?"
+    r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
+
+
+def check_function_name(function_name: str) -> str:
+    """Return ``function_name`` if it is a Lambda function name or ARN, else raise ``ValueError``."""
+    if not isinstance(function_name, str) or not _FUNCTION.match(function_name):
+        raise ValueError(
+            f"function_name={function_name!r} is not a Lambda function name or ARN. To fix this, pass a name "
+            "such as 'process-row' (1 to 64 letters, digits, '-' or '_') or an ARN such as "
+            "'arn:aws:lambda:us-east-1:123456789012:function:process-row'."
+        )
+    return function_name
+
+
+@dataclass(frozen=True)
+class LambdaItemProcessor:
+    """Each child invokes one Lambda function with its item (or batch) and returns the function's result.
+
+    :param function_name: Lambda function name, partial ARN or ARN (``:version`` / ``:alias`` allowed).
+    :param execution_type: ``STANDARD`` children (exactly once, redrivable, up to a year) or ``EXPRESS``
+        (cheaper, at least once, at most 5 minutes).
+    :param payload: Payload template sent to the function (``key.$`` paths on the item); default: the item.
+    :param timeout_seconds: Fail the Task (``States.Timeout``) after this many seconds.
+    :param retry: Task retriers; default :data:`LAMBDA_RETRY`. Pass ``[]`` for none.
+    :param state_name: Name of the Task state inside the processor.
+    """
+
+    function_name: str
+    execution_type: str = "STANDARD"
+    payload: dict[str, Any] | None = None
+    timeout_seconds: int | None = None
+    retry: list[dict[str, Any]] | None = None
+    state_name: str = "InvokeFunction"
+    extra_parameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_asl(self) -> dict[str, Any]:
+        """Render the ``ItemProcessor`` field."""
+        function = check_function_name(self.function_name)
+        execution_type = check_choice(self.execution_type, "execution_type", EXECUTION_TYPES)
+        parameters: dict[str, Any] = {"FunctionName": function, **self.extra_parameters}
+        if self.payload is None:
+            parameters["Payload.$"] = "$"
+        else:
+            parameters["Payload"] = copy.deepcopy(self.payload)
+        task: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": parameters,
+            "OutputPath": "$.Payload",
+            "Retry": copy.deepcopy(LAMBDA_RETRY if self.retry is None else self.retry),
+            "End": True,
+        }
+        if self.timeout_seconds is not None:
+            limit = 300 if execution_type == "EXPRESS" else 31_536_000
+            task["TimeoutSeconds"] = check_int(
+                self.timeout_seconds, "timeout_seconds", 1, limit, hint=" (EXPRESS children stop at 300 s)"
+            )
+        if not task["Retry"]:
+            del task["Retry"]
+        return {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+            "StartAt": self.state_name,
+            "States": {self.state_name: task},
+        }
+
+
+def distributed_processor(processor: dict[str, Any], execution_type: str | None = None) -> dict[str, Any]:
+    """Turn a user's ASL ``ItemProcessor`` (``StartAt`` + ``States``) into a DISTRIBUTED one.
+
+    :param processor: The ItemProcessor; its ``ProcessorConfig`` is completed, never silently changed.
+    :param execution_type: ``STANDARD``/``EXPRESS`` when the processor does not say.
+    """
+    if not isinstance(processor, dict) or "StartAt" not in processor or "States" not in processor:
+        raise ValueError(
+            "item_processor must be an ASL ItemProcessor with 'StartAt' and 'States'. To fix this, pass "
+            "{'StartAt': 'Work', 'States': {'Work': {...}}} or use LambdaItemProcessor(function_name=...)."
+        )
+    result = copy.deepcopy(processor)
+    config = result.setdefault("ProcessorConfig", {})
+    mode = config.setdefault("Mode", "DISTRIBUTED")
+    if mode != "DISTRIBUTED":
+        raise ValueError(
+            f"item_processor has ProcessorConfig.Mode={mode!r}. To fix this, set it to 'DISTRIBUTED' "
+            "(or drop it): this operator runs Distributed Maps."
+        )
+    config.setdefault(
+        "ExecutionType", check_choice(execution_type or "STANDARD", "execution_type", EXECUTION_TYPES)
+    )
+    check_choice(config["ExecutionType"], "ProcessorConfig.ExecutionType", EXECUTION_TYPES)
+    return result

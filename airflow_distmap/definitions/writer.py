@@ -1,0 +1,111 @@
+"""Typed ResultWriter builder and :func:`ensure_result_writer` (``docs/distributed-map-spec.md`` §3)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_distmap.definitions._checks import check_choice, check_non_empty
+from airflow_distmap.results import parse_s3_uri
+
+PUT_OBJECT = "arn:aws:states:::s3:putObject"
+TRANSFORMATIONS = ("NONE", "COMPACT", "FLATTEN")
+OUTPUT_TYPES = ("JSON", "JSONL")
+
+
+@dataclass(frozen=True)
+class ResultWriter:
+    """Export the Map Run's results (manifest.json + result files) to ``s3://<bucket>/<prefix>/<uuid>/``.
+
+    :param bucket: The bucket (or give ``uri``).
+    :param prefix: The key prefix (or give ``uri``).
+    :param uri: ``s3://bucket/prefix`` instead of ``bucket`` and ``prefix``.
+    :param writer_config: ``{"Transformation": NONE|COMPACT|FLATTEN, "OutputType": JSON|JSONL}``; default
+        none (``NONE`` / ``JSON``: every child's input, output, status and error, which the operator reads).
+    """
+
+    bucket: str | None = None
+    prefix: str = ""
+    uri: str | None = None
+    writer_config: dict[str, Any] | None = None
+
+    def to_asl(self, *, jsonata: bool = False) -> dict[str, Any]:
+        """Render the ``ResultWriter`` field (``Arguments`` instead of ``Parameters`` for JSONata states)."""
+        if self.uri is not None:
+            bucket, prefix = parse_s3_uri(self.uri, what="results_uri")
+        else:
+            bucket, prefix = check_non_empty(self.bucket, "bucket", "my-results-bucket"), self.prefix
+        writer: dict[str, Any] = {
+            "Resource": PUT_OBJECT,
+            "Arguments" if jsonata else "Parameters": {"Bucket": bucket, "Prefix": prefix.rstrip("/")},
+        }
+        if self.writer_config is not None:
+            config = dict(self.writer_config)
+            unknown = sorted(set(config) - {"Transformation", "OutputType"})
+            if unknown:
+                raise ValueError(
+                    f"writer_config has unknown keys {unknown}. To fix this, use only 'Transformation' "
+                    f"({', '.join(TRANSFORMATIONS)}) and 'OutputType' ({', '.join(OUTPUT_TYPES)})."
+                )
+            if "Transformation" in config:
+                check_choice(config["Transformation"], "writer_config Transformation", TRANSFORMATIONS)
+            if "OutputType" in config:
+                check_choice(config["OutputType"], "writer_config OutputType", OUTPUT_TYPES)
+            writer["WriterConfig"] = config
+        return writer
+
+
+def is_distributed_map(state: Any) -> bool:
+    """Whether an ASL state is a Map state in DISTRIBUTED mode."""
+    if not isinstance(state, dict) or state.get("Type") != "Map":
+        return False
+    processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+    return bool((processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED")
+
+
+def iter_distributed_maps(
+    definition: dict[str, Any], query_language: str = "JSONPath"
+) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Yield ``(state_name, state, query_language)`` for every Distributed Map, nested ones included.
+
+    :param definition: A state machine definition or an ItemProcessor / Parallel branch.
+    :param query_language: The inherited ``QueryLanguage``.
+    """
+    language = definition.get("QueryLanguage", query_language)
+    for name, state in (definition.get("States") or {}).items():
+        if not isinstance(state, dict):
+            continue
+        state_language = state.get("QueryLanguage", language)
+        if is_distributed_map(state):
+            yield name, state, state_language
+        for branch in state.get("Branches") or []:
+            yield from iter_distributed_maps(branch, state_language)
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if isinstance(processor, dict):
+            yield from iter_distributed_maps(processor, state_language)
+
+
+def ensure_result_writer(definition: dict[str, Any], results_uri: str) -> dict[str, Any]:
+    """Return a copy of ``definition`` where every Distributed Map exports its results to S3.
+
+    A Map without ``ResultWriter`` gets one writing under ``results_uri``; a Map whose ResultWriter only has
+    a ``WriterConfig`` gets the ``Resource`` and bucket/prefix added; a Map that already exports is left
+    alone. Several Maps share the prefix safely: each Map Run writes under its own ``<mapRunUuid>/`` folder.
+
+    :param definition: The state machine definition.
+    :param results_uri: ``s3://bucket/prefix`` for the results.
+    """
+    parse_s3_uri(results_uri, what="results_uri")
+    result = copy.deepcopy(definition)
+    for _, state, language in iter_distributed_maps(result):
+        jsonata = language == "JSONata"
+        existing = state.get("ResultWriter")
+        if isinstance(existing, dict) and existing.get("Resource"):
+            continue
+        writer = ResultWriter(uri=results_uri).to_asl(jsonata=jsonata)
+        if isinstance(existing, dict) and "WriterConfig" in existing:
+            writer["WriterConfig"] = existing["WriterConfig"]
+        state["ResultWriter"] = writer
+    return result

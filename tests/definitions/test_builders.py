@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_distmap.definitions import (
+    LAMBDA_RETRY,
+    CsvItemReader,
+    DistributedMap,
+    ItemBatcher,
+    JsonItemReader,
+    JsonlItemReader,
+    LambdaItemProcessor,
+    ResultWriter,
+    S3PrefixItemReader,
+    ensure_result_writer,
+    iter_distributed_maps,
+)
+
+
+def test_full_csv_lambda_definition():
+    definition = DistributedMap(
+        item_reader=CsvItemReader(uri="s3://in-bucket/data/rows.csv", delimiter="PIPE", max_items=10),
+        item_processor=LambdaItemProcessor("process-row", execution_type="EXPRESS", timeout_seconds=60),
+        item_selector={"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"},
+        item_batcher=ItemBatcher(max_items_per_batch=50, max_input_bytes_per_batch=262144),
+        max_concurrency=100,
+        tolerated_failure_count=5,
+        tolerated_failure_percentage=1.5,
+        label="Rows",
+        result_writer=ResultWriter(uri="s3://out-bucket/results/"),
+        comment="rows",
+    ).build()
+    assert definition["StartAt"] == "Rows"
+    state = definition["States"]["Rows"]
+    assert state["Type"] == "Map"
+    assert state["End"] is True
+    assert state["Label"] == "Rows"
+    assert state["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {
+            "InputType": "CSV",
+            "CSVHeaderLocation": "FIRST_ROW",
+            "CSVDelimiter": "PIPE",
+            "MaxItems": 10,
+        },
+        "Parameters": {"Bucket": "in-bucket", "Key": "data/rows.csv"},
+    }
+    assert state["ItemBatcher"] == {"MaxItemsPerBatch": 50, "MaxInputBytesPerBatch": 262144}
+    assert state["MaxConcurrency"] == 100
+    assert state["ToleratedFailureCount"] == 5
+    assert state["ToleratedFailurePercentage"] == 1.5
+    assert state["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "out-bucket", "Prefix": "results"},
+    }
+    processor = state["ItemProcessor"]
+    assert processor["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    task = processor["States"][processor["StartAt"]]
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Parameters"] == {"FunctionName": "process-row", "Payload.$": "$"}
+    assert task["OutputPath"] == "$.Payload"
+    assert task["TimeoutSeconds"] == 60
+    assert task["Retry"] == LAMBDA_RETRY
+    json.dumps(definition)  # plain JSON
+
+
+def test_lambda_retry_policy_covers_throttling_with_jitter():
+    (retrier,) = LAMBDA_RETRY
+    assert "Lambda.TooManyRequestsException" in retrier["ErrorEquals"]
+    assert "Lambda.ServiceException" in retrier["ErrorEquals"]
+    assert retrier["JitterStrategy"] == "FULL"
+    assert (retrier["IntervalSeconds"], retrier["MaxAttempts"], retrier["BackoffRate"]) == (2, 6, 2)
+    assert "States.ALL" not in retrier["ErrorEquals"]
+
+
+def test_lambda_processor_payload_and_no_retry():
+    asl = LambdaItemProcessor(
+        "arn:aws:lambda:us-east-1:123456789012:function:f:live", payload={"x.$": "$.a"}, retry=[]
+    ).to_asl()
+    task = asl["States"]["InvokeFunction"]
+    assert task["Parameters"]["Payload"] == {"x.$": "$.a"}
+    assert "Retry" not in task
+    assert asl["ProcessorConfig"]["ExecutionType"] == "STANDARD"
+
+
+def test_readers():
+    given = CsvItemReader(
+        bucket="b-1", key="k.tsv", header_location="GIVEN", headers=["a", "b"], delimiter="TAB"
+    )
+    assert given.to_asl()["ReaderConfig"] == {
+        "InputType": "CSV",
+        "CSVHeaderLocation": "GIVEN",
+        "CSVHeaders": ["a", "b"],
+        "CSVDelimiter": "TAB",
+    }
+    assert JsonItemReader(uri="s3://b-1/x.json", items_pointer="/data").to_asl()["ReaderConfig"] == {
+        "InputType": "JSON",
+        "ItemsPointer": "/data",
+    }
+    assert JsonlItemReader(uri="s3://b-1/x.jsonl", max_items=0).to_asl()["ReaderConfig"] == {
+        "InputType": "JSONL",
+        "MaxItems": 0,
+    }
+    assert S3PrefixItemReader(uri="s3://b-1/images/").to_asl() == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "b-1", "Prefix": "images/"},
+    }
+
+
+def test_processor_from_asl_becomes_distributed():
+    processor = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    state = DistributedMap(item_processor=processor, items_path="$.items").to_state()
+    assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert state["ItemsPath"] == "$.items"
+    assert "ProcessorConfig" not in processor  # the caller's dict is not modified
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: DistributedMap(LambdaItemProcessor("f"), label="x" * 41).build(), "at most 40"),
+        (lambda: DistributedMap(LambdaItemProcessor("f"), label="my label").build(), "' '"),
+        (lambda: DistributedMap(LambdaItemProcessor("f"), label="a:b").build(), "':'"),
+        (lambda: DistributedMap(LambdaItemProcessor("f"), label="").build(), "non-empty"),
+        (
+            lambda: DistributedMap(LambdaItemProcessor("f"), max_concurrency=10001).build(),
+            "between 0 and 10000",
+        ),
+        (lambda: DistributedMap(LambdaItemProcessor("f"), max_concurrency=-1).build(), "max_concurrency"),
+        (lambda: DistributedMap(LambdaItemProcessor("f"), tolerated_failure_count=-1).build(), "at least 0"),
+        (
+            lambda: DistributedMap(LambdaItemProcessor("f"), tolerated_failure_percentage=101).build(),
+            "0 and 100",
+        ),
+        (lambda: ItemBatcher().to_asl(), "needs a limit"),
+        (lambda: ItemBatcher(max_items_per_batch=0).to_asl(), "max_items_per_batch"),
+        (lambda: ItemBatcher(max_input_bytes_per_batch=262145).to_asl(), "between 1 and 262144"),
+        (
+            lambda: CsvItemReader(uri="s3://b-1/k.csv", max_items=100_000_001).to_asl(),
+            "between 0 and 100000000",
+        ),
+        (lambda: CsvItemReader(uri="s3://b-1/k.csv", delimiter=",").to_asl(), "COMMA, PIPE"),
+        (lambda: CsvItemReader(uri="s3://b-1/k.csv", header_location="GIVEN").to_asl(), "needs headers"),
+        (
+            lambda: CsvItemReader(uri="s3://b-1/k.csv", header_location="GIVEN", headers=["a", "a"]).to_asl(),
+            "duplicates",
+        ),
+        (lambda: CsvItemReader(uri="s3://b-1/k.csv", headers=["a"]).to_asl(), "header_location='GIVEN'"),
+        (lambda: CsvItemReader(uri="s3://b-1/dir/").to_asl(), "names a folder"),
+        (lambda: CsvItemReader(uri="b-1/k.csv").to_asl(), "Invalid CSV input URI"),
+        (lambda: JsonItemReader(uri="s3://b-1/k.json", items_pointer="data").to_asl(), "JSON Pointer"),
+        (lambda: LambdaItemProcessor("bad name!").to_asl(), "function_name"),
+        (lambda: LambdaItemProcessor("f", execution_type="FAST").to_asl(), "STANDARD, EXPRESS"),
+        (lambda: LambdaItemProcessor("f", execution_type="EXPRESS", timeout_seconds=301).to_asl(), "300"),
+        (lambda: ResultWriter(uri="s3://b-1/p", writer_config={"Format": "x"}).to_asl(), "unknown keys"),
+        (lambda: ResultWriter(uri="s3://b-1/p", writer_config={"OutputType": "CSV"}).to_asl(), "JSON, JSONL"),
+        (lambda: DistributedMap({"StartAt": "P"}).build(), "StartAt"),
+    ],
+)
+def test_invalid_arguments_name_the_problem_and_the_fix(build, message):
+    with pytest.raises(ValueError, match="To fix this") as info:
+        build()
+    assert message in str(info.value)
+
+
+def test_ensure_result_writer_adds_one_to_every_distributed_map():
+    inner = DistributedMap(LambdaItemProcessor("f"), label="Inner").to_state()
+    exported = DistributedMap(
+        LambdaItemProcessor("f"), label="Exported", result_writer=ResultWriter(uri="s3://mine/keep")
+    ).to_state()
+    config_only = DistributedMap(LambdaItemProcessor("f"), label="ConfigOnly").to_state()
+    config_only["ResultWriter"] = {"WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"}}
+    jsonata = DistributedMap(LambdaItemProcessor("f"), label="Jsonata").to_state()
+    jsonata["QueryLanguage"] = "JSONata"
+    inline = {
+        "Type": "Map",
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+    }
+    definition = {
+        "StartAt": "Par",
+        "States": {
+            "Par": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Inner", "States": {"Inner": inner}}],
+                "Next": "Exported",
+            },
+            "Exported": {**exported, "End": False, "Next": "ConfigOnly"},
+            "ConfigOnly": {**config_only, "End": False, "Next": "Jsonata"},
+            "Jsonata": {**jsonata, "End": False, "Next": "Inline"},
+            "Inline": {**inline, "End": True},
+        },
+    }
+    result = ensure_result_writer(definition, "s3://res/runs")
+    expected = {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "res", "Prefix": "runs"},
+    }
+    assert result["States"]["Par"]["Branches"][0]["States"]["Inner"]["ResultWriter"] == expected
+    assert result["States"]["Exported"]["ResultWriter"]["Parameters"] == {"Bucket": "mine", "Prefix": "keep"}
+    assert result["States"]["ConfigOnly"]["ResultWriter"] == {
+        **expected,
+        "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"},
+    }
+    assert result["States"]["Jsonata"]["ResultWriter"]["Arguments"] == {"Bucket": "res", "Prefix": "runs"}
+    assert "ResultWriter" not in result["States"]["Inline"]
+    assert (
+        "ResultWriter" not in definition["States"]["ConfigOnly"]
+        or "Resource" not in (definition["States"]["ConfigOnly"]["ResultWriter"])
+    )  # input untouched
+    assert sorted(name for name, _, _ in iter_distributed_maps(result)) == [
+        "ConfigOnly",
+        "Exported",
+        "Inner",
+        "Jsonata",
+    ]
+    with pytest.raises(ValueError, match="results_uri"):
+        ensure_result_writer(definition, "not-a-uri")
