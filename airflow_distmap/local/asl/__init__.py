@@ -1,0 +1,50 @@
+"""The ASL engine of the local runtime: paths, intrinsic functions, payload templates, the state interpreter
+and definition validation. Pure computation; I/O only through the :class:`Services` it is given.
+"""
+
+from __future__ import annotations
+
+from airflow_distmap.local.asl.machine import CompiledStateMachine, compile_state_machine
+from airflow_distmap.local.asl.paths import ContextDict, evaluate_path, to_json, variables_of
+from airflow_distmap.local.asl.protocols import EventSink, Services
+from airflow_distmap.local.asl.templates import CompiledTemplate, evaluate_template
+from airflow_distmap.local.asl.validation import Diagnostic, validate_definition
+
+__all__ = [
+    "CompiledStateMachine",
+    "CompiledTemplate",
+    "ContextDict",
+    "Diagnostic",
+    "EventSink",
+    "Services",
+    "compile_state_machine",
+    "evaluate_path",
+    "evaluate_template",
+    "item_context",
+    "to_json",
+    "validate_definition",
+    "variables_of",
+]
+
+
+def item_context(
+    context: dict[str, object] | ContextDict,
+    index: int,
+    value: object,
+    source: str | None = None,
+    key: object = None,
+) -> ContextDict:
+    """The context object for evaluating an ItemSelector on one item (``$$.Map.Item``), keeping the variables.
+
+    :param context: the Map state's context object (as given to ``run_distributed_map``).
+    :param index: the item's index.
+    :param value: the item.
+    :param source: ``$$.Map.Item.Source`` (Distributed Map only), e.g. ``STATE_DATA`` or ``S3://bucket/key``.
+    :param key: the key, for items that are an object's key-value pairs.
+    """
+    item: dict[str, object] = {"Index": index, "Value": value}
+    if key is not None:
+        item["Key"] = key
+    if source is not None:
+        item["Source"] = source
+    return ContextDict({**context, "Map": {"Item": item}}, variables_of(context))

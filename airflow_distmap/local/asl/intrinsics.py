@@ -1,0 +1,435 @@
+"""ASL intrinsic functions (``States.Format(...)``, ``States.StringToJson(...)``, ...).
+
+The call parser is hand-written: no maintained Python library implements the ASL intrinsic grammar (moto's and
+LocalStack's interpreters embed ANTLR-generated parsers that are not published as packages). The grammar is small:
+a call is ``States.Name(arg, ...)`` and an argument is a single-quoted string, a number, ``true``/``false``/
+``null``, a path (``$...``, ``$$...``, ``$var...``) or a nested call. Calls are compiled once into closures.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_distmap.local.asl.paths import MISSING, PathRuntimeError, compile_path, to_json, variables_of
+
+Evaluator = Callable[[Any, Mapping[str, Any]], Any]
+
+_HASH_ALGORITHMS = {
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA-256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+}
+_MAX_ARRAY_RANGE = 1000
+_MAX_BASE64_INPUT = 10000
+
+
+class IntrinsicSyntaxError(ValueError):
+    """Raised when an intrinsic function call is malformed (a definition error)."""
+
+
+@dataclass(frozen=True)
+class _StringLiteral:
+    value: str
+    raw: str  # with escapes kept, for States.Format placeholders
+
+
+def is_intrinsic(text: str) -> bool:
+    """Whether a ``.$`` value is an intrinsic function call rather than a path.
+
+    :param text: the value.
+    """
+    return text.startswith("States.")
+
+
+def compile_intrinsic(text: str, field: str = "") -> Evaluator:
+    """Compile an intrinsic function call.
+
+    :param text: the call, e.g. ``States.Format('Hello {}', $.name)``.
+    :param field: the template key it belongs to, named in runtime error messages.
+    :raises IntrinsicSyntaxError: when the call is malformed or names an unknown function.
+    """
+    parser = _Parser(text, field)
+    evaluator = parser.parse_call()
+    parser.skip_spaces()
+    if parser.position != len(text):
+        raise IntrinsicSyntaxError(
+            f"Unexpected text after the intrinsic function call: {text[parser.position :]!r}"
+        )
+    return evaluator
+
+
+class _Parser:
+    def __init__(self, text: str, field: str) -> None:
+        self.text = text
+        self.field = field
+        self.position = 0
+
+    def skip_spaces(self) -> None:
+        while self.position < len(self.text) and self.text[self.position].isspace():
+            self.position += 1
+
+    def parse_call(self) -> Evaluator:
+        self.skip_spaces()
+        start = self.position
+        while self.position < len(self.text) and (
+            self.text[self.position].isalnum() or self.text[self.position] == "."
+        ):
+            self.position += 1
+        name = self.text[start : self.position]
+        if not name.startswith("States."):
+            raise IntrinsicSyntaxError(f"Expected an intrinsic function call at {self.text[start:]!r}")
+        function = _FUNCTIONS.get(name)
+        if function is None:
+            raise IntrinsicSyntaxError(f"The intrinsic function {name} is not supported")
+        self.skip_spaces()
+        if self.position >= len(self.text) or self.text[self.position] != "(":
+            raise IntrinsicSyntaxError(f"Expected '(' after {name}")
+        self.position += 1
+        args: list[Any] = []
+        self.skip_spaces()
+        if self.position < len(self.text) and self.text[self.position] == ")":
+            self.position += 1
+        else:
+            while True:
+                args.append(self.parse_argument())
+                self.skip_spaces()
+                if self.position >= len(self.text):
+                    raise IntrinsicSyntaxError(f"Missing ')' in {self.text!r}")
+                char = self.text[self.position]
+                self.position += 1
+                if char == ")":
+                    break
+                if char != ",":
+                    raise IntrinsicSyntaxError(
+                        f"Expected ',' or ')' in {self.text!r} at position {self.position}"
+                    )
+        return _bind(name, function, args, self.text, self.field)
+
+    def parse_argument(self) -> Any:
+        self.skip_spaces()
+        text = self.text
+        if self.position >= len(text):
+            raise IntrinsicSyntaxError(f"Missing argument in {text!r}")
+        char = text[self.position]
+        if char == "'":
+            return self.parse_string()
+        if char == "$":
+            return self.parse_path()
+        if text.startswith("States.", self.position):
+            return self.parse_call()
+        start = self.position
+        while (
+            self.position < len(text)
+            and text[self.position] not in ",)"
+            and not text[self.position].isspace()
+        ):
+            self.position += 1
+        token = text[start : self.position]
+        if token in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[token]
+        try:
+            return json.loads(token) if token and (token[0].isdigit() or token[0] == "-") else _fail(token)
+        except json.JSONDecodeError:
+            return _fail(token)
+
+    def parse_string(self) -> _StringLiteral:
+        text = self.text
+        self.position += 1
+        value: list[str] = []
+        start = self.position
+        while self.position < len(text):
+            char = text[self.position]
+            if char == "\\" and self.position + 1 < len(text):
+                value.append(text[self.position + 1])
+                self.position += 2
+                continue
+            if char == "'":
+                raw = text[start : self.position]
+                self.position += 1
+                return _StringLiteral("".join(value), raw)
+            value.append(char)
+            self.position += 1
+        raise IntrinsicSyntaxError(f"Unterminated string literal in {text!r}")
+
+    def parse_path(self) -> Evaluator:
+        text = self.text
+        start = self.position
+        depth = 0
+        quote: str | None = None
+        while self.position < len(text):
+            char = text[self.position]
+            if quote is not None:
+                if char == quote:
+                    quote = None
+            elif char in "'\"":
+                quote = char
+            elif char in "[(":
+                depth += 1
+            elif char in "])":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif char == "," and depth == 0:
+                break
+            self.position += 1
+        path_text = text[start : self.position].strip()
+        try:
+            path = compile_path(path_text)
+        except ValueError as exc:
+            raise IntrinsicSyntaxError(str(exc)) from exc
+        field = self.field
+
+        def get(data: Any, context: Mapping[str, Any]) -> Any:
+            value = path.find(data, context)
+            if value is MISSING:
+                shown = (
+                    data
+                    if path.source == "data"
+                    else (context if path.source == "context" else variables_of(context))
+                )
+                raise PathRuntimeError(
+                    f"The JSONPath '{path_text}' specified for the field '{field}' could not be found in the "
+                    f"input '{to_json(shown)}'"
+                )
+            return value
+
+        return get
+
+
+def _fail(token: str) -> Any:
+    raise IntrinsicSyntaxError(f"Invalid intrinsic function argument {token!r}")
+
+
+def _bind(name: str, function: Callable[..., Any], args: list[Any], text: str, field: str) -> Evaluator:
+    """Close over the parsed arguments; literal arguments are evaluated once."""
+    getters: list[Evaluator | None] = []
+    constants: list[Any] = []
+    for arg in args:
+        if callable(arg):
+            getters.append(arg)
+            constants.append(None)
+        else:
+            getters.append(None)
+            constants.append(arg)
+    takes_raw = name == "States.Format"
+
+    def evaluate(data: Any, context: Mapping[str, Any]) -> Any:
+        values = []
+        for getter, constant in zip(getters, constants, strict=True):
+            if getter is not None:
+                values.append(getter(data, context))
+            elif isinstance(constant, _StringLiteral):
+                values.append(constant if takes_raw else constant.value)
+            else:
+                values.append(constant)
+        try:
+            return function(*values)
+        except PathRuntimeError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, binascii.Error, UnicodeDecodeError) as exc:
+            # UNCONFIRMED: the exact error name AWS reports for a failing intrinsic; States.Runtime is what it
+            # reports for other payload-template failures, so we use it too.
+            raise PathRuntimeError(f"The function '{text}' had the following error: {exc}") from exc
+
+    return evaluate
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and value.is_integer()
+    )
+
+
+def _format(template: Any, *args: Any) -> str:
+    _require(isinstance(template, _StringLiteral | str), "the first argument must be a string")
+    raw = template.raw if isinstance(template, _StringLiteral) else template.replace("\\", "\\\\")
+    out: list[str] = []
+    remaining = list(args)
+    position = 0
+    while position < len(raw):
+        char = raw[position]
+        if char == "\\" and position + 1 < len(raw):
+            out.append(raw[position + 1])
+            position += 2
+        elif raw.startswith("{}", position):
+            _require(bool(remaining), "the number of arguments does not match the number of placeholders")
+            value = remaining.pop(0)
+            if isinstance(value, _StringLiteral):
+                value = value.value
+            _require(
+                not isinstance(value, dict | list), "arguments must be strings, numbers, booleans or null"
+            )
+            out.append(value if isinstance(value, str) else to_json(value))
+            position += 2
+        else:
+            out.append(char)
+            position += 1
+    _require(not remaining, "the number of arguments does not match the number of placeholders")
+    return "".join(out)
+
+
+def _string_to_json(text: Any) -> Any:
+    _require(isinstance(text, str), "the argument must be a string")
+    return json.loads(text)
+
+
+def _array_partition(array: Any, size: Any) -> list[Any]:
+    _require(isinstance(array, list), "the first argument must be an array")
+    _require(_is_int(size) and size > 0, "the chunk size must be a positive integer")
+    chunk = int(size)
+    return [array[i : i + chunk] for i in range(0, len(array), chunk)]
+
+
+def _array_contains(array: Any, value: Any) -> bool:
+    _require(isinstance(array, list), "the first argument must be an array")
+    return any(_json_equal(item, value) for item in array)
+
+
+def _json_equal(left: Any, right: Any) -> bool:
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    return bool(left == right)
+
+
+def _array_range(start: Any, end: Any, step: Any) -> list[int]:
+    _require(_is_int(start) and _is_int(end) and _is_int(step), "arguments must be integers")
+    _require(step != 0, "the step must not be 0")
+    first, last, increment = int(start), int(end), int(step)
+    values = list(range(first, last + (1 if increment > 0 else -1), increment))
+    _require(len(values) <= _MAX_ARRAY_RANGE, f"the array cannot have more than {_MAX_ARRAY_RANGE} items")
+    return values
+
+
+def _array_get_item(array: Any, index: Any) -> Any:
+    _require(isinstance(array, list), "the first argument must be an array")
+    _require(_is_int(index) and 0 <= index < len(array), f"the index {index} is out of bounds")
+    return array[int(index)]
+
+
+def _array_length(array: Any) -> int:
+    _require(isinstance(array, list), "the argument must be an array")
+    return len(array)
+
+
+def _array_unique(array: Any) -> list[Any]:
+    _require(isinstance(array, list), "the argument must be an array")
+    seen: set[str] = set()
+    unique = []
+    for item in array:
+        key = json.dumps(item, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def _base64_encode(text: Any) -> str:
+    _require(isinstance(text, str), "the argument must be a string")
+    _require(
+        len(text) <= _MAX_BASE64_INPUT, f"the input cannot be longer than {_MAX_BASE64_INPUT} characters"
+    )
+    return base64.b64encode(text.encode()).decode()
+
+
+def _base64_decode(text: Any) -> str:
+    _require(isinstance(text, str), "the argument must be a string")
+    _require(
+        len(text) <= _MAX_BASE64_INPUT, f"the input cannot be longer than {_MAX_BASE64_INPUT} characters"
+    )
+    return base64.b64decode(text.encode(), validate=True).decode()
+
+
+def _hash(data: Any, algorithm: Any) -> str:
+    _require(
+        algorithm in _HASH_ALGORITHMS,
+        f"the algorithm must be one of {', '.join(_HASH_ALGORITHMS)}, not {algorithm}",
+    )
+    text = data if isinstance(data, str) else to_json(data)
+    return hashlib.new(_HASH_ALGORITHMS[algorithm], text.encode()).hexdigest()
+
+
+def _json_merge(left: Any, right: Any, deep: Any) -> dict[str, Any]:
+    _require(isinstance(left, dict) and isinstance(right, dict), "the first two arguments must be objects")
+    _require(deep is False, "only a shallow merge (false) is supported, as in AWS")
+    return {**left, **right}
+
+
+def _math_random(start: Any, end: Any, seed: Any = None) -> int:
+    _require(_is_int(start) and _is_int(end), "start and end must be integers")
+    _require(int(start) < int(end), "start must be less than end")
+    generator = random.Random(seed) if seed is not None else random
+    return generator.randrange(int(start), int(end))
+
+
+def _math_add(left: Any, right: Any) -> int:
+    _require(_is_int(left) and _is_int(right), "arguments must be integers")
+    return int(left) + int(right)
+
+
+def _string_split(text: Any, delimiters: Any) -> list[str]:
+    _require(isinstance(text, str) and isinstance(delimiters, str), "arguments must be strings")
+    # Every character of the second argument is a delimiter and empty tokens are dropped (Java
+    # StringTokenizer semantics; AWS's examples split "1,2,3" and "This.is+a,test=string" this way).
+    tokens: list[str] = []
+    current: list[str] = []
+    for char in text:
+        if char in delimiters:
+            if current:
+                tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if current:
+        tokens.append("".join(current))
+    return tokens
+
+
+def _json_to_string(value: Any) -> str:
+    return to_json(value)
+
+
+def _array(*values: Any) -> list[Any]:
+    return list(values)
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "States.Format": _format,
+    "States.StringToJson": _string_to_json,
+    "States.JsonToString": _json_to_string,
+    "States.Array": _array,
+    "States.ArrayPartition": _array_partition,
+    "States.ArrayContains": _array_contains,
+    "States.ArrayRange": _array_range,
+    "States.ArrayGetItem": _array_get_item,
+    "States.ArrayLength": _array_length,
+    "States.ArrayUnique": _array_unique,
+    "States.Base64Encode": _base64_encode,
+    "States.Base64Decode": _base64_decode,
+    "States.Hash": _hash,
+    "States.JsonMerge": _json_merge,
+    "States.MathRandom": _math_random,
+    "States.MathAdd": _math_add,
+    "States.StringSplit": _string_split,
+    "States.UUID": _uuid,
+}
+
+SUPPORTED_INTRINSICS = frozenset(_FUNCTIONS)

@@ -1,0 +1,630 @@
+"""The ASL interpreter: compile a state machine definition once, run it many times.
+
+Each state is compiled into an object whose ``execute(raw_input, run)`` returns ``(output, next_state_name)``
+(``None`` = the machine ends) or raises :class:`StatesError`. Processing order is AWS's: InputPath ->
+Parameters -> (work) -> ResultSelector -> ResultPath -> OutputPath, with Retry then Catch around the work.
+History events are built only when an :class:`EventSink` is given (the parent execution); children run with
+``events=None`` and pay one integer increment per event instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_distmap.local.asl.choice import compile_rule, parse_timestamp
+from airflow_distmap.local.asl.io import apply_result_path, compile_optional_path, iso_now, select
+from airflow_distmap.local.asl.paths import ContextDict, PathRuntimeError, compile_path, to_json, variables_of
+from airflow_distmap.local.asl.protocols import EventSink, Services
+from airflow_distmap.local.asl.retry import UNCATCHABLE_ERRORS, Catcher, RetryPolicy, find_catcher
+from airflow_distmap.local.asl.tasks import compile_task_resource
+from airflow_distmap.local.asl.templates import CompiledTemplate
+from airflow_distmap.local.errors import StatesError
+
+_NOT_TRUNCATED = {"truncated": False}
+
+
+class _History:
+    """The event sink of one execution plus the running event id (for "entered at the event id #N")."""
+
+    __slots__ = ("events", "last_id")
+
+    def __init__(self, events: EventSink | None, last_id: int = 1) -> None:
+        self.events = events
+        self.last_id = last_id  # ExecutionStarted is event 1, recorded by the service before run()
+
+    def record(self, event_type: str, details: dict[str, Any] | None = None) -> int:
+        self.last_id += 1
+        if self.events is not None:
+            self.events.record(event_type, details)
+        return self.last_id
+
+
+class _CountingSink:
+    """Passed to the Distributed Map runtime so that its events (MapRunStarted...) advance our event ids."""
+
+    __slots__ = ("_history",)
+
+    def __init__(self, history: _History) -> None:
+        self._history = history
+
+    def record(self, event_type: str, details: dict[str, Any] | None = None) -> None:
+        self._history.record(event_type, details)
+
+
+class _Run:
+    """Per-execution (or per inline iteration / branch) state shared by the states it runs."""
+
+    __slots__ = ("context", "history", "services", "variables")
+
+    def __init__(
+        self,
+        services: Services,
+        history: _History,
+        context: Mapping[str, Any],
+        variables: dict[str, Any] | None,
+    ) -> None:
+        self.services = services
+        self.history = history
+        self.variables = variables
+        self.context: Mapping[str, Any] = context if variables is None else ContextDict(context, variables)
+
+
+def _prefixed(state_name: str, entered_id: int, error: PathRuntimeError) -> StatesError:
+    return StatesError(
+        "States.Runtime",
+        f"An error occurred while executing the state '{state_name}' (entered at the event id #{entered_id}). "
+        f"{error.cause}",
+    )
+
+
+class _State:
+    """Fields and I/O processing common to every state type."""
+
+    type_name = ""
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        self.name = name
+        self.spec = spec
+        self.next: str | None = spec.get("Next")
+        self.entered_event = f"{self.type_name}StateEntered"
+        self.exited_event = f"{self.type_name}StateExited"
+        self.input_path = compile_optional_path(spec, "InputPath")
+        self.output_path = compile_optional_path(spec, "OutputPath")
+        self.result_path = compile_optional_path(spec, "ResultPath")
+        parameters = spec.get("Parameters")
+        self.parameters = CompiledTemplate(parameters) if parameters is not None else None
+        selector = spec.get("ResultSelector")
+        self.result_selector = CompiledTemplate(selector) if selector is not None else None
+        assign = spec.get("Assign")
+        self.assign = CompiledTemplate(assign) if assign is not None else None
+        self.uses_state_context = any(
+            template is not None and template.uses_context
+            for template in (self.parameters, self.result_selector, self.assign)
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _context(self, run: _Run, entered_time: str, retry_count: int = 0) -> Mapping[str, Any]:
+        """The context object with ``State`` filled in; only built when a template reads ``$$``."""
+        if not self.uses_state_context:
+            return run.context
+        context = ContextDict(run.context, variables_of(run.context))
+        context["State"] = {"Name": self.name, "EnteredTime": entered_time, "RetryCount": retry_count}
+        return context
+
+    def _enter(self, run: _Run, raw: Any) -> int:
+        history = run.history
+        if history.events is None:
+            history.last_id += 1
+            return history.last_id
+        return history.record(
+            self.entered_event, {"name": self.name, "input": to_json(raw), "inputDetails": _NOT_TRUNCATED}
+        )
+
+    def _exit(self, run: _Run, output: Any) -> None:
+        history = run.history
+        if history.events is None:
+            history.last_id += 1
+            return
+        history.record(
+            self.exited_event, {"name": self.name, "output": to_json(output), "outputDetails": _NOT_TRUNCATED}
+        )
+
+    def _assign(self, run: _Run, data: Any, context: Mapping[str, Any]) -> None:
+        # UNCONFIRMED: which value "$" means inside a JSONPath Assign; we use the state's result where it has
+        # one (Task, Map, Parallel, Pass with Result) and its effective input otherwise.
+        if self.assign is None or run.variables is None:
+            return
+        run.variables.update(self.assign.evaluate(data, context))
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        """Run the state on its raw input; returns ``(output, next state name or None)``."""
+        raise NotImplementedError
+
+
+class _PassState(_State):
+    type_name = "Pass"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.has_result = "Result" in spec
+        self.result = spec.get("Result")
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        entered = self._enter(run, raw)
+        try:
+            context = self._context(run, iso_now()) if self.uses_state_context else run.context
+            data = select(self.input_path, raw, context) if self.input_path is not None else raw
+            if self.parameters is not None:
+                data = self.parameters.evaluate(data, context)
+            result = self.result if self.has_result else data
+            if self.assign is not None:
+                self._assign(run, result, context)
+            output = (
+                apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
+            )
+            if self.output_path is not None:
+                output = select(self.output_path, output, context)
+        except PathRuntimeError as exc:
+            raise _prefixed(self.name, entered, exc) from None
+        self._exit(run, output)
+        return output, self.next
+
+
+class _SucceedState(_State):
+    type_name = "Succeed"
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        entered = self._enter(run, raw)
+        try:
+            output = select(self.input_path, raw, run.context)
+            output = select(self.output_path, output, run.context)
+        except PathRuntimeError as exc:
+            raise _prefixed(self.name, entered, exc) from None
+        self._exit(run, output)
+        return output, None
+
+
+class _FailState(_State):
+    type_name = "Fail"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.error = _StringField(spec, "Error")
+        self.cause = _StringField(spec, "Cause")
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        entered = self._enter(run, raw)
+        try:
+            error = self.error.value(raw, run.context)
+            cause = self.cause.value(raw, run.context)
+        except PathRuntimeError as exc:
+            raise _prefixed(self.name, entered, exc) from None
+        raise StatesError(error, cause)
+
+
+class _StringField:
+    """``Error``/``ErrorPath`` or ``Cause``/``CausePath`` of a Fail state (the Path form may be an intrinsic)."""
+
+    def __init__(self, spec: Mapping[str, Any], field: str) -> None:
+        self.constant: str = spec.get(field, "")
+        path = spec.get(f"{field}Path")
+        self.template = CompiledTemplate({f"{field}Path.$": path}) if path is not None else None
+        self.field = field
+
+    def value(self, data: Any, context: Mapping[str, Any]) -> str:
+        if self.template is None:
+            return self.constant
+        value = self.template.evaluate(data, context)[f"{self.field}Path"]
+        if not isinstance(value, str):
+            raise PathRuntimeError(
+                f"The {self.field}Path field refers to value {to_json(value)} which is not a valid string"
+            )
+        return value
+
+
+class _ChoiceState(_State):
+    type_name = "Choice"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.choices = [(compile_rule(rule), rule["Next"]) for rule in spec.get("Choices", [])]
+        self.default: str | None = spec.get("Default")
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        entered = self._enter(run, raw)
+        context = run.context
+        try:
+            data = select(self.input_path, raw, context)
+            target = self.default
+            for predicate, next_name in self.choices:
+                if predicate(data, context):
+                    target = next_name
+                    break
+            if target is None:
+                # UNCONFIRMED: AWS's cause text for an unmatched Choice without Default.
+                raise StatesError(
+                    "States.NoChoiceMatched",
+                    f"No Choice rule of state '{self.name}' matched and it has no Default",
+                )
+            if self.assign is not None:
+                self._assign(run, data, context)
+            output = select(self.output_path, data, context)
+        except PathRuntimeError as exc:
+            raise _prefixed(self.name, entered, exc) from None
+        self._exit(run, output)
+        return output, target
+
+
+class _WaitState(_State):
+    type_name = "Wait"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.seconds = spec.get("Seconds")
+        self.seconds_path = compile_path(spec["SecondsPath"]) if "SecondsPath" in spec else None
+        self.timestamp = spec.get("Timestamp")
+        self.timestamp_path = compile_path(spec["TimestampPath"]) if "TimestampPath" in spec else None
+
+    def _delay(self, data: Any, context: Mapping[str, Any]) -> float:
+        if self.seconds is not None:
+            return float(self.seconds)
+        if self.seconds_path is not None:
+            value = select(self.seconds_path, data, context)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise PathRuntimeError(
+                    f"The SecondsPath parameter does not reference a valid integer value: {to_json(value)}"
+                )
+            return float(value)
+        text = self.timestamp if self.timestamp is not None else select(self.timestamp_path, data, context)
+        moment = parse_timestamp(text) if isinstance(text, str) else None
+        if moment is None:
+            raise PathRuntimeError(
+                f"The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time "
+                f"format string: {to_json(text)}"
+            )
+        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        entered = self._enter(run, raw)
+        try:
+            data = select(self.input_path, raw, run.context)
+            delay = self._delay(data, run.context)
+            if self.assign is not None:
+                self._assign(run, data, run.context)
+            output = select(self.output_path, data, run.context)
+        except PathRuntimeError as exc:
+            raise _prefixed(self.name, entered, exc) from None
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._exit(run, output)
+        return output, self.next
+
+
+class _WorkState(_State):
+    """A state that does work that can fail and be retried or caught: Task, Map, Parallel."""
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.retry = RetryPolicy(spec.get("Retry", []))
+        self.catchers = tuple(Catcher(catcher) for catcher in spec.get("Catch", []))
+        self.has_retry = bool(self.retry.retriers)
+
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+        """Do the state's work on its effective input and return the raw result."""
+        raise NotImplementedError
+
+    def effective_input(self, raw: Any, context: Mapping[str, Any]) -> Any:
+        """InputPath then Parameters (Map applies its ItemSelector per item instead)."""
+        data = select(self.input_path, raw, context) if self.input_path is not None else raw
+        if self.parameters is not None:
+            data = self.parameters.evaluate(data, context)
+        return data
+
+    async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        entered = self._enter(run, raw)
+        try:
+            entered_time = iso_now() if self.uses_state_context else ""
+            context = self._context(run, entered_time)
+            effective = self.effective_input(raw, context)
+            counters = [0] * len(self.retry.retriers) if self.has_retry else []
+            retries = 0
+            while True:
+                try:
+                    result = await self.work(effective, context, run)
+                    break
+                except PathRuntimeError:
+                    raise
+                except StatesError as error:
+                    if error.error in UNCATCHABLE_ERRORS:
+                        raise
+                    delay = self.retry.next_delay(error.error, counters) if self.has_retry else None
+                    if delay is None:
+                        return self._catch(error, raw, run)
+                    retries += 1
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if self.uses_state_context:
+                        context = self._context(run, entered_time, retries)
+            if self.result_selector is not None:
+                result = self.result_selector.evaluate(result, context)
+            if self.assign is not None:
+                self._assign(run, result, context)
+            output = (
+                apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
+            )
+            if self.output_path is not None:
+                output = select(self.output_path, output, context)
+        except PathRuntimeError as exc:
+            raise _prefixed(self.name, entered, exc) from None
+        self._exit(run, output)
+        return output, self.next
+
+    def _catch(self, error: StatesError, raw: Any, run: _Run) -> tuple[Any, str | None]:
+        catcher = find_catcher(self.catchers, error.error) if self.catchers else None
+        if catcher is None:
+            raise error
+        output = apply_result_path(catcher.result_path, raw, {"Error": error.error, "Cause": error.cause})
+        self._exit(run, output)
+        return output, catcher.next
+
+
+class _TaskState(_WorkState):
+    type_name = "Task"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.resource = compile_task_resource(spec["Resource"])
+        timeout = spec.get("TimeoutSeconds")
+        self.timeout = float(timeout) if timeout is not None else None
+        self.timeout_path = compile_path(spec["TimeoutSecondsPath"]) if "TimeoutSecondsPath" in spec else None
+
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+        timeout = self.timeout
+        if self.timeout_path is not None:
+            value = select(self.timeout_path, effective, context)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise PathRuntimeError(
+                    f"The TimeoutSecondsPath parameter does not reference a valid positive integer: {to_json(value)}"
+                )
+            timeout = float(value)
+        history = run.history if run.history.events is not None else None
+        if timeout is None:
+            return await self.resource.invoke(effective, run.services, history)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.resource.invoke(effective, run.services, history)
+        except TimeoutError:
+            self.resource.timed_out(history)
+            raise StatesError("States.Timeout", "") from None
+
+
+class _MapState(_WorkState):
+    type_name = "Map"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        processor = spec.get("ItemProcessor") or spec.get("Iterator") or {}
+        mode = (processor.get("ProcessorConfig") or {}).get("Mode", "INLINE")
+        self.distributed = mode == "DISTRIBUTED"
+        self.items_path = compile_optional_path(spec, "ItemsPath")
+        self.has_reader = "ItemReader" in spec
+        # In a Map state "Parameters" is the legacy name of ItemSelector: it applies per item.
+        selector = spec.get("ItemSelector", spec.get("Parameters"))
+        self.item_selector = CompiledTemplate(selector) if selector is not None else None
+        self.parameters = None
+        self.max_concurrency = int(spec.get("MaxConcurrency", 0))
+        self.max_concurrency_path = (
+            compile_path(spec["MaxConcurrencyPath"]) if "MaxConcurrencyPath" in spec else None
+        )
+        self.processor = None if self.distributed else compile_state_machine(processor)
+        self.definition = dict(spec)
+
+    def _items(self, effective: Any, context: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+        """``(key or None, value)`` pairs from ItemsPath: array elements, or an object's key-value pairs."""
+        items = select(self.items_path, effective, context)
+        if isinstance(items, list):
+            return [(None, item) for item in items]
+        if isinstance(items, dict):
+            return list(items.items())
+        path = self.spec.get("ItemsPath", "$")
+        raise PathRuntimeError(
+            f"Invalid path '{path}': The ItemsPath field must refer to a JSON array or object, not {to_json(items)}"
+        )
+
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+        history = run.history
+        if self.distributed:
+            length = 0 if self.has_reader else len(self._items(effective, context))
+            history.record("MapStateStarted", {"length": length})
+            sink = _CountingSink(history) if history.events is not None else None
+            try:
+                result = await run.services.run_distributed_map(
+                    self.name, self.definition, effective, context, sink
+                )
+            except StatesError as error:
+                if error.error != "States.Runtime":
+                    history.record("MapStateFailed")
+                raise
+            history.record("MapStateSucceeded")
+            return result
+        items = self._items(effective, context)
+        history.record("MapStateStarted", {"length": len(items)})
+        try:
+            result = await self._run_inline(items, effective, context, run)
+        except StatesError as error:
+            if error.error != "States.Runtime":
+                history.record("MapStateFailed")
+            raise
+        history.record("MapStateSucceeded")
+        return result
+
+    def _concurrency(self, effective: Any, context: Mapping[str, Any]) -> int:
+        if self.max_concurrency_path is None:
+            return self.max_concurrency
+        value = select(self.max_concurrency_path, effective, context)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PathRuntimeError(
+                f"The MaxConcurrencyPath field refers to value {to_json(value)} which is not a valid integer: "
+                f"{self.spec['MaxConcurrencyPath']}"
+            )
+        return value
+
+    async def _run_inline(
+        self, items: list[tuple[Any, Any]], effective: Any, context: Mapping[str, Any], run: _Run
+    ) -> list[Any]:
+        processor = self.processor
+        assert processor is not None
+        concurrency = self._concurrency(effective, context)
+        limit = asyncio.Semaphore(concurrency) if concurrency > 0 else None
+        history = run.history
+        recording = history.events is not None
+
+        async def iteration(index: int, key: Any, value: Any) -> Any:
+            if limit is not None:
+                await limit.acquire()
+            try:
+                if self.item_selector is not None:
+                    item = (
+                        {"Index": index, "Value": value}
+                        if key is None
+                        else {"Index": index, "Key": key, "Value": value}
+                    )
+                    item_context = ContextDict({**context, "Map": {"Item": item}}, variables_of(context))
+                    value = self.item_selector.evaluate(effective, item_context)
+                if recording:
+                    history.record("MapIterationStarted", {"name": self.name, "index": index})
+                variables = dict(run.variables) if run.variables is not None else None
+                try:
+                    output = await processor._execute(
+                        value, _Run(run.services, history, run.context, variables)
+                    )
+                except StatesError as error:
+                    if recording:
+                        history.record("MapIterationFailed", {"name": self.name, "index": index})
+                    raise error from None
+                if recording:
+                    history.record("MapIterationSucceeded", {"name": self.name, "index": index})
+                return output
+            finally:
+                if limit is not None:
+                    limit.release()
+
+        tasks = [asyncio.ensure_future(iteration(i, key, value)) for i, (key, value) in enumerate(items)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+
+class _ParallelState(_WorkState):
+    type_name = "Parallel"
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        super().__init__(name, spec)
+        self.branches = [compile_state_machine(branch) for branch in spec.get("Branches", [])]
+
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+        history = run.history
+        history.record("ParallelStateStarted")
+        tasks = [
+            asyncio.ensure_future(
+                branch._execute(
+                    effective,
+                    _Run(
+                        run.services,
+                        history,
+                        run.context,
+                        dict(run.variables) if run.variables is not None else None,
+                    ),
+                )
+            )
+            for branch in self.branches
+        ]
+        try:
+            results = list(await asyncio.gather(*tasks))
+        except StatesError as error:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if error.error != "States.Runtime":
+                history.record("ParallelStateFailed")
+            raise
+        history.record("ParallelStateSucceeded")
+        return results
+
+
+_STATE_TYPES: dict[str, type[_State]] = {
+    "Pass": _PassState,
+    "Succeed": _SucceedState,
+    "Fail": _FailState,
+    "Choice": _ChoiceState,
+    "Wait": _WaitState,
+    "Task": _TaskState,
+    "Map": _MapState,
+    "Parallel": _ParallelState,
+}
+
+
+class CompiledStateMachine:
+    """A state machine definition parsed once; :meth:`run` executes it.
+
+    :param definition: the definition (``StartAt``, ``States``); validate it first with
+        :func:`airflow_distmap.local.asl.validation.validate_definition`.
+    :raises ValueError: when the definition cannot be compiled.
+    """
+
+    def __init__(self, definition: Mapping[str, Any]) -> None:
+        if definition.get("QueryLanguage", "JSONPath") != "JSONPath":
+            raise ValueError("QueryLanguage JSONata is not supported by the local runtime")
+        states = definition.get("States")
+        if not isinstance(states, dict) or definition.get("StartAt") not in states:
+            raise ValueError("The definition needs StartAt naming one of its States")
+        self.states: dict[str, _State] = {}
+        for name, spec in states.items():
+            state_type = _STATE_TYPES.get(spec.get("Type"))
+            if state_type is None:
+                raise ValueError(f"State '{name}' has an unsupported Type {spec.get('Type')!r}")
+            self.states[name] = state_type(name, spec)
+        self.start = self.states[definition["StartAt"]]
+        self.uses_variables = any(state.assign is not None for state in self.states.values())
+
+    async def run(
+        self, input: Any, context: Mapping[str, Any], services: Services, events: EventSink | None = None
+    ) -> Any:
+        """Execute the state machine.
+
+        :param input: the execution input (a JSON value).
+        :param context: the context object (``$$``): Execution, StateMachine, ... (``State`` is filled in here).
+        :param services: the Lambda invoker and the Distributed Map runtime.
+        :param events: the parent execution's history sink; ``None`` for child executions (no overhead).
+        :return: the execution output.
+        :raises StatesError: when the execution fails (``error``/``cause`` as ``ExecutionFailed`` reports them).
+        """
+        variables: dict[str, Any] | None = {} if self.uses_variables else None
+        return await self._execute(input, _Run(services, _History(events), context, variables))
+
+    async def _execute(self, data: Any, run: _Run) -> Any:
+        if run.variables is None and self.uses_variables:
+            run = _Run(run.services, run.history, run.context, {})
+        state = self.start
+        states = self.states
+        while True:
+            data, next_name = await state.execute(data, run)
+            if next_name is None:
+                return data
+            state = states[next_name]
+
+
+def compile_state_machine(definition: Mapping[str, Any]) -> CompiledStateMachine:
+    """Compile a state machine definition (or an ItemProcessor / Parallel branch) once.
+
+    :param definition: the parsed definition.
+    :raises ValueError: when the definition cannot be compiled.
+    """
+    return CompiledStateMachine(definition)

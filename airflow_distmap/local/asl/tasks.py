@@ -1,0 +1,217 @@
+"""Task resources the local runtime implements: the ``lambda:invoke`` integration and a bare Lambda function ARN."""
+
+from __future__ import annotations
+
+import re
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_distmap.local.asl.paths import to_json
+from airflow_distmap.local.errors import StatesError
+
+if TYPE_CHECKING:
+    from airflow_distmap.local.asl.protocols import InvocationResultLike, Services
+
+LAMBDA_INVOKE_RE = re.compile(r"^arn:aws[a-z-]*:states:::lambda:invoke$")
+LAMBDA_FUNCTION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):\d{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]+))?$"
+)
+_NOT_TRUNCATED = {"truncated": False}
+
+
+class History(Protocol):
+    """The engine's event recorder (see ``machine._History``)."""
+
+    def record(self, event_type: str, details: dict[str, Any] | None = None) -> int:
+        """Record one event and return its id."""
+
+
+class TaskResource(Protocol):
+    """A compiled Task ``Resource``."""
+
+    async def invoke(self, effective: Any, services: Services, history: History | None) -> Any:
+        """Run the task on its effective input and return the raw result, or raise ``StatesError``."""
+
+    def timed_out(self, history: History | None) -> None:
+        """Record that the task hit its TimeoutSeconds."""
+
+
+def is_supported_resource(resource: str) -> bool:
+    """Whether the local runtime implements a Task resource.
+
+    :param resource: the Task's ``Resource``.
+    """
+    return bool(LAMBDA_INVOKE_RE.match(resource) or LAMBDA_FUNCTION_ARN_RE.match(resource))
+
+
+def compile_task_resource(resource: str) -> TaskResource:
+    """Compile a Task ``Resource``.
+
+    :param resource: ``arn:aws:states:::lambda:invoke`` or a Lambda function ARN.
+    :raises ValueError: for any other resource (not implemented by the local runtime).
+    """
+    if LAMBDA_INVOKE_RE.match(resource):
+        return LambdaInvokeIntegration()
+    match = LAMBDA_FUNCTION_ARN_RE.match(resource)
+    if match:
+        return LambdaFunctionResource(resource, match.group("region"))
+    raise ValueError(f"The Task resource {resource} is not supported by the local runtime")
+
+
+async def _call(services: Services, function: str, payload: Any) -> InvocationResultLike:
+    """Invoke and map the invoker's exceptions to the States errors AWS reports."""
+    try:
+        return await services.lambdas.invoke(function, payload)
+    except StatesError:
+        raise
+    except Exception as exc:
+        # Matched by name so the engine does not import the Lambda pool (another package, and a process pool).
+        if type(exc).__name__ == "FunctionNotFound":
+            raise StatesError(
+                "Lambda.ResourceNotFoundException",
+                f"Function not found: {function} (Service: AWSLambda; Status Code: 404; "
+                f"Error Code: ResourceNotFoundException)",
+            ) from None
+        raise StatesError("Lambda.ServiceException", f"{type(exc).__name__}: {exc}") from None
+
+
+def _function_error(result: InvocationResultLike) -> StatesError:
+    """How Step Functions surfaces a function error: the ``errorType`` is the error name and the whole Lambda
+    error object, as JSON text, is the cause (``Lambda.Unknown`` when the function gave no ``errorType``).
+    """
+    payload = result.payload
+    error = payload.get("errorType") if isinstance(payload, dict) else None
+    return StatesError(error if isinstance(error, str) and error else "Lambda.Unknown", to_json(payload))
+
+
+class LambdaInvokeIntegration:
+    """``arn:aws:states:::lambda:invoke``: Parameters carry ``FunctionName`` and ``Payload``; the result is the
+    Invoke API response (``ExecutedVersion``, ``Payload``, ``SdkHttpMetadata``, ``SdkResponseMetadata``,
+    ``StatusCode``).
+    """
+
+    async def invoke(self, effective: Any, services: Services, history: History | None) -> Any:
+        """Invoke the function named by the effective Parameters."""
+        if not isinstance(effective, dict) or not isinstance(effective.get("FunctionName"), str):
+            raise StatesError(
+                "States.Runtime", "The lambda:invoke integration needs Parameters with a FunctionName string"
+            )
+        function: str = effective["FunctionName"]
+        qualifier = effective.get("Qualifier")
+        if isinstance(qualifier, str) and qualifier:
+            function = f"{function}:{qualifier}"
+        # Without "Payload" Lambda receives an empty event, as the Invoke API does with no payload.
+        payload = effective.get("Payload", {})
+        if history is not None:
+            history.record(
+                "TaskScheduled",
+                {
+                    "resourceType": "lambda",
+                    "resource": "invoke",
+                    "region": _region_of(function),
+                    "parameters": to_json(effective),
+                },
+            )
+            history.record("TaskStarted", {"resourceType": "lambda", "resource": "invoke"})
+        try:
+            result = await _call(services, function, payload)
+            if result.function_error:
+                raise _function_error(result)
+        except StatesError as error:
+            if history is not None:
+                history.record(
+                    "TaskFailed",
+                    {
+                        "resourceType": "lambda",
+                        "resource": "invoke",
+                        "error": error.error,
+                        "cause": error.cause,
+                    },
+                )
+            raise
+        output = {
+            "ExecutedVersion": result.executed_version,
+            "Payload": result.payload,
+            "SdkHttpMetadata": {
+                "AllHttpHeaders": {
+                    "X-Amz-Executed-Version": [result.executed_version],
+                    "x-amz-request-id": [result.request_id],
+                    "Content-Type": ["application/json"],
+                    "Date": [formatdate(usegmt=True)],
+                },
+                "HttpHeaders": {
+                    "X-Amz-Executed-Version": result.executed_version,
+                    "x-amz-request-id": result.request_id,
+                    "Content-Type": "application/json",
+                    "Date": formatdate(usegmt=True),
+                },
+                "HttpStatusCode": 200,
+            },
+            "SdkResponseMetadata": {"RequestId": result.request_id},
+            "StatusCode": 200,
+        }
+        if history is not None:
+            history.record(
+                "TaskSucceeded",
+                {
+                    "resourceType": "lambda",
+                    "resource": "invoke",
+                    "output": to_json(output),
+                    "outputDetails": _NOT_TRUNCATED,
+                },
+            )
+        return output
+
+    def timed_out(self, history: History | None) -> None:
+        """Record ``TaskTimedOut``."""
+        if history is not None:
+            history.record(
+                "TaskTimedOut",
+                {"resourceType": "lambda", "resource": "invoke", "error": "States.Timeout", "cause": ""},
+            )
+
+
+class LambdaFunctionResource:
+    """A bare Lambda function ARN as the Task resource: the effective input is the event and the function's
+    return value is the task result.
+
+    :param arn: the function ARN.
+    :param region: its region.
+    """
+
+    def __init__(self, arn: str, region: str) -> None:
+        self.arn = arn
+        self.region = region
+
+    async def invoke(self, effective: Any, services: Services, history: History | None) -> Any:
+        """Invoke the function with the effective input."""
+        if history is not None:
+            history.record(
+                "LambdaFunctionScheduled",
+                {"resource": self.arn, "input": to_json(effective), "inputDetails": _NOT_TRUNCATED},
+            )
+            history.record("LambdaFunctionStarted")
+        try:
+            result = await _call(services, self.arn, effective)
+            if result.function_error:
+                raise _function_error(result)
+        except StatesError as error:
+            if history is not None:
+                history.record("LambdaFunctionFailed", {"error": error.error, "cause": error.cause})
+            raise
+        if history is not None:
+            history.record(
+                "LambdaFunctionSucceeded",
+                {"output": to_json(result.payload), "outputDetails": _NOT_TRUNCATED},
+            )
+        return result.payload
+
+    def timed_out(self, history: History | None) -> None:
+        """Record ``LambdaFunctionTimedOut``."""
+        if history is not None:
+            history.record("LambdaFunctionTimedOut", {"error": "States.Timeout", "cause": ""})
+
+
+def _region_of(function: str) -> str:
+    parts = function.split(":")
+    return parts[3] if len(parts) > 4 and parts[0] == "arn" else "us-east-1"

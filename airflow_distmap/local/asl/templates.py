@@ -1,0 +1,124 @@
+"""Payload templates: Parameters, ItemSelector, ResultSelector, BatchInput, ItemReader/ResultWriter Parameters.
+
+A template is any JSON value; inside objects a key ending in ``.$`` takes its value from a path (``$...`` on the
+data, ``$$...`` on the context object, ``$var`` on a workflow variable) or an intrinsic function call, and the
+``.$`` is dropped from the output key. Templates are compiled once into closures; constant sub-trees are shared
+(the engine never mutates values in place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from airflow_distmap.local.asl.intrinsics import compile_intrinsic, is_intrinsic
+from airflow_distmap.local.asl.paths import PathRuntimeError, field_path_getter, to_json
+
+Evaluator = Callable[[Any, Mapping[str, Any]], Any]
+
+
+class CompiledTemplate:
+    """A payload template compiled once.
+
+    :param template: the template as written in the definition.
+    :raises ValueError: when a ``.$`` value is not a valid path or intrinsic call.
+    """
+
+    __slots__ = ("evaluate", "is_constant", "uses_context")
+
+    def __init__(self, template: Any) -> None:
+        self.uses_context = _uses_context(template)
+        evaluator = _compile(template)
+        self.is_constant = evaluator is None
+        if evaluator is None:
+
+            def constant(data: Any, context: Mapping[str, Any]) -> Any:
+                return template
+
+            self.evaluate: Evaluator = constant
+        else:
+            self.evaluate = evaluator
+
+
+def _uses_context(template: Any) -> bool:
+    if isinstance(template, dict):
+        for key, value in template.items():
+            if key.endswith(".$") and isinstance(value, str) and "$$" in value:
+                return True
+            if _uses_context(value):
+                return True
+    elif isinstance(template, list):
+        return any(_uses_context(item) for item in template)
+    return False
+
+
+def _compile(template: Any) -> Evaluator | None:
+    """An evaluator, or ``None`` when the (sub-)template is constant."""
+    if isinstance(template, dict):
+        parts: list[tuple[str, Evaluator | None, Any]] = []
+        dynamic = False
+        for key, value in template.items():
+            if key.endswith(".$") and len(key) > 2:
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"The value of the field '{key}' must be a path or an intrinsic function"
+                    )
+                getter = compile_intrinsic(value, key) if is_intrinsic(value) else _path_getter(key, value)
+                parts.append((key[:-2], getter, None))
+                dynamic = True
+            else:
+                sub = _compile(value)
+                parts.append((key, sub, value))
+                dynamic = dynamic or sub is not None
+        if not dynamic:
+            return None
+        frozen = tuple(parts)
+
+        def evaluate_object(data: Any, context: Mapping[str, Any]) -> Any:
+            return {key: (get(data, context) if get is not None else const) for key, get, const in frozen}
+
+        return evaluate_object
+    if isinstance(template, list):
+        items = [(_compile(item), item) for item in template]
+        if all(get is None for get, _ in items):
+            return None
+        frozen_items = tuple(items)
+
+        def evaluate_list(data: Any, context: Mapping[str, Any]) -> Any:
+            return [get(data, context) if get is not None else const for get, const in frozen_items]
+
+        return evaluate_list
+    return None
+
+
+def _path_getter(key: str, value: str) -> Evaluator:
+    if not value.startswith("$"):
+        raise ValueError(f"The value of the field '{key}' must start with '$' or 'States.': {value!r}")
+    return field_path_getter(key, value)
+
+
+@lru_cache(maxsize=1024)
+def _compile_cached(text: str) -> CompiledTemplate:
+    import json
+
+    return CompiledTemplate(json.loads(text))
+
+
+def evaluate_template(template: Any, data: Any, context: Mapping[str, Any]) -> Any:
+    """Evaluate a payload template (Parameters, ItemSelector, BatchInput, ItemReader/ResultWriter Parameters).
+
+    Compiled templates are cached by their JSON text; for a hot loop, keep a :class:`CompiledTemplate` and call
+    its ``evaluate(data, context)`` directly.
+
+    :param template: the template as written in the definition.
+    :param data: the JSON value ``$`` refers to.
+    :param context: the context object ``$$`` refers to.
+    :return: the payload.
+    :raises StatesError: ``States.Runtime`` when a path matches nothing or an intrinsic fails.
+    """
+    try:
+        compiled = _compile_cached(to_json(template))
+    except ValueError as exc:
+        raise PathRuntimeError(str(exc)) from exc
+    return compiled.evaluate(data, context)

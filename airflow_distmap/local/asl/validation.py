@@ -1,0 +1,654 @@
+"""Definition validation for CreateStateMachine, UpdateStateMachine and ValidateStateMachineDefinition.
+
+Everything AWS would reject is an ERROR diagnostic, and so is every feature the local runtime does not
+implement (``UNSUPPORTED_FEATURE``, the message naming the feature): a definition is never run with a part of it
+silently ignored. Codes follow AWS's (``INVALID_JSON_DESCRIPTION``, ``SCHEMA_VALIDATION_FAILED``,
+``MISSING_TRANSITION_TARGET``...); locations are JSON pointers like ``/States/MapState/ItemBatcher``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_distmap.local.asl.choice import COMPARISON_OPERATORS, compile_rule, parse_timestamp
+from airflow_distmap.local.asl.paths import compile_path
+from airflow_distmap.local.asl.tasks import LAMBDA_INVOKE_RE, is_supported_resource
+from airflow_distmap.local.asl.templates import CompiledTemplate
+
+SCHEMA = "SCHEMA_VALIDATION_FAILED"
+UNSUPPORTED = "UNSUPPORTED_FEATURE"
+
+_COMMON = {"Type", "Comment", "QueryLanguage"}
+_IO = {"InputPath", "OutputPath"}
+_FIELDS: dict[str, set[str]] = {
+    "Pass": _COMMON | _IO | {"Next", "End", "Parameters", "Result", "ResultPath", "Assign"},
+    "Task": _COMMON
+    | _IO
+    | {"Next", "End", "Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "Assign"}
+    | {"TimeoutSeconds", "TimeoutSecondsPath"},
+    "Choice": _COMMON | _IO | {"Choices", "Default", "Assign"},
+    "Wait": _COMMON | _IO | {"Next", "End", "Seconds", "SecondsPath", "Timestamp", "TimestampPath", "Assign"},
+    "Succeed": _COMMON | _IO,
+    "Fail": _COMMON | {"Error", "ErrorPath", "Cause", "CausePath"},
+    "Parallel": _COMMON
+    | _IO
+    | {"Next", "End", "Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "Assign"},
+    "Map": _COMMON
+    | _IO
+    | {"Next", "End", "ItemProcessor", "Iterator", "ItemsPath", "ItemSelector", "Parameters", "ItemReader"}
+    | {"ItemBatcher", "ResultWriter", "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailurePercentage"}
+    | {"ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath", "Label"}
+    | {"ResultSelector", "ResultPath", "Retry", "Catch", "Assign"},
+}
+#: Fields Step Functions accepts that the local runtime does not implement.
+_UNSUPPORTED_FIELDS: dict[str, str] = {
+    "HeartbeatSeconds": "Task HeartbeatSeconds",
+    "HeartbeatSecondsPath": "Task HeartbeatSecondsPath",
+    "Credentials": "Task Credentials (cross-account role)",
+    "Arguments": "Arguments (JSONata)",
+    "Output": "Output (JSONata)",
+    "Items": "Items (JSONata)",
+}
+_TERMINAL = {"Choice", "Succeed", "Fail"}
+_LABEL_FORBIDDEN = re.compile(r"[\s?*<>{}\[\]:;,\\|^~$#%&`\"\u0000-\u001f\u007f-\u009f]")
+_MAX_INT = 99999999
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding, shaped like ValidateStateMachineDefinition's ``diagnostics`` entries.
+
+    :param severity: ``ERROR`` or ``WARNING``.
+    :param code: e.g. ``SCHEMA_VALIDATION_FAILED``.
+    :param message: what is wrong and where.
+    :param location: a JSON pointer into the definition, e.g. ``/States/MapState/Label``.
+    """
+
+    severity: str
+    code: str
+    message: str
+    location: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The API shape ``{"severity", "code", "message", "location"}``."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "location": self.location,
+        }
+
+
+def validate_definition(definition_text: str) -> list[Diagnostic]:
+    """Validate a state machine definition.
+
+    :param definition_text: the definition as JSON text.
+    :return: the diagnostics; any ERROR means the definition must be rejected (InvalidDefinition).
+    """
+    try:
+        definition = json.loads(definition_text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        return [
+            Diagnostic("ERROR", "INVALID_JSON_DESCRIPTION", f"The definition is not valid JSON: {exc}", "/")
+        ]
+    validator = _Validator()
+    if not isinstance(definition, dict):
+        validator.error(SCHEMA, "The definition must be a JSON object", "")
+    else:
+        validator.machine(definition, "", top_level=True)
+    return validator.diagnostics
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+        self.labels: set[str] = set()
+
+    def error(self, code: str, message: str, location: str) -> None:
+        self.diagnostics.append(Diagnostic("ERROR", code, message, location or "/"))
+
+    def unsupported(self, feature: str, location: str) -> None:
+        self.error(UNSUPPORTED, f"{feature} is not supported by the local runtime", location)
+
+    # -- state machines ---------------------------------------------------------------------------------
+    def machine(self, definition: Mapping[str, Any], location: str, top_level: bool = False) -> None:
+        allowed = {
+            "Comment",
+            "StartAt",
+            "States",
+            "Version",
+            "QueryLanguage",
+            "TimeoutSeconds",
+            "ProcessorConfig",
+        }
+        for field in definition:
+            if field not in allowed:
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported by Step Functions", f"{location}/{field}"
+                )
+        language = definition.get("QueryLanguage", "JSONPath")
+        if language == "JSONata":
+            self.unsupported("QueryLanguage JSONata", f"{location}/QueryLanguage")
+        elif language != "JSONPath":
+            self.error(SCHEMA, f"QueryLanguage must be JSONPath or JSONata, not {language!r}", location)
+        if "TimeoutSeconds" in definition:
+            self.unsupported("The state machine's TimeoutSeconds", f"{location}/TimeoutSeconds")
+        states = definition.get("States")
+        start = definition.get("StartAt")
+        if not isinstance(start, str):
+            self.error(SCHEMA, "The field 'StartAt' is required and must be a string", location)
+        if not isinstance(states, dict) or not states:
+            self.error(SCHEMA, "The field 'States' is required and must be a non-empty object", location)
+            return
+        if isinstance(start, str) and start not in states:
+            self.error(
+                "MISSING_TRANSITION_TARGET", f"StartAt '{start}' is not a state", f"{location}/StartAt"
+            )
+        for name, state in states.items():
+            state_location = f"{location}/States/{name}"
+            if len(name) > 80:
+                self.error(SCHEMA, f"State name '{name}' is longer than 80 characters", state_location)
+            if not isinstance(state, dict):
+                self.error(SCHEMA, f"State '{name}' must be an object", state_location)
+                continue
+            self.state(name, state, states, state_location)
+        if isinstance(start, str) and start in states:
+            self.reachability(start, states, location)
+
+    def reachability(self, start: str, states: Mapping[str, Any], location: str) -> None:
+        seen = {start}
+        pending = [start]
+        while pending:
+            state = states.get(pending.pop())
+            if not isinstance(state, dict):
+                continue
+            targets = [state.get("Next"), state.get("Default")]
+            targets += [rule.get("Next") for rule in state.get("Choices", []) if isinstance(rule, dict)]
+            targets += [
+                catcher.get("Next") for catcher in state.get("Catch", []) if isinstance(catcher, dict)
+            ]
+            for target in targets:
+                if isinstance(target, str) and target in states and target not in seen:
+                    seen.add(target)
+                    pending.append(target)
+        for name in states:
+            if name not in seen:
+                self.error(SCHEMA, f"State '{name}' is not reachable", f"{location}/States/{name}")
+
+    def state(self, name: str, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        kind = state.get("Type")
+        if kind not in _FIELDS:
+            self.error(SCHEMA, f"State '{name}' has an invalid Type {kind!r}", f"{location}/Type")
+            return
+        for field in state:
+            if field in _UNSUPPORTED_FIELDS:
+                self.unsupported(_UNSUPPORTED_FIELDS[field], f"{location}/{field}")
+            elif field not in _FIELDS[kind]:
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported for {kind} states", f"{location}/{field}"
+                )
+        if state.get("QueryLanguage", "JSONPath") != "JSONPath":
+            self.unsupported("QueryLanguage JSONata", f"{location}/QueryLanguage")
+        self.transition(kind, state, states, location)
+        for field in ("InputPath", "OutputPath"):
+            self.path(state, field, location, reference=False)
+        if kind in ("Pass", "Task", "Parallel", "Map"):
+            self.path(state, "ResultPath", location, reference=True)
+        for field in ("Parameters", "ResultSelector", "Assign"):
+            if field in state:
+                self.template(state[field], f"{location}/{field}")
+        if kind in ("Task", "Parallel", "Map"):
+            self.retriers(state.get("Retry", []), f"{location}/Retry")
+            self.catchers(state.get("Catch", []), states, f"{location}/Catch")
+        getattr(self, f"state_{kind.lower()}")(state, states, location)
+
+    def transition(
+        self, kind: str, state: Mapping[str, Any], states: Mapping[str, Any], location: str
+    ) -> None:
+        if kind in _TERMINAL:
+            return
+        has_next, is_end = "Next" in state, state.get("End") is True
+        if has_next == is_end:
+            self.error(SCHEMA, "A state must have exactly one of 'Next' or 'End': true", location)
+        elif has_next and state["Next"] not in states:
+            self.error(
+                "MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {state['Next']}", f"{location}/Next"
+            )
+
+    def path(self, spec: Mapping[str, Any], field: str, location: str, reference: bool) -> None:
+        if field not in spec or spec[field] is None:
+            return
+        value = spec[field]
+        try:
+            path = compile_path(value) if isinstance(value, str) else None
+        except ValueError:
+            path = None
+        if path is None or (reference and not path.is_reference_path):
+            kind = "reference path" if reference else "JSONPath"
+            self.error(
+                SCHEMA, f"The value for the field '{field}' must be a valid {kind}", f"{location}/{field}"
+            )
+
+    def template(self, template: Any, location: str) -> None:
+        try:
+            CompiledTemplate(template)
+        except ValueError as exc:
+            self.error(SCHEMA, str(exc), location)
+
+    def exclusive(self, spec: Mapping[str, Any], first: str, second: str, location: str) -> None:
+        if first in spec and second in spec:
+            self.error(SCHEMA, f"The fields '{first}' and '{second}' are mutually exclusive", location)
+
+    def integer(self, spec: Mapping[str, Any], field: str, low: int, high: int, location: str) -> None:
+        if field not in spec:
+            return
+        value = spec[field]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.error(
+                SCHEMA, f"'{field}' must be an integer between {low} and {high}", f"{location}/{field}"
+            )
+
+    # -- error handling -----------------------------------------------------------------------------------
+    def error_equals(self, entries: Any, index: int, count: int, location: str) -> None:
+        errors = entries.get("ErrorEquals")
+        if not isinstance(errors, list) or not errors or not all(isinstance(e, str) for e in errors):
+            self.error(SCHEMA, "'ErrorEquals' must be a non-empty list of strings", f"{location}/ErrorEquals")
+            return
+        if "States.ALL" in errors and (len(errors) != 1 or index != count - 1):
+            self.error(
+                SCHEMA, "'States.ALL' must appear alone in ErrorEquals, in the last retrier/catcher", location
+            )
+
+    def retriers(self, retriers: Any, location: str) -> None:
+        if not isinstance(retriers, list):
+            self.error(SCHEMA, "'Retry' must be a list", location)
+            return
+        allowed = {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"}
+        allowed |= {"JitterStrategy", "Comment"}
+        for index, retrier in enumerate(retriers):
+            where = f"{location}/{index}"
+            if not isinstance(retrier, dict):
+                self.error(SCHEMA, "A retrier must be an object", where)
+                continue
+            for field in retrier:
+                if field not in allowed:
+                    self.error(
+                        SCHEMA, f"The field '{field}' is not supported in a retrier", f"{where}/{field}"
+                    )
+            self.error_equals(retrier, index, len(retriers), where)
+            self.integer(retrier, "IntervalSeconds", 1, _MAX_INT, where)
+            self.integer(retrier, "MaxAttempts", 0, _MAX_INT, where)
+            self.integer(retrier, "MaxDelaySeconds", 1, 31622400, where)
+            rate = retrier.get("BackoffRate", 2.0)
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 1.0:
+                self.error(SCHEMA, "'BackoffRate' must be a number >= 1.0", f"{where}/BackoffRate")
+            if retrier.get("JitterStrategy", "NONE") not in ("FULL", "NONE"):
+                self.error(SCHEMA, "'JitterStrategy' must be FULL or NONE", f"{where}/JitterStrategy")
+
+    def catchers(self, catchers: Any, states: Mapping[str, Any], location: str) -> None:
+        if not isinstance(catchers, list):
+            self.error(SCHEMA, "'Catch' must be a list", location)
+            return
+        for index, catcher in enumerate(catchers):
+            where = f"{location}/{index}"
+            if not isinstance(catcher, dict):
+                self.error(SCHEMA, "A catcher must be an object", where)
+                continue
+            for field in catcher:
+                if field == "Assign":
+                    self.unsupported("Assign in a Catch", f"{where}/Assign")
+                elif field not in ("ErrorEquals", "Next", "ResultPath", "Comment"):
+                    self.error(
+                        SCHEMA, f"The field '{field}' is not supported in a catcher", f"{where}/{field}"
+                    )
+            self.error_equals(catcher, index, len(catchers), where)
+            if catcher.get("Next") not in states:
+                self.error(
+                    "MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {catcher.get('Next')}", where
+                )
+            self.path(catcher, "ResultPath", where, reference=True)
+
+    # -- state types ----------------------------------------------------------------------------------------
+    def state_pass(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        return
+
+    def state_succeed(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        return
+
+    def state_fail(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        for field in ("Error", "Cause"):
+            self.exclusive(state, field, f"{field}Path", location)
+            path = state.get(f"{field}Path")
+            if path is not None:
+                self.template({f"{field}Path.$": path}, f"{location}/{field}Path")
+
+    def state_task(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        resource = state.get("Resource")
+        if not isinstance(resource, str):
+            self.error(SCHEMA, "A Task state needs a 'Resource' string", location)
+            return
+        if not is_supported_resource(resource):
+            self.unsupported(
+                f"Task resource {resource} (only arn:aws:states:::lambda:invoke and Lambda function ARNs are)",
+                f"{location}/Resource",
+            )
+        elif LAMBDA_INVOKE_RE.match(resource):
+            parameters = state.get("Parameters")
+            if not isinstance(parameters, dict) or not (
+                "FunctionName" in parameters or "FunctionName.$" in parameters
+            ):
+                self.error(
+                    SCHEMA,
+                    "The lambda:invoke integration needs 'FunctionName' in Parameters",
+                    f"{location}/Parameters",
+                )
+            elif parameters.get("InvocationType", "RequestResponse") != "RequestResponse":
+                self.unsupported(
+                    f"lambda:invoke InvocationType {parameters['InvocationType']}", f"{location}/Parameters"
+                )
+        self.exclusive(state, "TimeoutSeconds", "TimeoutSecondsPath", location)
+        self.integer(state, "TimeoutSeconds", 1, _MAX_INT, location)
+        self.path(state, "TimeoutSecondsPath", location, reference=True)
+
+    def state_choice(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        choices = state.get("Choices")
+        if not isinstance(choices, list) or not choices:
+            self.error(SCHEMA, "A Choice state needs a non-empty 'Choices' list", location)
+            return
+        for index, rule in enumerate(choices):
+            where = f"{location}/Choices/{index}"
+            if not isinstance(rule, dict):
+                self.error(SCHEMA, "A Choice rule must be an object", where)
+                continue
+            if "Assign" in rule:
+                self.unsupported("Assign in a Choice rule", f"{where}/Assign")
+            if rule.get("Next") not in states:
+                self.error("MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {rule.get('Next')}", where)
+            if "Condition" in rule:
+                self.unsupported("Choice Condition (JSONata)", f"{where}/Condition")
+                continue
+            self.rule(rule, where)
+        if "Default" in state and state["Default"] not in states:
+            self.error("MISSING_TRANSITION_TARGET", f"Missing 'Default' target: {state['Default']}", location)
+
+    def rule(self, rule: Mapping[str, Any], location: str) -> None:
+        try:
+            compile_rule(rule)
+        except (ValueError, KeyError, TypeError, re.error) as exc:
+            operators = sorted(COMPARISON_OPERATORS)
+            self.error(SCHEMA, f"Invalid Choice rule: {exc} (operators: {', '.join(operators)})", location)
+            return
+        for operator, operand in rule.items():
+            if (
+                operator.startswith("Timestamp")
+                and not operator.endswith("Path")
+                and operator in COMPARISON_OPERATORS
+            ):
+                if not isinstance(operand, str) or parse_timestamp(operand) is None:
+                    self.error(SCHEMA, f"'{operator}' needs an ISO-8601 timestamp", f"{location}/{operator}")
+            elif operator.startswith("Numeric") and not operator.endswith("Path"):
+                if isinstance(operand, bool) or not isinstance(operand, int | float):
+                    self.error(SCHEMA, f"'{operator}' needs a number", f"{location}/{operator}")
+            elif (
+                operator.startswith("String")
+                and not operator.endswith("Path")
+                and not isinstance(operand, str)
+            ):
+                self.error(SCHEMA, f"'{operator}' needs a string", f"{location}/{operator}")
+
+    def state_wait(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        present = [f for f in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath") if f in state]
+        if len(present) != 1:
+            self.error(
+                SCHEMA,
+                "A Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath",
+                location,
+            )
+        self.integer(state, "Seconds", 0, _MAX_INT, location)
+        if "Timestamp" in state and (
+            not isinstance(state["Timestamp"], str) or parse_timestamp(state["Timestamp"]) is None
+        ):
+            self.error(SCHEMA, "'Timestamp' must be an ISO-8601 timestamp", f"{location}/Timestamp")
+        self.path(state, "SecondsPath", location, reference=True)
+        self.path(state, "TimestampPath", location, reference=True)
+
+    def state_parallel(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        branches = state.get("Branches")
+        if not isinstance(branches, list) or not branches:
+            self.error(SCHEMA, "A Parallel state needs a non-empty 'Branches' list", location)
+            return
+        for index, branch in enumerate(branches):
+            if isinstance(branch, dict):
+                self.machine(branch, f"{location}/Branches/{index}")
+            else:
+                self.error(SCHEMA, "A branch must be an object", f"{location}/Branches/{index}")
+
+    def state_map(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
+        self.exclusive(state, "ItemProcessor", "Iterator", location)
+        self.exclusive(state, "ItemSelector", "Parameters", location)
+        self.exclusive(state, "MaxConcurrency", "MaxConcurrencyPath", location)
+        self.integer(state, "MaxConcurrency", 0, _MAX_INT, location)
+        self.path(state, "ItemsPath", location, reference=True)
+        self.path(state, "MaxConcurrencyPath", location, reference=True)
+        if "ItemSelector" in state:
+            self.template(state["ItemSelector"], f"{location}/ItemSelector")
+        processor_field = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
+        processor = state.get(processor_field)
+        if not isinstance(processor, dict):
+            self.error(SCHEMA, "A Map state needs an 'ItemProcessor' object", location)
+            return
+        config = processor.get("ProcessorConfig", {})
+        where = f"{location}/{processor_field}/ProcessorConfig"
+        if not isinstance(config, dict):
+            self.error(SCHEMA, "'ProcessorConfig' must be an object", where)
+            config = {}
+        mode = config.get("Mode", "INLINE")
+        if mode not in ("INLINE", "DISTRIBUTED"):
+            self.error(SCHEMA, f"ProcessorConfig Mode must be INLINE or DISTRIBUTED, not {mode!r}", where)
+        distributed = mode == "DISTRIBUTED"
+        if distributed and config.get("ExecutionType") not in ("STANDARD", "EXPRESS"):
+            self.error(
+                SCHEMA, "ProcessorConfig ExecutionType must be STANDARD or EXPRESS in DISTRIBUTED mode", where
+            )
+        if not distributed and "ExecutionType" in config:
+            self.error(SCHEMA, "ProcessorConfig ExecutionType is only allowed in DISTRIBUTED mode", where)
+        self.machine(
+            {k: v for k, v in processor.items() if k != "ProcessorConfig"}, f"{location}/{processor_field}"
+        )
+        distributed_only = (
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "Label",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+        )
+        if not distributed:
+            for field in distributed_only:
+                if field in state:
+                    self.error(
+                        SCHEMA, f"'{field}' is only allowed in a DISTRIBUTED Map state", f"{location}/{field}"
+                    )
+            return
+        self.exclusive(state, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", location)
+        self.exclusive(state, "ToleratedFailureCount", "ToleratedFailureCountPath", location)
+        self.integer(state, "ToleratedFailureCount", 0, _MAX_INT, location)
+        percentage = state.get("ToleratedFailurePercentage", 0)
+        if (
+            isinstance(percentage, bool)
+            or not isinstance(percentage, int | float)
+            or not 0 <= percentage <= 100
+        ):
+            self.error(SCHEMA, "'ToleratedFailurePercentage' must be a number between 0 and 100", location)
+        for field in ("ToleratedFailurePercentagePath", "ToleratedFailureCountPath"):
+            self.path(state, field, location, reference=True)
+        if "Label" in state:
+            self.label(state["Label"], f"{location}/Label")
+        if "ItemReader" in state:
+            self.item_reader(state["ItemReader"], f"{location}/ItemReader")
+        if "ItemBatcher" in state:
+            self.item_batcher(state["ItemBatcher"], f"{location}/ItemBatcher")
+        if "ResultWriter" in state:
+            self.result_writer(state["ResultWriter"], f"{location}/ResultWriter")
+
+    def label(self, label: Any, location: str) -> None:
+        if not isinstance(label, str) or not label:
+            self.error(SCHEMA, "'Label' must be a non-empty string", location)
+        elif len(label) > 40:
+            self.error(SCHEMA, "'Label' can't exceed 40 characters", location)
+        elif _LABEL_FORBIDDEN.search(label):
+            self.error(SCHEMA, f"'Label' contains a forbidden character: {label!r}", location)
+        elif label in self.labels:
+            self.error(SCHEMA, f"'Label' {label!r} must be unique within the state machine", location)
+        else:
+            self.labels.add(label)
+
+    def item_reader(self, reader: Any, location: str) -> None:
+        if not isinstance(reader, dict):
+            self.error(SCHEMA, "'ItemReader' must be an object", location)
+            return
+        for field in reader:
+            if field == "Arguments":
+                self.unsupported("ItemReader Arguments (JSONata)", f"{location}/Arguments")
+            elif field not in ("Resource", "Parameters", "ReaderConfig"):
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported in ItemReader", f"{location}/{field}"
+                )
+        resource = reader.get("Resource")
+        if resource not in ("arn:aws:states:::s3:getObject", "arn:aws:states:::s3:listObjectsV2"):
+            self.error(
+                SCHEMA,
+                f"ItemReader Resource {resource!r} must be arn:aws:states:::s3:getObject or "
+                "arn:aws:states:::s3:listObjectsV2",
+                f"{location}/Resource",
+            )
+        if "Parameters" in reader:
+            self.template(reader["Parameters"], f"{location}/Parameters")
+        config = reader.get("ReaderConfig", {})
+        where = f"{location}/ReaderConfig"
+        if not isinstance(config, dict):
+            self.error(SCHEMA, "'ReaderConfig' must be an object", where)
+            return
+        known = {"InputType", "CSVHeaderLocation", "CSVHeaders", "CSVDelimiter", "MaxItems", "MaxItemsPath"}
+        known |= {"ItemsPointer", "Transformation", "ManifestType"}
+        for field in config:
+            if field not in known:
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported in ReaderConfig", f"{where}/{field}"
+                )
+        input_type = config.get("InputType")
+        if input_type in ("PARQUET", "MANIFEST"):
+            self.unsupported(f"ItemReader InputType {input_type}", f"{where}/InputType")
+        elif input_type is not None and input_type not in ("CSV", "JSON", "JSONL"):
+            self.error(
+                SCHEMA,
+                "ItemReader InputType must be CSV, JSON, JSONL, PARQUET or MANIFEST",
+                f"{where}/InputType",
+            )
+        if "ManifestType" in config:
+            self.unsupported(f"ItemReader ManifestType {config['ManifestType']}", f"{where}/ManifestType")
+        if config.get("Transformation", "NONE") != "NONE":
+            self.unsupported(
+                f"ItemReader Transformation {config['Transformation']}", f"{where}/Transformation"
+            )
+        if (
+            resource == "arn:aws:states:::s3:getObject"
+            and input_type is None
+            and "ManifestType" not in config
+        ):
+            self.error(SCHEMA, "ReaderConfig InputType is required with arn:aws:states:::s3:getObject", where)
+        if input_type == "CSV":
+            header_location = config.get("CSVHeaderLocation", "FIRST_ROW")
+            if header_location not in ("FIRST_ROW", "GIVEN"):
+                self.error(
+                    SCHEMA, "CSVHeaderLocation must be FIRST_ROW or GIVEN", f"{where}/CSVHeaderLocation"
+                )
+            headers = config.get("CSVHeaders")
+            if header_location == "GIVEN" and (
+                not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers)
+            ):
+                self.error(
+                    SCHEMA, "CSVHeaderLocation GIVEN needs CSVHeaders, a non-empty list of strings", where
+                )
+            if header_location == "FIRST_ROW" and "CSVHeaders" in config:
+                self.error(SCHEMA, "CSVHeaders is only allowed with CSVHeaderLocation GIVEN", where)
+        elif "CSVHeaderLocation" in config or "CSVHeaders" in config or "CSVDelimiter" in config:
+            self.error(
+                SCHEMA, "CSVHeaderLocation, CSVHeaders and CSVDelimiter are only allowed for CSV", where
+            )
+        if config.get("CSVDelimiter", "COMMA") not in ("COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"):
+            self.error(
+                SCHEMA, "CSVDelimiter must be COMMA, PIPE, SEMICOLON, SPACE or TAB", f"{where}/CSVDelimiter"
+            )
+        if "ItemsPointer" in config and input_type != "JSON":
+            self.error(SCHEMA, "ItemsPointer is only allowed for InputType JSON", f"{where}/ItemsPointer")
+        self.exclusive(config, "MaxItems", "MaxItemsPath", where)
+        self.integer(config, "MaxItems", 0, 100000000, where)
+        self.path(config, "MaxItemsPath", where, reference=True)
+
+    def item_batcher(self, batcher: Any, location: str) -> None:
+        if not isinstance(batcher, dict):
+            self.error(SCHEMA, "'ItemBatcher' must be an object", location)
+            return
+        known = {
+            "MaxItemsPerBatch",
+            "MaxItemsPerBatchPath",
+            "MaxInputBytesPerBatch",
+            "MaxInputBytesPerBatchPath",
+        }
+        for field in batcher:
+            if field not in known | {"BatchInput"}:
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported in ItemBatcher", f"{location}/{field}"
+                )
+        if not known & set(batcher):
+            self.error(
+                SCHEMA, "ItemBatcher needs MaxItemsPerBatch(Path) or MaxInputBytesPerBatch(Path)", location
+            )
+        self.exclusive(batcher, "MaxItemsPerBatch", "MaxItemsPerBatchPath", location)
+        self.exclusive(batcher, "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath", location)
+        self.integer(batcher, "MaxItemsPerBatch", 1, _MAX_INT, location)
+        self.integer(batcher, "MaxInputBytesPerBatch", 1, 262144, location)
+        self.path(batcher, "MaxItemsPerBatchPath", location, reference=True)
+        self.path(batcher, "MaxInputBytesPerBatchPath", location, reference=True)
+        if "BatchInput" in batcher:
+            self.template(batcher["BatchInput"], f"{location}/BatchInput")
+
+    def result_writer(self, writer: Any, location: str) -> None:
+        if not isinstance(writer, dict) or not writer:
+            self.error(SCHEMA, "'ResultWriter' must be a non-empty object", location)
+            return
+        for field in writer:
+            if field == "Arguments":
+                self.unsupported("ResultWriter Arguments (JSONata)", f"{location}/Arguments")
+            elif field not in ("Resource", "Parameters", "WriterConfig"):
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported in ResultWriter", f"{location}/{field}"
+                )
+        if ("Resource" in writer) != ("Parameters" in writer):
+            self.error(SCHEMA, "ResultWriter needs both Resource and Parameters, or neither", location)
+        if "Resource" in writer and writer["Resource"] != "arn:aws:states:::s3:putObject":
+            self.error(
+                SCHEMA, "ResultWriter Resource must be arn:aws:states:::s3:putObject", f"{location}/Resource"
+            )
+        parameters = writer.get("Parameters")
+        if parameters is not None:
+            if not isinstance(parameters, dict) or not ({"Bucket", "Bucket.$"} & set(parameters)):
+                self.error(SCHEMA, "ResultWriter Parameters need a Bucket", f"{location}/Parameters")
+            else:
+                self.template(parameters, f"{location}/Parameters")
+        config = writer.get("WriterConfig")
+        if config is not None:
+            if not isinstance(config, dict):
+                self.error(SCHEMA, "'WriterConfig' must be an object", f"{location}/WriterConfig")
+                return
+            if config.get("Transformation", "NONE") not in ("NONE", "COMPACT", "FLATTEN"):
+                self.error(SCHEMA, "WriterConfig Transformation must be NONE, COMPACT or FLATTEN", location)
+            if config.get("OutputType", "JSON") not in ("JSON", "JSONL"):
+                self.error(SCHEMA, "WriterConfig OutputType must be JSON or JSONL", location)
