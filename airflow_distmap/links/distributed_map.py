@@ -1,0 +1,54 @@
+"""Operator extra links to the Step Functions console: state machine, execution and Map Run."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote_plus
+
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+
+class StateMachineLink(BaseAwsLink):
+    """Link to the state machine's page in the Step Functions console."""
+
+    name = "Step Functions State Machine"
+    key = "_distmap_state_machine"
+    format_str = (
+        BASE_AWS_CONSOLE_LINK + "/states/home?region={region_name}#/statemachines/view/{state_machine_arn}"
+    )
+
+    def format_link(self, *, state_machine_arn: str | None = None, **kwargs: Any) -> str:
+        """Format the link; empty until the state machine ARN is known."""
+        if not state_machine_arn:
+            return ""
+        return super().format_link(state_machine_arn=quote_plus(state_machine_arn), **kwargs)
+
+
+class ExecutionLink(BaseAwsLink):
+    """Link to the execution's page (graph, events, Map Run) in the Step Functions console."""
+
+    name = "Step Functions Execution"
+    key = "_distmap_execution"
+    format_str = (
+        BASE_AWS_CONSOLE_LINK + "/states/home?region={region_name}#/v2/executions/details/{execution_arn}"
+    )
+
+    def format_link(self, *, execution_arn: str | None = None, **kwargs: Any) -> str:
+        """Format the link; empty until the execution ARN is known."""
+        if not execution_arn:
+            return ""
+        return super().format_link(execution_arn=quote_plus(execution_arn), **kwargs)
+
+
+class MapRunLink(BaseAwsLink):
+    """Link to the Map Run's page (item counts, child executions) in the Step Functions console."""
+
+    name = "Step Functions Map Run"
+    key = "_distmap_map_run"
+    format_str = BASE_AWS_CONSOLE_LINK + "/states/home?region={region_name}#/mapruns/{map_run_arn}"
+
+    def format_link(self, *, map_run_arn: str | None = None, **kwargs: Any) -> str:
+        """Format the link; empty until the Map Run ARN is known."""
+        if not map_run_arn:
+            return ""
+        return super().format_link(map_run_arn=quote_plus(map_run_arn), **kwargs)

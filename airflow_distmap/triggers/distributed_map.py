@@ -1,0 +1,241 @@
+"""Deferrable trigger that waits for a Step Functions execution running a Distributed Map."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from enum import Enum
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from airflow_distmap.hooks.distributed_map import (
+    EXECUTION_FAILURE_STATES,
+    EXECUTION_SUCCESS_STATES,
+    DistributedMapHook,
+)
+
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalServerError",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+"""API error codes that are transient: retried with backoff, never a task failure."""
+
+MIN_MAP_RUN_INTERVAL = 1.0
+"""DescribeMapRun and ListMapRuns refill at 1 request per second per account (spec §6)."""
+
+MAX_CAUSE_CHARS = 1000
+"""Causes can be 32 KiB; events stay small, the operator re-reads the full execution."""
+
+
+class DistributedMapEventReason(str, Enum):
+    """Why the trigger fired: the ``reason`` of every event."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    ABORTED = "aborted"
+    PENDING_REDRIVE = "pending_redrive"
+    API_ERROR = "api_error"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an API error is throttling, a 5xx or a connection problem (worth retrying)."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return code in THROTTLING_CODES or status >= 500 or status == 429
+    if isinstance(error, (ConnectionError, HTTPClientError, asyncio.TimeoutError, OSError)):
+        return True
+    # aiohttp's connection errors (aiobotocore's transport) without importing aiohttp here.
+    return type(error).__module__.startswith("aiohttp")
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+class DistributedMapTrigger(BaseTrigger):
+    """Poll DescribeExecution until the execution is closed and yield exactly one event.
+
+    Map Run progress (items succeeded/failed/pending/total, percent) is logged when it changes, reading
+    DescribeMapRun at most once per ``max(poll_interval, 1)`` seconds. Throttling and transient errors are
+    retried with capped exponential backoff and never end the wait; any other API error ends it with an
+    ``error`` event (``reason: api_error``) rather than an exception, so the operator reports it.
+
+    Events: ``{"status": "success"|"error", "execution_arn", "execution_status", "reason", "message",
+    "map_run_arn", "error", "cause"}`` (``cause`` cut to 1000 characters).
+
+    :param execution_arn: ARN of the execution to wait for.
+    :param poll_interval: Seconds between DescribeExecution calls.
+    :param max_backoff: Longest wait, in seconds, between retries of a throttled or failing call.
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+    :param region_name: AWS region name; overrides the connection's.
+    :param verify: Whether to verify SSL certificates.
+    :param botocore_config: botocore client configuration (a dict).
+    """
+
+    def __init__(
+        self,
+        *,
+        execution_arn: str,
+        poll_interval: float = 30,
+        max_backoff: float = 300,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.execution_arn = execution_arn
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self._map_run_arn: str | None = None
+        self._last_counts: dict[str, int] | None = None
+        self._last_map_run_call: float | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Serialize the trigger's arguments (the classpath comes from the class)."""
+        cls = type(self)
+        return (
+            f"{cls.__module__}.{cls.__qualname__}",
+            {
+                "execution_arn": self.execution_arn,
+                "poll_interval": self.poll_interval,
+                "max_backoff": self.max_backoff,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+            },
+        )
+
+    def hook(self) -> DistributedMapHook:
+        """The hook whose async client the trigger polls with."""
+        return DistributedMapHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(float(self.poll_interval), 1.0)
+        return float(min(max(self.max_backoff, base), base * 2 ** (attempt - 1)))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the execution closes; yield one event."""
+        hook = self.hook()
+        failures = 0
+        async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]
+            while True:
+                try:
+                    execution = await hook.async_describe_execution(client, self.execution_arn)
+                except Exception as error:
+                    if not is_transient(error):
+                        self.log.error("Describing execution %s failed: %s", self.execution_arn, error)
+                        event = self._event(DistributedMapEventReason.API_ERROR, None, str(error))
+                        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+                        return
+                    failures += 1
+                    delay = self._backoff(failures)
+                    self.log.warning(
+                        "Transient error describing %s (attempt %d), retrying in %.1f s: %s",
+                        self.execution_arn,
+                        failures,
+                        delay,
+                        error,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                status = str(execution.get("status"))
+                await self._log_progress(hook, client)
+                if status in EXECUTION_SUCCESS_STATES:
+                    yield TriggerEvent(self._event(DistributedMapEventReason.SUCCEEDED, execution))  # type: ignore[no-untyped-call]
+                    return
+                if status in EXECUTION_FAILURE_STATES:
+                    reason = DistributedMapEventReason(status.lower())
+                    yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
+                    return
+                await asyncio.sleep(self.poll_interval)
+
+    async def _log_progress(self, hook: DistributedMapHook, client: Any) -> None:
+        """Log Map Run item counts when they changed, within DescribeMapRun's 1 request/s quota."""
+        now = _now()
+        interval = max(float(self.poll_interval), MIN_MAP_RUN_INTERVAL)
+        if self._last_map_run_call is not None and now - self._last_map_run_call < interval:
+            return
+        self._last_map_run_call = now
+        try:
+            if self._map_run_arn is None:
+                runs = await hook.async_list_map_runs(client, self.execution_arn)
+                if not runs:
+                    return
+                self._map_run_arn = str(max(runs, key=lambda run: run.get("startDate") or 0)["mapRunArn"])
+                self.log.info("Map Run started: %s", self._map_run_arn)
+            map_run = await hook.async_describe_map_run(client, self._map_run_arn)
+        except Exception as error:
+            # Progress is informational: it never ends or fails the wait.
+            self.log.debug("Could not read Map Run progress of %s: %s", self.execution_arn, error)
+            return
+        items = map_run.get("itemCounts") or {}
+        counts = {
+            key: int(items.get(key, 0) or 0)
+            for key in ("total", "succeeded", "failed", "timedOut", "aborted", "running", "pending")
+        }
+        if counts == self._last_counts:
+            return
+        self._last_counts = counts
+        done = counts["succeeded"] + counts["failed"] + counts["timedOut"] + counts["aborted"]
+        percent = 100.0 * done / counts["total"] if counts["total"] else 0.0
+        self.log.info(
+            "Map Run %s: %d/%d items done (%.1f%%): %d succeeded, %d failed, %d running, %d pending",
+            map_run.get("status", ""),
+            done,
+            counts["total"],
+            percent,
+            counts["succeeded"],
+            counts["failed"] + counts["timedOut"] + counts["aborted"],
+            counts["running"],
+            counts["pending"],
+        )
+
+    def _event(
+        self,
+        reason: DistributedMapEventReason,
+        execution: dict[str, Any] | None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        execution = execution or {}
+        status = execution.get("status")
+        success = reason is DistributedMapEventReason.SUCCEEDED
+        return {
+            "status": "success" if success else "error",
+            "execution_arn": self.execution_arn,
+            "execution_status": status,
+            "reason": reason.value,
+            "message": message or f"Execution {self.execution_arn} is {status}",
+            "map_run_arn": self._map_run_arn,
+            "error": execution.get("error"),
+            "cause": (execution.get("cause") or "")[:MAX_CAUSE_CHARS] or None,
+        }

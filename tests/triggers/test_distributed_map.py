@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import asyncio
+import importlib
+from unittest import mock
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from airflow_distmap.hooks.distributed_map import EXECUTION_FAILURE_STATES, DistributedMapHook
+from airflow_distmap.triggers import distributed_map as trigger_module
+from airflow_distmap.triggers.distributed_map import (
+    DistributedMapEventReason,
+    DistributedMapTrigger,
+    is_transient,
+)
+
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:sm:run-1"
+MAP_RUN_ARN = "arn:aws:states:us-east-1:123456789012:mapRun:sm/Rows:6c7b4a5e-0000-4000-8000-000000000001"
+
+
+def _client_error(code: str, status: int = 400) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Describe"
+    )
+
+
+class FakeSFN:
+    """A scripted aiobotocore Step Functions client: each call pops the next response (or raises it)."""
+
+    def __init__(self, executions: list, map_runs: list | None = None) -> None:
+        self.executions = list(executions)
+        self.map_runs = list(map_runs or [])
+        self.calls: list[str] = []
+
+    async def __aenter__(self) -> FakeSFN:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def _next(script: list):
+        item = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def describe_execution(self, executionArn: str) -> dict:
+        self.calls.append("describe_execution")
+        result = self._next(self.executions)
+        return {"executionArn": executionArn, **result}
+
+    async def list_map_runs(self, executionArn: str) -> dict:
+        self.calls.append("list_map_runs")
+        return {"mapRuns": [{"mapRunArn": MAP_RUN_ARN, "executionArn": executionArn, "startDate": 1}]}
+
+    async def describe_map_run(self, mapRunArn: str) -> dict:
+        self.calls.append("describe_map_run")
+        return {
+            "mapRunArn": mapRunArn,
+            **self._next(self.map_runs or [{"status": "RUNNING", "itemCounts": {}}]),
+        }
+
+
+def _log_lines(capsys, start: str) -> list[str]:
+    """Messages starting with ``start`` that the trigger logged (Airflow 3 logs via structlog to stdout)."""
+    lines = []
+    for line in capsys.readouterr().out.splitlines():
+        _, found, message = line.partition(start)
+        if found:
+            lines.append(
+                (start + message).split(" [airflow_distmap")[0].split(": An error")[0].split(": Could")[0]
+            )
+    return lines
+
+
+def _trigger(**kwargs) -> DistributedMapTrigger:
+    return DistributedMapTrigger(execution_arn=EXECUTION_ARN, poll_interval=0.001, aws_conn_id=None, **kwargs)
+
+
+async def _collect(trigger: DistributedMapTrigger, client: FakeSFN) -> list[dict]:
+    async def fake_conn(self):
+        return client
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
+        return [event.payload async for event in trigger.run()]
+
+
+def _counts(succeeded: int, failed: int = 0, running: int = 0, pending: int = 0, total: int = 4) -> dict:
+    return {
+        "status": "RUNNING",
+        "itemCounts": {
+            "total": total,
+            "succeeded": succeeded,
+            "failed": failed,
+            "timedOut": 0,
+            "aborted": 0,
+            "running": running,
+            "pending": pending,
+            "resultsWritten": succeeded,
+        },
+    }
+
+
+def test_serialization_round_trip():
+    trigger = DistributedMapTrigger(
+        execution_arn=EXECUTION_ARN,
+        poll_interval=5,
+        max_backoff=60,
+        aws_conn_id="my_aws",
+        region_name="eu-west-1",
+        verify=False,
+        botocore_config={"retries": {"mode": "standard"}},
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_distmap.triggers.distributed_map.DistributedMapTrigger"
+    assert kwargs == {
+        "execution_arn": EXECUTION_ARN,
+        "poll_interval": 5,
+        "max_backoff": 60,
+        "aws_conn_id": "my_aws",
+        "region_name": "eu-west-1",
+        "verify": False,
+        "botocore_config": {"retries": {"mode": "standard"}},
+    }
+    module_name, class_name = classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+async def test_success_yields_exactly_one_small_event():
+    client = FakeSFN(
+        [{"status": "RUNNING"}, {"status": "RUNNING"}, {"status": "SUCCEEDED", "output": "x" * 10**6}]
+    )
+    events = await _collect(_trigger(), client)
+    assert events == [
+        {
+            "status": "success",
+            "execution_arn": EXECUTION_ARN,
+            "execution_status": "SUCCEEDED",
+            "reason": "succeeded",
+            "message": f"Execution {EXECUTION_ARN} is SUCCEEDED",
+            "map_run_arn": MAP_RUN_ARN,
+            "error": None,
+            "cause": None,
+        }
+    ]
+    assert client.calls.count("describe_execution") == 3
+
+
+@pytest.mark.parametrize("status", sorted(EXECUTION_FAILURE_STATES))
+async def test_each_failure_status_is_a_terminal_error_event(status):
+    client = FakeSFN(
+        [
+            {"status": "RUNNING"},
+            {"status": status, "error": "States.ExceedToleratedFailureThreshold", "cause": "c" * 5000},
+        ]
+    )
+    events = await _collect(_trigger(), client)
+    assert len(events) == 1
+    (event,) = events
+    assert event["status"] == "error"
+    assert event["execution_status"] == status
+    assert event["reason"] == DistributedMapEventReason(status.lower()).value
+    assert event["error"] == "States.ExceedToleratedFailureThreshold"
+    assert len(event["cause"]) == 1000
+
+
+async def test_throttling_and_transient_errors_are_retried_until_success(capsys):
+    client = FakeSFN(
+        [
+            _client_error("ThrottlingException"),
+            _client_error("TooManyRequestsException"),
+            _client_error("InternalFailure", 500),
+            EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+            {"status": "RUNNING"},
+            _client_error("ThrottlingException"),
+            {"status": "SUCCEEDED"},
+        ]
+    )
+    events = await _collect(_trigger(), client)
+    assert [e["status"] for e in events] == ["success"]
+    assert client.calls.count("describe_execution") == 7
+    assert _log_lines(capsys, "Transient error") == [
+        f"Transient error describing {EXECUTION_ARN} (attempt {n}), retrying in 0.0 s"
+        for n in (1, 2, 3, 4, 1)
+    ]
+
+
+def test_backoff_is_exponential_and_capped():
+    trigger = DistributedMapTrigger(execution_arn=EXECUTION_ARN, poll_interval=30, max_backoff=20)
+    assert [trigger._backoff(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
+
+
+async def test_non_transient_api_error_ends_with_an_error_event():
+    client = FakeSFN([_client_error("ExecutionDoesNotExist")])
+    events = await _collect(_trigger(), client)
+    assert len(events) == 1
+    assert events[0]["status"] == "error"
+    assert events[0]["reason"] == "api_error"
+    assert "ExecutionDoesNotExist" in events[0]["message"]
+
+
+async def test_progress_is_logged_only_when_counts_change(capsys, monkeypatch):
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(trigger_module, "_now", lambda: next(clock))  # one second per poll
+    client = FakeSFN(
+        [{"status": "RUNNING"}] * 4 + [{"status": "SUCCEEDED"}],
+        [_counts(0, pending=4), _counts(0, pending=4), _counts(2, running=2), _counts(3, 1), _counts(3, 1)],
+    )
+    events = await _collect(_trigger(), client)
+    assert events[0]["status"] == "success"
+    assert _log_lines(capsys, "Map Run ") == [
+        f"Map Run started: {MAP_RUN_ARN}",
+        "Map Run RUNNING: 0/4 items done (0.0%): 0 succeeded, 0 failed, 0 running, 4 pending",
+        "Map Run RUNNING: 2/4 items done (50.0%): 2 succeeded, 0 failed, 2 running, 0 pending",
+        "Map Run RUNNING: 4/4 items done (100.0%): 3 succeeded, 1 failed, 0 running, 0 pending",
+    ]
+    assert client.calls.count("list_map_runs") == 1
+
+
+async def test_describe_map_run_respects_one_request_per_second(monkeypatch):
+    ticks = iter([i * 0.3 for i in range(100)])
+    monkeypatch.setattr(trigger_module, "_now", lambda: next(ticks))
+    client = FakeSFN([{"status": "RUNNING"}] * 10 + [{"status": "SUCCEEDED"}])
+    await _collect(_trigger(), client)
+    # 11 polls over 3 simulated seconds: Map Run reads at t=0, 1.2, 2.4 (>= 1 s apart) only.
+    assert client.calls.count("describe_execution") == 11
+    assert client.calls.count("list_map_runs") + client.calls.count("describe_map_run") == 4
+
+
+async def test_runs_as_a_task_on_a_real_loop():
+    client = FakeSFN([{"status": "RUNNING"}, {"status": "ABORTED"}])
+    task = asyncio.create_task(_collect(_trigger(), client))
+    events = await asyncio.wait_for(task, timeout=30)
+    assert [e["reason"] for e in events] == ["aborted"]
+
+
+def test_is_transient():
+    assert is_transient(_client_error("ThrottlingException"))
+    assert is_transient(_client_error("Whatever", 503))
+    assert is_transient(EndpointConnectionError(endpoint_url="x"))
+    assert not is_transient(_client_error("ExecutionDoesNotExist"))
+    assert not is_transient(ValueError("x"))
