@@ -1,0 +1,666 @@
+"""One Map Run: dispatch items to child executions, count them, tolerate failures, write results, redrive.
+
+Per child the run keeps one small :class:`Child` record (status, dates, error, a spool reference); inputs and
+outputs of finished children live in the on-disk :class:`~airflow_distmap.local.runtime.spool.ResultSpool`.
+Counters move as children start and finish, so ``DescribeMapRun`` is O(1) and moves while the run progresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_distmap.local import arns
+from airflow_distmap.local.errors import StatesError
+from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, dumps, utf8_size
+from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT, BatchLimits, Tolerance, effective_concurrency
+from airflow_distmap.local.runtime.results import WriterConfig, transform_entry, write_result_files
+from airflow_distmap.local.runtime.spool import ResultSpool
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+PENDING: Final = "PENDING"
+RUNNING: Final = "RUNNING"
+SUCCEEDED: Final = "SUCCEEDED"
+FAILED: Final = "FAILED"
+TIMED_OUT: Final = "TIMED_OUT"
+ABORTED: Final = "ABORTED"
+PENDING_REDRIVE: Final = "PENDING_REDRIVE"
+UNSUCCESSFUL: Final = (FAILED, TIMED_OUT, ABORTED)
+COUNT_KEYS: Final = {
+    PENDING: "pending",
+    RUNNING: "running",
+    SUCCEEDED: "succeeded",
+    FAILED: "failed",
+    TIMED_OUT: "timedOut",
+    ABORTED: "aborted",
+    PENDING_REDRIVE: "pendingRedrive",
+}
+THRESHOLD_ERROR: Final = "States.ExceedToleratedFailureThreshold"
+THRESHOLD_CAUSE: Final = "The specified tolerated failure threshold was exceeded"
+#: EXPRESS children stop after 5 minutes with States.Timeout (a module attribute so tests can shorten it).
+EXPRESS_TIMEOUT_SECONDS: float = 300.0
+#: Items handed from the reader thread per queue slot, and queue slots: bounds what is read ahead.
+READ_CHUNK: Final = 256
+READ_AHEAD_CHUNKS: Final = 8
+
+
+def iso_ms(timestamp: float) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``, as result files and the context object show dates."""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Child:
+    """A child execution's compact record."""
+
+    __slots__ = (
+        "cause",
+        "error",
+        "first_item",
+        "index",
+        "input_text",
+        "item_count",
+        "redrive_count",
+        "redrive_date",
+        "ref",
+        "start",
+        "status",
+        "stop",
+    )
+
+    def __init__(self, index: int, first_item: int, item_count: int, input_text: str) -> None:
+        self.index = index
+        self.first_item = first_item
+        self.item_count = item_count
+        self.status = PENDING
+        self.start: float | None = None
+        self.stop: float | None = None
+        self.redrive_count = 0
+        self.redrive_date: float | None = None
+        self.error: str | None = None
+        self.cause: str | None = None
+        self.input_text: str | None = input_text
+        self.ref: tuple[int, int] | None = None
+
+
+ItemStream = Callable[[int], tuple[str, Iterator[Any]]]
+"""Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``."""
+
+
+class MapRun:
+    """A Distributed Map run and its children.
+
+    :param parent_arn: the execution that ran the Map state.
+    :param state_machine_name: the parent's state machine name (first segment of child ARNs).
+    :param label: the Map's ``Label`` or a generated UUID.
+    :param processor: E1's compiled ``ItemProcessor``.
+    :param services: the ``Services`` object children run with.
+    :param express: whether children are EXPRESS.
+    :param max_concurrency: declared ``MaxConcurrency`` (0 = unlimited).
+    :param tolerance: tolerated failures.
+    :param writer: the resolved ResultWriter.
+    :param s3_factory: creates an S3 client (for result files).
+    :param role_arn: the parent's role (children's context).
+    :param region: ARN region.
+    :param account: ARN account.
+    """
+
+    def __init__(
+        self,
+        *,
+        parent_arn: str,
+        state_machine_name: str,
+        label: str | None,
+        processor: Any,
+        services: Any,
+        express: bool,
+        max_concurrency: int,
+        tolerance: Tolerance,
+        writer: WriterConfig,
+        s3_factory: Callable[[], S3Client],
+        role_arn: str = "",
+        region: str = arns.DEFAULT_REGION,
+        account: str = arns.DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        self.run_id = str(uuid.uuid4())
+        self._uuid = uuid.UUID(self.run_id)
+        self.label = label or str(uuid.uuid4())
+        self.state_machine_name = state_machine_name
+        self.arn = arns.map_run_arn(state_machine_name, self.label, self.run_id, region, account)
+        self.state_machine_arn = arns.state_machine_arn(f"{state_machine_name}/{self.label}", region, account)
+        self.parent_arn = parent_arn
+        self.region = region
+        self.account = account
+        self.processor = processor
+        self.services = services
+        self.express = express
+        self.max_concurrency = max_concurrency
+        self.tolerance = tolerance
+        self.writer = writer
+        self.s3_factory = s3_factory
+        self.role_arn = role_arn
+        self.status = RUNNING
+        self.start_date = time.time()
+        self.stop_date: float | None = None
+        self.redrive_count = 0
+        self.redrive_date: float | None = None
+        self.children: list[Child] = []
+        self.executions = dict.fromkeys(COUNT_KEYS.values(), 0)
+        self.items = dict.fromkeys(COUNT_KEYS.values(), 0)
+        self.results_written = [0, 0]  # executions, items
+        self.failed_items = 0
+        self.items_read = 0
+        self.reader_done = False
+        self.spool = ResultSpool()
+        self.result: Any = None
+        self._names: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slot_free: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failure: StatesError | None = None
+        self._running = 0
+        # set per execute() call
+        self._open_items: ItemStream | None = None
+        self._item_selector: Any = None
+        self._effective_input: Any = None
+        self._context: dict[str, Any] = {}
+        self._select: Callable[[Any, dict[str, Any]], Any] | None = None
+        self._batching: tuple[BatchLimits, Any] | None = None
+        self._max_items: int | None = None
+
+    # ------------------------------------------------------------------ names and ARNs
+    def child_name(self, index: int) -> str:
+        """The child's execution name: a UUID derived from the run (stable across redrives)."""
+        return str(uuid.uuid3(self._uuid, str(index)))
+
+    def child_arn(self, index: int) -> str:
+        """The child's execution ARN ``execution:<sm>/<label>:<name>``."""
+        return arns.child_execution_arn(
+            self.state_machine_name, self.label, self.child_name(index), self.region, self.account
+        )
+
+    def find_child(self, name: str) -> Child | None:
+        """The child with execution name ``name``."""
+        with self._lock:
+            for index in range(len(self._names), len(self.children)):
+                self._names[self.child_name(index)] = index
+            found = self._names.get(name)
+            return None if found is None else self.children[found]
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _move(self, child: Child, status: str) -> None:
+        old = COUNT_KEYS[child.status]
+        new = COUNT_KEYS[status]
+        self.executions[old] -= 1
+        self.executions[new] += 1
+        self.items[old] -= child.item_count
+        self.items[new] += child.item_count
+        child.status = status
+
+    def _add_child(self, first_item: int, item_count: int, input_text: str) -> Child:
+        with self._lock:
+            child = Child(len(self.children), first_item, item_count, input_text)
+            self.children.append(child)
+        self.executions["pending"] += 1
+        self.items["pending"] += item_count
+        return child
+
+    def describe(self) -> dict[str, Any]:
+        """``DescribeMapRun`` response."""
+
+        def counts(values: dict[str, int], total: int, written: int) -> dict[str, int]:
+            return {
+                "pending": values["pending"],
+                "running": values["running"],
+                "succeeded": values["succeeded"],
+                "failed": values["failed"],
+                "timedOut": values["timedOut"],
+                "aborted": values["aborted"],
+                "total": total,
+                "resultsWritten": written,
+                "failuresNotRedrivable": 0,
+                "pendingRedrive": values["pendingRedrive"],
+            }
+
+        response: dict[str, Any] = {
+            "mapRunArn": self.arn,
+            "executionArn": self.parent_arn,
+            "status": self.status,
+            "startDate": self.start_date,
+            "maxConcurrency": self.max_concurrency,
+            "toleratedFailurePercentage": float(self.tolerance.percentage or 0.0),
+            "toleratedFailureCount": int(self.tolerance.count or 0),
+            "itemCounts": counts(self.items, self.items_total(), self.results_written[1]),
+            "executionCounts": counts(self.executions, len(self.children), self.results_written[0]),
+            "redriveCount": self.redrive_count,
+        }
+        if self.stop_date is not None:
+            response["stopDate"] = self.stop_date
+        if self.redrive_date is not None:
+            response["redriveDate"] = self.redrive_date
+        return response
+
+    def items_total(self) -> int:
+        """Items in children so far."""
+        return sum(self.items.values())
+
+    def list_entry(self) -> dict[str, Any]:
+        """``ListMapRuns`` entry."""
+        entry: dict[str, Any] = {
+            "executionArn": self.parent_arn,
+            "mapRunArn": self.arn,
+            "stateMachineArn": self.state_machine_arn,
+            "startDate": self.start_date,
+        }
+        if self.stop_date is not None:
+            entry["stopDate"] = self.stop_date
+        return entry
+
+    def update(self, max_concurrency: int | None, count: int | None, percentage: float | None) -> None:
+        """``UpdateMapRun``: change concurrency and tolerance of the run (thread-safe)."""
+        if max_concurrency is not None:
+            self.max_concurrency = max_concurrency
+            if self._loop is not None and self._slot_free is not None:
+                self._loop.call_soon_threadsafe(self._slot_free.set)
+        if count is not None or percentage is not None:
+            self.tolerance = Tolerance(
+                count if count is not None else self.tolerance.count,
+                percentage if percentage is not None else self.tolerance.percentage,
+            )
+
+    # ------------------------------------------------------------------ child entries
+    def entry(self, child: Child) -> dict[str, Any]:
+        """The child's result entry (AWS's ``Transformation: NONE`` shape)."""
+        if child.ref is not None and child.status not in (PENDING, PENDING_REDRIVE, RUNNING):
+            return dict(json.loads(self.spool.read(child.ref)))
+        entry: dict[str, Any] = {
+            "ExecutionArn": self.child_arn(child.index),
+            "Input": child.input_text if child.input_text is not None else self._input_from_spool(child),
+            "InputDetails": {"Included": True},
+            "Name": self.child_name(child.index),
+            "RedriveCount": child.redrive_count,
+            "StateMachineArn": self.state_machine_arn,
+            # PENDING entry shape is UNCONFIRMED: the NONE shape without dates or output.
+            "Status": PENDING if child.status == PENDING_REDRIVE else child.status,
+        }
+        if child.start is not None and child.status == RUNNING:
+            entry["StartDate"] = iso_ms(child.start)
+        return entry
+
+    def _input_from_spool(self, child: Child) -> str:
+        if child.ref is None:
+            return "{}"
+        return str(json.loads(self.spool.read(child.ref))["Input"])
+
+    def _finish(
+        self, child: Child, status: str, output_text: str | None, error: str | None, cause: str | None
+    ) -> None:
+        child.stop = time.time()
+        child.error = error
+        child.cause = cause
+        input_text = child.input_text if child.input_text is not None else self._input_from_spool(child)
+        entry: dict[str, Any] = {
+            "ExecutionArn": self.child_arn(child.index),
+            "Input": input_text,
+            "InputDetails": {"Included": True},
+            "Name": self.child_name(child.index),
+        }
+        if output_text is not None:
+            entry["Output"] = output_text
+        entry["OutputDetails"] = {"Included": True}
+        entry["RedriveCount"] = child.redrive_count
+        if status == SUCCEEDED:
+            entry["RedriveStatus"] = "NOT_REDRIVABLE"
+            entry["RedriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven"
+        else:
+            entry["RedriveStatus"] = "REDRIVABLE_BY_MAP_RUN"
+        entry["StartDate"] = iso_ms(child.start or child.stop)
+        entry["StateMachineArn"] = self.state_machine_arn
+        entry["Status"] = status
+        entry["StopDate"] = iso_ms(child.stop)
+        if error is not None:
+            entry["Error"] = error
+            entry["Cause"] = cause or ""
+        child.ref = self.spool.append(json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode())
+        child.input_text = None
+        self._move(child, status)
+        self.results_written[0] += 1
+        self.results_written[1] += child.item_count
+
+    # ------------------------------------------------------------------ running
+    def configure(
+        self,
+        *,
+        open_items: ItemStream,
+        select: Callable[[Any, dict[str, Any]], Any] | None,
+        batching: tuple[BatchLimits, Any] | None,
+        max_items: int | None,
+    ) -> None:
+        """Set how items are produced and shaped (kept for redrives).
+
+        :param open_items: opens the item source, skipping already-read items.
+        :param select: applies ``ItemSelector`` to ``(item, item_context)`` or ``None``.
+        :param batching: ``(limits, evaluated BatchInput)`` or ``None``.
+        :param max_items: ``MaxItems`` limit (``None`` = all).
+        """
+        self._open_items = open_items
+        self._select = select
+        self._batching = batching
+        self._max_items = max_items
+
+    async def execute(self, redrive: bool = False) -> Any:
+        """Run (or redrive) the Map Run; return the Map's raw result or raise ``StatesError``.
+
+        :param redrive: re-run only unsuccessful and never-started children, then continue reading.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._slot_free = asyncio.Event()
+        self._failure = None
+        self.status = RUNNING
+        self.stop_date = None
+        try:
+            if redrive:
+                await self._redrive_children()
+            if not self.reader_done and self._failure is None:
+                await self._read_and_dispatch()
+            await self._wait_children()
+            if self._failure is None and self.tolerance.breached(self.failed_items, self.items_total()):
+                self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
+        except asyncio.CancelledError:
+            await self._abort_children()
+            self.status = ABORTED
+            self.stop_date = time.time()
+            await self._write_results_quietly()
+            raise
+        except StatesError as error:
+            self._failure = error
+            await self._abort_children()
+        result = await self._write_results()
+        self.stop_date = time.time()
+        if self._failure is not None:
+            self.status = FAILED
+            raise self._failure
+        self.status = SUCCEEDED
+        self.result = result
+        return result
+
+    async def _redrive_children(self) -> None:
+        self.redrive_count += 1
+        self.redrive_date = time.time()
+        self.failed_items = 0
+        again = [c for c in self.children if c.status in (*UNSUCCESSFUL, PENDING)]
+        for child in again:
+            if child.status != PENDING:
+                child.redrive_count += 1
+                child.redrive_date = self.redrive_date
+            self._move(child, PENDING_REDRIVE)
+        for child in again:
+            if self._failure is not None:
+                break
+            text = child.input_text if child.input_text is not None else self._input_from_spool(child)
+            await self._start_child(child, json.loads(text))
+
+    async def _items(self) -> AsyncIterator[tuple[str, list[Any]]]:
+        """Yield chunks of items from the source, read ahead in a thread through a bounded queue."""
+        assert self._open_items is not None
+        limit = self._max_items
+        skip = self.items_read
+        if limit is not None and skip >= limit:
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=READ_AHEAD_CHUNKS)
+        stop = threading.Event()
+        done = object()
+
+        def put(value: Any) -> bool:
+            future = asyncio.run_coroutine_threadsafe(queue.put(value), loop)
+            while True:
+                try:
+                    future.result(timeout=0.2)
+                    return True
+                except TimeoutError:
+                    if stop.is_set():
+                        future.cancel()
+                        return False
+
+        def produce() -> None:
+            try:
+                source, items = self._open_items(skip)  # type: ignore[misc]
+                remaining = None if limit is None else limit - skip
+                chunk: list[Any] = []
+                for item in items:
+                    if stop.is_set():
+                        return
+                    chunk.append(item)
+                    if remaining is not None:
+                        remaining -= 1
+                    if len(chunk) >= READ_CHUNK:
+                        if not put((source, chunk)):
+                            return
+                        chunk = []
+                    if remaining == 0:
+                        break
+                if chunk and not put((source, chunk)):
+                    return
+                put(done)
+            except BaseException as error:  # handed to the consumer, raised there
+                put(error)
+
+        thread = threading.Thread(target=produce, name="distmap-item-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                value = await queue.get()
+                if value is done:
+                    self.reader_done = True
+                    return
+                if isinstance(value, BaseException):
+                    raise value
+                yield value
+        finally:
+            stop.set()
+
+    async def _read_and_dispatch(self) -> None:
+        batcher: ItemBatcher | None = None
+        if self._batching is not None:
+            limits, batch_input = self._batching
+            batcher = ItemBatcher(limits.max_items, limits.max_bytes, batch_input)
+        select = self._select
+        async for source, chunk in self._items():
+            for item in chunk:
+                if self._failure is not None:
+                    return
+                index = self.items_read
+                self.items_read += 1
+                value = item
+                if select is not None:
+                    value = select(item, {"Index": index, "Value": item, "Source": source})
+                if batcher is None:
+                    await self._dispatch(index, 1, dumps(value), value)
+                    continue
+                for batch in batcher.add(index, dumps(value)):
+                    await self._dispatch_batch(batch, batcher)
+            if self._failure is not None:
+                return
+        if batcher is not None:
+            for batch in batcher.flush():
+                await self._dispatch_batch(batch, batcher)
+
+    async def _dispatch_batch(self, batch: Batch, batcher: ItemBatcher) -> None:
+        text = batch.input_text(batcher.batch_input_text)
+        await self._dispatch(batch.first_index, len(batch.texts), text, None)
+
+    async def _dispatch(self, first_item: int, item_count: int, input_text: str, value: Any) -> None:
+        child = self._add_child(first_item, item_count, input_text)
+        if utf8_size(input_text) > PAYLOAD_LIMIT:
+            # AWS: a child's input must be <= 256 KiB (an item may be larger only if ItemSelector shrinks it).
+            # The exact error is UNCONFIRMED; States.DataLimitExceeded is AWS's payload-quota error, terminal.
+            self._failure = StatesError(
+                "States.DataLimitExceeded",
+                f"The input of the child workflow execution for item {first_item} has "
+                f"{utf8_size(input_text)} bytes, which exceeds the limit of {PAYLOAD_LIMIT} bytes.",
+            )
+            return
+        await self._start_child(child, value if value is not None else json.loads(input_text))
+
+    async def _start_child(self, child: Child, value: Any) -> None:
+        assert self._slot_free is not None
+        while self._running >= effective_concurrency(self.max_concurrency) and self._failure is None:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+        if self._failure is not None:
+            return
+        self._running += 1
+        child.start = time.time()
+        self._move(child, RUNNING)
+        task = asyncio.get_running_loop().create_task(self._run_child(child, value))
+        self._tasks.add(task)
+        task.add_done_callback(self._child_done)
+
+    def _child_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running -= 1
+        if self._slot_free is not None:
+            self._slot_free.set()
+
+    def _child_context(self, child: Child, value: Any) -> dict[str, Any]:
+        return {
+            "Execution": {
+                "Id": self.child_arn(child.index),
+                "Name": self.child_name(child.index),
+                "Input": value,
+                "StartTime": iso_ms(child.start or time.time()),
+                "RoleArn": self.role_arn,
+                "RedriveCount": child.redrive_count,
+            },
+            "StateMachine": {"Id": self.state_machine_arn, "Name": f"{self.state_machine_name}/{self.label}"},
+        }
+
+    async def _run_child(self, child: Child, value: Any) -> None:
+        try:
+            run = self.processor.run(value, self._child_context(child, value), self.services, None)
+            if self.express:
+                output = await asyncio.wait_for(run, EXPRESS_TIMEOUT_SECONDS)
+            else:
+                output = await run
+        except asyncio.CancelledError:
+            self._finish(child, ABORTED, None, None, None)
+            return
+        except TimeoutError:
+            self._child_failed(child, TIMED_OUT, "States.Timeout", "The execution timed out.")
+            return
+        except StatesError as error:
+            status = TIMED_OUT if error.error == "States.Timeout" else FAILED
+            self._child_failed(child, status, error.error, error.cause)
+            return
+        except Exception as error:  # an engine bug must fail one child, not the run
+            log.exception("Child execution %s crashed", self.child_arn(child.index))
+            self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")
+            return
+        self._finish(child, SUCCEEDED, dumps(output), None, None)
+
+    def _child_failed(self, child: Child, status: str, error: str, cause: str) -> None:
+        self._finish(child, status, None, error, cause)
+        self.failed_items += child.item_count
+        total = self.items_total() if self.reader_done else None
+        if self._failure is None and self.tolerance.breached(self.failed_items, total):
+            self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
+            for task in list(self._tasks):
+                task.cancel()
+            if self._slot_free is not None:
+                self._slot_free.set()
+
+    async def _wait_children(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _abort_children(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        while self._tasks:
+            await asyncio.shield(asyncio.gather(*list(self._tasks), return_exceptions=True))
+
+    # ------------------------------------------------------------------ results
+    def _entries(self, statuses: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        for child in self.children:
+            if child.status in statuses:
+                yield self.entry(child)
+
+    def _write_files(self) -> dict[str, Any]:
+        groups = {
+            "SUCCEEDED": self._entries((SUCCEEDED,)),
+            "FAILED": self._entries(UNSUCCESSFUL),
+            "PENDING": self._entries((PENDING, PENDING_REDRIVE)),
+        }
+        return write_result_files(self.s3_factory(), self.writer, self.run_id, self.arn, groups)
+
+    async def _write_results(self) -> Any:
+        if self.writer.bucket is not None:
+            try:
+                details = await asyncio.to_thread(self._write_files)
+            except StatesError as error:
+                self._failure = error
+                return None
+            return {"MapRunArn": self.arn, "ResultWriterDetails": details}
+        if self._failure is not None:
+            return None
+        output: list[Any] = []
+        for child in self.children:
+            output.extend(transform_entry(self.entry(child), self.writer.transformation))
+        return output
+
+    async def _write_results_quietly(self) -> None:
+        if self.writer.bucket is None:
+            return
+        try:
+            await asyncio.shield(asyncio.to_thread(self._write_files))
+        except (StatesError, asyncio.CancelledError):
+            log.warning("Could not write the results of aborted Map Run %s", self.arn)
+
+    def child_description(self, child: Child) -> dict[str, Any]:
+        """``DescribeExecution`` fields of a child execution."""
+        entry = self.entry(child)
+        response: dict[str, Any] = {
+            "executionArn": self.child_arn(child.index),
+            "stateMachineArn": self.state_machine_arn,
+            "name": self.child_name(child.index),
+            "status": PENDING_REDRIVE if child.status == PENDING_REDRIVE else child.status,
+            "startDate": child.start if child.start is not None else self.start_date,
+            "input": entry.get("Input", "{}"),
+            "inputDetails": {"included": True},
+            "mapRunArn": self.arn,
+            "redriveCount": child.redrive_count,
+        }
+        if child.stop is not None and child.status not in (RUNNING, PENDING, PENDING_REDRIVE):
+            response["stopDate"] = child.stop
+        if child.status == SUCCEEDED:
+            response["output"] = entry.get("Output")
+            response["outputDetails"] = {"included": True}
+            response["redriveStatus"] = "NOT_REDRIVABLE"
+            response["redriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven"
+        elif child.status in UNSUCCESSFUL:
+            response["error"] = child.error or ""
+            response["cause"] = child.cause or ""
+            response["redriveStatus"] = "REDRIVABLE_BY_MAP_RUN"
+        else:
+            response["redriveStatus"] = "NOT_REDRIVABLE"
+            response["redriveStatusReason"] = "Execution is RUNNING and cannot be redriven"
+        if child.redrive_date is not None:
+            response["redriveDate"] = child.redrive_date
+        return response
+
+    def close(self) -> None:
+        """Release the spool."""
+        self.spool.close()

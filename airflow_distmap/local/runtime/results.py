@@ -1,0 +1,232 @@
+"""ResultWriter: AWS's S3 export layout, streamed (spec section 3).
+
+Layout: ``<Prefix>/<mapRunUuid>/manifest.json`` plus ``SUCCEEDED_<n>.json``, ``FAILED_<n>.json`` (failed,
+timed-out and aborted children) and ``PENDING_<n>.json`` (children never started), written only for statuses
+that occur, rolling over to ``_1``, ``_2`` ... past :data:`MAX_RESULT_FILE_BYTES`. Each file is a JSON array,
+or JSON Lines for ``OutputType: JSONL`` (file names keep ``.json``: the JSONL extension is UNCONFIRMED and one
+emulator of two keeps ``.json``). Entries are written in child (input) order; AWS's order is UNCONFIRMED.
+
+Files go to S3 as a stream: a multipart upload in :data:`PART_SIZE` parts once a file outgrows one part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow_distmap.local.errors import StatesError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+PUT_OBJECT: Final = "arn:aws:states:::s3:putObject"
+RESULT_WRITER_FAILED: Final = "States.ResultWriterFailed"
+#: AWS rolls result files over at 5 GB.
+MAX_RESULT_FILE_BYTES: Final = 5 * 1024**3
+#: S3's minimum multipart part size is 5 MiB; 8 MiB keeps memory small and requests few.
+PART_SIZE: Final = 8 * 1024 * 1024
+TRANSFORMATIONS: Final = ("NONE", "COMPACT", "FLATTEN")
+OUTPUT_TYPES: Final = ("JSON", "JSONL")
+
+
+class S3StreamWriter:
+    """Write one S3 object from chunks: a single PutObject when small, else a multipart upload.
+
+    :param s3: the S3 client.
+    :param bucket: destination bucket.
+    :param key: destination key.
+    :param part_size: multipart part size in bytes.
+    """
+
+    def __init__(self, s3: S3Client, bucket: str, key: str, part_size: int = PART_SIZE) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.part_size = part_size
+        self.size = 0
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def write(self, data: bytes) -> None:
+        """Append bytes, uploading a part whenever a full part is buffered."""
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self.part_size:
+            self._upload_part(bytes(self._buffer[: self.part_size]))
+            del self._buffer[: self.part_size]
+
+    def _upload_part(self, data: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+        number = len(self._parts) + 1
+        response = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=data
+        )
+        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+
+    def close(self) -> None:
+        """Finish the object."""
+        if self._upload_id is None:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), ContentType="application/json"
+            )
+        else:
+            if self._buffer:
+                self._upload_part(bytes(self._buffer))
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+            )
+        self._buffer = bytearray()
+
+    def abort(self) -> None:
+        """Abandon a started multipart upload (best effort)."""
+        if self._upload_id is not None:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    """A resolved ``ResultWriter``: where to export (``bucket`` ``None`` = state output only) and how."""
+
+    bucket: str | None
+    prefix: str
+    transformation: str
+    output_type: str
+
+    def run_folder(self, run_id: str) -> str:
+        """``<Prefix>/<mapRunUuid>``; a missing ``/`` after the prefix is inserted (spec 3.2)."""
+        prefix = self.prefix.rstrip("/")
+        return f"{prefix}/{run_id}" if prefix else run_id
+
+
+def parse_writer(
+    result_writer: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None
+) -> WriterConfig:
+    """Resolve ``ResultWriter`` (``parameters`` = its evaluated ``Parameters``/``Arguments``).
+
+    Without a ResultWriter the default is COMPACT into the state output; with an S3 export it is NONE.
+    """
+    if not result_writer:
+        return WriterConfig(None, "", "COMPACT", "JSON")
+    config = result_writer.get("WriterConfig") or {}
+    exporting = result_writer.get("Resource") == PUT_OBJECT
+    transformation = str(config.get("Transformation", "NONE" if exporting else "COMPACT"))
+    output_type = str(config.get("OutputType", "JSON"))
+    if not exporting:
+        return WriterConfig(None, "", transformation, output_type)
+    params = parameters or {}
+    bucket = params.get("Bucket")
+    if not isinstance(bucket, str) or not bucket:
+        raise StatesError(RESULT_WRITER_FAILED, "ResultWriter Parameters must contain a Bucket string.")
+    prefix = params.get("Prefix", "")
+    return WriterConfig(bucket, str(prefix or ""), transformation, output_type)
+
+
+def transform_entry(entry: Mapping[str, Any], transformation: str) -> list[Any]:
+    """What one child contributes: its NONE entry, its output, or its output's elements.
+
+    "If a child workflow execution fails, Step Functions returns its execution result unchanged" (NONE form).
+    """
+    if transformation == "NONE" or entry.get("Status") != "SUCCEEDED":
+        return [dict(entry)]
+    output = json.loads(entry["Output"]) if entry.get("Output") is not None else None
+    if transformation == "FLATTEN" and isinstance(output, list):
+        return output
+    return [output]
+
+
+def write_result_files(
+    s3: S3Client,
+    config: WriterConfig,
+    run_id: str,
+    map_run_arn: str,
+    groups: Mapping[str, Iterable[Mapping[str, Any]]],
+    max_file_bytes: int = MAX_RESULT_FILE_BYTES,
+) -> dict[str, Any]:
+    """Write the result files and ``manifest.json``; return the ``ResultWriterDetails``.
+
+    :param s3: the S3 client.
+    :param config: the writer configuration (``bucket`` set).
+    :param run_id: the Map Run UUID (folder name).
+    :param map_run_arn: the Map Run ARN (manifest).
+    :param groups: ``SUCCEEDED`` / ``FAILED`` / ``PENDING`` -> entries in order (iterated once, streamed).
+    :param max_file_bytes: roll-over threshold.
+    """
+    assert config.bucket is not None
+    folder = config.run_folder(run_id)
+    files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    try:
+        for status in ("SUCCEEDED", "FAILED", "PENDING"):
+            files[status] = _write_group(s3, config, folder, status, groups.get(status, ()), max_file_bytes)
+        manifest = {"DestinationBucket": config.bucket, "MapRunArn": map_run_arn, "ResultFiles": files}
+        key = f"{folder}/manifest.json"
+        s3.put_object(
+            Bucket=config.bucket,
+            Key=key,
+            Body=json.dumps(manifest, separators=(",", ":")).encode(),
+            ContentType="application/json",
+        )
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        raise StatesError(
+            RESULT_WRITER_FAILED,
+            f"Amazon S3 service returned an error writing to s3://{config.bucket}/{folder}: "
+            f"{info.get('Message', str(error))} (Service: S3, Error Code: {info.get('Code', 'Unknown')})",
+        ) from None
+    except BotoCoreError as error:
+        raise StatesError(RESULT_WRITER_FAILED, f"Could not write results: {error}") from None
+    return {"Bucket": config.bucket, "Key": key}
+
+
+def _encoded(entries: Iterable[Mapping[str, Any]], transformation: str) -> Iterator[bytes]:
+    for entry in entries:
+        for value in transform_entry(entry, transformation):
+            yield json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _write_group(
+    s3: S3Client,
+    config: WriterConfig,
+    folder: str,
+    status: str,
+    entries: Iterable[Mapping[str, Any]],
+    max_file_bytes: int,
+) -> list[dict[str, Any]]:
+    assert config.bucket is not None
+    jsonl = config.output_type == "JSONL"
+    written: list[dict[str, Any]] = []
+    writer: S3StreamWriter | None = None
+    try:
+        for data in _encoded(entries, config.transformation):
+            if writer is not None and writer.size + len(data) + 2 > max_file_bytes:
+                writer.write(b"\n" if jsonl else b"]")
+                writer.close()
+                written.append({"Key": writer.key, "Size": writer.size})
+                writer = None
+            if writer is None:
+                writer = S3StreamWriter(s3, config.bucket, f"{folder}/{status}_{len(written)}.json")
+                writer.write(b"" if jsonl else b"[")
+            elif jsonl:
+                writer.write(b"\n")
+            else:
+                writer.write(b",")
+            writer.write(data)
+        if writer is not None:
+            writer.write(b"\n" if jsonl else b"]")
+            writer.close()
+            written.append({"Key": writer.key, "Size": writer.size})
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return written

@@ -1,0 +1,616 @@
+"""``StepFunctionsService``: the Step Functions API of the local endpoint, with AWS's shapes and errors.
+
+``dispatch(action, request)`` is called from the HTTP server's threads; executions run on an asyncio loop in a
+background thread the service owns. Request/response field names and error codes follow the AWS API reference
+(``docs/distributed-map-spec.md`` sections 5 and 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_distmap.local import arns
+from airflow_distmap.local.errors import ServiceError, StatesError
+from airflow_distmap.local.runtime import engine
+from airflow_distmap.local.runtime.batcher import dumps, utf8_size
+from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT
+from airflow_distmap.local.runtime.map_run import iso_ms
+from airflow_distmap.local.runtime.services import RuntimeServices
+from airflow_distmap.local.runtime.store import (
+    ExecutionRecord,
+    StateMachineRecord,
+    Store,
+    new_revision_id,
+    now,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from airflow_distmap.local.runtime.map_run import MapRun
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_LENGTH: Final = 80
+MAX_DEFINITION_LENGTH: Final = 1_048_576
+MAX_INPUT_LENGTH: Final = 262_144
+EXECUTION_STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+_INVALID_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]|[\ud800-\udfff]")
+_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:states:([a-z0-9-]+):(\d{12}):(stateMachine|execution|mapRun):(.+)$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH or _INVALID_NAME.search(name):
+        raise ServiceError("InvalidName", f"Invalid Name: '{name}'")
+    return name
+
+
+def _parse_arn(arn: Any, kind: str) -> str:
+    """Return the resource part of a ``states`` ARN of ``kind``, or raise ``InvalidArn``."""
+    match = _ARN.match(arn) if isinstance(arn, str) else None
+    if match is None:
+        raise ServiceError("InvalidArn", f"Invalid Arn: '{arn}'")
+    if match.group(3) != kind:
+        raise ServiceError(
+            "InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {match.group(3)}'"
+        )
+    return match.group(4)
+
+
+def _page(
+    items: list[Any], request: dict[str, Any], default: int = 100, maximum: int = 1000
+) -> dict[str, Any]:
+    """Slice ``items`` by ``maxResults``/``nextToken``; return ``{"items", "nextToken"?}``."""
+    size = request.get("maxResults") or default
+    if not isinstance(size, int) or size < 0 or size > maximum:
+        raise ServiceError(
+            "ValidationException",
+            f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy"
+            f" constraint: Member must have value less than or equal to {maximum}",
+        )
+    start = 0
+    token = request.get("nextToken")
+    if token:
+        try:
+            start = int(json.loads(base64.b64decode(token))["offset"])
+        except (ValueError, KeyError, TypeError):
+            raise ServiceError("InvalidToken", f"Invalid Token: '{token}'") from None
+    result: dict[str, Any] = {"items": items[start : start + size]}
+    if start + size < len(items):
+        result["nextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
+    return result
+
+
+class StepFunctionsService:
+    """The local Step Functions service.
+
+    :param s3_client_factory: creates S3 clients pointed at the endpoint (ItemReader, ResultWriter).
+    :param lambdas: the Lambda invoker (``LambdaInvoker``).
+    :param region: region in ARNs.
+    :param account_id: account in ARNs.
+    """
+
+    def __init__(
+        self,
+        *,
+        s3_client_factory: Callable[[], S3Client],
+        lambdas: Any,
+        region: str = arns.DEFAULT_REGION,
+        account_id: str = arns.DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        self.region = region
+        self.account_id = account_id
+        self.store = Store()
+        self.services = RuntimeServices(self.store, s3_client_factory, lambdas, region, account_id)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="distmap-sfn-loop", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    # ------------------------------------------------------------------ plumbing
+    def dispatch(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one API call (``action`` = ``X-Amz-Target`` suffix); raise ``ServiceError`` on errors."""
+        handler = getattr(self, "_" + action, None) if action[:1].isupper() else None
+        if handler is None:
+            raise ServiceError("UnknownOperationException", f"Unknown operation {action}")
+        with self.store.lock:
+            result: dict[str, Any] = handler(request if isinstance(request, dict) else {})
+            return result
+
+    def close(self) -> None:
+        """Stop running executions and the event-loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=30)
+        except Exception:
+            log.warning("Executions did not stop cleanly")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        for map_run in list(self.store.map_runs.values()):
+            map_run.close()
+
+    def _state_machine(self, arn: Any) -> StateMachineRecord:
+        resource = _parse_arn(arn, "stateMachine")
+        if "/" in resource and ":" not in resource:
+            raise ServiceError(
+                "ValidationException", f"Invalid Arn: a Map Run's state machine cannot be used here: '{arn}'"
+            )
+        record = self.store.state_machines.get(arn)
+        if record is None:
+            raise ServiceError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
+        return record
+
+    def _execution(self, arn: Any) -> ExecutionRecord:
+        _parse_arn(arn, "execution")
+        record = self.store.executions.get(arn)
+        if record is None:
+            raise ServiceError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
+        return record
+
+    def _child(self, arn: Any) -> tuple[MapRun, Any] | None:
+        """Find a Map Run child execution by ARN (``execution:<sm>/<label>:<name>``)."""
+        resource = _parse_arn(arn, "execution")
+        head, _, name = resource.rpartition(":")
+        for map_run in self.store.map_runs_by_label.get(head, []):
+            child = map_run.find_child(name)
+            if child is not None:
+                return map_run, child
+        return None
+
+    def _map_run(self, arn: Any) -> MapRun:
+        _parse_arn(arn, "mapRun")
+        map_run = self.store.map_runs.get(arn)
+        if map_run is None:
+            raise ServiceError("ResourceNotFound", f"Resource not found: '{arn}'")
+        return map_run
+
+    def _validate(self, definition: Any) -> None:
+        if not isinstance(definition, str) or not definition:
+            raise ServiceError("MissingRequiredParameter", "Missing required parameter: definition")
+        if len(definition) > MAX_DEFINITION_LENGTH:
+            raise ServiceError(
+                "InvalidDefinition", "Invalid State Machine Definition: 'definition is too large'"
+            )
+        errors = [
+            d for d in engine.validate_definition(definition) if getattr(d, "severity", "ERROR") == "ERROR"
+        ]
+        if errors:
+            text = ", ".join(
+                f"{d.code}: {d.message} at {d.location}"
+                if getattr(d, "location", None)
+                else f"{d.code}: {d.message}"
+                for d in errors
+            )
+            raise ServiceError("InvalidDefinition", f"Invalid State Machine Definition: '{text}'")
+
+    # ------------------------------------------------------------------ state machines
+    def _CreateStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = _check_name(request.get("name"))
+        role_arn = request.get("roleArn")
+        if not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn):
+            raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
+        machine_type = request.get("type") or "STANDARD"
+        if machine_type not in ("STANDARD", "EXPRESS"):
+            raise ServiceError(
+                "ValidationException",
+                f"1 validation error detected: Value '{machine_type}' at 'type' failed to satisfy "
+                "constraint: "
+                "Member must satisfy enum value set: [STANDARD, EXPRESS]",
+            )
+        definition = request.get("definition")
+        self._validate(definition)
+        arn = arns.state_machine_arn(name, self.region, self.account_id)
+        existing = self.store.state_machines.get(arn)
+        if existing is not None:
+            if (
+                existing.definition == definition
+                and existing.role_arn == role_arn
+                and existing.type == machine_type
+            ):
+                return {"stateMachineArn": arn, "creationDate": existing.creation_date}
+            raise ServiceError("StateMachineAlreadyExists", f"State Machine Already Exists: '{arn}'")
+        record = StateMachineRecord(
+            arn=arn,
+            name=name,
+            definition=str(definition),
+            role_arn=role_arn,
+            type=machine_type,
+            creation_date=now(),
+            logging_configuration=request.get("loggingConfiguration")
+            or {"level": "OFF", "includeExecutionData": False},
+            tracing_configuration=request.get("tracingConfiguration") or {"enabled": False},
+        )
+        self.store.state_machines[arn] = record
+        return {"stateMachineArn": arn, "creationDate": record.creation_date}
+
+    def _UpdateStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = self._state_machine(request.get("stateMachineArn"))
+        definition = request.get("definition")
+        role_arn = request.get("roleArn")
+        if (
+            definition is None
+            and role_arn is None
+            and not request.get("loggingConfiguration")
+            and not request.get("tracingConfiguration")
+        ):
+            raise ServiceError(
+                "MissingRequiredParameter",
+                "Either the definition, the role ARN, the LoggingConfiguration, or the TracingConfiguration "
+                "must be specified",
+            )
+        if definition is not None:
+            self._validate(definition)
+        if role_arn is not None and (not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn)):
+            raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
+        if definition is not None:
+            record.definition = str(definition)
+            record._compiled = None
+        if role_arn is not None:
+            record.role_arn = role_arn
+        if request.get("loggingConfiguration"):
+            record.logging_configuration = request["loggingConfiguration"]
+        if request.get("tracingConfiguration"):
+            record.tracing_configuration = request["tracingConfiguration"]
+        record.update_date = now()
+        record.revision_id = new_revision_id()
+        return {"updateDate": record.update_date, "revisionId": record.revision_id}
+
+    def _DescribeStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._state_machine(request.get("stateMachineArn")).describe()
+
+    def _DescribeStateMachineForExecution(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = self._execution(request.get("executionArn"))
+        machine = record.state_machine
+        response = {
+            "stateMachineArn": machine.arn,
+            "name": machine.name,
+            "definition": record.definition_snapshot,
+            "roleArn": machine.role_arn,
+            "updateDate": machine.update_date or machine.creation_date,
+            "loggingConfiguration": machine.logging_configuration,
+            "tracingConfiguration": machine.tracing_configuration,
+        }
+        return response
+
+    def _ListStateMachines(self, request: dict[str, Any]) -> dict[str, Any]:
+        machines = sorted(self.store.state_machines.values(), key=lambda m: m.name)
+        entries = [
+            {"stateMachineArn": m.arn, "name": m.name, "type": m.type, "creationDate": m.creation_date}
+            for m in machines
+        ]
+        page = _page(entries, request)
+        response: dict[str, Any] = {"stateMachines": page["items"]}
+        if "nextToken" in page:
+            response["nextToken"] = page["nextToken"]
+        return response
+
+    def _DeleteStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
+        arn = request.get("stateMachineArn")
+        _parse_arn(arn, "stateMachine")
+        self.store.state_machines.pop(str(arn), None)
+        return {}
+
+    def _ValidateStateMachineDefinition(self, request: dict[str, Any]) -> dict[str, Any]:
+        definition = request.get("definition")
+        if not isinstance(definition, str):
+            raise ServiceError(
+                "ValidationException", "1 validation error detected: definition must not be null"
+            )
+        severity = request.get("severity") or "ERROR"
+        max_results = request.get("maxResults") or 100
+        found = engine.validate_definition(definition)
+        wanted = ("ERROR",) if severity == "ERROR" else ("ERROR", "WARNING")
+        diagnostics = [
+            {
+                "severity": d.severity,
+                "code": d.code,
+                "message": d.message,
+                **({"location": d.location} if getattr(d, "location", None) else {}),
+            }
+            for d in found
+            if d.severity in wanted
+        ]
+        failed = any(d["severity"] == "ERROR" for d in diagnostics)
+        return {
+            "result": "FAIL" if failed else "OK",
+            "diagnostics": diagnostics[:max_results],
+            "truncated": len(diagnostics) > max_results,
+        }
+
+    # ------------------------------------------------------------------ executions
+    def _StartExecution(self, request: dict[str, Any]) -> dict[str, Any]:
+        machine = self._state_machine(request.get("stateMachineArn"))
+        name = request.get("name")
+        name = str(uuid.uuid4()) if name is None else _check_name(name)
+        input_text = request.get("input")
+        if input_text is None:
+            input_text = "{}"
+        if not isinstance(input_text, str) or len(input_text.encode("utf-8")) > MAX_INPUT_LENGTH:
+            raise ServiceError(
+                "InvalidExecutionInput",
+                f"Invalid Execution Input: the input must be JSON text of at most {MAX_INPUT_LENGTH} bytes",
+            )
+        try:
+            input_value = json.loads(input_text)
+        except ValueError as error:
+            raise ServiceError("InvalidExecutionInput", f"Invalid Execution Input: '{error}'") from None
+        arn = arns.execution_arn(machine.name, name, self.region, self.account_id)
+        existing = self.store.executions.get(arn)
+        if existing is not None:
+            if (
+                machine.type == "STANDARD"
+                and existing.status == "RUNNING"
+                and existing.input_text == input_text
+            ):
+                return {"executionArn": arn, "startDate": existing.start_date}
+            raise ServiceError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
+        record = ExecutionRecord(
+            arn=arn,
+            name=name,
+            state_machine=machine,
+            definition_snapshot=machine.definition,
+            input_text=input_text,
+            start_date=now(),
+        )
+        compiled = machine.compiled()
+        self.store.executions[arn] = record
+        record.history.record(
+            "ExecutionStarted",
+            {"input": input_text, "inputDetails": {"truncated": False}, "roleArn": machine.role_arn},
+        )
+        self._launch(record, compiled, input_value)
+        return {"executionArn": arn, "startDate": record.start_date}
+
+    def _launch(self, record: ExecutionRecord, compiled: Any, input_value: Any) -> None:
+        async def start() -> None:
+            record.task = asyncio.current_task()
+            await self._run_execution(record, compiled, input_value)
+
+        asyncio.run_coroutine_threadsafe(start(), self._loop)
+
+    async def _run_execution(self, record: ExecutionRecord, compiled: Any, input_value: Any) -> None:
+        context = {
+            "Execution": {
+                "Id": record.arn,
+                "Name": record.name,
+                "Input": input_value,
+                "StartTime": iso_ms(record.start_date),
+                "RoleArn": record.state_machine.role_arn,
+                "RedriveCount": record.redrive_count,
+            },
+            "StateMachine": {"Id": record.state_machine.arn, "Name": record.state_machine.name},
+        }
+        if record.redrive_date is not None:
+            context["Execution"]["RedriveTime"] = iso_ms(record.redrive_date)
+        record.map_entries.clear()
+        try:
+            output = await compiled.run(input_value, context, self.services, record.history)
+            output_text = dumps(output)
+            if utf8_size(output_text) > PAYLOAD_LIMIT:
+                raise StatesError(
+                    "States.DataLimitExceeded",
+                    "The state/task returned a result with a size exceeding the maximum number of bytes "
+                    "service "
+                    f"limit ({PAYLOAD_LIMIT} bytes).",
+                )
+        except asyncio.CancelledError:
+            return
+        except StatesError as error:
+            self._close(record, "FAILED", error=error.error, cause=error.cause)
+            return
+        except Exception as error:
+            log.exception("Execution %s crashed", record.arn)
+            self._close(record, "FAILED", error="States.Runtime", cause=f"{type(error).__name__}: {error}")
+            return
+        self._close(record, "SUCCEEDED", output_text=output_text)
+
+    def _close(
+        self,
+        record: ExecutionRecord,
+        status: str,
+        output_text: str | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        with self.store.lock:
+            if record.status != "RUNNING":
+                return
+            record.history.muted = False
+            record.redriving = False
+            record.stop_date = now()
+            record.output_text = output_text
+            record.error = error
+            record.cause = cause
+            if status == "SUCCEEDED":
+                record.history.record(
+                    "ExecutionSucceeded", {"output": output_text, "outputDetails": {"truncated": False}}
+                )
+            else:
+                details: dict[str, Any] = {}
+                if error is not None:
+                    details["error"] = error
+                if cause is not None:
+                    details["cause"] = cause
+                record.history.record(
+                    "ExecutionFailed" if status == "FAILED" else "ExecutionAborted", details
+                )
+            record.status = status
+
+    def _DescribeExecution(self, request: dict[str, Any]) -> dict[str, Any]:
+        arn = request.get("executionArn")
+        record = self.store.executions.get(arn) if isinstance(arn, str) else None
+        if record is not None:
+            return record.describe()
+        found = self._child(arn)
+        if found is None:
+            raise ServiceError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
+        map_run, child = found
+        return map_run.child_description(child)
+
+    def _ListExecutions(self, request: dict[str, Any]) -> dict[str, Any]:
+        machine_arn = request.get("stateMachineArn")
+        map_run_arn = request.get("mapRunArn")
+        if (machine_arn is None) == (map_run_arn is None):
+            raise ServiceError(
+                "ValidationException", "Exactly one of stateMachineArn and mapRunArn must be given"
+            )
+        status_filter = request.get("statusFilter")
+        if status_filter is not None and status_filter not in EXECUTION_STATUSES:
+            raise ServiceError("ValidationException", f"Invalid statusFilter: '{status_filter}'")
+        if machine_arn is not None:
+            if status_filter == "PENDING_REDRIVE":
+                raise ServiceError("ValidationException", "statusFilter PENDING_REDRIVE requires mapRunArn")
+            machine = self._state_machine(machine_arn)
+            records = [r for r in self.store.executions.values() if r.state_machine.arn == machine.arn]
+            records = [r for r in records if status_filter is None or r.status == status_filter]
+            records.sort(key=lambda r: r.start_date, reverse=True)
+            entries = [r.list_entry() for r in records]
+            page = _page(entries, request)
+        else:
+            map_run = self._map_run(map_run_arn)
+            children = [
+                c
+                for c in map_run.children
+                if c.status != "PENDING" and (status_filter is None or c.status == status_filter)
+            ]
+            children.sort(key=lambda c: (c.start or 0.0, c.index), reverse=True)
+            page = _page(children, request)
+            page["items"] = [self._child_entry(map_run, c) for c in page["items"]]
+        response: dict[str, Any] = {"executions": page["items"]}
+        if "nextToken" in page:
+            response["nextToken"] = page["nextToken"]
+        return response
+
+    @staticmethod
+    def _child_entry(map_run: MapRun, child: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "executionArn": map_run.child_arn(child.index),
+            "stateMachineArn": map_run.state_machine_arn,
+            "name": map_run.child_name(child.index),
+            "status": child.status,
+            "startDate": child.start if child.start is not None else map_run.start_date,
+            "mapRunArn": map_run.arn,
+            "itemCount": child.item_count,
+            "redriveCount": child.redrive_count,
+        }
+        if child.stop is not None and child.status not in ("RUNNING", "PENDING_REDRIVE"):
+            entry["stopDate"] = child.stop
+        if child.redrive_date is not None:
+            entry["redriveDate"] = child.redrive_date
+        return entry
+
+    def _StopExecution(self, request: dict[str, Any]) -> dict[str, Any]:
+        arn = request.get("executionArn")
+        record = self.store.executions.get(arn) if isinstance(arn, str) else None
+        if record is None:
+            if isinstance(arn, str) and self._child(arn) is not None:
+                raise ServiceError(
+                    "ValidationException",
+                    "Child executions of a Map Run are stopped by stopping their parent.",
+                )
+            self._execution(arn)
+            raise AssertionError("unreachable")
+        if record.state_machine.type == "EXPRESS":
+            raise ServiceError(
+                "ValidationException", "This operation is not supported by this type of state machine"
+            )
+        if record.status == "RUNNING":
+            self._close(record, "ABORTED", error=request.get("error"), cause=request.get("cause"))
+            task = record.task
+            if task is not None:
+                self._loop.call_soon_threadsafe(task.cancel)
+        return {"stopDate": record.stop_date}
+
+    def _RedriveExecution(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = self._execution(request.get("executionArn"))
+        status, reason = record.redrive_status()
+        if status != "REDRIVABLE":
+            raise ServiceError("ExecutionNotRedrivable", f"Execution is not redrivable: {reason}")
+        if record.task is not None and not record.task.done():
+            raise ServiceError(
+                "ExecutionNotRedrivable", "Execution is not redrivable: its Map Run is still stopping"
+            )
+        failed_entered = sum(
+            1 for event in record.history.events if str(event["type"]).endswith("StateEntered")
+        )
+        record.redrive_count += 1
+        record.redrive_date = now()
+        record.status = "RUNNING"
+        record.stop_date = None
+        record.error = None
+        record.cause = None
+        record.output_text = None
+        record.redriving = True
+        record.history.record("ExecutionRedriven", {"redriveCount": record.redrive_count})
+        # The runtime re-runs the definition from the start with history muted until the state that failed is
+        # entered again: Map states replay their earlier Map Runs (succeeded ones return their result, the
+        # failed
+        # one is redriven), so only unsuccessful work runs again. Non-Map states before it run again (Pass,
+        # Choice... are pure; a Task before the failing state would be invoked again: a documented deviation).
+        record.history.mute_until_entered(failed_entered)
+        self._launch(record, record.state_machine.compiled(), json.loads(record.input_text))
+        return {"redriveDate": record.redrive_date}
+
+    def _GetExecutionHistory(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = self._execution(request.get("executionArn"))
+        events = record.history.snapshot()
+        if request.get("reverseOrder"):
+            events.reverse()
+        if request.get("includeExecutionData") is False:
+            events = [{k: v for k, v in e.items() if not k.endswith("EventDetails")} for e in events]
+        page = _page(events, request)
+        response: dict[str, Any] = {"events": page["items"]}
+        if "nextToken" in page:
+            response["nextToken"] = page["nextToken"]
+        return response
+
+    # ------------------------------------------------------------------ map runs
+    def _ListMapRuns(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = self._execution(request.get("executionArn"))
+        entries = [m.list_entry() for m in reversed(record.map_runs)]
+        page = _page(entries, request)
+        response: dict[str, Any] = {"mapRuns": page["items"]}
+        if "nextToken" in page:
+            response["nextToken"] = page["nextToken"]
+        return response
+
+    def _DescribeMapRun(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._map_run(request.get("mapRunArn")).describe()
+
+    def _UpdateMapRun(self, request: dict[str, Any]) -> dict[str, Any]:
+        map_run = self._map_run(request.get("mapRunArn"))
+        concurrency = request.get("maxConcurrency")
+        count = request.get("toleratedFailureCount")
+        percentage = request.get("toleratedFailurePercentage")
+        if concurrency is None and count is None and percentage is None:
+            raise ServiceError(
+                "ValidationException",
+                "At least one of maxConcurrency, toleratedFailureCount or toleratedFailurePercentage "
+                "is required",
+            )
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 0):
+            raise ServiceError("ValidationException", "maxConcurrency must be a non-negative integer")
+        if count is not None and (not isinstance(count, int) or count < 0):
+            raise ServiceError("ValidationException", "toleratedFailureCount must be a non-negative integer")
+        if percentage is not None and (not isinstance(percentage, int | float) or not 0 <= percentage <= 100):
+            raise ServiceError("ValidationException", "toleratedFailurePercentage must be between 0 and 100")
+        map_run.update(concurrency, count, None if percentage is None else float(percentage))
+        return {}
