@@ -1,5 +1,7 @@
-"""The ASL engine of the local runtime: paths, intrinsic functions, payload templates, the state interpreter
-and definition validation. Pure computation; I/O only through the :class:`Services` it is given.
+"""The ASL engine of the local runtime.
+
+Paths, intrinsic functions, payload templates, the state interpreter and definition validation. Pure
+computation; I/O only through the :class:`Services` it is given.
 """
 
 from __future__ import annotations

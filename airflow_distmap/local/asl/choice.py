@@ -21,7 +21,7 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "IsTimestamp": lambda v: isinstance(v, str) and parse_timestamp(v) is not None,
 }
 
-_ORDER = {
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "Equals": lambda a, b: a == b,
     "LessThan": lambda a, b: a < b,
     "GreaterThan": lambda a, b: a > b,
@@ -37,7 +37,7 @@ COMPARISON_OPERATORS = frozenset(
 
 
 def parse_timestamp(text: str) -> datetime | None:
-    """Parse an RFC 3339 timestamp as Step Functions accepts it (``2016-03-14T01:59:00Z``); ``None`` if invalid.
+    """Parse an RFC 3339 timestamp as Step Functions accepts it (``2016-03-14T01:59:00Z``), else ``None``.
 
     :param text: the timestamp.
     """
@@ -68,7 +68,7 @@ def _coerce(kind: str, value: Any) -> Any:
 
 
 def _string_matcher(pattern: str) -> re.Pattern[str]:
-    """``*`` matches any run of characters; ``\\*`` and ``\\\\`` are literal."""
+    r"""``*`` matches any run of characters; ``\*`` and ``\\`` are literal."""
     out: list[str] = []
     position = 0
     while position < len(pattern):
@@ -110,7 +110,8 @@ def _compile_comparison(variable_text: str, operator: str, operand: Any) -> Pred
         value = variable.find(data, context)
         if value is MISSING:
             raise PathRuntimeError(
-                f"Invalid path '{variable_text}': The choice state's condition path references an invalid value."
+                f"Invalid path '{variable_text}': The choice state's condition path references an invalid "
+                "value."
             )
         return value
 
@@ -148,7 +149,8 @@ def _compile_comparison(variable_text: str, operator: str, operand: Any) -> Pred
             value = other.find(data, context)
             if value is MISSING:
                 raise PathRuntimeError(
-                    f"Invalid path '{operand}': The choice state's condition path references an invalid value."
+                    f"Invalid path '{operand}': The choice state's condition path references an invalid "
+                    "value."
                 )
             return _coerce(kind, value)
 

@@ -1,7 +1,8 @@
 """ASL intrinsic functions (``States.Format(...)``, ``States.StringToJson(...)``, ...).
 
 The call parser is hand-written: no maintained Python library implements the ASL intrinsic grammar (moto's and
-LocalStack's interpreters embed ANTLR-generated parsers that are not published as packages). The grammar is small:
+LocalStack's interpreters embed ANTLR-generated parsers that are not published as packages). The grammar is
+small:
 a call is ``States.Name(arg, ...)`` and an argument is a single-quoted string, a number, ``true``/``false``/
 ``null``, a path (``$...``, ``$$...``, ``$var...``) or a nested call. Calls are compiled once into closures.
 """

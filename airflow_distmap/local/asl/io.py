@@ -1,11 +1,13 @@
-"""Input and output processing of a state: InputPath, ResultPath, OutputPath (Parameters and ResultSelector are
-payload templates, see :mod:`airflow_distmap.local.asl.templates`).
+"""Input and output processing of a state: InputPath, ResultPath, OutputPath.
+
+Parameters and ResultSelector are payload templates, see :mod:`airflow_distmap.local.asl.templates`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from email.utils import formatdate
 from typing import Any
 
 from airflow_distmap.local.asl.paths import (
@@ -18,7 +20,8 @@ from airflow_distmap.local.asl.paths import (
 )
 from airflow_distmap.local.errors import StatesError
 
-#: A path field set to JSON ``null``: discard (``{}`` for InputPath/OutputPath, keep the input for ResultPath).
+#: A path field set to JSON ``null``: discard (``{}`` for InputPath/OutputPath, keep the input for
+# ResultPath).
 NULL_PATH: Any = object()
 
 
@@ -93,6 +96,26 @@ def _set_in(target: Any, steps: tuple[str | int, ...], value: Any, text: str, wh
     return copy
 
 
+_second_cache: list[Any] = [-1, "", ""]  # [epoch second, ISO prefix, HTTP date] of the last call
+
+
+def _formatted_second(second: int) -> list[Any]:
+    # Formatting a datetime costs microseconds and runs once per state: re-format only on a new second.
+    cache = _second_cache
+    if cache[0] != second:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        cache[2] = formatdate(second, usegmt=True)
+        cache[0] = second
+    return cache
+
+
 def iso_now() -> str:
     """The current time as Step Functions prints it in the context object (ISO 8601, milliseconds, ``Z``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = time.time()
+    second = int(now)
+    return f"{_formatted_second(second)[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def http_date() -> str:
+    """The current time as an HTTP ``Date`` header (RFC 7231)."""
+    return str(_formatted_second(int(time.time()))[2])

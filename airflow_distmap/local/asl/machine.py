@@ -75,7 +75,8 @@ class _Run:
 def _prefixed(state_name: str, entered_id: int, error: PathRuntimeError) -> StatesError:
     return StatesError(
         "States.Runtime",
-        f"An error occurred while executing the state '{state_name}' (entered at the event id #{entered_id}). "
+        f"An error occurred while executing the state '{state_name}' (entered at the event id "
+        f"#{entered_id}). "
         f"{error.cause}",
     )
 
@@ -206,7 +207,7 @@ class _FailState(_State):
 
 
 class _StringField:
-    """``Error``/``ErrorPath`` or ``Cause``/``CausePath`` of a Fail state (the Path form may be an intrinsic)."""
+    """``Error``/``ErrorPath`` or ``Cause``/``CausePath`` of a Fail state (a Path may be an intrinsic)."""
 
     def __init__(self, spec: Mapping[str, Any], field: str) -> None:
         self.constant: str = spec.get(field, "")
@@ -387,7 +388,8 @@ class _TaskState(_WorkState):
             value = select(self.timeout_path, effective, context)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise PathRuntimeError(
-                    f"The TimeoutSecondsPath parameter does not reference a valid positive integer: {to_json(value)}"
+                    "The TimeoutSecondsPath parameter does not reference a valid positive integer: "
+                    f"{to_json(value)}"
                 )
             timeout = float(value)
         history = run.history if run.history.events is not None else None
@@ -431,7 +433,8 @@ class _MapState(_WorkState):
             return list(items.items())
         path = self.spec.get("ItemsPath", "$")
         raise PathRuntimeError(
-            f"Invalid path '{path}': The ItemsPath field must refer to a JSON array or object, not {to_json(items)}"
+            f"Invalid path '{path}': The ItemsPath field must refer to a JSON array or object, not "
+            f"{to_json(items)}"
         )
 
     async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
@@ -467,7 +470,8 @@ class _MapState(_WorkState):
         value = select(self.max_concurrency_path, effective, context)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise PathRuntimeError(
-                f"The MaxConcurrencyPath field refers to value {to_json(value)} which is not a valid integer: "
+                f"The MaxConcurrencyPath field refers to value {to_json(value)} which is not a valid "
+                "integer: "
                 f"{self.spec['MaxConcurrencyPath']}"
             )
         return value
@@ -600,11 +604,13 @@ class CompiledStateMachine:
         """Execute the state machine.
 
         :param input: the execution input (a JSON value).
-        :param context: the context object (``$$``): Execution, StateMachine, ... (``State`` is filled in here).
+        :param context: the context object (``$$``): Execution, StateMachine, ... (``State`` is filled in
+        here).
         :param services: the Lambda invoker and the Distributed Map runtime.
         :param events: the parent execution's history sink; ``None`` for child executions (no overhead).
         :return: the execution output.
-        :raises StatesError: when the execution fails (``error``/``cause`` as ``ExecutionFailed`` reports them).
+        :raises StatesError: when the execution fails (``error``/``cause`` as ``ExecutionFailed`` reports
+        them).
         """
         variables: dict[str, Any] | None = {} if self.uses_variables else None
         return await self._execute(input, _Run(services, _History(events), context, variables))

@@ -1,4 +1,6 @@
-"""JSONPath for the ASL engine: reference paths, ``.$`` field paths, ``$$`` context paths and ``$var`` variables.
+"""JSONPath for the ASL engine.
+
+Reference paths, ``.$`` field paths, ``$$`` context paths and ``$var`` variables.
 
 Simple paths (``$``, ``$.a.b``, ``$['x y']``, ``$.a[0]``) are parsed once into a tuple of steps and walked
 with plain dict/list indexing: they are the hot path (an ItemSelector runs once per item). Anything else
@@ -15,7 +17,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jsonpath_ng.ext import parse as _jsonpath_parse
+from jsonpath_ng.ext.parser import parse as _jsonpath_parse
 
 from airflow_distmap.local.errors import StatesError
 
@@ -35,8 +37,9 @@ _VARIABLE_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class PathRuntimeError(StatesError):
-    """A ``States.Runtime`` error raised while evaluating a path or template, before the state runner adds
-    AWS's "An error occurred while executing the state ..." prefix to its cause.
+    """A ``States.Runtime`` error from a path or template, before the state runner prefixes its cause.
+
+    The prefix is AWS's "An error occurred while executing the state ..." prefix to its cause.
     """
 
     def __init__(self, cause: str) -> None:
@@ -52,8 +55,10 @@ def to_json(value: Any) -> str:
 
 
 class ContextDict(dict[str, Any]):
-    """The context object (``$$``) plus the workflow variables in scope, which ride along as an attribute so
-    that ``$$`` never shows them and code that only passes the context on (E2's Map runtime) keeps them.
+    """The context object (``$$``) plus the workflow variables in scope.
+
+    The variables ride along as an attribute so that ``$$`` never shows them and code that only passes the
+    context on (the Distributed Map runtime) keeps them.
     """
 
     __slots__ = ("variables",)
@@ -107,7 +112,7 @@ class Path:
 
     @property
     def is_reference_path(self) -> bool:
-        """Whether the path is a *reference path* (only names and indices: usable in InputPath, ItemsPath…)."""
+        """Whether the path is a *reference path* (only names and indices), as InputPath etc. need."""
         return self._steps is not None
 
     def root(self, data: Any, context: Mapping[str, Any]) -> Any:
@@ -117,9 +122,8 @@ class Path:
         if self.source == "context":
             return context
         variables = variables_of(context)
-        if self.variable not in variables:
-            return MISSING
-        return variables[self.variable]
+        name = self.variable or ""
+        return variables.get(name, MISSING)
 
     def find(self, data: Any, context: Mapping[str, Any]) -> Any:
         """Evaluate; returns :data:`MISSING` when a definite path matches nothing.
@@ -232,7 +236,8 @@ def field_path_getter(field: str, path_text: str) -> Callable[[Any, Mapping[str,
         if value is MISSING:
             shown = data if source == "data" else (context if source == "context" else variables_of(context))
             raise PathRuntimeError(
-                f"The JSONPath '{path_text}' specified for the field '{field}' could not be found in the input "
+                f"The JSONPath '{path_text}' specified for the field '{field}' could not be found in the "
+                "input "
                 f"'{to_json(shown)}'"
             )
         return value

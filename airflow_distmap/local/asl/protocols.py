@@ -1,4 +1,4 @@
-"""What the ASL engine needs from its host: a history sink, a Lambda invoker and the Distributed Map runtime."""
+"""What the ASL engine needs from its host: a history sink, a Lambda invoker and the Map runtime."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ class EventSink(Protocol):
     """Receives the parent execution's history events.
 
     ``details`` is AWS's inner detail object for the event type (what ``GetExecutionHistory`` shows under
-    ``stateEnteredEventDetails``, ``taskScheduledEventDetails``, ...), with ``input``/``output``/``parameters``
+    ``stateEnteredEventDetails``, ``taskScheduledEventDetails``, ...), with
+    ``input``/``output``/``parameters``
     as JSON text, exactly as the API returns them.
     """
 

@@ -1,11 +1,11 @@
-"""Task resources the local runtime implements: the ``lambda:invoke`` integration and a bare Lambda function ARN."""
+"""Task resources the local runtime implements: ``lambda:invoke`` and a bare Lambda function ARN."""
 
 from __future__ import annotations
 
 import re
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_distmap.local.asl.io import http_date
 from airflow_distmap.local.asl.paths import to_json
 from airflow_distmap.local.errors import StatesError
 
@@ -76,8 +76,10 @@ async def _call(services: Services, function: str, payload: Any) -> InvocationRe
 
 
 def _function_error(result: InvocationResultLike) -> StatesError:
-    """How Step Functions surfaces a function error: the ``errorType`` is the error name and the whole Lambda
-    error object, as JSON text, is the cause (``Lambda.Unknown`` when the function gave no ``errorType``).
+    """How Step Functions surfaces a function error.
+
+    The ``errorType`` is the error name and the whole Lambda error object, as JSON text, is the cause
+    (``Lambda.Unknown`` when the function gave no ``errorType``).
     """
     payload = result.payload
     error = payload.get("errorType") if isinstance(payload, dict) else None
@@ -85,9 +87,10 @@ def _function_error(result: InvocationResultLike) -> StatesError:
 
 
 class LambdaInvokeIntegration:
-    """``arn:aws:states:::lambda:invoke``: Parameters carry ``FunctionName`` and ``Payload``; the result is the
-    Invoke API response (``ExecutedVersion``, ``Payload``, ``SdkHttpMetadata``, ``SdkResponseMetadata``,
-    ``StatusCode``).
+    """``arn:aws:states:::lambda:invoke``.
+
+    Parameters carry ``FunctionName`` and ``Payload``; the result is the Invoke API response
+    (``ExecutedVersion``, ``Payload``, ``SdkHttpMetadata``, ``SdkResponseMetadata``, ``StatusCode``).
     """
 
     async def invoke(self, effective: Any, services: Services, history: History | None) -> Any:
@@ -129,6 +132,7 @@ class LambdaInvokeIntegration:
                     },
                 )
             raise
+        date = http_date()
         output = {
             "ExecutedVersion": result.executed_version,
             "Payload": result.payload,
@@ -137,13 +141,13 @@ class LambdaInvokeIntegration:
                     "X-Amz-Executed-Version": [result.executed_version],
                     "x-amz-request-id": [result.request_id],
                     "Content-Type": ["application/json"],
-                    "Date": [formatdate(usegmt=True)],
+                    "Date": [date],
                 },
                 "HttpHeaders": {
                     "X-Amz-Executed-Version": result.executed_version,
                     "x-amz-request-id": result.request_id,
                     "Content-Type": "application/json",
-                    "Date": formatdate(usegmt=True),
+                    "Date": date,
                 },
                 "HttpStatusCode": 200,
             },
@@ -172,8 +176,9 @@ class LambdaInvokeIntegration:
 
 
 class LambdaFunctionResource:
-    """A bare Lambda function ARN as the Task resource: the effective input is the event and the function's
-    return value is the task result.
+    """A bare Lambda function ARN as the Task resource.
+
+    The effective input is the event and the function's return value is the task result.
 
     :param arn: the function ARN.
     :param region: its region.

@@ -1,8 +1,12 @@
-"""Payload templates: Parameters, ItemSelector, ResultSelector, BatchInput, ItemReader/ResultWriter Parameters.
+"""Payload templates.
 
-A template is any JSON value; inside objects a key ending in ``.$`` takes its value from a path (``$...`` on the
+Parameters, ItemSelector, ResultSelector, BatchInput, ItemReader/ResultWriter Parameters.
+
+A template is any JSON value; inside objects a key ending in ``.$`` takes its value from a path (``$...``
+on the
 data, ``$$...`` on the context object, ``$var`` on a workflow variable) or an intrinsic function call, and the
-``.$`` is dropped from the output key. Templates are compiled once into closures; constant sub-trees are shared
+``.$`` is dropped from the output key. Templates are compiled once into closures; constant sub-trees are
+shared
 (the engine never mutates values in place).
 """
 
@@ -108,7 +112,8 @@ def _compile_cached(text: str) -> CompiledTemplate:
 def evaluate_template(template: Any, data: Any, context: Mapping[str, Any]) -> Any:
     """Evaluate a payload template (Parameters, ItemSelector, BatchInput, ItemReader/ResultWriter Parameters).
 
-    Compiled templates are cached by their JSON text; for a hot loop, keep a :class:`CompiledTemplate` and call
+    Compiled templates are cached by their JSON text; for a hot loop, keep a :class:`CompiledTemplate` and
+    call
     its ``evaluate(data, context)`` directly.
 
     :param template: the template as written in the definition.

@@ -1,7 +1,8 @@
 """Definition validation for CreateStateMachine, UpdateStateMachine and ValidateStateMachineDefinition.
 
 Everything AWS would reject is an ERROR diagnostic, and so is every feature the local runtime does not
-implement (``UNSUPPORTED_FEATURE``, the message naming the feature): a definition is never run with a part of it
+implement (``UNSUPPORTED_FEATURE``, the message naming the feature): a definition is never run with a part
+of it
 silently ignored. Codes follow AWS's (``INVALID_JSON_DESCRIPTION``, ``SCHEMA_VALIDATION_FAILED``,
 ``MISSING_TRANSITION_TARGET``...); locations are JSON pointers like ``/States/MapState/ItemBatcher``.
 """
@@ -333,7 +334,8 @@ class _Validator:
             return
         if not is_supported_resource(resource):
             self.unsupported(
-                f"Task resource {resource} (only arn:aws:states:::lambda:invoke and Lambda function ARNs are)",
+                f"Task resource {resource} (only arn:aws:states:::lambda:invoke and Lambda function ARNs "
+                "are)",
                 f"{location}/Resource",
             )
         elif LAMBDA_INVOKE_RE.match(resource):
