@@ -88,6 +88,7 @@ class DistributedMapTrigger(BaseTrigger):
     :param region_name: AWS region name; overrides the connection's.
     :param verify: Whether to verify SSL certificates.
     :param botocore_config: botocore client configuration (a dict).
+    :param stop_on_kill: Stop the execution when a user kills the deferred task (mark failed, clear).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class DistributedMapTrigger(BaseTrigger):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
+        stop_on_kill: bool = True,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.execution_arn = execution_arn
@@ -109,6 +111,7 @@ class DistributedMapTrigger(BaseTrigger):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.stop_on_kill = stop_on_kill
         self._map_run_arn: str | None = None
         self._last_counts: dict[str, int] | None = None
         self._last_map_run_call: float | None = None
@@ -126,6 +129,7 @@ class DistributedMapTrigger(BaseTrigger):
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
+                "stop_on_kill": self.stop_on_kill,
             },
         )
 
@@ -178,6 +182,23 @@ class DistributedMapTrigger(BaseTrigger):
                     yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
                     return
                 await asyncio.sleep(self.poll_interval)
+
+    async def on_kill(self) -> None:
+        """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""
+        if not self.stop_on_kill:
+            return
+        hook = self.hook()
+        async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]
+            try:
+                await client.stop_execution(
+                    executionArn=self.execution_arn,
+                    error="Airflow.TaskKilled",
+                    cause="The Airflow task waiting for this execution was killed.",
+                )
+            except ClientError as error:
+                self.log.warning("Could not stop execution %s: %s", self.execution_arn, error)
+                return
+        self.log.info("Stopped execution %s", self.execution_arn)
 
     async def _log_progress(self, hook: DistributedMapHook, client: Any) -> None:
         """Log Map Run item counts when they changed, within DescribeMapRun's 1 request/s quota."""

@@ -51,6 +51,11 @@ class FakeSFN:
         result = self._next(self.executions)
         return {"executionArn": executionArn, **result}
 
+    async def stop_execution(self, **kwargs) -> dict:
+        self.calls.append("stop_execution")
+        self.stopped = kwargs
+        return {"stopDate": 1}
+
     async def list_map_runs(self, executionArn: str) -> dict:
         self.calls.append("list_map_runs")
         return {"mapRuns": [{"mapRunArn": MAP_RUN_ARN, "executionArn": executionArn, "startDate": 1}]}
@@ -123,6 +128,7 @@ def test_serialization_round_trip():
         "region_name": "eu-west-1",
         "verify": False,
         "botocore_config": {"retries": {"mode": "standard"}},
+        "stop_on_kill": True,
     }
     module_name, class_name = classpath.rsplit(".", 1)
     rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
@@ -243,3 +249,17 @@ def test_is_transient():
     assert is_transient(EndpointConnectionError(endpoint_url="x"))
     assert not is_transient(_client_error("ExecutionDoesNotExist"))
     assert not is_transient(ValueError("x"))
+
+
+async def test_on_kill_stops_the_execution():
+    client = FakeSFN([{"status": "RUNNING"}])
+
+    async def fake_conn(self):
+        return client
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
+        await _trigger().on_kill()
+        await _trigger(stop_on_kill=False).on_kill()
+    assert client.calls == ["stop_execution"]
+    assert client.stopped["executionArn"] == EXECUTION_ARN
+    assert client.stopped["error"] == "Airflow.TaskKilled"

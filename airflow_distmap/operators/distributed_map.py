@@ -1,0 +1,578 @@
+"""Operator that runs an AWS Step Functions Distributed Map and returns a summary of its results."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import conf
+from botocore.exceptions import ClientError
+
+from airflow_distmap.definitions import (
+    DistributedMap,
+    ItemBatcher,
+    ItemReader,
+    LambdaItemProcessor,
+    ensure_result_writer,
+    iter_distributed_maps,
+)
+from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
+from airflow_distmap.exceptions import (
+    DistributedMapError,
+    DistributedMapExecutionFailed,
+    DistributedMapTimeout,
+    ExecutionNameConflict,
+    ResultsNotFoundError,
+)
+from airflow_distmap.hooks.distributed_map import (
+    EXECUTION_FAILURE_STATES,
+    EXECUTION_REDRIVE_STATES,
+    EXECUTION_SUCCESS_STATES,
+    DistributedMapHook,
+)
+from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
+from airflow_distmap.naming import default_state_machine_name, execution_name, validate_name
+from airflow_distmap.results import (
+    RESULT_STATUSES,
+    CompletedRun,
+    Manifest,
+    count_entries,
+    counts_from_map_run,
+    manifest_uri_for_map_run,
+    manifest_uri_from_output,
+    parse_s3_uri,
+    read_manifest,
+    sample_failed_items,
+)
+from airflow_distmap.triggers.distributed_map import DistributedMapTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_TIMEOUT = timedelta(hours=48)
+"""Default wait before giving up on an execution: long Distributed Map runs take hours."""
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value).astimezone().isoformat()
+    return None if value is None else str(value)
+
+
+def _duration(start: Any, stop: Any) -> float | None:
+    if isinstance(start, datetime) and isinstance(stop, datetime):
+        return round((stop - start).total_seconds(), 3)
+    return None
+
+
+class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
+    """Run a Step Functions Distributed Map; return a JSON summary of the exported results (never the rows).
+
+    Give either a full ASL ``definition`` or the building blocks (``item_reader`` plus ``function_name`` or
+    ``item_processor``, batching, concurrency, failure tolerance). Results always go to S3: every Distributed
+    Map without a ResultWriter gets one writing under ``results_uri``.
+
+    The state machine is created or updated only when it changed. The execution is named after the task
+    run (:func:`airflow_distmap.naming.execution_name`), so a retry attaches to the execution a previous
+    try started, reuses its result when it SUCCEEDED, or redrives it when it FAILED, TIMED_OUT or was
+    ABORTED (only unsuccessful items run again).
+
+    Subclasses customise it through :meth:`preflight`, :meth:`build_definition`,
+    :meth:`build_execution_input`, :meth:`default_results_uri` and :meth:`on_run_complete`.
+
+    :param definition: A complete state machine definition (dict or JSON text), instead of building blocks.
+    :param state_machine_name: Name of the state machine; default derived from the dag and task ids.
+    :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
+    :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results.
+    :param execution_input: Input of the execution (a JSON object).
+    :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL).
+    :param function_name: Lambda function (name or ARN) each child invokes; builds a
+        :class:`~airflow_distmap.definitions.LambdaItemProcessor`.
+    :param item_processor: A :class:`~airflow_distmap.definitions.LambdaItemProcessor` or an ASL
+        ItemProcessor, instead of ``function_name``.
+    :param item_selector: ItemSelector template applied to each item.
+    :param item_batcher: Batching (:class:`~airflow_distmap.definitions.ItemBatcher` or ASL).
+    :param max_concurrency: Parallel children, 0 to 10000 (0: Step Functions' maximum).
+    :param tolerated_failure_count: Failed items tolerated before the run fails.
+    :param tolerated_failure_percentage: Failed items tolerated, in percent.
+    :param map_label: Name of the Map state and label of its Map Run (at most 40 characters).
+    :param execution_type: ``STANDARD`` or ``EXPRESS`` children, with ``function_name``.
+    :param execution_name: Force an execution name (default derived from the task run).
+    :param waiter_delay: Seconds between status polls.
+    :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
+    :param deferrable: Wait in the triggerer instead of a worker slot (default
+        ``[operators] default_deferrable``).
+    :param failed_items_sample: How many failed items to include in a failure's error.
+    :param stop_on_kill: Stop the execution when the task is killed.
+
+    Generic AWS arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``) are those of
+    :class:`~airflow.providers.amazon.aws.operators.base_aws.AwsBaseOperator`.
+
+    :return: The summary dict: ``execution_arn``, ``map_run_arn``, ``status``, ``manifest_uri``, ``counts``
+        (``total``, ``succeeded``, ``failed``, ``pending``, ``running``, ``timed_out``, ``aborted``),
+        ``item_counts``, ``execution_counts``, ``results_uri``, ``result_files``, ``state_machine_arn``,
+        ``execution_name``, ``start_date``, ``stop_date``, ``duration_seconds``.
+    """
+
+    aws_hook_class = DistributedMapHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "definition",
+        "execution_input",
+        "results_uri",
+        "state_machine_name",
+        "role_arn",
+        "function_name",
+        "execution_name",
+    )
+    template_fields_renderers = {"definition": "json", "execution_input": "json"}
+    ui_color = "#f9c915"
+    operator_extra_links = (StateMachineLink(), ExecutionLink(), MapRunLink())
+
+    def __init__(
+        self,
+        *,
+        definition: dict[str, Any] | str | None = None,
+        state_machine_name: str | None = None,
+        role_arn: str | None = None,
+        results_uri: str | None = None,
+        execution_input: dict[str, Any] | None = None,
+        item_reader: ItemReader | dict[str, Any] | None = None,
+        function_name: str | None = None,
+        item_processor: LambdaItemProcessor | dict[str, Any] | None = None,
+        item_selector: dict[str, Any] | None = None,
+        item_batcher: ItemBatcher | dict[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        tolerated_failure_count: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+        map_label: str = "DistributedMap",
+        execution_type: str = "STANDARD",
+        execution_name: str | None = None,
+        waiter_delay: int = 30,
+        waiter_max_attempts: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        failed_items_sample: int = 5,
+        stop_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.definition = definition
+        self.state_machine_name = state_machine_name
+        self.role_arn = role_arn
+        self.results_uri = results_uri
+        self.execution_input = execution_input
+        self.item_reader = item_reader
+        self.function_name = function_name
+        self.item_processor = item_processor
+        self.item_selector = item_selector
+        self.item_batcher = item_batcher
+        self.max_concurrency = max_concurrency
+        self.tolerated_failure_count = tolerated_failure_count
+        self.tolerated_failure_percentage = tolerated_failure_percentage
+        self.map_label = map_label
+        self.execution_type = execution_type
+        self.execution_name = execution_name
+        self.waiter_delay = check_int(waiter_delay, "waiter_delay", 1)
+        self.waiter_max_attempts = (
+            math.ceil(DEFAULT_TIMEOUT.total_seconds() / waiter_delay)
+            if waiter_max_attempts is None
+            else check_int(waiter_max_attempts, "waiter_max_attempts", 1)
+        )
+        self.deferrable = deferrable
+        self.failed_items_sample = failed_items_sample
+        self.stop_on_kill = stop_on_kill
+        self._execution_arn: str | None = None
+        self._check_constructor_arguments()
+
+    # -- argument checks -----------------------------------------------------------------------------
+
+    def _check_constructor_arguments(self) -> None:
+        """Checks that do not depend on templates: they fail at DAG parse time."""
+        if type(self) is not DistributedMapOperator:
+            return  # subclasses build their own definitions; they check their own arguments
+        has_blocks = self.function_name is not None or self.item_processor is not None
+        if self.definition is not None and (has_blocks or self.item_reader is not None):
+            raise ValueError(
+                "Both definition and building blocks (item_reader / function_name / item_processor) were "
+                "given. To fix this, pass either a full ASL definition or the building blocks, not both."
+            )
+        if self.definition is None and not has_blocks:
+            raise ValueError(
+                "Nothing to run: no definition, function_name or item_processor. To fix this, pass "
+                "function_name='my-function' (with item_reader=...) or a full ASL definition."
+            )
+        if self.function_name is not None and self.item_processor is not None:
+            raise ValueError(
+                "Both function_name and item_processor were given. To fix this, pass only one: "
+                "function_name builds a LambdaItemProcessor for you."
+            )
+        if self.max_concurrency is not None:
+            check_int(self.max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
+        if self.tolerated_failure_count is not None:
+            check_int(self.tolerated_failure_count, "tolerated_failure_count", 0)
+        if self.tolerated_failure_percentage is not None:
+            check_percentage(self.tolerated_failure_percentage, "tolerated_failure_percentage")
+
+    def _check_rendered_arguments(self) -> None:
+        """Checks of templated arguments, after rendering and before any AWS call."""
+        if self.state_machine_name is not None:
+            validate_name(self.state_machine_name, "state_machine_name")
+        if self.execution_name is not None:
+            validate_name(self.execution_name, "execution_name")
+        if self.results_uri is not None:
+            parse_s3_uri(self.results_uri, what="results_uri")
+        if self.role_arn is not None and not str(self.role_arn).startswith("arn:"):
+            raise ValueError(
+                f"role_arn={self.role_arn!r} is not an IAM role ARN. To fix this, pass an ARN like "
+                "'arn:aws:iam::123456789012:role/StepFunctionsDistributedMap'."
+            )
+        if self.execution_input is not None and not isinstance(self.execution_input, (dict, str)):
+            raise ValueError("execution_input must be a JSON object. To fix this, pass a dict.")
+
+    # -- extension points ----------------------------------------------------------------------------
+
+    def preflight(self, context: Context) -> None:
+        """Check the user's input before anything is created or started in AWS; default: nothing to check.
+
+        Raise ``ValueError`` (or :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the
+        problem and the fix.
+
+        :param context: The task context.
+        """
+
+    def build_definition(self, context: Context) -> dict[str, Any]:
+        """The state machine definition to deploy: ``definition`` as given, or built from the building blocks.
+
+        :param context: The task context.
+        """
+        if self.definition is not None:
+            if isinstance(self.definition, str):
+                try:
+                    parsed = json.loads(self.definition)
+                except ValueError as error:
+                    raise ValueError(
+                        f"definition is not valid JSON ({error}). To fix this, pass a dict or JSON text."
+                    ) from None
+            else:
+                parsed = self.definition
+            if not isinstance(parsed, dict):
+                raise ValueError("definition must be a JSON object with StartAt and States.")
+            return parsed
+        processor: LambdaItemProcessor | dict[str, Any]
+        if self.function_name is not None:
+            processor = LambdaItemProcessor(
+                function_name=self.function_name, execution_type=self.execution_type
+            )
+        elif self.item_processor is not None:
+            processor = self.item_processor
+        else:
+            raise ValueError(
+                "No function_name or item_processor. To fix this, pass function_name='my-function'."
+            )
+        return DistributedMap(
+            item_processor=processor,
+            item_reader=self.item_reader,
+            item_selector=self.item_selector,
+            item_batcher=self.item_batcher,
+            max_concurrency=self.max_concurrency,
+            tolerated_failure_count=self.tolerated_failure_count,
+            tolerated_failure_percentage=self.tolerated_failure_percentage,
+            label=self.map_label,
+        ).build()
+
+    def build_execution_input(self, context: Context) -> dict[str, Any]:
+        """The execution's input; default ``execution_input`` (or ``{}``).
+
+        :param context: The task context.
+        """
+        if isinstance(self.execution_input, str):
+            return dict(json.loads(self.execution_input))
+        return dict(self.execution_input or {})
+
+    def default_results_uri(self, context: Context) -> str | None:
+        """Where results go when ``results_uri`` is not given.
+
+        Default ``None``: then the definition's own ResultWriters must export to S3.
+
+        :param context: The task context.
+        """
+        return None
+
+    def on_run_complete(self, context: Context, run: CompletedRun) -> dict[str, Any]:
+        """Build the XCom summary of a SUCCEEDED run. Subclasses call ``super()`` and add their fields.
+
+        :param context: The task context.
+        :param run: The finished execution, its Map Run and manifest, and S3 access to the result files.
+        """
+        map_run = run.map_run or {}
+        manifest = run.manifest
+        execution = run.execution
+        return {
+            "execution_arn": run.execution_arn,
+            "execution_name": execution.get("name"),
+            "state_machine_arn": run.state_machine_arn,
+            "map_run_arn": run.map_run_arn,
+            "status": run.status,
+            "manifest_uri": run.manifest_uri,
+            "results_uri": run.results_uri,
+            "counts": run.counts,
+            "item_counts": dict(map_run.get("itemCounts") or {}),
+            "execution_counts": dict(map_run.get("executionCounts") or {}),
+            "result_files": {
+                status: [manifest.uri(f) for f in manifest.files(status)] for status in RESULT_STATUSES
+            }
+            if manifest
+            else {},
+            "start_date": _iso(execution.get("startDate")),
+            "stop_date": _iso(execution.get("stopDate")),
+            "duration_seconds": _duration(execution.get("startDate"), execution.get("stopDate")),
+        }
+
+    # -- execution -----------------------------------------------------------------------------------
+
+    @cached_property
+    def s3_hook(self) -> S3Hook:
+        """S3 access with the same connection and settings as the Step Functions hook."""
+        return S3Hook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+
+    def _results_uri(self, context: Context) -> str | None:
+        return self.results_uri or self.default_results_uri(context)
+
+    def _deployable_definition(self, context: Context) -> dict[str, Any]:
+        definition = self.build_definition(context)
+        maps = list(iter_distributed_maps(definition))
+        if not maps:
+            raise ValueError(
+                "The definition has no Distributed Map (a Map state with ItemProcessor.ProcessorConfig.Mode "
+                "'DISTRIBUTED'). To fix this, add one, or use the building blocks (function_name=...)."
+            )
+        results_uri = self._results_uri(context)
+        if results_uri is not None:
+            return ensure_result_writer(definition, results_uri)
+        missing = [name for name, state, _ in maps if not (state.get("ResultWriter") or {}).get("Resource")]
+        if missing:
+            raise ValueError(
+                f"Distributed Map state(s) {missing} do not export results to S3 and no results_uri was "
+                "given. To fix this, pass results_uri='s3://bucket/prefix'."
+            )
+        return definition
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, deploy, start (or attach / reuse / redrive), wait, then summarise."""
+        self._check_rendered_arguments()
+        self.preflight(context)
+        definition = self._deployable_definition(context)
+        execution_input = self.build_execution_input(context)
+        ti = context["ti"]
+        machine_name = self.state_machine_name or default_state_machine_name(ti.dag_id, ti.task_id)
+        name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+
+        state_machine_arn = self.hook.create_or_update_state_machine(machine_name, definition, self.role_arn)
+        StateMachineLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            state_machine_arn=state_machine_arn,
+        )
+        start = self.hook.start_execution(state_machine_arn, name, execution_input)
+        execution_arn = self._execution_arn = start.execution_arn
+        ExecutionLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            execution_arn=execution_arn,
+        )
+        if start.status in EXECUTION_SUCCESS_STATES:
+            self.log.info(
+                "Execution %s already SUCCEEDED in an earlier try: reusing its results", execution_arn
+            )
+            return self._complete(context, execution_arn)
+        if not start.started and start.status in EXECUTION_REDRIVE_STATES:
+            if not start.redrivable:
+                reason = (start.description or {}).get("redriveStatusReason") or "not redrivable"
+                raise ExecutionNameConflict(
+                    f"Execution {execution_arn} of this task run ended {start.status} and cannot be redriven "
+                    f"({reason}). To fix this, pass execution_name='<new name>' to start a new execution."
+                )
+            self.log.info(
+                "Execution %s ended %s in an earlier try: redriving it", execution_arn, start.status
+            )
+            self.hook.redrive_execution(execution_arn, client_token=f"{name[:50]}-try{ti.try_number}")
+        elif start.attached:
+            self.log.info("Attached to execution %s started by an earlier try", execution_arn)
+
+        if self.deferrable:
+            self.defer(
+                trigger=DistributedMapTrigger(
+                    execution_arn=execution_arn,
+                    poll_interval=self.waiter_delay,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                    stop_on_kill=self.stop_on_kill,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts),
+            )
+        self._wait(execution_arn)
+        return self._complete(context, execution_arn)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: check the event, then summarise or raise."""
+        validated = validate_execute_complete_event(event)
+        execution_arn = str(validated["execution_arn"])
+        self._execution_arn = execution_arn
+        if validated.get("reason") == "api_error":
+            raise DistributedMapError(
+                f"Waiting for execution {execution_arn} failed: {validated.get('message')}. "
+                "To fix this, check the AWS connection's permissions (states:DescribeExecution) "
+                "and that the execution exists."
+            )
+        return self._complete(context, execution_arn)
+
+    def _wait(self, execution_arn: str) -> None:
+        """Poll synchronously with the trigger's semantics (used when not deferrable)."""
+        last_counts: dict[str, int] | None = None
+        last_map_run_call = 0.0
+        map_run_arn: str | None = None
+        for _ in range(self.waiter_max_attempts):
+            status = str(self.hook.describe_execution(execution_arn)["status"])
+            if time.monotonic() - last_map_run_call >= max(self.waiter_delay, 1):
+                last_map_run_call = time.monotonic()
+                try:
+                    map_run_arn = map_run_arn or self.hook.latest_map_run_arn(execution_arn)
+                    if map_run_arn:
+                        counts = counts_from_map_run(self.hook.describe_map_run(map_run_arn))
+                        if counts != last_counts:
+                            last_counts = counts
+                            self.log.info("Map Run %s progress: %s", map_run_arn, counts)
+                except ClientError as error:
+                    self.log.debug("Could not read Map Run progress: %s", error)
+            if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
+                return
+            time.sleep(self.waiter_delay)
+        waited = self.waiter_max_attempts * self.waiter_delay
+        raise DistributedMapTimeout(
+            f"Execution {execution_arn} is still running after {waited} s. "
+            "It keeps running in Step Functions; clearing the task attaches to it. To wait longer, raise "
+            "waiter_max_attempts."
+        )
+
+    def _read_manifest(self, s3: S3Client, uri: str | None, *, required: bool) -> Manifest | None:
+        if uri is None:
+            return None
+        try:
+            return read_manifest(s3, uri)
+        except ClientError as error:
+            if required:
+                raise ResultsNotFoundError(
+                    f"Could not read {uri}: {error}. To fix this, check that the role can write to the "
+                    "results bucket and the Airflow connection can read it."
+                ) from error
+            return None
+
+    def _complete(self, context: Context, execution_arn: str) -> dict[str, Any]:
+        execution = self.hook.describe_execution(execution_arn)
+        status = str(execution["status"])
+        results_uri = self._results_uri(context)
+        output = json.loads(execution["output"]) if execution.get("output") else None
+        manifest_uri, map_run_arn = manifest_uri_from_output(output)
+        if map_run_arn is None:
+            map_run_arn = self.hook.latest_map_run_arn(execution_arn)
+        if manifest_uri is None and map_run_arn and results_uri:
+            manifest_uri = manifest_uri_for_map_run(results_uri, map_run_arn)
+        map_run = self.hook.describe_map_run(map_run_arn) if map_run_arn else None
+        if map_run_arn:
+            MapRunLink.persist(
+                context=context,
+                operator=self,
+                region_name=self.hook.conn_region_name,
+                aws_partition=self.hook.conn_partition,
+                map_run_arn=map_run_arn,
+            )
+        s3 = self.s3_hook.get_conn()
+        succeeded = status in EXECUTION_SUCCESS_STATES
+        manifest = self._read_manifest(s3, manifest_uri, required=succeeded)
+        counts = counts_from_map_run(map_run)
+        if map_run is None and manifest is not None:
+            found = count_entries(s3, manifest)
+            counts.update(
+                total=sum(found.values()),
+                succeeded=found["SUCCEEDED"],
+                failed=found["FAILED"],
+                pending=found["PENDING"],
+            )
+        if not succeeded:
+            failed_items = (
+                sample_failed_items(s3, manifest, self.failed_items_sample) if manifest is not None else []
+            )
+            raise DistributedMapExecutionFailed(
+                execution_arn=execution_arn,
+                status=status,
+                error=execution.get("error"),
+                cause=execution.get("cause"),
+                counts=counts,
+                failed_items=failed_items,
+                map_run_arn=map_run_arn,
+            )
+        if manifest is None:
+            raise ResultsNotFoundError(
+                f"Execution {execution_arn} SUCCEEDED but its output names no ResultWriter manifest. To fix "
+                "this, pass results_uri so the Distributed Map exports its results to S3."
+            )
+        run = CompletedRun(
+            execution=execution,
+            state_machine_arn=str(execution.get("stateMachineArn", "")),
+            map_run=map_run,
+            manifest=manifest,
+            manifest_uri=manifest_uri,
+            counts=counts,
+            s3=s3,
+            results_uri=results_uri,
+        )
+        summary = self.on_run_complete(context, run)
+        self.log.info(
+            "Execution %s SUCCEEDED: %s; manifest %s", execution_arn, summary.get("counts"), manifest_uri
+        )
+        return summary
+
+    def on_kill(self) -> None:
+        """Stop the execution this task started or attached to."""
+        if not self.stop_on_kill or not self._execution_arn:
+            return
+        try:
+            self.hook.stop_execution(
+                self._execution_arn,
+                error="Airflow.TaskKilled",
+                cause="The Airflow task running this execution was killed.",
+            )
+        except ClientError as error:
+            self.log.warning("Could not stop execution %s: %s", self._execution_arn, error)
+
+
+def __getattr__(name: str) -> Any:
+    """PEP 562: ``CsvRowProcessingOperator`` is part of this module's public contract, defined elsewhere."""
+    if name == "CsvRowProcessingOperator":
+        from airflow_distmap.operators.csv_row_processing import CsvRowProcessingOperator
+
+        return CsvRowProcessingOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,378 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from unittest import mock
+
+import boto3
+import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
+from moto import mock_aws
+
+from airflow_distmap.definitions import CsvItemReader, ItemBatcher
+from airflow_distmap.exceptions import (
+    DistributedMapError,
+    DistributedMapExecutionFailed,
+    ExecutionNameConflict,
+)
+from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
+from airflow_distmap.naming import execution_name
+from airflow_distmap.operators.distributed_map import DistributedMapOperator
+from airflow_distmap.triggers.distributed_map import DistributedMapTrigger
+
+ROLE = "arn:aws:iam::123456789012:role/sfn-role"
+BUCKET = "dm-bucket"
+RUN_ID = "scheduled__2025-01-01T00:00:00+00:00"
+MAP_RUN_UUID = "0b4d7c1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
+
+
+def _context(run_id: str = RUN_ID, map_index: int = -1, try_number: int = 1) -> dict:
+    ti = mock.MagicMock()
+    ti.dag_id = "etl"
+    ti.task_id = "rows"
+    ti.run_id = run_id
+    ti.map_index = map_index
+    ti.try_number = try_number
+    return {"ti": ti}
+
+
+def _operator(**kwargs) -> DistributedMapOperator:
+    params = {
+        "task_id": "rows",
+        "state_machine_name": "dm-rows",
+        "role_arn": ROLE,
+        "results_uri": f"s3://{BUCKET}/results",
+        "item_reader": CsvItemReader(uri=f"s3://{BUCKET}/in/rows.csv"),
+        "function_name": "process-row",
+        "item_batcher": ItemBatcher(max_items_per_batch=10),
+        "max_concurrency": 5,
+        "aws_conn_id": None,
+        "region_name": "us-east-1",
+        "deferrable": True,
+        "waiter_delay": 1,
+    }
+    params.update(kwargs)
+    return DistributedMapOperator(**params)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        yield boto3.client("stepfunctions", region_name="us-east-1")
+
+
+def _defer(op: DistributedMapOperator, context: dict) -> DistributedMapTrigger:
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(context)
+    assert info.value.method_name == "execute_complete"
+    trigger = info.value.trigger
+    assert isinstance(trigger, DistributedMapTrigger)
+    return trigger
+
+
+def test_first_run_creates_machine_and_starts_named_execution(aws):
+    op = _operator()
+    trigger = _defer(op, _context())
+    machines = aws.list_state_machines()["stateMachines"]
+    assert [m["name"] for m in machines] == ["dm-rows"]
+    definition = json.loads(
+        aws.describe_state_machine(stateMachineArn=machines[0]["stateMachineArn"])["definition"]
+    )
+    state = definition["States"]["DistributedMap"]
+    assert state["ResultWriter"]["Parameters"] == {"Bucket": BUCKET, "Prefix": "results"}
+    assert state["MaxConcurrency"] == 5
+    assert state["ItemBatcher"] == {"MaxItemsPerBatch": 10}
+    executions = aws.list_executions(stateMachineArn=machines[0]["stateMachineArn"])["executions"]
+    assert [e["name"] for e in executions] == [execution_name("etl", "rows", RUN_ID, -1)]
+    assert trigger.execution_arn == executions[0]["executionArn"]
+    assert trigger.poll_interval == 1
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [RUN_ID, "manual__2025-01-01T00:00:00+00:00", "backfill__2025-01-01T00:00:00+00:00"],
+)
+def test_execution_name_per_run_kind(aws, run_id):
+    trigger = _defer(_operator(), _context(run_id=run_id, map_index=2))
+    name = trigger.execution_arn.rsplit(":", 1)[-1]
+    assert name == execution_name("etl", "rows", run_id, 2)
+    assert name.startswith("rows-" + run_id.split("__")[0])
+
+
+def test_retry_attaches_to_the_running_execution_without_redeploying(aws):
+    first = _defer(_operator(), _context(try_number=1))
+    op = _operator()
+    with (
+        mock.patch.object(op.hook.conn, "update_state_machine") as update,
+        mock.patch.object(op.hook.conn, "create_state_machine") as create,
+    ):
+        second = _defer(op, _context(try_number=2))
+    update.assert_not_called()
+    create.assert_not_called()
+    assert second.execution_arn == first.execution_arn
+    machine = aws.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    assert len(aws.list_executions(stateMachineArn=machine)["executions"]) == 1
+
+
+def test_changed_arguments_update_the_machine(aws):
+    _defer(_operator(), _context())
+    op = _operator(max_concurrency=50)
+    with mock.patch.object(
+        op.hook.conn, "update_state_machine", wraps=op.hook.conn.update_state_machine
+    ) as update:
+        _defer(op, _context(run_id="manual__2025-01-02T00:00:00+00:00"))
+    update.assert_called_once()
+    machine = aws.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    definition = json.loads(aws.describe_state_machine(stateMachineArn=machine)["definition"])
+    assert definition["States"]["DistributedMap"]["MaxConcurrency"] == 50
+
+
+def test_bad_input_fails_before_any_aws_call(aws):
+    op = _operator(state_machine_name="bad name")
+    with mock.patch.object(DistributedMapHook, "create_or_update_state_machine") as deploy:
+        with pytest.raises(ValueError, match="state_machine_name"):
+            op.execute(_context())
+        with pytest.raises(ValueError, match="results_uri"):
+            _operator(results_uri="bucket/x").execute(_context())
+        with pytest.raises(ValueError, match="no Distributed Map"):
+            _operator(
+                function_name=None,
+                item_reader=None,
+                definition={"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+            ).execute(_context())
+    deploy.assert_not_called()
+    assert aws.list_state_machines()["stateMachines"] == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"definition": {"StartAt": "x", "States": {}}}, "not both"),
+        ({"function_name": None}, "Nothing to run"),
+        ({"item_processor": {"StartAt": "P", "States": {}}}, "only one"),
+        ({"max_concurrency": 20000}, "max_concurrency"),
+        ({"tolerated_failure_percentage": 150}, "tolerated_failure_percentage"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _operator(**kwargs)
+
+
+def test_default_timeout_covers_long_runs():
+    op = _operator(waiter_delay=30)
+    assert op.waiter_delay * op.waiter_max_attempts >= 24 * 3600
+    assert "definition" in op.template_fields
+    assert "results_uri" in op.template_fields
+    assert "execution_input" in op.template_fields
+
+
+def _seed_results(s3, failed: bool = False) -> str:
+    prefix = f"results/{MAP_RUN_UUID}"
+    succeeded = [
+        {
+            "ExecutionArn": f"arn:aws:states:us-east-1:123456789012:execution:dm-rows/DistributedMap:c{i}",
+            "Input": json.dumps({"Items": [{"id": str(i)}]}),
+            "InputDetails": {"Included": True},
+            "Name": f"c{i}",
+            "Output": json.dumps([{"ok": i}]),
+            "OutputDetails": {"Included": True},
+            "Status": "SUCCEEDED",
+            "StartDate": "2025-02-04T01:49:50.099Z",
+            "StopDate": "2025-02-04T01:49:50.163Z",
+        }
+        for i in range(3)
+    ]
+    listing = {"FAILED": [], "PENDING": [], "SUCCEEDED": [{"Key": f"{prefix}/SUCCEEDED_0.json", "Size": 10}]}
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/SUCCEEDED_0.json", Body=json.dumps(succeeded).encode())
+    if failed:
+        entries = [
+            {
+                "ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:dm-rows/DistributedMap:f1",
+                "Input": json.dumps({"Items": [{"id": "bad"}]}),
+                "InputDetails": {"Included": True},
+                "OutputDetails": {"Included": True},
+                "Status": "FAILED",
+                "Error": "ValueError",
+                "Cause": "bad row",
+                "RedriveStatus": "REDRIVABLE_BY_MAP_RUN",
+            }
+        ]
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/FAILED_0.json", Body=json.dumps(entries).encode())
+        listing["FAILED"] = [{"Key": f"{prefix}/FAILED_0.json", "Size": 10}]
+    manifest = {
+        "DestinationBucket": BUCKET,
+        "MapRunArn": f"arn:aws:states:us-east-1:123456789012:mapRun:dm-rows/DistributedMap:{MAP_RUN_UUID}",
+        "ResultFiles": listing,
+    }
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    return f"{prefix}/manifest.json"
+
+
+MAP_RUN_ARN = f"arn:aws:states:us-east-1:123456789012:mapRun:dm-rows/DistributedMap:{MAP_RUN_UUID}"
+EXEC_ARN = "arn:aws:states:us-east-1:123456789012:execution:dm-rows:x"
+
+
+def _map_run(succeeded: int, failed: int) -> dict:
+    counts = {
+        "pending": 0,
+        "running": 0,
+        "succeeded": succeeded,
+        "failed": failed,
+        "timedOut": 0,
+        "aborted": 0,
+        "total": succeeded + failed,
+        "resultsWritten": succeeded + failed,
+    }
+    return {"mapRunArn": MAP_RUN_ARN, "status": "SUCCEEDED", "itemCounts": counts, "executionCounts": counts}
+
+
+def test_execute_complete_returns_the_summary(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = _seed_results(s3)
+    op = _operator()
+    start = datetime(2025, 2, 4, 1, 49, 0, tzinfo=timezone.utc)
+    described = {
+        "executionArn": EXEC_ARN,
+        "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:dm-rows",
+        "name": "x",
+        "status": "SUCCEEDED",
+        "startDate": start,
+        "stopDate": datetime(2025, 2, 4, 1, 51, 30, tzinfo=timezone.utc),
+        "output": json.dumps(
+            {"MapRunArn": MAP_RUN_ARN, "ResultWriterDetails": {"Bucket": BUCKET, "Key": key}}
+        ),
+    }
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
+        mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 0)),
+    ):
+        summary = op.execute_complete(
+            _context(), {"status": "success", "execution_arn": EXEC_ARN, "reason": "succeeded"}
+        )
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["execution_arn"] == EXEC_ARN
+    assert summary["map_run_arn"] == MAP_RUN_ARN
+    assert summary["manifest_uri"] == f"s3://{BUCKET}/{key}"
+    assert summary["counts"] == {
+        "total": 3,
+        "succeeded": 3,
+        "failed": 0,
+        "pending": 0,
+        "running": 0,
+        "timed_out": 0,
+        "aborted": 0,
+    }
+    assert summary["result_files"]["SUCCEEDED"] == [f"s3://{BUCKET}/results/{MAP_RUN_UUID}/SUCCEEDED_0.json"]
+    assert summary["duration_seconds"] == 150.0
+    assert summary["item_counts"]["resultsWritten"] == 3
+    json.dumps(summary)  # XCom-serialisable, and small
+    assert len(json.dumps(summary)) < 4000
+
+
+def test_failure_raises_with_error_counts_and_failed_items(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    _seed_results(s3, failed=True)
+    op = _operator()
+    described = {
+        "executionArn": EXEC_ARN,
+        "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:dm-rows",
+        "status": "FAILED",
+        "error": "States.ExceedToleratedFailureThreshold",
+        "cause": "The specified tolerated failure threshold was exceeded",
+    }
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=MAP_RUN_ARN),
+        mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 1)),
+        pytest.raises(DistributedMapExecutionFailed) as info,
+    ):
+        op.execute_complete(_context(), {"status": "error", "execution_arn": EXEC_ARN, "reason": "failed"})
+    error = info.value
+    assert error.error == "States.ExceedToleratedFailureThreshold"
+    assert error.counts["failed"] == 1
+    assert error.counts["total"] == 4
+    assert error.failed_items == [
+        {
+            "status": "FAILED",
+            "error": "ValueError",
+            "cause": "bad row",
+            "input": {"Items": [{"id": "bad"}]},
+            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:dm-rows/DistributedMap:f1",
+        }
+    ]
+    assert "threshold was exceeded" in str(error)
+    assert "bad row" in str(error)
+
+
+def test_api_error_event_raises_a_clear_error():
+    op = _operator()
+    with pytest.raises(DistributedMapError, match="ExecutionDoesNotExist"):
+        op.execute_complete(
+            _context(),
+            {
+                "status": "error",
+                "execution_arn": EXEC_ARN,
+                "reason": "api_error",
+                "message": "ExecutionDoesNotExist",
+            },
+        )
+
+
+def test_retry_after_success_reuses_the_result_without_waiting(aws):
+    op = _operator()
+    reused = ExecutionStart(execution_arn=EXEC_ARN, started=False, status="SUCCEEDED")
+    with (
+        mock.patch.object(DistributedMapHook, "start_execution", return_value=reused),
+        mock.patch.object(
+            DistributedMapOperator, "_complete", return_value={"status": "SUCCEEDED"}
+        ) as complete,
+        mock.patch.object(DistributedMapOperator, "defer") as defer,
+    ):
+        assert op.execute(_context(try_number=2)) == {"status": "SUCCEEDED"}
+    complete.assert_called_once()
+    defer.assert_not_called()
+
+
+def test_retry_after_failure_redrives(aws):
+    op = _operator()
+    failed = ExecutionStart(execution_arn=EXEC_ARN, started=False, status="FAILED", redrivable=True)
+    with (
+        mock.patch.object(DistributedMapHook, "start_execution", return_value=failed),
+        mock.patch.object(DistributedMapHook, "redrive_execution") as redrive,
+    ):
+        trigger = _defer(op, _context(try_number=2))
+    redrive.assert_called_once()
+    assert redrive.call_args.args == (EXEC_ARN,)
+    assert trigger.execution_arn == EXEC_ARN
+
+
+def test_not_redrivable_closed_execution_is_a_clear_error(aws):
+    op = _operator()
+    closed = ExecutionStart(
+        execution_arn=EXEC_ARN,
+        started=False,
+        status="FAILED",
+        redrivable=False,
+        description={"redriveStatusReason": "Execution redrivable period exceeded"},
+    )
+    with (
+        mock.patch.object(DistributedMapHook, "start_execution", return_value=closed),
+        pytest.raises(ExecutionNameConflict, match="redrivable period exceeded"),
+    ):
+        op.execute(_context())
+
+
+def test_on_kill_stops_the_execution(aws):
+    op = _operator()
+    trigger = _defer(op, _context())
+    op.on_kill()
+    assert aws.describe_execution(executionArn=trigger.execution_arn)["status"] == "ABORTED"
+
+
+def test_csv_operator_is_importable_from_this_module_lazily():
+    import airflow_distmap.operators.distributed_map as module
+
+    with pytest.raises(AttributeError):
+        module.NoSuchOperator  # noqa: B018
