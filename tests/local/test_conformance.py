@@ -1,9 +1,9 @@
 """Replay every recorded AWS Distributed Map case against the local endpoint over boto3.
 
-The corpus lives in ``../shared/conformance/distributed-map`` (beside the clone on CI). For each case: create a
-bucket, upload its objects, create the state machine, start it with the exact recorded input text, then
-compare status, output (as a JSON value), error and cause exactly and the parent's event types; the snapshot's
-normalisation tokens are wildcards (see the corpus README).
+The corpus lives in ``../shared/conformance/distributed-map`` (beside the clone on CI). For each case:
+create a bucket, upload its objects, create the state machine, start it with the exact recorded input
+text, then compare status, output (as a JSON value), error and cause exactly and the parent's event types;
+the snapshot's normalisation tokens are wildcards (see the corpus README).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def _params() -> Iterator[Any]:
 def _pattern(expected: str) -> re.Pattern[str]:
     """A regex for a recorded string whose normalisation tokens are wildcards."""
     text = re.escape(expected)
-    text = text.replace(re.escape("arn:<partition>:states:<region>:111111111111:"), r"arn:aws:states:[^:]+:\d{12}:")
+    account = re.escape("arn:<partition>:states:<region>:111111111111:")
+    text = text.replace(account, r"arn:aws:states:[^:]+:\d{12}:")
     text = re.sub(r"<[A-Za-z0-9_.\-]+>", "[^:/]+", text.replace(r"\<", "<").replace(r"\>", ">"))
     return re.compile(text)
 
@@ -96,16 +97,24 @@ def _substitute(text: str, bucket: str, function_arn: str) -> str:
     )
 
 
+class Clients:
+    """The endpoint and one S3 and one Step Functions client (clients are slow to build)."""
+
+    def __init__(self, endpoint: LocalEndpoint) -> None:
+        self.endpoint = endpoint
+        self.s3 = endpoint.client("s3")
+        self.sfn = endpoint.client("stepfunctions")
+
+
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[LocalEndpoint]:
-    registry = FunctionRegistry([FunctionSpec(FUNCTION_NAME, "conformance_handlers:identity", str(LAMBDA_CODE))])
-    with LocalEndpoint(registry=registry, processes=1, functions_dir=None) as started:
-        yield started
+def clients() -> Iterator[Clients]:
+    spec = FunctionSpec(FUNCTION_NAME, "conformance_handlers:identity", str(LAMBDA_CODE))
+    with LocalEndpoint(registry=FunctionRegistry([spec]), processes=1, functions_dir=None) as started:
+        yield Clients(started)
 
 
-def _run_case(endpoint: LocalEndpoint, case: dict[str, Any]) -> tuple[dict[str, Any], Any, str, str]:
-    s3 = endpoint.client("s3")
-    sfn = endpoint.client("stepfunctions")
+def _run_case(clients: Clients, case: dict[str, Any]) -> tuple[dict[str, Any], Any, str, str]:
+    endpoint, s3, sfn = clients.endpoint, clients.s3, clients.sfn
     bucket = f"conformance-{uuid.uuid4().hex[:12]}"
     function_arn = f"arn:aws:lambda:{endpoint.region}:123456789012:function:{FUNCTION_NAME}"
     s3.create_bucket(Bucket=bucket)
@@ -128,14 +137,14 @@ def _run_case(endpoint: LocalEndpoint, case: dict[str, Any]) -> tuple[dict[str, 
         described = sfn.describe_execution(executionArn=started["executionArn"])
         if described["status"] != "RUNNING" or time.monotonic() > deadline:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     return described, sfn, started["executionArn"], bucket
 
 
 @pytest.mark.parametrize("path", list(_params()))
-def test_recorded_case(endpoint: LocalEndpoint, path: Path) -> None:
+def test_recorded_case(clients: Clients, path: Path) -> None:
     case = json.loads(path.read_text())
-    described, sfn, execution_arn, bucket = _run_case(endpoint, case)
+    described, sfn, execution_arn, bucket = _run_case(clients, case)
     if case["kind"] == "map_run_api":
         expected = case["expected"]
         runs = sfn.list_map_runs(executionArn=execution_arn)
