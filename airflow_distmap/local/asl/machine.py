@@ -43,12 +43,17 @@ class _History:
 
 
 class _CountingSink:
-    """Passed to the Distributed Map runtime so that its events (MapRunStarted...) advance our event ids."""
+    """Passed to the Distributed Map runtime so that its events (MapRunStarted...) advance our event ids.
 
-    __slots__ = ("_history",)
+    ``entered_event_id`` is the id of the Map state's ``MapStateEntered`` event, for AWS's
+    "An error occurred while executing the state 'X' (entered at the event id #N)" causes.
+    """
 
-    def __init__(self, history: _History) -> None:
+    __slots__ = ("_history", "entered_event_id")
+
+    def __init__(self, history: _History, entered_event_id: int) -> None:
         self._history = history
+        self.entered_event_id = entered_event_id
 
     def record(self, event_type: str, details: dict[str, Any] | None = None) -> None:
         self._history.record(event_type, details)
@@ -313,7 +318,7 @@ class _WorkState(_State):
         self.catchers = tuple(Catcher(catcher) for catcher in spec.get("Catch", []))
         self.has_retry = bool(self.retry.retriers)
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         """Do the state's work on its effective input and return the raw result."""
         raise NotImplementedError
 
@@ -334,7 +339,7 @@ class _WorkState(_State):
             retries = 0
             while True:
                 try:
-                    result = await self.work(effective, context, run)
+                    result = await self.work(effective, context, run, entered)
                     break
                 except PathRuntimeError:
                     raise
@@ -348,7 +353,9 @@ class _WorkState(_State):
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if self.uses_state_context:
+                        # $$.State.RetryCount changed: Parameters are evaluated again for the new attempt.
                         context = self._context(run, entered_time, retries)
+                        effective = self.effective_input(raw, context)
             if self.result_selector is not None:
                 result = self.result_selector.evaluate(result, context)
             if self.assign is not None:
@@ -382,7 +389,7 @@ class _TaskState(_WorkState):
         self.timeout = float(timeout) if timeout is not None else None
         self.timeout_path = compile_path(spec["TimeoutSecondsPath"]) if "TimeoutSecondsPath" in spec else None
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         timeout = self.timeout
         if self.timeout_path is not None:
             value = select(self.timeout_path, effective, context)
@@ -437,12 +444,12 @@ class _MapState(_WorkState):
             f"{to_json(items)}"
         )
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         history = run.history
         if self.distributed:
             length = 0 if self.has_reader else len(self._items(effective, context))
             history.record("MapStateStarted", {"length": length})
-            sink = _CountingSink(history) if history.events is not None else None
+            sink = _CountingSink(history, entered) if history.events is not None else None
             try:
                 result = await run.services.run_distributed_map(
                     self.name, self.definition, effective, context, sink
@@ -533,7 +540,7 @@ class _ParallelState(_WorkState):
         super().__init__(name, spec)
         self.branches = [compile_state_machine(branch) for branch in spec.get("Branches", [])]
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run) -> Any:
+    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         history = run.history
         history.record("ParallelStateStarted")
         tasks = [

@@ -13,11 +13,10 @@ shared
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from airflow_distmap.local.asl.intrinsics import compile_intrinsic, is_intrinsic
-from airflow_distmap.local.asl.paths import PathRuntimeError, field_path_getter, to_json
+from airflow_distmap.local.asl.paths import PathRuntimeError, field_path_getter
 
 Evaluator = Callable[[Any, Mapping[str, Any]], Any]
 
@@ -102,19 +101,33 @@ def _path_getter(key: str, value: str) -> Evaluator:
     return field_path_getter(key, value)
 
 
-@lru_cache(maxsize=1024)
-def _compile_cached(text: str) -> CompiledTemplate:
-    import json
+_BY_IDENTITY: dict[int, tuple[Any, CompiledTemplate]] = {}
+_BY_IDENTITY_LIMIT = 4096
 
-    return CompiledTemplate(json.loads(text))
+
+def compile_template(template: Any) -> CompiledTemplate:
+    """Compile a template, cached by the identity of the template object (definitions are long-lived).
+
+    :param template: the template as written in the definition.
+    :raises ValueError: when a ``.$`` value is not a valid path or intrinsic call.
+    """
+    key = id(template)
+    cached = _BY_IDENTITY.get(key)
+    # The cache holds the template itself, so its id cannot be reused by another object while cached.
+    if cached is not None and cached[0] is template:
+        return cached[1]
+    compiled = CompiledTemplate(template)
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_LIMIT:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[key] = (template, compiled)
+    return compiled
 
 
 def evaluate_template(template: Any, data: Any, context: Mapping[str, Any]) -> Any:
     """Evaluate a payload template (Parameters, ItemSelector, BatchInput, ItemReader/ResultWriter Parameters).
 
-    Compiled templates are cached by their JSON text; for a hot loop, keep a :class:`CompiledTemplate` and
-    call
-    its ``evaluate(data, context)`` directly.
+    The compiled form is cached by the template object's identity, so calling this once per item with the
+    same template object costs one dict lookup on top of the evaluation itself.
 
     :param template: the template as written in the definition.
     :param data: the JSON value ``$`` refers to.
@@ -123,7 +136,7 @@ def evaluate_template(template: Any, data: Any, context: Mapping[str, Any]) -> A
     :raises StatesError: ``States.Runtime`` when a path matches nothing or an intrinsic fails.
     """
     try:
-        compiled = _compile_cached(to_json(template))
+        compiled = compile_template(template)
     except ValueError as exc:
         raise PathRuntimeError(str(exc)) from exc
     return compiled.evaluate(data, context)

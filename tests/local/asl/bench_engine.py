@@ -1,11 +1,13 @@
 """Micro-benchmark of the ASL engine's per-child overhead: run by hand, not collected by pytest.
 
-    .venv/bin/python tests/local/asl/bench_engine.py
+.venv/bin/python tests/local/asl/bench_engine.py
 """
+
 from __future__ import annotations
 import asyncio, time
 from dataclasses import dataclass
 from airflow_distmap.local.asl import compile_state_machine
+
 
 @dataclass(frozen=True)
 class Result:
@@ -14,22 +16,55 @@ class Result:
     executed_version: str = "$LATEST"
     request_id: str = "r"
 
+
 class Invoker:
     async def invoke(self, function, payload):
         return Result(payload)
 
+
 class Services:
     lambdas = Invoker()
+
     async def run_distributed_map(self, *args):
         raise NotImplementedError
 
+
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
-TASK = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-    "Parameters": {"FunctionName": "f", "Payload.$": "$"}, "OutputPath": "$.Payload",
-    "Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 2}], "End": True}}}
-BARE = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
-    "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}], "End": True}}}
-SELECTOR = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"row.$": "$.row", "i.$": "$$.Execution.Name", "k": 1}, "End": True}}}
+TASK = {
+    "StartAt": "T",
+    "States": {
+        "T": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "f", "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+            "Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 2}],
+            "End": True,
+        }
+    },
+}
+BARE = {
+    "StartAt": "T",
+    "States": {
+        "T": {
+            "Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+            "End": True,
+        }
+    },
+}
+SELECTOR = {
+    "StartAt": "P",
+    "States": {
+        "P": {
+            "Type": "Pass",
+            "Parameters": {"row.$": "$.row", "i.$": "$$.Execution.Name", "k": 1},
+            "End": True,
+        }
+    },
+}
+
 
 async def main(n: int = 100_000) -> None:
     services = Services()
@@ -40,7 +75,12 @@ async def main(n: int = 100_000) -> None:
         await services.lambdas.invoke("f", item)
     base = (time.perf_counter() - start) / n
     print(f"bare invoker call: {base * 1e6:.2f} us")
-    for name, definition in (("Pass child", PASS), ("Pass with Parameters", SELECTOR), ("lambda:invoke Task + Retry", TASK), ("bare ARN Task + Retry", BARE)):
+    for name, definition in (
+        ("Pass child", PASS),
+        ("Pass with Parameters", SELECTOR),
+        ("lambda:invoke Task + Retry", TASK),
+        ("bare ARN Task + Retry", BARE),
+    ):
         machine = compile_state_machine(definition)
         start = time.perf_counter()
         for _ in range(n):
@@ -48,5 +88,6 @@ async def main(n: int = 100_000) -> None:
         per = (time.perf_counter() - start) / n
         extra = per - base if "Task" in name else per
         print(f"{name}: {per * 1e6:.2f} us per run ({extra * 1e6:.2f} us engine overhead)")
+
 
 asyncio.run(main())

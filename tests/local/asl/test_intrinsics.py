@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+
+import pytest
+
+from airflow_distmap.local.asl import evaluate_template
+from airflow_distmap.local.asl.intrinsics import IntrinsicSyntaxError, compile_intrinsic
+from airflow_distmap.local.errors import StatesError
+
+DATA = {
+    "name": "World",
+    "n": 7,
+    "json": '{"a": [1, 2]}',
+    "list": [1, 2, 2, 3, {"k": 1}, {"k": 1}],
+    "obj1": {"a": 1, "b": {"x": 1}},
+    "obj2": {"b": {"y": 2}, "c": 3},
+    "csv": "1,2,,3",
+}
+
+
+def call(expression: str, data: object = DATA) -> object:
+    return evaluate_template({"out.$": expression}, data, {"Execution": {"Name": "exec"}})["out"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("States.Format('Hello, {}!', $.name)", "Hello, World!"),
+        ("States.Format('{} is {}', $.name, $.n)", "World is 7"),
+        ("States.Format('literal \\{\\} and {}', 'x')", "literal {} and x"),
+        ("States.Format('it\\'s {}', $$.Execution.Name)", "it's exec"),
+        ("States.StringToJson($.json)", {"a": [1, 2]}),
+        ("States.JsonToString($.obj1)", '{"a":1,"b":{"x":1}}'),
+        ("States.Array($.n, 'two', 3, true, null)", [7, "two", 3, True, None]),
+        ("States.ArrayPartition(States.ArrayRange(1, 5, 1), 2)", [[1, 2], [3, 4], [5]]),
+        ("States.ArrayContains($.list, 3)", True),
+        ("States.ArrayContains($.list, 9)", False),
+        ("States.ArrayRange(1, 9, 2)", [1, 3, 5, 7, 9]),
+        ("States.ArrayRange(5, 1, -2)", [5, 3, 1]),
+        ("States.ArrayGetItem($.list, 3)", 3),
+        ("States.ArrayLength($.list)", 6),
+        ("States.ArrayUnique($.list)", [1, 2, 3, {"k": 1}]),
+        ("States.Base64Encode('Data to encode')", base64.b64encode(b"Data to encode").decode()),
+        ("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')", "Data to encode"),
+        ("States.Hash('input data', 'SHA-256')", hashlib.sha256(b"input data").hexdigest()),
+        ("States.Hash('input data', 'MD5')", hashlib.md5(b"input data").hexdigest()),  # noqa: S324
+        ("States.JsonMerge($.obj1, $.obj2, false)", {"a": 1, "b": {"y": 2}, "c": 3}),
+        ("States.MathAdd($.n, -10)", -3),
+        ("States.StringSplit($.csv, ',')", ["1", "2", "3"]),
+        ("States.StringSplit('This.is+a,test=string', '.+,=')", ["This", "is", "a", "test", "string"]),
+    ],
+)
+def test_intrinsic_functions(expression: str, expected: object) -> None:
+    assert call(expression) == expected
+
+
+def test_math_random_is_in_range_and_reproducible_with_a_seed() -> None:
+    values = {call("States.MathRandom(1, 4)") for _ in range(200)}
+    assert values <= {1, 2, 3}
+    assert call("States.MathRandom(0, 1000, 42)") == call("States.MathRandom(0, 1000, 42)")
+
+
+def test_uuid_returns_a_fresh_uuid4() -> None:
+    first, second = call("States.UUID()"), call("States.UUID()")
+    assert uuid.UUID(str(first)).version == 4
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "States.StringToJson('not json')",
+        "States.ArrayGetItem($.list, 99)",
+        "States.ArrayRange(1, 2000, 1)",
+        "States.JsonMerge($.obj1, $.obj2, true)",
+        "States.Hash('x', 'SHA-3')",
+        "States.MathAdd('a', 1)",
+        "States.Format('{} {}', 'only one')",
+        "States.Base64Decode('%%%')",
+        "States.Format('{}', $.missing)",
+    ],
+)
+def test_a_failing_intrinsic_is_a_states_runtime_error(expression: str) -> None:
+    with pytest.raises(StatesError) as info:
+        call(expression)
+    assert info.value.error == "States.Runtime"
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "States.Nope(1)",
+        "States.Format('a'",
+        "States.Format('a') trailing",
+        "States.Array(bad)",
+        "States.Format('x",
+    ],
+)
+def test_malformed_calls_are_rejected_at_compile_time(expression: str) -> None:
+    with pytest.raises(IntrinsicSyntaxError):
+        compile_intrinsic(expression)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_distmap.local.asl import ContextDict, evaluate_template, item_context
+from airflow_distmap.local.asl.templates import CompiledTemplate
+from airflow_distmap.local.errors import StatesError
+
+
+def test_template_resolves_paths_context_and_intrinsics_and_keeps_constants() -> None:
+    template = {
+        "static": {"nested": [1, {"deep": True}]},
+        "fromInput.$": "$.a",
+        "index.$": "$$.Map.Item.Index",
+        "value.$": "$$.Map.Item.Value",
+        "number.$": "States.StringToJson($$.Map.Item.Value.n)",
+        "list": [{"x.$": "$.a"}, "plain"],
+    }
+    context = item_context({"Execution": {}}, 4, {"n": "12"}, "STATE_DATA")
+    assert evaluate_template(template, {"a": "A"}, context) == {
+        "static": {"nested": [1, {"deep": True}]},
+        "fromInput": "A",
+        "index": 4,
+        "value": {"n": "12"},
+        "number": 12,
+        "list": [{"x": "A"}, "plain"],
+    }
+
+
+def test_item_context_sets_source_and_key_and_keeps_variables() -> None:
+    context = item_context(ContextDict({"Execution": {}}, {"v": 1}), 0, "val", "S3://bucket/key", key="k")
+    assert context["Map"] == {"Item": {"Index": 0, "Value": "val", "Key": "k", "Source": "S3://bucket/key"}}
+    assert evaluate_template({"v.$": "$v"}, {}, context) == {"v": 1}
+
+
+def test_missing_field_path_cause_names_the_path_the_field_and_the_input() -> None:
+    with pytest.raises(StatesError) as info:
+        evaluate_template({"x.$": "$.x"}, {"y": 1}, {})
+    assert info.value.error == "States.Runtime"
+    assert info.value.cause == (
+        "The JSONPath '$.x' specified for the field 'x.$' could not be found in the input '{\"y\":1}'"
+    )
+
+
+def test_dollar_strings_without_dot_dollar_key_are_literals() -> None:
+    assert evaluate_template({"bucketName": "$bucket", "p": "$.a"}, {"a": 1}, {}) == {
+        "bucketName": "$bucket",
+        "p": "$.a",
+    }
+
+
+def test_a_constant_template_is_returned_as_is() -> None:
+    compiled = CompiledTemplate({"a": [1, 2]})
+    assert compiled.is_constant
+    assert compiled.evaluate({}, {}) == {"a": [1, 2]}
+
+
+def test_invalid_template_value_is_a_runtime_error() -> None:
+    with pytest.raises(StatesError, match="must start with"):
+        evaluate_template({"x.$": "no-dollar"}, {}, {})
