@@ -4,8 +4,11 @@
 """
 
 from __future__ import annotations
-import asyncio, time
+
+import asyncio
+import time
 from dataclasses import dataclass
+
 from airflow_distmap.local.asl import compile_state_machine
 
 

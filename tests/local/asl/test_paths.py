@@ -68,7 +68,7 @@ def test_missing_reference_path_cause_reads_like_aws() -> None:
 
 
 def test_invalid_path_text_is_a_runtime_error() -> None:
-    with pytest.raises(StatesError, match="States.Runtime"):
+    with pytest.raises(StatesError, match=r"States\.Runtime"):
         evaluate_path("a.b", DATA, {})
 
 

@@ -102,7 +102,7 @@ async def test_wait_seconds_path_and_timestamp(run: Any, no_sleep: list[float]) 
 
 
 async def test_wait_with_a_bad_seconds_path_is_a_runtime_error(run: Any) -> None:
-    with pytest.raises(StatesError, match="States.Runtime"):
+    with pytest.raises(StatesError, match=r"States\.Runtime"):
         await run(one({"Type": "Wait", "SecondsPath": "$.s", "End": True}), {"s": "ten"})
 
 
@@ -247,9 +247,10 @@ async def test_history_events_for_the_parent(run: Any, sink: Any) -> None:
     }
     await run(definition, {"go": True, "items": [1]}, events=sink)
     assert sink.types == [
-        "PassStateEntered", "PassStateExited", "ChoiceStateEntered", "ChoiceStateExited", "MapStateEntered",
-        "MapStateStarted", "MapIterationStarted", "PassStateEntered", "PassStateExited", "MapIterationSucceeded",
-        "MapStateSucceeded", "MapStateExited", "SucceedStateEntered", "SucceedStateExited",
+        "PassStateEntered", "PassStateExited", "ChoiceStateEntered", "ChoiceStateExited",
+        "MapStateEntered", "MapStateStarted", "MapIterationStarted", "PassStateEntered", "PassStateExited",
+        "MapIterationSucceeded", "MapStateSucceeded", "MapStateExited", "SucceedStateEntered",
+        "SucceedStateExited",
     ]  # fmt: skip
     assert sink.events[0][1] == {
         "name": "A",

@@ -1,0 +1,357 @@
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_distmap.local.asl import validate_definition
+
+CONFORMANCE = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "distributed-map"
+PASS = {"Type": "Pass", "End": True}
+
+
+def distributed_map(**fields: Any) -> dict[str, Any]:
+    state = {
+        "Type": "Map",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "P",
+            "States": {"P": dict(PASS)},
+        },
+        "End": True,
+        **fields,
+    }
+    return {"StartAt": "M", "States": {"M": state}}
+
+
+def errors(definition: Any) -> list[tuple[str, str, str]]:
+    text = definition if isinstance(definition, str) else json.dumps(definition)
+    return [(d.code, d.message, d.location) for d in validate_definition(text) if d.severity == "ERROR"]
+
+
+def assert_error(definition: Any, code: str, fragment: str) -> None:
+    found = errors(definition)
+    assert any(c == code and fragment in m for c, m, _ in found), found
+
+
+def test_a_valid_definition_has_no_diagnostics() -> None:
+    definition = distributed_map(
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {
+                "InputType": "CSV",
+                "CSVHeaderLocation": "FIRST_ROW",
+                "CSVDelimiter": "PIPE",
+                "MaxItems": 10,
+            },
+            "Parameters": {"Bucket": "b", "Key.$": "$.key"},
+        },
+        ItemSelector={"row.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+        ItemBatcher={"MaxItemsPerBatch": 100, "BatchInput": {"run.$": "$$.Execution.Name"}},
+        MaxConcurrency=50,
+        ToleratedFailurePercentage=5,
+        Label="rows",
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "b", "Prefix": "p"},
+            "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"},
+        },
+        Retry=[
+            {"ErrorEquals": ["States.ItemReaderFailed"], "MaxAttempts": 1},
+            {"ErrorEquals": ["States.ALL"]},
+        ],
+    )
+    processor = definition["States"]["M"]["ItemProcessor"]
+    processor["States"] = {
+        "T": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "rows", "Payload.$": "$"},
+            "Retry": [
+                {"ErrorEquals": ["Lambda.ServiceException"], "JitterStrategy": "FULL", "MaxDelaySeconds": 10}
+            ],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "F"}],
+            "OutputPath": "$.Payload",
+            "End": True,
+        },
+        "F": {"Type": "Fail", "ErrorPath": "$.error.Error", "Cause": "row failed"},
+    }
+    processor["StartAt"] = "T"
+    assert validate_definition(json.dumps(definition)) == []
+
+
+def test_every_conformance_definition_validates_except_unsupported_features() -> None:
+    cases = sorted(CONFORMANCE.glob("*.json"))
+    assert len(cases) > 50, f"conformance corpus not found at {CONFORMANCE}"
+    for case in cases:
+        data = json.loads(case.read_text())
+        definition = data.get("definition")
+        if definition is None:
+            continue
+        text = json.dumps(definition).replace(
+            "${LAMBDA_ARN}", "arn:aws:lambda:us-east-1:111111111111:function:f"
+        )
+        found = errors(text)
+        if "jsonata" in case.name:
+            assert found, case.name
+            assert all(
+                code == "UNSUPPORTED_FEATURE" or "JSONata" in msg or "between" in msg
+                for code, msg, _ in found
+            )
+        else:
+            assert found == [], (case.name, found)
+
+
+def test_invalid_json_and_missing_fields() -> None:
+    assert_error("{not json", "INVALID_JSON_DESCRIPTION", "not valid JSON")
+    assert_error("[]", "SCHEMA_VALIDATION_FAILED", "JSON object")
+    assert_error({"States": {"A": PASS}}, "SCHEMA_VALIDATION_FAILED", "'StartAt' is required")
+    assert_error({"StartAt": "A"}, "SCHEMA_VALIDATION_FAILED", "'States' is required")
+    assert_error({"StartAt": "B", "States": {"A": PASS}}, "MISSING_TRANSITION_TARGET", "StartAt 'B'")
+
+
+def test_transitions() -> None:
+    assert_error(
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}},
+        "MISSING_TRANSITION_TARGET",
+        "Nowhere",
+    )
+    assert_error(
+        {"StartAt": "A", "States": {"A": {"Type": "Pass"}}}, "SCHEMA_VALIDATION_FAILED", "'Next' or 'End'"
+    )
+    assert_error(
+        {"StartAt": "A", "States": {"A": PASS, "Orphan": PASS}},
+        "SCHEMA_VALIDATION_FAILED",
+        "'Orphan' is not reachable",
+    )
+    choice = {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "x", "Next": "Gone"}]}
+    assert_error({"StartAt": "C", "States": {"C": choice}}, "MISSING_TRANSITION_TARGET", "Gone")
+
+
+def test_unknown_fields_and_types() -> None:
+    assert_error(
+        {"StartAt": "A", "States": {"A": {**PASS, "Bogus": 1}}}, "SCHEMA_VALIDATION_FAILED", "'Bogus'"
+    )
+    assert_error(
+        {"StartAt": "A", "States": {"A": {"Type": "Nope"}}}, "SCHEMA_VALIDATION_FAILED", "invalid Type"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("Label", "x" * 41, "40 characters"),
+        ("Label", "has space", "forbidden character"),
+        ("Label", "a:b", "forbidden character"),
+        ("ToleratedFailurePercentage", 101, "between 0 and 100"),
+        ("ToleratedFailureCount", -1, "ToleratedFailureCount"),
+        ("MaxConcurrency", -5, "MaxConcurrency"),
+        ("ItemBatcher", {"BatchInput": {}}, "MaxItemsPerBatch(Path) or MaxInputBytesPerBatch(Path)"),
+        ("ItemBatcher", {"MaxInputBytesPerBatch": 300000}, "262144"),
+        ("ResultWriter", {}, "non-empty"),
+        ("ResultWriter", {"Resource": "arn:aws:states:::s3:putObject"}, "both Resource and Parameters"),
+        ("ResultWriter", {"WriterConfig": {"OutputType": "CSV"}}, "OutputType"),
+        (
+            "ItemReader",
+            {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "CSV", "MaxItems": 100000001},
+                "Parameters": {"Bucket": "b", "Key": "k"},
+            },
+            "MaxItems",
+        ),
+        (
+            "ItemReader",
+            {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "GIVEN"},
+                "Parameters": {"Bucket": "b", "Key": "k"},
+            },
+            "CSVHeaders",
+        ),
+        (
+            "ItemReader",
+            {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "CSV", "CSVDelimiter": "HASH"},
+                "Parameters": {"Bucket": "b", "Key": "k"},
+            },
+            "CSVDelimiter",
+        ),
+    ],
+)
+def test_distributed_map_field_rules(field: str, value: Any, fragment: str) -> None:
+    assert_error(distributed_map(**{field: value}), "SCHEMA_VALIDATION_FAILED", fragment)
+
+
+def test_mutually_exclusive_fields() -> None:
+    assert_error(
+        distributed_map(MaxConcurrency=1, MaxConcurrencyPath="$.c"),
+        "SCHEMA_VALIDATION_FAILED",
+        "mutually exclusive",
+    )
+    assert_error(
+        distributed_map(ToleratedFailureCount=1, ToleratedFailureCountPath="$.c"),
+        "SCHEMA_VALIDATION_FAILED",
+        "mutually exclusive",
+    )
+    assert_error(
+        distributed_map(ItemSelector={}, Parameters={}), "SCHEMA_VALIDATION_FAILED", "mutually exclusive"
+    )
+    fail = {"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}
+    assert_error({"StartAt": "F", "States": {"F": fail}}, "SCHEMA_VALIDATION_FAILED", "mutually exclusive")
+
+
+def test_labels_must_be_unique() -> None:
+    definition = distributed_map(Label="same", Next="M2")
+    del definition["States"]["M"]["End"]
+    second = copy.deepcopy(distributed_map(Label="same")["States"]["M"])
+    definition["States"]["M2"] = second
+    assert_error(definition, "SCHEMA_VALIDATION_FAILED", "must be unique")
+
+
+def test_processor_config() -> None:
+    definition = distributed_map()
+    del definition["States"]["M"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"]
+    assert_error(definition, "SCHEMA_VALIDATION_FAILED", "ExecutionType must be STANDARD or EXPRESS")
+    definition["States"]["M"]["ItemProcessor"]["ProcessorConfig"]["Mode"] = "SIDEWAYS"
+    assert_error(definition, "SCHEMA_VALIDATION_FAILED", "Mode must be INLINE or DISTRIBUTED")
+    inline = distributed_map(ItemBatcher={"MaxItemsPerBatch": 2})
+    inline["States"]["M"]["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
+    assert_error(inline, "SCHEMA_VALIDATION_FAILED", "only allowed in a DISTRIBUTED Map")
+
+
+@pytest.mark.parametrize(
+    ("retry", "fragment"),
+    [
+        ([{"ErrorEquals": []}], "non-empty list"),
+        ([{"ErrorEquals": ["States.ALL", "E"]}], "alone"),
+        ([{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["E"]}], "last"),
+        ([{"ErrorEquals": ["E"], "IntervalSeconds": 0}], "IntervalSeconds"),
+        ([{"ErrorEquals": ["E"], "MaxAttempts": -1}], "MaxAttempts"),
+        ([{"ErrorEquals": ["E"], "BackoffRate": 0.5}], "BackoffRate"),
+        ([{"ErrorEquals": ["E"], "MaxDelaySeconds": 31622401}], "MaxDelaySeconds"),
+        ([{"ErrorEquals": ["E"], "JitterStrategy": "HALF"}], "JitterStrategy"),
+    ],
+)
+def test_retrier_rules(retry: list[dict[str, Any]], fragment: str) -> None:
+    assert_error(distributed_map(Retry=retry), "SCHEMA_VALIDATION_FAILED", fragment)
+
+
+def test_catcher_rules() -> None:
+    assert_error(
+        distributed_map(Catch=[{"ErrorEquals": ["E"], "Next": "Missing"}]),
+        "MISSING_TRANSITION_TARGET",
+        "Missing",
+    )
+
+
+@pytest.mark.parametrize(
+    ("definition", "feature"),
+    [
+        (
+            distributed_map(
+                ItemReader={
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "PARQUET"},
+                    "Parameters": {"Bucket": "b", "Key": "k"},
+                }
+            ),
+            "ItemReader InputType PARQUET",
+        ),
+        (
+            distributed_map(
+                ItemReader={
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"ManifestType": "S3_INVENTORY"},
+                    "Parameters": {"Bucket": "b", "Key": "k"},
+                }
+            ),
+            "ManifestType S3_INVENTORY",
+        ),
+        (
+            distributed_map(
+                ItemReader={
+                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "ReaderConfig": {"InputType": "CSV", "Transformation": "LOAD_AND_FLATTEN"},
+                    "Parameters": {"Bucket": "b"},
+                }
+            ),
+            "Transformation LOAD_AND_FLATTEN",
+        ),
+        (
+            {
+                "StartAt": "T",
+                "States": {
+                    "T": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "End": True}
+                },
+            },
+            "Task resource arn:aws:states:::dynamodb:putItem",
+        ),
+        (
+            {
+                "StartAt": "T",
+                "States": {
+                    "T": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": "f"},
+                        "HeartbeatSeconds": 5,
+                        "End": True,
+                    }
+                },
+            },
+            "HeartbeatSeconds",
+        ),
+        (
+            {
+                "StartAt": "T",
+                "States": {
+                    "T": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": "f", "InvocationType": "Event"},
+                        "End": True,
+                    }
+                },
+            },
+            "InvocationType Event",
+        ),
+        ({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": PASS}}, "QueryLanguage JSONata"),
+        ({"TimeoutSeconds": 5, "StartAt": "A", "States": {"A": PASS}}, "TimeoutSeconds"),
+    ],
+)
+def test_unsupported_features_are_errors_naming_the_feature(definition: dict[str, Any], feature: str) -> None:
+    assert_error(definition, "UNSUPPORTED_FEATURE", f"{feature}")
+    assert any("not supported by the local runtime" in m for _, m, _ in errors(definition))
+
+
+def test_invalid_paths_and_templates() -> None:
+    assert_error(
+        {"StartAt": "A", "States": {"A": {**PASS, "ResultPath": "$.a[*]"}}},
+        "SCHEMA_VALIDATION_FAILED",
+        "ResultPath",
+    )
+    assert_error(
+        {"StartAt": "A", "States": {"A": {**PASS, "Parameters": {"x.$": "States.Nope()"}}}},
+        "SCHEMA_VALIDATION_FAILED",
+        "States.Nope",
+    )
+    assert_error(
+        {"StartAt": "A", "States": {"A": {**PASS, "Parameters": {"x.$": "oops"}}}},
+        "SCHEMA_VALIDATION_FAILED",
+        "x.$",
+    )
+
+
+def test_diagnostics_have_the_api_shape() -> None:
+    (diagnostic,) = validate_definition(json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass"}}}))
+    assert diagnostic.to_dict() == {
+        "severity": "ERROR",
+        "code": "SCHEMA_VALIDATION_FAILED",
+        "message": "A state must have exactly one of 'Next' or 'End': true",
+        "location": "/States/A",
+    }
