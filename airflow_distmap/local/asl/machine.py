@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_distmap.local.asl.choice import compile_rule, parse_timestamp
 from airflow_distmap.local.asl.io import apply_result_path, compile_optional_path, iso_now, select
+from airflow_distmap.local.asl.jsonata import JsonataTemplate, make_bindings
 from airflow_distmap.local.asl.paths import ContextDict, PathRuntimeError, compile_path, to_json, variables_of
 from airflow_distmap.local.asl.protocols import EventSink, Services
 from airflow_distmap.local.asl.retry import UNCATCHABLE_ERRORS, Catcher, RetryPolicy, find_catcher
@@ -91,12 +92,20 @@ class _State:
 
     type_name = ""
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
         self.name = name
         self.spec = spec
+        self.jsonata = jsonata
         self.next: str | None = spec.get("Next")
         self.entered_event = f"{self.type_name}StateEntered"
         self.exited_event = f"{self.type_name}StateExited"
+        self.has_assign = "Assign" in spec
+        self.arguments: JsonataTemplate | None = None
+        self.output: JsonataTemplate | None = None
+        self.assign_jsonata: JsonataTemplate | None = None
+        if jsonata:
+            self._init_jsonata(spec)
+            return
         self.input_path = compile_optional_path(spec, "InputPath")
         self.output_path = compile_optional_path(spec, "OutputPath")
         self.result_path = compile_optional_path(spec, "ResultPath")
@@ -111,12 +120,50 @@ class _State:
             for template in (self.parameters, self.result_selector, self.assign)
         )
 
+    def _init_jsonata(self, spec: Mapping[str, Any]) -> None:
+        self.input_path = self.output_path = self.result_path = None
+        self.parameters = self.result_selector = self.assign = None
+        self.arguments = JsonataTemplate(spec["Arguments"], "Arguments") if "Arguments" in spec else None
+        self.output = JsonataTemplate(spec["Output"], "Output") if "Output" in spec else None
+        self.assign_jsonata = JsonataTemplate(spec["Assign"], "Assign") if "Assign" in spec else None
+        self.uses_state_context = True
+
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _bindings(self, run: _Run, raw: Any, context: Mapping[str, Any], **states: Any) -> dict[str, Any]:
+        return make_bindings(raw, context, run.variables, **states)
+
+    def _inputs(self, raw: Any, context: Mapping[str, Any], run: _Run) -> Any:
+        """The effective input: InputPath then Parameters (JSONPath), or Arguments (JSONata)."""
+        if self.jsonata:
+            if self.arguments is None:
+                return raw
+            return self.arguments.evaluate(self._bindings(run, raw, context))
+        data = select(self.input_path, raw, context) if self.input_path is not None else raw
+        if self.parameters is not None:
+            data = self.parameters.evaluate(data, context)
+        return data
+
+    def _finish(self, raw: Any, result: Any, context: Mapping[str, Any], run: _Run) -> Any:
+        """The output: ResultSelector, Assign, ResultPath, OutputPath (JSONPath), or Assign and Output."""
+        if self.jsonata:
+            bindings = self._bindings(run, raw, context, result=result)
+            if self.assign_jsonata is not None and run.variables is not None:
+                run.variables.update(self.assign_jsonata.evaluate(bindings))
+            return self.output.evaluate(bindings) if self.output is not None else result
+        if self.result_selector is not None:
+            result = self.result_selector.evaluate(result, context)
+        if self.assign is not None:
+            self._assign(run, result, context)
+        output = apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
+        if self.output_path is not None:
+            output = select(self.output_path, output, context)
+        return output
+
     def _context(self, run: _Run, entered_time: str, retry_count: int = 0) -> Mapping[str, Any]:
         """The context object with ``State`` filled in; only built when a template reads ``$$``."""
         if not self.uses_state_context:
             return run.context
-        context = ContextDict(run.context, variables_of(run.context))
+        context = ContextDict(run.context, variables_of(run.context), self.jsonata)
         context["State"] = {"Name": self.name, "EnteredTime": entered_time, "RetryCount": retry_count}
         return context
 
@@ -153,8 +200,8 @@ class _State:
 class _PassState(_State):
     type_name = "Pass"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
         self.has_result = "Result" in spec
         self.result = spec.get("Result")
 
@@ -162,17 +209,8 @@ class _PassState(_State):
         entered = self._enter(run, raw)
         try:
             context = self._context(run, iso_now()) if self.uses_state_context else run.context
-            data = select(self.input_path, raw, context) if self.input_path is not None else raw
-            if self.parameters is not None:
-                data = self.parameters.evaluate(data, context)
-            result = self.result if self.has_result else data
-            if self.assign is not None:
-                self._assign(run, result, context)
-            output = (
-                apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
-            )
-            if self.output_path is not None:
-                output = select(self.output_path, output, context)
+            data = self._inputs(raw, context, run)
+            output = self._finish(raw, self.result if self.has_result else data, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         self._exit(run, output)
@@ -185,8 +223,8 @@ class _SucceedState(_State):
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         entered = self._enter(run, raw)
         try:
-            output = select(self.input_path, raw, run.context)
-            output = select(self.output_path, output, run.context)
+            context = self._context(run, iso_now()) if self.uses_state_context else run.context
+            output = self._finish(raw, select(self.input_path, raw, context), context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         self._exit(run, output)
@@ -196,16 +234,18 @@ class _SucceedState(_State):
 class _FailState(_State):
     type_name = "Fail"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
-        self.error = _StringField(spec, "Error")
-        self.cause = _StringField(spec, "Cause")
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
+        self.error = _StringField(spec, "Error", jsonata)
+        self.cause = _StringField(spec, "Cause", jsonata)
 
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         entered = self._enter(run, raw)
         try:
-            error = self.error.value(raw, run.context)
-            cause = self.cause.value(raw, run.context)
+            context = self._context(run, iso_now()) if self.jsonata else run.context
+            bindings = self._bindings(run, raw, context) if self.jsonata else None
+            error = self.error.value(raw, context, bindings)
+            cause = self.cause.value(raw, context, bindings)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         raise StatesError(error, cause)
@@ -214,13 +254,17 @@ class _FailState(_State):
 class _StringField:
     """``Error``/``ErrorPath`` or ``Cause``/``CausePath`` of a Fail state (a Path may be an intrinsic)."""
 
-    def __init__(self, spec: Mapping[str, Any], field: str) -> None:
+    def __init__(self, spec: Mapping[str, Any], field: str, jsonata: bool) -> None:
         self.constant: str = spec.get(field, "")
         path = spec.get(f"{field}Path")
         self.template = CompiledTemplate({f"{field}Path.$": path}) if path is not None else None
+        self.expression = JsonataTemplate(self.constant, field) if jsonata else None
         self.field = field
 
-    def value(self, data: Any, context: Mapping[str, Any]) -> str:
+    def value(self, data: Any, context: Mapping[str, Any], bindings: dict[str, Any] | None) -> str:
+        if self.expression is not None and bindings is not None and not self.expression.is_constant:
+            value = self.expression.evaluate(bindings)
+            return value if isinstance(value, str) else to_json(value)
         if self.template is None:
             return self.constant
         value = self.template.evaluate(data, context)[f"{self.field}Path"]
@@ -234,14 +278,18 @@ class _StringField:
 class _ChoiceState(_State):
     type_name = "Choice"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
-        self.choices = [(compile_rule(rule), rule["Next"]) for rule in spec.get("Choices", [])]
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
+        rules = spec.get("Choices", [])
+        self.choices = [] if jsonata else [(compile_rule(rule), rule["Next"]) for rule in rules]
+        self.conditions = (
+            [(JsonataTemplate(r["Condition"], "Condition"), r["Next"]) for r in rules] if jsonata else []
+        )
         self.default: str | None = spec.get("Default")
 
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         entered = self._enter(run, raw)
-        context = run.context
+        context = self._context(run, iso_now()) if self.uses_state_context else run.context
         try:
             data = select(self.input_path, raw, context)
             target = self.default
@@ -249,15 +297,19 @@ class _ChoiceState(_State):
                 if predicate(data, context):
                     target = next_name
                     break
+            if self.conditions:
+                bindings = self._bindings(run, raw, context)
+                for condition, next_name in self.conditions:
+                    if condition.evaluate(bindings) is True:
+                        target = next_name
+                        break
             if target is None:
                 # UNCONFIRMED: AWS's cause text for an unmatched Choice without Default.
                 raise StatesError(
                     "States.NoChoiceMatched",
                     f"No Choice rule of state '{self.name}' matched and it has no Default",
                 )
-            if self.assign is not None:
-                self._assign(run, data, context)
-            output = select(self.output_path, data, context)
+            output = self._finish(raw, data, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         self._exit(run, output)
@@ -267,14 +319,31 @@ class _ChoiceState(_State):
 class _WaitState(_State):
     type_name = "Wait"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
         self.seconds = spec.get("Seconds")
         self.seconds_path = compile_path(spec["SecondsPath"]) if "SecondsPath" in spec else None
         self.timestamp = spec.get("Timestamp")
         self.timestamp_path = compile_path(spec["TimestampPath"]) if "TimestampPath" in spec else None
 
-    def _delay(self, data: Any, context: Mapping[str, Any]) -> float:
+    def _delay(self, data: Any, context: Mapping[str, Any], run: _Run) -> float:
+        if self.jsonata:
+            bindings = self._bindings(run, data, context)
+            if self.seconds is not None:
+                seconds = JsonataTemplate(self.seconds, "Seconds").evaluate(bindings)
+                if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                    raise StatesError(
+                        "States.QueryEvaluationError",
+                        f"Seconds must be a non-negative integer, not {seconds}",
+                    )
+                return float(seconds)
+            timestamp = JsonataTemplate(self.timestamp, "Timestamp").evaluate(bindings)
+            moment = parse_timestamp(timestamp) if isinstance(timestamp, str) else None
+            if moment is None:
+                raise StatesError(
+                    "States.QueryEvaluationError", f"Timestamp is not a valid timestamp: {timestamp}"
+                )
+            return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
         if self.seconds is not None:
             return float(self.seconds)
         if self.seconds_path is not None:
@@ -296,11 +365,10 @@ class _WaitState(_State):
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         entered = self._enter(run, raw)
         try:
-            data = select(self.input_path, raw, run.context)
-            delay = self._delay(data, run.context)
-            if self.assign is not None:
-                self._assign(run, data, run.context)
-            output = select(self.output_path, data, run.context)
+            context = self._context(run, iso_now()) if self.uses_state_context else run.context
+            data = select(self.input_path, raw, context)
+            delay = self._delay(data, context, run)
+            output = self._finish(raw, data, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         if delay > 0:
@@ -312,29 +380,29 @@ class _WaitState(_State):
 class _WorkState(_State):
     """A state that does work that can fail and be retried or caught: Task, Map, Parallel."""
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
         self.retry = RetryPolicy(spec.get("Retry", []))
         self.catchers = tuple(Catcher(catcher) for catcher in spec.get("Catch", []))
+        self.catcher_templates = [
+            (
+                JsonataTemplate(c["Output"], "Output") if "Output" in c else None,
+                JsonataTemplate(c["Assign"], "Assign") if "Assign" in c else None,
+            )
+            for c in spec.get("Catch", [])
+        ]
         self.has_retry = bool(self.retry.retriers)
 
     async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         """Do the state's work on its effective input and return the raw result."""
         raise NotImplementedError
 
-    def effective_input(self, raw: Any, context: Mapping[str, Any]) -> Any:
-        """InputPath then Parameters (Map applies its ItemSelector per item instead)."""
-        data = select(self.input_path, raw, context) if self.input_path is not None else raw
-        if self.parameters is not None:
-            data = self.parameters.evaluate(data, context)
-        return data
-
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         entered = self._enter(run, raw)
         try:
             entered_time = iso_now() if self.uses_state_context else ""
             context = self._context(run, entered_time)
-            effective = self.effective_input(raw, context)
+            effective = self._inputs(raw, context, run)
             counters = [0] * len(self.retry.retriers) if self.has_retry else []
             retries = 0
             while True:
@@ -348,33 +416,36 @@ class _WorkState(_State):
                         raise
                     delay = self.retry.next_delay(error.error, counters) if self.has_retry else None
                     if delay is None:
-                        return self._catch(error, raw, run)
+                        return self._catch(error, raw, context, run)
                     retries += 1
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if self.uses_state_context:
                         # $$.State.RetryCount changed: Parameters are evaluated again for the new attempt.
                         context = self._context(run, entered_time, retries)
-                        effective = self.effective_input(raw, context)
-            if self.result_selector is not None:
-                result = self.result_selector.evaluate(result, context)
-            if self.assign is not None:
-                self._assign(run, result, context)
-            output = (
-                apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
-            )
-            if self.output_path is not None:
-                output = select(self.output_path, output, context)
+                        effective = self._inputs(raw, context, run)
+            output = self._finish(raw, result, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         self._exit(run, output)
         return output, self.next
 
-    def _catch(self, error: StatesError, raw: Any, run: _Run) -> tuple[Any, str | None]:
+    def _catch(
+        self, error: StatesError, raw: Any, context: Mapping[str, Any], run: _Run
+    ) -> tuple[Any, str | None]:
         catcher = find_catcher(self.catchers, error.error) if self.catchers else None
         if catcher is None:
             raise error
-        output = apply_result_path(catcher.result_path, raw, {"Error": error.error, "Cause": error.cause})
+        error_output = {"Error": error.error, "Cause": error.cause}
+        if self.jsonata:
+            output_template, assign = self.catcher_templates[self.catchers.index(catcher)]
+            bindings = self._bindings(run, raw, context, errorOutput=error_output)
+            if assign is not None and run.variables is not None:
+                run.variables.update(assign.evaluate(bindings))
+            output = output_template.evaluate(bindings) if output_template is not None else error_output
+            self._exit(run, output)
+            return output, catcher.next
+        output = apply_result_path(catcher.result_path, raw, error_output)
         self._exit(run, output)
         return output, catcher.next
 
@@ -382,11 +453,12 @@ class _WorkState(_State):
 class _TaskState(_WorkState):
     type_name = "Task"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
         self.resource = compile_task_resource(spec["Resource"])
         timeout = spec.get("TimeoutSeconds")
-        self.timeout = float(timeout) if timeout is not None else None
+        # A JSONata TimeoutSeconds expression is rejected by validation; never crash compiling it.
+        self.timeout = float(timeout) if isinstance(timeout, int | float) else None
         self.timeout_path = compile_path(spec["TimeoutSecondsPath"]) if "TimeoutSecondsPath" in spec else None
 
     async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
@@ -413,8 +485,8 @@ class _TaskState(_WorkState):
 class _MapState(_WorkState):
     type_name = "Map"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
         processor = spec.get("ItemProcessor") or spec.get("Iterator") or {}
         mode = (processor.get("ProcessorConfig") or {}).get("Mode", "INLINE")
         self.distributed = mode == "DISTRIBUTED"
@@ -422,18 +494,34 @@ class _MapState(_WorkState):
         self.has_reader = "ItemReader" in spec
         # In a Map state "Parameters" is the legacy name of ItemSelector: it applies per item.
         selector = spec.get("ItemSelector", spec.get("Parameters"))
-        self.item_selector = CompiledTemplate(selector) if selector is not None else None
+        self.item_selector = CompiledTemplate(selector) if selector is not None and not jsonata else None
+        self.item_selector_jsonata = (
+            JsonataTemplate(selector, "ItemSelector") if selector is not None and jsonata else None
+        )
+        self.items_jsonata = JsonataTemplate(spec["Items"], "Items") if jsonata and "Items" in spec else None
         self.parameters = None
-        self.max_concurrency = int(spec.get("MaxConcurrency", 0))
+        concurrency = spec.get("MaxConcurrency", 0)
+        # A JSONata expression is evaluated by the Distributed Map runtime (INLINE: rejected by validation).
+        self.max_concurrency = int(concurrency) if isinstance(concurrency, int | float) else 0
         self.max_concurrency_path = (
             compile_path(spec["MaxConcurrencyPath"]) if "MaxConcurrencyPath" in spec else None
         )
-        self.processor = None if self.distributed else compile_state_machine(processor)
+        language = "JSONata" if jsonata else "JSONPath"
+        self.processor = None if self.distributed else compile_state_machine(processor, language)
         self.definition = dict(spec)
+        if jsonata and "QueryLanguage" not in processor:
+            # The processor inherits the Map's query language; the Distributed Map runtime compiles it alone.
+            self.definition["ItemProcessor"] = {**processor, "QueryLanguage": language}
+        if self.distributed:
+            # ItemReader, ItemBatcher/BatchInput and ResultWriter may read $$.State (e.g. EnteredTime).
+            self.uses_state_context = True
 
-    def _items(self, effective: Any, context: Mapping[str, Any]) -> list[tuple[Any, Any]]:
-        """``(key or None, value)`` pairs from ItemsPath: array elements, or an object's key-value pairs."""
-        items = select(self.items_path, effective, context)
+    def _items(self, effective: Any, context: Mapping[str, Any], run: _Run) -> list[tuple[Any, Any]]:
+        """``(key or None, value)`` pairs from ItemsPath/Items: array elements or an object's entries."""
+        if self.items_jsonata is not None:
+            items = self.items_jsonata.evaluate(self._bindings(run, effective, context))
+        else:
+            items = select(self.items_path, effective, context)
         if isinstance(items, list):
             return [(None, item) for item in items]
         if isinstance(items, dict):
@@ -447,7 +535,7 @@ class _MapState(_WorkState):
     async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         history = run.history
         if self.distributed:
-            length = 0 if self.has_reader else len(self._items(effective, context))
+            length = 0 if self.has_reader else len(self._items(effective, context, run))
             history.record("MapStateStarted", {"length": length})
             sink = _CountingSink(history, entered) if history.events is not None else None
             try:
@@ -460,7 +548,7 @@ class _MapState(_WorkState):
                 raise
             history.record("MapStateSucceeded")
             return result
-        items = self._items(effective, context)
+        items = self._items(effective, context, run)
         history.record("MapStateStarted", {"length": len(items)})
         try:
             result = await self._run_inline(items, effective, context, run)
@@ -497,14 +585,19 @@ class _MapState(_WorkState):
             if limit is not None:
                 await limit.acquire()
             try:
-                if self.item_selector is not None:
+                if self.item_selector is not None or self.item_selector_jsonata is not None:
                     item = (
                         {"Index": index, "Value": value}
                         if key is None
                         else {"Index": index, "Key": key, "Value": value}
                     )
                     item_context = ContextDict({**context, "Map": {"Item": item}}, variables_of(context))
-                    value = self.item_selector.evaluate(effective, item_context)
+                    if self.item_selector is not None:
+                        value = self.item_selector.evaluate(effective, item_context)
+                    else:
+                        selector = self.item_selector_jsonata
+                        assert selector is not None
+                        value = selector.evaluate(self._bindings(run, effective, item_context))
                 if recording:
                     history.record("MapIterationStarted", {"name": self.name, "index": index})
                 variables = dict(run.variables) if run.variables is not None else None
@@ -536,9 +629,10 @@ class _MapState(_WorkState):
 class _ParallelState(_WorkState):
     type_name = "Parallel"
 
-    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
-        super().__init__(name, spec)
-        self.branches = [compile_state_machine(branch) for branch in spec.get("Branches", [])]
+    def __init__(self, name: str, spec: Mapping[str, Any], jsonata: bool = False) -> None:
+        super().__init__(name, spec, jsonata)
+        language = "JSONata" if jsonata else "JSONPath"
+        self.branches = [compile_state_machine(branch, language) for branch in spec.get("Branches", [])]
 
     async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
         history = run.history
@@ -590,9 +684,10 @@ class CompiledStateMachine:
     :raises ValueError: when the definition cannot be compiled.
     """
 
-    def __init__(self, definition: Mapping[str, Any]) -> None:
-        if definition.get("QueryLanguage", "JSONPath") != "JSONPath":
-            raise ValueError("QueryLanguage JSONata is not supported by the local runtime")
+    def __init__(self, definition: Mapping[str, Any], query_language: str = "JSONPath") -> None:
+        language = definition.get("QueryLanguage", query_language)
+        if language not in ("JSONPath", "JSONata"):
+            raise ValueError(f"QueryLanguage must be JSONPath or JSONata, not {language!r}")
         states = definition.get("States")
         if not isinstance(states, dict) or definition.get("StartAt") not in states:
             raise ValueError("The definition needs StartAt naming one of its States")
@@ -601,9 +696,14 @@ class CompiledStateMachine:
             state_type = _STATE_TYPES.get(spec.get("Type"))
             if state_type is None:
                 raise ValueError(f"State '{name}' has an unsupported Type {spec.get('Type')!r}")
-            self.states[name] = state_type(name, spec)
+            jsonata = spec.get("QueryLanguage", language) == "JSONata"
+            self.states[name] = state_type(name, spec, jsonata)
         self.start = self.states[definition["StartAt"]]
-        self.uses_variables = any(state.assign is not None for state in self.states.values())
+        self.uses_variables = any(
+            state.has_assign
+            or (isinstance(state, _WorkState) and any(a is not None for _, a in state.catcher_templates))
+            for state in self.states.values()
+        )
 
     async def run(
         self, input: Any, context: Mapping[str, Any], services: Services, events: EventSink | None = None
@@ -634,10 +734,14 @@ class CompiledStateMachine:
             state = states[next_name]
 
 
-def compile_state_machine(definition: Mapping[str, Any]) -> CompiledStateMachine:
+def compile_state_machine(
+    definition: Mapping[str, Any], query_language: str = "JSONPath"
+) -> CompiledStateMachine:
     """Compile a state machine definition (or an ItemProcessor / Parallel branch) once.
 
     :param definition: the parsed definition.
+    :param query_language: the language inherited from the enclosing definition when this one (an
+        ItemProcessor or a branch) sets no ``QueryLanguage``.
     :raises ValueError: when the definition cannot be compiled.
     """
-    return CompiledStateMachine(definition)
+    return CompiledStateMachine(definition, query_language)

@@ -61,11 +61,18 @@ class ContextDict(dict[str, Any]):
     context on (the Distributed Map runtime) keeps them.
     """
 
-    __slots__ = ("variables",)
+    __slots__ = ("jsonata", "variables")
 
-    def __init__(self, context: Mapping[str, Any], variables: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        context: Mapping[str, Any],
+        variables: Mapping[str, Any] | None = None,
+        jsonata: bool | None = None,
+    ) -> None:
         super().__init__(context)
         self.variables: Mapping[str, Any] = variables if variables is not None else {}
+        #: Whether templates evaluated with this context are JSONata (``{% %}``) rather than JSONPath.
+        self.jsonata: bool = bool(getattr(context, "jsonata", False)) if jsonata is None else jsonata
 
 
 def variables_of(context: Mapping[str, Any]) -> Mapping[str, Any]:

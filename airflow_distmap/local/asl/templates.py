@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_distmap.local.asl.intrinsics import compile_intrinsic, is_intrinsic
-from airflow_distmap.local.asl.paths import PathRuntimeError, field_path_getter
+from airflow_distmap.local.asl.jsonata import JsonataTemplate, make_bindings
+from airflow_distmap.local.asl.paths import PathRuntimeError, field_path_getter, variables_of
+from airflow_distmap.local.errors import StatesError
 
 Evaluator = Callable[[Any, Mapping[str, Any]], Any]
 
@@ -127,7 +129,9 @@ def evaluate_template(template: Any, data: Any, context: Mapping[str, Any]) -> A
     """Evaluate a payload template (Parameters, ItemSelector, BatchInput, ItemReader/ResultWriter Parameters).
 
     The compiled form is cached by the template object's identity, so calling this once per item with the
-    same template object costs one dict lookup on top of the evaluation itself.
+    same template object costs one dict lookup on top of the evaluation itself. When the context is a
+    :class:`~airflow_distmap.local.asl.paths.ContextDict` of a JSONata state, ``{% %}`` strings are
+    JSONata expressions seeing ``$states.input`` (= ``data``) and ``$states.context``.
 
     :param template: the template as written in the definition.
     :param data: the JSON value ``$`` refers to.
@@ -135,8 +139,29 @@ def evaluate_template(template: Any, data: Any, context: Mapping[str, Any]) -> A
     :return: the payload.
     :raises StatesError: ``States.Runtime`` when a path matches nothing or an intrinsic fails.
     """
+    if getattr(context, "jsonata", False):
+        try:
+            expression = _compile_jsonata(template)
+        except ValueError as exc:
+            raise StatesError("States.QueryEvaluationError", str(exc)) from exc
+        return expression.evaluate(make_bindings(data, context, variables_of(context)))
     try:
         compiled = compile_template(template)
     except ValueError as exc:
         raise PathRuntimeError(str(exc)) from exc
     return compiled.evaluate(data, context)
+
+
+_JSONATA_BY_IDENTITY: dict[int, tuple[Any, JsonataTemplate]] = {}
+
+
+def _compile_jsonata(template: Any) -> JsonataTemplate:
+    key = id(template)
+    cached = _JSONATA_BY_IDENTITY.get(key)
+    if cached is not None and cached[0] is template:
+        return cached[1]
+    compiled = JsonataTemplate(template)
+    if len(_JSONATA_BY_IDENTITY) >= _BY_IDENTITY_LIMIT:
+        _JSONATA_BY_IDENTITY.clear()
+    _JSONATA_BY_IDENTITY[key] = (template, compiled)
+    return compiled

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_distmap.local.asl.choice import COMPARISON_OPERATORS, compile_rule, parse_timestamp
+from airflow_distmap.local.asl.jsonata import JsonataTemplate, is_expression
 from airflow_distmap.local.asl.paths import compile_path
 from airflow_distmap.local.asl.tasks import LAMBDA_INVOKE_RE, is_supported_resource
 from airflow_distmap.local.asl.templates import CompiledTemplate
@@ -50,10 +51,31 @@ _UNSUPPORTED_FIELDS: dict[str, str] = {
     "HeartbeatSeconds": "Task HeartbeatSeconds",
     "HeartbeatSecondsPath": "Task HeartbeatSecondsPath",
     "Credentials": "Task Credentials (cross-account role)",
-    "Arguments": "Arguments (JSONata)",
-    "Output": "Output (JSONata)",
-    "Items": "Items (JSONata)",
 }
+#: Fields of JSONPath states that JSONata states replace with Arguments/Output/Items/Condition.
+_JSONPATH_ONLY = {
+    "InputPath",
+    "OutputPath",
+    "Parameters",
+    "ResultSelector",
+    "ResultPath",
+    "ItemsPath",
+    "ErrorPath",
+    "CausePath",
+    "SecondsPath",
+    "TimestampPath",
+    "TimeoutSecondsPath",
+    "MaxConcurrencyPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+}
+_JSONATA_ONLY = {"Arguments", "Output", "Items"}
+for _kind, _fields in _FIELDS.items():
+    if _kind != "Fail":
+        _fields.add("Output")
+    if _kind in ("Task", "Parallel"):
+        _fields.add("Arguments")
+_FIELDS["Map"].add("Items")
 _TERMINAL = {"Choice", "Succeed", "Fail"}
 _LABEL_FORBIDDEN = re.compile(r"[\s?*<>{}\[\]:;,\\|^~$#%&`\"\u0000-\u001f\u007f-\u009f]")
 _MAX_INT = 99999999
@@ -100,7 +122,7 @@ def validate_definition(definition_text: str) -> list[Diagnostic]:
     if not isinstance(definition, dict):
         validator.error(SCHEMA, "The definition must be a JSON object", "")
     else:
-        validator.machine(definition, "", top_level=True)
+        validator.machine(definition, "")
     return validator.diagnostics
 
 
@@ -108,6 +130,7 @@ class _Validator:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
         self.labels: set[str] = set()
+        self.jsonata = False  # the query language of the state being validated
 
     def error(self, code: str, message: str, location: str) -> None:
         self.diagnostics.append(Diagnostic("ERROR", code, message, location or "/"))
@@ -116,7 +139,14 @@ class _Validator:
         self.error(UNSUPPORTED, f"{feature} is not supported by the local runtime", location)
 
     # -- state machines ---------------------------------------------------------------------------------
-    def machine(self, definition: Mapping[str, Any], location: str, top_level: bool = False) -> None:
+    def machine(self, definition: Mapping[str, Any], location: str, inherited: str = "JSONPath") -> None:
+        enclosing = self.jsonata
+        try:
+            self._machine(definition, location, inherited)
+        finally:
+            self.jsonata = enclosing
+
+    def _machine(self, definition: Mapping[str, Any], location: str, inherited: str) -> None:
         allowed = {
             "Comment",
             "StartAt",
@@ -131,10 +161,8 @@ class _Validator:
                 self.error(
                     SCHEMA, f"The field '{field}' is not supported by Step Functions", f"{location}/{field}"
                 )
-        language = definition.get("QueryLanguage", "JSONPath")
-        if language == "JSONata":
-            self.unsupported("QueryLanguage JSONata", f"{location}/QueryLanguage")
-        elif language != "JSONPath":
+        language = definition.get("QueryLanguage", inherited)
+        if language not in ("JSONPath", "JSONata"):
             self.error(SCHEMA, f"QueryLanguage must be JSONPath or JSONata, not {language!r}", location)
         if "TimeoutSeconds" in definition:
             self.unsupported("The state machine's TimeoutSeconds", f"{location}/TimeoutSeconds")
@@ -156,6 +184,11 @@ class _Validator:
             if not isinstance(state, dict):
                 self.error(SCHEMA, f"State '{name}' must be an object", state_location)
                 continue
+            self.jsonata = state.get("QueryLanguage", language) == "JSONata"
+            if language == "JSONata" and not self.jsonata:
+                self.error(
+                    SCHEMA, "A JSONPath state cannot be nested in a JSONata state machine", state_location
+                )
             self.state(name, state, states, state_location)
         if isinstance(start, str) and start in states:
             self.reachability(start, states, location)
@@ -188,18 +221,24 @@ class _Validator:
         for field in state:
             if field in _UNSUPPORTED_FIELDS:
                 self.unsupported(_UNSUPPORTED_FIELDS[field], f"{location}/{field}")
+            elif self.jsonata and field in _JSONPATH_ONLY:
+                self.error(
+                    SCHEMA, f"The field '{field}' is not supported in JSONata states", f"{location}/{field}"
+                )
+            elif not self.jsonata and field in _JSONATA_ONLY:
+                self.error(
+                    SCHEMA, f"The field '{field}' is only supported in JSONata states", f"{location}/{field}"
+                )
             elif field not in _FIELDS[kind]:
                 self.error(
                     SCHEMA, f"The field '{field}' is not supported for {kind} states", f"{location}/{field}"
                 )
-        if state.get("QueryLanguage", "JSONPath") != "JSONPath":
-            self.unsupported("QueryLanguage JSONata", f"{location}/QueryLanguage")
         self.transition(kind, state, states, location)
         for field in ("InputPath", "OutputPath"):
             self.path(state, field, location, reference=False)
         if kind in ("Pass", "Task", "Parallel", "Map"):
             self.path(state, "ResultPath", location, reference=True)
-        for field in ("Parameters", "ResultSelector", "Assign"):
+        for field in ("Parameters", "ResultSelector", "Assign", "Arguments", "Output", "Items"):
             if field in state:
                 self.template(state[field], f"{location}/{field}")
         if kind in ("Task", "Parallel", "Map"):
@@ -236,7 +275,10 @@ class _Validator:
 
     def template(self, template: Any, location: str) -> None:
         try:
-            CompiledTemplate(template)
+            if self.jsonata:
+                JsonataTemplate(template, location.rsplit("/", 1)[-1])
+            else:
+                CompiledTemplate(template)
         except ValueError as exc:
             self.error(SCHEMA, str(exc), location)
 
@@ -248,6 +290,9 @@ class _Validator:
         if field not in spec:
             return
         value = spec[field]
+        if self.jsonata and is_expression(value):
+            self.template(value, f"{location}/{field}")
+            return
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.error(
                 SCHEMA, f"'{field}' must be an integer between {low} and {high}", f"{location}/{field}"
@@ -299,9 +344,17 @@ class _Validator:
             if not isinstance(catcher, dict):
                 self.error(SCHEMA, "A catcher must be an object", where)
                 continue
+            allowed = ("ErrorEquals", "Next", "Comment", "Output", "Assign") if self.jsonata else None
             for field in catcher:
-                if field == "Assign":
-                    self.unsupported("Assign in a Catch", f"{where}/Assign")
+                if allowed is not None:
+                    if field not in allowed:
+                        self.error(
+                            SCHEMA, f"The field '{field}' is not supported in a JSONata catcher", where
+                        )
+                    elif field in ("Output", "Assign"):
+                        self.template(catcher[field], f"{where}/{field}")
+                elif field == "Assign":
+                    self.unsupported("Assign in a JSONPath Catch", f"{where}/Assign")
                 elif field not in ("ErrorEquals", "Next", "ResultPath", "Comment"):
                     self.error(
                         SCHEMA, f"The field '{field}' is not supported in a catcher", f"{where}/{field}"
@@ -352,6 +405,8 @@ class _Validator:
                 self.unsupported(
                     f"lambda:invoke InvocationType {parameters['InvocationType']}", f"{location}/Parameters"
                 )
+        if is_expression(state.get("TimeoutSeconds")):
+            self.unsupported("A JSONata TimeoutSeconds expression", f"{location}/TimeoutSeconds")
         self.exclusive(state, "TimeoutSeconds", "TimeoutSecondsPath", location)
         self.integer(state, "TimeoutSeconds", 1, _MAX_INT, location)
         self.path(state, "TimeoutSecondsPath", location, reference=True)
@@ -370,8 +425,19 @@ class _Validator:
                 self.unsupported("Assign in a Choice rule", f"{where}/Assign")
             if rule.get("Next") not in states:
                 self.error("MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {rule.get('Next')}", where)
+            if self.jsonata:
+                if "Condition" not in rule:
+                    self.error(SCHEMA, "A JSONata Choice rule needs a 'Condition'", where)
+                else:
+                    self.template(rule["Condition"], f"{where}/Condition")
+                for field in rule:
+                    if field not in ("Condition", "Next", "Comment"):
+                        self.error(
+                            SCHEMA, f"The field '{field}' is not supported in a JSONata Choice rule", where
+                        )
+                continue
             if "Condition" in rule:
-                self.unsupported("Choice Condition (JSONata)", f"{where}/Condition")
+                self.error(SCHEMA, "'Condition' is only supported in JSONata states", f"{where}/Condition")
                 continue
             self.rule(rule, where)
         if "Default" in state and state["Default"] not in states:
@@ -411,8 +477,10 @@ class _Validator:
                 location,
             )
         self.integer(state, "Seconds", 0, _MAX_INT, location)
-        if "Timestamp" in state and (
-            not isinstance(state["Timestamp"], str) or parse_timestamp(state["Timestamp"]) is None
+        if (
+            "Timestamp" in state
+            and not (self.jsonata and is_expression(state["Timestamp"]))
+            and (not isinstance(state["Timestamp"], str) or parse_timestamp(state["Timestamp"]) is None)
         ):
             self.error(SCHEMA, "'Timestamp' must be an ISO-8601 timestamp", f"{location}/Timestamp")
         self.path(state, "SecondsPath", location, reference=True)
@@ -425,7 +493,7 @@ class _Validator:
             return
         for index, branch in enumerate(branches):
             if isinstance(branch, dict):
-                self.machine(branch, f"{location}/Branches/{index}")
+                self.machine(branch, f"{location}/Branches/{index}", self.language())
             else:
                 self.error(SCHEMA, "A branch must be an object", f"{location}/Branches/{index}")
 
@@ -459,8 +527,14 @@ class _Validator:
         if not distributed and "ExecutionType" in config:
             self.error(SCHEMA, "ProcessorConfig ExecutionType is only allowed in DISTRIBUTED mode", where)
         self.machine(
-            {k: v for k, v in processor.items() if k != "ProcessorConfig"}, f"{location}/{processor_field}"
+            {k: v for k, v in processor.items() if k != "ProcessorConfig"},
+            f"{location}/{processor_field}",
+            self.language(),
         )
+        if not distributed and is_expression(state.get("MaxConcurrency")):
+            self.unsupported(
+                "A JSONata MaxConcurrency expression in an INLINE Map", f"{location}/MaxConcurrency"
+            )
         distributed_only = (
             "ItemReader",
             "ItemBatcher",
@@ -482,7 +556,9 @@ class _Validator:
         self.exclusive(state, "ToleratedFailureCount", "ToleratedFailureCountPath", location)
         self.integer(state, "ToleratedFailureCount", 0, _MAX_INT, location)
         percentage = state.get("ToleratedFailurePercentage", 0)
-        if (
+        if self.jsonata and is_expression(percentage):
+            self.template(percentage, f"{location}/ToleratedFailurePercentage")
+        elif (
             isinstance(percentage, bool)
             or not isinstance(percentage, int | float)
             or not 0 <= percentage <= 100
@@ -498,6 +574,9 @@ class _Validator:
             self.item_batcher(state["ItemBatcher"], f"{location}/ItemBatcher")
         if "ResultWriter" in state:
             self.result_writer(state["ResultWriter"], f"{location}/ResultWriter")
+
+    def language(self) -> str:
+        return "JSONata" if self.jsonata else "JSONPath"
 
     def label(self, label: Any, location: str) -> None:
         if not isinstance(label, str) or not label:
@@ -516,9 +595,11 @@ class _Validator:
             self.error(SCHEMA, "'ItemReader' must be an object", location)
             return
         for field in reader:
-            if field == "Arguments":
-                self.unsupported("ItemReader Arguments (JSONata)", f"{location}/Arguments")
-            elif field not in ("Resource", "Parameters", "ReaderConfig"):
+            if field == ("Parameters" if self.jsonata else "Arguments"):
+                self.error(
+                    SCHEMA, f"ItemReader {field} is not supported in {self.language()} states", location
+                )
+            elif field not in ("Resource", "Parameters", "Arguments", "ReaderConfig"):
                 self.error(
                     SCHEMA, f"The field '{field}' is not supported in ItemReader", f"{location}/{field}"
                 )
@@ -530,8 +611,9 @@ class _Validator:
                 "arn:aws:states:::s3:listObjectsV2",
                 f"{location}/Resource",
             )
-        if "Parameters" in reader:
-            self.template(reader["Parameters"], f"{location}/Parameters")
+        for field in ("Parameters", "Arguments"):
+            if field in reader:
+                self.template(reader[field], f"{location}/{field}")
         config = reader.get("ReaderConfig", {})
         where = f"{location}/ReaderConfig"
         if not isinstance(config, dict):
@@ -627,19 +709,22 @@ class _Validator:
             self.error(SCHEMA, "'ResultWriter' must be a non-empty object", location)
             return
         for field in writer:
-            if field == "Arguments":
-                self.unsupported("ResultWriter Arguments (JSONata)", f"{location}/Arguments")
-            elif field not in ("Resource", "Parameters", "WriterConfig"):
+            if field == ("Parameters" if self.jsonata else "Arguments"):
+                self.error(
+                    SCHEMA, f"ResultWriter {field} is not supported in {self.language()} states", location
+                )
+            elif field not in ("Resource", "Parameters", "Arguments", "WriterConfig"):
                 self.error(
                     SCHEMA, f"The field '{field}' is not supported in ResultWriter", f"{location}/{field}"
                 )
-        if ("Resource" in writer) != ("Parameters" in writer):
+        arguments_field = "Arguments" if self.jsonata else "Parameters"
+        if ("Resource" in writer) != (arguments_field in writer):
             self.error(SCHEMA, "ResultWriter needs both Resource and Parameters, or neither", location)
         if "Resource" in writer and writer["Resource"] != "arn:aws:states:::s3:putObject":
             self.error(
                 SCHEMA, "ResultWriter Resource must be arn:aws:states:::s3:putObject", f"{location}/Resource"
             )
-        parameters = writer.get("Parameters")
+        parameters = writer.get(arguments_field)
         if parameters is not None:
             if not isinstance(parameters, dict) or not ({"Bucket", "Bucket.$"} & set(parameters)):
                 self.error(SCHEMA, "ResultWriter Parameters need a Bucket", f"{location}/Parameters")

@@ -83,7 +83,7 @@ def test_a_valid_definition_has_no_diagnostics() -> None:
     assert validate_definition(json.dumps(definition)) == []
 
 
-def test_every_conformance_definition_validates_except_unsupported_features() -> None:
+def test_every_conformance_definition_validates() -> None:
     cases = sorted(CONFORMANCE.glob("*.json"))
     assert len(cases) > 50, f"conformance corpus not found at {CONFORMANCE}"
     for case in cases:
@@ -94,15 +94,7 @@ def test_every_conformance_definition_validates_except_unsupported_features() ->
         text = json.dumps(definition).replace(
             "${LAMBDA_ARN}", "arn:aws:lambda:us-east-1:111111111111:function:f"
         )
-        found = errors(text)
-        if "jsonata" in case.name:
-            assert found, case.name
-            assert all(
-                code == "UNSUPPORTED_FEATURE" or "JSONata" in msg or "between" in msg
-                for code, msg, _ in found
-            )
-        else:
-            assert found == [], (case.name, found)
+        assert errors(text) == [], case.name
 
 
 def test_invalid_json_and_missing_fields() -> None:
@@ -320,7 +312,6 @@ def test_catcher_rules() -> None:
             },
             "InvocationType Event",
         ),
-        ({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": PASS}}, "QueryLanguage JSONata"),
         ({"TimeoutSeconds": 5, "StartAt": "A", "States": {"A": PASS}}, "TimeoutSeconds"),
     ],
 )

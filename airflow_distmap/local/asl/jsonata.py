@@ -1,0 +1,116 @@
+"""JSONata (``QueryLanguage: JSONata``) templates, evaluated with the jsonata-python library.
+
+In a JSONata state any string of the form ``{% expression %}`` is an expression; it sees ``$states``
+(``input``, ``context``, ``result``, ``errorOutput``) and the workflow variables. Other values are literals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jsonata
+
+from airflow_distmap.local.errors import StatesError
+
+_EXPRESSION_RE = re.compile(r"^\{%(.*)%\}$", re.DOTALL)
+
+Bindings = dict[str, Any]
+JsonataEvaluator = Callable[[Bindings], Any]
+
+
+def is_expression(value: Any) -> bool:
+    """Whether a value is a JSONata ``{% ... %}`` string.
+
+    :param value: any definition value.
+    """
+    return isinstance(value, str) and _EXPRESSION_RE.match(value.strip()) is not None
+
+
+@lru_cache(maxsize=2048)
+def _parse(text: str) -> jsonata.Jsonata:
+    try:
+        return jsonata.Jsonata(text)
+    except Exception as exc:  # jsonata-python raises JException (a RuntimeError) for syntax errors
+        raise ValueError(f"Invalid JSONata expression '{text}': {exc}") from exc
+
+
+def make_bindings(
+    input: Any, context: Mapping[str, Any], variables: Mapping[str, Any] | None = None, **states: Any
+) -> Bindings:
+    """The variables a JSONata expression sees: ``$states`` plus the workflow variables.
+
+    :param input: ``$states.input``.
+    :param context: ``$states.context``.
+    :param variables: workflow variables in scope.
+    :param states: more ``$states`` fields (``result``, ``errorOutput``).
+    """
+    bindings: Bindings = dict(variables) if variables else {}
+    bindings["states"] = {"input": input, "context": dict(context), **states}
+    return bindings
+
+
+class JsonataTemplate:
+    """A JSONata-mode template (``Arguments``, ``Output``, ``Assign``, ``Items``...) compiled once.
+
+    :param template: the template as written in the definition.
+    :param field: the field name, used in error messages.
+    :raises ValueError: when an expression does not parse.
+    """
+
+    __slots__ = ("evaluate", "is_constant")
+
+    def __init__(self, template: Any, field: str = "") -> None:
+        evaluator = _compile(template, field)
+        self.is_constant = evaluator is None
+        if evaluator is None:
+
+            def constant(bindings: Bindings) -> Any:
+                return template
+
+            self.evaluate: JsonataEvaluator = constant
+        else:
+            self.evaluate = evaluator
+
+
+def _compile(template: Any, field: str) -> JsonataEvaluator | None:
+    if isinstance(template, str):
+        match = _EXPRESSION_RE.match(template.strip())
+        if match is None:
+            return None
+        text = match.group(1).strip()
+        expression = _parse(text)
+
+        def evaluate(bindings: Bindings) -> Any:
+            states = bindings.get("states", {})
+            try:
+                return expression.evaluate(states.get("input"), bindings)
+            except Exception as exc:  # JException and the library's internal errors
+                raise StatesError(
+                    "States.QueryEvaluationError",
+                    f"The JSONata expression '{text}' specified for the field '{field}' threw an error: "
+                    f"{exc}",
+                ) from None
+
+        return evaluate
+    if isinstance(template, dict):
+        parts = [(key, _compile(value, key), value) for key, value in template.items()]
+        if all(get is None for _, get, _ in parts):
+            return None
+
+        def evaluate_object(bindings: Bindings) -> Any:
+            return {key: (get(bindings) if get is not None else const) for key, get, const in parts}
+
+        return evaluate_object
+    if isinstance(template, list):
+        items = [(_compile(item, field), item) for item in template]
+        if all(get is None for get, _ in items):
+            return None
+
+        def evaluate_list(bindings: Bindings) -> Any:
+            return [get(bindings) if get is not None else const for get, const in items]
+
+        return evaluate_list
+    return None
