@@ -420,20 +420,24 @@ class MapRun:
         if limit is not None and skip >= limit:
             return
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=READ_AHEAD_CHUNKS)
+        # Unbounded asyncio queue, bounded by a semaphore the reader thread takes before each chunk and the
+        # consumer gives back after it: at most READ_AHEAD_CHUNKS chunks are read ahead of the dispatcher.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        slots = threading.Semaphore(READ_AHEAD_CHUNKS)
         stop = threading.Event()
         done = object()
 
         def put(value: Any) -> bool:
-            future = asyncio.run_coroutine_threadsafe(queue.put(value), loop)
-            while True:
-                try:
-                    future.result(timeout=0.2)
-                    return True
-                except TimeoutError:
-                    if stop.is_set():
-                        future.cancel()
-                        return False
+            while not slots.acquire(timeout=0.2):
+                if stop.is_set():
+                    return False
+            if stop.is_set():
+                return False
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, value)
+            except RuntimeError:  # the loop is closed: the service is shutting down
+                return False
+            return True
 
         def produce() -> None:
             try:
@@ -463,6 +467,7 @@ class MapRun:
         try:
             while True:
                 value = await queue.get()
+                slots.release()
                 if value is done:
                     self.reader_done = True
                     return

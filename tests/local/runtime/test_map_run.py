@@ -1,0 +1,333 @@
+"""Distributed Map runs through the service: readers, batching, tolerance, results, stop, redrive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from airflow_distmap.local.errors import ServiceError
+from airflow_distmap.local.runtime import map_run as map_run_module
+from tests.local.runtime.helpers import BUCKET, Harness, distributed_map, lambda_task, sleep_forever
+
+CSV_READER = {
+    "Resource": "arn:aws:states:::s3:getObject",
+    "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+    "Parameters": {"Bucket": BUCKET, "Key.$": "$.key"},
+}
+WRITER = {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": BUCKET, "Prefix": "results"}}
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def fail_negative(event: Any) -> Any:
+    values = [item["n"] for item in event["Items"]] if "Items" in event else [event["n"]]
+    if any(int(v) < 0 for v in values):
+        raise ValueError("negative")
+    return {"ok": values}
+
+
+def result_files(harness: Harness, output: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    manifest = harness.get_json(output["ResultWriterDetails"]["Key"])
+    return {
+        status: [entry for f in files for entry in harness.get_json(f["Key"])]
+        for status, files in manifest["ResultFiles"].items()
+    }
+
+
+def test_csv_reader_selector_batcher_and_result_writer(harness: Harness) -> None:
+    harness.put("rows.csv", "id,name\n" + "".join(f"{i},n{i}\n" for i in range(7)))
+    definition = distributed_map(
+        ItemReader=CSV_READER,
+        ItemSelector={
+            "row.$": "$$.Map.Item.Value",
+            "index.$": "$$.Map.Item.Index",
+            "src.$": "$$.Map.Item.Source",
+        },
+        ItemBatcher={"MaxItemsPerBatch": 3, "BatchInput": {"job.$": "$.job"}},
+        ResultWriter=WRITER,
+    )
+    arn, done = harness.run(definition, {"key": "rows.csv", "job": "j1"})
+    assert done["status"] == "SUCCEEDED", done
+    output = json.loads(done["output"])
+    map_run = harness.map_run(arn)
+    run_id = map_run["mapRunArn"].rsplit(":", 1)[1]
+    assert output == {
+        "MapRunArn": map_run["mapRunArn"],
+        "ResultWriterDetails": {"Bucket": BUCKET, "Key": f"results/{run_id}/manifest.json"},
+    }
+    assert map_run["itemCounts"]["total"] == 7
+    assert map_run["itemCounts"]["succeeded"] == 7
+    assert map_run["executionCounts"]["total"] == 3
+    assert map_run["executionCounts"]["resultsWritten"] == 3
+    files = result_files(harness, output)
+    assert files["FAILED"] == []
+    assert files["PENDING"] == []
+    entries = files["SUCCEEDED"]
+    first_input = json.loads(entries[0]["Input"])
+    assert first_input["BatchInput"] == {"job": "j1"}
+    assert first_input["Items"][1] == {
+        "row": {"id": "1", "name": "n1"},
+        "index": 1,
+        "src": f"S3://{BUCKET}/rows.csv",
+    }
+    assert [len(json.loads(e["Input"])["Items"]) for e in entries] == [3, 3, 1]
+    entry = entries[0]
+    assert set(entry) == {
+        "ExecutionArn",
+        "Input",
+        "InputDetails",
+        "Name",
+        "Output",
+        "OutputDetails",
+        "RedriveCount",
+        "RedriveStatus",
+        "RedriveStatusReason",
+        "StartDate",
+        "StateMachineArn",
+        "Status",
+        "StopDate",
+    }
+    assert entry["Output"] == entry["Input"]
+    assert entry["ExecutionArn"].endswith(f":{entry['Name']}")
+    assert ISO_MS.match(entry["StartDate"])
+    assert ISO_MS.match(entry["StopDate"])
+    assert (entry["Status"], entry["RedriveStatus"]) == ("SUCCEEDED", "NOT_REDRIVABLE")
+    assert harness.event_types(arn) == [
+        "ExecutionStarted",
+        "MapStateEntered",
+        "MapStateStarted",
+        "MapRunStarted",
+        "MapRunSucceeded",
+        "MapStateSucceeded",
+        "MapStateExited",
+        "ExecutionSucceeded",
+    ]
+
+
+def test_tolerated_failures_keep_the_run_and_show_in_the_output(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = fail_negative
+    items = [{"n": 1}, {"n": -1}, {"n": 2}]
+    arn, done = harness.run(distributed_map(lambda_task(), ToleratedFailureCount=1), items)
+    assert done["status"] == "SUCCEEDED"
+    output = json.loads(done["output"])
+    assert output[0] == {"ok": [1]}
+    assert output[2] == {"ok": [2]}
+    assert (output[1]["Status"], output[1]["Error"]) == ("FAILED", "ValueError")
+    counts = harness.map_run(arn)["itemCounts"]
+    assert (counts["succeeded"], counts["failed"]) == (2, 1)
+
+
+def test_threshold_breach_fails_the_map_and_leaves_pending_children(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = fail_negative
+    items = [{"n": -1}, {"n": -2}] + [{"n": i} for i in range(5)]
+    definition = distributed_map(
+        lambda_task(), MaxConcurrency=1, ToleratedFailureCount=1, ResultWriter=WRITER
+    )
+    arn, done = harness.run(definition, items)
+    assert (done["status"], done["error"], done["cause"]) == (
+        "FAILED",
+        "States.ExceedToleratedFailureThreshold",
+        "The specified tolerated failure threshold was exceeded",
+    )
+    assert harness.event_types(arn)[-4:] == [
+        "MapRunStarted",
+        "MapRunFailed",
+        "MapStateFailed",
+        "ExecutionFailed",
+    ]
+    map_run = harness.map_run(arn)
+    assert map_run["status"] == "FAILED"
+    assert map_run["itemCounts"]["failed"] == 2
+    assert map_run["itemCounts"]["succeeded"] == 0
+    files = result_files(
+        harness,
+        {"ResultWriterDetails": {"Key": f"results/{map_run['mapRunArn'].rsplit(':', 1)[1]}/manifest.json"}},
+    )
+    assert [json.loads(e["Input"]) for e in files["FAILED"]] == [{"n": -1}, {"n": -2}]
+    failed = files["FAILED"][0]
+    assert (failed["Error"], failed["RedriveStatus"]) == ("ValueError", "REDRIVABLE_BY_MAP_RUN")
+    assert "Output" not in failed
+    assert json.loads(failed["Cause"])["errorMessage"] == "negative"
+    assert [json.loads(e["Input"]) for e in files["PENDING"]] == [{"n": 0}]
+
+
+def test_a_failed_batch_counts_all_its_items(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = fail_negative
+    items = [{"n": 1}, {"n": -1}, {"n": 2}, {"n": 3}]
+    definition = distributed_map(
+        lambda_task(), ItemBatcher={"MaxItemsPerBatch": 3}, ToleratedFailurePercentage=80
+    )
+    arn, done = harness.run(definition, items)
+    assert done["status"] == "SUCCEEDED"
+    map_run = harness.map_run(arn)
+    assert (map_run["itemCounts"]["failed"], map_run["executionCounts"]["failed"]) == (3, 1)
+    assert map_run["toleratedFailurePercentage"] == 80.0
+    failed = harness.call("ListExecutions", mapRunArn=map_run["mapRunArn"], statusFilter="FAILED")[
+        "executions"
+    ]
+    assert len(failed) == 1
+    assert failed[0]["itemCount"] == 3
+    child = harness.call("DescribeExecution", executionArn=failed[0]["executionArn"])
+    assert (child["status"], child["error"], child["mapRunArn"]) == (
+        "FAILED",
+        "ValueError",
+        map_run["mapRunArn"],
+    )
+    assert child["redriveStatus"] == "REDRIVABLE_BY_MAP_RUN"
+    assert json.loads(child["input"]) == {"Items": [{"n": 1}, {"n": -1}, {"n": 2}]}
+
+
+def test_counts_move_while_running_and_update_map_run_raises_concurrency(harness: Harness) -> None:
+    gate = threading.Event()
+
+    async def wait_for_gate(event: Any) -> Any:
+        while not gate.is_set():
+            await asyncio.sleep(0.01)
+        return event
+
+    harness.lambdas.handlers["work"] = wait_for_gate
+    arn = harness.start(harness.create(distributed_map(lambda_task(), MaxConcurrency=2)), [1, 2, 3, 4, 5])
+    map_run_arn = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        runs = harness.call("ListMapRuns", executionArn=arn)["mapRuns"]
+        if runs:
+            map_run_arn = runs[0]["mapRunArn"]
+            if harness.call("DescribeMapRun", mapRunArn=map_run_arn)["executionCounts"]["running"] == 2:
+                break
+        time.sleep(0.01)
+    running = harness.call("DescribeMapRun", mapRunArn=map_run_arn)
+    assert running["status"] == "RUNNING"
+    assert (running["executionCounts"]["running"], running["executionCounts"]["succeeded"]) == (2, 0)
+    harness.call("UpdateMapRun", mapRunArn=map_run_arn, maxConcurrency=5)
+    while harness.call("DescribeMapRun", mapRunArn=map_run_arn)["executionCounts"]["running"] < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    gate.set()
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    finished = harness.call("DescribeMapRun", mapRunArn=map_run_arn)
+    assert (finished["status"], finished["maxConcurrency"], finished["itemCounts"]["succeeded"]) == (
+        "SUCCEEDED",
+        5,
+        5,
+    )
+    assert "stopDate" in finished
+
+
+def test_stop_execution_aborts_running_children(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = sleep_forever
+    arn = harness.start(harness.create(distributed_map(lambda_task(), MaxConcurrency=2)), [1, 2, 3])
+    deadline = time.monotonic() + 10
+    while harness.lambdas.calls < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stopped = harness.call("StopExecution", executionArn=arn, error="User", cause="enough")
+    assert "stopDate" in stopped
+    described = harness.call("DescribeExecution", executionArn=arn)
+    assert (described["status"], described["error"], described["cause"]) == ("ABORTED", "User", "enough")
+    assert described["redriveStatus"] == "REDRIVABLE"
+    while harness.map_run(arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    map_run = harness.map_run(arn)
+    assert map_run["status"] == "ABORTED"
+    assert (map_run["executionCounts"]["aborted"], map_run["executionCounts"]["running"]) == (2, 0)
+    assert harness.event_types(arn)[-1] == "ExecutionAborted"
+
+
+def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harness) -> None:
+    broken = {"on": True}
+    seen: list[Any] = []
+
+    def flaky(event: Any) -> Any:
+        seen.append(event)
+        if broken["on"] and event["n"] < 0:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers["work"] = flaky
+    items = [{"n": 1}, {"n": -1}, {"n": 2}, {"n": -2}]
+    definition = distributed_map(lambda_task(), ToleratedFailureCount=1, ResultWriter=WRITER)
+    arn, first = harness.run(definition, items)
+    assert first["status"] == "FAILED"
+    assert len(seen) == 4
+    broken["on"] = False
+    redriven = harness.call("RedriveExecution", executionArn=arn)
+    assert "redriveDate" in redriven
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["redriveCount"] == 1
+    assert sorted(e["n"] for e in seen[4:]) == [-2, -1]
+    map_run = harness.map_run(arn)
+    assert (map_run["redriveCount"], map_run["status"], map_run["itemCounts"]["succeeded"]) == (
+        1,
+        "SUCCEEDED",
+        4,
+    )
+    assert map_run["itemCounts"]["failed"] == 0
+    assert "MapRunRedriven" in harness.event_types(arn)
+    assert harness.event_types(arn)[-2:] == ["MapStateExited", "ExecutionSucceeded"]
+    files = result_files(harness, json.loads(done["output"]))
+    assert sorted(json.loads(e["Input"])["n"] for e in files["SUCCEEDED"]) == [-2, -1, 1, 2]
+    assert files["FAILED"] == []
+    assert sorted(e["RedriveCount"] for e in files["SUCCEEDED"]) == [0, 0, 1, 1]
+    with pytest.raises(ServiceError) as refused:
+        harness.call("RedriveExecution", executionArn=arn)
+    assert refused.value.code == "ExecutionNotRedrivable"
+
+
+def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(map_run_module, "EXPRESS_TIMEOUT_SECONDS", 0.2)
+    harness.lambdas.handlers["work"] = sleep_forever
+    arn, done = harness.run(distributed_map(lambda_task(), ExecutionType="EXPRESS"), [1])
+    assert done["error"] == "States.ExceedToleratedFailureThreshold"
+    assert harness.map_run(arn)["itemCounts"]["timedOut"] == 1
+
+
+def test_oversized_child_input_fails_the_map_run(harness: Harness) -> None:
+    harness.put("big.json", json.dumps(["x" * 300_000]))
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket": BUCKET, "Key": "big.json"},
+    }
+    arn, done = harness.run(distributed_map(ItemReader=reader))
+    assert done["error"] == "States.DataLimitExceeded"
+    assert harness.event_types(arn)[-3:] == ["MapRunFailed", "MapStateFailed", "ExecutionFailed"]
+
+
+def test_missing_object_fails_the_reader(harness: Harness) -> None:
+    arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "missing.csv"})
+    assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
+    assert "NoSuchKey" in done["cause"]
+    assert harness.event_types(arn)[-4:] == [
+        "MapRunStarted",
+        "MapRunFailed",
+        "MapStateFailed",
+        "ExecutionFailed",
+    ]
+
+
+def test_max_items_and_jsonl_reader(harness: Harness) -> None:
+    harness.put("rows.jsonl", "".join(json.dumps({"i": i}) + "\n" for i in range(10)))
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSONL", "MaxItems": 4},
+        "Parameters": {"Bucket": BUCKET, "Key": "rows.jsonl"},
+    }
+    _, done = harness.run(distributed_map(ItemReader=reader))
+    assert json.loads(done["output"]) == [{"i": i} for i in range(4)]
+
+
+def test_label_names_the_map_run_and_children(harness: Harness) -> None:
+    arn, _done = harness.run(distributed_map(Label="rows"), [1])
+    map_run = harness.map_run(arn)
+    assert ":mapRun:sm-1/rows:" in map_run["mapRunArn"]
+    child = harness.call("ListExecutions", mapRunArn=map_run["mapRunArn"])["executions"][0]
+    assert ":execution:sm-1/rows:" in child["executionArn"]
+    assert child["stateMachineArn"].endswith(":stateMachine:sm-1/rows")

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from airflow_distmap.local.errors import StatesError
+from airflow_distmap.local.runtime.readers import (
+    GET_OBJECT,
+    LIST_OBJECTS_V2,
+    iter_reader_items,
+    open_body,
+    read_csv,
+    read_json,
+    read_jsonl,
+)
+
+
+def csv_rows(text: str, **config: object) -> list[dict[str, str]]:
+    return list(read_csv(io.BufferedReader(io.BytesIO(text.encode())), config))  # type: ignore[arg-type]
+
+
+def test_csv_quoted_fields_keep_delimiters_quotes_and_newlines() -> None:
+    rows = csv_rows('a,b\n"x,1","say ""hi""\nthere"\n')
+    assert rows == [{"a": "x,1", "b": 'say "hi"\nthere'}]
+
+
+def test_csv_values_stay_strings_and_whitespace_rows_are_kept() -> None:
+    rows = csv_rows("Col1,Col2,Col3\ntrue,1,'x'\nNull,None,\n   \n")
+    assert rows == [
+        {"Col1": "true", "Col2": "1", "Col3": "'x'"},
+        {"Col1": "Null", "Col2": "None", "Col3": ""},
+        {"Col1": "   ", "Col2": "", "Col3": ""},
+    ]
+
+
+def test_csv_short_rows_are_padded_and_long_rows_truncated() -> None:
+    rows = csv_rows("a,b,c\n1\n1,2,3,4,5\n")
+    assert rows == [{"a": "1", "b": "", "c": ""}, {"a": "1", "b": "2", "c": "3"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "char"), [("COMMA", ","), ("PIPE", "|"), ("SEMICOLON", ";"), ("SPACE", " "), ("TAB", "\t")]
+)
+def test_csv_every_delimiter(name: str, char: str) -> None:
+    text = f"h1{char}h2\nv1{char}v2\n"
+    assert csv_rows(text, CSVDelimiter=name) == [{"h1": "v1", "h2": "v2"}]
+
+
+def test_csv_unknown_delimiter_fails_the_reader() -> None:
+    with pytest.raises(StatesError) as caught:
+        csv_rows("a\n1\n", CSVDelimiter="COLON")
+    assert caught.value.error == "States.ItemReaderFailed"
+
+
+def test_csv_given_headers_read_every_line_as_data() -> None:
+    rows = csv_rows("1,2,3\n4,5,6\n", CSVHeaderLocation="GIVEN", CSVHeaders=["H1"])
+    assert rows == [{"H1": "1"}, {"H1": "4"}]
+
+
+def test_csv_given_duplicate_headers_fail_like_aws() -> None:
+    with pytest.raises(StatesError) as caught:
+        csv_rows("1,2\n", CSVHeaderLocation="GIVEN", CSVHeaders=["H1", "H1"])
+    assert (caught.value.error, caught.value.cause) == (
+        "States.ItemReaderFailed",
+        "CSV headers cannot contain duplicates.",
+    )
+
+
+def test_gzip_is_detected_by_extension_and_by_magic_bytes() -> None:
+    data = gzip.compress(b"a\n1\n2\n")
+    for key in ("rows.csv.gz", "rows.csv"):
+        stream = open_body(io.BytesIO(data), key)
+        assert list(read_csv(stream, {})) == [{"a": "1"}, {"a": "2"}]
+
+
+def test_json_array_items_and_items_pointer() -> None:
+    body = json.dumps({"data": {"rows": [{"x": 1}, {"x": 2.5}]}}).encode()
+    items = list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "/data/rows"}))
+    assert items == [{"x": 1}, {"x": 2.5}]
+    assert list(read_json(io.BufferedReader(io.BytesIO(b' [1, "a", null]')), {})) == [1, "a", None]
+
+
+def test_json_top_level_object_fails_like_aws() -> None:
+    with pytest.raises(StatesError) as caught:
+        list(read_json(io.BufferedReader(io.BytesIO(b'{"a": 1}')), {}))
+    assert caught.value.cause == "Attempting to map over non-iterable node."
+
+
+def test_jsonl_one_item_per_line_blank_lines_skipped() -> None:
+    stream = io.BytesIO(b'{"a": 1}\n\n[2]\n"three"\n')
+    assert list(read_jsonl(stream)) == [{"a": 1}, [2], "three"]
+
+
+def test_jsonl_bad_line_fails_the_reader_naming_the_line() -> None:
+    with pytest.raises(StatesError, match="Line 2"):
+        list(read_jsonl(io.BytesIO(b"1\nnot json\n")))
+
+
+def test_s3_sources_and_missing_objects() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        s3.put_object(Bucket="reader-bucket", Key="in/a.jsonl", Body=b'{"n": 1}\n{"n": 2}\n')
+        s3.put_object(Bucket="reader-bucket", Key="in/b.txt", Body=b"hello")
+        source, items = iter_reader_items(
+            s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/a.jsonl"}, {"InputType": "JSONL"}
+        )
+        assert (source, list(items)) == ("S3://reader-bucket/in/a.jsonl", [{"n": 1}, {"n": 2}])
+
+        source, listing = iter_reader_items(
+            s3, LIST_OBJECTS_V2, {"Bucket": "reader-bucket", "Prefix": "in/"}, {}
+        )
+        entries = list(listing)
+        assert source == "S3://reader-bucket"
+        assert [e["Key"] for e in entries] == ["in/a.jsonl", "in/b.txt"]
+        assert set(entries[1]) == {"Etag", "Key", "LastModified", "Size", "StorageClass"}
+        assert isinstance(entries[1]["LastModified"], int)
+        assert entries[1]["Size"] == 5
+
+        with pytest.raises(StatesError) as caught:
+            iter_reader_items(
+                s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "nope.csv"}, {"InputType": "CSV"}
+            )
+        assert caught.value.error == "States.ItemReaderFailed"
+        assert "NoSuchKey" in caught.value.cause
+
+        with pytest.raises(StatesError) as caught:
+            list(iter_reader_items(s3, LIST_OBJECTS_V2, {"Bucket": "no-such-bucket-x"}, {})[1])
+        assert "NoSuchBucket" in caught.value.cause

@@ -1,0 +1,174 @@
+"""The Step Functions API: shapes, errors, idempotency (no Map Run involved beyond trivial ones)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_distmap.local.errors import ServiceError
+from airflow_distmap.local.runtime import StepFunctionsService
+from tests.local.runtime.helpers import ROLE_ARN, Harness, distributed_map, sleep_forever
+
+PASS_MACHINE = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+
+
+def error_of(harness: Harness, action: str, **request: object) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        harness.call(action, **request)
+    return caught.value
+
+
+def test_unknown_operation(harness: Harness) -> None:
+    assert error_of(harness, "FlyToTheMoon").code == "UnknownOperationException"
+
+
+def test_create_state_machine_rules(harness: Harness) -> None:
+    definition = json.dumps(PASS_MACHINE)
+    assert (
+        error_of(harness, "CreateStateMachine", name="bad name", definition=definition, roleArn=ROLE_ARN).code
+        == "InvalidName"
+    )
+    assert (
+        error_of(harness, "CreateStateMachine", name="x" * 81, definition=definition, roleArn=ROLE_ARN).code
+        == "InvalidName"
+    )
+    assert (
+        error_of(harness, "CreateStateMachine", name="ok", definition=definition, roleArn="not-an-arn").code
+        == "InvalidArn"
+    )
+    invalid = error_of(
+        harness,
+        "CreateStateMachine",
+        name="ok",
+        definition='{"StartAt": "Nope", "States": {}}',
+        roleArn=ROLE_ARN,
+    )
+    assert invalid.code == "InvalidDefinition"
+    assert invalid.message.startswith("Invalid State Machine Definition: ")
+
+    first = harness.call("CreateStateMachine", name="ok", definition=definition, roleArn=ROLE_ARN)
+    again = harness.call("CreateStateMachine", name="ok", definition=definition, roleArn=ROLE_ARN)
+    assert again == first
+    other = json.dumps({"StartAt": "B", "States": {"B": {"Type": "Succeed"}}})
+    assert (
+        error_of(harness, "CreateStateMachine", name="ok", definition=other, roleArn=ROLE_ARN).code
+        == "StateMachineAlreadyExists"
+    )
+
+
+def test_update_describe_list_delete(harness: Harness) -> None:
+    arns = [harness.create(PASS_MACHINE, name=f"m{i}") for i in range(3)]
+    assert error_of(harness, "UpdateStateMachine", stateMachineArn=arns[0]).code == "MissingRequiredParameter"
+    updated = harness.call(
+        "UpdateStateMachine",
+        stateMachineArn=arns[0],
+        definition=json.dumps({"StartAt": "B", "States": {"B": {"Type": "Succeed"}}}),
+    )
+    assert set(updated) == {"updateDate", "revisionId"}
+    described = harness.call("DescribeStateMachine", stateMachineArn=arns[0])
+    assert json.loads(described["definition"])["StartAt"] == "B"
+    assert (described["type"], described["status"], described["roleArn"]) == ("STANDARD", "ACTIVE", ROLE_ARN)
+
+    page = harness.call("ListStateMachines", maxResults=2)
+    assert len(page["stateMachines"]) == 2
+    assert "nextToken" in page
+    rest = harness.call("ListStateMachines", maxResults=2, nextToken=page["nextToken"])
+    assert [m["name"] for m in page["stateMachines"] + rest["stateMachines"]] == ["m0", "m1", "m2"]
+    assert "nextToken" not in rest
+    assert error_of(harness, "ListStateMachines", nextToken="garbage").code == "InvalidToken"
+
+    harness.call("DeleteStateMachine", stateMachineArn=arns[1])
+    assert (
+        error_of(harness, "DescribeStateMachine", stateMachineArn=arns[1]).code == "StateMachineDoesNotExist"
+    )
+    assert error_of(harness, "DescribeStateMachine", stateMachineArn="arn:nope").code == "InvalidArn"
+
+
+def test_validate_state_machine_definition(harness: Harness) -> None:
+    ok = harness.call("ValidateStateMachineDefinition", definition=json.dumps(PASS_MACHINE))
+    assert ok == {"result": "OK", "diagnostics": [], "truncated": False}
+    bad = harness.call("ValidateStateMachineDefinition", definition="{not json")
+    assert bad["result"] == "FAIL"
+    assert bad["diagnostics"][0]["severity"] == "ERROR"
+
+
+def test_start_execution_input_and_name_rules(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    assert error_of(harness, "StartExecution", stateMachineArn=machine, name="a/b").code == "InvalidName"
+    assert (
+        error_of(harness, "StartExecution", stateMachineArn=machine, input="{oops").code
+        == "InvalidExecutionInput"
+    )
+    big = json.dumps({"x": "y" * 262_144})
+    assert (
+        error_of(harness, "StartExecution", stateMachineArn=machine, input=big).code
+        == "InvalidExecutionInput"
+    )
+    missing = machine.replace(":stateMachine:sm-", ":stateMachine:gone-")
+    assert error_of(harness, "StartExecution", stateMachineArn=missing).code == "StateMachineDoesNotExist"
+    arn = harness.start(machine)
+    assert arn.split(":")[-1]  # a UUID name by default
+    done = harness.wait(arn)
+    assert (done["status"], done["output"]) == ("SUCCEEDED", "{}")
+    assert done["redriveStatus"] == "NOT_REDRIVABLE"
+
+
+def test_start_execution_is_idempotent_only_while_running(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = sleep_forever
+    processor = {
+        "P": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:work", "End": True}
+    }
+    machine = harness.create(distributed_map(processor, ItemsPath="$.items"))
+    request = {"stateMachineArn": machine, "name": "run-1", "input": '{"items": [1]}'}
+    first = harness.call("StartExecution", **request)
+    assert harness.call("StartExecution", **request) == first
+    assert error_of(harness, "StartExecution", **{**request, "input": '{"items": [2]}'}).code == (
+        "ExecutionAlreadyExists"
+    )
+    harness.call("StopExecution", executionArn=first["executionArn"])
+    assert error_of(harness, "StartExecution", **request).code == "ExecutionAlreadyExists"
+
+
+def test_describe_and_list_executions(harness: Harness) -> None:
+    machine = harness.create(
+        {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Oops", "Cause": "why"}}}
+    )
+    arns = [harness.start(machine, name=f"e{i}") for i in range(3)]
+    for arn in arns:
+        harness.wait(arn)
+    failed = harness.call("DescribeExecution", executionArn=arns[0])
+    assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "Oops", "why")
+    assert "output" not in failed
+    assert failed["redriveStatus"] == "REDRIVABLE"
+    listed = harness.call("ListExecutions", stateMachineArn=machine, statusFilter="FAILED")
+    assert [e["name"] for e in listed["executions"]] == ["e2", "e1", "e0"]
+    assert (
+        harness.call("ListExecutions", stateMachineArn=machine, statusFilter="SUCCEEDED")["executions"] == []
+    )
+    assert error_of(harness, "DescribeExecution", executionArn=arns[0] + "x").code == "ExecutionDoesNotExist"
+    assert error_of(harness, "DescribeExecution", executionArn="arn:aws:states:x").code == "InvalidArn"
+    assert error_of(harness, "ListExecutions").code == "ValidationException"
+    assert harness.event_types(arns[0]) == ["ExecutionStarted", "FailStateEntered", "ExecutionFailed"]
+    reverse = harness.call("GetExecutionHistory", executionArn=arns[0], reverseOrder=True)["events"]
+    assert reverse[0]["type"] == "ExecutionFailed"
+    assert reverse[0]["executionFailedEventDetails"] == {"error": "Oops", "cause": "why"}
+
+
+def test_redrive_of_a_succeeded_execution_is_refused(harness: Harness) -> None:
+    arn, _ = harness.run(PASS_MACHINE)
+    refused = error_of(harness, "RedriveExecution", executionArn=arn)
+    assert refused.code == "ExecutionNotRedrivable"
+    assert "SUCCEEDED" in refused.message
+
+
+def test_map_run_api_errors(harness: Harness) -> None:
+    missing = "arn:aws:states:us-east-1:123456789012:mapRun:sm/label:00000000-0000-0000-0000-000000000000"
+    assert error_of(harness, "DescribeMapRun", mapRunArn=missing).code == "ResourceNotFound"
+    assert error_of(harness, "DescribeMapRun", mapRunArn="arn:bad").code == "InvalidArn"
+
+
+def test_close_is_safe_twice(harness: Harness) -> None:
+    service: StepFunctionsService = harness.service
+    service.close()
+    service.close()
