@@ -305,7 +305,10 @@ def count_entries(s3: S3Client, manifest: Manifest) -> dict[str, int]:
 
 
 def sample_failed_items(s3: S3Client, manifest: Manifest, limit: int = 5) -> list[dict[str, Any]]:
-    """Read the first ``limit`` entries of the ``FAILED`` result files, stopping as soon as enough are read.
+    """Read the first ``limit`` failed entries of the ``FAILED`` result files, stopping when enough are read.
+
+    ``FAILED_<n>.json`` also lists children that were ABORTED because the Map Run failed (spec §3.2); they
+    did not fail on their own, so they are skipped.
 
     :return: Small dicts ``{"error", "cause", "input", "execution_arn", "status"}``.
     """
@@ -313,6 +316,8 @@ def sample_failed_items(s3: S3Client, manifest: Manifest, limit: int = 5) -> lis
     if limit <= 0:
         return samples
     for entry in iter_result_entries(s3, manifest, ("FAILED",)):
+        if entry.status == "ABORTED":
+            continue
         samples.append(
             {
                 "status": entry.status,

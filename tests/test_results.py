@@ -61,6 +61,14 @@ def _failed(index: int) -> dict:
     return entry
 
 
+def _aborted(index: int) -> dict:
+    entry = _failed(index)
+    del entry["Error"]
+    del entry["Cause"]
+    entry["Status"] = "ABORTED"
+    return entry
+
+
 @pytest.fixture
 def s3():
     with mock_aws():
@@ -74,7 +82,7 @@ def exported(s3):
     """Two SUCCEEDED files, two FAILED files (one of them JSON Lines) and the manifest listing them."""
     files = {
         "SUCCEEDED": [[_succeeded(i) for i in range(0, 3)], [_succeeded(i) for i in range(3, 5)]],
-        "FAILED": [[_failed(5), _failed(6)], [_failed(7)]],
+        "FAILED": [[_failed(5), _aborted(8), _failed(6)], [_failed(7)]],
     }
     listing: dict[str, list] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
     for status, chunks in files.items():
@@ -107,7 +115,7 @@ def test_read_manifest(s3, exported):
 def test_entries_are_streamed_with_input_and_output_decoded(s3, exported):
     manifest = read_manifest(s3, exported)
     entries = list(iter_result_entries(s3, manifest))
-    assert [e.status for e in entries] == ["SUCCEEDED"] * 5 + ["FAILED"] * 3
+    assert [e.status for e in entries] == ["SUCCEEDED"] * 5 + ["FAILED", "ABORTED", "FAILED", "FAILED"]
     first = entries[0]
     assert first.input == {"index": 0, "row": {"id": "0"}}
     assert first.output == {"index": 0, "value": 0}
@@ -118,14 +126,14 @@ def test_entries_are_streamed_with_input_and_output_decoded(s3, exported):
     assert failed.error == "ValueError"
     assert json.loads(failed.cause)["errorMessage"] == "bad row 5"
     assert failed.input["index"] == 5
-    assert [e.input["index"] for e in entries] == list(range(8))
+    assert [e.input["index"] for e in entries] == [0, 1, 2, 3, 4, 5, 8, 6, 7]
 
 
 def test_counts_and_failed_samples(s3, exported):
     manifest = read_manifest(s3, exported)
-    assert count_entries(s3, manifest) == {"SUCCEEDED": 5, "FAILED": 3, "PENDING": 0}
+    assert count_entries(s3, manifest) == {"SUCCEEDED": 5, "FAILED": 4, "PENDING": 0}
     samples = sample_failed_items(s3, manifest, limit=2)
-    assert [s["input"]["index"] for s in samples] == [5, 6]
+    assert [s["input"]["index"] for s in samples] == [5, 6]  # the ABORTED child (8) did not fail itself
     assert all(s["error"] == "ValueError" for s in samples)
     assert sample_failed_items(s3, manifest, limit=0) == []
 

@@ -376,3 +376,67 @@ def test_csv_operator_is_importable_from_this_module_lazily():
 
     with pytest.raises(AttributeError):
         module.NoSuchOperator  # noqa: B018
+
+
+FLAKY_HANDLER = '''
+import os
+
+
+def handler(event, context):
+    """Fail items whose value is "bad" until the marker file exists (the "fix")."""
+    if event["value"] == "bad" and not os.path.exists(os.environ["FLAKY_FIXED_MARKER"]):
+        raise ValueError("bad item " + str(event["index"]))
+    return {"index": event["index"], "doubled": event["value"] * 2}
+'''
+
+
+def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch):
+    """End to end on the local endpoint, waiting synchronously: a failed run raises with its failed items,
+    and the retry redrives the same execution instead of starting a new one."""
+    from airflow_distmap.local import LocalEndpoint
+
+    (tmp_path / "functions" / "flaky").mkdir(parents=True)
+    (tmp_path / "functions" / "flaky" / "handler.py").write_text(FLAKY_HANDLER)
+    marker = tmp_path / "fixed"
+    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(marker))
+    items = ["a", "bad", "c", "d"]
+    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(items).encode())
+
+        def operator() -> DistributedMapOperator:
+            from airflow_distmap.definitions import JsonItemReader
+
+            return _operator(
+                aws_conn_id="aws_local",
+                region_name=None,
+                deferrable=False,
+                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
+                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
+                item_batcher=None,
+                function_name="flaky",
+            )
+
+        with pytest.raises(DistributedMapExecutionFailed) as info:
+            operator().execute(_context(try_number=1))
+        failure = info.value
+        assert failure.status == "FAILED"
+        assert failure.error == "States.ExceedToleratedFailureThreshold"
+        assert failure.counts["failed"] == 1
+        assert failure.counts["total"] == 4
+        assert [item["input"] for item in failure.failed_items] == [{"index": 1, "value": "bad"}]
+        assert failure.failed_items[0]["error"] == "ValueError"
+
+        marker.write_text("fixed")
+        summary = operator().execute(_context(try_number=2))
+
+        assert summary["status"] == "SUCCEEDED"
+        assert summary["execution_arn"] == failure.execution_arn  # redriven, not restarted
+        assert summary["counts"]["succeeded"] == 4
+        assert summary["counts"]["failed"] == 0
+        sfn = endpoint.client("stepfunctions")
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+        assert sfn.describe_execution(executionArn=failure.execution_arn)["redriveCount"] == 1
