@@ -1,0 +1,405 @@
+"""Collect a CSV Map Run: the input rows plus the function's output, in input order, and a failed-rows ledger.
+
+Steps, each streaming so memory stays flat however many rows there are:
+
+1. stream the result files (``airflow_distmap.results.iter_records``, ijson) and park each row's result
+   in a :class:`~airflow_distmap.csv_processing.result_store.ResultStore` keyed by item index;
+2. re-read the input CSV from S3 in column chunks (:mod:`~airflow_distmap.csv_processing.input_reader`:
+   the ItemReader's splitting rules, so item ``i`` is record ``i``) and merge it with the stored results;
+3. write the output and the ledger with pyarrow in record batches to temporary files, then upload them
+   (boto3's managed transfer switches to multipart uploads for big files), tagged with the task run's
+   owner token so a retry of the same task run may replace them and nobody else's are overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
+from airflow_distmap.csv_processing.ledger import CONTRACT_ERROR, NOT_PROCESSED, LedgerColumns
+from airflow_distmap.csv_processing.preflight import OWNER_METADATA_KEY, CsvLayout, OutputTarget
+from airflow_distmap.csv_processing.result_store import ResultRun, ResultStore, RowError, contiguous_runs
+from airflow_distmap.csv_processing.writers import TableWriter, string_schema
+from airflow_distmap.results import RESULT_STATUSES, Manifest, parse_s3_uri
+from airflow_distmap.results import iter_records as iter_result_records
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from airflow_distmap.results import ResultEntry
+
+log = logging.getLogger(__name__)
+
+#: Longest error message kept in the ledger.
+MAX_MESSAGE_CHARS: Final = 2000
+#: Distinct error types counted in the summary (the rest are grouped under "other").
+MAX_ERROR_TYPES: Final = 50
+
+
+@dataclass
+class CollectSummary:
+    """What the collector wrote.
+
+    :param output_uri: the dataset written.
+    :param failed_rows_uri: the ledger written beside it (always written, possibly with no rows).
+    :param rows_total: data rows in the input.
+    :param rows_succeeded: rows with an output.
+    :param rows_failed: rows in the ledger.
+    :param errors_by_type: failed rows per error type.
+    :param duration_seconds: time spent collecting.
+    """
+
+    output_uri: str
+    failed_rows_uri: str
+    rows_total: int = 0
+    rows_succeeded: int = 0
+    rows_failed: int = 0
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+
+def _as_text(value: Any) -> str | None:
+    """A row output as the text written to the output column (strings as they are, the rest as JSON)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _short(message: Any) -> str:
+    text = "" if message is None else str(message)
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _input_indexes(child_input: Any) -> list[int]:
+    """Item indexes a child execution was given (``{"Items": [...]}`` or one item)."""
+    if isinstance(child_input, dict):
+        items = child_input.get("Items")
+        if isinstance(items, list):
+            return [i["index"] for i in items if isinstance(i, dict) and isinstance(i.get("index"), int)]
+        if isinstance(child_input.get("index"), int):
+            return [child_input["index"]]
+    return []
+
+
+def _failure_message(error: str | None, cause: str | None) -> tuple[str, str]:
+    """Error type and message of a failed child; a Lambda error object in ``Cause`` is unpacked."""
+    message = cause or ""
+    try:
+        decoded = json.loads(message) if message.startswith("{") else None
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and "errorMessage" in decoded:
+        message = str(decoded["errorMessage"])
+    return error or "States.TaskFailed", _short(message)
+
+
+class ChildEntry:
+    """One child execution of a result file, decoding ``Input``/``Output`` only when asked.
+
+    A succeeded batch's ``Input`` repeats its rows and is not needed, so it is left as text (decoding it
+    would cost as much as decoding the output); it is decoded only for failed or pending children, or
+    when a succeeded output does not follow the row contract.
+
+    :param record: the element as read from the result file.
+    :param file_status: the manifest group the file is listed under.
+    """
+
+    __slots__ = ("_record", "status")
+
+    def __init__(self, record: dict[str, Any], file_status: str) -> None:
+        self._record = record
+        self.status = str(record.get("Status") or file_status)
+
+    def _decoded(self, field_name: str) -> Any:
+        value = self._record.get(field_name)
+        details = self._record.get(f"{field_name}Details")
+        if isinstance(details, dict) and details.get("Included") is False:
+            return None
+        if isinstance(value, str) and value:
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    @property
+    def input(self) -> Any:
+        """The child's input, decoded."""
+        return self._decoded("Input")
+
+    @property
+    def output(self) -> Any:
+        """The child's output, decoded."""
+        return self._decoded("Output")
+
+    @property
+    def error(self) -> str | None:
+        """``Error`` of a failed child."""
+        value = self._record.get("Error")
+        return None if value is None else str(value)
+
+    @property
+    def cause(self) -> str | None:
+        """``Cause`` of a failed child."""
+        value = self._record.get("Cause")
+        return None if value is None else str(value)
+
+
+def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]:
+    """Stream every child execution listed by ``manifest`` (all statuses) as :class:`ChildEntry`.
+
+    :param s3: a boto3 S3 client able to read the result files.
+    :param manifest: the Map Run's manifest.
+    """
+    for status in RESULT_STATUSES:
+        for result_file in manifest.result_files.get(status, []):
+            body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
+            try:
+                for record in iter_result_records(body):
+                    if isinstance(record, dict):
+                        yield ChildEntry(record, status)
+            finally:
+                body.close()
+
+
+def _store_failed(store: ResultStore, indexes: list[int], error_type: str, message: str) -> None:
+    ordered = sorted(set(indexes))
+    for start, begin, end in contiguous_runs(ordered):
+        run = ordered[begin:end]
+        store.add_run(start, [None] * len(run), [(i, error_type, message) for i in run], succeeded=False)
+
+
+def store_entry(store: ResultStore, entry: ChildEntry | ResultEntry) -> None:
+    """Park the row results of one child execution's entry.
+
+    :param store: where results go.
+    :param entry: a result-file entry (a batch or a single item, succeeded or not).
+    """
+    if entry.status != "SUCCEEDED":
+        if entry.status == "PENDING":
+            error_type = "States.ItemNotStarted"
+            message = "The child execution was not started: the Map Run failed or was aborted."
+        else:
+            error_type, message = _failure_message(entry.error, entry.cause)
+        _store_failed(store, _input_indexes(entry.input), error_type, message)
+        return
+    output = entry.output
+    rows = output.get("rows") if isinstance(output, dict) else None
+    if rows is None and isinstance(output, dict) and isinstance(output.get("index"), int):
+        rows = [output]
+    try:
+        if not isinstance(rows, list):
+            raise TypeError("no rows")
+        indexes = [row["index"] for row in rows]
+        if not all(type(index) is int for index in indexes):
+            raise TypeError("index")
+    except (TypeError, KeyError):
+        _store_failed(
+            store,
+            _input_indexes(entry.input),
+            CONTRACT_ERROR,
+            "The function's output does not follow the row contract: decorate the handler with "
+            "airflow_distmap.lambda_runtime.row_handler.",
+        )
+        return
+    if indexes != sorted(indexes):
+        by_index = {row["index"]: row for row in rows}
+        indexes = sorted(by_index)
+        rows = [by_index[index] for index in indexes]
+    for start, begin, end in contiguous_runs(indexes):
+        run = rows[begin:end]
+        # One comprehension per run (no per-row function calls): the collector's hot loop.
+        values = [
+            value if value is None or value.__class__ is str else _as_text(value)
+            for value in [row.get("output") for row in run]
+        ]
+        errors = [_row_error(row) for row in run if "output" not in row and not row.get("skipped")]
+        store.add_run(start, values, errors)
+
+
+def _row_error(row: dict[str, Any]) -> tuple[int, str, str]:
+    if "error" not in row:
+        return row["index"], CONTRACT_ERROR, "The row's result has neither output nor error."
+    error = row["error"] if isinstance(row["error"], dict) else {"message": row["error"]}
+    return row["index"], str(error.get("type") or "Error"), _short(error.get("message"))
+
+
+_MISSING: Final = (NOT_PROCESSED, "The Map Run's result files hold no result for this row.")
+
+
+class _Merger:
+    """Walk the stored runs in index order alongside the input, one chunk of rows at a time."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self._runs = store.iter_runs()
+        self._run: ResultRun | None = next(self._runs, None)
+
+    def values_for(self, first: int, count: int) -> tuple[list[str | None], list[tuple[int, RowError]]]:
+        """Outputs of items ``first .. first + count - 1``, and the failed ones as ``(offset, error)``."""
+        values: list[str | None] = []
+        failures: list[tuple[int, RowError]] = []
+        item, stop = first, first + count
+        while item < stop:
+            while self._run is not None and self._run.stop <= item:
+                self._run = next(self._runs, None)
+            run = self._run
+            if run is None or run.start > item:
+                gap_end = stop if run is None else min(run.start, stop)
+                failures.extend((i - first, _MISSING) for i in range(item, gap_end))
+                values.extend([None] * (gap_end - item))
+                item = gap_end
+                continue
+            end = min(run.stop, stop)
+            values.extend(run.values[item - run.start : end - run.start])
+            if run.errors:
+                failures.extend((i - first, run.errors[i]) for i in range(item, end) if i in run.errors)
+            item = end
+        return values, failures
+
+
+def merge(
+    chunks: Iterator[list[pa.Array]],
+    store: ResultStore,
+    first_item: int,
+    output: TableWriter,
+    ledger: TableWriter,
+) -> tuple[int, int, Counter[str]]:
+    """Write the input's rows with their outputs, and the failed ones to the ledger, in input order.
+
+    :param chunks: the input's data rows as string columns (see :mod:`.input_reader`).
+    :param store: the parked results.
+    :param first_item: item index of data row 0.
+    :param output: writer of the output (the input's columns + the output column).
+    :param ledger: writer of the ledger (row index, the input's columns, error type, error message).
+    :return: ``(rows, failed rows, failed rows by error type)``.
+    """
+    merger = _Merger(store)
+    rows = failed = 0
+    errors: Counter[str] = Counter()
+    for columns in chunks:
+        count = len(columns[0])
+        values, failures = merger.values_for(first_item + rows, count)
+        output.write_arrays([*columns, pa.array(values, type=pa.string())])
+        if failures:
+            positions = pa.array([offset for offset, _ in failures], type=pa.int64())
+            ledger.write_arrays(
+                [
+                    pc.add(positions, rows),
+                    *(column.take(positions) for column in columns),
+                    pa.array([error[0] for _, error in failures], type=pa.string()),
+                    pa.array([error[1] for _, error in failures], type=pa.string()),
+                ]
+            )
+            for _, (error_type, _message) in failures:
+                if error_type in errors or len(errors) < MAX_ERROR_TYPES:
+                    errors[error_type] += 1
+                else:
+                    errors["other"] += 1
+        rows += count
+        failed += len(failures)
+    return rows, failed, errors
+
+
+def _write_files(
+    s3: S3Client,
+    store: ResultStore,
+    layout: CsvLayout,
+    paths: tuple[Path, Path],
+    schemas: tuple[pa.Schema, pa.Schema],
+    file_format: str,
+    fast: bool,
+) -> tuple[int, int, Counter[str]]:
+    body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
+    try:
+        with (
+            TableWriter(paths[0], schemas[0], file_format, layout.delimiter) as out_writer,
+            TableWriter(paths[1], schemas[1], file_format, layout.delimiter) as ledger_writer,
+        ):
+            chunks = arrow_chunks(body, layout) if fast else python_chunks(body, layout)
+            return merge(chunks, store, layout.first_data_item, out_writer, ledger_writer)
+    finally:
+        body.close()
+
+
+def _upload(s3: S3Client, path: Path, uri: str, owner: str | None, file_format: str) -> None:
+    bucket, key = parse_s3_uri(uri)
+    extra: dict[str, Any] = {
+        "ContentType": "text/csv; charset=utf-8" if file_format == "csv" else "application/vnd.apache.parquet"
+    }
+    if owner:
+        extra["Metadata"] = {OWNER_METADATA_KEY: owner}
+    s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+
+
+def collect(
+    s3: S3Client,
+    entries: Iterable[ChildEntry | ResultEntry],
+    layout: CsvLayout,
+    target: OutputTarget,
+    output_column: str,
+    *,
+    owner: str | None = None,
+    workdir: str | Path | None = None,
+) -> CollectSummary:
+    """Write ``target`` (input rows + ``output_column``, input order) and its ledger from a run's results.
+
+    :param s3: a boto3 S3 client for the input and the output.
+    :param entries: the run's child executions, any status, any order (:func:`iter_child_entries`).
+    :param layout: the input as the pre-flight saw it.
+    :param target: the output and ledger locations and format.
+    :param output_column: name of the added column.
+    :param owner: the task run's owner token, stored as S3 metadata on what is written.
+    :param workdir: where temporary files go (default: the system's temporary directory).
+    :return: the counts and locations written.
+    """
+    started = time.monotonic()
+    ledger_columns = LedgerColumns.for_headers(layout.headers)
+    output_schema = string_schema([*layout.headers, output_column])
+    with tempfile.TemporaryDirectory(prefix="distmap-collect-", dir=workdir) as tmp:
+        tmp_path = Path(tmp)
+        with ResultStore(tmp_path / "results.sqlite") as store:
+            children = 0
+            for entry in entries:
+                store_entry(store, entry)
+                children += 1
+            log.info("Read the results of %d child executions", children)
+            output_path = tmp_path / f"output.{target.format}"
+            ledger_path = tmp_path / f"ledger.{target.format}"
+            paths = (output_path, ledger_path)
+            schemas = (output_schema, ledger_columns.schema(layout.headers))
+            try:
+                rows, failed, errors = _write_files(s3, store, layout, paths, schemas, target.format, True)
+            except IrregularRowsError:
+                log.info("Rows of %s differ in width from the header: re-reading it row by row", layout.uri)
+                rows, failed, errors = _write_files(s3, store, layout, paths, schemas, target.format, False)
+        _upload(s3, output_path, target.uri, owner, target.format)
+        _upload(s3, ledger_path, target.ledger_uri, owner, target.format)
+    summary = CollectSummary(
+        output_uri=target.uri,
+        failed_rows_uri=target.ledger_uri,
+        rows_total=rows,
+        rows_succeeded=rows - failed,
+        rows_failed=failed,
+        errors_by_type=dict(errors.most_common()),
+        duration_seconds=round(time.monotonic() - started, 3),
+    )
+    log.info(
+        "Wrote %s (%d rows, %d failed) and %s in %.1f s",
+        target.uri,
+        rows,
+        failed,
+        target.ledger_uri,
+        summary.duration_seconds,
+    )
+    return summary

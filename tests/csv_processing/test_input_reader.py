@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
+from airflow_distmap.csv_processing.preflight import CsvLayout
+
+
+def layout(headers: tuple[str, ...], delimiter: str = ",", header_in_file: bool = True) -> CsvLayout:
+    return CsvLayout(
+        bucket="b",
+        key="k",
+        size=0,
+        etag="",
+        delimiter_name="X",
+        delimiter=delimiter,
+        headers=headers,
+        columns=headers,
+        header_in_file=header_in_file,
+        has_bom=False,
+    )
+
+
+def rows(chunks: object) -> list[list[str]]:
+    out: list[list[str]] = []
+    for columns in chunks:  # type: ignore[attr-defined]
+        out.extend([list(r) for r in zip(*(c.to_pylist() for c in columns), strict=True)])
+    return out
+
+
+CASES = [
+    b'a,b\n"x,y","q""z"\n',
+    b'a,b\n"multi\nline",2\n',
+    b"a,b\r\n1,2\r\n3,4",
+    b"a,b\nx\\,y,2\n",
+    b'a,b\n"x\\"y",2\n',
+    b"a,b\nx\\ny,2\n",
+    b'a,b\nab"c,2\n',
+    b'a,b\n"",""\n',
+    b"a,b\n  ,  \n",
+    "a,b\nü,日本🚚\n".encode(),
+    b"\xef\xbb\xbfa,b\n1,2\n",
+    b"a,b\n\\\\,x\n",
+    b"a,b\n1,2\n\n3,4\n",  # an empty line is a record of empty strings in both
+]
+
+
+@pytest.mark.parametrize("body", CASES)
+def test_arrow_reader_splits_records_like_the_item_reader(body: bytes) -> None:
+    shape = layout(("a", "b"))
+    assert rows(arrow_chunks(io.BytesIO(body), shape)) == rows(python_chunks(io.BytesIO(body), shape))
+
+
+@pytest.mark.parametrize("delimiter", [";", "|", "\t", " "])
+def test_other_delimiters(delimiter: str) -> None:
+    body = f'a{delimiter}b\n"1{delimiter}x"{delimiter}2\n'.encode()
+    shape = layout(("a", "b"), delimiter)
+    assert rows(arrow_chunks(io.BytesIO(body), shape)) == [[f"1{delimiter}x", "2"]]
+
+
+@pytest.mark.parametrize("body", [b"a,b\n1\n", b"a,b\n1,2,3\n"])
+def test_irregular_rows_stop_the_arrow_reader_and_the_python_reader_shapes_them(body: bytes) -> None:
+    shape = layout(("a", "b"))
+    with pytest.raises(IrregularRowsError):
+        list(arrow_chunks(io.BytesIO(body), shape))
+    for row in rows(python_chunks(io.BytesIO(body), shape)):
+        assert len(row) == 2
+
+
+def test_without_header_line_every_record_is_data() -> None:
+    shape = layout(("a", "b"), header_in_file=False)
+    assert rows(arrow_chunks(io.BytesIO(b"1,2\n3,4\n"), shape)) == [["1", "2"], ["3", "4"]]

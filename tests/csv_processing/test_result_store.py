@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_distmap.csv_processing.result_store import ResultStore, contiguous_runs
+
+
+def test_contiguous_runs() -> None:
+    assert list(contiguous_runs([3, 4, 5])) == [(3, 0, 3)]
+    assert list(contiguous_runs([1, 2, 5, 6, 9])) == [(1, 0, 2), (5, 2, 4), (9, 4, 5)]
+    assert list(contiguous_runs([])) == []
+
+
+def test_runs_come_back_in_index_order_and_success_wins(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.add_run(10, ["k", None], [(11, "ValueError", "bad")])
+        store.add_run(
+            0, [None, None], [(0, "Lambda.Unknown", "x"), (1, "Lambda.Unknown", "x")], succeeded=False
+        )
+        store.add_run(0, ["a", "b"])  # the redriven batch succeeded
+        store.add_run(0, [None, None], [(0, "Late", "x"), (1, "Late", "x")], succeeded=False)
+        runs = list(store.iter_runs())
+    assert [(r.start, r.values, r.errors) for r in runs] == [
+        (0, ["a", "b"], {}),
+        (10, ["k", None], {11: ("ValueError", "bad")}),
+    ]
+    assert runs[1].stop == 12
