@@ -711,13 +711,13 @@ class CompiledStateMachine:
         """Execute the state machine.
 
         :param input: the execution input (a JSON value).
-        :param context: the context object (``$$``): Execution, StateMachine, ... (``State`` is filled in
-        here).
+        :param context: the context object (``$$``): Execution, StateMachine, ... (``State`` is filled
+            in here).
         :param services: the Lambda invoker and the Distributed Map runtime.
         :param events: the parent execution's history sink; ``None`` for child executions (no overhead).
         :return: the execution output.
-        :raises StatesError: when the execution fails (``error``/``cause`` as ``ExecutionFailed`` reports
-        them).
+        :raises StatesError: when the execution fails (``error``/``cause`` as ``ExecutionFailed``
+            reports them).
         """
         variables: dict[str, Any] | None = {} if self.uses_variables else None
         return await self._execute(input, _Run(services, _History(events), context, variables))

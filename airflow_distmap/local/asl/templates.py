@@ -12,6 +12,7 @@ shared
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,10 +47,14 @@ class CompiledTemplate:
             self.evaluate = evaluator
 
 
+_STATE_CONTEXT_RE = re.compile(r"\$\$(?:\.State\b|\['State'\]|\[\"State\"\]|\s*(?:[,)]|$))")
+
+
 def _uses_context(template: Any) -> bool:
+    """Whether a template reads ``$$.State`` (or the whole context), which the engine builds per state."""
     if isinstance(template, dict):
         for key, value in template.items():
-            if key.endswith(".$") and isinstance(value, str) and "$$" in value:
+            if key.endswith(".$") and isinstance(value, str) and _STATE_CONTEXT_RE.search(value):
                 return True
             if _uses_context(value):
                 return True
