@@ -13,6 +13,7 @@ from airflow_distmap.definitions import CsvItemReader, ItemBatcher
 from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
+    DistributedMapTimeout,
     ExecutionNameConflict,
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
@@ -362,6 +363,32 @@ def test_not_redrivable_closed_execution_is_a_clear_error(aws):
         pytest.raises(ExecutionNameConflict, match="redrivable period exceeded"),
     ):
         op.execute(_context())
+
+
+def test_synchronous_wait_polls_until_the_execution_closes():
+    op = _operator(deferrable=False, waiter_delay=7)
+    statuses = [{"status": "RUNNING"}, {"status": "RUNNING"}, {"status": "TIMED_OUT"}]
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", side_effect=statuses),
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
+        mock.patch("airflow_distmap.operators.distributed_map.time.sleep") as sleep,
+    ):
+        op._wait(EXEC_ARN)
+    assert [c.args for c in sleep.call_args_list] == [(7,), (7,)]
+
+
+def test_synchronous_wait_gives_up_after_max_attempts():
+    op = _operator(deferrable=False, waiter_delay=7, waiter_max_attempts=3)
+    with (
+        mock.patch.object(
+            DistributedMapHook, "describe_execution", return_value={"status": "RUNNING"}
+        ) as describe,
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
+        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
+        pytest.raises(DistributedMapTimeout, match="clearing the task attaches"),
+    ):
+        op._wait(EXEC_ARN)
+    assert describe.call_count == 3
 
 
 def test_on_kill_stops_the_execution(aws):
