@@ -350,3 +350,64 @@ async def test_distributed_map_failure_is_caught_but_states_runtime_is_not(
     with pytest.raises(StatesError, match="bad path"):
         await run(definition, [1], events=sink)
     assert "MapStateFailed" not in sink.types
+
+
+async def test_parallel_branch_failure_fails_the_state_and_records_events(run: Any, sink: Any) -> None:
+    definition = one(
+        {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}},
+                {"StartAt": "B", "States": {"B": {"Type": "Fail", "Error": "Branch.Error", "Cause": "b"}}},
+            ],
+            "End": True,
+        }
+    )
+    with pytest.raises(StatesError) as info:
+        await run(definition, {}, events=sink)
+    assert (info.value.error, info.value.cause) == ("Branch.Error", "b")
+    assert sink.types[:2] == ["ParallelStateEntered", "ParallelStateStarted"]
+    assert sink.types[-1] == "ParallelStateFailed"
+    assert "ParallelStateExited" not in sink.types
+
+
+async def test_a_jsonata_state_inside_a_jsonpath_machine(run: Any) -> None:
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "Next": "B"},
+            "B": {
+                "Type": "Pass",
+                "QueryLanguage": "JSONata",
+                "Output": "{% $states.input.n * 2 %}",
+                "End": True,
+            },
+        },
+    }
+    assert await run(definition, {"n": 21}) == 42
+
+
+async def test_runtime_error_cause_counts_events_recorded_by_the_map_runtime(
+    run: Any, services: Any, sink: Any
+) -> None:
+    services.distributed_result = [1]
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "End": True}},
+                },
+                "Next": "Bad",
+            },
+            "Bad": {"Type": "Pass", "InputPath": "$.missing", "End": True},
+        },
+    }
+    with pytest.raises(StatesError) as info:
+        await run(definition, [1], events=sink)
+    # ExecutionStarted #1, MapStateEntered #2, MapStateStarted #3, MapRunStarted #4, MapRunSucceeded #5,
+    # MapStateSucceeded #6, MapStateExited #7, PassStateEntered #8.
+    assert "(entered at the event id #8)" in info.value.cause
