@@ -346,3 +346,48 @@ def test_diagnostics_have_the_api_shape() -> None:
         "message": "A state must have exactly one of 'Next' or 'End': true",
         "location": "/States/A",
     }
+
+
+def test_definitions_built_by_the_provider_are_accepted() -> None:
+    from airflow_distmap.definitions import (
+        CsvItemReader,
+        DistributedMap,
+        ItemBatcher,
+        JsonItemReader,
+        JsonlItemReader,
+        LambdaItemProcessor,
+        ResultWriter,
+        S3PrefixItemReader,
+    )
+
+    writer = ResultWriter(uri="s3://out-bucket/results/")
+    built = [
+        DistributedMap(
+            item_reader=CsvItemReader(uri="s3://in-bucket/rows.csv", delimiter="PIPE", max_items=10),
+            item_processor=LambdaItemProcessor("process-row", execution_type="EXPRESS", timeout_seconds=60),
+            item_selector={"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"},
+            item_batcher=ItemBatcher(max_items_per_batch=50, max_input_bytes_per_batch=262144),
+            max_concurrency=100,
+            tolerated_failure_count=5,
+            tolerated_failure_percentage=1.5,
+            label="Rows",
+            result_writer=writer,
+        ).build(),
+        DistributedMap(
+            item_reader=JsonlItemReader(uri="s3://in-bucket/k.jsonl"),
+            item_processor=LambdaItemProcessor("f"),
+            result_writer=writer,
+        ).build(),
+        DistributedMap(
+            item_reader=JsonItemReader(uri="s3://in-bucket/k.json"),
+            item_processor=LambdaItemProcessor("arn:aws:lambda:us-east-1:123456789012:function:f"),
+            result_writer=writer,
+        ).build(),
+        DistributedMap(
+            item_reader=S3PrefixItemReader(uri="s3://in-bucket/prefix/"),
+            item_processor=LambdaItemProcessor("f"),
+            result_writer=writer,
+        ).build(),
+    ]
+    for definition in built:
+        assert validate_definition(json.dumps(definition)) == []
