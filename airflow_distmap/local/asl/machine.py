@@ -25,6 +25,8 @@ from airflow_distmap.local.asl.templates import CompiledTemplate
 from airflow_distmap.local.errors import StatesError
 
 _NOT_TRUNCATED = {"truncated": False}
+#: AWS's payload quota for state input and output: 256 KiB of UTF-8.
+PAYLOAD_LIMIT = 262144
 
 
 class _History:
@@ -181,8 +183,17 @@ class _State:
         if history.events is None:
             history.last_id += 1
             return
+        text = to_json(output)
+        # The parent already serialises each output for its history, so it enforces AWS's 256 KiB payload
+        # quota per state; children (no history) are checked by the Map runtime on their inputs and outputs.
+        if len(text) > PAYLOAD_LIMIT // 4 and len(text.encode()) > PAYLOAD_LIMIT:
+            raise StatesError(
+                "States.DataLimitExceeded",
+                f"The state/task '{self.name}' returned a result with a size exceeding the maximum number of "
+                f"bytes service limit ({PAYLOAD_LIMIT} bytes).",
+            )
         history.record(
-            self.exited_event, {"name": self.name, "output": to_json(output), "outputDetails": _NOT_TRUNCATED}
+            self.exited_event, {"name": self.name, "output": text, "outputDetails": _NOT_TRUNCATED}
         )
 
     def _assign(self, run: _Run, data: Any, context: Mapping[str, Any]) -> None:

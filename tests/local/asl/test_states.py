@@ -411,3 +411,19 @@ async def test_runtime_error_cause_counts_events_recorded_by_the_map_runtime(
     # ExecutionStarted #1, MapStateEntered #2, MapStateStarted #3, MapRunStarted #4, MapRunSucceeded #5,
     # MapStateSucceeded #6, MapStateExited #7, PassStateEntered #8.
     assert "(entered at the event id #8)" in info.value.cause
+
+
+async def test_a_parent_state_output_over_256_kib_fails_with_data_limit_exceeded(run: Any, sink: Any) -> None:
+    definition = {
+        "StartAt": "Big",
+        "States": {
+            "Big": {"Type": "Pass", "Next": "Never"},
+            "Never": {"Type": "Pass", "End": True},
+        },
+    }
+    with pytest.raises(StatesError) as info:
+        await run(definition, {"blob": "é" * 140_000}, events=sink)
+    assert info.value.error == "States.DataLimitExceeded"
+    assert "'Big'" in info.value.cause
+    assert sink.types == ["PassStateEntered"]
+    assert await run(definition, {"blob": "x" * 200_000}, events=sink) == {"blob": "x" * 200_000}
