@@ -46,3 +46,11 @@ class ResultsPrefixInUseError(CsvInputError):
 
 class RowThresholdExceededError(DistributedMapError):
     """Raised when more rows failed than ``tolerated_failure_count`` / ``_percentage`` allow."""
+
+
+class InputChangedError(DistributedMapError):
+    """Raised when the input CSV changed between the start of the run and the collection of its results."""
+
+
+class MissingResultsError(DistributedMapError):
+    """Raised when a finished CSV run exported no manifest to collect from."""

@@ -1,0 +1,409 @@
+"""``df[column].apply(f)`` at Distributed Map scale: an S3 CSV in, a processed dataset in input order out."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_distmap.csv_processing.collector import CollectSummary, collect, iter_child_entries
+from airflow_distmap.csv_processing.errors import (
+    InputChangedError,
+    MissingResultsError,
+    RowThresholdExceededError,
+)
+from airflow_distmap.csv_processing.preflight import (
+    CsvLayout,
+    OutputTarget,
+    check_csv_input,
+    check_output_location,
+    check_results_prefix,
+    claim_results_prefix,
+    owner_token,
+)
+from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
+from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_label, check_percentage
+from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name
+from airflow_distmap.operators.distributed_map import DistributedMapOperator
+from airflow_distmap.results import parse_s3_uri, s3_uri
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_distmap.results import CompletedRun
+
+#: Byte cap of one batch's items: under the 256 KiB child-input quota, leaving room for ``BatchInput``
+#: and the ``{"Items": [...]}`` envelope (whether AWS counts them in MaxInputBytesPerBatch is UNCONFIRMED).
+MAX_INPUT_BYTES_PER_BATCH = 240 * 1024
+
+#: Retried besides the recommended Lambda service-error retrier: an invocation that crashed, hung past
+#: the function timeout or ran out of memory (a handler built on ``row_handler`` never raises for a row,
+#: so these are infrastructure failures that a second attempt often survives).
+CRASH_RETRY: dict[str, Any] = {
+    "ErrorEquals": ["Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError", "Runtime.OutOfMemory"],
+    "IntervalSeconds": 1,
+    "MaxAttempts": 2,
+    "BackoffRate": 2,
+}
+
+_UNSAFE_KEY = re.compile(r"[^0-9A-Za-z._=-]+")
+
+
+def _key_part(text: str) -> str:
+    return _UNSAFE_KEY.sub("_", text).strip("_") or "_"
+
+
+class CsvRowProcessingOperator(DistributedMapOperator):
+    """Apply a Lambda function to every row of an S3 CSV; write the rows plus its output, in input order.
+
+    The function must be built on :func:`airflow_distmap.lambda_runtime.row_handler` (each row arrives as
+    ``{column: string}`` with only ``columns``). Before anything is created in AWS the input is checked
+    (object, header read with ranged GETs, delimiter, byte-order mark, duplicate or empty names,
+    columns) and so are ``output_uri`` and ``results_uri``. After the run the output and a failed-rows
+    ledger (``<output stem>.failed.csv``/``.parquet``) are written, then the row failure threshold is
+    applied: past it the task fails, naming the ledger.
+
+    The Map itself tolerates every failure (``ToleratedFailurePercentage: 100``): a row that raises is
+    reported by ``row_handler`` and never fails its child, and a child that fails after its retries
+    fails only its batch's rows. ``tolerated_failure_count``/``tolerated_failure_percentage`` count
+    failed **rows** (default: none tolerated).
+
+    The input and results locations travel in the execution input, not the definition, so concurrent
+    runs (backfills) share one state machine per CSV layout and never race on its definition.
+
+    :param input_uri: ``s3://bucket/key.csv`` to process (templated).
+    :param function_name: Lambda function name or ARN, built on ``row_handler`` (templated).
+    :param columns: columns sent to the function; default all (templated).
+    :param output_uri: ``s3://.../name.csv`` or ``.parquet`` (templated); default
+        ``<results_uri>/output.csv``. Must not exist unless an earlier try of this task run wrote it.
+    :param output_column: name of the column holding the function's output (strings as returned,
+        other JSON values as JSON text, empty for failed rows).
+    :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.
+    :param csv_headers: column names for a file without a header line (the ItemReader's ``GIVEN``).
+    :param function_config: JSON object handed to ``f(row, config)`` functions (templated).
+    :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB).
+    :param results_uri: where the Map Run exports its results (templated); default
+        ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>/``, one prefix per task run.
+    :param state_machine_name: name of the state machine; default derived from the dag, the task and
+        the CSV layout.
+    :param role_arn: IAM role Step Functions assumes (templated).
+    :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum).
+    :param tolerated_failure_count: failed rows tolerated before the task fails.
+    :param tolerated_failure_percentage: failed rows tolerated, in percent of all rows.
+    :param execution_type: ``STANDARD`` or ``EXPRESS`` child executions.
+    :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child.
+    :param map_label: name of the Map state and label of its Map Run.
+
+    Other arguments (``aws_conn_id``, ``deferrable``, ``waiter_delay``...) are those of
+    :class:`~airflow_distmap.operators.distributed_map.DistributedMapOperator`.
+
+    :return: the summary of ``DistributedMapOperator`` with ``counts`` in rows, plus ``output_uri``,
+        ``failed_rows_uri``, ``rows_total``, ``rows_succeeded``, ``rows_failed``, ``errors_by_type``,
+        ``input_uri``, ``collect_seconds``.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "input_uri",
+        "function_name",
+        "columns",
+        "output_uri",
+        "function_config",
+        "results_uri",
+        "state_machine_name",
+        "role_arn",
+        "execution_name",
+    )
+    template_fields_renderers = {"function_config": "json"}
+    ui_color = "#c9e7f5"
+
+    def __init__(
+        self,
+        *,
+        input_uri: str,
+        function_name: str,
+        columns: Sequence[str] | None = None,
+        output_uri: str | None = None,
+        output_column: str = "output",
+        delimiter: str = "COMMA",
+        csv_headers: Sequence[str] | None = None,
+        function_config: dict[str, Any] | None = None,
+        batch_size: int = 100,
+        results_uri: str | None = None,
+        state_machine_name: str | None = None,
+        role_arn: str | None = None,
+        max_concurrency: int | None = None,
+        tolerated_failure_count: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+        execution_type: str = "STANDARD",
+        lambda_timeout_seconds: int | None = None,
+        map_label: str = "ProcessRows",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            function_name=function_name,
+            results_uri=results_uri,
+            state_machine_name=state_machine_name,
+            role_arn=role_arn,
+            max_concurrency=max_concurrency,
+            tolerated_failure_count=tolerated_failure_count,
+            tolerated_failure_percentage=tolerated_failure_percentage,
+            execution_type=execution_type,
+            map_label=map_label,
+            deferrable=deferrable,
+            **kwargs,
+        )
+        self.input_uri = input_uri
+        self.columns = columns
+        self.output_uri = output_uri
+        self.output_column = output_column
+        self.delimiter = delimiter
+        self.csv_headers = list(csv_headers) if csv_headers is not None else None
+        self.function_config = function_config
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.lambda_timeout_seconds = lambda_timeout_seconds
+        if not isinstance(output_column, str) or not output_column:
+            raise ValueError("output_column must be a non-empty column name, e.g. output_column='result'.")
+        if max_concurrency is not None:
+            check_int(max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
+        if tolerated_failure_count is not None:
+            check_int(tolerated_failure_count, "tolerated_failure_count", 0)
+        if tolerated_failure_percentage is not None:
+            check_percentage(tolerated_failure_percentage, "tolerated_failure_percentage")
+        check_label(map_label)
+        self._layout: CsvLayout | None = None
+        self._target: OutputTarget | None = None
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _owner(self, context: Context) -> str:
+        ti = context["ti"]
+        return owner_token(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+
+    def _columns(self) -> list[str] | None:
+        if self.columns is None:
+            return None
+        if isinstance(self.columns, str):  # a templated list may render as text
+            try:
+                rendered = json.loads(self.columns)
+            except ValueError:
+                rendered = [c.strip() for c in self.columns.split(",")]
+            return [str(c) for c in rendered]
+        return [str(c) for c in self.columns]
+
+    def _output_uri(self, context: Context) -> str:
+        if self.output_uri:
+            return str(self.output_uri)
+        results = self.results_uri or self.default_results_uri(context)
+        return f"{str(results).rstrip('/')}/output.csv"
+
+    def _check_input(self, context: Context) -> CsvLayout:
+        s3 = self.s3_hook.get_conn()
+        return check_csv_input(
+            s3,
+            str(self.input_uri),
+            delimiter=self.delimiter,
+            columns=self._columns(),
+            csv_headers=self.csv_headers,
+            output_column=self.output_column,
+        )
+
+    # -- extension points of DistributedMapOperator -------------------------------------------------
+
+    def default_results_uri(self, context: Context) -> str:
+        """``s3://<input bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/``: one prefix per task run.
+
+        :param context: The task context.
+        """
+        bucket, _ = parse_s3_uri(str(self.input_uri), what="input_uri")
+        ti = context["ti"]
+        parts = ["distmap-results", _key_part(ti.dag_id), _key_part(ti.task_id), _key_part(ti.run_id)]
+        map_index = getattr(ti, "map_index", None)
+        if isinstance(map_index, int) and map_index >= 0:
+            parts.append(str(map_index))
+        return s3_uri(bucket, "/".join(parts) + "/")
+
+    def preflight(self, context: Context) -> None:
+        """Check the input, the output and the results prefix before anything is created in AWS.
+
+        :param context: The task context.
+        :raises CsvInputError: a subclass naming the problem and the fix.
+        """
+        check_function_name(str(self.function_name))
+        owner = self._owner(context)
+        s3 = self.s3_hook.get_conn()
+        self._layout = self._check_input(context)
+        self._target = check_output_location(
+            s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
+        )
+        results_uri = str(self.results_uri or self.default_results_uri(context))
+        check_results_prefix(s3, results_uri, owner=owner)
+        claim_results_prefix(s3, results_uri, owner=owner)
+        if self.state_machine_name is None:
+            ti = context["ti"]
+            digest = hashlib.sha256(
+                json.dumps(self._definition(self._layout), sort_keys=True).encode()
+            ).hexdigest()[:8]
+            base = default_state_machine_name(ti.dag_id, ti.task_id)[: MAX_NAME_LENGTH - len(digest) - 1]
+            self.state_machine_name = f"{base.rstrip('-_')}-{digest}"
+
+    def _definition(self, layout: CsvLayout) -> dict[str, Any]:
+        reader_config: dict[str, Any] = {
+            "InputType": "CSV",
+            "CSVHeaderLocation": "GIVEN",
+            "CSVHeaders": layout.reader_headers,
+        }
+        if layout.delimiter_name != "COMMA":
+            reader_config["CSVDelimiter"] = layout.delimiter_name
+        row = {f"{column}.$": f"$$.Map.Item.Value.{layout.reader_name(column)}" for column in layout.columns}
+        processor = LambdaItemProcessor(
+            function_name=str(self.function_name),
+            execution_type=self.execution_type,
+            timeout_seconds=self.lambda_timeout_seconds,
+            retry=[*copy.deepcopy(LAMBDA_RETRY), copy.deepcopy(CRASH_RETRY)],
+            state_name="ProcessBatch",
+        ).to_asl()
+        state: dict[str, Any] = {
+            "Type": "Map",
+            "Label": self.map_label,
+            "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": reader_config,
+                "Parameters": {"Bucket.$": "$.input.bucket", "Key.$": "$.input.key"},
+            },
+            "ItemSelector": {"index.$": "$$.Map.Item.Index", "row": row},
+            "ItemBatcher": {
+                "MaxItemsPerBatch": self.batch_size,
+                "MaxInputBytesPerBatch": MAX_INPUT_BYTES_PER_BATCH,
+                "BatchInput": {
+                    "config.$": "$.function_config",
+                    "skip": [0] if layout.header_in_file else [],
+                },
+            },
+            "ItemProcessor": processor,
+            "ToleratedFailurePercentage": 100,
+            "ResultWriter": {
+                "Resource": "arn:aws:states:::s3:putObject",
+                "Parameters": {"Bucket.$": "$.results.bucket", "Prefix.$": "$.results.prefix"},
+            },
+            "End": True,
+        }
+        if self.max_concurrency is not None:
+            state["MaxConcurrency"] = self.max_concurrency
+        return {
+            "Comment": "airflow-distmap CsvRowProcessingOperator: one Lambda invocation per batch of rows",
+            "StartAt": self.map_label,
+            "States": {self.map_label: state},
+        }
+
+    def build_definition(self, context: Context) -> dict[str, Any]:
+        """The Distributed Map over the CSV.
+
+        :mod:`airflow_distmap.csv_processing.preflight` explains why the ItemReader uses ``GIVEN``
+        synthetic headers.
+
+        :param context: The task context.
+        """
+        if self._layout is None:
+            self._layout = self._check_input(context)
+        return self._definition(self._layout)
+
+    def build_execution_input(self, context: Context) -> dict[str, Any]:
+        """Where this run reads and writes: the input object (and its ETag) and the results prefix.
+
+        :param context: The task context.
+        """
+        layout = self._layout or self._check_input(context)
+        results_bucket, results_prefix = parse_s3_uri(
+            str(self.results_uri or self.default_results_uri(context)), what="results_uri"
+        )
+        return {
+            "input": {"bucket": layout.bucket, "key": layout.key, "etag": layout.etag},
+            "results": {"bucket": results_bucket, "prefix": results_prefix.rstrip("/")},
+            "function_config": self.function_config if self.function_config is not None else {},
+        }
+
+    def on_run_complete(self, context: Context, run: CompletedRun) -> dict[str, Any]:
+        """Write the output and the ledger, then apply the row failure threshold.
+
+        :param context: The task context.
+        :param run: The finished execution and its manifest.
+        :raises RowThresholdExceededError: more rows failed than tolerated (after the ledger is written).
+        """
+        summary = super().on_run_complete(context, run)
+        owner = self._owner(context)
+        layout = self._layout or self._check_input(context)
+        started_with = json.loads(run.execution.get("input") or "{}").get("input", {})
+        if started_with.get("etag") and layout.etag and started_with["etag"] != layout.etag:
+            raise InputChangedError(
+                f"{layout.uri} changed while it was processed (ETag {started_with['etag']} -> "
+                f"{layout.etag}). To fix this, leave the input unchanged during the run and clear the task."
+            )
+        target = self._target or check_output_location(
+            run.s3, self._output_uri(context), input_uri=layout.uri, owner=owner
+        )
+        if run.manifest is None:  # DistributedMapOperator only calls this with a manifest
+            raise MissingResultsError(
+                f"Execution {run.execution_arn} exported no manifest. To fix this, check that the role can "
+                "write to the results bucket."
+            )
+        collected = collect(
+            run.s3, iter_child_entries(run.s3, run.manifest), layout, target, self.output_column, owner=owner
+        )
+        summary.update(self._row_summary(layout, collected))
+        self._enforce_threshold(context, summary, collected)
+        return summary
+
+    def _row_summary(self, layout: CsvLayout, collected: CollectSummary) -> dict[str, Any]:
+        return {
+            "input_uri": layout.uri,
+            "output_uri": collected.output_uri,
+            "failed_rows_uri": collected.failed_rows_uri,
+            "counts": {
+                "total": collected.rows_total,
+                "succeeded": collected.rows_succeeded,
+                "failed": collected.rows_failed,
+            },
+            "rows_total": collected.rows_total,
+            "rows_succeeded": collected.rows_succeeded,
+            "rows_failed": collected.rows_failed,
+            "errors_by_type": collected.errors_by_type,
+            "collect_seconds": collected.duration_seconds,
+        }
+
+    def _enforce_threshold(
+        self, context: Context, summary: dict[str, Any], collected: CollectSummary
+    ) -> None:
+        failed, total = collected.rows_failed, collected.rows_total
+        if not failed:
+            return
+        count_limit = self.tolerated_failure_count
+        percent_limit = self.tolerated_failure_percentage
+        if count_limit is None and percent_limit is None:
+            count_limit = 0  # like AWS's default ToleratedFailurePercentage 0: any failure fails
+        over_count = count_limit is not None and failed > count_limit
+        over_percent = percent_limit is not None and total > 0 and failed * 100.0 / total > percent_limit
+        if not (over_count or over_percent):
+            self.log.warning(
+                "%d of %d rows failed (within tolerance); see %s", failed, total, collected.failed_rows_uri
+            )
+            return
+        context["ti"].xcom_push(key="summary", value=summary)
+        limits = []
+        if count_limit is not None:
+            limits.append(f"tolerated_failure_count={count_limit}")
+        if percent_limit is not None:
+            limits.append(f"tolerated_failure_percentage={percent_limit}")
+        by_type = ", ".join(f"{name}: {count}" for name, count in collected.errors_by_type.items())
+        raise RowThresholdExceededError(
+            f"{failed} of {total} rows failed ({by_type}), more than {' and '.join(limits)} allow. "
+            f"The failed rows, with their errors, are in {collected.failed_rows_uri}; the other rows are in "
+            f"{collected.output_uri}. To fix this, fix the function or the data and clear the task, or raise "
+            "the tolerance."
+        )
