@@ -96,17 +96,22 @@ def _set_in(target: Any, steps: tuple[str | int, ...], value: Any, text: str, wh
     return copy
 
 
-_second_cache: list[Any] = [-1, "", ""]  # [epoch second, ISO prefix, HTTP date] of the last call
+_Formatted = tuple[int, str, str]  # (epoch second, ISO-8601 prefix, HTTP date)
+_cache: list[_Formatted] = [(-1, "", "")]
 
 
-def _formatted_second(second: int) -> list[Any]:
+def _formatted_second(second: int) -> _Formatted:
     # Formatting a datetime costs microseconds and runs once per state: re-format only on a new second.
-    cache = _second_cache
-    if cache[0] != second:
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        cache[2] = formatdate(second, usegmt=True)
-        cache[0] = second
-    return cache
+    # The tuple is replaced whole, so a reader in another thread never sees a half-updated entry.
+    cached = _cache[0]
+    if cached[0] != second:
+        cached = (
+            second,
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            formatdate(second, usegmt=True),
+        )
+        _cache[0] = cached
+    return cached
 
 
 def iso_now() -> str:
@@ -118,4 +123,4 @@ def iso_now() -> str:
 
 def http_date() -> str:
     """The current time as an HTTP ``Date`` header (RFC 7231)."""
-    return str(_formatted_second(int(time.time()))[2])
+    return _formatted_second(int(time.time()))[2]
