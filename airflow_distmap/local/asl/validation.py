@@ -392,18 +392,21 @@ class _Validator:
                 f"{location}/Resource",
             )
         elif LAMBDA_INVOKE_RE.match(resource):
-            parameters = state.get("Parameters")
-            if not isinstance(parameters, dict) or not (
+            field = "Arguments" if self.jsonata else "Parameters"
+            parameters = state.get(field)
+            if self.jsonata and is_expression(parameters):
+                pass  # the whole Arguments object is computed at run time
+            elif not isinstance(parameters, dict) or not (
                 "FunctionName" in parameters or "FunctionName.$" in parameters
             ):
                 self.error(
                     SCHEMA,
-                    "The lambda:invoke integration needs 'FunctionName' in Parameters",
-                    f"{location}/Parameters",
+                    f"The lambda:invoke integration needs 'FunctionName' in {field}",
+                    f"{location}/{field}",
                 )
             elif parameters.get("InvocationType", "RequestResponse") != "RequestResponse":
                 self.unsupported(
-                    f"lambda:invoke InvocationType {parameters['InvocationType']}", f"{location}/Parameters"
+                    f"lambda:invoke InvocationType {parameters['InvocationType']}", f"{location}/{field}"
                 )
         if is_expression(state.get("TimeoutSeconds")):
             self.unsupported("A JSONata TimeoutSeconds expression", f"{location}/TimeoutSeconds")

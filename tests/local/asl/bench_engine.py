@@ -70,6 +70,12 @@ SELECTOR = {
 }
 
 
+TIMEOUT = {
+    "StartAt": "T",
+    "States": {"T": {**TASK["States"]["T"], "TimeoutSeconds": 60}},
+}
+
+
 async def best_of(repeats: int, n: int, call: Any) -> float:
     """Seconds per call, best of ``repeats`` runs of ``n`` calls (shared machine: take the quietest)."""
     best = float("inf")
@@ -92,6 +98,7 @@ async def main(n: int = 20_000, repeats: int = 7) -> None:
         ("Pass with Parameters", SELECTOR),
         ("lambda:invoke Task + Retry", TASK),
         ("bare ARN Task + Retry", BARE),
+        ("lambda:invoke Task + Retry + TimeoutSeconds", TIMEOUT),
     )
     for name, definition in cases:
         machine = compile_state_machine(definition)

@@ -165,3 +165,11 @@ def test_jsonata_definitions_validate_and_reject_jsonpath_fields() -> None:
     assert any("Invalid JSONata expression" in m for m in diagnostics(broken))
     jsonpath = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Output": 1, "End": True}}}
     assert any("only supported in JSONata states" in m for m in diagnostics(jsonpath))
+
+
+def test_jsonata_lambda_invoke_needs_function_name_in_arguments() -> None:
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
+    good = machine({"A": {**task, "Arguments": {"FunctionName": "f", "Payload": "{% $states.input %}"}}})
+    assert diagnostics(good) == []
+    bad = machine({"A": {**task, "Arguments": {"Payload": 1}}})
+    assert any("needs 'FunctionName' in Arguments" in m for m in diagnostics(bad))
