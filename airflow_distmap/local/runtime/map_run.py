@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_distmap.local import arns
@@ -53,12 +52,28 @@ EXPRESS_TIMEOUT_SECONDS: float = 300.0
 #: Items handed from the reader thread per queue slot, and queue slots: bounds what is read ahead.
 READ_CHUNK: Final = 256
 READ_AHEAD_CHUNKS: Final = 8
+_SUCCEEDED_REDRIVE: Final = (
+    ',"RedriveStatus":"NOT_REDRIVABLE","RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven"'
+)
+#: JSON string quoting (the C implementation json.dumps uses, without ASCII escaping).
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+_SECOND_CACHE: tuple[int, str] = (-1, "")
 
 
 def iso_ms(timestamp: float) -> str:
-    """ISO-8601 UTC with milliseconds and ``Z``, as result files and the context object show dates."""
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO-8601 UTC with milliseconds and ``Z``, as result files and the context object show dates.
+
+    Called several times per child, so the formatted second is cached (children mostly share a second).
+    """
+    global _SECOND_CACHE
+    second = int(timestamp)
+    cached_second, text = _SECOND_CACHE
+    if cached_second != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SECOND_CACHE = (second, text)
+    return f"{text}.{int((timestamp - second) * 1000):03d}Z"
 
 
 class Child:
@@ -134,11 +149,18 @@ class MapRun:
         account: str = arns.DEFAULT_ACCOUNT_ID,
     ) -> None:
         self.run_id = str(uuid.uuid4())
-        self._uuid = uuid.UUID(self.run_id)
+        # Child names are UUID-shaped and derived from the run id: the first 24 characters of the run id plus
+        # the run id's last 48 bits XOR the child index. Unique per child, stable across redrives, computed
+        # with one format call and reversible, so no per-child name is stored (AWS's scheme is UNCONFIRMED).
+        self._name_prefix = self.run_id[:24]
+        self._name_bits = int(self.run_id[24:], 16)
         self.label = label or str(uuid.uuid4())
         self.state_machine_name = state_machine_name
         self.arn = arns.map_run_arn(state_machine_name, self.label, self.run_id, region, account)
+        self._arn_head = arns.child_execution_arn(state_machine_name, self.label, "", region, account)
+        self._machine_label = f"{state_machine_name}/{self.label}"
         self.state_machine_arn = arns.state_machine_arn(f"{state_machine_name}/{self.label}", region, account)
+        self._quoted_machine_arn = _quote(self.state_machine_arn)
         self.parent_arn = parent_arn
         self.region = region
         self.account = account
@@ -164,7 +186,6 @@ class MapRun:
         self.reader_done = False
         self.spool = ResultSpool()
         self.result: Any = None
-        self._names: dict[str, int] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slot_free: asyncio.Event | None = None
@@ -182,22 +203,23 @@ class MapRun:
 
     # ------------------------------------------------------------------ names and ARNs
     def child_name(self, index: int) -> str:
-        """The child's execution name: a UUID derived from the run (stable across redrives)."""
-        return str(uuid.uuid3(self._uuid, str(index)))
+        """The child's execution name: a UUID-shaped name derived from the run (stable across redrives)."""
+        return f"{self._name_prefix}{self._name_bits ^ index:012x}"
 
     def child_arn(self, index: int) -> str:
         """The child's execution ARN ``execution:<sm>/<label>:<name>``."""
-        return arns.child_execution_arn(
-            self.state_machine_name, self.label, self.child_name(index), self.region, self.account
-        )
+        return f"{self._arn_head}{self._name_prefix}{self._name_bits ^ index:012x}"
 
     def find_child(self, name: str) -> Child | None:
         """The child with execution name ``name``."""
+        if len(name) != 36 or not name.startswith(self._name_prefix):
+            return None
+        try:
+            index = int(name[24:], 16) ^ self._name_bits
+        except ValueError:
+            return None
         with self._lock:
-            for index in range(len(self._names), len(self.children)):
-                self._names[self.child_name(index)] = index
-            found = self._names.get(name)
-            return None if found is None else self.children[found]
+            return self.children[index] if 0 <= index < len(self.children) else None
 
     # ------------------------------------------------------------------ bookkeeping
     def _move(self, child: Child, status: str) -> None:
@@ -311,29 +333,40 @@ class MapRun:
         child.error = error
         child.cause = cause
         input_text = child.input_text if child.input_text is not None else self._input_from_spool(child)
-        entry: dict[str, Any] = {
-            "ExecutionArn": self.child_arn(child.index),
-            "Input": input_text,
-            "InputDetails": {"Included": True},
-            "Name": self.child_name(child.index),
-        }
+        name = self.child_name(child.index)
+        # The entry's JSON is assembled from pre-quoted parts: this runs once per child and json.dumps of a
+        # dict was the largest cost of a Pass-state Map Run. Keys and order are AWS's (spec section 3.5).
+        parts = [
+            '{"ExecutionArn":',
+            _quote(self._arn_head + name),
+            ',"Input":',
+            _quote(input_text),
+            ',"InputDetails":{"Included":true},"Name":"',
+            name,
+            '"',
+        ]
         if output_text is not None:
-            entry["Output"] = output_text
-        entry["OutputDetails"] = {"Included": True}
-        entry["RedriveCount"] = child.redrive_count
+            parts += [',"Output":', _quote(output_text)]
+        parts += [',"OutputDetails":{"Included":true},"RedriveCount":', str(child.redrive_count)]
         if status == SUCCEEDED:
-            entry["RedriveStatus"] = "NOT_REDRIVABLE"
-            entry["RedriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven"
+            parts.append(_SUCCEEDED_REDRIVE)
         else:
-            entry["RedriveStatus"] = "REDRIVABLE_BY_MAP_RUN"
-        entry["StartDate"] = iso_ms(child.start or child.stop)
-        entry["StateMachineArn"] = self.state_machine_arn
-        entry["Status"] = status
-        entry["StopDate"] = iso_ms(child.stop)
+            parts.append(',"RedriveStatus":"REDRIVABLE_BY_MAP_RUN"')
+        parts += [
+            ',"StartDate":"',
+            iso_ms(child.start or child.stop),
+            '","StateMachineArn":',
+            self._quoted_machine_arn,
+            ',"Status":"',
+            status,
+            '","StopDate":"',
+            iso_ms(child.stop),
+            '"',
+        ]
         if error is not None:
-            entry["Error"] = error
-            entry["Cause"] = cause or ""
-        child.ref = self.spool.append(json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode())
+            parts += [',"Error":', _quote(error), ',"Cause":', _quote(cause or "")]
+        parts.append("}")
+        child.ref = self.spool.append("".join(parts).encode())
         child.input_text = None
         self._move(child, status)
         self.results_written[0] += 1
@@ -541,16 +574,17 @@ class MapRun:
             self._slot_free.set()
 
     def _child_context(self, child: Child, value: Any) -> dict[str, Any]:
+        name = self.child_name(child.index)
         return {
             "Execution": {
-                "Id": self.child_arn(child.index),
-                "Name": self.child_name(child.index),
+                "Id": self._arn_head + name,
+                "Name": name,
                 "Input": value,
                 "StartTime": iso_ms(child.start or time.time()),
                 "RoleArn": self.role_arn,
                 "RedriveCount": child.redrive_count,
             },
-            "StateMachine": {"Id": self.state_machine_arn, "Name": f"{self.state_machine_name}/{self.label}"},
+            "StateMachine": {"Id": self.state_machine_arn, "Name": self._machine_label},
         }
 
     async def _run_child(self, child: Child, value: Any) -> None:
@@ -574,7 +608,9 @@ class MapRun:
             log.exception("Child execution %s crashed", self.child_arn(child.index))
             self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")
             return
-        self._finish(child, SUCCEEDED, dumps(output), None, None)
+        # A Pass-like processor returns its input object: reuse the input's text instead of re-encoding it.
+        output_text = child.input_text if output is value and child.input_text is not None else dumps(output)
+        self._finish(child, SUCCEEDED, output_text, None, None)
 
     def _child_failed(self, child: Child, status: str, error: str, cause: str) -> None:
         self._finish(child, status, None, error, cause)
@@ -598,10 +634,14 @@ class MapRun:
             await asyncio.shield(asyncio.gather(*list(self._tasks), return_exceptions=True))
 
     # ------------------------------------------------------------------ results
-    def _entries(self, statuses: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    def _entries(self, statuses: tuple[str, ...]) -> Iterator[dict[str, Any] | bytes]:
+        """Entries in child order: spooled JSON bytes for finished children, dicts for pending ones."""
         for child in self.children:
             if child.status in statuses:
-                yield self.entry(child)
+                if child.ref is not None and child.status not in (PENDING, PENDING_REDRIVE, RUNNING):
+                    yield self.spool.read(child.ref)
+                else:
+                    yield self.entry(child)
 
     def _write_files(self) -> dict[str, Any]:
         groups = {

@@ -150,7 +150,7 @@ def write_result_files(
     config: WriterConfig,
     run_id: str,
     map_run_arn: str,
-    groups: Mapping[str, Iterable[Mapping[str, Any]]],
+    groups: Mapping[str, Iterable[Mapping[str, Any] | bytes]],
     max_file_bytes: int = MAX_RESULT_FILE_BYTES,
 ) -> dict[str, Any]:
     """Write the result files and ``manifest.json``; return the ``ResultWriterDetails``.
@@ -159,7 +159,8 @@ def write_result_files(
     :param config: the writer configuration (``bucket`` set).
     :param run_id: the Map Run UUID (folder name).
     :param map_run_arn: the Map Run ARN (manifest).
-    :param groups: ``SUCCEEDED`` / ``FAILED`` / ``PENDING`` -> entries in order (iterated once, streamed).
+    :param groups: ``SUCCEEDED`` / ``FAILED`` / ``PENDING`` -> entries in order (iterated once, streamed);
+        an entry may be its compact JSON bytes.
     :param max_file_bytes: roll-over threshold.
     """
     assert config.bucket is not None
@@ -188,8 +189,13 @@ def write_result_files(
     return {"Bucket": config.bucket, "Key": key}
 
 
-def _encoded(entries: Iterable[Mapping[str, Any]], transformation: str) -> Iterator[bytes]:
+def _encoded(entries: Iterable[Mapping[str, Any] | bytes], transformation: str) -> Iterator[bytes]:
     for entry in entries:
+        if isinstance(entry, bytes):
+            if transformation == "NONE":
+                yield entry  # already the compact NONE entry
+                continue
+            entry = json.loads(entry)
         for value in transform_entry(entry, transformation):
             yield json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -199,7 +205,7 @@ def _write_group(
     config: WriterConfig,
     folder: str,
     status: str,
-    entries: Iterable[Mapping[str, Any]],
+    entries: Iterable[Mapping[str, Any] | bytes],
     max_file_bytes: int,
 ) -> list[dict[str, Any]]:
     assert config.bucket is not None
