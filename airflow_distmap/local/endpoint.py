@@ -11,7 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from airflow_distmap.local.lambdas import FunctionRegistry, LambdaPool
+from airflow_distmap.local.lambdas.pool import LambdaPool
+from airflow_distmap.local.lambdas.registry import FunctionRegistry
 from airflow_distmap.local.server import Dispatcher, EndpointServer, LocalEndpointApp
 
 log = logging.getLogger(__name__)

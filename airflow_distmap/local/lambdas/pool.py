@@ -1,7 +1,7 @@
 """The Lambda worker pool: run registered handlers in worker processes, many invocations per process.
 
-Per function, up to ``processes`` worker processes (started with the ``forkserver`` method: never a fork of
-this threaded process) each run up to ``max_threads`` invocations at once in threads, so I/O-bound handlers
+Per function, up to ``processes`` worker processes (fresh interpreters, never a fork of this threaded
+process) each run up to ``max_threads`` invocations at once in threads, so I/O-bound handlers
 reach high concurrency and CPU-bound handlers use every core. Invocations travel to workers in batches and
 results come back in batches (one pipe message for many invocations).
 
@@ -11,8 +11,8 @@ Fault isolation, per invocation:
 - the handler runs past the function timeout: that invocation fails with ``Sandbox.Timedout`` at once; its
   worker takes no new work, finishes what else it runs and is then killed (which stops the hung thread);
 - the worker dies (``os._exit``, a signal, the OOM killer): the one invocation it ran fails with
-  ``Runtime.ExitError``; when it ran several, none is blamed yet: they are split in halves, each half re-run in
-  a fresh quarantine worker, until the invocation that kills a worker alone is found. Others succeed normally.
+  ``Runtime.ExitError``; when it ran several, none is blamed yet: they are split in halves, each half re-run
+  in a fresh quarantine worker, until the invocation that kills a worker alone is found. Others succeed.
 - ``MemoryError`` (the function's memory budget, ``RLIMIT_AS``) fails that invocation with
   ``Runtime.OutOfMemory`` and retires the worker, as Lambda discards the sandbox.
 """
@@ -20,14 +20,17 @@ Fault isolation, per invocation:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
 import logging
-import multiprocessing
+import math
 import os
 import pickle
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -47,6 +50,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_THREADS = 512
 #: Seconds allowed past the function timeout for a result to travel back before the pool declares a timeout.
 TIMEOUT_GRACE_SECONDS = 0.05
+#: Seconds the dispatcher holds queued invocations while a regular worker starts, so work spreads evenly.
+STARTUP_WAIT_SECONDS = 2.0
+STARTUP_POLL_SECONDS = 0.05
 #: Seconds a worker may take to start and import its handler before it counts as crashed.
 WORKER_START_TIMEOUT = 120.0
 
@@ -58,8 +64,8 @@ class InvocationResult:
     :param payload: the handler's JSON-able return value, or on error the Lambda error object
         ``{"errorMessage", "errorType", "stackTrace", "requestId"}``.
     :param request_id: the invocation's request id.
-    :param function_error: ``None`` on success, ``"Unhandled"`` when the handler raised, crashed, timed out or ran
-        out of memory.
+    :param function_error: ``None`` on success, ``"Unhandled"`` when the handler raised, crashed, timed out or
+        ran out of memory.
     :param executed_version: the function version that ran.
     """
 
@@ -73,15 +79,12 @@ class LambdaInvoker(Protocol):
     """Anything that invokes Lambda functions synchronously (the pool; fakes in tests)."""
 
     async def invoke(self, function: str, payload: Any) -> InvocationResult:
-        """Invoke ``function`` (name or ARN) with ``payload``; raises ``FunctionNotFound`` for unknown names."""
+        """Invoke ``function`` (name or ARN) with ``payload``; raise ``FunctionNotFound`` if it is unknown."""
         ...
 
 
 class PoolClosed(RuntimeError):
     """Raised for invocations still waiting when the pool closes."""
-
-
-# --------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -98,7 +101,7 @@ class _Invocation:
 
 @dataclass(eq=False)
 class _Worker:
-    process: Any
+    process: subprocess.Popen[bytes]
     conn: Connection
     quarantine: bool
     inflight: dict[int, _Invocation] = field(default_factory=dict)
@@ -124,10 +127,8 @@ def _resolve(items: list[tuple[_Invocation, InvocationResult | BaseException]]) 
     for invocation, outcome in items:
         by_loop.setdefault(invocation.loop, []).append((invocation.future, outcome))
     for loop, batch in by_loop.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(_deliver, batch)
-        except RuntimeError:  # the caller's loop is closed: nobody waits any more
-            pass
 
 
 class _FunctionPool:
@@ -162,6 +163,9 @@ class _FunctionPool:
             "sys_path": [entry for entry in sys.path if entry],
             "cwd": os.getcwd(),
         }
+        # glibc's per-thread malloc arenas would reserve gigabytes of address space across hundreds of handler
+        # threads (and trip RLIMIT_AS): two arenas are plenty for handlers that mostly wait.
+        self.process_env = {**os.environ, "MALLOC_ARENA_MAX": "2", **self.worker_spec["environment"]}
         for _ in range(owner.processes):
             self._start_worker(quarantine=False)
         self.dispatcher = threading.Thread(
@@ -172,16 +176,22 @@ class _FunctionPool:
     # -- workers -----------------------------------------------------------------------------------
 
     def _start_worker(self, quarantine: bool) -> _Worker:
-        parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
-        process = self.owner.context.Process(
-            target=worker_module.main,
-            args=(child_conn, self.worker_spec),
-            name=f"lambda-{self.spec.name}",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()
-        worker = _Worker(process=process, conn=parent_conn, quarantine=quarantine)
+        # A fresh interpreter per worker (never a fork of this threaded process, and unlike multiprocessing's
+        # spawn/forkserver it does not re-import the caller's __main__ module). It talks over a socket pair.
+        parent_sock, child_sock = socket.socketpair()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", worker_module.__name__, str(child_sock.fileno())],
+                pass_fds=(child_sock.fileno(),),
+                env=self.process_env,
+                cwd=self.worker_spec["cwd"],
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child_sock.close()
+        conn = Connection(parent_sock.detach())
+        worker = _Worker(process=process, conn=conn, quarantine=quarantine)
+        conn.send_bytes(pickle.dumps(self.worker_spec))
         self.workers.append(worker)
         threading.Thread(
             target=self._receive_loop, args=(worker,), name=f"lambda-recv-{self.spec.name}", daemon=True
@@ -206,9 +216,9 @@ class _FunctionPool:
                         self._arm_deadline(invocation)
                 for invocation_id, ok, payload in items:
                     found = worker.inflight.pop(invocation_id, None)
-                    invocation = found
-                    if invocation is None or invocation.done:
+                    if found is None or found.done:
                         continue
+                    invocation = found
                     invocation.done = True
                     if not ok and payload.get("errorType") == "Runtime.OutOfMemory":
                         self._retire(worker)  # Lambda discards a sandbox that ran out of memory
@@ -227,7 +237,7 @@ class _FunctionPool:
         self._worker_exited(worker)
 
     def _retire(self, worker: _Worker) -> None:
-        """Send ``worker`` no more work and start its replacement; it is killed once idle (caller holds lock)."""
+        """Send ``worker`` no more work and start its replacement; it is killed once idle (lock held)."""
         if worker.draining:
             return
         worker.draining = True
@@ -239,8 +249,11 @@ class _FunctionPool:
         heapq.heappush(self.deadlines, (invocation.deadline, invocation.id, invocation))
 
     def _worker_exited(self, worker: _Worker) -> None:
-        worker.process.join(timeout=5)
-        exitcode = worker.process.exitcode
+        try:
+            exitcode: int | None = worker.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            exitcode = worker.process.wait()
         worker.conn.close()
         finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
         with self.lock:
@@ -306,23 +319,40 @@ class _FunctionPool:
             worker.inflight[invocation.id] = invocation
             if worker.ready:
                 self._arm_deadline(invocation)
+            else:
+                invocation.deadline = (
+                    math.inf
+                )  # armed when the worker reports ready (stale heap entries skip)
         message = pickle.dumps(
             [(inv.id, inv.request_id, inv.event) for inv in batch], protocol=pickle.HIGHEST_PROTOCOL
         )
-        try:
+        # A dead worker's receive loop re-runs or fails what it held.
+        with contextlib.suppress(OSError, ValueError):
             worker.conn.send_bytes(message)
-        except (OSError, ValueError):
-            pass  # the worker is dead: its receive loop re-runs or fails what it held
 
     def _dispatch_loop(self) -> None:
         with self.lock:
             while not self.closed:
                 self._dispatch_pending()
                 timeout = self._expire()
+                if self.pending and self._starting():
+                    timeout = STARTUP_POLL_SECONDS if timeout is None else min(timeout, STARTUP_POLL_SECONDS)
                 self.lock.wait(timeout)
+
+    def _starting(self) -> bool:
+        """Whether a regular worker is still starting (and recently enough to be worth waiting for)."""
+        now = time.monotonic()
+        return any(
+            not w.ready and not w.quarantine and not w.killed and now - w.started < STARTUP_WAIT_SECONDS
+            for w in self.workers
+        )
 
     def _dispatch_pending(self) -> None:
         capacity = self.owner.max_threads
+        if self.pending and self._starting():
+            # Wait for every worker before the first dispatch, or the first one ready takes the whole queue
+            # and CPU-bound handlers run in one process.
+            return
         while self.pending:
             # Until workers report ready their deadlines would count import time: wait for them.
             open_workers = [
@@ -356,7 +386,8 @@ class _FunctionPool:
             if deadline != invocation.deadline:
                 continue  # re-armed since (its worker became ready later)
             invocation.done = True
-            message = f"RequestId: {invocation.request_id} Error: Task timed out after {self.spec.timeout:.2f} seconds"
+            request_id, limit = invocation.request_id, self.spec.timeout
+            message = f"RequestId: {request_id} Error: Task timed out after {limit:.2f} seconds"
             timed_out.append(
                 (
                     invocation,
@@ -371,10 +402,9 @@ class _FunctionPool:
             )
             self._retire(worker)
         for worker in list(self.workers):
-            if worker.draining and not worker.killed and all(inv.done for inv in worker.inflight.values()):
-                worker.killed = True
-                worker.process.kill()
-            elif not worker.ready and time.monotonic() - worker.started > WORKER_START_TIMEOUT:
+            idle_draining = worker.draining and all(inv.done for inv in worker.inflight.values())
+            stuck_starting = not worker.ready and time.monotonic() - worker.started > WORKER_START_TIMEOUT
+            if (idle_draining or stuck_starting) and not worker.killed:
                 worker.killed = True
                 worker.process.kill()
         # A quarantine worker whose invocations all finished has served its purpose.
@@ -399,7 +429,8 @@ class _FunctionPool:
             worker.killed = True
             worker.process.kill()
         for worker in workers:
-            worker.process.join(timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(timeout=5)
         self.dispatcher.join(timeout=5)
 
 
@@ -432,10 +463,13 @@ class LambdaPool:
         self.environment = dict(environment or {})
         self.region = region
         self.account_id = account_id
-        self.context = _worker_context()
         self._pools: dict[str, _FunctionPool] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        # Request ids look like AWS's (UUIDs): a random prefix per pool plus a counter. uuid4() per invocation
+        # costs a getrandom() syscall, which is slow enough on some VMs to cap throughput.
+        self._id_prefix = str(uuid.uuid4())[:24]
+        self._request_ids = itertools.count(1)
         self._closed = False
 
     def _pool(self, spec: FunctionSpec) -> _FunctionPool:
@@ -454,6 +488,9 @@ class LambdaPool:
                     threading.Thread(target=stale.close, daemon=True).start()
             return pool
 
+    def _request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._request_ids) & 0xFFFFFFFFFFFF:012x}"
+
     async def invoke(self, function: str, payload: Any) -> InvocationResult:
         """Invoke ``function`` synchronously (``RequestResponse``) with ``payload``.
 
@@ -466,7 +503,7 @@ class LambdaPool:
         loop = asyncio.get_running_loop()
         invocation = _Invocation(
             id=next(self._ids),
-            request_id=str(uuid.uuid4()),
+            request_id=self._request_id(),
             event=json.dumps(payload).encode(),
             loop=loop,
             future=loop.create_future(),
@@ -496,16 +533,3 @@ class LambdaPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-_context_lock = threading.Lock()
-
-
-def _worker_context() -> Any:
-    # forkserver: workers are forked from a small single-threaded server process, never from this (threaded)
-    # process, and start in milliseconds (which quarantine re-runs rely on). Only the worker module is preloaded,
-    # not the caller's __main__.
-    with _context_lock:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["airflow_distmap.local.lambdas.worker"])
-        return context

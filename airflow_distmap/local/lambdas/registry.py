@@ -44,7 +44,7 @@ class FunctionSpec:
     """One local Lambda function.
 
     :param name: function name.
-    :param handler: ``"module:callable"`` (``module.callable`` is accepted too), called as ``f(event, context)``.
+    :param handler: ``"module:callable"`` (or ``module.callable``), called as ``f(event, context)``.
     :param code_dir: folder put first on the worker's ``sys.path`` (Lambda's ``/var/task``), if any.
     :param timeout: seconds an invocation may run before it fails with ``Sandbox.Timedout``.
     :param memory_mb: memory budget of one worker process, enforced with ``RLIMIT_AS`` (``None``: unlimited).
@@ -113,7 +113,7 @@ class FunctionRegistry:
         """Discover ``functions_dir`` (if it exists) and then apply ``functions`` overrides.
 
         :param functions_dir: folder holding ``<name>/handler.py`` function folders.
-        :param functions: ``NAME -> "module:callable"`` extra functions, replacing discovered ones of that name.
+        :param functions: ``NAME -> "module:callable"`` extra functions, replacing discovered namesakes.
         """
         registry = cls()
         if functions_dir is not None:

@@ -1,0 +1,57 @@
+"""Tiny Lambda handlers the pool tests run in worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+
+class RowRejected(Exception):
+    pass
+
+
+def echo(event: Any, context: Any) -> Any:
+    return {
+        "event": event,
+        "function": context.function_name,
+        "request_id": context.aws_request_id,
+        "memory": context.memory_limit_in_mb,
+        "arn": context.invoked_function_arn,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+    }
+
+
+def fail(event: Any, context: Any) -> Any:
+    raise RowRejected(f"bad row {event['row']}")
+
+
+def behave(event: Any, context: Any) -> Any:
+    """Does what the event says: sleep, crash, hang, allocate, or return."""
+    action = event.get("action", "ok")
+    time.sleep(event.get("sleep", 0))
+    if action == "exit":
+        os._exit(3)
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if action == "hang":
+        time.sleep(3600)
+    if action == "allocate":
+        block = bytearray(event["mb"] * 1024 * 1024)
+        return len(block)
+    return {"pid": os.getpid(), "value": event.get("value")}
+
+
+def burn(event: Any, context: Any) -> Any:
+    """CPU-bound: spin for the requested milliseconds of CPU time."""
+    end = time.process_time() + event["ms"] / 1000
+    total = 0
+    while time.process_time() < end:
+        total += 1
+    return os.getpid()
+
+
+def not_json(event: Any, context: Any) -> Any:
+    return {1, 2, 3}

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_distmap.local.lambdas import FunctionNotFound, FunctionRegistry, FunctionSpec, LambdaPool
+
+HERE = str(Path(__file__).parent)
+
+
+def _spec(name: str, handler: str, **kwargs: Any) -> FunctionSpec:
+    return FunctionSpec(name=name, handler=f"sample_handlers:{handler}", code_dir=HERE, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[LambdaPool]:
+    registry = FunctionRegistry(
+        [
+            _spec("echo", "echo"),
+            _spec("fail", "fail"),
+            _spec("behave", "behave", timeout=1.0),
+            _spec("burn", "burn"),
+            _spec("not-json", "not_json"),
+            _spec("missing-module", "nothing_here").__class__(
+                name="missing-module", handler="no_such_module:handler"
+            ),
+            _spec("small", "behave", memory_mb=64),
+        ]
+    )
+    with LambdaPool(
+        registry, processes=2, environment={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    ) as lambda_pool:
+        yield lambda_pool
+
+
+async def test_success_returns_the_handler_value_with_a_lambda_context(pool: LambdaPool) -> None:
+    result = await pool.invoke(
+        "arn:aws:lambda:us-east-1:123456789012:function:echo:$LATEST", {"row": [1, "a"]}
+    )
+
+    assert result.function_error is None
+    assert result.executed_version == "$LATEST"
+    assert result.payload["event"] == {"row": [1, "a"]}
+    assert result.payload["function"] == "echo"
+    assert result.payload["request_id"] == result.request_id
+    assert result.payload["memory"] == 1024
+    assert result.payload["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:echo"
+    assert 0 < result.payload["remaining_ms"] <= 3000
+    assert result.payload["endpoint"] == "http://127.0.0.1:1"
+
+
+async def test_handler_exception_is_an_unhandled_error_object(pool: LambdaPool) -> None:
+    result = await pool.invoke("fail", {"row": 7})
+
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "RowRejected"
+    assert result.payload["errorMessage"] == "bad row 7"
+    assert result.payload["requestId"] == result.request_id
+    assert any("sample_handlers.py" in line and "in fail" in line for line in result.payload["stackTrace"])
+
+
+async def test_unserialisable_return_value_is_a_marshal_error(pool: LambdaPool) -> None:
+    result = await pool.invoke("not-json", {})
+
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "Runtime.MarshalError"
+
+
+async def test_import_failure_is_reported_per_invocation(pool: LambdaPool) -> None:
+    result = await pool.invoke("missing-module", {})
+
+    assert result.payload["errorType"] == "Runtime.ImportModuleError"
+    assert "no_such_module" in result.payload["errorMessage"]
+
+
+async def test_unknown_function_raises_function_not_found(pool: LambdaPool) -> None:
+    with pytest.raises(FunctionNotFound):
+        await pool.invoke("arn:aws:lambda:us-east-1:123456789012:function:nobody", {})
+    with pytest.raises(FunctionNotFound):
+        await pool.invoke("not a valid name!", {})
+
+
+async def test_crash_fails_only_the_guilty_invocation(pool: LambdaPool) -> None:
+    good = [pool.invoke("behave", {"sleep": 0.2, "value": i}) for i in range(20)]
+    crashers = [
+        pool.invoke("behave", {"sleep": 0.05, "action": "exit"}),
+        pool.invoke("behave", {"sleep": 0.05, "action": "kill"}),
+    ]
+
+    results = await asyncio.gather(*good, *crashers)
+
+    assert [r.payload.get("value", r.payload) for r in results[:20]] == list(range(20))
+    assert all(r.function_error is None for r in results[:20])
+    exit_error, kill_error = results[20].payload, results[21].payload
+    assert results[20].function_error == results[21].function_error == "Unhandled"
+    assert exit_error["errorType"] == kill_error["errorType"] == "Runtime.ExitError"
+    assert exit_error["errorMessage"].endswith("Runtime exited with error: exit status 3")
+    assert kill_error["errorMessage"].endswith("Runtime exited with error: signal: killed")
+    # The pool is back to full strength and keeps serving.
+    assert (await pool.invoke("behave", {"value": "after"})).payload["value"] == "after"
+    assert len(pool.worker_pids("behave")) == 2
+
+
+async def test_hang_times_out_alone_and_others_finish(pool: LambdaPool) -> None:
+    hang = pool.invoke("behave", {"action": "hang"})
+    good = [pool.invoke("behave", {"sleep": 0.1, "value": i}) for i in range(10)]
+
+    results = await asyncio.gather(hang, *good)
+
+    assert results[0].function_error == "Unhandled"
+    assert results[0].payload["errorType"] == "Sandbox.Timedout"
+    assert results[0].payload["errorMessage"] == (
+        f"RequestId: {results[0].request_id} Error: Task timed out after 1.00 seconds"
+    )
+    assert [r.payload["value"] for r in results[1:]] == list(range(10))
+
+
+async def test_out_of_memory_fails_that_invocation(pool: LambdaPool) -> None:
+    big = pool.invoke("small", {"action": "allocate", "mb": 4096})
+    ok = pool.invoke("small", {"action": "allocate", "mb": 8})
+
+    big_result, ok_result = await asyncio.gather(big, ok)
+
+    assert big_result.function_error == "Unhandled"
+    assert big_result.payload["errorType"] == "Runtime.OutOfMemory"
+    assert ok_result.payload == 8 * 1024 * 1024
+
+
+async def test_cpu_bound_work_spreads_over_processes(pool: LambdaPool) -> None:
+    results = await asyncio.gather(*(pool.invoke("burn", {"ms": 5}) for _ in range(200)))
+
+    pids = {r.payload for r in results}
+    assert len(pids) == 2
+    assert set(pool.worker_pids("burn")) == pids
+
+
+def test_invoke_from_loops_in_several_threads(pool: LambdaPool) -> None:
+    outcomes: dict[int, list[Any]] = {}
+
+    def run(thread_no: int) -> None:
+        async def many() -> list[Any]:
+            results = await asyncio.gather(
+                *(pool.invoke("echo", {"t": thread_no, "i": i}) for i in range(50))
+            )
+            return [r.payload["event"] for r in results]
+
+        outcomes[thread_no] = asyncio.run(many())
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert outcomes == {n: [{"t": n, "i": i} for i in range(50)] for n in range(4)}
