@@ -1,0 +1,338 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from airflow_distmap.csv_processing.errors import (
+    BadHeaderError,
+    MissingColumnError,
+    OutputLocationError,
+    ResultsPrefixInUseError,
+    RowThresholdExceededError,
+)
+from airflow_distmap.operators.csv_row_processing import (
+    CRASH_RETRY,
+    MAX_INPUT_BYTES_PER_BATCH,
+    CsvRowProcessingOperator,
+)
+
+ROLE = "arn:aws:iam::123456789012:role/sfn"
+BUCKET = "csv-bucket"
+
+
+def context(run_id: str = "manual__2025-01-01", try_number: int = 1) -> dict[str, Any]:
+    ti = mock.MagicMock()
+    ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number = "etl", "rows", run_id, -1, try_number
+    return {"ti": ti}
+
+
+def operator(**kwargs: Any) -> CsvRowProcessingOperator:
+    params: dict[str, Any] = {
+        "task_id": "rows",
+        "input_uri": f"s3://{BUCKET}/in/data.csv",
+        "function_name": "post_processing",
+        "columns": ["text"],
+        "output_uri": f"s3://{BUCKET}/out/data.csv",
+        "output_column": "processed",
+        "role_arn": ROLE,
+        "aws_conn_id": None,
+        "region_name": "us-east-1",
+        "deferrable": False,
+        "waiter_delay": 1,
+        "batch_size": 2,
+    }
+    params.update(kwargs)
+    return CsvRowProcessingOperator(**params)
+
+
+# -- unit: definition and pre-flight (moto S3) ------------------------------------------------------------
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def test_definition_reads_given_headers_and_sends_index_and_requested_columns(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body="\ufeffid;the 'text'.x;n\n1;a;b\n".encode())
+    op = operator(
+        columns=["the 'text'.x"], delimiter="SEMICOLON", max_concurrency=50, function_config={"k": 1}
+    )
+    ctx = context()
+    op.preflight(ctx)
+    definition = op.build_definition(ctx)
+    state = definition["States"]["ProcessRows"]
+    assert state["ItemReader"]["ReaderConfig"] == {
+        "InputType": "CSV",
+        "CSVHeaderLocation": "GIVEN",
+        "CSVHeaders": ["c0", "c1", "c2"],
+        "CSVDelimiter": "SEMICOLON",
+    }
+    assert state["ItemReader"]["Parameters"] == {"Bucket.$": "$.input.bucket", "Key.$": "$.input.key"}
+    assert state["ItemSelector"] == {
+        "index.$": "$$.Map.Item.Index",
+        "row": {"the 'text'.x.$": "$$.Map.Item.Value.c1"},
+    }
+    assert state["ItemBatcher"] == {
+        "MaxItemsPerBatch": 2,
+        "MaxInputBytesPerBatch": MAX_INPUT_BYTES_PER_BATCH,
+        "BatchInput": {"config.$": "$.function_config", "skip": [0]},
+    }
+    assert MAX_INPUT_BYTES_PER_BATCH < 256 * 1024
+    assert state["ToleratedFailurePercentage"] == 100
+    assert state["MaxConcurrency"] == 50
+    task = state["ItemProcessor"]["States"]["ProcessBatch"]
+    assert CRASH_RETRY in task["Retry"]
+    assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in task["Retry"])
+    assert state["ResultWriter"]["Parameters"] == {
+        "Bucket.$": "$.results.bucket",
+        "Prefix.$": "$.results.prefix",
+    }
+    execution_input = op.build_execution_input(ctx)
+    assert execution_input["input"]["key"] == "in/data.csv"
+    assert execution_input["results"] == {
+        "bucket": BUCKET,
+        "prefix": "distmap-results/etl/rows/manual__2025-01-01",
+    }
+    assert execution_input["function_config"] == {"k": 1}
+
+
+def test_same_layout_shares_a_state_machine_and_other_layouts_do_not(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/a.csv", Body=b"id,text\n1,a\n")
+    s3.put_object(Bucket=BUCKET, Key="in/b.csv", Body=b"id,text\n2,b\n")
+    s3.put_object(Bucket=BUCKET, Key="in/c.csv", Body=b"id,x,text\n2,b,c\n")
+    names = []
+    for key, run in (("a", "r1"), ("b", "r2"), ("c", "r3")):
+        op = operator(input_uri=f"s3://{BUCKET}/in/{key}.csv", output_uri=f"s3://{BUCKET}/out/{key}.csv")
+        op.preflight(context(run))
+        names.append(op.state_machine_name)
+    assert names[0] == names[1] != names[2]
+
+
+def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
+    op = operator()
+    assert op.default_results_uri(context("scheduled__2025-01-01T00:00:00+00:00")) == (
+        f"s3://{BUCKET}/distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "error", "message"),
+    [
+        (b"id,text,id\n1,2,3\n", {}, BadHeaderError, "duplicate"),
+        (b"id,body\n1,2\n", {}, MissingColumnError, "'text'"),
+        (b"id,text\n1,2\n", {"output_uri": f"s3://{BUCKET}/out/data.json"}, OutputLocationError, "parquet"),
+        (
+            b"id,text\n1,2\n",
+            {"output_uri": f"s3://{BUCKET}/taken.csv"},
+            OutputLocationError,
+            "already exists",
+        ),
+        (b"id,text\n1,2\n", {"results_uri": f"s3://{BUCKET}/used"}, ResultsPrefixInUseError, "another run"),
+    ],
+)
+def test_bad_input_fails_before_anything_is_created(
+    s3: Any, body: bytes, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=body)
+    s3.put_object(Bucket=BUCKET, Key="taken.csv", Body=b"someone else's")
+    s3.put_object(Bucket=BUCKET, Key="used/abc/manifest.json", Body=b"{}")
+    op = operator(**kwargs)
+    with mock.patch.object(CsvRowProcessingOperator, "hook") as hook, pytest.raises(error, match=message):
+        op.execute(context())
+    hook.create_or_update_state_machine.assert_not_called()
+    hook.start_execution.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_concurrency": 10_001}, "max_concurrency"),
+        ({"tolerated_failure_percentage": 101}, "tolerated_failure_percentage"),
+        ({"output_column": ""}, "output_column"),
+        ({"map_label": "bad label"}, "label"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        operator(**kwargs)
+
+
+# -- local endpoint: real runs -------------------------------------------------------------------------
+
+FUNCTIONS = {
+    "shout": """
+from airflow_distmap.lambda_runtime import row_handler
+
+
+@row_handler
+def handler(row):
+    if row["text"] == "boom":
+        raise ValueError("boom is not allowed")
+    return row["text"].upper()
+""",
+    # Crashes the worker the first time it sees a batch holding "crash-once" (a marker file remembers),
+    # so only a retried invocation can succeed.
+    "crashy": """
+import os
+
+from airflow_distmap.lambda_runtime import row_handler
+
+MARKER = os.environ["CRASHY_MARKER"]
+
+
+@row_handler
+def process(row):
+    return row["text"][::-1]
+
+
+def handler(event, context):
+    texts = [item["row"]["text"] for item in event["Items"]]
+    if "crash-always" in texts:
+        os._exit(3)
+    if "crash-once" in texts and not os.path.exists(MARKER):
+        open(MARKER, "w").close()
+        os._exit(3)
+    return process(event, context)
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from airflow_distmap.local import LocalEndpoint
+
+    root = tmp_path_factory.mktemp("functions")
+    for name, source in FUNCTIONS.items():
+        (root / name).mkdir()
+        (root / name / "handler.py").write_text(source)
+    post_processing = Path(__file__).resolve().parents[2] / "lambda_functions" / "post_processing"
+    (root / "post_processing").symlink_to(post_processing)
+    os.environ["CRASHY_MARKER"] = str(root / "crashed-once")
+    with LocalEndpoint(functions_dir=root, processes=2) as running:
+        running.client("s3").create_bucket(Bucket=BUCKET)
+        yield running
+
+
+@pytest.fixture
+def local(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+    return endpoint.client("s3")
+
+
+def read_csv(s3: Any, uri: str, delimiter: str = ",") -> list[dict[str, str]]:
+    key = uri.split("/", 3)[3]
+    text = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+MESSY = (
+    "\ufeffid;text;note\n"
+    '1;"Hello; World 1!";x\n'
+    '2;"say ""hi""\nand bye";y\n'
+    "3;Crème brûlée 日本語 🚚 42\n"
+    "4;long;a;b;c\n"
+    "5;  lots   of    space  ;z\n"
+)
+
+
+def test_messy_semicolon_csv_end_to_end(local: Any) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/messy.csv", Body=MESSY.encode())
+    op = operator(
+        input_uri=f"s3://{BUCKET}/in/messy.csv",
+        output_uri=f"s3://{BUCKET}/out/messy.csv",
+        delimiter="SEMICOLON",
+        aws_conn_id="aws_local",
+        region_name=None,
+        function_config={"column": "text"},
+        columns=None,
+    )
+    summary = op.execute(context("messy"))
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["counts"] == {"total": 5, "succeeded": 5, "failed": 0}
+    assert summary["manifest_uri"].endswith("/manifest.json")
+    output = read_csv(local, summary["output_uri"], delimiter=";")
+    assert [r["id"] for r in output] == ["1", "2", "3", "4", "5"]
+    assert [r["processed"] for r in output] == [
+        "Processed data: Hello World",
+        "Processed data: say hi and bye",
+        "Processed data: Crème brûlée 日本語",
+        "Processed data: long",
+        "Processed data: lots of space",
+    ]
+    assert output[2]["note"] == ""  # short row padded
+    assert output[3]["note"] == "a"  # long row cut
+    assert read_csv(local, summary["failed_rows_uri"], delimiter=";") == []
+    json.dumps(summary)  # what goes to XCom is JSON
+
+
+def test_row_errors_go_to_the_ledger_and_the_threshold_fails_the_task(local: Any) -> None:
+    rows = ["a", "boom", "c", "boom", "e"]
+    local.put_object(Bucket=BUCKET, Key="in/rows.csv", Body=("text\n" + "\n".join(rows) + "\n").encode())
+    common = {
+        "input_uri": f"s3://{BUCKET}/in/rows.csv",
+        "function_name": "shout",
+        "aws_conn_id": "aws_local",
+        "region_name": None,
+    }
+    tolerant = operator(output_uri=f"s3://{BUCKET}/out/tolerant.parquet", tolerated_failure_count=2, **common)
+    summary = tolerant.execute(context("tolerant"))
+    assert (summary["rows_succeeded"], summary["rows_failed"]) == (3, 2)
+    assert summary["errors_by_type"] == {"ValueError": 2}
+    assert summary["failed_rows_uri"] == f"s3://{BUCKET}/out/tolerant.failed.parquet"
+
+    strict = operator(output_uri=f"s3://{BUCKET}/out/strict.csv", tolerated_failure_percentage=20, **common)
+    ctx = context("strict")
+    with pytest.raises(RowThresholdExceededError, match=r"2 of 5 rows failed \(ValueError: 2\)"):
+        strict.execute(ctx)
+    ledger = read_csv(local, f"s3://{BUCKET}/out/strict.failed.csv")
+    assert [(r["row_index"], r["text"], r["error_message"]) for r in ledger] == [
+        ("1", "boom", "boom is not allowed"),
+        ("3", "boom", "boom is not allowed"),
+    ]
+    assert [r["processed"] for r in read_csv(local, f"s3://{BUCKET}/out/strict.csv")] == [
+        "A",
+        "",
+        "C",
+        "",
+        "E",
+    ]
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
+    assert pushed["summary"]["rows_failed"] == 2
+
+
+def test_crashed_invocation_is_retried_and_a_batch_that_keeps_crashing_fails_only_its_rows(
+    local: Any,
+) -> None:
+    rows = ["ab", "crash-once", "cd", "ef", "crash-always", "gh", "ij"]
+    local.put_object(Bucket=BUCKET, Key="in/crash.csv", Body=("text\n" + "\n".join(rows) + "\n").encode())
+    op = operator(
+        input_uri=f"s3://{BUCKET}/in/crash.csv",
+        output_uri=f"s3://{BUCKET}/out/crash.csv",
+        function_name="crashy",
+        aws_conn_id="aws_local",
+        region_name=None,
+        tolerated_failure_count=2,
+    )
+    summary = op.execute(context("crash"))
+    output = read_csv(local, summary["output_uri"])
+    # item 0 is the header line: batches of 2 items are [header, ab] [crash-once, cd] [ef, crash-always]...
+    assert [r["processed"] for r in output] == ["ba", "ecno-hsarc", "dc", "", "", "hg", "ji"]
+    ledger = read_csv(local, summary["failed_rows_uri"])
+    assert [r["row_index"] for r in ledger] == ["3", "4"]
+    assert len({r["error_type"] for r in ledger}) == 1
+    assert summary["rows_failed"] == 2
