@@ -1,0 +1,180 @@
+"""``airflow-distmap results s3://.../manifest.json``: summarise a finished Distributed Map run.
+
+Streams the result files listed by the manifest (never loads them whole) and prints: child executions
+per status, items/rows succeeded and failed, failures grouped by error, and a few failed rows or items
+with their input. Rows are counted from ``row_handler`` outputs (``{"rows": [...]}``), so a batch's row
+errors show up even though its child execution succeeded.
+
+Works against AWS and the local endpoint alike: credentials come from boto3's default chain, the
+endpoint from ``--endpoint-url`` or ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow_distmap.csv_processing.collector import ChildEntry, iter_child_entries
+from airflow_distmap.results import read_manifest
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_PREVIEW_CHARS = 200
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command's options."""
+    parser.add_argument("manifest_uri", help="s3://bucket/prefix/<map run id>/manifest.json")
+    parser.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="S3 endpoint, e.g. http://127.0.0.1:4566 for the local endpoint (default: $AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument("--region", default=None, help="AWS region (default: boto3's configuration)")
+    parser.add_argument("--samples", type=int, default=5, help="failed rows to show (default 5)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _preview(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 3] + "..."
+
+
+def _items(child_input: Any) -> list[Any]:
+    if isinstance(child_input, dict) and isinstance(child_input.get("Items"), list):
+        return list(child_input["Items"])
+    return [] if child_input is None else [child_input]
+
+
+class _Tally:
+    """Counters filled entry by entry; only ``samples`` failures are kept."""
+
+    def __init__(self, samples: int) -> None:
+        self.samples = samples
+        self.children: Counter[str] = Counter()
+        self.rows: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.failed: list[dict[str, Any]] = []
+
+    def _sample(self, **fields: Any) -> None:
+        if len(self.failed) < self.samples:
+            self.failed.append(fields)
+
+    def add(self, entry: ChildEntry) -> None:
+        self.children[entry.status] += 1
+        if entry.status != "SUCCEEDED":
+            error = entry.error or ("NotStarted" if entry.status == "PENDING" else "Unknown")
+            items = _items(entry.input)
+            self.rows["failed"] += len(items) or 1
+            self.errors[error] += len(items) or 1
+            for item in items[: max(self.samples - len(self.failed), 0)]:
+                index = item.get("index") if isinstance(item, dict) else None
+                self._sample(index=index, error=error, message=_preview(entry.cause or ""), input=item)
+            return
+        output = entry.output
+        rows = output.get("rows") if isinstance(output, dict) else None
+        if rows is None and isinstance(output, dict) and "index" in output:
+            rows = [output]
+        if not isinstance(rows, list):
+            self.rows["succeeded"] += len(_items(entry.input)) or 1
+            return
+        needs_input = False
+        for row in rows:
+            if not isinstance(row, dict) or row.get("skipped"):
+                continue
+            if "error" in row:
+                details = row["error"] if isinstance(row["error"], dict) else {"message": row["error"]}
+                kind = str(details.get("type") or "Error")
+                self.rows["failed"] += 1
+                self.errors[kind] += 1
+                if len(self.failed) < self.samples:
+                    needs_input = True
+                    self._sample(
+                        index=row.get("index"), error=kind, message=_preview(details.get("message", ""))
+                    )
+            else:
+                self.rows["succeeded"] += 1
+        if needs_input:  # decode the batch's input only when one of its rows is shown
+            by_index = {i.get("index"): i for i in _items(entry.input) if isinstance(i, dict)}
+            for sample in self.failed:
+                if "input" not in sample and sample.get("index") in by_index:
+                    sample["input"] = by_index[sample["index"]].get("row", by_index[sample["index"]])
+
+
+def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, Any]:
+    """Stream a run's result files and return its summary.
+
+    :param s3: a boto3 S3 client.
+    :param manifest_uri: ``s3://.../manifest.json``.
+    :param samples: how many failed rows to include.
+    :return: ``{"manifest_uri", "map_run_arn", "result_files", "children", "rows", "failures_by_error",
+        "failed_samples"}``.
+    """
+    manifest = read_manifest(s3, manifest_uri)
+    tally = _Tally(samples)
+    for entry in iter_child_entries(s3, manifest):
+        tally.add(entry)
+    return {
+        "manifest_uri": manifest_uri,
+        "map_run_arn": manifest.map_run_arn,
+        "result_files": {
+            status: {"count": len(files), "bytes": sum(f.size for f in files)}
+            for status, files in manifest.result_files.items()
+        },
+        "children": dict(tally.children),
+        "rows": {
+            "total": tally.rows["succeeded"] + tally.rows["failed"],
+            "succeeded": tally.rows["succeeded"],
+            "failed": tally.rows["failed"],
+        },
+        "failures_by_error": dict(tally.errors.most_common()),
+        "failed_samples": tally.failed,
+    }
+
+
+def _print(summary: dict[str, Any]) -> None:
+    rows = summary["rows"]
+    print(f"Manifest:  {summary['manifest_uri']}")
+    print(f"Map Run:   {summary['map_run_arn']}")
+    files = ", ".join(f"{s} {v['count']} ({v['bytes']:,} B)" for s, v in summary["result_files"].items())
+    print(f"Files:     {files}")
+    children = ", ".join(f"{k.lower()} {v:,}" for k, v in sorted(summary["children"].items())) or "none"
+    print(f"Children:  {children}")
+    print(f"Rows:      {rows['total']:,} total, {rows['succeeded']:,} succeeded, {rows['failed']:,} failed")
+    if summary["failures_by_error"]:
+        print("Failures by error:")
+        for error, count in summary["failures_by_error"].items():
+            print(f"  {count:>10,}  {error}")
+    if summary["failed_samples"]:
+        print("Sample failed rows:")
+        for sample in summary["failed_samples"]:
+            print(f"  row item {sample.get('index')}: {sample['error']}: {sample['message']}")
+            if "input" in sample:
+                print(f"      input: {_preview(sample['input'])}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the summary; return 0, or 1 when the manifest cannot be read."""
+    s3 = boto3.client("s3", endpoint_url=args.endpoint_url or None, region_name=args.region)
+    try:
+        summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
+    except (ClientError, BotoCoreError, ValueError) as error:
+        print(
+            f"error: cannot read {args.manifest_uri}: {error}. To fix this, check the URI (it ends in "
+            "manifest.json), the credentials, and --endpoint-url for the local endpoint.",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    else:
+        _print(summary)
+    return 0

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from airflow_distmap.cli import main
+from airflow_distmap.cli.results import summarise
+
+BUCKET = "results-bucket"
+
+
+def entry(status: str, items: list[dict[str, Any]], output: Any = None, **extra: Any) -> dict[str, Any]:
+    record = {"ExecutionArn": "arn:child", "Status": status, "Input": json.dumps({"Items": items}), **extra}
+    if output is not None:
+        record["Output"] = json.dumps(output)
+    return record
+
+
+@pytest.fixture
+def manifest_uri() -> Iterator[str]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        items = [{"index": i, "row": {"text": f"t{i}"}} for i in range(6)]
+        succeeded = [
+            entry(
+                "SUCCEEDED",
+                items[0:3],
+                {
+                    "rows": [
+                        {"index": 0, "skipped": True},
+                        {"index": 1, "output": "T1"},
+                        {"index": 2, "error": {"type": "ValueError", "message": "bad t2"}},
+                    ]
+                },
+            ),
+            entry("SUCCEEDED", items[3:4], {"rows": [{"index": 3, "output": "T3"}]}),
+        ]
+        cause = json.dumps({"errorMessage": "crashed", "errorType": "Runtime.ExitError"})
+        failed = [entry("FAILED", items[4:6], Error="Runtime.ExitError", Cause=cause)]
+        s3.put_object(Bucket=BUCKET, Key="p/run/SUCCEEDED_0.json", Body=json.dumps(succeeded).encode())
+        s3.put_object(Bucket=BUCKET, Key="p/run/FAILED_0.json", Body=json.dumps(failed).encode())
+        manifest = {
+            "DestinationBucket": BUCKET,
+            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
+            "ResultFiles": {
+                "SUCCEEDED": [{"Key": "p/run/SUCCEEDED_0.json", "Size": 100}],
+                "FAILED": [{"Key": "p/run/FAILED_0.json", "Size": 50}],
+                "PENDING": [],
+            },
+        }
+        s3.put_object(Bucket=BUCKET, Key="p/run/manifest.json", Body=json.dumps(manifest).encode())
+        yield f"s3://{BUCKET}/p/run/manifest.json"
+
+
+def test_summary_counts_rows_and_groups_failures(manifest_uri: str) -> None:
+    summary = summarise(boto3.client("s3", region_name="us-east-1"), manifest_uri, samples=5)
+    assert summary["children"] == {"SUCCEEDED": 2, "FAILED": 1}
+    assert summary["rows"] == {"total": 5, "succeeded": 2, "failed": 3}
+    assert summary["failures_by_error"] == {"Runtime.ExitError": 2, "ValueError": 1}
+    assert summary["failed_samples"][0] == {
+        "index": 2,
+        "error": "ValueError",
+        "message": "bad t2",
+        "input": {"text": "t2"},
+    }
+    assert [s["index"] for s in summary["failed_samples"]] == [2, 4, 5]
+    assert summary["result_files"]["FAILED"] == {"count": 1, "bytes": 50}
+
+
+def test_command_prints_text_and_json(manifest_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["results", manifest_uri, "--samples", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "Rows:      5 total, 2 succeeded, 3 failed" in text
+    assert "Runtime.ExitError" in text
+    assert text.count("row item") == 1
+    assert main(["results", manifest_uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"]["failed"] == 3
+
+
+def test_command_explains_an_unreadable_manifest(
+    manifest_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["results", f"s3://{BUCKET}/nope/manifest.json"]) == 1
+    assert "To fix this" in capsys.readouterr().err
