@@ -87,7 +87,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.
     :param csv_headers: column names for a file without a header line (the ItemReader's ``GIVEN``).
     :param function_config: JSON object handed to ``f(row, config)`` functions (templated).
-    :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB).
+    :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);
+        templated.
     :param results_uri: where the Map Run exports its results (templated); default
         ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>/``, one prefix per task run.
     :param state_machine_name: name of the state machine; default derived from the dag, the task and
@@ -114,6 +115,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         "columns",
         "output_uri",
         "function_config",
+        "batch_size",
         "results_uri",
         "state_machine_name",
         "role_arn",
@@ -133,7 +135,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         delimiter: str = "COMMA",
         csv_headers: Sequence[str] | None = None,
         function_config: dict[str, Any] | None = None,
-        batch_size: int = 100,
+        batch_size: int | str = 100,
         results_uri: str | None = None,
         state_machine_name: str | None = None,
         role_arn: str | None = None,
@@ -166,7 +168,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self.delimiter = delimiter
         self.csv_headers = list(csv_headers) if csv_headers is not None else None
         self.function_config = function_config
-        self.batch_size = check_int(batch_size, "batch_size", 1)
+        # A template ("{{ params.batch_size }}") is checked once rendered, in preflight.
+        self.batch_size: int | str = (
+            batch_size if isinstance(batch_size, str) else check_int(batch_size, "batch_size", 1)
+        )
         self.lambda_timeout_seconds = lambda_timeout_seconds
         if not isinstance(output_column, str) or not output_column:
             raise ValueError("output_column must be a non-empty column name, e.g. output_column='result'.")
@@ -196,6 +201,12 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 rendered = [c.strip() for c in self.columns.split(",")]
             return [str(c) for c in rendered]
         return [str(c) for c in self.columns]
+
+    def _batch_size(self) -> int:
+        value = self.batch_size
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        return check_int(value, "batch_size", 1)
 
     def _output_uri(self, context: Context) -> str:
         if self.output_uri:
@@ -236,6 +247,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :raises CsvInputError: a subclass naming the problem and the fix.
         """
         check_function_name(str(self.function_name))
+        self.batch_size = self._batch_size()
         owner = self._owner(context)
         s3 = self.s3_hook.get_conn()
         self._layout = self._check_input(context)
@@ -279,7 +291,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             },
             "ItemSelector": {"index.$": "$$.Map.Item.Index", "row": row},
             "ItemBatcher": {
-                "MaxItemsPerBatch": self.batch_size,
+                "MaxItemsPerBatch": self._batch_size(),
                 "MaxInputBytesPerBatch": MAX_INPUT_BYTES_PER_BATCH,
                 "BatchInput": {
                     "config.$": "$.function_config",
