@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,52 @@ def test_functions_dir_and_overrides_are_registered(tmp_path: Path) -> None:
     )
 
     assert endpoint.registry.names() == ["doubler", "echo"]
+
+
+def test_local_endpoint_fixture_runs_a_distributed_map_with_real_handlers(
+    local_endpoint: LocalEndpoint,
+) -> None:
+    s3 = local_endpoint.client("s3")
+    sfn = local_endpoint.client("stepfunctions")
+    s3.create_bucket(Bucket="fixture-map")
+    s3.put_object(Bucket="fixture-map", Key="in.csv", Body=b"value,sleep\na,0\nb,0\nc,0\n")
+    definition = {
+        "StartAt": "Map",
+        "States": {
+            "Map": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                    "Parameters": {"Bucket": "fixture-map", "Key": "in.csv"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "Invoke",
+                    "States": {
+                        "Invoke": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": "behave", "Payload.$": "$"},
+                            "OutputPath": "$.Payload.value",
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    arn = sfn.create_state_machine(
+        name="fixture-map", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    waiter_deadline = 600
+    while (described := sfn.describe_execution(executionArn=execution))[
+        "status"
+    ] == "RUNNING" and waiter_deadline:
+        waiter_deadline -= 1
+        time.sleep(0.1)
+
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == ["a", "b", "c"]

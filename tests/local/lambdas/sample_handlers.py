@@ -31,7 +31,7 @@ def fail(event: Any, context: Any) -> Any:
 def behave(event: Any, context: Any) -> Any:
     """Does what the event says: sleep, crash, hang, allocate, or return."""
     action = event.get("action", "ok")
-    time.sleep(event.get("sleep", 0))
+    time.sleep(float(event.get("sleep", 0)))
     if action == "exit":
         os._exit(3)
     if action == "kill":

@@ -1,0 +1,129 @@
+"""``airflow-distmap local``: serve the local AWS endpoint in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from types import FrameType
+
+from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint
+from airflow_distmap.local.lambdas.registry import parse_function_option
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4566
+
+
+def _function_option(text: str) -> tuple[str, str]:
+    try:
+        return parse_function_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``local`` sub-command's options.
+
+    :param parser: the sub-command's parser.
+    """
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: loopback only)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--function",
+        dest="functions",
+        action="append",
+        default=[],
+        type=_function_option,
+        metavar="NAME=module:callable",
+        help="register (or override) a Lambda function; repeatable",
+    )
+    parser.add_argument(
+        "--functions-dir",
+        default=DEFAULT_FUNCTIONS_DIR,
+        help="folder of <name>/handler.py Lambda functions (default ./lambda_functions, if present)",
+    )
+    parser.add_argument(
+        "--region", default="us-east-1", help="AWS region of the endpoint (default us-east-1)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="Lambda worker processes per function (default: CPU count)",
+    )
+
+
+def banner(endpoint: LocalEndpoint) -> str:
+    """What the command prints once the endpoint is up: URL, functions and the Airflow connection.
+
+    :param endpoint: the running endpoint.
+    """
+    functions = endpoint.registry.specs()
+    lines = [f"Local AWS endpoint (Step Functions, S3, Lambda) listening on {endpoint.url}", ""]
+    if functions:
+        lines.append("Lambda functions:")
+        lines += [f"  {spec.name:<24} {spec.handler}  ({spec.code_dir or 'sys.path'})" for spec in functions]
+    else:
+        lines.append("No Lambda functions registered (add lambda_functions/<name>/handler.py or --function).")
+    extra = json.dumps(endpoint.airflow_connection()["extra"])
+    lines += [
+        "",
+        "Airflow connection (aws_default):",
+        f"  export AIRFLOW_CONN_AWS_DEFAULT={shlex.quote(endpoint.airflow_connection_uri())}",
+        "  or",
+        "  airflow connections add aws_default --conn-type aws --conn-login testing --conn-password testing "
+        f"--conn-extra {shlex.quote(extra)}",
+        "",
+        "boto3 / AWS CLI:",
+        f"  aws --endpoint-url {endpoint.url} stepfunctions list-state-machines",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM, then stop the service, the Lambda workers and the server.
+
+    :param args: parsed options.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        endpoint = LocalEndpoint(
+            host=args.host,
+            port=args.port,
+            functions=dict(args.functions),
+            functions_dir=args.functions_dir,
+            region=args.region,
+            processes=args.processes,
+        )
+        try:
+            endpoint.start()
+        except OSError as exc:
+            print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        try:
+            print(banner(endpoint), flush=True)
+            while not stop.wait(1.0):
+                pass
+            print("Stopping...", flush=True)
+        finally:
+            endpoint.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("Stopped.", flush=True)
+    return 0

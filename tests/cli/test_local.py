@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+
+CLI = [sys.executable, "-m", "airflow_distmap.cli"]
+
+
+def _start(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    functions = tmp_path / "lambda_functions"
+    (functions / "shout").mkdir(parents=True)
+    (functions / "shout" / "handler.py").write_text(
+        "def handler(event, context):\n    return event.upper()\n"
+    )
+    process = subprocess.Popen(
+        [*CLI, "local", "--port", "0", *options],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    banner = "".join(seen)
+    assert "listening on http://127.0.0.1:" in banner, banner
+    return process, banner
+
+
+def test_local_serves_until_ctrl_c_and_prints_the_airflow_connection(tmp_path: Path) -> None:
+    process, banner = _start(tmp_path, "--function", "echo=json:loads")
+    try:
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner).group(1)  # type: ignore[union-attr]
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+        s3.create_bucket(Bucket="cli-bucket")
+        s3.put_object(Bucket="cli-bucket", Key="k", Body=b"v")
+        assert s3.get_object(Bucket="cli-bucket", Key="k")["Body"].read() == b"v"
+        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+        assert sfn.list_state_machines()["stateMachines"] == []
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0, out
+    assert "Stopped." in out
+    quoted_url = url.replace(":", "%3A").replace("/", "%2F")
+    assert f"export AIRFLOW_CONN_AWS_DEFAULT='aws://testing:testing@/?endpoint_url={quoted_url}" in banner
+    assert "airflow connections add aws_default --conn-type aws" in banner
+    assert re.search(r"^\s+shout\s+handler:handler", banner, re.MULTILINE)
+    assert re.search(r"^\s+echo\s+json:loads", banner, re.MULTILINE)
+
+
+def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
+    process, _banner = _start(tmp_path)
+
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0, out
+
+
+def test_bad_function_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "local", "--function", "no-handler"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "Expected NAME=module:callable" in result.stderr
