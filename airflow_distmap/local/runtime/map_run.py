@@ -8,6 +8,7 @@ Counters move as children start and finish, so ``DescribeMapRun`` is O(1) and mo
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -52,6 +53,8 @@ EXPRESS_TIMEOUT_SECONDS: float = 300.0
 #: Items handed from the reader thread per queue slot, and queue slots: bounds what is read ahead.
 READ_CHUNK: Final = 256
 READ_AHEAD_CHUNKS: Final = 8
+#: Bytes of child input (JSON text) allowed in running children before dispatch waits (memory guard).
+IN_FLIGHT_INPUT_BYTES: Final = 32 * 1024 * 1024
 _SUCCEEDED_REDRIVE: Final = (
     ',"RedriveStatus":"NOT_REDRIVABLE","RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven"'
 )
@@ -192,6 +195,7 @@ class MapRun:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: StatesError | None = None
         self._running = 0
+        self._inflight_bytes = 0
         # set per execute() call
         self._open_items: ItemStream | None = None
         self._item_selector: Any = None
@@ -528,17 +532,21 @@ class MapRun:
                 if batcher is None:
                     await self._dispatch(index, 1, dumps(value), value)
                     continue
-                for batch in batcher.add(index, dumps(value)):
+                batch = batcher.add(index, dumps(value), value)
+                if batch is not None:
                     await self._dispatch_batch(batch, batcher)
             if self._failure is not None:
                 return
         if batcher is not None:
-            for batch in batcher.flush():
-                await self._dispatch_batch(batch, batcher)
+            last = batcher.flush()
+            if last is not None:
+                await self._dispatch_batch(last, batcher)
 
     async def _dispatch_batch(self, batch: Batch, batcher: ItemBatcher) -> None:
         text = batch.input_text(batcher.batch_input_text)
-        await self._dispatch(batch.first_index, len(batch.texts), text, None)
+        await self._dispatch(
+            batch.first_index, len(batch.texts), text, batch.input_value(batcher.batch_input)
+        )
 
     async def _dispatch(self, first_item: int, item_count: int, input_text: str, value: Any) -> None:
         child = self._add_child(first_item, item_count, input_text)
@@ -553,23 +561,34 @@ class MapRun:
             return
         await self._start_child(child, value if value is not None else json.loads(input_text))
 
+    def _saturated(self, size: int) -> bool:
+        if self._running >= effective_concurrency(self.max_concurrency):
+            return True
+        # Memory guard (local-only): the inputs of running children stay in memory, so with large batches
+        # and up to 10,000 children in flight they could take GBs. Past IN_FLIGHT_INPUT_BYTES the next child
+        # waits for a running one to finish; there is always at least one child running.
+        return self._running > 0 and self._inflight_bytes + size > IN_FLIGHT_INPUT_BYTES
+
     async def _start_child(self, child: Child, value: Any) -> None:
         assert self._slot_free is not None
-        while self._running >= effective_concurrency(self.max_concurrency) and self._failure is None:
+        size = len(child.input_text) if child.input_text is not None else 0
+        while self._saturated(size) and self._failure is None:
             self._slot_free.clear()
             await self._slot_free.wait()
         if self._failure is not None:
             return
         self._running += 1
+        self._inflight_bytes += size
         child.start = time.time()
         self._move(child, RUNNING)
         task = asyncio.get_running_loop().create_task(self._run_child(child, value))
         self._tasks.add(task)
-        task.add_done_callback(self._child_done)
+        task.add_done_callback(functools.partial(self._child_done, size))
 
-    def _child_done(self, task: asyncio.Task[None]) -> None:
+    def _child_done(self, size: int, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._running -= 1
+        self._inflight_bytes -= size
         if self._slot_free is not None:
             self._slot_free.set()
 

@@ -12,7 +12,10 @@ Files go to S3 as a stream: a multipart upload in :data:`PART_SIZE` parts once a
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -23,6 +26,8 @@ from airflow_distmap.local.errors import StatesError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 PUT_OBJECT: Final = "arn:aws:states:::s3:putObject"
 RESULT_WRITER_FAILED: Final = "States.ResultWriterFailed"
@@ -94,6 +99,64 @@ class S3StreamWriter:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
 
 
+class InProcessWriter:
+    """Write one object straight into moto's in-process S3 backend, in chunks, without holding it in memory.
+
+    The local endpoint serves S3 from moto in this process. moto keeps every multipart part in memory and
+    joins them into one more in-memory copy on completion, so a multi-GB result file sent through the S3 API
+    would cost several times its size in RAM. Writing into the key's own spooled buffer (memory up to 16 MB,
+    then disk) keeps memory flat; this mirrors :mod:`airflow_distmap.local.moto_s3`, which reads the same way.
+
+    :param fake_key: the moto ``FakeKey`` created empty by :func:`open_in_process_writer`.
+    :param key: the object key.
+    """
+
+    def __init__(self, fake_key: Any, key: str) -> None:
+        self._fake_key = fake_key
+        self.key = key
+        self.size = 0
+        self._digest = hashlib.md5(usedforsecurity=False)
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the object."""
+        with self._fake_key.lock:
+            buffer = self._fake_key._value_buffer
+            buffer.seek(0, io.SEEK_END)
+            buffer.write(data)
+            self.size += len(data)
+            self._fake_key.contentsize = self.size
+            self._digest.update(data)
+            self._fake_key._etag = None
+
+    def close(self) -> None:
+        """Finish the object (its ETag is the MD5 of the content, as for a single PutObject)."""
+        with self._fake_key.lock:
+            self._fake_key._etag = self._digest.hexdigest()
+
+    def abort(self) -> None:
+        """Nothing to undo beyond leaving a partial object, which the manifest never lists."""
+
+
+def open_in_process_writer(bucket: str, key: str) -> InProcessWriter | None:
+    """An :class:`InProcessWriter` when moto's in-process backend holds ``bucket``, else ``None``."""
+    try:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+    except ImportError:
+        return None
+    try:
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        if bucket not in backend.buckets:
+            return None
+        fake_key = backend.put_object(bucket, key, b"")
+        if not hasattr(fake_key, "_value_buffer") or not hasattr(fake_key, "lock"):
+            return None
+    except Exception:  # any moto-internal surprise: use the S3 API instead
+        log.debug("In-process S3 write unavailable for s3://%s/%s", bucket, key, exc_info=True)
+        return None
+    return InProcessWriter(fake_key, key)
+
+
 @dataclass(frozen=True)
 class WriterConfig:
     """A resolved ``ResultWriter``: where to export (``bucket`` ``None`` = state output only) and how."""
@@ -152,6 +215,7 @@ def write_result_files(
     map_run_arn: str,
     groups: Mapping[str, Iterable[Mapping[str, Any] | bytes]],
     max_file_bytes: int = MAX_RESULT_FILE_BYTES,
+    in_process: bool = True,
 ) -> dict[str, Any]:
     """Write the result files and ``manifest.json``; return the ``ResultWriterDetails``.
 
@@ -162,13 +226,16 @@ def write_result_files(
     :param groups: ``SUCCEEDED`` / ``FAILED`` / ``PENDING`` -> entries in order (iterated once, streamed);
         an entry may be its compact JSON bytes.
     :param max_file_bytes: roll-over threshold.
+    :param in_process: write into moto's in-process backend when it holds the bucket (the local endpoint).
     """
     assert config.bucket is not None
     folder = config.run_folder(run_id)
     files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
     try:
         for status in ("SUCCEEDED", "FAILED", "PENDING"):
-            files[status] = _write_group(s3, config, folder, status, groups.get(status, ()), max_file_bytes)
+            files[status] = _write_group(
+                s3, config, folder, status, groups.get(status, ()), max_file_bytes, in_process
+            )
         manifest = {"DestinationBucket": config.bucket, "MapRunArn": map_run_arn, "ResultFiles": files}
         key = f"{folder}/manifest.json"
         s3.put_object(
@@ -207,11 +274,18 @@ def _write_group(
     status: str,
     entries: Iterable[Mapping[str, Any] | bytes],
     max_file_bytes: int,
+    in_process: bool,
 ) -> list[dict[str, Any]]:
     assert config.bucket is not None
+    bucket = config.bucket
     jsonl = config.output_type == "JSONL"
     written: list[dict[str, Any]] = []
-    writer: S3StreamWriter | None = None
+    writer: S3StreamWriter | InProcessWriter | None = None
+
+    def open_writer(key: str) -> S3StreamWriter | InProcessWriter:
+        local = open_in_process_writer(bucket, key) if in_process else None
+        return local if local is not None else S3StreamWriter(s3, bucket, key)
+
     try:
         for data in _encoded(entries, config.transformation):
             if writer is not None and writer.size + len(data) + 2 > max_file_bytes:
@@ -220,7 +294,7 @@ def _write_group(
                 written.append({"Key": writer.key, "Size": writer.size})
                 writer = None
             if writer is None:
-                writer = S3StreamWriter(s3, config.bucket, f"{folder}/{status}_{len(written)}.json")
+                writer = open_writer(f"{folder}/{status}_{len(written)}.json")
                 writer.write(b"" if jsonl else b"[")
             elif jsonl:
                 writer.write(b"\n")

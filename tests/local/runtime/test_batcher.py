@@ -6,11 +6,11 @@ from airflow_distmap.local.runtime.batcher import ItemBatcher, dumps
 
 
 def batches(batcher: ItemBatcher, items: list[object]) -> list[dict[str, object]]:
-    out = []
-    for index, item in enumerate(items):
-        out.extend(batcher.add(index, dumps(item)))
-    out.extend(batcher.flush())
-    return [json.loads(b.input_text(batcher.batch_input_text)) for b in out]
+    out = [batcher.add(index, dumps(item), item) for index, item in enumerate(items)] + [batcher.flush()]
+    out = [b for b in out if b is not None]
+    parsed = [json.loads(b.input_text(batcher.batch_input_text)) for b in out]
+    assert parsed == [b.input_value(batcher.batch_input) for b in out]
+    return parsed
 
 
 def test_count_limit_gives_full_batches_then_the_rest() -> None:
@@ -44,5 +44,6 @@ def test_an_item_larger_than_the_byte_limit_goes_alone() -> None:
 
 def test_batch_records_its_first_item_index() -> None:
     batcher = ItemBatcher(2, 262_144)
-    closed = [b for i in range(5) for b in batcher.add(i, dumps(i))] + list(batcher.flush())
-    assert [b.first_index for b in closed] == [0, 2, 4]
+    closed = [batcher.add(i, dumps(i), i) for i in range(5)] + [batcher.flush()]
+    assert [b.first_index for b in closed if b is not None] == [0, 2, 4]
+    assert [b.values for b in closed if b is not None] == [[0, 1], [2, 3], [4]]

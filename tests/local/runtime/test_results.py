@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -50,7 +51,8 @@ def test_transformations_keep_failed_children_unchanged() -> None:
     assert transform_entry(failed, "FLATTEN") == [failed]
 
 
-def test_layout_manifest_and_file_schema() -> None:
+@pytest.mark.parametrize("in_process", [True, False], ids=["moto-buffer", "s3-api"])
+def test_layout_manifest_and_file_schema(in_process: bool) -> None:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="results")
@@ -60,7 +62,7 @@ def test_layout_manifest_and_file_schema() -> None:
             "FAILED": [entry("FAILED", n=1)],
             "PENDING": [],
         }
-        details = write_result_files(s3, config, RUN_ID, ARN, groups)
+        details = write_result_files(s3, config, RUN_ID, ARN, groups, in_process=in_process)
         assert details == {"Bucket": "results", "Key": f"jobs/{RUN_ID}/manifest.json"}
         manifest = json.loads(s3.get_object(Bucket="results", Key=details["Key"])["Body"].read())
         assert manifest["DestinationBucket"] == "results"
@@ -72,6 +74,9 @@ def test_layout_manifest_and_file_schema() -> None:
         assert failed["Key"] == f"jobs/{RUN_ID}/FAILED_0.json"
         body = s3.get_object(Bucket="results", Key=succeeded["Key"])["Body"].read()
         assert succeeded["Size"] == len(body)
+        head = s3.head_object(Bucket="results", Key=succeeded["Key"])
+        assert head["ContentLength"] == len(body)
+        assert head["ETag"] == '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
         assert json.loads(body) == [entry("SUCCEEDED", {"r": 1})]
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="results")["Contents"]]
         assert not any("PENDING" in key for key in keys)
