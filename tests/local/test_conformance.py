@@ -28,14 +28,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/conformance"
 FUNCTION_NAME = "conformance-identity"
 
 #: Cases the local runtime cannot pass, with the reason. Keep this short and honest.
-KNOWN_FAILURES: dict[str, str] = {
-    "map_item_reader_base_json_max_items_jsonata": (
-        "QueryLanguage JSONata is not implemented by the local ASL engine (rejected at CreateStateMachine)"
-    ),
-    "map_item_batching_base_json_max_per_batch_jsonata": (
-        "QueryLanguage JSONata is not implemented by the local ASL engine (rejected at CreateStateMachine)"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 _TOKENS = {"date", "timestamp", "start-date", "stop-date", "map_run_arn", "snf_role_arn"}
 _BUCKET_TOKENS = {"bucket-name", "bucket_name"}
