@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import json
 import logging
@@ -53,6 +52,8 @@ TIMEOUT_GRACE_SECONDS = 0.05
 #: Seconds the dispatcher holds queued invocations while a regular worker starts, so work spreads evenly.
 STARTUP_WAIT_SECONDS = 2.0
 STARTUP_POLL_SECONDS = 0.05
+#: Shortest sleep of the dispatcher between deadline checks (timeouts are reported this late at most).
+DEADLINE_POLL_SECONDS = 0.01
 #: Seconds a worker may take to start and import its handler before it counts as crashed.
 WORKER_START_TIMEOUT = 120.0
 
@@ -140,7 +141,6 @@ class _FunctionPool:
         self.lock = threading.Condition()
         self.pending: deque[_Invocation] = deque()
         self.workers: list[_Worker] = []
-        self.deadlines: list[tuple[float, int, _Invocation]] = []
         self.closed = False
         module, attr = spec.module_and_attr()
         self.worker_spec: dict[str, Any] = {
@@ -209,8 +209,9 @@ class _FunctionPool:
             ]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
+                wake_dispatcher = bool(self.pending) or worker.draining or worker.quarantine
                 if not worker.ready:
-                    worker.ready = True
+                    worker.ready = wake_dispatcher = True
                     # Invocations sent before the worker was ready (quarantine) start their clock now.
                     for invocation in worker.inflight.values():
                         self._arm_deadline(invocation)
@@ -222,6 +223,7 @@ class _FunctionPool:
                     invocation.done = True
                     if not ok and payload.get("errorType") == "Runtime.OutOfMemory":
                         self._retire(worker)  # Lambda discards a sandbox that ran out of memory
+                        wake_dispatcher = True
                     finished.append(
                         (
                             invocation,
@@ -232,7 +234,8 @@ class _FunctionPool:
                             ),
                         )
                     )
-                self.lock.notify_all()
+                if wake_dispatcher:  # it has work to send or a worker to retire
+                    self.lock.notify_all()
             _resolve(finished)
         self._worker_exited(worker)
 
@@ -245,8 +248,9 @@ class _FunctionPool:
             self._start_worker(quarantine=False)
 
     def _arm_deadline(self, invocation: _Invocation) -> None:
+        # Every invocation of a function has the same timeout and is armed when sent (or, for a worker that
+        # was not ready yet, all at once when it is), so each worker's in-flight dict is in deadline order.
         invocation.deadline = time.monotonic() + self.spec.timeout + TIMEOUT_GRACE_SECONDS
-        heapq.heappush(self.deadlines, (invocation.deadline, invocation.id, invocation))
 
     def _worker_exited(self, worker: _Worker) -> None:
         try:
@@ -320,9 +324,7 @@ class _FunctionPool:
             if worker.ready:
                 self._arm_deadline(invocation)
             else:
-                invocation.deadline = (
-                    math.inf
-                )  # armed when the worker reports ready (stale heap entries skip)
+                invocation.deadline = math.inf  # armed when the worker reports ready
         message = pickle.dumps(
             [(inv.id, inv.request_id, inv.event) for inv in batch], protocol=pickle.HIGHEST_PROTOCOL
         )
@@ -377,30 +379,24 @@ class _FunctionPool:
     def _expire(self) -> float | None:
         """Fail invocations past their deadline; return seconds until the next deadline."""
         now = time.monotonic()
+        next_deadline = math.inf
         timed_out: list[tuple[_Invocation, InvocationResult | BaseException]] = []
-        while self.deadlines and self.deadlines[0][0] <= now:
-            deadline, _id, invocation = heapq.heappop(self.deadlines)
-            worker = invocation.worker
-            if invocation.done or worker is None or invocation.id not in worker.inflight:
-                continue
-            if deadline != invocation.deadline:
-                continue  # re-armed since (its worker became ready later)
-            invocation.done = True
-            request_id, limit = invocation.request_id, self.spec.timeout
-            message = f"RequestId: {request_id} Error: Task timed out after {limit:.2f} seconds"
-            timed_out.append(
-                (
-                    invocation,
-                    InvocationResult(
-                        payload=json.loads(
-                            worker_module.error_object("Sandbox.Timedout", message, invocation.request_id)
-                        ),
-                        request_id=invocation.request_id,
-                        function_error="Unhandled",
-                    ),
+        for worker in list(self.workers):
+            for invocation in list(worker.inflight.values()):
+                if invocation.done:
+                    continue  # timed out already; the worker is draining
+                if invocation.deadline > now:
+                    next_deadline = min(next_deadline, invocation.deadline)
+                    break  # the rest of this worker's invocations were sent later
+                invocation.done = True
+                request_id, limit = invocation.request_id, self.spec.timeout
+                message = f"RequestId: {request_id} Error: Task timed out after {limit:.2f} seconds"
+                error = worker_module.error_object("Sandbox.Timedout", message, request_id)
+                result = InvocationResult(
+                    payload=json.loads(error), request_id=request_id, function_error="Unhandled"
                 )
-            )
-            self._retire(worker)
+                timed_out.append((invocation, result))
+                self._retire(worker)
         for worker in list(self.workers):
             idle_draining = worker.draining and all(inv.done for inv in worker.inflight.values())
             stuck_starting = not worker.ready and time.monotonic() - worker.started > WORKER_START_TIMEOUT
@@ -413,9 +409,9 @@ class _FunctionPool:
                 worker.killed = True
                 worker.process.kill()
         _resolve(timed_out)
-        if self.deadlines:
-            return max(0.001, self.deadlines[0][0] - now)
-        return None
+        if next_deadline == math.inf:
+            return None
+        return max(DEADLINE_POLL_SECONDS, next_deadline - now)
 
     def close(self) -> None:
         with self.lock:
