@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
 
@@ -105,11 +105,30 @@ class DistributedMapHook(AwsBaseHook):
     def find_state_machine(self, name: str) -> str | None:
         """The ARN of the state machine called ``name``, or ``None``.
 
+        Builds the ARN from the caller's account (STS GetCallerIdentity, cached) and describes it, which is
+        one strongly addressed call; lists state machines only when the account cannot be determined.
+
         .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.describe_state_machine`
             - :external+boto3:py:meth:`SFN.Client.list_state_machines`
 
         :param name: The state machine name.
         """
+        try:
+            account = self.account_id
+        except (ClientError, BotoCoreError) as error:
+            self.log.debug("Could not determine the AWS account (%s); listing state machines", error)
+        else:
+            arn = f"arn:{self.conn_partition}:states:{self.conn_region_name}:{account}:stateMachine:{name}"
+            try:
+                self.client.describe_state_machine(stateMachineArn=arn)
+            except ClientError as error:
+                if _error_code(error) == "StateMachineDoesNotExist":
+                    return None
+                if _error_code(error) not in ("InvalidArn", "AccessDeniedException"):
+                    raise
+            else:
+                return arn
         for page in self.client.get_paginator("list_state_machines").paginate():
             for machine in page.get("stateMachines", []):
                 if machine["name"] == name:

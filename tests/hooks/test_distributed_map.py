@@ -139,3 +139,23 @@ def test_redrive_and_map_run_calls_pass_aws_parameters(hook):
 def test_execution_arn_for_rejects_non_state_machine_arns():
     with pytest.raises(ValueError, match="stateMachine"):
         execution_arn_for("arn:aws:lambda:us-east-1:1:function:f", "x")
+
+
+def test_find_state_machine_describes_by_arn_without_listing(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    with mock.patch.object(hook.conn, "get_paginator") as paginator:
+        assert hook.find_state_machine("dm-test") == arn
+        assert hook.find_state_machine("missing") is None
+    paginator.assert_not_called()
+
+
+def test_find_state_machine_lists_when_the_account_is_unknown(hook):
+    from botocore.exceptions import NoCredentialsError
+
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    fresh = DistributedMapHook(aws_conn_id=None, region_name="us-east-1")
+    with mock.patch.object(
+        DistributedMapHook, "account_id", new_callable=mock.PropertyMock, side_effect=NoCredentialsError()
+    ):
+        assert fresh.find_state_machine("dm-test") == arn
+        assert fresh.find_state_machine("missing") is None
