@@ -244,6 +244,14 @@ def iter_reader_items(
     input_type = reader_config.get("InputType")
     if input_type not in ("CSV", "JSON", "JSONL"):
         raise StatesError(ITEM_READER_FAILED, f"ReaderConfig InputType {input_type!r} is not supported.")
+    key_name = str(parameters.get("Key", ""))
+    if key_name.lower().endswith((".zst", ".zstd")):
+        # AWS reads ZSTD-compressed objects; Python 3.11 has no zstd decoder in the standard library.
+        raise StatesError(
+            ITEM_READER_FAILED,
+            f"ZSTD-compressed objects are not supported by the local runtime: {key_name}. "
+            "Use GZIP (.gz) instead.",
+        )
     body, bucket, key = _get_object_body(s3, parameters)
     stream = open_body(body, key)
 

@@ -22,6 +22,7 @@ from airflow_distmap.local.errors import ServiceError, StatesError
 from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.batcher import dumps, utf8_size
 from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT
+from airflow_distmap.local.runtime.history import detail_key
 from airflow_distmap.local.runtime.map_run import iso_ms
 from airflow_distmap.local.runtime.services import RuntimeServices
 from airflow_distmap.local.runtime.store import (
@@ -217,6 +218,13 @@ class StepFunctionsService:
             )
         definition = request.get("definition")
         self._validate(definition)
+        if machine_type == "EXPRESS" and '"DISTRIBUTED"' in str(definition).replace(" ", ""):
+            # "Distributed mode is supported in Standard workflows but not supported in Express workflows."
+            raise ServiceError(
+                "InvalidDefinition",
+                "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Distributed Map states are not "
+                "supported in EXPRESS state machines; use type STANDARD'",
+            )
         arn = arns.state_machine_arn(name, self.region, self.account_id)
         existing = self.store.state_machines.get(arn)
         if existing is not None:
@@ -382,6 +390,8 @@ class StepFunctionsService:
     def _launch(self, record: ExecutionRecord, compiled: Any, input_value: Any) -> None:
         async def start() -> None:
             record.task = asyncio.current_task()
+            if record.status != "RUNNING":  # stopped before it started
+                return
             await self._run_execution(record, compiled, input_value)
 
         asyncio.run_coroutine_threadsafe(start(), self._loop)
@@ -473,6 +483,13 @@ class StepFunctionsService:
                 "ValidationException", "Exactly one of stateMachineArn and mapRunArn must be given"
             )
         status_filter = request.get("statusFilter")
+        redrive_filter = request.get("redriveFilter")
+        if redrive_filter not in (None, "REDRIVEN", "NOT_REDRIVEN"):
+            raise ServiceError("ValidationException", f"Invalid redriveFilter: '{redrive_filter}'")
+
+        def redrive_ok(count: int) -> bool:
+            return redrive_filter is None or (count > 0) == (redrive_filter == "REDRIVEN")
+
         if status_filter is not None and status_filter not in EXECUTION_STATUSES:
             raise ServiceError("ValidationException", f"Invalid statusFilter: '{status_filter}'")
         if machine_arn is not None:
@@ -480,7 +497,11 @@ class StepFunctionsService:
                 raise ServiceError("ValidationException", "statusFilter PENDING_REDRIVE requires mapRunArn")
             machine = self._state_machine(machine_arn)
             records = [r for r in self.store.executions.values() if r.state_machine.arn == machine.arn]
-            records = [r for r in records if status_filter is None or r.status == status_filter]
+            records = [
+                r
+                for r in records
+                if (status_filter is None or r.status == status_filter) and redrive_ok(r.redrive_count)
+            ]
             records.sort(key=lambda r: r.start_date, reverse=True)
             entries = [r.list_entry() for r in records]
             page = _page(entries, request)
@@ -489,7 +510,9 @@ class StepFunctionsService:
             children = [
                 c
                 for c in map_run.children
-                if c.status != "PENDING" and (status_filter is None or c.status == status_filter)
+                if c.status != "PENDING"
+                and (status_filter is None or c.status == status_filter)
+                and redrive_ok(c.redrive_count)
             ]
             children.sort(key=lambda c: (c.start or 0.0, c.index), reverse=True)
             page = _page(children, request)
@@ -562,16 +585,20 @@ class StepFunctionsService:
         record.history.record("ExecutionRedriven", {"redriveCount": record.redrive_count})
         # The runtime re-runs the definition from the start with history muted until the state that failed is
         # entered again: Map states replay their earlier Map Runs (succeeded ones return their result, the
-        # failed
-        # one is redriven), so only unsuccessful work runs again. Non-Map states before it run again (Pass,
-        # Choice... are pure; a Task before the failing state would be invoked again: a documented deviation).
+        # failed one is redriven), so only unsuccessful work runs again. Non-Map states before it run again
+        # (Pass, Choice... are pure; a Task before the failing state would be invoked again: a documented
+        # deviation from AWS, which resumes at the failed state).
         record.history.mute_until_entered(failed_entered)
         self._launch(record, record.state_machine.compiled(), json.loads(record.input_text))
         return {"redriveDate": record.redrive_date}
 
     def _GetExecutionHistory(self, request: dict[str, Any]) -> dict[str, Any]:
-        record = self._execution(request.get("executionArn"))
-        events = record.history.snapshot()
+        arn = request.get("executionArn")
+        record = self.store.executions.get(arn) if isinstance(arn, str) else None
+        if record is None and isinstance(arn, str) and (found := self._child(arn)) is not None:
+            events = self._child_history(*found)
+        else:
+            events = self._execution(arn).history.snapshot()
         if request.get("reverseOrder"):
             events.reverse()
         if request.get("includeExecutionData") is False:
@@ -581,6 +608,55 @@ class StepFunctionsService:
         if "nextToken" in page:
             response["nextToken"] = page["nextToken"]
         return response
+
+    @staticmethod
+    def _child_history(map_run: MapRun, child: Any) -> list[dict[str, Any]]:
+        """A Map Run child's history, synthesised from its record.
+
+        The runtime keeps no per-state events for children (that would cost memory per child), so only the
+        execution-level events are returned.
+        """
+        described = map_run.child_description(child)
+        start = described["startDate"]
+        events: list[dict[str, Any]] = [
+            {
+                "timestamp": start,
+                "type": "ExecutionStarted",
+                "id": 1,
+                "previousEventId": 0,
+                "executionStartedEventDetails": {
+                    "input": described["input"],
+                    "inputDetails": {"truncated": False},
+                    "roleArn": map_run.role_arn,
+                },
+            }
+        ]
+        status = described["status"]
+        closing = {
+            "SUCCEEDED": (
+                "ExecutionSucceeded",
+                {"output": described.get("output"), "outputDetails": {"truncated": False}},
+            ),
+            "FAILED": ("ExecutionFailed", {"error": described.get("error"), "cause": described.get("cause")}),
+            "TIMED_OUT": (
+                "ExecutionTimedOut",
+                {"error": described.get("error"), "cause": described.get("cause")},
+            ),
+            "ABORTED": ("ExecutionAborted", {}),
+        }.get(status)
+        if closing is not None:
+            event_type, details = closing
+            event: dict[str, Any] = {
+                "timestamp": described.get("stopDate", start),
+                "type": event_type,
+                "id": 2,
+                "previousEventId": 1,
+            }
+            key = detail_key(event_type)
+            if key is not None:
+                event[key] = details
+            events.append(event)
+        return events
 
     # ------------------------------------------------------------------ map runs
     def _ListMapRuns(self, request: dict[str, Any]) -> dict[str, Any]:

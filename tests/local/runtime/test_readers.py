@@ -132,3 +132,10 @@ def test_s3_sources_and_missing_objects() -> None:
         with pytest.raises(StatesError) as caught:
             list(iter_reader_items(s3, LIST_OBJECTS_V2, {"Bucket": "no-such-bucket-x"}, {})[1])
         assert "NoSuchBucket" in caught.value.cause
+
+
+def test_zstd_objects_are_refused_with_a_clear_error() -> None:
+    with pytest.raises(StatesError) as caught:
+        iter_reader_items(None, GET_OBJECT, {"Bucket": "b", "Key": "rows.csv.zst"}, {"InputType": "CSV"})  # type: ignore[arg-type]
+    assert caught.value.error == "States.ItemReaderFailed"
+    assert "GZIP" in caught.value.cause

@@ -172,3 +172,32 @@ def test_close_is_safe_twice(harness: Harness) -> None:
     service: StepFunctionsService = harness.service
     service.close()
     service.close()
+
+
+def test_express_machines_cannot_hold_a_distributed_map(harness: Harness) -> None:
+    refused = error_of(
+        harness,
+        "CreateStateMachine",
+        name="express",
+        definition=json.dumps(distributed_map()),
+        roleArn=ROLE_ARN,
+        type="EXPRESS",
+    )
+    assert refused.code == "InvalidDefinition"
+    assert "EXPRESS" in refused.message
+
+
+def test_child_history_and_redrive_filter(harness: Harness) -> None:
+    arn, done = harness.run(distributed_map(), [1, 2])
+    assert done["status"] == "SUCCEEDED"
+    map_run_arn = harness.call("ListMapRuns", executionArn=arn)["mapRuns"][0]["mapRunArn"]
+    children = harness.call("ListExecutions", mapRunArn=map_run_arn)["executions"]
+    assert len(children) == 2
+    history = harness.call("GetExecutionHistory", executionArn=children[0]["executionArn"])["events"]
+    assert [e["type"] for e in history] == ["ExecutionStarted", "ExecutionSucceeded"]
+    assert history[1]["executionSucceededEventDetails"]["output"] in ("1", "2")
+    assert harness.call("ListExecutions", mapRunArn=map_run_arn, redriveFilter="REDRIVEN")["executions"] == []
+    assert (
+        len(harness.call("ListExecutions", mapRunArn=map_run_arn, redriveFilter="NOT_REDRIVEN")["executions"])
+        == 2
+    )
