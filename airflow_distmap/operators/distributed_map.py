@@ -63,6 +63,22 @@ DEFAULT_TIMEOUT = timedelta(hours=48)
 """Default wait before giving up on an execution: long Distributed Map runs take hours."""
 
 
+MAX_DEFINITION_BYTES = 1_048_576
+"""CreateStateMachine's ``definition`` limit (1 MB)."""
+
+MAX_INPUT_BYTES = 262_144
+"""StartExecution's ``input`` limit (256 KiB)."""
+
+
+def _check_size(value: Any, what: str, limit: int) -> None:
+    size = len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+    if size > limit:
+        raise ValueError(
+            f"{what} is {size} bytes; Step Functions accepts at most {limit}. To fix this, put large data in "
+            "S3 and pass its URI instead."
+        )
+
+
 def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -379,6 +395,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.preflight(context)
         definition = self._deployable_definition(context)
         execution_input = self.build_execution_input(context)
+        _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
+        _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
         ti = context["ti"]
         machine_name = self.state_machine_name or default_state_machine_name(ti.dag_id, ti.task_id)
         name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
