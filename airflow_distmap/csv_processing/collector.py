@@ -18,7 +18,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -173,14 +173,16 @@ def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]
                 body.close()
 
 
-def _store_failed(store: ResultStore, indexes: list[int], error_type: str, message: str) -> None:
+def _store_failed(
+    store: ResultStore | OverrideStore, indexes: list[int], error_type: str, message: str
+) -> None:
     ordered = sorted(set(indexes))
     for start, begin, end in contiguous_runs(ordered):
         run = ordered[begin:end]
         store.add_run(start, [None] * len(run), [(i, error_type, message) for i in run], succeeded=False)
 
 
-def store_entry(store: ResultStore, entry: ChildEntry | ResultEntry) -> None:
+def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEntry) -> None:
     """Park the row results of one child execution's entry.
 
     :param store: where results go.
@@ -238,12 +240,65 @@ def _row_error(row: dict[str, Any]) -> tuple[int, str, str]:
 _MISSING: Final = (NOT_PROCESSED, "The Map Run's result files hold no result for this row.")
 
 
-class _Merger:
-    """Walk the stored runs in index order alongside the input, one chunk of rows at a time."""
+class OverrideStore:
+    """Results of re-run rows, which replace the first run's results for the same rows.
+
+    Each row is kept on its own (re-runs hold few rows, and their batches need not line up with the first
+    run's), and a later re-run's result replaces an earlier one, whether it succeeded or not.
+
+    :param store: the store the rows go to.
+    """
 
     def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    def add_run(
+        self,
+        start: int,
+        values: Sequence[str | None],
+        errors: Sequence[tuple[int, str, str]] = (),
+        *,
+        succeeded: bool = True,
+    ) -> None:
+        """Store each row of the run on its own, replacing what an earlier re-run stored."""
+        by_index = {index: (index, kind, message) for index, kind, message in errors}
+        for offset, value in enumerate(values):
+            index = start + offset
+            row_errors = [by_index[index]] if index in by_index else []
+            self.store.add_run(index, [value], row_errors, succeeded=True)
+
+
+class _Merger:
+    """Walk the stored runs in index order alongside the input, one chunk of rows at a time.
+
+    :param store: the first run's results.
+    :param overrides: re-run rows (one run per row) that replace the first run's results.
+    """
+
+    def __init__(self, store: ResultStore, overrides: ResultStore | None = None) -> None:
         self._runs = store.iter_runs()
         self._run: ResultRun | None = next(self._runs, None)
+        self._overrides = overrides.iter_runs() if overrides is not None else iter(())
+        self._override: ResultRun | None = next(self._overrides, None)
+
+    def _overlay(
+        self, first: int, count: int, values: list[str | None], failures: list[tuple[int, RowError]]
+    ) -> list[tuple[int, RowError]]:
+        stop = first + count
+        if self._override is None or self._override.start >= stop:
+            return failures
+        by_offset = dict(failures)
+        while self._override is not None and self._override.start < stop:
+            run = self._override
+            if run.start >= first:
+                offset = run.start - first
+                values[offset] = run.values[0]
+                if run.start in run.errors:
+                    by_offset[offset] = run.errors[run.start]
+                else:
+                    by_offset.pop(offset, None)
+            self._override = next(self._overrides, None)
+        return sorted(by_offset.items())
 
     def values_for(self, first: int, count: int) -> tuple[list[str | None], list[tuple[int, RowError]]]:
         """Outputs of items ``first .. first + count - 1``, and the failed ones as ``(offset, error)``."""
@@ -265,7 +320,7 @@ class _Merger:
             if run.errors:
                 failures.extend((i - first, run.errors[i]) for i in range(item, end) if i in run.errors)
             item = end
-        return values, failures
+        return values, self._overlay(first, count, values, failures)
 
 
 def merge(
@@ -274,6 +329,7 @@ def merge(
     first_item: int,
     output: TableWriter,
     ledger: TableWriter,
+    overrides: ResultStore | None = None,
 ) -> tuple[int, int, Counter[str]]:
     """Write the input's rows with their outputs, and the failed ones to the ledger, in input order.
 
@@ -282,9 +338,10 @@ def merge(
     :param first_item: item index of data row 0.
     :param output: writer of the output (the input's columns + the output column).
     :param ledger: writer of the ledger (row index, the input's columns, error type, error message).
+    :param overrides: results of re-run rows, replacing ``store``'s.
     :return: ``(rows, failed rows, failed rows by error type)``.
     """
-    merger = _Merger(store)
+    merger = _Merger(store, overrides)
     rows = failed = 0
     errors: Counter[str] = Counter()
     for columns in chunks:
@@ -313,7 +370,7 @@ def merge(
 
 def _write_files(
     s3: S3Client,
-    store: ResultStore,
+    stores: tuple[ResultStore, ResultStore],
     layout: CsvLayout,
     paths: tuple[Path, Path],
     schemas: tuple[pa.Schema, pa.Schema],
@@ -327,7 +384,7 @@ def _write_files(
             TableWriter(paths[1], schemas[1], file_format, layout.delimiter) as ledger_writer,
         ):
             chunks = arrow_chunks(body, layout) if fast else python_chunks(body, layout)
-            return merge(chunks, store, layout.first_data_item, out_writer, ledger_writer)
+            return merge(chunks, stores[0], layout.first_data_item, out_writer, ledger_writer, stores[1])
     finally:
         body.close()
 
@@ -351,6 +408,7 @@ def collect(
     *,
     owner: str | None = None,
     workdir: str | Path | None = None,
+    overrides: Iterable[ChildEntry | ResultEntry] = (),
 ) -> CollectSummary:
     """Write ``target`` (input rows + ``output_column``, input order) and its ledger from a run's results.
 
@@ -361,6 +419,8 @@ def collect(
     :param output_column: name of the added column.
     :param owner: the task run's owner token, stored as S3 metadata on what is written.
     :param workdir: where temporary files go (default: the system's temporary directory).
+    :param overrides: child executions of re-runs of failed rows, oldest first: a row's latest re-run
+        result replaces its first result.
     :return: the counts and locations written.
     """
     started = time.monotonic()
@@ -368,21 +428,29 @@ def collect(
     output_schema = string_schema([*layout.headers, output_column])
     with tempfile.TemporaryDirectory(prefix="distmap-collect-", dir=workdir) as tmp:
         tmp_path = Path(tmp)
-        with ResultStore(tmp_path / "results.sqlite") as store:
+        with (
+            ResultStore(tmp_path / "results.sqlite") as store,
+            ResultStore(tmp_path / "overrides.sqlite") as override_store,
+        ):
             children = 0
             for entry in entries:
                 store_entry(store, entry)
                 children += 1
+            replacing = OverrideStore(override_store)
+            for entry in overrides:
+                store_entry(replacing, entry)
+                children += 1
             log.info("Read the results of %d child executions", children)
+            stores = (store, override_store)
             output_path = tmp_path / f"output.{target.format}"
             ledger_path = tmp_path / f"ledger.{target.format}"
             paths = (output_path, ledger_path)
             schemas = (output_schema, ledger_columns.schema(layout.headers))
             try:
-                rows, failed, errors = _write_files(s3, store, layout, paths, schemas, target.format, True)
+                rows, failed, errors = _write_files(s3, stores, layout, paths, schemas, target.format, True)
             except IrregularRowsError:
                 log.info("Rows of %s differ in width from the header: re-reading it row by row", layout.uri)
-                rows, failed, errors = _write_files(s3, store, layout, paths, schemas, target.format, False)
+                rows, failed, errors = _write_files(s3, stores, layout, paths, schemas, target.format, False)
         _upload(s3, output_path, target.uri, owner, target.format)
         _upload(s3, ledger_path, target.ledger_uri, owner, target.format)
     summary = CollectSummary(

@@ -27,11 +27,19 @@ from airflow_distmap.csv_processing.preflight import (
     claim_results_prefix,
     owner_token,
 )
+from airflow_distmap.csv_processing.rerun import (
+    INDEX_FIELD,
+    Rerun,
+    load_state,
+    rerun_items_uri,
+    save_state,
+    write_rerun_items,
+)
 from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_label, check_percentage
-from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name
+from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
-from airflow_distmap.results import parse_s3_uri, s3_uri
+from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -184,6 +192,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
+        self._rerun: Rerun | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -257,6 +266,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         results_uri = str(self.results_uri or self.default_results_uri(context))
         check_results_prefix(s3, results_uri, owner=owner)
         claim_results_prefix(s3, results_uri, owner=owner)
+        self._rerun = self._plan_rerun(context, s3, results_uri, owner)
         if self.state_machine_name is None:
             ti = context["ti"]
             digest = hashlib.sha256(
@@ -265,14 +275,48 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             base = default_state_machine_name(ti.dag_id, ti.task_id)[: MAX_NAME_LENGTH - len(digest) - 1]
             self.state_machine_name = f"{base.rstrip('-_')}-{digest}"
 
+    def _plan_rerun(self, context: Context, s3: Any, results_uri: str, owner: str) -> Rerun | None:
+        """After a collection that left failed rows, run only those again (see :mod:`.rerun`)."""
+        state = load_state(s3, results_uri)
+        if not state.manifest_uri or state.failed_rows <= 0 or self._layout is None or self._target is None:
+            return None
+        rerun = state.pending_rerun()
+        if rerun is None:
+            number = len(state.reruns) + 1
+            items_uri = rerun_items_uri(results_uri, number)
+            rows = write_rerun_items(s3, self._layout, self._target, items_uri, owner)
+            rerun = Rerun(number=number, items_uri=items_uri, rows=rows)
+            state.reruns.append(rerun)
+            save_state(s3, results_uri, state, owner)
+        ti = context["ti"]
+        base = execution_name(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+        suffix = f"-r{rerun.number}"
+        self.execution_name = base[: MAX_NAME_LENGTH - len(suffix)] + suffix
+        self.log.info(
+            "An earlier try left %d failed rows: re-running only them (re-run %d, %s)",
+            rerun.rows,
+            rerun.number,
+            rerun.items_uri,
+        )
+        return rerun
+
     def _definition(self, layout: CsvLayout) -> dict[str, Any]:
-        reader_config: dict[str, Any] = {
-            "InputType": "CSV",
-            "CSVHeaderLocation": "GIVEN",
-            "CSVHeaders": layout.reader_headers,
-        }
-        if layout.delimiter_name != "COMMA":
-            reader_config["CSVDelimiter"] = layout.delimiter_name
+        reader_config: dict[str, Any]
+        if self._rerun is not None:
+            # Re-run items carry their index in the input: {"i": <item index>, "c0": ..., ...}.
+            reader_config = {"InputType": "JSONL"}
+            index_path = f"$$.Map.Item.Value.{INDEX_FIELD}"
+            skip: list[int] = []
+        else:
+            reader_config = {
+                "InputType": "CSV",
+                "CSVHeaderLocation": "GIVEN",
+                "CSVHeaders": layout.reader_headers,
+            }
+            if layout.delimiter_name != "COMMA":
+                reader_config["CSVDelimiter"] = layout.delimiter_name
+            index_path = "$$.Map.Item.Index"
+            skip = [0] if layout.header_in_file else []
         row = {f"{column}.$": f"$$.Map.Item.Value.{layout.reader_name(column)}" for column in layout.columns}
         processor = LambdaItemProcessor(
             function_name=str(self.function_name),
@@ -289,13 +333,13 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 "ReaderConfig": reader_config,
                 "Parameters": {"Bucket.$": "$.input.bucket", "Key.$": "$.input.key"},
             },
-            "ItemSelector": {"index.$": "$$.Map.Item.Index", "row": row},
+            "ItemSelector": {"index.$": index_path, "row": row},
             "ItemBatcher": {
                 "MaxItemsPerBatch": self._batch_size(),
                 "MaxInputBytesPerBatch": MAX_INPUT_BYTES_PER_BATCH,
                 "BatchInput": {
                     "config.$": "$.function_config",
-                    "skip": [0] if layout.header_in_file else [],
+                    "skip": skip,
                 },
             },
             "ItemProcessor": processor,
@@ -335,11 +379,17 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         results_bucket, results_prefix = parse_s3_uri(
             str(self.results_uri or self.default_results_uri(context)), what="results_uri"
         )
-        return {
-            "input": {"bucket": layout.bucket, "key": layout.key, "etag": layout.etag},
+        execution_input: dict[str, Any] = {
+            "input": {"bucket": layout.bucket, "key": layout.key},
+            "source_etag": layout.etag,
             "results": {"bucket": results_bucket, "prefix": results_prefix.rstrip("/")},
             "function_config": self.function_config if self.function_config is not None else {},
         }
+        if self._rerun is not None:
+            items_bucket, items_key = parse_s3_uri(self._rerun.items_uri)
+            execution_input["input"] = {"bucket": items_bucket, "key": items_key}
+            execution_input["rerun"] = self._rerun.number
+        return execution_input
 
     def on_run_complete(self, context: Context, run: CompletedRun) -> dict[str, Any]:
         """Write the output and the ledger, then apply the row failure threshold.
@@ -351,11 +401,12 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         summary = super().on_run_complete(context, run)
         owner = self._owner(context)
         layout = self._layout or self._check_input(context)
-        started_with = json.loads(run.execution.get("input") or "{}").get("input", {})
-        if started_with.get("etag") and layout.etag and started_with["etag"] != layout.etag:
+        started_with = json.loads(run.execution.get("input") or "{}")
+        etag = started_with.get("source_etag")
+        if etag and layout.etag and etag != layout.etag:
             raise InputChangedError(
-                f"{layout.uri} changed while it was processed (ETag {started_with['etag']} -> "
-                f"{layout.etag}). To fix this, leave the input unchanged during the run and clear the task."
+                f"{layout.uri} changed while it was processed (ETag {etag} -> {layout.etag}). "
+                "To fix this, leave the input unchanged during the run and clear the task."
             )
         target = self._target or check_output_location(
             run.s3, self._output_uri(context), input_uri=layout.uri, owner=owner
@@ -365,10 +416,36 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 f"Execution {run.execution_arn} exported no manifest. To fix this, check that the role can "
                 "write to the results bucket."
             )
+        results_uri = str(self.results_uri or self.default_results_uri(context))
+        state = load_state(run.s3, results_uri)
+        number = started_with.get("rerun")
+        if isinstance(number, int) and state.manifest_uri:
+            base = read_manifest(run.s3, state.manifest_uri)
+            for rerun in state.reruns:
+                if rerun.number == number:
+                    rerun.manifest_uri = run.manifest_uri
+        else:
+            base = run.manifest
+            state.manifest_uri = run.manifest_uri
+        # Every collected re-run's results replace the first run's, oldest first.
+        rerun_manifests = [read_manifest(run.s3, r.manifest_uri) for r in state.reruns if r.manifest_uri]
         collected = collect(
-            run.s3, iter_child_entries(run.s3, run.manifest), layout, target, self.output_column, owner=owner
+            run.s3,
+            iter_child_entries(run.s3, base),
+            layout,
+            target,
+            self.output_column,
+            owner=owner,
+            overrides=(
+                entry for manifest in rerun_manifests for entry in iter_child_entries(run.s3, manifest)
+            ),
         )
+        state.failed_rows = collected.rows_failed
+        save_state(run.s3, results_uri, state, owner)
         summary.update(self._row_summary(layout, collected))
+        if isinstance(number, int):
+            summary["rerun"] = number
+            summary["rows_rerun"] = next((r.rows for r in state.reruns if r.number == number), None)
         self._enforce_threshold(context, summary, collected)
         return summary
 

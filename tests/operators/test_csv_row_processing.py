@@ -209,6 +209,21 @@ def handler(event, context):
         os._exit(3)
     return process(event, context)
 """,
+    # Fails rows holding "bad" until the FLAKY_ROWS_FIXED marker exists; logs every row it processes.
+    "flaky_rows": """
+import os
+
+from airflow_distmap.lambda_runtime import row_handler
+
+
+@row_handler
+def handler(row):
+    with open(os.environ["FLAKY_ROWS_LOG"], "a") as log:
+        log.write(row["text"] + "\\n")
+    if "bad" in row["text"] and not os.path.exists(os.environ["FLAKY_ROWS_FIXED"]):
+        raise ValueError("not yet")
+    return row["text"].upper()
+""",
 }
 
 
@@ -223,6 +238,8 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     post_processing = Path(__file__).resolve().parents[2] / "lambda_functions" / "post_processing"
     (root / "post_processing").symlink_to(post_processing)
     os.environ["CRASHY_MARKER"] = str(root / "crashed-once")
+    os.environ["FLAKY_ROWS_LOG"] = str(root / "flaky-rows.log")
+    os.environ["FLAKY_ROWS_FIXED"] = str(root / "flaky-rows-fixed")
     with LocalEndpoint(functions_dir=root, processes=2) as running:
         running.client("s3").create_bucket(Bucket=BUCKET)
         yield running
@@ -336,3 +353,42 @@ def test_crashed_invocation_is_retried_and_a_batch_that_keeps_crashing_fails_onl
     assert [r["row_index"] for r in ledger] == ["3", "4"]
     assert len({r["error_type"] for r in ledger}) == 1
     assert summary["rows_failed"] == 2
+
+
+def test_retry_after_the_row_threshold_reruns_only_the_failed_rows(local: Any) -> None:
+    rows = [f"row{i}" if i % 4 else f"bad{i}" for i in range(10)]
+    local.put_object(Bucket=BUCKET, Key="in/flaky.csv", Body=("text\n" + "\n".join(rows) + "\n").encode())
+    log_file = Path(os.environ["FLAKY_ROWS_LOG"])
+
+    def attempt(try_number: int) -> dict[str, Any]:
+        op = operator(
+            input_uri=f"s3://{BUCKET}/in/flaky.csv",
+            output_uri=f"s3://{BUCKET}/out/flaky.csv",
+            function_name="flaky_rows",
+            aws_conn_id="aws_local",
+            region_name=None,
+            batch_size=3,
+        )
+        return op.execute(context("flaky", try_number=try_number))
+
+    with pytest.raises(RowThresholdExceededError, match="3 of 10 rows failed"):
+        attempt(1)
+    assert [r["row_index"] for r in read_csv(local, f"s3://{BUCKET}/out/flaky.failed.csv")] == ["0", "4", "8"]
+    first_try = log_file.read_text().split()
+    assert sorted(first_try) == sorted(rows)
+
+    Path(os.environ["FLAKY_ROWS_FIXED"]).touch()  # the "fix"
+    summary = attempt(2)
+    assert summary["rerun"] == 1
+    assert summary["rows_rerun"] == 3
+    assert summary["counts"] == {"total": 10, "succeeded": 10, "failed": 0}
+    second_try = log_file.read_text().split()[len(first_try) :]
+    assert sorted(second_try) == ["bad0", "bad4", "bad8"]  # rows that succeeded never ran twice
+    output = read_csv(local, summary["output_uri"])
+    assert [r["text"] for r in output] == rows  # complete and in input order
+    assert [r["processed"] for r in output] == [t.upper() for t in rows]
+    assert read_csv(local, summary["failed_rows_uri"]) == []
+
+    again = attempt(3)  # clearing the task again reuses everything: nothing runs
+    assert again["counts"] == summary["counts"]
+    assert log_file.read_text().split()[len(first_try) + len(second_try) :] == []
