@@ -331,3 +331,14 @@ def test_label_names_the_map_run_and_children(harness: Harness) -> None:
     child = harness.call("ListExecutions", mapRunArn=map_run["mapRunArn"])["executions"][0]
     assert ":execution:sm-1/rows:" in child["executionArn"]
     assert child["stateMachineArn"].endswith(":stateMachine:sm-1/rows")
+
+
+def test_redrive_after_a_reader_failure_reads_the_source_again(harness: Harness) -> None:
+    arn, first = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "late.csv"})
+    assert first["error"] == "States.ItemReaderFailed"
+    harness.put("late.csv", "a\n1\n2\n")
+    harness.call("RedriveExecution", executionArn=arn)
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"]) == [{"a": "1"}, {"a": "2"}]
+    assert harness.map_run(arn)["redriveCount"] == 1

@@ -139,3 +139,37 @@ def test_zstd_objects_are_refused_with_a_clear_error() -> None:
         iter_reader_items(None, GET_OBJECT, {"Bucket": "b", "Key": "rows.csv.zst"}, {"InputType": "CSV"})  # type: ignore[arg-type]
     assert caught.value.error == "States.ItemReaderFailed"
     assert "GZIP" in caught.value.cause
+
+
+class CountingStream(io.RawIOBase):
+    """A raw stream that counts how many bytes were pulled from it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+        self.pulled = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        chunk = self._inner.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        self.pulled += len(chunk)
+        return len(chunk)
+
+
+def test_csv_is_read_as_a_stream_not_loaded_whole() -> None:
+    data = b"id,text\n" + b"".join(b"%d,%s\n" % (i, b"x" * 100) for i in range(200_000))  # ~20 MB
+    raw = CountingStream(data)
+    rows = read_csv(open_body(raw, "rows.csv"), {})
+    first = next(rows)
+    assert first == {"id": "0", "text": "x" * 100}
+    assert raw.pulled < 4 * 1024 * 1024 < len(data)
+
+
+def test_json_array_is_parsed_incrementally() -> None:
+    data = json.dumps([{"i": i, "pad": "y" * 100} for i in range(100_000)]).encode()  # ~11 MB
+    raw = CountingStream(data)
+    items = read_json(open_body(raw, "rows.json"), {})  # type: ignore[arg-type]
+    assert next(items) == {"i": 0, "pad": "y" * 100}
+    assert raw.pulled < 4 * 1024 * 1024 < len(data)
