@@ -402,7 +402,9 @@ def test_on_kill_stops_the_execution(aws):
 
 def test_csv_operator_is_importable_from_this_module_lazily():
     import airflow_distmap.operators.distributed_map as module
+    from airflow_distmap.operators.distributed_map import CsvRowProcessingOperator
 
+    assert issubclass(CsvRowProcessingOperator, DistributedMapOperator)
     with pytest.raises(AttributeError):
         module.NoSuchOperator  # noqa: B018
 
