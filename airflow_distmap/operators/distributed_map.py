@@ -53,7 +53,7 @@ from airflow_distmap.results import (
     read_manifest,
     sample_failed_items,
 )
-from airflow_distmap.triggers.distributed_map import DistributedMapTrigger
+from airflow_distmap.triggers.distributed_map import DistributedMapTrigger, is_transient
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -473,7 +473,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         last_map_run_call = 0.0
         map_run_arn: str | None = None
         for _ in range(self.waiter_max_attempts):
-            status = str(self.hook.describe_execution(execution_arn)["status"])
+            try:
+                status = str(self.hook.describe_execution(execution_arn)["status"])
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.log.warning("Transient error describing %s, retrying: %s", execution_arn, error)
+                time.sleep(self.waiter_delay)
+                continue
             if time.monotonic() - last_map_run_call >= max(self.waiter_delay, 1):
                 last_map_run_call = time.monotonic()
                 try:

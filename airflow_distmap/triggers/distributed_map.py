@@ -36,6 +36,12 @@ THROTTLING_CODES = frozenset(
 )
 """API error codes that are transient: retried with backoff, never a task failure."""
 
+EVENTUALLY_CONSISTENT_CODES = frozenset({"ExecutionDoesNotExist"})
+"""DescribeExecution is eventually consistent: right after StartExecution it may not see the execution yet."""
+
+MAX_NOT_FOUND_RETRIES = 5
+"""How many ``ExecutionDoesNotExist`` answers are retried (with backoff) before the wait ends in an error."""
+
 MIN_MAP_RUN_INTERVAL = 1.0
 """DescribeMapRun and ListMapRuns refill at 1 request per second per account (spec §6)."""
 
@@ -64,6 +70,12 @@ def is_transient(error: BaseException) -> bool:
         return True
     # aiohttp's connection errors (aiobotocore's transport) without importing aiohttp here.
     return type(error).__module__.startswith("aiohttp")
+
+
+def _code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 def _now() -> float:
@@ -150,11 +162,16 @@ class DistributedMapTrigger(BaseTrigger):
         """Poll until the execution closes; yield one event."""
         hook = self.hook()
         failures = 0
+        not_found = 0
         async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]
             while True:
                 try:
                     execution = await hook.async_describe_execution(client, self.execution_arn)
                 except Exception as error:
+                    if _code(error) in EVENTUALLY_CONSISTENT_CODES and not_found < MAX_NOT_FOUND_RETRIES:
+                        not_found += 1
+                        await asyncio.sleep(self._backoff(not_found))
+                        continue
                     if not is_transient(error):
                         self.log.error("Describing execution %s failed: %s", self.execution_arn, error)
                         event = self._event(DistributedMapEventReason.API_ERROR, None, str(error))

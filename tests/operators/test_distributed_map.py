@@ -7,6 +7,7 @@ from unittest import mock
 import boto3
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from airflow_distmap.definitions import CsvItemReader, ItemBatcher
@@ -369,7 +370,10 @@ def test_not_redrivable_closed_execution_is_a_clear_error(aws):
 
 def test_synchronous_wait_polls_until_the_execution_closes():
     op = _operator(deferrable=False, waiter_delay=7)
-    statuses = [{"status": "RUNNING"}, {"status": "RUNNING"}, {"status": "TIMED_OUT"}]
+    throttled = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeExecution"
+    )
+    statuses = [{"status": "RUNNING"}, throttled, {"status": "TIMED_OUT"}]
     with (
         mock.patch.object(DistributedMapHook, "describe_execution", side_effect=statuses),
         mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),

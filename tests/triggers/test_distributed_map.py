@@ -200,12 +200,22 @@ def test_backoff_is_exponential_and_capped():
 
 
 async def test_non_transient_api_error_ends_with_an_error_event():
-    client = FakeSFN([_client_error("ExecutionDoesNotExist")])
+    client = FakeSFN([_client_error("AccessDeniedException")])
     events = await _collect(_trigger(), client)
     assert len(events) == 1
     assert events[0]["status"] == "error"
     assert events[0]["reason"] == "api_error"
-    assert "ExecutionDoesNotExist" in events[0]["message"]
+    assert "AccessDeniedException" in events[0]["message"]
+
+
+async def test_execution_not_visible_yet_is_retried_a_few_times():
+    # DescribeExecution is eventually consistent right after StartExecution.
+    client = FakeSFN([_client_error("ExecutionDoesNotExist")] * 2 + [{"status": "SUCCEEDED"}])
+    assert [e["status"] for e in await _collect(_trigger(), client)] == ["success"]
+    missing = FakeSFN([_client_error("ExecutionDoesNotExist")])
+    events = await _collect(_trigger(), missing)
+    assert [e["reason"] for e in events] == ["api_error"]
+    assert missing.calls.count("describe_execution") == 6
 
 
 async def test_progress_is_logged_only_when_counts_change(capsys, monkeypatch):
