@@ -91,6 +91,17 @@ def _page(
     return result
 
 
+def _execution_timeout(definition_text: str) -> float | None:
+    """The definition's top-level ``TimeoutSeconds`` (``None`` when absent)."""
+    try:
+        value = json.loads(definition_text).get("TimeoutSeconds")
+    except (ValueError, AttributeError):
+        return None
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    )
+
+
 class StepFunctionsService:
     """The local Step Functions service.
 
@@ -411,17 +422,22 @@ class StepFunctionsService:
         if record.redrive_date is not None:
             context["Execution"]["RedriveTime"] = iso_ms(record.redrive_date)
         record.map_entries.clear()
+        timeout = _execution_timeout(record.definition_snapshot)
         try:
-            output = await compiled.run(input_value, context, self.services, record.history)
+            run = compiled.run(input_value, context, self.services, record.history)
+            output = await (run if timeout is None else asyncio.wait_for(run, timeout))
             output_text = dumps(output)
             if utf8_size(output_text) > PAYLOAD_LIMIT:
                 raise StatesError(
                     "States.DataLimitExceeded",
                     "The state/task returned a result with a size exceeding the maximum number of bytes "
-                    "service "
-                    f"limit ({PAYLOAD_LIMIT} bytes).",
+                    f"service limit ({PAYLOAD_LIMIT} bytes).",
                 )
         except asyncio.CancelledError:
+            return
+        except TimeoutError:
+            # The definition's TimeoutSeconds: AWS closes the execution as TIMED_OUT (ExecutionTimedOut).
+            self._close(record, "TIMED_OUT", error="States.Timeout", cause="")
             return
         except StatesError as error:
             self._close(record, "FAILED", error=error.error, cause=error.cause)
@@ -459,9 +475,10 @@ class StepFunctionsService:
                     details["error"] = error
                 if cause is not None:
                     details["cause"] = cause
-                record.history.record(
-                    "ExecutionFailed" if status == "FAILED" else "ExecutionAborted", details
+                event_type = {"FAILED": "ExecutionFailed", "TIMED_OUT": "ExecutionTimedOut"}.get(
+                    status, "ExecutionAborted"
                 )
+                record.history.record(event_type, details)
             record.status = status
 
     def _DescribeExecution(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_distmap.local.errors import ServiceError
-from airflow_distmap.local.runtime import StepFunctionsService
+from airflow_distmap.local.runtime import StepFunctionsService, engine
 from tests.local.runtime.helpers import ROLE_ARN, Harness, distributed_map, sleep_forever
 
 PASS_MACHINE = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
@@ -201,3 +201,20 @@ def test_child_history_and_redrive_filter(harness: Harness) -> None:
         len(harness.call("ListExecutions", mapRunArn=map_run_arn, redriveFilter="NOT_REDRIVEN")["executions"])
         == 2
     )
+
+
+def test_definition_timeout_closes_the_execution_as_timed_out(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's validator may reject a top-level TimeoutSeconds; the service honours it when accepted.
+    monkeypatch.setattr(engine, "validate_definition", lambda text: [])
+    definition = {
+        "TimeoutSeconds": 1,
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}},
+    }
+    arn, done = harness.run(definition)
+    assert (done["status"], done["error"]) == ("TIMED_OUT", "States.Timeout")
+    assert "output" not in done
+    assert done["redriveStatus"] == "REDRIVABLE"
+    assert harness.event_types(arn)[-1] == "ExecutionTimedOut"
