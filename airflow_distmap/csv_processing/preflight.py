@@ -5,16 +5,19 @@ the whole file) and split by :mod:`airflow_distmap.formats.csv_records`, the sam
 ItemReader uses, so a row's index means the same record everywhere.
 
 How the Map reads the file (decided here, used by the definition and the collector):
-the ItemReader always uses ``CSVHeaderLocation: GIVEN`` with synthetic names ``c0, c1, ...``, and the
-ItemSelector maps them back to the real names. So:
 
-- a UTF-8 byte-order mark, or header names no JSONPath can address (quotes, brackets, dots), cannot
-  reach the function: the real names only appear as keys of the ItemSelector template. Whether AWS's
-  FIRST_ROW reader strips a BOM is UNCONFIRMED (spec §1.3, open question 6); with GIVEN it does not matter.
-- when the file has a header line, that line is item 0. ``row_handler`` answers it as skipped
-  (``BatchInput.skip = [0]``, no function call) and the collector ignores it; data row ``i`` (0-based,
-  like a pandas index) is item ``i + 1``. With user-given headers (``csv_headers``) data row ``i`` is
-  item ``i``.
+- ``FIRST_ROW`` (AWS's documented CSV set-up) when it is safe: the file has a header line, no UTF-8
+  byte-order mark, a header under 8 KiB (a 10 KiB header limit is reported, UNCONFIRMED) and requested
+  column names that a plain JSONPath can address (``[A-Za-z_][A-Za-z0-9_]*``). Data row ``i`` (0-based,
+  like a pandas index) is item ``i``; the ItemSelector reads ``$$.Map.Item.Value.<name>``.
+- otherwise ``GIVEN`` with synthetic names ``c0, c1, ...``, which the ItemSelector maps back to the real
+  names. A BOM or names with quotes, brackets, dots or spaces then never reach a JSONPath: the real names
+  only appear as keys of the ItemSelector template. Whether AWS's FIRST_ROW reader strips a BOM is
+  UNCONFIRMED (spec §1.3, open question 6); with GIVEN it does not matter. The header line becomes item 0:
+  ``row_handler`` answers it as skipped (``BatchInput.skip = [0]``, no function call), the collector
+  ignores it, and data row ``i`` is item ``i + 1``.
+- with user-given headers (``csv_headers``: the file has no header line) ``GIVEN`` with those names'
+  synthetic stand-ins; data row ``i`` is item ``i``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import io
 import json
 import logging
 import posixpath
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,6 +61,12 @@ MAX_HEADER_BYTES: Final = 8 * 1024 * 1024
 OUTPUT_FORMATS: Final = {".csv": "csv", ".parquet": "parquet"}
 #: S3 user metadata (``x-amz-meta-distmap-owner``) marking objects this provider wrote for one task run.
 OWNER_METADATA_KEY: Final = "distmap-owner"
+#: Header size up to which FIRST_ROW is used (AWS reportedly reads headers up to 10 KiB, UNCONFIRMED).
+FIRST_ROW_MAX_HEADER_BYTES: Final = 8 * 1024
+#: Column names a plain JSONPath member (``$$.Map.Item.Value.<name>``) can address.
+_PLAIN_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Field that carries an item's index in re-run items (so FIRST_ROW avoids a column of that name).
+RERUN_INDEX_FIELD: Final = "_distmap_item_index"
 #: Object written under a results prefix to say which task run owns it.
 RESULTS_OWNER_OBJECT: Final = "_distmap_owner.json"
 _COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".zip")
@@ -108,8 +118,9 @@ class CsvLayout:
     :param delimiter: the delimiter character.
     :param headers: column names, BOM stripped (the output's columns before ``output_column``).
     :param columns: the columns sent to the function, in the order asked for.
-    :param header_in_file: whether the file's first record is the header (item 0 then skipped).
+    :param header_in_file: whether the file's first record is the header.
     :param has_bom: whether the file starts with a UTF-8 byte-order mark.
+    :param header_location: ``FIRST_ROW`` or ``GIVEN``: how the ItemReader gets the column names.
     """
 
     bucket: str
@@ -122,6 +133,7 @@ class CsvLayout:
     columns: tuple[str, ...]
     header_in_file: bool
     has_bom: bool
+    header_location: str = "GIVEN"
 
     @property
     def uri(self) -> str:
@@ -130,16 +142,23 @@ class CsvLayout:
 
     @property
     def first_data_item(self) -> int:
-        """Item index of data row 0."""
-        return 1 if self.header_in_file else 0
+        """Item index of data row 0 (1 when the header line is an item)."""
+        return 1 if self.header_in_file and self.header_location == "GIVEN" else 0
+
+    @property
+    def skipped_items(self) -> list[int]:
+        """Items that are not data (the header line read as an item under ``GIVEN``)."""
+        return [0] if self.first_data_item else []
 
     @property
     def reader_headers(self) -> list[str]:
-        """The synthetic ``CSVHeaders`` given to the ItemReader: ``c0, c1, ...``."""
+        """Synthetic column names ``c0, c1, ...``: the ``GIVEN`` ``CSVHeaders``, and the collector's."""
         return [f"c{position}" for position in range(len(self.headers))]
 
     def reader_name(self, column: str) -> str:
-        """The synthetic ItemReader name of a real column."""
+        """The name an item gives a real column: itself under ``FIRST_ROW``, ``c<i>`` under ``GIVEN``."""
+        if self.header_location == "FIRST_ROW":
+            return column
         return f"c{self.headers.index(column)}"
 
 
@@ -345,12 +364,21 @@ def check_csv_input(
             f"output_column {output_column!r} is already a column of {input_uri}. To fix this, choose a new "
             "name for the function's output."
         )
+    first_row = (
+        header_in_file
+        and not probe.has_bom
+        and len(delimiter_char.join(headers).encode()) <= FIRST_ROW_MAX_HEADER_BYTES
+        and all(_PLAIN_NAME.match(column) for column in wanted)
+        and RERUN_INDEX_FIELD not in headers
+    )
+    header_location = "FIRST_ROW" if first_row else "GIVEN"
     log.info(
-        "Pre-flight of %s: %d columns, delimiter %s, header %s%s",
+        "Pre-flight of %s: %d columns, delimiter %s, header %s (%s)%s",
         input_uri,
         len(headers),
         delimiter_name,
         "in file" if header_in_file else "given",
+        header_location,
         ", UTF-8 BOM" if probe.has_bom else "",
     )
     return CsvLayout(
@@ -364,6 +392,7 @@ def check_csv_input(
         columns=wanted,
         header_in_file=header_in_file,
         has_bom=probe.has_bom,
+        header_location=header_location,
     )
 
 

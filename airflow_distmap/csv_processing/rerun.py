@@ -2,11 +2,10 @@
 
 Rows that ``row_handler`` reports as failed leave the execution SUCCEEDED, so there is nothing for Step
 Functions to redrive. Instead the retry turns the failed-rows ledger into a JSON Lines file of items
-``{"i": <item index in the input>, "c0": ..., "c1": ...}`` (the same synthetic names the CSV ItemReader
-gives the columns), runs a Distributed Map over it whose ItemSelector sends ``$$.Map.Item.Value.i`` as
-the row's index, and collects again: the first run's results, with each re-run row's latest result
-replacing its first one. Rows that already succeeded never run twice, and the output ends complete and
-in input order.
+``{"_distmap_item_index": <item index in the input>, <column>: ...}`` (columns named as the CSV
+ItemReader names them), runs a Distributed Map over it whose ItemSelector sends that field as the row's
+index, and collects again: the first run's results, with each re-run row's latest result replacing its
+first one. Rows that already succeeded never run twice, and the output ends complete and in input order.
 
 What has been collected and re-run is recorded in ``_distmap_state.json`` under the task run's results
 prefix, so each retry knows which results to combine, and a retry interrupted mid-way attaches to its
@@ -27,15 +26,20 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from airflow_distmap.csv_processing.ledger import LedgerColumns
-from airflow_distmap.csv_processing.preflight import OWNER_METADATA_KEY, CsvLayout, OutputTarget
+from airflow_distmap.csv_processing.preflight import (
+    OWNER_METADATA_KEY,
+    RERUN_INDEX_FIELD,
+    CsvLayout,
+    OutputTarget,
+)
 from airflow_distmap.results import parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 STATE_OBJECT: Final = "_distmap_state.json"
-#: Key of an item's index in the re-run items file.
-INDEX_FIELD: Final = "i"
+#: Key of an item's index in the re-run items file (FIRST_ROW layouts never have a column of that name).
+INDEX_FIELD: Final = RERUN_INDEX_FIELD
 
 
 @dataclass
@@ -164,7 +168,7 @@ def write_rerun_items(
         items_path = Path(tmp) / "items.jsonl"
         s3.download_file(ledger_bucket, ledger_key, str(ledger_path))
         batches = _ledger_batches(ledger_path, target.format, schema, layout.delimiter)
-        names = layout.reader_headers
+        names = [layout.reader_name(header) for header in layout.headers]
         with items_path.open("w", encoding="utf-8") as out:
             for batch in batches:
                 data = batch.to_pydict()

@@ -303,20 +303,18 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def _definition(self, layout: CsvLayout) -> dict[str, Any]:
         reader_config: dict[str, Any]
         if self._rerun is not None:
-            # Re-run items carry their index in the input: {"i": <item index>, "c0": ..., ...}.
+            # Re-run items carry their index in the input: {"_distmap_item_index": <item index>, ...}.
             reader_config = {"InputType": "JSONL"}
             index_path = f"$$.Map.Item.Value.{INDEX_FIELD}"
             skip: list[int] = []
         else:
-            reader_config = {
-                "InputType": "CSV",
-                "CSVHeaderLocation": "GIVEN",
-                "CSVHeaders": layout.reader_headers,
-            }
+            reader_config = {"InputType": "CSV", "CSVHeaderLocation": layout.header_location}
+            if layout.header_location == "GIVEN":
+                reader_config["CSVHeaders"] = layout.reader_headers
             if layout.delimiter_name != "COMMA":
                 reader_config["CSVDelimiter"] = layout.delimiter_name
             index_path = "$$.Map.Item.Index"
-            skip = [0] if layout.header_in_file else []
+            skip = layout.skipped_items
         row = {f"{column}.$": f"$$.Map.Item.Value.{layout.reader_name(column)}" for column in layout.columns}
         processor = LambdaItemProcessor(
             function_name=str(self.function_name),

@@ -33,10 +33,15 @@ def shout(row: dict[str, str]) -> str:
 
 
 def items_for(layout: CsvLayout, body: bytes) -> list[dict[str, Any]]:
-    """What the ItemReader (GIVEN c0..cN) + the operator's ItemSelector send, one per record."""
+    """What the ItemReader + the operator's ItemSelector send, one per item (FIRST_ROW or GIVEN)."""
+    records = list(iter_records(io.BytesIO(body), delimiter=layout.delimiter))
+    if layout.header_location == "FIRST_ROW":
+        records, names = records[1:], list(layout.headers)
+    else:
+        names = layout.reader_headers
     items = []
-    for index, record in enumerate(iter_records(io.BytesIO(body), delimiter=layout.delimiter)):
-        value = shape_record(layout.reader_headers, record)
+    for index, record in enumerate(records):
+        value = shape_record(names, record)
         row = {column: value[layout.reader_name(column)] for column in layout.columns}
         items.append({"index": index, "row": row})
     return items
@@ -54,7 +59,7 @@ def write_run(
 ) -> str:
     """Run the handler over batches like a Map Run would and export result files + manifest to S3."""
     items = items_for(layout, body)
-    batch_input = {"skip": [0] if layout.header_in_file else []}
+    batch_input = {"skip": layout.skipped_items}
     succeeded, failed = [], []
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     for number, batch in enumerate(batches):
@@ -141,19 +146,19 @@ def test_rows_of_a_failed_child_get_its_error_and_cause(s3: Any) -> None:
     body = ("id,text\n" + "".join(f"{i},t{i}\n" for i in range(9))).encode()
     _, summary = run_collect(s3, body, batch_size=3, failed_batches=[1])
     ledger = read_csv(s3, "out/result.failed.csv")
-    # items 3..5 are data rows 2..4 (item 0 is the header line)
-    assert [r["row_index"] for r in ledger] == ["2", "3", "4"]
+    # FIRST_ROW: item i is data row i, so the second batch of 3 is rows 3..5
+    assert [r["row_index"] for r in ledger] == ["3", "4", "5"]
     assert {r["error_type"] for r in ledger} == {"Sandbox.Timedout"}
     assert {r["error_message"] for r in ledger} == {"Task timed out after 3.00 seconds"}
     assert summary.rows_failed == 3
-    assert [r["result"] for r in read_csv(s3, "out/result.csv")][:2] == ["T0", "T1"]
+    assert [r["result"] for r in read_csv(s3, "out/result.csv")][:4] == ["T0", "T1", "T2", ""]
 
 
 def test_rows_without_any_result_are_reported(s3: Any) -> None:
     body = ("id,text\n" + "".join(f"{i},t{i}\n" for i in range(6))).encode()
-    _, summary = run_collect(s3, body, batch_size=3, drop_batches=[2])
-    assert summary.errors_by_type == {"RowNotProcessed": 1}
-    assert [r["row_index"] for r in read_csv(s3, "out/result.failed.csv")] == ["5"]
+    _, summary = run_collect(s3, body, batch_size=2, drop_batches=[1])
+    assert summary.errors_by_type == {"RowNotProcessed": 2}
+    assert [r["row_index"] for r in read_csv(s3, "out/result.failed.csv")] == ["2", "3"]
 
 
 MESSY = (
@@ -244,7 +249,7 @@ def test_a_success_replaces_a_failure_of_the_same_batch(s3: Any) -> None:
     body = b"text\na\nb\n"
     s3.put_object(Bucket=BUCKET, Key="in/input.csv", Body=body)
     layout = check_csv_input(s3, f"s3://{BUCKET}/in/input.csv", output_column="result")
-    child_input = {"Items": items_for(layout, body), "BatchInput": {"skip": [0]}}
+    child_input = {"Items": items_for(layout, body), "BatchInput": {"skip": layout.skipped_items}}
     ok = {
         "Status": "SUCCEEDED",
         "Input": json.dumps(child_input),

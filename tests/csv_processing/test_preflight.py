@@ -41,10 +41,31 @@ def test_reads_header_and_defaults_to_all_columns(s3: Any) -> None:
     assert layout.headers == ("id", "text", "note")
     assert layout.columns == ("id", "text", "note")
     assert layout.header_in_file
-    assert layout.first_data_item == 1
-    assert layout.reader_headers == ["c0", "c1", "c2"]
-    assert layout.reader_name("note") == "c2"
+    assert layout.header_location == "FIRST_ROW"
+    assert layout.first_data_item == 0
+    assert layout.skipped_items == []
+    assert layout.reader_name("note") == "note"
     assert (layout.delimiter_name, layout.delimiter) == ("COMMA", ",")
+
+
+@pytest.mark.parametrize(
+    ("body", "columns"),
+    [
+        ("\ufeffid,text\n1,a\n", ["text"]),  # a BOM: whether AWS strips it is UNCONFIRMED
+        ("id,the text\n1,a\n", ["the text"]),  # not addressable by a plain JSONPath
+        ("id,a.b\n1,a\n", ["a.b"]),
+        ("id,_distmap_item_index\n1,a\n", ["id"]),  # the re-run index field
+        ("id," + "x" * 9000 + "\n1,a\n", ["id"]),  # header above FIRST_ROW's limit
+    ],
+)
+def test_given_synthetic_headers_when_first_row_is_not_safe(s3: Any, body: str, columns: list[str]) -> None:
+    uri = put(s3, "given.csv", body.encode())
+    layout = check_csv_input(s3, uri, columns=columns)
+    assert layout.header_location == "GIVEN"
+    assert layout.first_data_item == 1
+    assert layout.skipped_items == [0]
+    assert layout.reader_headers == ["c0", "c1"]
+    assert layout.reader_name(columns[0]) == f"c{layout.headers.index(columns[0])}"
 
 
 def test_bom_is_stripped_from_the_first_name(s3: Any) -> None:

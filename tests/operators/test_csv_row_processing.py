@@ -110,10 +110,23 @@ def test_definition_reads_given_headers_and_sends_index_and_requested_columns(s3
     assert execution_input["function_config"] == {"k": 1}
 
 
+def test_plain_header_uses_first_row(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,a\n")
+    op = operator()
+    op.preflight(context())
+    state = op.build_definition(context())["States"]["ProcessRows"]
+    assert state["ItemReader"]["ReaderConfig"] == {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
+    assert state["ItemSelector"] == {
+        "index.$": "$$.Map.Item.Index",
+        "row": {"text.$": "$$.Map.Item.Value.text"},
+    }
+    assert state["ItemBatcher"]["BatchInput"]["skip"] == []
+
+
 def test_same_layout_shares_a_state_machine_and_other_layouts_do_not(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="in/a.csv", Body=b"id,text\n1,a\n")
     s3.put_object(Bucket=BUCKET, Key="in/b.csv", Body=b"id,text\n2,b\n")
-    s3.put_object(Bucket=BUCKET, Key="in/c.csv", Body=b"id,x,text\n2,b,c\n")
+    s3.put_object(Bucket=BUCKET, Key="in/c.csv", Body="\ufeffid,x,text\n2,b,c\n".encode())  # GIVEN
     names = []
     for key, run in (("a", "r1"), ("b", "r2"), ("c", "r3")):
         op = operator(input_uri=f"s3://{BUCKET}/in/{key}.csv", output_uri=f"s3://{BUCKET}/out/{key}.csv")
@@ -347,10 +360,10 @@ def test_crashed_invocation_is_retried_and_a_batch_that_keeps_crashing_fails_onl
     )
     summary = op.execute(context("crash"))
     output = read_csv(local, summary["output_uri"])
-    # item 0 is the header line: batches of 2 items are [header, ab] [crash-once, cd] [ef, crash-always]...
-    assert [r["processed"] for r in output] == ["ba", "ecno-hsarc", "dc", "", "", "hg", "ji"]
+    # batches of 2 rows: [ab, crash-once] (crashes once, retried) [cd, ef] [crash-always, gh] (fails) [ij]
+    assert [r["processed"] for r in output] == ["ba", "ecno-hsarc", "dc", "fe", "", "", "ji"]
     ledger = read_csv(local, summary["failed_rows_uri"])
-    assert [r["row_index"] for r in ledger] == ["3", "4"]
+    assert [r["row_index"] for r in ledger] == ["4", "5"]
     assert len({r["error_type"] for r in ledger}) == 1
     assert summary["rows_failed"] == 2
 
