@@ -408,23 +408,25 @@ class MapRun:
         self.status = RUNNING
         self.stop_date = None
         try:
-            if redrive:
-                await self._redrive_children()
-            if not self.reader_done and self._failure is None:
-                await self._read_and_dispatch()
-            await self._wait_children()
-            if self._failure is None and self.tolerance.breached(self.failed_items, self.items_total()):
-                self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
+            try:
+                if redrive:
+                    await self._redrive_children()
+                if not self.reader_done and self._failure is None:
+                    await self._read_and_dispatch()
+                await self._wait_children()
+                if self._failure is None and self.tolerance.breached(self.failed_items, self.items_total()):
+                    self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
+            except StatesError as error:
+                self._failure = error
+                await self._abort_children()
+            result = await self._write_results()
         except asyncio.CancelledError:
+            # The parent was stopped: abort running children, keep the results written so far.
             await self._abort_children()
             self.status = ABORTED
             self.stop_date = time.time()
             await self._write_results_quietly()
             raise
-        except StatesError as error:
-            self._failure = error
-            await self._abort_children()
-        result = await self._write_results()
         self.stop_date = time.time()
         if self._failure is not None:
             self.status = FAILED
