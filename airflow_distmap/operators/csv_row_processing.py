@@ -82,6 +82,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     fails only its batch's rows. ``tolerated_failure_count``/``tolerated_failure_percentage`` count
     failed **rows** (default: none tolerated).
 
+    Retries: an execution that failed is redrived (``DistributedMapOperator``); after a task that failed
+    on its row threshold, the retry runs only the ledger's rows again and merges their new results into
+    the output (:mod:`airflow_distmap.csv_processing.rerun`); rows that succeeded never run twice.
+
     The input and results locations travel in the execution input, not the definition, so concurrent
     runs (backfills) share one state machine per CSV layout and never race on its definition.
 
