@@ -677,8 +677,14 @@ class StepFunctionsService:
 
     # ------------------------------------------------------------------ map runs
     def _ListMapRuns(self, request: dict[str, Any]) -> dict[str, Any]:
-        record = self._execution(request.get("executionArn"))
-        entries = [m.list_entry() for m in reversed(record.map_runs)]
+        arn = request.get("executionArn")
+        record = self.store.executions.get(arn) if isinstance(arn, str) else None
+        if record is None and isinstance(arn, str) and self._child(arn) is not None:
+            # A child execution's own (nested) Distributed Maps.
+            runs = [m for m in self.store.map_runs.values() if m.parent_arn == arn]
+        else:
+            runs = list(self._execution(arn).map_runs)
+        entries = [m.list_entry() for m in reversed(runs)]
         page = _page(entries, request)
         response: dict[str, Any] = {"mapRuns": page["items"]}
         if "nextToken" in page:

@@ -218,3 +218,16 @@ def test_definition_timeout_closes_the_execution_as_timed_out(
     assert "output" not in done
     assert done["redriveStatus"] == "REDRIVABLE"
     assert harness.event_types(arn)[-1] == "ExecutionTimedOut"
+
+
+def test_nested_map_runs_are_listed_under_their_child_execution(harness: Harness) -> None:
+    inner = distributed_map(ItemsPath="$")["States"]["Map"]
+    outer = distributed_map({"Inner": inner}, start_at="Inner")
+    arn, done = harness.run(outer, [[1, 2], [3]])
+    assert json.loads(done["output"]) == [[1, 2], [3]]
+    outer_run = harness.call("ListMapRuns", executionArn=arn)["mapRuns"]
+    assert len(outer_run) == 1
+    children = harness.call("ListExecutions", mapRunArn=outer_run[0]["mapRunArn"])["executions"]
+    nested = harness.call("ListMapRuns", executionArn=children[0]["executionArn"])["mapRuns"]
+    assert len(nested) == 1
+    assert nested[0]["executionArn"] == children[0]["executionArn"]

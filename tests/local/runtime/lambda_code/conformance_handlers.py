@@ -8,4 +8,3 @@ from typing import Any
 def identity(event: Any, context: Any) -> Any:
     """Return the invocation event unchanged (the corpus's Lambda in both Lambda cases)."""
     return event
-
