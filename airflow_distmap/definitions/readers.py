@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from airflow_distmap.definitions._checks import MAX_ITEMS, check_choice, check_int, check_non_empty
 from airflow_distmap.formats.csv_records import CSV_DELIMITERS
@@ -15,7 +15,11 @@ HEADER_LOCATIONS = ("FIRST_ROW", "GIVEN")
 
 
 class ItemReader(Protocol):
-    """Anything that renders an ASL ``ItemReader`` object."""
+    """Anything that renders an ASL ``ItemReader`` object.
+
+    The S3 readers' locations (``bucket``, ``key``/``prefix``, ``uri``) are Airflow template fields: an
+    operator that templates its ``item_reader`` renders them, e.g. ``uri="s3://b/{{ ds }}/rows.csv"``.
+    """
 
     def to_asl(self) -> dict[str, Any]:
         """Render the ``ItemReader`` field."""
@@ -46,7 +50,7 @@ def _object_reader(bucket: str, key: str, config: dict[str, Any]) -> dict[str, A
     return {"Resource": GET_OBJECT, "ReaderConfig": config, "Parameters": {"Bucket": bucket, "Key": key}}
 
 
-@dataclass(frozen=True)
+@dataclass
 class CsvItemReader:
     """Read the rows of a CSV (or other delimited) object; each row becomes ``{header: "string value"}``.
 
@@ -58,6 +62,8 @@ class CsvItemReader:
     :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE`` or ``TAB``.
     :param max_items: Read at most this many rows (0 or ``None``: all).
     """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("bucket", "key", "uri")
 
     bucket: str | None = None
     key: str | None = None
@@ -96,7 +102,7 @@ class CsvItemReader:
         return _object_reader(bucket, key, _reader_config(config, self.max_items))
 
 
-@dataclass(frozen=True)
+@dataclass
 class JsonItemReader:
     """Read the elements of a JSON array stored in an S3 object.
 
@@ -106,6 +112,8 @@ class JsonItemReader:
     :param items_pointer: JSON Pointer (``/a/b``) to a nested array, when the array is not the top level.
     :param max_items: Read at most this many items (0 or ``None``: all).
     """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("bucket", "key", "uri")
 
     bucket: str | None = None
     key: str | None = None
@@ -127,7 +135,7 @@ class JsonItemReader:
         return _object_reader(bucket, key, _reader_config(config, self.max_items))
 
 
-@dataclass(frozen=True)
+@dataclass
 class JsonlItemReader:
     """Read one item per line of a JSON Lines object.
 
@@ -136,6 +144,8 @@ class JsonlItemReader:
     :param uri: ``s3://bucket/key.jsonl`` instead of ``bucket`` and ``key``.
     :param max_items: Read at most this many lines (0 or ``None``: all).
     """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("bucket", "key", "uri")
 
     bucket: str | None = None
     key: str | None = None
@@ -148,7 +158,7 @@ class JsonlItemReader:
         return _object_reader(bucket, key, _reader_config({"InputType": "JSONL"}, self.max_items))
 
 
-@dataclass(frozen=True)
+@dataclass
 class S3PrefixItemReader:
     """One item per object under a prefix: ``{"Etag", "Key", "LastModified", "Size", "StorageClass"}``.
 
@@ -159,6 +169,8 @@ class S3PrefixItemReader:
     :param uri: ``s3://bucket/prefix/`` instead of ``bucket`` and ``prefix``.
     :param max_items: List at most this many objects (0 or ``None``: all).
     """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("bucket", "prefix", "uri")
 
     bucket: str | None = None
     prefix: str = ""

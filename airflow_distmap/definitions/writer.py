@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_distmap.definitions._checks import check_choice, check_non_empty
 from airflow_distmap.results import parse_s3_uri
@@ -15,7 +15,7 @@ TRANSFORMATIONS = ("NONE", "COMPACT", "FLATTEN")
 OUTPUT_TYPES = ("JSON", "JSONL")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ResultWriter:
     """Export the Map Run's results (manifest.json + result files) to ``s3://<bucket>/<prefix>/<uuid>/``.
 
@@ -25,6 +25,8 @@ class ResultWriter:
     :param writer_config: ``{"Transformation": NONE|COMPACT|FLATTEN, "OutputType": JSON|JSONL}``; default
         none (``NONE`` / ``JSON``: every child's input, output, status and error, which the operator reads).
     """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("bucket", "prefix", "uri")
 
     bucket: str | None = None
     prefix: str = ""

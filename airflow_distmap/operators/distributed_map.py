@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -113,7 +114,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
     :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results.
     :param execution_input: Input of the execution (a JSON object).
-    :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL).
+    :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
+        so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object.
     :param function_name: Lambda function (name or ARN) each child invokes; builds a
         :class:`~airflow_distmap.definitions.LambdaItemProcessor`.
     :param item_processor: A :class:`~airflow_distmap.definitions.LambdaItemProcessor` or an ASL
@@ -151,6 +153,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         "role_arn",
         "function_name",
         "execution_name",
+        "item_reader",
     )
     template_fields_renderers = {"definition": "json", "execution_input": "json"}
     ui_color = "#f9c915"
@@ -210,6 +213,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.stop_on_kill = stop_on_kill
         self._execution_arn: str | None = None
         self._check_constructor_arguments()
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render templates; the item reader is copied first so rendering never changes the DAG's object."""
+        if self.item_reader is not None and not isinstance(self.item_reader, dict):
+            self.item_reader = copy.copy(self.item_reader)
+        super().render_template_fields(context, jinja_env)
 
     # -- argument checks -----------------------------------------------------------------------------
 

@@ -164,6 +164,17 @@ def test_constructor_rejects_bad_arguments(kwargs, message):
         _operator(**kwargs)
 
 
+def test_item_reader_and_results_uri_are_templated():
+    reader = CsvItemReader(uri="s3://" + BUCKET + "/in/{{ ds_nodash }}/rows.csv")
+    op = _operator(item_reader=reader, results_uri="s3://" + BUCKET + "/results/{{ ds_nodash }}")
+    op.render_template_fields({"ds_nodash": "20250101"})
+    assert op.item_reader.uri == f"s3://{BUCKET}/in/20250101/rows.csv"
+    assert op.results_uri == f"s3://{BUCKET}/results/20250101"
+    assert reader.uri.endswith("{{ ds_nodash }}/rows.csv")  # the DAG's object is untouched
+    state = op.build_definition(_context())["States"]["DistributedMap"]
+    assert state["ItemReader"]["Parameters"] == {"Bucket": BUCKET, "Key": "in/20250101/rows.csv"}
+
+
 def test_default_timeout_covers_long_runs():
     op = _operator(waiter_delay=30)
     assert op.waiter_delay * op.waiter_max_attempts >= 24 * 3600
