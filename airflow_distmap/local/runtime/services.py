@@ -110,7 +110,7 @@ class RuntimeServices:
             return engine.evaluate_value(expression, effective_input, context)
 
         resolver = FieldResolver(state_name, entered, evaluate)
-        open_items, max_items = self._item_source(state, effective_input, context, resolver)
+        open_items, max_items, item_keys = self._item_source(state, effective_input, context, resolver)
         tolerance = resolve_tolerance(resolver, state)
         max_concurrency = resolve_max_concurrency(resolver, state)
         batching = None
@@ -124,11 +124,13 @@ class RuntimeServices:
         selector = state.get("ItemSelector", state.get("Parameters"))
         select = None
         if selector is not None:
+            keys = item_keys
 
             def select(item: Any, item_context: dict[str, Any]) -> Any:
-                return engine.evaluate_template(
-                    selector, effective_input, {**context, "Map": {"Item": item_context}}
-                )
+                index = item_context["Index"]
+                key = keys[index] if keys is not None and index < len(keys) else None
+                item_ctx = engine.item_context(context, index, item, item_context["Source"], key)
+                return engine.evaluate_template(selector, effective_input, item_ctx)
 
         processor, express = self._processor(state)
         state_machine = context.get("StateMachine") or {}
@@ -202,7 +204,8 @@ class RuntimeServices:
 
     def _item_source(
         self, state: Mapping[str, Any], effective_input: Any, context: dict[str, Any], resolver: FieldResolver
-    ) -> tuple[Callable[[int], tuple[str, Iterator[Any]]], int | None]:
+    ) -> tuple[Callable[[int], tuple[str, Iterator[Any]]], int | None, list[Any] | None]:
+        """Return ``(open items skipping n, MaxItems limit, object keys for $$.Map.Item.Key or None)``."""
         reader = state.get("ItemReader")
         if isinstance(reader, Mapping):
             raw = reader.get("Parameters", reader.get("Arguments")) or {}
@@ -215,14 +218,16 @@ class RuntimeServices:
                 source, items = iter_reader_items(self.s3(), resource, parameters, reader_config)
                 return source, itertools.islice(items, skip, None)
 
-            return open_s3, max_items
+            return open_s3, max_items, None
         # ItemsPath (JSONPath) / Items (JSONata); ignored when an ItemReader is present (recorded).
         if "Items" in state:
             items = resolver.evaluate(state["Items"])
         else:
             items = resolver.evaluate(state.get("ItemsPath", "$"))
+        keys: list[Any] | None = None
         if isinstance(items, Mapping):
-            # Object input: each key-value pair is an item (the value); $$.Map.Item.Key is not exposed here.
+            # Object input: each key-value pair is an item (the value, with $$.Map.Item.Key the key).
+            keys = list(items.keys())
             items = list(items.values())
         if not isinstance(items, list):
             raise resolver.error(
@@ -234,4 +239,4 @@ class RuntimeServices:
         def open_state(skip: int) -> tuple[str, Iterator[Any]]:
             return "STATE_DATA", itertools.islice(iter(values), skip, None)
 
-        return open_state, None
+        return open_state, None, keys

@@ -342,3 +342,18 @@ def test_redrive_after_a_reader_failure_reads_the_source_again(harness: Harness)
     assert done["status"] == "SUCCEEDED", done
     assert json.loads(done["output"]) == [{"a": "1"}, {"a": "2"}]
     assert harness.map_run(arn)["redriveCount"] == 1
+
+
+def test_item_selector_sees_variables_and_object_keys(harness: Harness) -> None:
+    definition = distributed_map(
+        ItemsPath="$.byName",
+        ItemSelector={"key.$": "$$.Map.Item.Key", "value.$": "$$.Map.Item.Value", "tag.$": "$tag"},
+    )
+    definition["StartAt"] = "Set"
+    definition["States"]["Set"] = {"Type": "Pass", "Assign": {"tag": "t1"}, "Next": "Map"}
+    _, done = harness.run(definition, {"byName": {"a": 1, "b": 2}})
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"]) == [
+        {"key": "a", "value": 1, "tag": "t1"},
+        {"key": "b", "value": 2, "tag": "t1"},
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -231,3 +232,28 @@ def test_nested_map_runs_are_listed_under_their_child_execution(harness: Harness
     nested = harness.call("ListMapRuns", executionArn=children[0]["executionArn"])["mapRuns"]
     assert len(nested) == 1
     assert nested[0]["executionArn"] == children[0]["executionArn"]
+
+
+def test_concurrent_identical_starts_create_one_execution(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = sleep_forever
+    processor = {
+        "P": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:work", "End": True}
+    }
+    machine = harness.create(distributed_map(processor, ItemsPath="$.items"))
+    results: list[str] = []
+
+    def start() -> None:
+        response = harness.call(
+            "StartExecution", stateMachineArn=machine, name="same", input='{"items": [1]}'
+        )
+        results.append(response["executionArn"])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    assert len(set(results)) == 1
+    assert len(harness.call("ListExecutions", stateMachineArn=machine)["executions"]) == 1
+    harness.call("StopExecution", executionArn=results[0])
