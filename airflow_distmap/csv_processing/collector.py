@@ -204,7 +204,10 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
         if not isinstance(rows, list):
             raise TypeError("no rows")
         indexes = [row["index"] for row in rows]
-        if not all(type(index) is int for index in indexes):
+        first = indexes[0] if indexes else 0
+        # The usual batch is consecutive indexes: one list comparison (in C) proves they are all ints.
+        consecutive = type(first) is int and indexes == list(range(first, first + len(indexes)))
+        if not consecutive and not all(type(index) is int for index in indexes):
             raise TypeError("index")
     except (TypeError, KeyError):
         _store_failed(
@@ -215,17 +218,16 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
             "airflow_distmap.lambda_runtime.row_handler.",
         )
         return
-    if indexes != sorted(indexes):
+    if not consecutive and indexes != sorted(indexes):
         by_index = {row["index"]: row for row in rows}
         indexes = sorted(by_index)
         rows = [by_index[index] for index in indexes]
-    for start, begin, end in contiguous_runs(indexes):
+    runs = [(first, 0, len(indexes))] if consecutive else contiguous_runs(indexes)
+    for start, begin, end in runs:
         run = rows[begin:end]
-        # One comprehension per run (no per-row function calls): the collector's hot loop.
-        values = [
-            value if value is None or value.__class__ is str else _as_text(value)
-            for value in [row.get("output") for row in run]
-        ]
+        # The collector's hot loop: comprehensions only. Outputs are stored as returned (marshal keeps
+        # JSON values) and turned into text when the output column is built.
+        values = [row.get("output") for row in run]
         errors = [_row_error(row) for row in run if "output" not in row and not row.get("skipped")]
         store.add_run(start, values, errors)
 
@@ -255,7 +257,7 @@ class OverrideStore:
     def add_run(
         self,
         start: int,
-        values: Sequence[str | None],
+        values: Sequence[Any],
         errors: Sequence[tuple[int, str, str]] = (),
         *,
         succeeded: bool = True,
@@ -282,7 +284,7 @@ class _Merger:
         self._override: ResultRun | None = next(self._overrides, None)
 
     def _overlay(
-        self, first: int, count: int, values: list[str | None], failures: list[tuple[int, RowError]]
+        self, first: int, count: int, values: list[Any], failures: list[tuple[int, RowError]]
     ) -> list[tuple[int, RowError]]:
         stop = first + count
         if self._override is None or self._override.start >= stop:
@@ -300,9 +302,9 @@ class _Merger:
             self._override = next(self._overrides, None)
         return sorted(by_offset.items())
 
-    def values_for(self, first: int, count: int) -> tuple[list[str | None], list[tuple[int, RowError]]]:
+    def values_for(self, first: int, count: int) -> tuple[list[Any], list[tuple[int, RowError]]]:
         """Outputs of items ``first .. first + count - 1``, and the failed ones as ``(offset, error)``."""
-        values: list[str | None] = []
+        values: list[Any] = []
         failures: list[tuple[int, RowError]] = []
         item, stop = first, first + count
         while item < stop:
@@ -321,6 +323,14 @@ class _Merger:
                 failures.extend((i - first, run.errors[i]) for i in range(item, end) if i in run.errors)
             item = end
         return values, self._overlay(first, count, values, failures)
+
+
+def _text_array(values: list[Any]) -> pa.Array:
+    """The output column: strings as they are, other JSON values as JSON text, ``None`` as null."""
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # some outputs are numbers, objects, lists...
+        return pa.array([_as_text(value) for value in values], type=pa.string())
 
 
 def merge(
@@ -347,7 +357,7 @@ def merge(
     for columns in chunks:
         count = len(columns[0])
         values, failures = merger.values_for(first_item + rows, count)
-        output.write_arrays([*columns, pa.array(values, type=pa.string())])
+        output.write_arrays([*columns, _text_array(values)])
         if failures:
             positions = pa.array([offset for offset, _ in failures], type=pa.int64())
             ledger.write_arrays(

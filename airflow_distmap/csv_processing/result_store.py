@@ -12,8 +12,9 @@ After a redrive the manifest lists every attempt's successes but only the last a
 redriven child gets the same items, so a run's ``start`` is its key: a success replaces a failure stored
 for the same start, a failure never replaces anything.
 
-Values are serialised with :mod:`marshal` (lists of ``str``/``None``/tuples): the fastest codec in the
-standard library, and safe here because the file is written and read by this process only.
+Values are serialised with :mod:`marshal` (it keeps every JSON value: str, numbers, bools, None, lists,
+dicts): the fastest codec in the standard library, and safe here because the file is written and read
+by this process only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 #: SQLite page cache in KiB (a negative ``cache_size`` is KiB): the store's memory ceiling.
 _CACHE_KIB: Final = 16 * 1024
@@ -39,12 +40,12 @@ class ResultRun:
     """Results of the consecutive items ``start .. start + len(values) - 1``.
 
     :param start: first item index.
-    :param values: each item's output as text (``None`` for a failed item or a JSON ``null``).
+    :param values: each item's output as returned (``None`` for a failed item or a JSON ``null``).
     :param errors: failed items, by index.
     """
 
     start: int
-    values: list[str | None]
+    values: list[Any]
     errors: dict[int, RowError]
 
     @property
@@ -86,7 +87,7 @@ class ResultStore:
     def add_run(
         self,
         start: int,
-        values: Sequence[str | None],
+        values: Sequence[Any],
         errors: Sequence[tuple[int, str, str]] = (),
         *,
         succeeded: bool = True,
@@ -94,7 +95,7 @@ class ResultStore:
         """Store the results of consecutive items starting at ``start``.
 
         :param start: first item index.
-        :param values: one output text (or ``None``) per item.
+        :param values: one output (a JSON value, ``None`` for none) per item.
         :param errors: ``(index, error_type, error_message)`` of the run's failed items.
         :param succeeded: whether the child execution succeeded (its run then replaces a failed one).
         """
