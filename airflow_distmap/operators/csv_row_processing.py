@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import json
@@ -207,11 +208,16 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def _columns(self) -> list[str] | None:
         if self.columns is None:
             return None
-        if isinstance(self.columns, str):  # a templated list may render as text
+        if isinstance(self.columns, str):  # a templated list renders as text: JSON, a Python list, or "a,b"
             try:
                 rendered = json.loads(self.columns)
             except ValueError:
-                rendered = [c.strip() for c in self.columns.split(",")]
+                try:
+                    rendered = ast.literal_eval(self.columns)
+                except (ValueError, SyntaxError):
+                    rendered = [c.strip() for c in self.columns.split(",")]
+            if isinstance(rendered, str):
+                rendered = [rendered]
             return [str(c) for c in rendered]
         return [str(c) for c in self.columns]
 

@@ -405,3 +405,18 @@ def test_retry_after_the_row_threshold_reruns_only_the_failed_rows(local: Any) -
     again = attempt(3)  # clearing the task again reuses everything: nothing runs
     assert again["counts"] == summary["counts"]
     assert log_file.read_text().split()[len(first_try) + len(second_try) :] == []
+
+
+@pytest.mark.parametrize(
+    ("rendered", "expected"),
+    [
+        ('["a", "b"]', ["a", "b"]),
+        ("['a', 'b']", ["a", "b"]),
+        ("a, b", ["a", "b"]),
+        ("a", ["a"]),
+        (None, None),
+    ],
+)
+def test_templated_columns_render_to_a_list(rendered: str | None, expected: list[str] | None) -> None:
+    op = operator(columns=rendered)
+    assert op._columns() == expected
