@@ -103,7 +103,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);
         templated.
     :param results_uri: where the Map Run exports its results (templated); default
-        ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>/``, one prefix per task run.
+        ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>/``. One prefix per task run: a prefix
+        that holds another task run's results is refused, so template your own with ``{{ run_id }}``.
     :param state_machine_name: name of the state machine; default derived from the dag, the task and
         the CSV layout.
     :param role_arn: IAM role Step Functions assumes (templated).
