@@ -426,8 +426,10 @@ class MapRun:
             self.status = ABORTED
             self.stop_date = time.time()
             await self._write_results_quietly()
+            self.spool.release()
             raise
         self.stop_date = time.time()
+        self.spool.release()
         if self._failure is not None:
             self.status = FAILED
             raise self._failure
