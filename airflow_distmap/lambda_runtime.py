@@ -153,7 +153,7 @@ def _too_large(index: int, size: int) -> dict[str, Any]:
     }
 
 
-def handle_event(func: RowFunction, event: Any) -> dict[str, Any]:
+def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
     """Run ``func`` over one Distributed Map event (one item or a batch) and return the contract's answer.
 
     :param func: the row function, ``f(row)`` or ``f(row, config)``.
@@ -161,7 +161,7 @@ def handle_event(func: RowFunction, event: Any) -> dict[str, Any]:
     :return: one row result for a single item, ``{"rows": [...]}`` for a batch.
     :raises MalformedEventError: the event does not follow the contract.
     """
-    runner = _RowRunner(func)
+    runner = func if isinstance(func, _RowRunner) else _RowRunner(func)
     if not isinstance(event, Mapping):
         raise MalformedEventError(f"The event must be a JSON object, got {type(event).__name__}.")
     if "Items" in event:
@@ -209,8 +209,10 @@ def row_handler(func: RowFunction) -> Handler:
     :return: a Lambda handler; see the module docstring for the event and result shapes.
     """
 
+    runner = _RowRunner(func)  # inspects the signature once, not per invocation
+
     @functools.wraps(func)
     def handler(event: Any, context: Any = None) -> dict[str, Any]:
-        return handle_event(func, event)
+        return handle_event(runner, event)
 
     return handler
