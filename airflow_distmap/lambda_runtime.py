@@ -208,7 +208,6 @@ def row_handler(func: RowFunction) -> Handler:
     :param func: ``f(row: dict) -> JSON value``, or ``f(row, config)`` to receive ``BatchInput.config``.
     :return: a Lambda handler; see the module docstring for the event and result shapes.
     """
-
     runner = _RowRunner(func)  # inspects the signature once, not per invocation
 
     @functools.wraps(func)
