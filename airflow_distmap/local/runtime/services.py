@@ -132,6 +132,13 @@ class RuntimeServices:
                 item_ctx = engine.item_context(context, index, item, item_context["Source"], key)
                 return engine.evaluate_template(selector, effective_input, item_ctx)
 
+        writer_spec = state.get("ResultWriter")
+        writer_params = None
+        if isinstance(writer_spec, Mapping):
+            raw_params = writer_spec.get("Parameters", writer_spec.get("Arguments"))
+            if raw_params is not None:
+                # Path errors here are States.Runtime before any Map Run, like the other *Path fields.
+                writer_params = engine.evaluate_template(raw_params, effective_input, context)
         processor, express = self._processor(state)
         state_machine = context.get("StateMachine") or {}
         machine_name = str(state_machine.get("Name", "")).split("/", 1)[0]
@@ -157,12 +164,6 @@ class RuntimeServices:
         if events is not None:
             events.record("MapRunStarted", {"mapRunArn": map_run.arn})
         try:
-            writer_spec = state.get("ResultWriter")
-            writer_params = None
-            if isinstance(writer_spec, Mapping):
-                raw = writer_spec.get("Parameters", writer_spec.get("Arguments"))
-                if raw is not None:
-                    writer_params = engine.evaluate_template(raw, effective_input, context)
             map_run.writer = parse_writer(writer_spec, writer_params)
             check_max_items(max_items)
         except StatesError as error:
