@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -169,13 +170,21 @@ class EndpointServer:
         """Bind the socket and serve in a daemon thread; returns once requests are accepted."""
         from werkzeug.serving import make_server
 
-        self._server = make_server(
-            self.host,
-            self.requested_port,
-            self._serve,
-            threaded=True,
-            request_handler=_request_handler_class(),
-        )
+        # Bind here rather than in werkzeug: on a busy port werkzeug prints and calls sys.exit(1), while
+        # callers (the CLI, tests, the demo) want an OSError they can report.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        listener = socket.create_server((self.host, self.requested_port), family=family, backlog=128)
+        try:
+            self._server = make_server(
+                self.host,
+                self.requested_port,
+                self._serve,
+                threaded=True,
+                request_handler=_request_handler_class(),
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # werkzeug serves a duplicate of the descriptor
         # Request threads must not keep the process alive after stop().
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(

@@ -141,6 +141,8 @@ class _FunctionPool:
         self.lock = threading.Condition()
         self.pending: deque[_Invocation] = deque()
         self.workers: list[_Worker] = []
+        self.flush_scheduled: set[asyncio.AbstractEventLoop] = set()
+        self.wake_at = math.inf  # when the dispatcher thread next wakes by itself
         self.closed = False
         module, attr = spec.module_and_attr()
         self.worker_spec: dict[str, Any] = {
@@ -251,6 +253,9 @@ class _FunctionPool:
         # Every invocation of a function has the same timeout and is armed when sent (or, for a worker that
         # was not ready yet, all at once when it is), so each worker's in-flight dict is in deadline order.
         invocation.deadline = time.monotonic() + self.spec.timeout + TIMEOUT_GRACE_SECONDS
+        if invocation.deadline < self.wake_at:  # the dispatcher sleeps past this deadline: wake it
+            self.wake_at = invocation.deadline
+            self.lock.notify_all()
 
     def _worker_exited(self, worker: _Worker) -> None:
         try:
@@ -310,11 +315,26 @@ class _FunctionPool:
     # -- dispatch ----------------------------------------------------------------------------------
 
     def submit(self, invocation: _Invocation) -> None:
+        """Queue ``invocation``; it is sent at the end of the caller's event-loop iteration with its peers."""
         with self.lock:
             if self.closed:
                 raise PoolClosed("The Lambda pool is closed")
             self.pending.append(invocation)
-            self.lock.notify_all()
+            loop = invocation.loop
+            if loop not in self.flush_scheduled:
+                self.flush_scheduled.add(loop)
+                loop.call_soon(self._flush, loop)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Runs on the caller's loop: sending from here saves a dispatcher-thread wake-up per batch. What
+        # cannot be sent now (workers full or starting) is left to the dispatcher thread.
+        with self.lock:
+            self.flush_scheduled.discard(loop)
+            if self.closed:
+                return
+            self._dispatch_pending()
+            if self.pending:
+                self.lock.notify_all()
 
     def _send(self, worker: _Worker, batch: list[_Invocation]) -> None:
         """Send ``batch`` to ``worker`` (caller holds the lock)."""
@@ -339,6 +359,7 @@ class _FunctionPool:
                 timeout = self._expire()
                 if self.pending and self._starting():
                     timeout = STARTUP_POLL_SECONDS if timeout is None else min(timeout, STARTUP_POLL_SECONDS)
+                self.wake_at = math.inf if timeout is None else time.monotonic() + timeout
                 self.lock.wait(timeout)
 
     def _starting(self) -> bool:
