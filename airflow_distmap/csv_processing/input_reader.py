@@ -18,20 +18,36 @@ correctness cases (quotes, delimiters and newlines in quoted fields, escapes, BO
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from itertools import islice
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from airflow_distmap.csv_processing.preflight import CsvLayout
 from airflow_distmap.formats.csv_records import iter_records
+
+if TYPE_CHECKING:
+    from airflow_distmap.csv_processing.preflight import CsvLayout
 
 #: Bytes per block of the Arrow reader. It reads about 14 blocks ahead, so this bounds its memory.
 ARROW_BLOCK_BYTES: Final = 1024 * 1024
 #: Rows per chunk of the Python reader.
 PYTHON_CHUNK_ROWS: Final = 32_768
+
+
+#: Largest field the Python reader accepts: AWS reads items of up to 8 MB from a delimited file.
+MAX_FIELD_CHARS: Final = 8 * 1024 * 1024
+
+
+def allow_large_fields() -> None:
+    """Raise the ``csv`` module's field limit (128 KiB by default) to the 8 MB items AWS reads.
+
+    The limit is process-wide; it is only ever raised here, never lowered.
+    """
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
 
 
 class IrregularRowsError(Exception):
@@ -93,6 +109,7 @@ def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     :param layout: the input as the pre-flight saw it.
     """
     width = len(layout.headers)
+    allow_large_fields()
     records = iter_records(body, delimiter=layout.delimiter, encoding="utf-8-sig")
     if layout.header_in_file:
         next(records, None)

@@ -23,6 +23,7 @@ How the Map reads the file (decided here, used by the definition and the collect
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import io
 import json
@@ -45,6 +46,7 @@ from airflow_distmap.csv_processing.errors import (
     ResultsPrefixInUseError,
     UnsupportedInputError,
 )
+from airflow_distmap.csv_processing.input_reader import allow_large_fields
 from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, iter_records
 from airflow_distmap.results import parse_s3_uri, s3_uri
 
@@ -228,9 +230,13 @@ def _probe_header(s3: S3Client, bucket: str, key: str, size: int, delimiter: str
                 f"{s3_uri(bucket, key)} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
                 "To fix this, re-encode the file as UTF-8: the Distributed Map CSV reader reads UTF-8."
             ) from None
+        allow_large_fields()
         records = iter_records(io.BytesIO(text.encode()), delimiter=delimiter)
         header = next(records, None)
-        second = next(records, None)
+        try:
+            second = next(records, None)
+        except csv.Error:  # a first row with a field beyond even the raised limit: a row is there
+            second = [""]
         if header is None:
             if whole:
                 raise EmptyInputError(

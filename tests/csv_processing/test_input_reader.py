@@ -72,3 +72,12 @@ def test_irregular_rows_stop_the_arrow_reader_and_the_python_reader_shapes_them(
 def test_without_header_line_every_record_is_data() -> None:
     shape = layout(("a", "b"), header_in_file=False)
     assert rows(arrow_chunks(io.BytesIO(b"1,2\n3,4\n"), shape)) == [["1", "2"], ["3", "4"]]
+
+
+def test_python_reader_takes_fields_beyond_the_csv_module_default_limit() -> None:
+    big = "x" * 300_000
+    body = f"a,b\n1,{big}\n2\n".encode()  # the short row sends the collector to the Python reader
+    shape = layout(("a", "b"))
+    with pytest.raises(IrregularRowsError):
+        list(arrow_chunks(io.BytesIO(body), shape))
+    assert rows(python_chunks(io.BytesIO(body), shape)) == [["1", big], ["2", ""]]

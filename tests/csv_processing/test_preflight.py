@@ -226,3 +226,9 @@ def test_results_prefix_ownership(s3: Any) -> None:
 def test_owner_token_is_stable_and_distinct() -> None:
     assert owner_token("d", "t", "r") == owner_token("d", "t", "r", -1)
     assert owner_token("d", "t", "r") != owner_token("d", "t", "r", 0)
+
+
+def test_a_first_row_with_a_huge_field_is_a_data_row(s3: Any) -> None:
+    uri = put(s3, "huge.csv", "id,text\n1," + "x" * 300_000 + "\n")
+    layout = check_csv_input(s3, uri)
+    assert layout.headers == ("id", "text")
