@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from airflow_distmap.local.lambdas import FunctionNotFound, FunctionRegistry, FunctionSpec, LambdaPool
+from airflow_distmap.local.lambdas import (
+    FunctionNotFound,
+    FunctionRegistry,
+    FunctionSpec,
+    LambdaPool,
+    PoolClosed,
+)
 
 HERE = str(Path(__file__).parent)
 
@@ -158,3 +164,18 @@ def test_invoke_from_loops_in_several_threads(pool: LambdaPool) -> None:
         thread.join(timeout=60)
 
     assert outcomes == {n: [{"t": n, "i": i} for i in range(50)] for n in range(4)}
+
+
+async def test_closing_the_pool_fails_waiting_invocations() -> None:
+    registry = FunctionRegistry([_spec("behave", "behave", timeout=60.0)])
+    lambda_pool = LambdaPool(registry, processes=1)
+    waiting = asyncio.ensure_future(lambda_pool.invoke("behave", {"action": "hang"}))
+    while not lambda_pool.worker_pids("behave"):
+        await asyncio.sleep(0.01)
+
+    await asyncio.get_running_loop().run_in_executor(None, lambda_pool.close)
+
+    with pytest.raises(PoolClosed):
+        await waiting
+    with pytest.raises(PoolClosed):
+        await lambda_pool.invoke("behave", {})
