@@ -54,3 +54,7 @@ class InputChangedError(DistributedMapError):
 
 class MissingResultsError(DistributedMapError):
     """Raised when a finished CSV run exported no manifest to collect from."""
+
+
+class RowTooLargeError(CsvInputError):
+    """Raised when a row's selected columns exceed what one child execution can receive."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 
+from airflow_distmap.csv_processing import row_sizes
 from airflow_distmap.csv_processing.collector import CollectSummary, collect, iter_child_entries
 from airflow_distmap.csv_processing.errors import (
     InputChangedError,
@@ -114,6 +115,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param execution_type: ``STANDARD`` or ``EXPRESS`` child executions.
     :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child.
     :param map_label: name of the Map state and label of its Map Run.
+    :param check_row_sizes: stream the input once before starting, refusing it when a row's selected
+        columns exceed what a child execution can receive (256 KiB); ``False`` skips that pass.
 
     Other arguments (``aws_conn_id``, ``deferrable``, ``waiter_delay``...) are those of
     :class:`~airflow_distmap.operators.distributed_map.DistributedMapOperator`.
@@ -159,6 +162,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         execution_type: str = "STANDARD",
         lambda_timeout_seconds: int | None = None,
         map_label: str = "ProcessRows",
+        check_row_sizes: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         **kwargs: Any,
     ) -> None:
@@ -187,6 +191,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             batch_size if isinstance(batch_size, str) else check_int(batch_size, "batch_size", 1)
         )
         self.lambda_timeout_seconds = lambda_timeout_seconds
+        self.check_row_sizes = check_row_sizes
         if not isinstance(output_column, str) or not output_column:
             raise ValueError("output_column must be a non-empty column name, e.g. output_column='result'.")
         if max_concurrency is not None:
@@ -274,6 +279,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
         )
+        if self.check_row_sizes:
+            largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
+            self.log.info("Largest row sends about %d bytes to the function", largest)
         results_uri = str(self.results_uri or self.default_results_uri(context))
         check_results_prefix(s3, results_uri, owner=owner)
         claim_results_prefix(s3, results_uri, owner=owner)

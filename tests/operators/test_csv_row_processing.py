@@ -19,6 +19,7 @@ from airflow_distmap.csv_processing.errors import (
     OutputLocationError,
     ResultsPrefixInUseError,
     RowThresholdExceededError,
+    RowTooLargeError,
 )
 from airflow_distmap.operators.csv_row_processing import (
     CRASH_RETRY,
@@ -155,6 +156,7 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
             "already exists",
         ),
         (b"id,text\n1,2\n", {"results_uri": f"s3://{BUCKET}/used"}, ResultsPrefixInUseError, "another run"),
+        (b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
     ],
 )
 def test_bad_input_fails_before_anything_is_created(
@@ -420,3 +422,14 @@ def test_retry_after_the_row_threshold_reruns_only_the_failed_rows(local: Any) -
 def test_templated_columns_render_to_a_list(rendered: str | None, expected: list[str] | None) -> None:
     op = operator(columns=rendered)
     assert op._columns() == expected
+
+
+def test_row_size_scan_counts_only_the_selected_columns(s3: Any) -> None:
+    body = b"id,text,blob\n1,a," + b"x" * 300_000 + b"\n"
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=body)
+    operator(columns=["text"]).preflight(context("small"))  # the 300 KB column is not sent
+    with pytest.raises(RowTooLargeError, match="send fewer columns"):
+        operator(columns=None, output_uri=f"s3://{BUCKET}/out/all.csv").preflight(context("all"))
+    operator(columns=None, output_uri=f"s3://{BUCKET}/out/skip.csv", check_row_sizes=False).preflight(
+        context("skip")
+    )

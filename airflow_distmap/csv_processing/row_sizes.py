@@ -1,0 +1,75 @@
+"""Pre-flight scan for rows too large to send to the function.
+
+A child execution's input is limited to 256 KiB (spec §1.4, §6). AWS reads items of up to 8 MB and lets
+the ItemSelector shrink them, so what counts is the size of the *selected* columns of each row. Finding a
+too-large row needs one pass over the file; it is done with pyarrow's C++ reader (about as fast as the
+download) before anything is created in AWS, so the run never fails half-way on one row.
+
+The size estimate is the UTF-8 length of the selected values plus, per column, its name and 8 bytes of
+JSON punctuation, plus 32 bytes for ``{"index": ..., "row": ...}``. JSON escapes (quotes, newlines,
+control characters) are not counted, so the cap used has a margin under the quota.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_distmap.csv_processing.errors import RowTooLargeError
+from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from airflow_distmap.csv_processing.preflight import CsvLayout
+
+#: Envelope of one item: ``{"index": <n>, "row": {...}}``.
+_ITEM_OVERHEAD: Final = 32
+#: JSON punctuation per column: quotes around the name and the value, ``:`` and ``,``.
+_COLUMN_OVERHEAD: Final = 8
+
+
+def _largest_row(chunks: Any, positions: list[int], fixed: int) -> tuple[int, int]:
+    """``(size, data row index)`` of the largest row of selected columns."""
+    largest, where, offset = 0, -1, 0
+    for columns in chunks:
+        sizes: pa.Array = pc.binary_length(columns[positions[0]])
+        for position in positions[1:]:
+            sizes = pc.add(sizes, pc.binary_length(columns[position]))
+        if len(sizes):
+            top = pc.max(sizes).as_py()
+            if top is not None and top + fixed > largest:
+                largest, where = int(top) + fixed, offset + int(pc.index(sizes, top).as_py())
+        offset += len(columns[0])
+    return largest, where
+
+
+def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
+    """Stream the input once and refuse it when a row's selected columns exceed ``limit`` bytes.
+
+    :param s3: a boto3 S3 client.
+    :param layout: the input as the pre-flight saw it.
+    :param limit: the largest item allowed, in bytes.
+    :return: the size of the largest item, in bytes.
+    :raises RowTooLargeError: naming the row and how to fix it.
+    """
+    positions = [layout.headers.index(column) for column in layout.columns]
+    fixed = _ITEM_OVERHEAD + sum(len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns)
+    body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
+    try:
+        largest, where = _largest_row(arrow_chunks(body, layout), positions, fixed)
+    except IrregularRowsError:
+        body.close()
+        body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
+        largest, where = _largest_row(python_chunks(body, layout), positions, fixed)
+    finally:
+        body.close()
+    if largest > limit:
+        raise RowTooLargeError(
+            f"Row {where} (0-based, header not counted) of {layout.uri} sends about {largest // 1024} KiB "
+            f"to the function; a child execution's input is limited to 256 KiB (this operator batches up "
+            f"to {limit // 1024} KiB). To fix this, send fewer columns (columns=[...]) or shorten that row."
+        )
+    return largest
