@@ -32,6 +32,9 @@ THREAD_STACK_BYTES = 1024 * 1024
 #: Address space allowed on top of the worker's own footprint and thread stacks, for the interpreter's arenas.
 ADDRESS_SPACE_SLACK_BYTES = 256 * 1024 * 1024
 
+#: Lambda's limit on a synchronous invocation's response (6 MB as Lambda counts it).
+MAX_RESPONSE_BYTES = 6291556
+
 Handler = Callable[[Any, "LambdaContext"], Any]
 
 
@@ -164,10 +167,21 @@ def main(conn: Connection) -> None:
             except Exception as exc:
                 return (invocation_id, False, _handler_error(exc, request_id))
             try:
-                return (invocation_id, True, json.dumps(response).encode())
+                body = json.dumps(response).encode()
             except (TypeError, ValueError) as exc:
                 message = f"Unable to marshal response: {exc}"
                 return (invocation_id, False, error_object("Runtime.MarshalError", message, request_id))
+            if len(body) > MAX_RESPONSE_BYTES:
+                message = (
+                    f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
+                    f"({MAX_RESPONSE_BYTES} bytes)."
+                )
+                return (
+                    invocation_id,
+                    False,
+                    error_object("Function.ResponseSizeTooLarge", message, request_id),
+                )
+            return (invocation_id, True, body)
         except MemoryError:
             return (invocation_id, False, _out_of_memory(request_id))
         except BaseException as exc:  # SystemExit from sys.exit() in a handler, etc.

@@ -53,5 +53,9 @@ def burn(event: Any, context: Any) -> Any:
     return os.getpid()
 
 
+def big(event: Any, context: Any) -> Any:
+    return "x" * (7 * 1024 * 1024)
+
+
 def not_json(event: Any, context: Any) -> Any:
     return {1, 2, 3}

@@ -32,6 +32,7 @@ def pool() -> Iterator[LambdaPool]:
             _spec("behave", "behave", timeout=1.0),
             _spec("burn", "burn"),
             _spec("not-json", "not_json"),
+            _spec("big", "big"),
             _spec("missing-module", "nothing_here").__class__(
                 name="missing-module", handler="no_such_module:handler"
             ),
@@ -75,6 +76,13 @@ async def test_unserialisable_return_value_is_a_marshal_error(pool: LambdaPool) 
 
     assert result.function_error == "Unhandled"
     assert result.payload["errorType"] == "Runtime.MarshalError"
+
+
+async def test_response_over_6_mb_is_a_size_error(pool: LambdaPool) -> None:
+    result = await pool.invoke("big", {})
+
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "Function.ResponseSizeTooLarge"
 
 
 async def test_import_failure_is_reported_per_invocation(pool: LambdaPool) -> None:
