@@ -54,6 +54,8 @@ STARTUP_WAIT_SECONDS = 2.0
 STARTUP_POLL_SECONDS = 0.05
 #: Shortest sleep of the dispatcher between deadline checks (timeouts are reported this late at most).
 DEADLINE_POLL_SECONDS = 0.01
+#: Seconds to wait before starting workers again after one crashed while importing its handler.
+INIT_RETRY_SECONDS = 1.0
 #: Seconds a worker may take to start and import its handler before it counts as crashed.
 WORKER_START_TIMEOUT = 120.0
 
@@ -143,6 +145,7 @@ class _FunctionPool:
         self.workers: list[_Worker] = []
         self.flush_scheduled: set[asyncio.AbstractEventLoop] = set()
         self.wake_at = math.inf  # when the dispatcher thread next wakes by itself
+        self.restart_after = 0.0  # no regular worker starts before this (back-off after an init crash)
         self.closed = False
         module, attr = spec.module_and_attr()
         self.worker_spec: dict[str, Any] = {
@@ -193,7 +196,8 @@ class _FunctionPool:
             child_sock.close()
         conn = Connection(parent_sock.detach())
         worker = _Worker(process=process, conn=conn, quarantine=quarantine)
-        conn.send_bytes(pickle.dumps(self.worker_spec))
+        with contextlib.suppress(OSError):  # a worker that died at once is handled by its receive loop
+            conn.send_bytes(pickle.dumps(self.worker_spec))
         self.workers.append(worker)
         threading.Thread(
             target=self._receive_loop, args=(worker,), name=f"lambda-recv-{self.spec.name}", daemon=True
@@ -288,10 +292,26 @@ class _FunctionPool:
                 for group in (suspects[:half], suspects[half:]):
                     quarantine_worker = self._start_worker(quarantine=True)
                     self._send(quarantine_worker, group)
-            if not self.closed and not worker.quarantine and not worker.draining:
+            if not self.closed and not worker.ready and not worker.killed and not worker.quarantine:
+                # It died before its handler was imported (module-level crash): restarting at once would
+                # loop. Fail what waits, as Lambda fails invocations whose init crashes, and back off.
+                log.error("Lambda worker of %s exited during init (exit code %s)", self.spec.name, exitcode)
+                self.restart_after = time.monotonic() + INIT_RETRY_SECONDS
+                waiting = list(self.pending)
+                self.pending.clear()
+                finished += [(inv, self._exit_error(inv, exitcode)) for inv in waiting]
+            elif not self.closed and not worker.quarantine and not worker.draining:
                 self._start_worker(quarantine=False)  # a draining worker was replaced when it began draining
             self.lock.notify_all()
         _resolve(finished)
+
+    def _ensure_workers(self) -> None:
+        """Start regular workers up to ``processes`` (after an init crash, once the back-off has passed)."""
+        if time.monotonic() < self.restart_after:
+            return
+        regular = [w for w in self.workers if not w.quarantine and not w.draining and not w.killed]
+        for _ in range(self.owner.processes - len(regular)):
+            self._start_worker(quarantine=False)
 
     def _exit_error(self, invocation: _Invocation, exitcode: int | None) -> InvocationResult:
         if exitcode is not None and exitcode < 0:
@@ -357,7 +377,7 @@ class _FunctionPool:
             while not self.closed:
                 self._dispatch_pending()
                 timeout = self._expire()
-                if self.pending and self._starting():
+                if self.pending and (self._starting() or time.monotonic() < self.restart_after):
                     timeout = STARTUP_POLL_SECONDS if timeout is None else min(timeout, STARTUP_POLL_SECONDS)
                 self.wake_at = math.inf if timeout is None else time.monotonic() + timeout
                 self.lock.wait(timeout)
@@ -372,6 +392,8 @@ class _FunctionPool:
 
     def _dispatch_pending(self) -> None:
         capacity = self.owner.max_threads
+        if self.pending:
+            self._ensure_workers()
         if self.pending and self._starting():
             # Wait for every worker before the first dispatch, or the first one ready takes the whole queue
             # and CPU-bound handlers run in one process.

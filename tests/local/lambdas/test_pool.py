@@ -174,6 +174,26 @@ def test_invoke_from_loops_in_several_threads(pool: LambdaPool) -> None:
     assert outcomes == {n: [{"t": n, "i": i} for i in range(50)] for n in range(4)}
 
 
+async def test_crash_while_importing_the_handler_fails_invocations_without_a_restart_loop(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "crashy.py").write_text(
+        "import os\nos._exit(7)\n\ndef handler(event, context):\n    return 1\n"
+    )
+    registry = FunctionRegistry(
+        [FunctionSpec(name="crashy", handler="crashy:handler", code_dir=str(tmp_path))]
+    )
+
+    with LambdaPool(registry, processes=1) as lambda_pool:
+        first = await lambda_pool.invoke("crashy", {})
+        second = await lambda_pool.invoke("crashy", {})
+
+    for result in (first, second):
+        assert result.function_error == "Unhandled"
+        assert result.payload["errorType"] == "Runtime.ExitError"
+        assert result.payload["errorMessage"].endswith("Runtime exited with error: exit status 7")
+
+
 async def test_closing_the_pool_fails_waiting_invocations() -> None:
     registry = FunctionRegistry([_spec("behave", "behave", timeout=60.0)])
     lambda_pool = LambdaPool(registry, processes=1)
