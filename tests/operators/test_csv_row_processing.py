@@ -326,6 +326,12 @@ def test_row_errors_go_to_the_ledger_and_the_threshold_fails_the_task(local: Any
     assert (summary["rows_succeeded"], summary["rows_failed"]) == (3, 2)
     assert summary["errors_by_type"] == {"ValueError": 2}
     assert summary["failed_rows_uri"] == f"s3://{BUCKET}/out/tolerant.failed.parquet"
+    # `airflow-distmap results` reads the same run from its manifest
+    from airflow_distmap.cli.results import summarise
+
+    report = summarise(local, summary["manifest_uri"])
+    assert report["rows"] == {"total": 5, "succeeded": 3, "failed": 2}
+    assert report["failures_by_error"] == {"ValueError": 2}
 
     strict = operator(output_uri=f"s3://{BUCKET}/out/strict.csv", tolerated_failure_percentage=20, **common)
     ctx = context("strict")
