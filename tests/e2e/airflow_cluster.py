@@ -73,7 +73,8 @@ class AirflowCluster:
                 return
             except OSError:
                 time.sleep(1)
-        raise TimeoutError(f"Airflow api-server did not answer on port {self.port}: see {self.home}/api-server.log")
+        log = self.home / "api-server.log"
+        raise TimeoutError(f"Airflow api-server did not answer on port {self.port}: see {log}")
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None

@@ -46,7 +46,9 @@ def cluster(endpoint: object, tmp_path_factory: pytest.TempPathFactory) -> Itera
         running.stop()
 
 
-def test_dag_run_defers_to_the_triggerer_and_returns_the_summary(endpoint: object, cluster: AirflowCluster) -> None:
+def test_dag_run_defers_to_the_triggerer_and_returns_the_summary(
+    endpoint: object, cluster: AirflowCluster
+) -> None:
     s3 = endpoint.client("s3")  # type: ignore[attr-defined]
     s3.create_bucket(Bucket="e2e")
     buffer = io.StringIO()
@@ -67,7 +69,8 @@ def test_dag_run_defers_to_the_triggerer_and_returns_the_summary(endpoint: objec
     assert summary["status"] == "SUCCEEDED"
     assert summary["counts"]["total"] == ROWS
     assert summary["counts"]["failed"] == 0
-    assert summary["manifest_uri"].startswith("s3://") and summary["manifest_uri"].endswith("/manifest.json")
+    assert summary["manifest_uri"].startswith("s3://")
+    assert summary["manifest_uri"].endswith("/manifest.json")
     assert summary["output_uri"] == "s3://e2e/out/data.csv"
 
     output = s3.get_object(Bucket="e2e", Key="out/data.csv")["Body"].read().decode()
@@ -75,5 +78,10 @@ def test_dag_run_defers_to_the_triggerer_and_returns_the_summary(endpoint: objec
     assert [row["id"] for row in rows] == [str(i) for i in range(ROWS)]
     assert rows[7]["processed"] == "Processed data: row hello world"
 
-    # The wait happened on the triggerer, not in a worker slot.
-    assert "DistributedMapTrigger" in cluster.log_text("triggerer")
+    # The wait happened on the triggerer, not in a worker slot: the trigger's own log shows the Map Run.
+    pattern = f"dag_id={DAG_ID}/**/task_id=process_csv/*.trigger.*.log"
+    trigger_logs = list((cluster.home / "logs").glob(pattern))
+    assert trigger_logs, "the task never deferred to the triggerer"
+    trigger_log = trigger_logs[0].read_text()
+    assert f"Map Run SUCCEEDED: {ROWS}/{ROWS} items done" in trigger_log
+    assert "Trigger fired event" in trigger_log
