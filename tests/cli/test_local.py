@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import boto3
+import pytest
 
 CLI = [sys.executable, "-m", "airflow_distmap.cli"]
 
@@ -69,15 +70,11 @@ def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0, out
 
 
-def test_bad_function_option_is_a_usage_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*CLI, "local", "--function", "no-handler"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_bad_function_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_distmap.cli import main
 
-    assert result.returncode == 2
-    assert "Expected NAME=module:callable" in result.stderr
+    with pytest.raises(SystemExit) as caught:
+        main(["local", "--function", "no-handler"])
+
+    assert caught.value.code == 2
+    assert "Expected NAME=module:callable" in capsys.readouterr().err
