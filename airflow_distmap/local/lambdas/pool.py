@@ -425,7 +425,7 @@ class _FunctionPool:
         next_deadline = math.inf
         timed_out: list[tuple[_Invocation, InvocationResult | BaseException]] = []
         for worker in list(self.workers):
-            for invocation in list(worker.inflight.values()):
+            for invocation in worker.inflight.values():  # not changed in this loop: no copy needed
                 if invocation.done:
                     continue  # timed out already; the worker is draining
                 if invocation.deadline > now:
