@@ -103,6 +103,7 @@ class FunctionRegistry:
 
     def __init__(self, specs: Iterable[FunctionSpec] = ()) -> None:
         self._specs: dict[str, FunctionSpec] = {}
+        self._resolved: dict[str, FunctionSpec] = {}  # reference (name or ARN) -> spec, for the hot path
         for spec in specs:
             self.add(spec)
 
@@ -130,6 +131,7 @@ class FunctionRegistry:
         parse_function_name(spec.name)
         spec.module_and_attr()
         self._specs[spec.name] = spec
+        self._resolved = {}
 
     def discover(self, functions_dir: str | Path) -> list[str]:
         """Register every ``<functions_dir>/<name>/handler.py`` as function ``<name>`` (``handler:handler``).
@@ -169,11 +171,17 @@ class FunctionRegistry:
         :param function: the name or ARN.
         :raises FunctionNotFound: when nothing is registered under that name.
         """
+        spec = self._resolved.get(function)
+        if spec is not None:
+            return spec
         name, _qualifier = parse_function_name(function)
         try:
-            return self._specs[name]
+            spec = self._specs[name]
         except KeyError:
             raise FunctionNotFound(function) from None
+        if len(self._resolved) < 10_000:
+            self._resolved[function] = spec
+        return spec
 
     def with_settings(self, name: str, **changes: object) -> None:
         """Change settings (``timeout``, ``memory_mb``, ...) of a registered function.
@@ -182,6 +190,7 @@ class FunctionRegistry:
         :param changes: :class:`FunctionSpec` fields to replace.
         """
         self._specs[name] = replace(self.resolve(name), **changes)  # type: ignore[arg-type]
+        self._resolved = {}
 
     def names(self) -> list[str]:
         """Registered function names, sorted."""
