@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from airflow_distmap.csv_processing.preflight import CsvLayout
 
 #: Bytes per block of the Arrow reader. It reads about 14 blocks ahead, so this bounds its memory.
-ARROW_BLOCK_BYTES: Final = 1024 * 1024
+ARROW_BLOCK_BYTES: Final = 512 * 1024
 #: Rows per chunk of the Python reader.
 PYTHON_CHUNK_ROWS: Final = 32_768
 
