@@ -92,8 +92,11 @@ def _input_indexes(child_input: Any) -> list[int]:
     return []
 
 
-def _failure_message(error: str | None, cause: str | None) -> tuple[str, str]:
-    """Error type and message of a failed child; a Lambda error object in ``Cause`` is unpacked."""
+def _failure_message(error: str | None, cause: str | None, status: str) -> tuple[str, str]:
+    """Error type and message of a failed child; a Lambda error object in ``Cause`` is unpacked.
+
+    A child with no ``Error`` (an ABORTED one) is reported under its status.
+    """
     message = cause or ""
     try:
         decoded = json.loads(message) if message.startswith("{") else None
@@ -101,7 +104,7 @@ def _failure_message(error: str | None, cause: str | None) -> tuple[str, str]:
         decoded = None
     if isinstance(decoded, dict) and "errorMessage" in decoded:
         message = str(decoded["errorMessage"])
-    return error or "States.TaskFailed", _short(message)
+    return error or status, _short(message or f"The child execution ended {status}.")
 
 
 class ChildEntry:
@@ -193,7 +196,7 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
             error_type = "States.ItemNotStarted"
             message = "The child execution was not started: the Map Run failed or was aborted."
         else:
-            error_type, message = _failure_message(entry.error, entry.cause)
+            error_type, message = _failure_message(entry.error, entry.cause, entry.status)
         _store_failed(store, _input_indexes(entry.input), error_type, message)
         return
     output = entry.output
