@@ -274,3 +274,19 @@ def test_a_success_replaces_a_failure_of_the_same_batch(s3: Any) -> None:
         "result",
     )
     assert (summary.rows_succeeded, summary.rows_failed) == (2, 0)
+
+
+def test_rows_of_an_aborted_child_are_reported_under_its_status(s3: Any) -> None:
+    body = b"text\na\nb\n"
+    s3.put_object(Bucket=BUCKET, Key="in/input.csv", Body=body)
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in/input.csv", output_column="result")
+    aborted = {"Status": "ABORTED", "Input": json.dumps({"Items": items_for(layout, body)})}
+    s3.put_object(Bucket=BUCKET, Key="r/FAILED_0.json", Body=json.dumps([aborted]).encode())
+    files = {"SUCCEEDED": [], "FAILED": [{"Key": "r/FAILED_0.json"}], "PENDING": []}
+    manifest = {"DestinationBucket": BUCKET, "MapRunArn": "arn", "ResultFiles": files}
+    s3.put_object(Bucket=BUCKET, Key="r/manifest.json", Body=json.dumps(manifest).encode())
+    target = check_output_location(s3, f"s3://{BUCKET}/o.csv", input_uri=layout.uri, owner=OWNER)
+    entries = iter_child_entries(s3, read_manifest(s3, f"s3://{BUCKET}/r/manifest.json"))
+    summary = collect(s3, entries, layout, target, "result")
+    assert summary.errors_by_type == {"ABORTED": 2}
+    assert read_csv(s3, "o.failed.csv")[0]["error_message"] == "The child execution ended ABORTED."
