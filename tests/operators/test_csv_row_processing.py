@@ -439,3 +439,21 @@ def test_row_size_scan_counts_only_the_selected_columns(s3: Any) -> None:
     operator(columns=None, output_uri=f"s3://{BUCKET}/out/skip.csv", check_row_sizes=False).preflight(
         context("skip")
     )
+
+
+def test_headerless_tab_file_with_given_headers(local: Any) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/noheader.tsv", Body=b"1\talpha\n2\tbeta gamma\n3\tboom\n")
+    op = operator(
+        input_uri=f"s3://{BUCKET}/in/noheader.tsv",
+        output_uri=f"s3://{BUCKET}/out/noheader.csv",
+        function_name="shout",
+        csv_headers=["id", "text"],
+        delimiter="\t",
+        aws_conn_id="aws_local",
+        region_name=None,
+        tolerated_failure_count=1,
+    )
+    summary = op.execute(context("noheader"))
+    output = read_csv(local, summary["output_uri"], delimiter="\t")
+    assert [(r["id"], r["processed"]) for r in output] == [("1", "ALPHA"), ("2", "BETA GAMMA"), ("3", "")]
+    assert [r["row_index"] for r in read_csv(local, summary["failed_rows_uri"], delimiter="\t")] == ["2"]
