@@ -267,9 +267,11 @@ class _FunctionPool:
         except subprocess.TimeoutExpired:
             worker.process.kill()
             exitcode = worker.process.wait()
-        worker.conn.close()
         finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
         with self.lock:
+            # Closed under the lock the dispatcher sends under: a send must never be mid-write when the descriptor
+            # is closed, or the rest of the message would land in whatever file reuses that descriptor number.
+            worker.conn.close()
             if worker in self.workers:
                 self.workers.remove(worker)
             suspects = [inv for inv in worker.inflight.values() if not inv.done]
