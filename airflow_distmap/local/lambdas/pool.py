@@ -269,8 +269,8 @@ class _FunctionPool:
             exitcode = worker.process.wait()
         finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
         with self.lock:
-            # Closed under the lock the dispatcher sends under: a send must never be mid-write when the descriptor
-            # is closed, or the rest of the message would land in whatever file reuses that descriptor number.
+            # Closed under the lock the dispatcher sends under: a send must never be mid-write when the
+            # descriptor is closed, or the rest of the message would land in whatever file reuses that number.
             worker.conn.close()
             if worker in self.workers:
                 self.workers.remove(worker)
