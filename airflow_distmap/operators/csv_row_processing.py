@@ -32,6 +32,7 @@ from airflow_distmap.csv_processing.preflight import (
 from airflow_distmap.csv_processing.rerun import (
     INDEX_FIELD,
     Rerun,
+    RunState,
     load_state,
     rerun_items_uri,
     save_state,
@@ -279,13 +280,14 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
         )
-        if self.check_row_sizes:
-            largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
-            self.log.info("Largest row sends about %d bytes to the function", largest)
         results_uri = str(self.results_uri or self.default_results_uri(context))
         check_results_prefix(s3, results_uri, owner=owner)
+        state = load_state(s3, results_uri)
+        if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
+            largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
+            self.log.info("Largest row sends about %d bytes to the function", largest)
         claim_results_prefix(s3, results_uri, owner=owner)
-        self._rerun = self._plan_rerun(context, s3, results_uri, owner)
+        self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         if self.state_machine_name is None:
             ti = context["ti"]
             digest = hashlib.sha256(
@@ -294,9 +296,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             base = default_state_machine_name(ti.dag_id, ti.task_id)[: MAX_NAME_LENGTH - len(digest) - 1]
             self.state_machine_name = f"{base.rstrip('-_')}-{digest}"
 
-    def _plan_rerun(self, context: Context, s3: Any, results_uri: str, owner: str) -> Rerun | None:
+    def _plan_rerun(
+        self, context: Context, s3: Any, results_uri: str, owner: str, state: RunState
+    ) -> Rerun | None:
         """After a collection that left failed rows, run only those again (see :mod:`.rerun`)."""
-        state = load_state(s3, results_uri)
         if not state.manifest_uri or state.failed_rows <= 0 or self._layout is None or self._target is None:
             return None
         rerun = state.pending_rerun()

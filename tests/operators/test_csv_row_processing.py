@@ -256,14 +256,18 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     os.environ["FLAKY_ROWS_LOG"] = str(root / "flaky-rows.log")
     os.environ["FLAKY_ROWS_FIXED"] = str(root / "flaky-rows-fixed")
     with LocalEndpoint(functions_dir=root, processes=2) as running:
-        running.client("s3").create_bucket(Bucket=BUCKET)
         yield running
 
 
 @pytest.fixture
 def local(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
-    return endpoint.client("s3")
+    s3 = endpoint.client("s3")
+    # The endpoint serves moto in this process, and leaving a mock_aws() block (the unit tests above)
+    # resets moto's stores: make sure the bucket exists for every test.
+    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKET)
+    return s3
 
 
 def read_csv(s3: Any, uri: str, delimiter: str = ",") -> list[dict[str, str]]:
