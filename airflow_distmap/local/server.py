@@ -9,7 +9,11 @@ made to the endpoint, and its reset wipes the endpoint's buckets).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime
+import functools
+import gc
 import json
 import logging
 import socket
@@ -29,6 +33,9 @@ log = logging.getLogger(__name__)
 STEP_FUNCTIONS_TARGET_PREFIX = "AWSStepFunctions."
 #: Content type of AWS JSON 1.0 protocol responses (what botocore expects from Step Functions).
 AMZ_JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+#: Request body size from which the endpoint gives freed memory back to the OS once moto has answered.
+RELEASE_MEMORY_AFTER_BYTES = 64 * 1024 * 1024
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -84,7 +91,10 @@ class LocalEndpointApp:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX):
             return self._step_functions(target[len(STEP_FUNCTIONS_TARGET_PREFIX) :], environ, start_response)
-        return self.fallback(environ, start_response)
+        response = self.fallback(environ, start_response)
+        if _holds_big_body(environ):
+            release_memory()
+        return response
 
     def _step_functions(
         self, action: str, environ: dict[str, Any], start_response: StartResponse
@@ -118,6 +128,39 @@ class LocalEndpointApp:
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
+
+
+def _holds_big_body(environ: dict[str, Any]) -> bool:
+    """Whether moto just held a large body in memory: a big request, or CompleteMultipartUpload.
+
+    moto joins every part of a multipart upload in memory when it completes (a 1 GB upload_file costs the
+    endpoint GBs for a moment); the allocator keeps those pages unless told to give them back.
+    """
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length >= RELEASE_MEMORY_AFTER_BYTES:
+        return True
+    return environ.get("REQUEST_METHOD") == "POST" and "uploadId=" in environ.get("QUERY_STRING", "")
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim  # glibc only
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+def release_memory() -> None:
+    """Collect garbage and return the freed heap to the OS (glibc's ``malloc_trim``; elsewhere only gc)."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def moto_app() -> WSGIApp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import random
@@ -256,11 +257,11 @@ def _is_int(value: Any) -> bool:
     )
 
 
-def _format(template: Any, *args: Any) -> str:
-    _require(isinstance(template, _StringLiteral | str), "the first argument must be a string")
-    raw = template.raw if isinstance(template, _StringLiteral) else template.replace("\\", "\\\\")
+@functools.lru_cache(maxsize=256)
+def _format_pieces(raw: str) -> tuple[str, ...]:
+    """Split a ``States.Format`` template (escapes applied) into the literal texts around its ``{}``."""
+    pieces: list[str] = []
     out: list[str] = []
-    remaining = list(args)
     position = 0
     while position < len(raw):
         char = raw[position]
@@ -268,19 +269,32 @@ def _format(template: Any, *args: Any) -> str:
             out.append(raw[position + 1])
             position += 2
         elif raw.startswith("{}", position):
-            _require(bool(remaining), "the number of arguments does not match the number of placeholders")
-            value = remaining.pop(0)
-            if isinstance(value, _StringLiteral):
-                value = value.value
-            _require(
-                not isinstance(value, dict | list), "arguments must be strings, numbers, booleans or null"
-            )
-            out.append(value if isinstance(value, str) else to_json(value))
+            pieces.append("".join(out))
+            out = []
             position += 2
         else:
             out.append(char)
             position += 1
-    _require(not remaining, "the number of arguments does not match the number of placeholders")
+    pieces.append("".join(out))
+    return tuple(pieces)
+
+
+def _format(template: Any, *args: Any) -> str:
+    _require(isinstance(template, _StringLiteral | str), "the first argument must be a string")
+    raw = template.raw if isinstance(template, _StringLiteral) else template.replace("\\", "\\\\")
+    pieces = _format_pieces(raw)
+    out = [pieces[0]]
+    for position, piece in enumerate(pieces[1:]):
+        _require(position < len(args), "the number of arguments does not match the number of placeholders")
+        value = args[position]
+        if isinstance(value, _StringLiteral):
+            value = value.value
+        _require(not isinstance(value, dict | list), "arguments must be strings, numbers, booleans or null")
+        out.append(value if isinstance(value, str) else to_json(value))
+        out.append(piece)
+    _require(
+        len(args) == len(pieces) - 1, "the number of arguments does not match the number of placeholders"
+    )
     return "".join(out)
 
 

@@ -675,6 +675,9 @@ class _ParallelState(_WorkState):
         return results
 
 
+#: State types whose ``execute`` never suspends: a machine of only these runs to its end in one step.
+_IMMEDIATE_TYPES: tuple[type[_State], ...] = (_PassState, _SucceedState, _FailState, _ChoiceState)
+
 _STATE_TYPES: dict[str, type[_State]] = {
     "Pass": _PassState,
     "Succeed": _SucceedState,
@@ -710,6 +713,8 @@ class CompiledStateMachine:
             jsonata = spec.get("QueryLanguage", language) == "JSONata"
             self.states[name] = state_type(name, spec, jsonata)
         self.start = self.states[definition["StartAt"]]
+        #: Whether every state is Pass, Choice, Succeed or Fail: :meth:`run_now` can run it without a loop.
+        self.immediate = all(type(state) in _IMMEDIATE_TYPES for state in self.states.values())
         self.uses_variables = any(
             state.has_assign
             or (isinstance(state, _WorkState) and any(a is not None for _, a in state.catcher_templates))
@@ -732,6 +737,23 @@ class CompiledStateMachine:
         """
         variables: dict[str, Any] | None = {} if self.uses_variables else None
         return await self._execute(input, _Run(services, _History(events), context, variables))
+
+    def run_now(self, input: Any, context: Mapping[str, Any], services: Services) -> Any:
+        """Execute an :attr:`immediate` state machine synchronously (no event loop, no task; no history).
+
+        Its states never await anything that suspends, so driving :meth:`run`'s coroutine one step runs it to
+        its end; the Distributed Map runtime uses this to run Pass-only children without an asyncio task each.
+
+        :raises StatesError: when the execution fails.
+        :raises RuntimeError: when the machine is not :attr:`immediate` and suspended.
+        """
+        coroutine = self.run(input, context, services, None)
+        try:
+            coroutine.send(None)
+        except StopIteration as finished:
+            return finished.value
+        coroutine.close()
+        raise RuntimeError("run_now() needs a state machine whose states never wait")
 
     async def _execute(self, data: Any, run: _Run) -> Any:
         if run.variables is None and self.uses_variables:

@@ -18,7 +18,13 @@ from typing import Any
 
 from airflow_distmap.local.asl.intrinsics import compile_intrinsic, is_intrinsic
 from airflow_distmap.local.asl.jsonata import JsonataTemplate, make_bindings
-from airflow_distmap.local.asl.paths import PathRuntimeError, field_path_getter, variables_of
+from airflow_distmap.local.asl.paths import (
+    MISSING,
+    PathRuntimeError,
+    compile_path,
+    field_path_getter,
+    variables_of,
+)
 from airflow_distmap.local.errors import StatesError
 
 Evaluator = Callable[[Any, Mapping[str, Any]], Any]
@@ -170,3 +176,104 @@ def _compile_jsonata(template: Any) -> JsonataTemplate:
         _JSONATA_BY_IDENTITY.clear()
     _JSONATA_BY_IDENTITY[key] = (template, compiled)
     return compiled
+
+
+# -- ItemSelector fast path ----------------------------------------------------------------------------------
+
+ItemEvaluator = Callable[[int, Any], Any]
+"""``(item index, item value) -> selected value``."""
+
+_ITEM_VALUE = "$$.Map.Item.Value"
+_NO_CONTEXT: Mapping[str, Any] = {}
+
+
+class ItemPathMissing(Exception):
+    """An item selector's path matched nothing: evaluate the template the general way for AWS's error."""
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def compile_item_selector(template: Any) -> ItemEvaluator | None:
+    """A faster evaluator of an ItemSelector reading only ``$$.Map.Item.Index`` and ``$$.Map.Item.Value``.
+
+    A Distributed Map evaluates its ItemSelector once per item; the general evaluator builds the item's
+    context object first. This one takes the index and the item directly. It handles constants and the paths
+    ``$$.Map.Item.Index``, ``$$.Map.Item.Value`` and reference paths below it (``$$.Map.Item.Value.name``,
+    ``['name']``, ``[0]``); anything else (other paths, intrinsics, variables) gives ``None``: use
+    :func:`evaluate_template`. The result equals :func:`evaluate_template`'s; when a path matches nothing it
+    raises :class:`ItemPathMissing` so the caller re-evaluates the general way, which raises AWS's error.
+
+    :param template: the ItemSelector as written in the definition.
+    """
+    try:
+        evaluator = _compile_item(template)
+    except (_Unsupported, ValueError):
+        return None
+    if evaluator is None:
+
+        def constant(index: int, value: Any) -> Any:
+            return template
+
+        return constant
+    return evaluator
+
+
+def _item_getter(path_text: str) -> ItemEvaluator:
+    if path_text == "$$.Map.Item.Index":
+        return lambda index, value: index
+    if path_text == _ITEM_VALUE:
+        return lambda index, value: value
+    rest = path_text[len(_ITEM_VALUE) :]
+    if not path_text.startswith(_ITEM_VALUE) or rest[:1] not in (".", "["):
+        raise _Unsupported(path_text)
+    path = compile_path("$" + rest)
+    if not path.is_reference_path:
+        raise _Unsupported(path_text)
+    find = path.find
+
+    def get(index: int, value: Any) -> Any:
+        found = find(value, _NO_CONTEXT)
+        if found is MISSING:
+            raise ItemPathMissing(path_text)
+        return found
+
+    return get
+
+
+def _compile_item(template: Any) -> ItemEvaluator | None:
+    if isinstance(template, dict):
+        parts: list[tuple[str, ItemEvaluator | None, Any]] = []
+        dynamic = False
+        for key, value in template.items():
+            if key.endswith(".$") and len(key) > 2:
+                if not isinstance(value, str):
+                    raise _Unsupported(key)
+                parts.append((key[:-2], _item_getter(value), None))
+                dynamic = True
+            else:
+                sub = _compile_item(value)
+                parts.append((key, sub, value))
+                dynamic = dynamic or sub is not None
+        if not dynamic:
+            return None
+        frozen = tuple(parts)
+
+        def evaluate_object(index: int, value: Any) -> Any:
+            return {key: (get(index, value) if get is not None else const) for key, get, const in frozen}
+
+        return evaluate_object
+    if isinstance(template, list):
+        items = [(_compile_item(item), item) for item in template]
+        if all(get is None for get, _ in items):
+            return None
+        frozen_items = tuple(items)
+
+        def evaluate_list(index: int, value: Any) -> Any:
+            return [get(index, value) if get is not None else const for get, const in frozen_items]
+
+        return evaluate_list
+    if isinstance(template, str) and template.lstrip().startswith("{%"):
+        raise _Unsupported(template)  # a JSONata expression
+    return None

@@ -55,6 +55,8 @@ READ_CHUNK: Final = 256
 READ_AHEAD_CHUNKS: Final = 8
 #: Bytes of child input (JSON text) allowed in running children before dispatch waits (memory guard).
 IN_FLIGHT_INPUT_BYTES: Final = 32 * 1024 * 1024
+#: Most bytes of consecutive spooled entries read at once when writing the result files.
+SPOOL_READ_BYTES: Final = 1024 * 1024
 _SUCCEEDED_REDRIVE: Final = (
     ',"RedriveStatus":"NOT_REDRIVABLE","RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven"'
 )
@@ -168,6 +170,7 @@ class MapRun:
         self.region = region
         self.account = account
         self.processor = processor
+        self._immediate = bool(getattr(processor, "immediate", False))
         self.services = services
         self.express = express
         self.max_concurrency = max_concurrency
@@ -581,9 +584,14 @@ class MapRun:
             await self._slot_free.wait()
         if self._failure is not None:
             return
+        child.start = time.time()
+        if self._immediate:
+            # Pass/Choice/Succeed/Fail children finish in one step: run them here, without a task each.
+            self._move(child, RUNNING)
+            self._run_child_now(child, value)
+            return
         self._running += 1
         self._inflight_bytes += size
-        child.start = time.time()
         self._move(child, RUNNING)
         task = asyncio.get_running_loop().create_task(self._run_child(child, value))
         self._tasks.add(task)
@@ -609,6 +617,21 @@ class MapRun:
             },
             "StateMachine": {"Id": self.state_machine_arn, "Name": self._machine_label},
         }
+
+    def _run_child_now(self, child: Child, value: Any) -> None:
+        """Run an immediate child (see ``CompiledStateMachine.run_now``) to its end and record the outcome."""
+        try:
+            output = self.processor.run_now(value, self._child_context(child, value), self.services)
+        except StatesError as error:
+            status = TIMED_OUT if error.error == "States.Timeout" else FAILED
+            self._child_failed(child, status, error.error, error.cause)
+            return
+        except Exception as error:  # an engine bug must fail one child, not the run
+            log.exception("Child execution %s crashed", self.child_arn(child.index))
+            self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")
+            return
+        output_text = child.input_text if output is value and child.input_text is not None else dumps(output)
+        self._finish(child, SUCCEEDED, output_text, None, None)
 
     async def _run_child(self, child: Child, value: Any) -> None:
         try:
@@ -658,13 +681,36 @@ class MapRun:
 
     # ------------------------------------------------------------------ results
     def _entries(self, statuses: tuple[str, ...]) -> Iterator[dict[str, Any] | bytes]:
-        """Entries in child order: spooled JSON bytes for finished children, dicts for pending ones."""
+        """Entries in child order: spooled JSON bytes for finished children, dicts for pending ones.
+
+        Children that finished in order sit next to each other in the spool: such runs are read with one
+        read of up to :data:`SPOOL_READ_BYTES` and cut into entries (one read per entry was a per-child cost).
+        """
+        run: list[tuple[int, int]] = []  # refs of consecutive spool entries not yet read
+
+        def read_run() -> Iterator[bytes]:
+            start = run[0][0]
+            block = self.spool.read((start, run[-1][0] + run[-1][1] - start))
+            for offset, length in run:
+                yield block[offset - start : offset - start + length]
+            run.clear()
+
         for child in self.children:
-            if child.status in statuses:
-                if child.ref is not None and child.status not in (PENDING, PENDING_REDRIVE, RUNNING):
-                    yield self.spool.read(child.ref)
-                else:
-                    yield self.entry(child)
+            if child.status not in statuses:
+                continue
+            ref = child.ref
+            if ref is not None and child.status not in (PENDING, PENDING_REDRIVE, RUNNING):
+                if run and (
+                    ref[0] != run[-1][0] + run[-1][1] or ref[0] + ref[1] - run[0][0] > SPOOL_READ_BYTES
+                ):
+                    yield from read_run()
+                run.append(ref)
+                continue
+            if run:
+                yield from read_run()
+            yield self.entry(child)
+        if run:
+            yield from read_run()
 
     def _write_files(self) -> dict[str, Any]:
         groups = {

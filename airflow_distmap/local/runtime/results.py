@@ -267,6 +267,39 @@ def _encoded(entries: Iterable[Mapping[str, Any] | bytes], transformation: str) 
             yield json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+#: Bytes gathered before one write to the object: entries are small, one write each was a per-child cost.
+WRITE_CHUNK_BYTES: Final = 1024 * 1024
+
+
+class _Gathering:
+    """Gathers small writes into :data:`WRITE_CHUNK_BYTES` chunks for an object writer."""
+
+    def __init__(self, writer: S3StreamWriter | InProcessWriter) -> None:
+        self.writer = writer
+        self.key = writer.key
+        self._buffer = bytearray()
+
+    @property
+    def size(self) -> int:
+        return self.writer.size + len(self._buffer)
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= WRITE_CHUNK_BYTES:
+            self.writer.write(bytes(self._buffer))
+            self._buffer.clear()
+
+    def close(self) -> None:
+        if self._buffer:
+            self.writer.write(bytes(self._buffer))
+            self._buffer.clear()
+        self.writer.close()
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        self.writer.abort()
+
+
 def _write_group(
     s3: S3Client,
     config: WriterConfig,
@@ -280,11 +313,11 @@ def _write_group(
     bucket = config.bucket
     jsonl = config.output_type == "JSONL"
     written: list[dict[str, Any]] = []
-    writer: S3StreamWriter | InProcessWriter | None = None
+    writer: _Gathering | None = None
 
-    def open_writer(key: str) -> S3StreamWriter | InProcessWriter:
+    def open_writer(key: str) -> _Gathering:
         local = open_in_process_writer(bucket, key) if in_process else None
-        return local if local is not None else S3StreamWriter(s3, bucket, key)
+        return _Gathering(local if local is not None else S3StreamWriter(s3, bucket, key))
 
     try:
         for data in _encoded(entries, config.transformation):

@@ -125,9 +125,17 @@ class RuntimeServices:
         select = None
         if selector is not None:
             keys = item_keys
+            # The common ItemSelector (the item's index and fields of the item) skips the per-item context.
+            fast = None if getattr(context, "jsonata", False) else engine.compile_item_selector(selector)
+            missing = engine.item_path_missing()
 
             def select(item: Any, item_context: dict[str, Any]) -> Any:
                 index = item_context["Index"]
+                if fast is not None:
+                    try:
+                        return fast(index, item)
+                    except missing:
+                        pass  # the general evaluation below raises AWS's error
                 key = keys[index] if keys is not None and index < len(keys) else None
                 item_ctx = engine.item_context(context, index, item, item_context["Source"], key)
                 return engine.evaluate_template(selector, effective_input, item_ctx)

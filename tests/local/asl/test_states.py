@@ -427,3 +427,41 @@ async def test_a_parent_state_output_over_256_kib_fails_with_data_limit_exceeded
     assert "'Big'" in info.value.cause
     assert sink.types == ["PassStateEntered"]
     assert await run(definition, {"blob": "x" * 200_000}, events=sink) == {"blob": "x" * 200_000}
+
+
+def test_run_now_runs_a_machine_of_immediate_states_without_a_loop() -> None:
+    from airflow_distmap.local.asl import compile_state_machine
+
+    machine = compile_state_machine(
+        {
+            "StartAt": "Format",
+            "States": {
+                "Format": {
+                    "Type": "Pass",
+                    "Parameters": {"out.$": "States.Format('<{}>', $.text)"},
+                    "Next": "Pick",
+                },
+                "Pick": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.out", "StringEquals": "<boom>", "Next": "Boom"}],
+                    "Default": "Done",
+                },
+                "Boom": {"Type": "Fail", "Error": "Custom.Boom", "Cause": "boom"},
+                "Done": {"Type": "Succeed"},
+            },
+        }
+    )
+    assert machine.immediate
+    assert machine.run_now({"text": "a"}, {}, None) == {"out": "<a>"}
+    with pytest.raises(StatesError) as failed:
+        machine.run_now({"text": "boom"}, {}, None)
+    assert failed.value.error == "Custom.Boom"
+
+
+def test_machines_with_waiting_states_are_not_immediate() -> None:
+    from airflow_distmap.local.asl import compile_state_machine
+
+    machine = compile_state_machine(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 0, "End": True}}}
+    )
+    assert not machine.immediate

@@ -58,3 +58,52 @@ def test_a_constant_template_is_returned_as_is() -> None:
 def test_invalid_template_value_is_a_runtime_error() -> None:
     with pytest.raises(StatesError, match="must start with"):
         evaluate_template({"x.$": "no-dollar"}, {}, {})
+
+
+# -- the Distributed Map's ItemSelector fast path ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"index.$": "$$.Map.Item.Index", "row": {"text.$": "$$.Map.Item.Value.text", "k": 1}},
+        {"all.$": "$$.Map.Item.Value", "first.$": "$$.Map.Item.Value['list'][0]", "c": [1, {"d": 2}]},
+        [{"i.$": "$$.Map.Item.Index"}, "constant"],
+        {"only": "constants"},
+    ],
+)
+def test_item_selector_fast_path_matches_the_general_evaluation(template: object) -> None:
+    from airflow_distmap.local.asl.templates import compile_item_selector
+
+    value = {"text": "héllo", "list": ["a", "b"]}
+    fast = compile_item_selector(template)
+    assert fast is not None
+    general = evaluate_template(template, {"in": 1}, item_context({"Execution": {}}, 7, value, "STATE_DATA"))
+    assert fast(7, value) == general
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        {"x.$": "$.fromInput"},
+        {"x.$": "$$.Map.Item.Source"},
+        {"x.$": "States.Format('{}', $$.Map.Item.Index)"},
+        {"x.$": "$$.Map.Item.Value..deep"},
+        {"x.$": "$$.Execution.Name"},
+        {"x.$": 3},
+        {"x": "{% $states.context.Map.Item.Index %}"},
+    ],
+)
+def test_item_selector_fast_path_declines_other_templates(template: object) -> None:
+    from airflow_distmap.local.asl.templates import compile_item_selector
+
+    assert compile_item_selector(template) is None
+
+
+def test_item_selector_fast_path_defers_a_missing_field_to_the_general_error() -> None:
+    from airflow_distmap.local.asl.templates import ItemPathMissing, compile_item_selector
+
+    fast = compile_item_selector({"x.$": "$$.Map.Item.Value.absent"})
+    assert fast is not None
+    with pytest.raises(ItemPathMissing):
+        fast(0, {"present": 1})
