@@ -93,6 +93,8 @@ class Path:
     __slots__ = ("_jsonpath", "_steps", "definite", "source", "text", "variable")
 
     def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise ValueError(f"A path must be a string, not {text!r}")
         self.text = text
         self.variable: str | None = None
         if text.startswith("$$"):

@@ -121,9 +121,16 @@ def validate_definition(definition_text: str) -> list[Diagnostic]:
     validator = _Validator()
     if not isinstance(definition, dict):
         validator.error(SCHEMA, "The definition must be a JSON object", "")
-    else:
+        return validator.diagnostics
+    try:
         validator.machine(definition, "")
+    except Exception as exc:  # a shape no specific check anticipated: still a diagnostic, never a crash
+        validator.error(SCHEMA, f"The definition has an invalid structure: {type(exc).__name__}: {exc}", "/")
     return validator.diagnostics
+
+
+def _is_state(target: Any, states: Mapping[str, Any]) -> bool:
+    return isinstance(target, str) and target in states
 
 
 class _Validator:
@@ -201,10 +208,10 @@ class _Validator:
             if not isinstance(state, dict):
                 continue
             targets = [state.get("Next"), state.get("Default")]
-            targets += [rule.get("Next") for rule in state.get("Choices", []) if isinstance(rule, dict)]
-            targets += [
-                catcher.get("Next") for catcher in state.get("Catch", []) if isinstance(catcher, dict)
-            ]
+            for field in ("Choices", "Catch"):
+                entries = state.get(field)
+                if isinstance(entries, list):
+                    targets += [entry.get("Next") for entry in entries if isinstance(entry, dict)]
             for target in targets:
                 if isinstance(target, str) and target in states and target not in seen:
                     seen.add(target)
@@ -215,7 +222,7 @@ class _Validator:
 
     def state(self, name: str, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
         kind = state.get("Type")
-        if kind not in _FIELDS:
+        if not isinstance(kind, str) or kind not in _FIELDS:
             self.error(SCHEMA, f"State '{name}' has an invalid Type {kind!r}", f"{location}/Type")
             return
         for field in state:
@@ -238,6 +245,8 @@ class _Validator:
             self.path(state, field, location, reference=False)
         if kind in ("Pass", "Task", "Parallel", "Map"):
             self.path(state, "ResultPath", location, reference=True)
+        if "Assign" in state and not isinstance(state["Assign"], dict):
+            self.error(SCHEMA, "'Assign' must be an object of variable names", f"{location}/Assign")
         for field in ("Parameters", "ResultSelector", "Assign", "Arguments", "Output", "Items"):
             if field in state:
                 self.template(state[field], f"{location}/{field}")
@@ -254,7 +263,7 @@ class _Validator:
         has_next, is_end = "Next" in state, state.get("End") is True
         if has_next == is_end:
             self.error(SCHEMA, "A state must have exactly one of 'Next' or 'End': true", location)
-        elif has_next and state["Next"] not in states:
+        elif has_next and not _is_state(state["Next"], states):
             self.error(
                 "MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {state['Next']}", f"{location}/Next"
             )
@@ -360,7 +369,7 @@ class _Validator:
                         SCHEMA, f"The field '{field}' is not supported in a catcher", f"{where}/{field}"
                     )
             self.error_equals(catcher, index, len(catchers), where)
-            if catcher.get("Next") not in states:
+            if not _is_state(catcher.get("Next"), states):
                 self.error(
                     "MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {catcher.get('Next')}", where
                 )
@@ -426,7 +435,7 @@ class _Validator:
                 continue
             if "Assign" in rule:
                 self.unsupported("Assign in a Choice rule", f"{where}/Assign")
-            if rule.get("Next") not in states:
+            if not _is_state(rule.get("Next"), states):
                 self.error("MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {rule.get('Next')}", where)
             if self.jsonata:
                 if "Condition" not in rule:
@@ -443,7 +452,7 @@ class _Validator:
                 self.error(SCHEMA, "'Condition' is only supported in JSONata states", f"{where}/Condition")
                 continue
             self.rule(rule, where)
-        if "Default" in state and state["Default"] not in states:
+        if "Default" in state and not _is_state(state["Default"], states):
             self.error("MISSING_TRANSITION_TARGET", f"Missing 'Default' target: {state['Default']}", location)
 
     def rule(self, rule: Mapping[str, Any], location: str) -> None:

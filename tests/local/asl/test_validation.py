@@ -391,3 +391,22 @@ def test_definitions_built_by_the_provider_are_accepted() -> None:
     ]
     for definition in built:
         assert validate_definition(json.dumps(definition)) == []
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"StartAt": "A", "States": {"A": {"Type": [1], "End": True}}},
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": {"x": 1}}}},
+        {"StartAt": "A", "States": {"A": {"Type": "Choice", "Choices": [{"Variable": 1, "Next": []}]}}},
+        {"StartAt": "A", "States": {"A": {"Type": "Choice", "Choices": 5, "Default": ["A"]}}},
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": [1], "End": True}}},
+        {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                                          "Parameters": {"FunctionName": "f"}, "Catch": [{"Next": 3}],
+                                          "End": True}}},
+    ],
+)  # fmt: skip
+def test_malformed_definitions_get_diagnostics_never_exceptions(definition: dict[str, Any]) -> None:
+    found = errors(definition)
+    assert found
+    assert all(code in ("SCHEMA_VALIDATION_FAILED", "MISSING_TRANSITION_TARGET") for code, _, _ in found)
