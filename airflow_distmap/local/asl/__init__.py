@@ -2,6 +2,18 @@
 
 Paths, intrinsic functions, payload templates, the state interpreter and definition validation. Pure
 computation; I/O only through the :class:`Services` it is given.
+
+Implemented: Pass, Task, Choice, Wait, Succeed, Fail, Map (INLINE here; DISTRIBUTED through
+``Services.run_distributed_map``) and Parallel states; InputPath/Parameters/ResultSelector/ResultPath/
+OutputPath; Retry (every retrier field, FULL jitter) and Catch; TimeoutSeconds(Path); ``Assign`` variables;
+QueryLanguage JSONata (via jsonata-python); the intrinsics listed in
+:data:`airflow_distmap.local.asl.intrinsics.SUPPORTED_INTRINSICS`; Task resources
+``arn:aws:states:::lambda:invoke`` and Lambda function ARNs.
+
+Rejected by :func:`validate_definition` as not implemented (``UNSUPPORTED_FEATURE``, naming the feature):
+other Task resources and ``.sync``/``.waitForTaskToken``, HeartbeatSeconds, Credentials, the state
+machine's TimeoutSeconds, ItemReader PARQUET/MANIFEST/ManifestType/LOAD_AND_FLATTEN, ``Assign`` in JSONPath
+catchers and Choice rules, JSONata TimeoutSeconds and INLINE MaxConcurrency expressions.
 """
 
 from __future__ import annotations
