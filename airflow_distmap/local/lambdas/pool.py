@@ -54,6 +54,19 @@ STARTUP_WAIT_SECONDS = 2.0
 STARTUP_POLL_SECONDS = 0.05
 #: Shortest sleep of the dispatcher between deadline checks (timeouts are reported this late at most).
 DEADLINE_POLL_SECONDS = 0.01
+#: Concurrent invocations per worker a function starts with; it adapts (see ``_adjust_concurrency``). Small,
+#: so that a first burst of CPU-heavy invocations cannot run past the function timeout by sharing one GIL.
+INITIAL_CONCURRENCY = 4
+#: Length of the measurement window of the adaptive limit.
+CONCURRENCY_WINDOW_SECONDS = 0.05
+#: Share of the function timeout that the invocations a worker runs at once may take together in CPU time.
+TIMEOUT_SHARE = 0.25
+#: CPU seconds per invocation above which a function counts as CPU-heavy (see ``_adjust_concurrency``).
+HEAVY_CPU_SECONDS = 0.0005
+#: Growth of the limit per window while the running invocations only wait.
+WAITING_GROWTH = 8
+#: CPU seconds per second per running invocation below which invocations count as waiting (I/O-bound).
+WAITING_CPU_SHARE = 0.01
 #: Seconds to wait before starting workers again after one crashed while importing its handler.
 INIT_RETRY_SECONDS = 1.0
 #: Seconds a worker may take to start and import its handler before it counts as crashed.
@@ -112,6 +125,11 @@ class _Worker:
     draining: bool = False
     killed: bool = False
     started: float = field(default_factory=time.monotonic)
+    window_start: float = 0.0  # concurrency control: start of the current measurement window
+    window_cpu: float = 0.0  # the worker's process CPU seconds at that point
+    last_cpu: float = 0.0  # the worker's process CPU seconds, as last reported
+    busy_cpu: float = 0.0  # ... when it last went from idle to busy
+    busy_done: int = 0  # invocations finished since then
 
 
 def _deliver(items: list[tuple[asyncio.Future[InvocationResult], InvocationResult | BaseException]]) -> None:
@@ -146,6 +164,8 @@ class _FunctionPool:
         self.flush_scheduled: set[asyncio.AbstractEventLoop] = set()
         self.wake_at = math.inf  # when the dispatcher thread next wakes by itself
         self.restart_after = 0.0  # no regular worker starts before this (back-off after an init crash)
+        self.concurrency = min(INITIAL_CONCURRENCY, owner.max_threads)  # invocations at once per worker
+        self.cpu_per_invocation = 0.0  # CPU seconds per invocation, as last measured
         self.closed = False
         module, attr = spec.module_and_attr()
         self.worker_spec: dict[str, Any] = {
@@ -210,12 +230,13 @@ class _FunctionPool:
                 message = worker.conn.recv_bytes()
             except (EOFError, OSError):
                 break
-            items = [
-                (invocation_id, ok, json.loads(body)) for invocation_id, ok, body in pickle.loads(message)
-            ]
+            process_cpu, raw = pickle.loads(message)
+            items = [(invocation_id, ok, json.loads(body)) for invocation_id, ok, body in raw]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
                 wake_dispatcher = bool(self.pending) or worker.draining or worker.quarantine
+                if self._adjust_concurrency(worker, process_cpu, len(items)):
+                    wake_dispatcher = True
                 if not worker.ready:
                     worker.ready = wake_dispatcher = True
                     # Invocations sent before the worker was ready (quarantine) start their clock now.
@@ -240,10 +261,51 @@ class _FunctionPool:
                             ),
                         )
                     )
+                if not worker.inflight and self.cpu_per_invocation > HEAVY_CPU_SECONDS:
+                    self.concurrency = min(self.concurrency, INITIAL_CONCURRENCY)
                 if wake_dispatcher:  # it has work to send or a worker to retire
                     self.lock.notify_all()
             _resolve(finished)
         self._worker_exited(worker)
+
+    def _adjust_concurrency(self, worker: _Worker, process_cpu: float, finished: int) -> bool:
+        """Adapt how many invocations a worker runs at once to the CPU time each needs (lock held).
+
+        Handlers share their worker's GIL. Hundreds of waiting (I/O-bound) invocations per worker cost little,
+        but many CPU-heavy ones would each take many times longer than alone and run past the function
+        timeout, where on AWS each has its own CPU. Per window of :data:`CONCURRENCY_WINDOW_SECONDS`, from the
+        worker's CPU time (which, unlike wall time, does not depend on what else the machine runs): when
+        invocations finished, allow as many at once as fit in :data:`TIMEOUT_SHARE` of the timeout at the CPU
+        time each used (growing at most twofold per window); when none finished but those running use almost
+        no CPU (they wait) and work is queued, grow it :data:`WAITING_GROWTH`-fold. Bounds: 1 and
+        ``max_threads``. When a worker of a function that is not purely waiting runs dry the limit drops back
+        to :data:`INITIAL_CONCURRENCY`, so the next burst, perhaps of costlier invocations, starts carefully
+        again. Returns whether the limit grew.
+        """
+        now = time.monotonic()
+        worker.last_cpu = process_cpu
+        worker.busy_done += finished
+        if not worker.window_start:
+            worker.window_start, worker.window_cpu = now, process_cpu
+            return False
+        elapsed = now - worker.window_start
+        if elapsed < CONCURRENCY_WINDOW_SECONDS:
+            return False
+        used = process_cpu - worker.window_cpu
+        worker.window_start, worker.window_cpu = now, process_cpu
+        ceiling, before = self.owner.max_threads, self.concurrency
+        if worker.busy_done:
+            # CPU since the worker last became busy, over what finished since: invocations still running add
+            # their CPU but not their count yet, so this errs high (towards fewer at once).
+            self.cpu_per_invocation = max((process_cpu - worker.busy_cpu) / worker.busy_done, 1e-6)
+            fits = max(1, min(ceiling, int(TIMEOUT_SHARE * self.spec.timeout / self.cpu_per_invocation)))
+            # Down at once; up at most twice per window, so one cheap stretch cannot open the gates wide.
+            self.concurrency = min(fits, before * 2)
+        elif self.pending and used / elapsed / max(1, len(worker.inflight)) < WAITING_CPU_SHARE:
+            self.concurrency = min(ceiling, self.concurrency * WAITING_GROWTH)
+        if self.concurrency != before:
+            log.debug("Lambda %s: %d concurrent invocations per worker", self.spec.name, self.concurrency)
+        return self.concurrency > before
 
     def _retire(self, worker: _Worker) -> None:
         """Send ``worker`` no more work and start its replacement; it is killed once idle (lock held)."""
@@ -360,6 +422,8 @@ class _FunctionPool:
 
     def _send(self, worker: _Worker, batch: list[_Invocation]) -> None:
         """Send ``batch`` to ``worker`` (caller holds the lock)."""
+        if not worker.inflight:  # idle -> busy: start measuring CPU per invocation afresh
+            worker.busy_cpu, worker.busy_done = worker.last_cpu, 0
         for invocation in batch:
             invocation.worker = worker
             worker.inflight[invocation.id] = invocation
@@ -393,7 +457,7 @@ class _FunctionPool:
         )
 
     def _dispatch_pending(self) -> None:
-        capacity = self.owner.max_threads
+        capacity = self.concurrency
         if self.pending:
             self._ensure_workers()
         if self.pending and self._starting():

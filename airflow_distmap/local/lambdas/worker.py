@@ -3,8 +3,10 @@
 Protocol on the worker's pipe (pickled lists, so one message carries many invocations):
 
 - pool -> worker: ``[(invocation_id, request_id, event_json_bytes), ...]``
-- worker -> pool: ``[(invocation_id, ok, response_json_bytes), ...]``; ``ok`` is ``False`` when the response
-  is a Lambda error object. The first message is ``[]`` once the handler is imported (the worker is ready).
+- worker -> pool: ``(process_cpu_seconds, [(invocation_id, ok, response_json_bytes), ...])``; ``ok`` is
+  ``False`` when the response is a Lambda error object; ``process_cpu_seconds`` (``time.process_time()``)
+  feeds the pool's concurrency control, and while invocations run it also comes alone every
+  :data:`HEARTBEAT_SECONDS`. The first message, ``(cpu, [])``, says the handler is imported (ready).
 
 This module is imported in the forkserver and in every worker: keep its imports to the standard library.
 """
@@ -32,6 +34,8 @@ THREAD_STACK_BYTES = 1024 * 1024
 #: Address space allowed on top of the worker's own footprint and thread stacks, for the interpreter's arenas.
 ADDRESS_SPACE_SLACK_BYTES = 256 * 1024 * 1024
 
+#: Seconds between CPU reports while invocations run without finishing.
+HEARTBEAT_SECONDS = 0.05
 #: Lambda's limit on a synchronous invocation's response (6 MB as Lambda counts it).
 MAX_RESPONSE_BYTES = 6291556
 
@@ -188,7 +192,7 @@ def main(conn: Connection) -> None:
             return (invocation_id, False, _handler_error(exc, request_id))
 
     threads = _HandlerThreads(run, spec["max_threads"], conn)
-    conn.send_bytes(pickle.dumps([]))
+    conn.send_bytes(pickle.dumps((time.process_time(), [])))
     while True:
         try:
             message = conn.recv_bytes()
@@ -244,7 +248,7 @@ class _HandlerThreads:
         wake, popleft = self.wake, self.results.popleft
         try:
             while True:
-                wake.wait()
+                woken = wake.wait(HEARTBEAT_SECONDS)
                 wake.clear()
                 batch = []
                 try:
@@ -252,8 +256,11 @@ class _HandlerThreads:
                         batch.append(popleft())
                 except IndexError:
                     pass
-                if batch:
-                    self.conn.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+                # Results, or while invocations run a heartbeat: the pool's concurrency control reads the
+                # process CPU time either way.
+                if batch or (not woken and self.submitted > self.sent):
+                    message = (time.process_time(), batch)
+                    self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
                     self.sent += len(batch)
         except BaseException:
             # The pool is gone (or this process is out of memory): nothing useful is left to do.

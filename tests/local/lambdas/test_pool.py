@@ -145,6 +145,16 @@ async def test_out_of_memory_fails_that_invocation(pool: LambdaPool) -> None:
     assert ok_result.payload == 8 * 1024 * 1024
 
 
+async def test_a_burst_of_cpu_heavy_invocations_does_not_time_out() -> None:
+    # 16 x 100 ms of CPU on one worker: all at once they would share a GIL for 1.6 s, past the 1.5 s timeout.
+    registry = FunctionRegistry([_spec("burn", "burn", timeout=1.5)])
+
+    with LambdaPool(registry, processes=1) as lambda_pool:
+        results = await asyncio.gather(*(lambda_pool.invoke("burn", {"ms": 100}) for _ in range(16)))
+
+    assert [r.function_error for r in results] == [None] * 16
+
+
 async def test_cpu_bound_work_spreads_over_processes(pool: LambdaPool) -> None:
     results = await asyncio.gather(*(pool.invoke("burn", {"ms": 5}) for _ in range(200)))
 
