@@ -63,6 +63,8 @@ CONCURRENCY_WINDOW_SECONDS = 0.05
 TIMEOUT_SHARE = 0.25
 #: CPU seconds per invocation above which a function counts as CPU-heavy (see ``_adjust_concurrency``).
 HEAVY_CPU_SECONDS = 0.0005
+#: Share of the timeout after which a running CPU-consuming invocation halves the limit (loaded machines).
+WALL_SHARE = 0.5
 #: Growth of the limit per window while the running invocations only wait.
 WAITING_GROWTH = 8
 #: CPU seconds per second per running invocation below which invocations count as waiting (I/O-bound).
@@ -303,6 +305,15 @@ class _FunctionPool:
             self.concurrency = min(fits, before * 2)
         elif self.pending and used / elapsed / max(1, len(worker.inflight)) < WAITING_CPU_SHARE:
             self.concurrency = min(ceiling, self.concurrency * WAITING_GROWTH)
+        # On a loaded machine a worker gets less than a core, and CPU time alone underestimates how long
+        # invocations take: when the oldest running one (not merely waiting) has used half its timeout,
+        # halve the limit, whatever the CPU figures said.
+        oldest = next((inv for inv in worker.inflight.values() if not inv.done), None)
+        if oldest is not None and oldest.deadline != math.inf:
+            age = now - (oldest.deadline - self.spec.timeout - TIMEOUT_GRACE_SECONDS)
+            waiting = used / elapsed / max(1, len(worker.inflight)) < WAITING_CPU_SHARE
+            if age > WALL_SHARE * self.spec.timeout and not waiting:
+                self.concurrency = max(1, min(self.concurrency, len(worker.inflight)) // 2)
         if self.concurrency != before:
             log.debug("Lambda %s: %d concurrent invocations per worker", self.spec.name, self.concurrency)
         return self.concurrency > before
