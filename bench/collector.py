@@ -3,7 +3,8 @@
 For each size the benchmark writes to a local endpoint (a subprocess, so S3 memory is not counted) the input
 CSV (``airflow_distmap.demo_data``: messy text, quoted fields, non-ASCII) and the result files of a finished
 run (1,000-row batches in shuffled order, outputs as ``row_handler`` returns them), then runs
-``collect()`` in a fresh interpreter, timed, with its peak RSS (``ru_maxrss``) read at the end.
+``collect()`` in a fresh interpreter, timed, with its peak RSS (``VmHWM``; ``ru_maxrss`` would report the
+parent's peak, which survives ``exec``) read at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ TARGET_MEMORY_RATIO = 1.25
 BUCKET = "bench"
 
 _COLLECT = """
-import json, resource, time
+import json, time
 from airflow_distmap.csv_processing.collector import collect, iter_child_entries
 from airflow_distmap.csv_processing.preflight import check_csv_input, check_output_location, owner_token
 from airflow_distmap.results import read_manifest
@@ -34,14 +35,23 @@ input_uri = "s3://bench/in/%(rows)d.csv"
 layout = check_csv_input(s3, input_uri, columns=["text"], output_column="processed")
 target = check_output_location(s3, "s3://bench/out/%(rows)d.csv", input_uri=input_uri, owner=owner)
 manifest = read_manifest(s3, "s3://bench/results/%(rows)d/manifest.json")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water_kb():
+    # VmHWM: this process's peak RSS (ru_maxrss would carry the parent's peak over exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+before = high_water_kb()
 started = time.perf_counter()
 summary = collect(s3, iter_child_entries(s3, manifest), layout, target, "processed", owner=owner)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kb()
 print(json.dumps({"seconds": seconds, "rows": summary.rows_total, "succeeded": summary.rows_succeeded,
                   "maxrss_kb": peak, "before_kb": before}))
 """
+
+
+def _compact(value: Any) -> str:
+    """JSON as Step Functions writes it: compact, non-ASCII as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def upload_run(s3: Any, rows: int) -> None:
@@ -58,17 +68,17 @@ def upload_run(s3: Any, rows: int) -> None:
         entries.append(
             {
                 "ExecutionArn": f"arn:aws:states:us-east-1:123456789012:execution:bench/run:{first}",
-                "Input": json.dumps({"BatchInput": {"skip": []}, "Items": items}),
+                "Input": _compact({"BatchInput": {"skip": []}, "Items": items}),
                 "InputDetails": {"Included": True},
                 "Name": str(first),
-                "Output": json.dumps(output),
+                "Output": _compact(output),
                 "OutputDetails": {"Included": True},
                 "Status": "SUCCEEDED",
             }
         )
     random.Random(5).shuffle(entries)
     key = f"results/{rows}/SUCCEEDED_0.json"
-    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(entries).encode())
+    s3.put_object(Bucket=BUCKET, Key=key, Body=_compact(entries).encode())
     manifest = {
         "DestinationBucket": BUCKET,
         "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:bench/run:run",

@@ -231,6 +231,16 @@ def _item_getter(path_text: str) -> ItemEvaluator:
     path = compile_path("$" + rest)
     if not path.is_reference_path:
         raise _Unsupported(path_text)
+    name = rest[1:]
+    if rest[0] == "." and name.isascii() and name.isidentifier():  # one field: $$.Map.Item.Value.name
+
+        def get_field(index: int, value: Any) -> Any:
+            found = value.get(name, MISSING) if type(value) is dict else MISSING
+            if found is MISSING:
+                raise ItemPathMissing(path_text)
+            return found
+
+        return get_field
     find = path.find
 
     def get(index: int, value: Any) -> Any:
