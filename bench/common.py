@@ -217,6 +217,7 @@ class EndpointProcess:
         self.process: Any = None
 
     def __enter__(self) -> EndpointProcess:
+        import os
         import subprocess
         import sys
         import urllib.request
@@ -224,8 +225,12 @@ class EndpointProcess:
 
         root = Path(__file__).resolve().parent.parent
         command = [str(Path(sys.executable).with_name("airflow-distmap")), "local", "--port", str(self.port)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+        }
         self.process = subprocess.Popen(
-            [*command, *self.extra], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*command, *self.extra], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

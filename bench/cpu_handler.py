@@ -2,7 +2,8 @@
 
 The local endpoint runs ``bench.handlers.cpu_handler`` (``row_handler(burn_cpu)``) in its Lambda worker
 processes (one per core), in ItemBatcher batches of ``BATCH_SIZE`` rows; pandas applies ``burn_cpu`` to the
-same column in this process. Both are timed in this run, one after the other.
+same column in this process. Both are timed in this run, one after the other. The endpoint runs as
+``airflow-distmap local`` in a subprocess (its Lambda workers: one process per core).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 
 from bench.common import (
     ROW_SELECTOR,
+    EndpointProcess,
     csv_body,
     distributed_map_definition,
     header,
@@ -39,9 +41,7 @@ def pandas_seconds(body: bytes) -> float:
 
 def local_seconds(body: bytes, rows: int) -> float:
     """Seconds for the Distributed Map run of ``cpu_handler`` on the local endpoint."""
-    from airflow_distmap.local import LocalEndpoint
-
-    with LocalEndpoint(functions={"cpu": "bench.handlers:cpu_handler"}, functions_dir=None) as endpoint:
+    with EndpointProcess("--function", "cpu=bench.handlers:cpu_handler") as endpoint:
         s3 = endpoint.client("s3")
         s3.create_bucket(Bucket="bench")
         s3.put_object(Bucket="bench", Key="warm.csv", Body=csv_body(200))

@@ -2,13 +2,15 @@
 
 Ideal rate: 500 concurrent waits / 0.020 s = 25,000 rows/s. Measured twice in one run: one child per row
 (20,000 Lambda invocations) and ItemBatcher batches of ``BATCH_SIZE`` rows (500 invocations, all running at
-once; a batch runs its rows one after the other, so its ideal rate is the same).
+once; a batch runs its rows one after the other, so its ideal rate is the same). The endpoint runs as
+``airflow-distmap local`` in a subprocess, with its default Lambda worker processes (one per core).
 """
 
 from __future__ import annotations
 
 from bench.common import (
     ROW_SELECTOR,
+    EndpointProcess,
     csv_body,
     distributed_map_definition,
     header,
@@ -27,14 +29,12 @@ REPEATS = 3
 
 
 def main() -> bool:
-    from airflow_distmap.local import LocalEndpoint
-
     ideal = CONCURRENCY / IO_SECONDS_PER_ROW
     header(
         f"io_handler: {ROWS:,} rows x {IO_SECONDS_PER_ROW * 1000:.0f} ms wait, MaxConcurrency {CONCURRENCY}"
     )
     results: dict[str, float] = {}
-    with LocalEndpoint(functions={"io": "bench.handlers:io_handler"}, functions_dir=None) as endpoint:
+    with EndpointProcess("--function", "io=bench.handlers:io_handler") as endpoint:
         s3 = endpoint.client("s3")
         s3.create_bucket(Bucket="bench")
         s3.put_object(Bucket="bench", Key="in.csv", Body=csv_body(ROWS))

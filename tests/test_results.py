@@ -231,3 +231,31 @@ def test_parse_s3_uri_rejects_bad_uris(uri):
 def test_parse_s3_uri():
     assert parse_s3_uri("s3://my-bucket/a/b.csv") == ("my-bucket", "a/b.csv")
     assert parse_s3_uri("s3://my-bucket") == ("my-bucket", "")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 20])
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        [1, 22, 333, -4.5e10, True, None, "ünïcode 🚚", [], {}],
+        [
+            {"Input": json.dumps({"Items": [{"text": 'a,b\n"c"'}]}), "Output": "{}"},
+            {"n": 12345678901234567890},
+        ],
+    ],
+)
+def test_iter_json_array_streams_any_array_in_any_chunking(document: list[object], chunk: int) -> None:
+    from airflow_distmap.results import iter_json_array
+
+    for text in (json.dumps(document), json.dumps(document, indent=2, ensure_ascii=False)):
+        stream = io.BytesIO(("  \n" + text + "\n").encode())
+        assert list(iter_json_array(stream.read, chunk)) == document
+
+
+@pytest.mark.parametrize("text", ["[1,", "[1 2]", "{}", "[1,]", '["open'])
+def test_iter_json_array_rejects_broken_arrays(text: str) -> None:
+    from airflow_distmap.results import iter_json_array
+
+    with pytest.raises(ValueError, match=r"(?i)expect|unterminated|not terminated|must hold"):
+        list(iter_json_array(io.BytesIO(text.encode()).read, 2))
