@@ -628,12 +628,15 @@ class LambdaPool:
         return await invocation.future
 
     def worker_pids(self, function: str) -> list[int]:
-        """Process ids of the live workers of ``function`` (for diagnostics and tests)."""
+        """Process ids of the regular workers of ``function`` that take new work (diagnostics and tests).
+
+        Workers being retired (after a timeout) and temporary quarantine workers are not listed.
+        """
         pool = self._pools.get(self.registry.resolve(function).name)
         if pool is None:
             return []
         with pool.lock:
-            return [w.process.pid for w in pool.workers if not w.killed]
+            return [w.process.pid for w in pool.workers if not (w.killed or w.quarantine or w.draining)]
 
     def close(self) -> None:
         """Stop every worker; invocations still running fail with :class:`PoolClosed`."""
