@@ -1,5 +1,8 @@
-"""A realistic, messy CSV for the demo and the benchmarks: free text with punctuation, digits, extra
-whitespace, non-ASCII letters, quoted fields holding commas, quotes and newlines."""
+"""A realistic, messy CSV for the demo and the benchmarks.
+
+Free text with punctuation, digits, extra whitespace, non-ASCII letters, quoted fields holding commas, quotes
+and newlines.
+"""
 
 from __future__ import annotations
 

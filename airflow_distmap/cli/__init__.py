@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 # Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "local": ("airflow_distmap.cli.local", "Serve the local AWS endpoint (Step Functions + S3) in the foreground."),
+    "local": ("airflow_distmap.cli.local", "Serve the local AWS endpoint (Step Functions, S3, Lambda)."),
     "demo": ("airflow_distmap.cli.demo", "Run the main job end to end on an embedded local endpoint."),
-    "results": ("airflow_distmap.cli.results", "Summarise a finished Distributed Map run from its manifest.json."),
+    "results": ("airflow_distmap.cli.results", "Summarise a finished Map Run from its manifest.json."),
 }
 
 

@@ -35,6 +35,10 @@ CSV_DELIMITERS: Final[dict[str, str]] = {
 
 UTF8_BOM: Final = "\ufeff"
 
+#: AWS reads an item of up to 8 MB from a delimited file (ItemSelector may then shrink it under 256 KiB);
+#: Python's csv module refuses fields over 128 KiB unless told otherwise.
+MAX_FIELD_BYTES: Final = 8 * 1024 * 1024
+
 
 def delimiter_char(name: str) -> str:
     """Return the character for a ``CSVDelimiter`` name, or raise ``ValueError`` naming the valid ones."""
@@ -52,6 +56,8 @@ def iter_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8
     :param delimiter: the single delimiter character (see :func:`delimiter_char`).
     :param encoding: text encoding of the stream.
     """
+    if csv.field_size_limit() < MAX_FIELD_BYTES:
+        csv.field_size_limit(MAX_FIELD_BYTES)
     text = io.TextIOWrapper(binary, encoding=encoding, newline="")
     reader = csv.reader(
         text, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
@@ -64,4 +70,4 @@ def shape_record(headers: list[str], record: list[str]) -> dict[str, str]:
     """Map a record onto headers as AWS does: missing fields become ``""``, extra fields are dropped."""
     if len(record) < len(headers):
         record = record + [""] * (len(headers) - len(record))
-    return dict(zip(headers, record))
+    return dict(zip(headers, record[: len(headers)], strict=True))

@@ -19,7 +19,11 @@ def execution_arn(
 
 
 def map_run_arn(
-    state_machine: str, label: str, run_id: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT_ID
+    state_machine: str,
+    label: str,
+    run_id: str,
+    region: str = DEFAULT_REGION,
+    account: str = DEFAULT_ACCOUNT_ID,
 ) -> str:
     """``arn:aws:states:<region>:<account>:mapRun:<stateMachine>/<label>:<uuid>``."""
     return f"arn:aws:states:{region}:{account}:mapRun:{state_machine}/{label}:{run_id}"

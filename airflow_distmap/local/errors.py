@@ -4,8 +4,11 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    """An AWS API error: ``code`` is the exception name botocore reports (``__type``), e.g.
-    ``ExecutionDoesNotExist``; ``message`` is AWS's message text; ``status`` the HTTP status."""
+    """An AWS API error, as botocore reports it.
+
+    ``code`` is the exception name (``__type``), e.g. ``ExecutionDoesNotExist``; ``message`` is AWS's message
+    text; ``status`` the HTTP status.
+    """
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(f"{code}: {message}")
@@ -15,8 +18,11 @@ class ServiceError(Exception):
 
 
 class StatesError(Exception):
-    """A Step Functions runtime error inside an execution (``States.Runtime``, ``Lambda.Unknown``, a
-    handler's ``errorType``...): what Retry/Catch match on and what ``ExecutionFailed`` reports."""
+    """A Step Functions runtime error inside an execution.
+
+    ``States.Runtime``, ``Lambda.Unknown``, a handler's ``errorType``...: what Retry/Catch match on and what
+    ``ExecutionFailed`` reports.
+    """
 
     def __init__(self, error: str, cause: str = "") -> None:
         super().__init__(f"{error}: {cause}")
