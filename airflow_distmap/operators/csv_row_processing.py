@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import conf
 
 from airflow_distmap.csv_processing import row_sizes
 from airflow_distmap.csv_processing.collector import CollectSummary, collect, iter_child_entries
@@ -118,8 +117,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param map_label: name of the Map state and label of its Map Run.
     :param check_row_sizes: stream the input once before starting, refusing it when a row's selected
         columns exceed what a child execution can receive (256 KiB); ``False`` skips that pass.
+    :param deferrable: wait on the triggerer instead of holding a worker slot; ``True`` by default (a CSV job
+        runs for minutes to hours), ``False`` polls in the worker with the same semantics.
 
-    Other arguments (``aws_conn_id``, ``deferrable``, ``waiter_delay``...) are those of
+    Other arguments (``aws_conn_id``, ``waiter_delay``...) are those of
     :class:`~airflow_distmap.operators.distributed_map.DistributedMapOperator`.
 
     :return: the summary of ``DistributedMapOperator`` with ``counts`` in rows, plus ``output_uri``,
@@ -164,7 +165,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         lambda_timeout_seconds: int | None = None,
         map_label: str = "ProcessRows",
         check_row_sizes: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(

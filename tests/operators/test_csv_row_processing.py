@@ -11,6 +11,7 @@ from unittest import mock
 
 import boto3
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 from moto import mock_aws
 
 from airflow_distmap.csv_processing.errors import (
@@ -57,6 +58,15 @@ def operator(**kwargs: Any) -> CsvRowProcessingOperator:
 
 
 # -- unit: definition and pre-flight (moto S3) ------------------------------------------------------------
+
+
+def test_waits_on_the_triggerer_unless_told_otherwise(s3: Any) -> None:
+    assert CsvRowProcessingOperator(
+        task_id="rows", input_uri=f"s3://{BUCKET}/in/data.csv", function_name="post_processing"
+    ).deferrable
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,hello\n")
+    with pytest.raises(TaskDeferred):
+        operator(deferrable=True).execute(context())
 
 
 @pytest.fixture
