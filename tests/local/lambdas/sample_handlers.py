@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -51,6 +52,25 @@ def burn(event: Any, context: Any) -> Any:
     while time.thread_time() < end:
         total += 1
     return os.getpid()
+
+
+_active = 0
+_active_lock = threading.Lock()
+
+
+def burn_counting(event: Any, context: Any) -> Any:
+    """Like ``burn``, returning how many invocations were running in this worker at once at most."""
+    global _active
+    with _active_lock:
+        _active += 1
+        peak = _active
+    try:
+        burn(event, context)
+        with _active_lock:
+            return max(peak, _active)
+    finally:
+        with _active_lock:
+            _active -= 1
 
 
 def big(event: Any, context: Any) -> Any:
