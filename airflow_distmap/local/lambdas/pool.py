@@ -56,13 +56,14 @@ STARTUP_POLL_SECONDS = 0.05
 DEADLINE_POLL_SECONDS = 0.01
 #: Concurrent invocations per worker a function starts with; it adapts (see ``_adjust_concurrency``). Small,
 #: so that a first burst of CPU-heavy invocations cannot run past the function timeout by sharing one GIL.
-INITIAL_CONCURRENCY = 4
+INITIAL_CONCURRENCY = 2
 #: Length of the measurement window of the adaptive limit.
 CONCURRENCY_WINDOW_SECONDS = 0.05
 #: Share of the function timeout that the invocations a worker runs at once may take together in CPU time.
 TIMEOUT_SHARE = 0.25
-#: CPU seconds per invocation above which a function counts as CPU-heavy (see ``_adjust_concurrency``).
-HEAVY_CPU_SECONDS = 0.0005
+#: CPU time over wall time per invocation above which a function counts as CPU-heavy: its limit drops back
+#: to :data:`INITIAL_CONCURRENCY` when a worker runs dry (see ``_adjust_concurrency``).
+HEAVY_CPU_SHARE = 0.1
 #: Share of the timeout after which a running CPU-consuming invocation halves the limit (loaded machines).
 WALL_SHARE = 0.5
 #: Growth of the limit per window while the running invocations only wait.
@@ -168,6 +169,7 @@ class _FunctionPool:
         self.restart_after = 0.0  # no regular worker starts before this (back-off after an init crash)
         self.concurrency = min(INITIAL_CONCURRENCY, owner.max_threads)  # invocations at once per worker
         self.cpu_per_invocation = 0.0  # CPU seconds per invocation, as last measured
+        self.wall_per_invocation = 0.0  # seconds from send to result per invocation (moving average)
         self.closed = False
         module, attr = spec.module_and_attr()
         self.worker_spec: dict[str, Any] = {
@@ -236,6 +238,7 @@ class _FunctionPool:
             items = [(invocation_id, ok, json.loads(body)) for invocation_id, ok, body in raw]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
+                now = time.monotonic()
                 wake_dispatcher = bool(self.pending) or worker.draining or worker.quarantine
                 if self._adjust_concurrency(worker, process_cpu, len(items)):
                     wake_dispatcher = True
@@ -250,6 +253,9 @@ class _FunctionPool:
                         continue
                     invocation = found
                     invocation.done = True
+                    if invocation.deadline != math.inf:
+                        wall = now - (invocation.deadline - self.spec.timeout - TIMEOUT_GRACE_SECONDS)
+                        self.wall_per_invocation += (wall - self.wall_per_invocation) * 0.05
                     if not ok and payload.get("errorType") == "Runtime.OutOfMemory":
                         self._retire(worker)  # Lambda discards a sandbox that ran out of memory
                         wake_dispatcher = True
@@ -263,7 +269,8 @@ class _FunctionPool:
                             ),
                         )
                     )
-                if not worker.inflight and self.cpu_per_invocation > HEAVY_CPU_SECONDS:
+                heavy = self.cpu_per_invocation > HEAVY_CPU_SHARE * self.wall_per_invocation
+                if not worker.inflight and heavy:
                     self.concurrency = min(self.concurrency, INITIAL_CONCURRENCY)
                 if wake_dispatcher:  # it has work to send or a worker to retire
                     self.lock.notify_all()
@@ -280,9 +287,9 @@ class _FunctionPool:
         invocations finished, allow as many at once as fit in :data:`TIMEOUT_SHARE` of the timeout at the CPU
         time each used (growing at most twofold per window); when none finished but those running use almost
         no CPU (they wait) and work is queued, grow it :data:`WAITING_GROWTH`-fold. Bounds: 1 and
-        ``max_threads``. When a worker of a function that is not purely waiting runs dry the limit drops back
-        to :data:`INITIAL_CONCURRENCY`, so the next burst, perhaps of costlier invocations, starts carefully
-        again. Returns whether the limit grew.
+        ``max_threads``. When a worker of a CPU-heavy function (:data:`HEAVY_CPU_SHARE`) runs dry the limit
+        drops back to :data:`INITIAL_CONCURRENCY`, so the next burst, perhaps of costlier invocations, starts
+        carefully again. Returns whether the limit grew.
         """
         now = time.monotonic()
         worker.last_cpu = process_cpu

@@ -146,7 +146,7 @@ async def test_out_of_memory_fails_that_invocation(pool: LambdaPool) -> None:
 
 
 async def test_cpu_heavy_invocations_are_not_all_run_at_once_in_one_worker() -> None:
-    # 16 x 100 ms of CPU at once would share one GIL for 1.6 s each. The pool starts at 4 per worker and,
+    # 16 x 100 ms of CPU at once would share one GIL for 1.6 s each. The pool starts at 2 per worker and,
     # having measured 100 ms per invocation, allows what fits in a quarter of the 3 s timeout (7).
     registry = FunctionRegistry([_spec("burn", "burn_counting")])
 
