@@ -15,21 +15,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with one sub-parser per command."""
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser, importing only the ``selected`` sub-command's module (fast start-up)."""
     parser = argparse.ArgumentParser(prog="airflow-distmap", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+        if name == selected:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airflow-distmap`` console script."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    selected = next((argument for argument in arguments if argument in SUBCOMMANDS), None)
+    args = build_parser(selected).parse_args(arguments)
     return int(args._run(args))
 
 
