@@ -1,5 +1,5 @@
 # Every target creates and reuses .venv; nothing needs to be installed by hand beyond Python 3.11 and make.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
