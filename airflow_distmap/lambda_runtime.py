@@ -18,6 +18,9 @@ A batch (``ItemBatcher``)::
      "BatchInput": {"config": {...}, "skip": [0]}}
     -> {"rows": [{"index": 40, "output": ...}, {"index": 41, "error": {...}}]}
 
+Plain items work too: an item without a ``row`` key is the row itself (an ItemReader's CSV row or JSON
+object, no ItemSelector needed); its ``index`` is its position in the batch, or ``null`` for a lone item.
+
 ``BatchInput`` is optional. ``config`` is handed to functions that take a second parameter
 (``f(row, config)``); ``skip`` lists item indexes answered with ``{"index": i, "skipped": true}``
 without calling the function (the CSV operator reads files with ``GIVEN`` headers, so item 0 is the
@@ -71,22 +74,36 @@ def row_error(exc: BaseException) -> dict[str, str]:
 
 
 def _takes_config(func: RowFunction) -> bool:
-    """Whether ``func`` accepts a second positional argument (the ``config`` mapping)."""
+    """Whether ``func`` wants the ``config`` mapping as its second argument.
+
+    It does when the second positional parameter is named ``config`` or has no default (``f(row, config)``),
+    or when it takes ``*args``; ``f(row, sep="-")`` keeps its own default.
+    """
     try:
         parameters = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):  # builtins without a signature: call with the row only
         return False
-    positional = [
-        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2:
+        return False
+    second = positional[1]
+    return second.name == "config" or second.default is inspect.Parameter.empty
 
 
-def _check_item(item: Any, where: str) -> tuple[int, dict[str, Any]]:
+def _check_item(item: Any, where: str, position: int | None) -> tuple[int | None, dict[str, Any]]:
+    """Return ``(index, row)`` of an item.
+
+    An item with a ``row`` key is the operator's envelope ``{"index", "row"}``; any other object is a plain
+    row (an ItemReader's item as is), whose index is its position in the batch (``None`` for a lone item).
+    """
     if not isinstance(item, Mapping):
         raise MalformedEventError(
-            f"{where} must be an object with 'index' and 'row', got {type(item).__name__}."
+            f"{where} must be a JSON object (a row, or {{'index', 'row'}}), got {type(item).__name__}."
         )
+    if "row" not in item:
+        return position, dict(item)
     index = item.get("index")
     row = item.get("row")
     if isinstance(index, bool) or not isinstance(index, int):
@@ -116,7 +133,7 @@ class _RowRunner:
         self.with_config = _takes_config(func)
 
     def run(
-        self, index: int, row: dict[str, Any], config: Any, skip: frozenset[int]
+        self, index: int | None, row: dict[str, Any], config: Any, skip: frozenset[int]
     ) -> tuple[dict[str, Any], int]:
         """Return the row's result object and its serialised size in bytes."""
         if index in skip:
@@ -140,7 +157,7 @@ class _RowRunner:
         return result, size
 
 
-def _too_large(index: int, size: int) -> dict[str, Any]:
+def _too_large(index: int | None, size: int) -> dict[str, Any]:
     return {
         "index": index,
         "error": {
@@ -174,7 +191,7 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
         if not isinstance(batch_input, Mapping):
             raise MalformedEventError("The batch's 'BatchInput' must be an object.")
         config, skip = _options(batch_input, "BatchInput")
-        checked = [_check_item(item, f"Items[{position}]") for position, item in enumerate(items)]
+        checked = [_check_item(item, f"Items[{position}]", position) for position, item in enumerate(items)]
         budget = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
         rows: list[dict[str, Any]] = []
         for index, row in checked:
@@ -187,8 +204,8 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
         failed = sum(1 for r in rows if "error" in r)
         log.info("Processed a batch of %d rows, %d failed", len(rows), failed)
         return {"rows": rows}
-    index, row = _check_item(event, "The event")
-    config, skip = _options(event, "The event")
+    index, row = _check_item(event, "The event", None)
+    config, skip = _options(event, "The event") if "row" in event else ({}, frozenset())
     result, size = runner.run(index, row, config, skip)
     if size > PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK:
         result = _too_large(index, size)

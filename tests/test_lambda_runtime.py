@@ -112,7 +112,7 @@ def test_long_error_messages_are_truncated() -> None:
         {"index": True, "row": {"a": "1"}},
         {"index": 1, "row": "a"},
         {"Items": "nope"},
-        {"Items": [{"index": 1}]},
+        {"Items": ["a row that is not an object"]},
         {"Items": [], "BatchInput": []},
         {"Items": [], "BatchInput": {"skip": "0"}},
     ],
@@ -131,3 +131,25 @@ def test_module_imports_only_the_standard_library() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module.split(".")[0])
     assert modules <= set(sys.stdlib_module_names)
+
+
+def test_plain_items_are_rows_indexed_by_their_position() -> None:
+    assert upper({"text": "hello"}, None) == {"index": None, "output": "HELLO"}
+    result = upper({"Items": [{"text": "a"}, {"other": "b"}, {"text": "c"}]}, None)
+    assert [row["index"] for row in result["rows"]] == [0, 1, 2]
+    assert result["rows"][0]["output"] == "A"
+    assert result["rows"][1]["error"]["type"] == "KeyError"
+    assert result["rows"][2]["output"] == "C"
+
+
+def test_config_goes_only_to_a_second_parameter_that_wants_it() -> None:
+    def with_default(row: dict[str, Any], sep: str = "-") -> str:
+        return sep.join(row.values())
+
+    def with_config(row: dict[str, Any], config: dict[str, Any]) -> str:
+        return str(config["prefix"]) + row["text"]
+
+    event = {"Items": [{"index": 0, "row": {"a": "x", "b": "y"}}], "BatchInput": {"config": {"prefix": "p:"}}}
+    assert row_handler(with_default)(event, None)["rows"][0]["output"] == "x-y"
+    event = {"Items": [{"index": 0, "row": {"text": "t"}}], "BatchInput": {"config": {"prefix": "p:"}}}
+    assert row_handler(with_config)(event, None)["rows"][0]["output"] == "p:t"
