@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -41,7 +42,7 @@ from airflow_distmap.hooks.distributed_map import (
     DistributedMapHook,
 )
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
-from airflow_distmap.naming import default_state_machine_name, execution_name, validate_name
+from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name, validate_name
 from airflow_distmap.results import (
     RESULT_STATUSES,
     CompletedRun,
@@ -110,7 +111,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :meth:`build_execution_input`, :meth:`default_results_uri` and :meth:`on_run_complete`.
 
     :param definition: A complete state machine definition (dict or JSON text), instead of building blocks.
-    :param state_machine_name: Name of the state machine; default derived from the dag and task ids.
+    :param state_machine_name: Name of the state machine; default derived from the dag and task ids plus a
+        digest of the rendered definition, so concurrent runs (backfills) whose templated fields render
+        differently never race on one definition. Keep run-specific values in ``execution_input`` to share
+        one state machine across runs.
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
     :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results.
     :param execution_input: Input of the execution (a JSON object).
@@ -407,7 +411,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
         _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
         ti = context["ti"]
-        machine_name = self.state_machine_name or default_state_machine_name(ti.dag_id, ti.task_id)
+        machine_name = self.state_machine_name or _definition_scoped_name(
+            default_state_machine_name(ti.dag_id, ti.task_id), definition
+        )
         name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
 
         state_machine_arn = self.hook.create_or_update_state_machine(machine_name, definition, self.role_arn)
@@ -601,6 +607,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
         except ClientError as error:
             self.log.warning("Could not stop execution %s: %s", self._execution_arn, error)
+
+
+def _definition_scoped_name(base: str, definition: dict[str, Any]) -> str:
+    """``base`` plus a digest of ``definition`` (at most 80 characters): one state machine per definition."""
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{base[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-_')}-{digest}"
 
 
 def __getattr__(name: str) -> Any:

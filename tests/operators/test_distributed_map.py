@@ -130,6 +130,27 @@ def test_changed_arguments_update_the_machine(aws):
     assert definition["States"]["DistributedMap"]["MaxConcurrency"] == 50
 
 
+def test_default_machine_name_is_per_rendered_definition_so_backfill_runs_never_race(aws):
+    def run(key: str, run_id: str) -> None:
+        op = _operator(state_machine_name=None, item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/{key}.csv"))
+        _defer(op, _context(run_id=run_id))
+
+    run("2025-01-01", "backfill__2025-01-01T00:00:00+00:00")
+    run("2025-01-02", "backfill__2025-01-02T00:00:00+00:00")
+    run("2025-01-02", "backfill__2025-01-02T00:00:00+00:00")  # a retry reuses its own machine
+    machines = aws.list_state_machines()["stateMachines"]
+    assert len(machines) == 2
+    for machine in machines:
+        assert machine["name"].startswith("etl-rows-")
+        assert len(machine["name"]) <= 80
+        definition = json.loads(
+            aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
+        )
+        keys = {definition["States"]["DistributedMap"]["ItemReader"]["Parameters"]["Key"]}
+        executions = aws.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        assert len(executions) == 1, f"{machine['name']} ({keys}) ran {len(executions)} executions"
+
+
 def test_bad_input_fails_before_any_aws_call(aws):
     op = _operator(state_machine_name="bad name")
     with mock.patch.object(DistributedMapHook, "create_or_update_state_machine") as deploy:
