@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -56,6 +57,9 @@ from airflow_distmap.results import (
     sample_failed_items,
 )
 from airflow_distmap.triggers.distributed_map import DistributedMapTrigger, is_transient
+
+#: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
+_IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -261,7 +265,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             validate_name(self.execution_name, "execution_name")
         if self.results_uri is not None:
             parse_s3_uri(self.results_uri, what="results_uri")
-        if self.role_arn is not None and not str(self.role_arn).startswith("arn:"):
+        if self.role_arn is not None and not _IAM_ROLE_ARN.match(str(self.role_arn)):
             raise ValueError(
                 f"role_arn={self.role_arn!r} is not an IAM role ARN. To fix this, pass an ARN like "
                 "'arn:aws:iam::123456789012:role/StepFunctionsDistributedMap'."

@@ -158,6 +158,8 @@ def test_bad_input_fails_before_any_aws_call(aws):
             op.execute(_context())
         with pytest.raises(ValueError, match="results_uri"):
             _operator(results_uri="bucket/x").execute(_context())
+        with pytest.raises(ValueError, match="is not an IAM role ARN"):
+            _operator(role_arn="arn:aws:iam::123:role/short-account").execute(_context())
         with pytest.raises(ValueError, match=r"execution_input is 3000\d\d bytes"):
             _operator(execution_input={"blob": "x" * 300_000}).execute(_context())
         with pytest.raises(ValueError, match="no Distributed Map"):
