@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class DistributedMapError(AirflowException):
@@ -21,6 +21,10 @@ class ExecutionNameConflict(DistributedMapError):
 
 class ResultsNotFoundError(DistributedMapError):
     """Raised when a finished execution's manifest.json or result files cannot be located or read."""
+
+
+class ItemSourceNotFoundError(DistributedMapError, AirflowFailException):
+    """Raised before anything is created when the ItemReader's bucket or object does not exist."""
 
 
 class DistributedMapTimeout(DistributedMapError):

@@ -34,6 +34,7 @@ from airflow_distmap.exceptions import (
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
     ExecutionNameConflict,
+    ItemSourceNotFoundError,
     ResultsNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import (
@@ -276,13 +277,33 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     # -- extension points ----------------------------------------------------------------------------
 
     def preflight(self, context: Context) -> None:
-        """Check the user's input before anything is created or started in AWS; default: nothing to check.
+        """Check the user's input before anything is created or started in AWS.
 
-        Raise ``ValueError`` (or :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the
-        problem and the fix.
+        The default checks that every S3 ItemReader source named literally in the definition exists (the
+        object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``). Subclasses raise ``ValueError``
+        (or :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
 
         :param context: The task context.
+        :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
         """
+        for state_name, state, _language in iter_distributed_maps(self.build_definition(context)):
+            reader = state.get("ItemReader") or {}
+            parameters = reader.get("Parameters") or {}
+            bucket, key = parameters.get("Bucket"), parameters.get("Key")
+            if not isinstance(bucket, str):  # a path ("Bucket.$") resolves only at run time
+                continue
+            resource = str(reader.get("Resource", ""))
+            if resource.endswith("s3:getObject") and isinstance(key, str):
+                if not self.s3_hook.check_for_key(key, bucket):
+                    raise ItemSourceNotFoundError(
+                        f"The ItemReader of {state_name!r} reads s3://{bucket}/{key}, which does not exist. "
+                        "To fix this, upload the object or correct the bucket and key; nothing was created."
+                    )
+            elif resource.endswith("s3:listObjectsV2") and not self.s3_hook.check_for_bucket(bucket):
+                raise ItemSourceNotFoundError(
+                    f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
+                    "To fix this, create the bucket or correct its name; nothing was created."
+                )
 
     def build_definition(self, context: Context) -> dict[str, Any]:
         """The state machine definition to deploy: ``definition`` as given, or built from the building blocks.

@@ -10,12 +10,13 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from airflow_distmap.definitions import CsvItemReader, ItemBatcher
+from airflow_distmap.definitions import CsvItemReader, ItemBatcher, S3PrefixItemReader
 from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
     ExecutionNameConflict,
+    ItemSourceNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
 from airflow_distmap.naming import execution_name
@@ -60,7 +61,10 @@ def _operator(**kwargs) -> DistributedMapOperator:
 @pytest.fixture
 def aws():
     with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        for key in ("in/rows.csv", "in/2025-01-01.csv", "in/2025-01-02.csv"):
+            s3.put_object(Bucket=BUCKET, Key=key, Body=b"id,text\n1,a\n")
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
 
@@ -149,6 +153,14 @@ def test_default_machine_name_is_per_rendered_definition_so_backfill_runs_never_
         keys = {definition["States"]["DistributedMap"]["ItemReader"]["Parameters"]["Key"]}
         executions = aws.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
         assert len(executions) == 1, f"{machine['name']} ({keys}) ran {len(executions)} executions"
+
+
+def test_missing_item_source_fails_before_anything_is_created(aws):
+    with pytest.raises(ItemSourceNotFoundError, match=r"s3://.*/in/absent.csv, which does not exist"):
+        _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(_context())
+    with pytest.raises(ItemSourceNotFoundError, match="lists bucket 'no-such-bucket'"):
+        _operator(item_reader=S3PrefixItemReader(uri="s3://no-such-bucket/in/")).execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
 
 
 def test_bad_input_fails_before_any_aws_call(aws):
