@@ -622,16 +622,10 @@ class MapRun:
         """Run an immediate child (see ``CompiledStateMachine.run_now``) to its end and record the outcome."""
         try:
             output = self.processor.run_now(value, self._child_context(child, value), self.services)
-        except StatesError as error:
-            status = TIMED_OUT if error.error == "States.Timeout" else FAILED
-            self._child_failed(child, status, error.error, error.cause)
+        except Exception as error:
+            self._child_raised(child, error)
             return
-        except Exception as error:  # an engine bug must fail one child, not the run
-            log.exception("Child execution %s crashed", self.child_arn(child.index))
-            self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")
-            return
-        output_text = child.input_text if output is value and child.input_text is not None else dumps(output)
-        self._finish(child, SUCCEEDED, output_text, None, None)
+        self._child_succeeded(child, value, output)
 
     async def _run_child(self, child: Child, value: Any) -> None:
         try:
@@ -646,17 +640,24 @@ class MapRun:
         except TimeoutError:
             self._child_failed(child, TIMED_OUT, "States.Timeout", "The execution timed out.")
             return
-        except StatesError as error:
-            status = TIMED_OUT if error.error == "States.Timeout" else FAILED
-            self._child_failed(child, status, error.error, error.cause)
+        except Exception as error:
+            self._child_raised(child, error)
             return
-        except Exception as error:  # an engine bug must fail one child, not the run
-            log.exception("Child execution %s crashed", self.child_arn(child.index))
-            self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")
-            return
+        self._child_succeeded(child, value, output)
+
+    def _child_succeeded(self, child: Child, value: Any, output: Any) -> None:
         # A Pass-like processor returns its input object: reuse the input's text instead of re-encoding it.
         output_text = child.input_text if output is value and child.input_text is not None else dumps(output)
         self._finish(child, SUCCEEDED, output_text, None, None)
+
+    def _child_raised(self, child: Child, error: Exception) -> None:
+        """Record a child that ended with ``error``."""
+        if isinstance(error, StatesError):
+            status = TIMED_OUT if error.error == "States.Timeout" else FAILED
+            self._child_failed(child, status, error.error, error.cause)
+        else:  # an engine bug must fail one child, not the run
+            log.error("Child execution %s crashed", self.child_arn(child.index), exc_info=error)
+            self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")
 
     def _child_failed(self, child: Child, status: str, error: str, cause: str) -> None:
         self._finish(child, status, None, error, cause)
