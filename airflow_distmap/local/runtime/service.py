@@ -456,6 +456,8 @@ class StepFunctionsService:
         error: str | None = None,
         cause: str | None = None,
     ) -> None:
+        # A Fail state without Error or Cause: AWS leaves the field out rather than sending "".
+        error, cause = error or None, cause or None
         with self.store.lock:
             if record.status != "RUNNING":
                 return

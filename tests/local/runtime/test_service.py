@@ -257,3 +257,13 @@ def test_concurrent_identical_starts_create_one_execution(harness: Harness) -> N
     assert len(set(results)) == 1
     assert len(harness.call("ListExecutions", stateMachineArn=machine)["executions"]) == 1
     harness.call("StopExecution", executionArn=results[0])
+
+
+def test_a_fail_state_without_error_or_cause_reports_neither(harness: Harness) -> None:
+    arn, described = harness.run({"StartAt": "F", "States": {"F": {"Type": "Fail"}}})
+    assert described["status"] == "FAILED"
+    assert "error" not in described
+    assert "cause" not in described
+    events = harness.call("GetExecutionHistory", executionArn=arn)["events"]
+    assert events[-1]["type"] == "ExecutionFailed"
+    assert events[-1]["executionFailedEventDetails"] == {}
