@@ -23,6 +23,10 @@ class ResultsNotFoundError(DistributedMapError):
     """Raised when a finished execution's manifest.json or result files cannot be located or read."""
 
 
+class InvalidTaskArgumentsError(DistributedMapError, AirflowFailException, ValueError):
+    """Raised before any AWS call when a rendered argument or the built definition is invalid (no retry)."""
+
+
 class ItemSourceNotFoundError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when the ItemReader's bucket or object does not exist."""
 

@@ -34,6 +34,7 @@ from airflow_distmap.exceptions import (
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
     ExecutionNameConflict,
+    InvalidTaskArgumentsError,
     ItemSourceNotFoundError,
     ResultsNotFoundError,
 )
@@ -429,12 +430,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, deploy, start (or attach / reuse / redrive), wait, then summarise."""
-        self._check_rendered_arguments()
-        self.preflight(context)
-        definition = self._deployable_definition(context)
-        execution_input = self.build_execution_input(context)
-        _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
-        _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
+        try:
+            self._check_rendered_arguments()
+            self.preflight(context)
+            definition = self._deployable_definition(context)
+            execution_input = self.build_execution_input(context)
+            _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
+            _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
+        except ValueError as error:
+            # Bad arguments stay bad on a retry: fail the task without spending its retries.
+            raise InvalidTaskArgumentsError(str(error)) from error
         ti = context["ti"]
         machine_name = self.state_machine_name or _definition_scoped_name(
             default_state_machine_name(ti.dag_id, ti.task_id), definition

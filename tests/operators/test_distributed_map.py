@@ -6,7 +6,7 @@ from unittest import mock
 
 import boto3
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
@@ -166,8 +166,9 @@ def test_missing_item_source_fails_before_anything_is_created(aws):
 def test_bad_input_fails_before_any_aws_call(aws):
     op = _operator(state_machine_name="bad name")
     with mock.patch.object(DistributedMapHook, "create_or_update_state_machine") as deploy:
-        with pytest.raises(ValueError, match="state_machine_name"):
+        with pytest.raises(ValueError, match="state_machine_name") as raised:
             op.execute(_context())
+        assert isinstance(raised.value, AirflowFailException), "a bad argument must not spend the retries"
         with pytest.raises(ValueError, match="results_uri"):
             _operator(results_uri="bucket/x").execute(_context())
         with pytest.raises(ValueError, match="is not an IAM role ARN"):
