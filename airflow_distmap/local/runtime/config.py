@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from airflow_distmap.local.errors import StatesError
 
@@ -30,6 +30,7 @@ MAX_PARALLEL_CHILDREN: Final = 10_000
 PAYLOAD_LIMIT: Final = 262_144
 
 Evaluator = Callable[[Any], Any]
+_N = TypeVar("_N", int, float)
 """Evaluates a path (``$.x``, ``$$.x``, ``$var``) or JSONata ``{% ... %}`` against the Map's input."""
 
 
@@ -114,30 +115,27 @@ class FieldResolver:
 
     def integer(self, spec: Mapping[str, Any], field: str) -> int | None:
         """Resolve an integer field; ``None`` when absent."""
-        value, path = self.raw(spec, field)
-        if value is None and path is None:
-            return None
-        number = as_integer(value)
-        if number is None:
-            name = field + "Path" if path is not None else field
-            raise self.error(
-                f'The {name} field refers to value "{render_value(value)}" '
-                f"which is not a valid integer: {path}"
-            )
-        return number
+        return self._converted(spec, field, as_integer, "integer")
 
     def number(self, spec: Mapping[str, Any], field: str) -> float | None:
         """Resolve a float field; ``None`` when absent."""
+        return self._converted(spec, field, as_float, "float")
+
+    def _converted(
+        self, spec: Mapping[str, Any], field: str, convert: Callable[[Any], _N | None], kind: str
+    ) -> _N | None:
+        """Resolve ``field`` (or ``<field>Path``) and convert it; AWS's message when it is not a ``kind``."""
         value, path = self.raw(spec, field)
         if value is None and path is None:
             return None
-        number = as_float(value)
-        if number is None:
+        converted = convert(value)
+        if converted is None:
             name = field + "Path" if path is not None else field
             raise self.error(
-                f'The {name} field refers to value "{render_value(value)}" which is not a valid float: {path}'
+                f'The {name} field refers to value "{render_value(value)}" '
+                f"which is not a valid {kind}: {path}"
             )
-        return number
+        return converted
 
 
 @dataclass(frozen=True)
