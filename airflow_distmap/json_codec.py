@@ -1,0 +1,44 @@
+"""Fast JSON for the hot paths: msgspec's encoder and decoder, with the standard library as the fallback.
+
+msgspec (a dependency of Airflow itself) encodes about ten times and decodes up to twice as fast as the
+standard library's ``json``. Where it refuses a text or value that ``json`` accepts (``NaN`` literals, lone
+surrogates, numbers past a double, non-string keys) the standard library takes over, so results and error
+messages stay those of ``json``. Texts are compact (``separators=(",", ":")``) and keep non-ASCII characters
+as they are (``ensure_ascii=False``), as Step Functions writes JSON. One difference is cosmetic: msgspec
+writes ``1e16`` where ``json`` writes ``1e+16`` (the same number).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+_FALLBACK = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Decode one JSON text (``json.loads`` semantics and errors)."""
+    try:
+        return _decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``."""
+    try:
+        return _encode(value)
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError):
+        return _FALLBACK.encode(value).encode("utf-8", "surrogatepass")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of ``value``."""
+    try:
+        return _encode(value).decode("utf-8")
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError):
+        return _FALLBACK.encode(value)
