@@ -9,32 +9,10 @@ size check then decides whether it can run).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: One encoder for the whole runtime: ``json.dumps`` with non-default options builds a new encoder per call,
-#: which was the largest per-item cost when reading large files.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-#: The C encoder ``_ENCODER.encode`` would build on every call, built once (it keeps no state between calls:
-#: no circular-reference markers, which JSON values parsed from items and outputs cannot need).
-_C_ENCODE: Any = (
-    None
-    if _c_make_encoder is None
-    else _c_make_encoder(None, _ENCODER.default, _quote, None, ":", ",", False, False, True)
-)
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text, as Step Functions serialises payloads (what ``_ENCODER.encode`` returns)."""
-    if isinstance(value, str):
-        return _quote(value)
-    if _C_ENCODE is None:
-        return _ENCODER.encode(value)
-    return "".join(_C_ENCODE(value, 0))
+from airflow_distmap.json_codec import dumps
 
 
 def utf8_size(text: str) -> int:

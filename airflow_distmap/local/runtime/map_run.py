@@ -17,9 +17,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_distmap.json_codec import dumps
 from airflow_distmap.local import arns
 from airflow_distmap.local.errors import StatesError
-from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, dumps, utf8_size
+from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
 from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT, BatchLimits, Tolerance, effective_concurrency
 from airflow_distmap.local.runtime.results import WriterConfig, transform_entry, write_result_files
 from airflow_distmap.local.runtime.spool import ResultSpool

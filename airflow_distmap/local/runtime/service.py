@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_distmap.json_codec import dumps
 from airflow_distmap.local import arns
 from airflow_distmap.local.errors import ServiceError, StatesError
 from airflow_distmap.local.runtime import engine
-from airflow_distmap.local.runtime.batcher import dumps, utf8_size
+from airflow_distmap.local.runtime.batcher import utf8_size
 from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT
 from airflow_distmap.local.runtime.history import detail_key
 from airflow_distmap.local.runtime.map_run import iso_ms

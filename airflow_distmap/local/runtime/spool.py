@@ -17,6 +17,9 @@ import tempfile
 import threading
 from typing import IO
 
+#: Write buffer of the spool file.
+WRITE_BUFFER_BYTES = 1024 * 1024
+
 
 class ResultSpool:
     """A temporary file of JSON entries addressed by ``(offset, length)``; thread-safe."""
@@ -34,7 +37,8 @@ class ResultSpool:
         """Append ``data`` and return where it is."""
         with self._lock:
             if self._file is None:
-                self._file = open(self.path, "a+b")  # noqa: SIM115 - held until release()
+                # A large buffer: every flush is a system call that hands the GIL to the item reader thread.
+                self._file = open(self.path, "a+b", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115 - until release()
             offset = self._end
             self._file.write(data)
             self._end += len(data)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from airflow_distmap.local.runtime.batcher import ItemBatcher, dumps
+from airflow_distmap.json_codec import dumps
+from airflow_distmap.local.runtime.batcher import ItemBatcher
 
 
 def batches(batcher: ItemBatcher, items: list[object]) -> list[dict[str, object]]:

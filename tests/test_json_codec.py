@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from airflow_distmap import json_codec
+
+VALUES = [
+    {"index": 3, "row": {"text": 'Grüße, 東京 "quoted"\n'}, "n": None, "ok": True},
+    [1, -2.5, 10**30, "", [], {}],
+    "plain",
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_round_trip_matches_the_standard_library(value: object) -> None:
+    text = json_codec.dumps(value)
+    assert text == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert json_codec.dumps_bytes(value) == text.encode()
+    assert json_codec.loads(text) == json_codec.loads(text.encode()) == value
+
+
+def test_texts_msgspec_refuses_decode_as_the_standard_library_does() -> None:
+    assert math.isnan(json_codec.loads(b"[NaN]")[0])
+    assert json_codec.loads('"\\ud800"') == "\ud800"
+    assert json_codec.loads(b"1E400") == math.inf
+
+
+def test_invalid_json_raises_the_standard_library_error() -> None:
+    with pytest.raises(json.JSONDecodeError, match="Expecting property name"):
+        json_codec.loads(b"{bad")
+
+
+def test_values_msgspec_refuses_encode_as_the_standard_library_does() -> None:
+    assert json_codec.dumps({1: "a"}) == '{"1":"a"}'
+    assert json_codec.dumps("\ud800") == '"\ud800"'
+    with pytest.raises(TypeError):
+        json_codec.dumps(object())
