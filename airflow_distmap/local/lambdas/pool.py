@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from airflow_distmap import json_codec
 from airflow_distmap.local.lambdas import worker as worker_module
 from airflow_distmap.local.lambdas.registry import FunctionRegistry, FunctionSpec
 
@@ -235,7 +236,7 @@ class _FunctionPool:
             except (EOFError, OSError):
                 break
             process_cpu, raw = pickle.loads(message)
-            items = [(invocation_id, ok, json.loads(body)) for invocation_id, ok, body in raw]
+            items = [(invocation_id, ok, json_codec.loads(body)) for invocation_id, ok, body in raw]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
                 now = time.monotonic()
@@ -627,7 +628,7 @@ class LambdaPool:
         invocation = _Invocation(
             id=next(self._ids),
             request_id=self._request_id(),
-            event=json.dumps(payload).encode(),
+            event=json_codec.dumps_bytes(payload),
             loop=loop,
             future=loop.create_future(),
         )

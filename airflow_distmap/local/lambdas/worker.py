@@ -8,7 +8,7 @@ Protocol on the worker's pipe (pickled lists, so one message carries many invoca
   feeds the pool's concurrency control, and while invocations run it also comes alone every
   :data:`HEARTBEAT_SECONDS`. The first message, ``(cpu, [])``, says the handler is imported (ready).
 
-This module is imported in the forkserver and in every worker: keep its imports to the standard library.
+This module is imported in every worker: keep its imports to the standard library and ``json_codec``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
+
+from airflow_distmap import json_codec
 
 #: Stack size of handler threads. Python's default recursion limit needs well under 1 MiB; small stacks keep
 #: hundreds of threads cheap in address space (which ``RLIMIT_AS`` counts).
@@ -165,7 +167,7 @@ def main(conn: Connection) -> None:
                 spec["name"], request_id, spec["memory_mb"] or 0, spec["arn"], spec["timeout"]
             )
             try:
-                response = handler(json.loads(event_json), context)
+                response = handler(json_codec.loads(event_json), context)
             except MemoryError:
                 return (invocation_id, False, _out_of_memory(request_id))
             except Exception as exc:
