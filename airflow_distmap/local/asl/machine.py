@@ -10,6 +10,7 @@ History events are built only when an :class:`EventSink` is given (the parent ex
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -715,6 +716,14 @@ class CompiledStateMachine:
         self.start = self.states[definition["StartAt"]]
         #: Whether every state is Pass, Choice, Succeed or Fail: :meth:`run_now` can run it without a loop.
         self.immediate = all(type(state) in _IMMEDIATE_TYPES for state in self.states.values())
+        #: Whether an execution may read its context object (``$$``). A JSONPath machine of immediate states
+        #: can only through a path starting with ``$$``; without one, the Distributed Map runtime gives its
+        #: children an empty context instead of building one per child.
+        self.reads_context = (
+            not self.immediate
+            or any(state.jsonata for state in self.states.values())
+            or "$$" in json.dumps(definition)
+        )
         self.uses_variables = any(
             state.has_assign
             or (isinstance(state, _WorkState) and any(a is not None for _, a in state.catcher_templates))

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_distmap.json_codec import dumps
@@ -65,6 +66,8 @@ _SUCCEEDED_REDRIVE: Final = (
 _quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
+#: The context object of children whose processor never reads it (``CompiledStateMachine.reads_context``).
+_NO_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType({})
 _SECOND_CACHE: tuple[int, str] = (-1, "")
 
 
@@ -622,7 +625,8 @@ class MapRun:
     def _run_child_now(self, child: Child, value: Any) -> None:
         """Run an immediate child (see ``CompiledStateMachine.run_now``) to its end and record the outcome."""
         try:
-            output = self.processor.run_now(value, self._child_context(child, value), self.services)
+            context = self._child_context(child, value) if self.processor.reads_context else _NO_CONTEXT
+            output = self.processor.run_now(value, context, self.services)
         except Exception as error:
             self._child_raised(child, error)
             return

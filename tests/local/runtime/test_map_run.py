@@ -357,3 +357,21 @@ def test_item_selector_sees_variables_and_object_keys(harness: Harness) -> None:
         {"key": "a", "value": 1, "tag": "t1"},
         {"key": "b", "value": 2, "tag": "t1"},
     ]
+
+
+def test_pass_children_read_their_own_context_object(harness: Harness) -> None:
+    states = {
+        "P": {
+            "Type": "Pass",
+            "Parameters": {"v.$": "$", "name.$": "$$.Execution.Name", "state.$": "$$.State.Name"},
+            "End": True,
+        }
+    }
+    arn, done = harness.run(distributed_map(states, Label="rows"), ["a", "b"])
+    assert done["status"] == "SUCCEEDED", done
+    children = harness.call("ListExecutions", mapRunArn=harness.map_run(arn)["mapRunArn"])["executions"]
+    names = {child["name"] for child in children}
+    outputs = json.loads(done["output"])
+    assert [output["v"] for output in outputs] == ["a", "b"]
+    assert {output["name"] for output in outputs} == names
+    assert {output["state"] for output in outputs} == {"P"}
