@@ -259,3 +259,48 @@ def test_iter_json_array_rejects_broken_arrays(text: str) -> None:
 
     with pytest.raises(ValueError, match=r"(?i)expect|unterminated|not terminated|must hold"):
         list(iter_json_array(io.BytesIO(text.encode()).read, 2))
+
+
+_BATCH_DOCUMENTS = [
+    [],
+    [{}],
+    [{"a": 1}, {"b": [1, {"c": "}"}]}],
+    # strings that look like an element boundary: the cut inside them must be refused
+    [{"Output": 'x},{"', "n": 1}, {"Output": '},{"k":1', "m": {"x": '},{"y"'}}, {"z": 'q" }, {"'}],
+    [{"Input": json.dumps({"Items": [{"text": 'a,b\n"c"'}]}), "Output": "{}"}, {"n": 12345678901234567890}],
+    [{"i": i, "s": "ünïcode 🚚" * (i % 7)} for i in range(300)],
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 20])
+@pytest.mark.parametrize("document", _BATCH_DOCUMENTS)
+def test_iter_array_batches_gives_every_object_once_in_order(document: list[object], chunk: int) -> None:
+    from airflow_distmap.results import iter_array_batches
+
+    for text in (json.dumps(document), json.dumps(document, indent=2, ensure_ascii=False)):
+        stream = io.BytesIO((" \n" + text + "\n").encode())
+        batches = list(iter_array_batches(stream.read, chunk=chunk))
+        assert [element for batch in batches for element in batch] == document
+        if chunk == 64 and len(document) == 300:
+            assert len(batches) > 1  # several elements per decode, but not the whole file at once
+
+
+@pytest.mark.parametrize(
+    "document", [[1, 22, 333, -4.5e10, True, None, "ünïcode 🚚", [], {}], ["x" * 50] * 40]
+)
+def test_iter_array_batches_streams_arrays_without_object_boundaries(monkeypatch, document) -> None:
+    from airflow_distmap import results
+
+    monkeypatch.setattr(results, "BATCH_GIVE_UP_BYTES", 100)
+    batches = list(results.iter_array_batches(io.BytesIO(json.dumps(document).encode()).read, chunk=16))
+    assert [element for batch in batches for element in batch] == document
+
+
+@pytest.mark.parametrize(
+    "text", ["", "  ", "[1,", "[1 2]", "{}", "[1,]", '["open', '[{"a":1},{"b":2}', '[{"a":1}] x']
+)
+def test_iter_array_batches_rejects_broken_arrays(text: str) -> None:
+    from airflow_distmap.results import iter_array_batches
+
+    with pytest.raises(ValueError, match=r"(?i)expect|extra data|unterminated|must hold"):
+        list(iter_array_batches(io.BytesIO(text.encode()).read, chunk=4))

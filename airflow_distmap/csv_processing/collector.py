@@ -2,7 +2,7 @@
 
 Steps, each streaming so memory stays flat however many rows there are:
 
-1. stream the result files (``airflow_distmap.results.iter_records``, ijson) and park each row's result
+1. stream the result files (``airflow_distmap.results.iter_records``, msgspec) and park each row's result
    in a :class:`~airflow_distmap.csv_processing.result_store.ResultStore` keyed by item index;
 2. re-read the input CSV from S3 in column chunks (:mod:`~airflow_distmap.csv_processing.input_reader`:
    the ItemReader's splitting rules, so item ``i`` is record ``i``) and merge it with the stored results;
@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
 from airflow_distmap.csv_processing.ledger import CONTRACT_ERROR, NOT_PROCESSED, LedgerColumns
 from airflow_distmap.csv_processing.preflight import OWNER_METADATA_KEY, CsvLayout, OutputTarget
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS: Final = 2000
 #: Distinct error types counted in the summary (the rest are grouped under "other").
 MAX_ERROR_TYPES: Final = 50
+_RAW_NULL: Final = msgspec.Raw(b"null")
 
 
 @dataclass
@@ -107,31 +110,65 @@ def _failure_message(error: str | None, cause: str | None, status: str) -> tuple
     return error or status, _short(message or f"The child execution ended {status}.")
 
 
+class ChildRecord(msgspec.Struct):
+    """The fields of a result-file element the collector reads (msgspec skips the others).
+
+    ``Input`` is kept as its undecoded JSON text: a succeeded batch's ``Input`` repeats its rows and is not
+    needed, and decoding it would cost as much as decoding the output.
+    """
+
+    Status: str | None = None
+    Input: msgspec.Raw = _RAW_NULL
+    InputDetails: dict[str, Any] | None = None
+    Output: str | None = None
+    OutputDetails: dict[str, Any] | None = None
+    Error: str | None = None
+    Cause: str | None = None
+
+
+_CHILD_RECORDS: Final = msgspec.json.Decoder(list[ChildRecord])
+
+
+def decode_child_records(text: bytes) -> list[Any]:
+    """Decode the text of a JSON array of result-file elements, as :class:`ChildRecord` when they fit.
+
+    Elements of other shapes or types (and texts msgspec refuses) are decoded as plain JSON values.
+
+    :param text: a JSON array.
+    :raises ValueError: when ``text`` is not JSON.
+    """
+    try:
+        return _CHILD_RECORDS.decode(text)
+    except msgspec.DecodeError:  # ValidationError included: valid JSON of another shape
+        return list(json_codec.loads(text))
+
+
 class ChildEntry:
     """One child execution of a result file, decoding ``Input``/``Output`` only when asked.
 
-    A succeeded batch's ``Input`` repeats its rows and is not needed, so it is left as text (decoding it
-    would cost as much as decoding the output); it is decoded only for failed or pending children, or
-    when a succeeded output does not follow the row contract.
+    A succeeded batch's ``Input`` is decoded only for failed or pending children, or when a succeeded
+    output does not follow the row contract.
 
-    :param record: the element as read from the result file.
+    :param record: the element as read from the result file (a :class:`ChildRecord` or a dict).
     :param file_status: the manifest group the file is listed under.
     """
 
     __slots__ = ("_record", "status")
 
-    def __init__(self, record: dict[str, Any], file_status: str) -> None:
-        self._record = record
-        self.status = str(record.get("Status") or file_status)
+    def __init__(self, record: dict[str, Any] | ChildRecord, file_status: str) -> None:
+        self._record = msgspec.structs.asdict(record) if isinstance(record, ChildRecord) else record
+        self.status = str(self._record.get("Status") or file_status)
 
     def _decoded(self, field_name: str) -> Any:
         value = self._record.get(field_name)
         details = self._record.get(f"{field_name}Details")
         if isinstance(details, dict) and details.get("Included") is False:
             return None
+        if isinstance(value, msgspec.Raw):
+            value = json_codec.loads(memoryview(value))
         if isinstance(value, str) and value:
             try:
-                return json.loads(value)
+                return json_codec.loads(value)
             except ValueError:
                 return value
         return value
@@ -169,8 +206,8 @@ def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]
         for result_file in manifest.result_files.get(status, []):
             body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
             try:
-                for record in iter_result_records(body):
-                    if isinstance(record, dict):
+                for record in iter_result_records(body, decode_child_records):
+                    if isinstance(record, dict | ChildRecord):
                         yield ChildEntry(record, status)
             finally:
                 body.close()

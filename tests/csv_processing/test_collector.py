@@ -290,3 +290,31 @@ def test_rows_of_an_aborted_child_are_reported_under_its_status(s3: Any) -> None
     summary = collect(s3, entries, layout, target, "result")
     assert summary.errors_by_type == {"ABORTED": 2}
     assert read_csv(s3, "o.failed.csv")[0]["error_message"] == "The child execution ended ABORTED."
+
+
+def test_result_elements_are_decoded_typed_with_the_input_left_as_text() -> None:
+    from airflow_distmap.csv_processing.collector import ChildEntry, ChildRecord, decode_child_records
+
+    child_input = {"Items": [{"index": 4, "row": {"text": 'a},{"b'}}]}
+    element = {"Status": "FAILED", "Input": json.dumps(child_input), "Error": "E", "Cause": "c", "Name": "n"}
+    (record,) = decode_child_records(json.dumps([element]).encode())
+    assert isinstance(record, ChildRecord)
+    entry = ChildEntry(record, "FAILED")
+    assert (entry.status, entry.input, entry.output, entry.error, entry.cause) == (
+        "FAILED",
+        child_input,
+        None,
+        "E",
+        "c",
+    )
+
+
+def test_result_elements_of_other_shapes_are_decoded_as_json() -> None:
+    from airflow_distmap.csv_processing.collector import ChildEntry, decode_child_records
+
+    records = decode_child_records(b'[{"Status": 3, "Output": {"rows": []}}, [1], "x"]')
+    assert records == [{"Status": 3, "Output": {"rows": []}}, [1], "x"]
+    entry = ChildEntry(records[0], "SUCCEEDED")
+    assert (entry.status, entry.output) == ("3", {"rows": []})
+    with pytest.raises(ValueError, match="Expecting"):
+        decode_child_records(b'[{"Status": "SUCCEEDED"},')
