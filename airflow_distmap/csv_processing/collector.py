@@ -72,13 +72,6 @@ class CollectSummary:
     duration_seconds: float = 0.0
 
 
-def _as_text(value: Any) -> str | None:
-    """A row output as the text written to the output column (strings as they are, the rest as JSON)."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _short(message: Any) -> str:
     text = "" if message is None else str(message)
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
@@ -324,27 +317,32 @@ class _Merger:
         self._override: ResultRun | None = next(self._overrides, None)
 
     def _overlay(
-        self, first: int, count: int, values: list[Any], failures: list[tuple[int, RowError]]
-    ) -> list[tuple[int, RowError]]:
+        self, first: int, count: int, pieces: list[pa.Array], failures: list[tuple[int, RowError]]
+    ) -> tuple[pa.ChunkedArray, list[tuple[int, RowError]]]:
         stop = first + count
         if self._override is None or self._override.start >= stop:
-            return failures
+            return pa.chunked_array(pieces, type=pa.string()), failures
+        values = pa.chunked_array(pieces, type=pa.string()).to_pylist()
         by_offset = dict(failures)
         while self._override is not None and self._override.start < stop:
             run = self._override
             if run.start >= first:
                 offset = run.start - first
-                values[offset] = run.values[0]
+                values[offset] = run.values[0].as_py()
                 if run.start in run.errors:
                     by_offset[offset] = run.errors[run.start]
                 else:
                     by_offset.pop(offset, None)
             self._override = next(self._overrides, None)
-        return sorted(by_offset.items())
+        return pa.chunked_array([pa.array(values, type=pa.string())]), sorted(by_offset.items())
 
-    def values_for(self, first: int, count: int) -> tuple[list[Any], list[tuple[int, RowError]]]:
-        """Outputs of items ``first .. first + count - 1``, and the failed ones as ``(offset, error)``."""
-        values: list[Any] = []
+    def values_for(self, first: int, count: int) -> tuple[pa.ChunkedArray, list[tuple[int, RowError]]]:
+        """Output texts of items ``first .. first + count - 1``, and the failed ones as ``(offset, error)``.
+
+        :param first: first item index.
+        :param count: number of items.
+        """
+        pieces: list[pa.Array] = []
         failures: list[tuple[int, RowError]] = []
         item, stop = first, first + count
         while item < stop:
@@ -354,23 +352,15 @@ class _Merger:
             if run is None or run.start > item:
                 gap_end = stop if run is None else min(run.start, stop)
                 failures.extend((i - first, _MISSING) for i in range(item, gap_end))
-                values.extend([None] * (gap_end - item))
+                pieces.append(pa.nulls(gap_end - item, type=pa.string()))
                 item = gap_end
                 continue
             end = min(run.stop, stop)
-            values.extend(run.values[item - run.start : end - run.start])
+            pieces.append(run.values.slice(item - run.start, end - item))
             if run.errors:
                 failures.extend((i - first, run.errors[i]) for i in range(item, end) if i in run.errors)
             item = end
-        return values, self._overlay(first, count, values, failures)
-
-
-def _text_array(values: list[Any]) -> pa.Array:
-    """The output column: strings as they are, other JSON values as JSON text, ``None`` as null."""
-    try:
-        return pa.array(values, type=pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):  # some outputs are numbers, objects, lists...
-        return pa.array([_as_text(value) for value in values], type=pa.string())
+        return self._overlay(first, count, pieces, failures)
 
 
 def merge(
@@ -397,7 +387,7 @@ def merge(
     for columns in chunks:
         count = len(columns[0])
         values, failures = merger.values_for(first_item + rows, count)
-        output.write_arrays([*columns, _text_array(values)])
+        output.write_arrays([*columns, values])
         if failures:
             positions = pa.array([offset for offset, _ in failures], type=pa.int64())
             ledger.write_arrays(

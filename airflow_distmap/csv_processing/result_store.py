@@ -12,13 +12,16 @@ After a redrive the manifest lists every attempt's successes but only the last a
 redriven child gets the same items, so a run's ``start`` is its key: a success replaces a failure stored
 for the same start, a failure never replaces anything.
 
-Values are serialised with :mod:`marshal` (it keeps every JSON value: str, numbers, bools, None, lists,
-dicts): the fastest codec in the standard library, and safe here because the file is written and read
-by this process only.
+A run's outputs are kept as the output column's text (strings as they are, other JSON values as JSON text,
+``None`` as null) in an Arrow string array, whose buffers are the database row: nothing to serialise or parse,
+and the merge hands the arrays to the writer as they are. Errors are serialised with :mod:`marshal` (the
+fastest codec in the standard library, and safe here because the file is written and read by this process
+only).
 """
 
 from __future__ import annotations
 
+import json
 import marshal
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+import pyarrow as pa
 
 #: SQLite page cache in KiB (a negative ``cache_size`` is KiB): the store's memory ceiling.
 _CACHE_KIB: Final = 16 * 1024
@@ -40,18 +45,36 @@ class ResultRun:
     """Results of the consecutive items ``start .. start + len(values) - 1``.
 
     :param start: first item index.
-    :param values: each item's output as returned (``None`` for a failed item or a JSON ``null``).
+    :param values: each item's output as text (see :func:`text_array`; null for a failed item or a JSON
+        ``null``).
     :param errors: failed items, by index.
     """
 
     start: int
-    values: list[Any]
+    values: pa.StringArray
     errors: dict[int, RowError]
 
     @property
     def stop(self) -> int:
         """One past the last item index."""
         return self.start + len(self.values)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def text_array(values: Sequence[Any]) -> pa.StringArray:
+    """Outputs as the output column's text: strings as they are, other JSON values as JSON, ``None`` as null.
+
+    :param values: JSON values.
+    """
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # some outputs are numbers, objects, lists...
+        return pa.array([_as_text(value) for value in values], type=pa.string())
 
 
 def contiguous_runs(indexes: Sequence[int]) -> Iterator[tuple[int, int, int]]:
@@ -79,8 +102,8 @@ class ResultStore:
         self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         self._db.execute("PRAGMA temp_store=FILE")
         self._db.execute(
-            "CREATE TABLE runs "
-            "(start INTEGER PRIMARY KEY, ok INTEGER NOT NULL, vals BLOB NOT NULL, errs BLOB NOT NULL)"
+            "CREATE TABLE runs (start INTEGER PRIMARY KEY, ok INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "valid BLOB, offsets BLOB NOT NULL, texts BLOB NOT NULL, errs BLOB NOT NULL)"
         )
         self._db.execute("BEGIN")
 
@@ -95,26 +118,30 @@ class ResultStore:
         """Store the results of consecutive items starting at ``start``.
 
         :param start: first item index.
-        :param values: one output (a JSON value, ``None`` for none) per item.
+        :param values: one output (a JSON value, ``None`` for none) per item, stored as :func:`text_array`.
         :param errors: ``(index, error_type, error_message)`` of the run's failed items.
         :param succeeded: whether the child execution succeeded (its run then replaces a failed one).
         """
         verb = "INSERT OR REPLACE" if succeeded else "INSERT OR IGNORE"
+        texts = text_array(values)
+        valid, offsets, data = texts.buffers()  # an array pyarrow just built: offset 0, exact sizes
         self._db.execute(
-            f"{verb} INTO runs VALUES (?, ?, ?, ?)",  # verb is one of two literals, not user input
-            (start, int(succeeded), marshal.dumps(list(values)), marshal.dumps(list(errors))),
+            f"{verb} INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",  # verb is one of two literals, not user input
+            (start, int(succeeded), len(texts), valid, offsets, data or b"", marshal.dumps(list(errors))),
         )
 
     def iter_runs(self) -> Iterator[ResultRun]:
         """Every stored run in index order."""
-        cursor = self._db.execute("SELECT start, vals, errs FROM runs ORDER BY start")
+        cursor = self._db.execute("SELECT start, n, valid, offsets, texts, errs FROM runs ORDER BY start")
         while True:
             chunk = cursor.fetchmany(_FETCH)
             if not chunk:
                 return
-            for start, vals, errs in chunk:
+            for start, count, valid, offsets, texts, errs in chunk:
                 errors = {int(i): (str(t), str(m)) for i, t, m in marshal.loads(errs)}
-                yield ResultRun(start=int(start), values=marshal.loads(vals), errors=errors)
+                buffers = (None if valid is None else pa.py_buffer(valid), pa.py_buffer(offsets))
+                values = pa.StringArray.from_buffers(count, buffers[1], pa.py_buffer(texts), buffers[0])
+                yield ResultRun(start=int(start), values=values, errors=errors)
 
     def close(self) -> None:
         """Close the database."""

@@ -48,16 +48,17 @@ class TableWriter:
         self._writer.write_batch(batch)
         self.rows += batch.num_rows
 
-    def write_arrays(self, arrays: Sequence[pa.Array]) -> None:
-        """Append one batch given as Arrow arrays in schema order (names come from the schema).
+    def write_arrays(self, arrays: Sequence[pa.Array | pa.ChunkedArray]) -> None:
+        """Append rows given as Arrow arrays in schema order (names come from the schema).
 
-        :param arrays: one array per schema field, all the same length.
+        :param arrays: one array per schema field, all the same length; chunked arrays may be chunked
+            differently from one another.
         """
         if not arrays or not len(arrays[0]):
             return
-        batch = pa.RecordBatch.from_arrays(list(arrays), schema=self.schema)
-        self._writer.write_batch(batch)
-        self.rows += batch.num_rows
+        table = pa.Table.from_arrays(list(arrays), schema=self.schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
 
     def close(self) -> None:
         """Finish the file (writes the Parquet footer)."""

@@ -20,8 +20,21 @@ def test_runs_come_back_in_index_order_and_success_wins(tmp_path: Path) -> None:
         store.add_run(0, ["a", "b"])  # the redriven batch succeeded
         store.add_run(0, [None, None], [(0, "Late", "x"), (1, "Late", "x")], succeeded=False)
         runs = list(store.iter_runs())
-    assert [(r.start, r.values, r.errors) for r in runs] == [
+    assert [(r.start, r.values.to_pylist(), r.errors) for r in runs] == [
         (0, ["a", "b"], {}),
         (10, ["k", None], {11: ("ValueError", "bad")}),
     ]
     assert runs[1].stop == 12
+
+
+def test_outputs_come_back_as_the_output_column_text(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.add_run(0, ["ü", "", None, 3, {"a": [1, "é"]}, True])
+        store.add_run(6, [None, None])
+        store.add_run(8, [])
+        runs = list(store.iter_runs())
+    assert [(r.start, r.stop, r.values.to_pylist()) for r in runs] == [
+        (0, 6, ["ü", "", None, "3", '{"a":[1,"é"]}', "true"]),
+        (6, 8, [None, None]),
+        (8, 8, []),
+    ]
