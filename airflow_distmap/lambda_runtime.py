@@ -33,6 +33,7 @@ raises :class:`MalformedEventError`, the invocation fails, and Step Functions' r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -139,27 +140,44 @@ class _RowRunner:
 
     def run(
         self, index: int | None, row: dict[str, Any], config: Any, skip: frozenset[int]
-    ) -> tuple[dict[str, Any], int]:
-        """Return the row's result object and its serialised size in bytes."""
+    ) -> dict[str, Any]:
+        """Return the row's result object (its output, or its error)."""
         if index in skip:
-            return {"index": index, "skipped": True}, 32
+            return {"index": index, "skipped": True}
         try:
             output = self.func(row, config) if self.with_config else self.func(row)
         except Exception as exc:  # a row's failure is that row's result, never its batch-mates'
             log.info("Row %d raised %s", index, type(exc).__name__)
-            result: dict[str, Any] = {"index": index, "error": row_error(exc)}
-            return result, len(json.dumps(result).encode())
-        result = {"index": index, "output": output}
-        try:
-            size = len(_STRICT_JSON.encode(result))  # ASCII (escaped) text: its length is its size
-        except (TypeError, ValueError) as exc:
-            log.info("Row %d returned a value that is not JSON", index)
-            result = {
-                "index": index,
-                "error": {"type": OUTPUT_NOT_JSON, "message": row_error(exc)["message"]},
-            }
-            size = len(json.dumps(result).encode())
-        return result, size
+            return {"index": index, "error": row_error(exc)}
+        return {"index": index, "output": output}
+
+
+def _sized(result: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The row's result and its serialised size; an output that is not JSON becomes the row's error."""
+    try:
+        return result, len(_STRICT_JSON.encode(result))  # ASCII (escaped) text: its length is its size
+    except (TypeError, ValueError) as exc:
+        index = result.get("index")
+        log.info("Row %d returned a value that is not JSON", index)
+        error = {"index": index, "error": {"type": OUTPUT_NOT_JSON, "message": row_error(exc)["message"]}}
+        return error, len(json.dumps(error))
+
+
+def _fit(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch's row results, with outputs that are not JSON or do not fit the payload as row errors."""
+    budget = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
+    with contextlib.suppress(TypeError, ValueError):
+        if len(_STRICT_JSON.encode(results)) <= budget:
+            return results  # the common case: one encoding of the whole batch, no row to single out
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        row, size = _sized(result)
+        if size > budget:
+            row = _too_large(row.get("index"), size)
+            size = len(json.dumps(row))
+        budget -= size + 1
+        rows.append(row)
+    return rows
 
 
 def _too_large(index: int | None, size: int) -> dict[str, Any]:
@@ -197,21 +215,13 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
             raise MalformedEventError("The batch's 'BatchInput' must be an object.")
         config, skip = _options(batch_input, "BatchInput")
         checked = [_check_item(item, f"Items[{position}]", position) for position, item in enumerate(items)]
-        budget = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
-        rows: list[dict[str, Any]] = []
-        for index, row in checked:
-            result, size = runner.run(index, row, config, skip)
-            if size > budget:
-                result = _too_large(index, size)
-                size = len(json.dumps(result).encode())
-            budget -= size + 1
-            rows.append(result)
+        rows = _fit([runner.run(index, row, config, skip) for index, row in checked])
         failed = sum(1 for r in rows if "error" in r)
         log.info("Processed a batch of %d rows, %d failed", len(rows), failed)
         return {"rows": rows}
     index, row = _check_item(event, "The event", None)
     config, skip = _options(event, "The event") if "row" in event else ({}, frozenset())
-    result, size = runner.run(index, row, config, skip)
+    result, size = _sized(runner.run(index, row, config, skip))
     if size > PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK:
         result = _too_large(index, size)
     return result

@@ -153,3 +153,17 @@ def test_config_goes_only_to_a_second_parameter_that_wants_it() -> None:
     assert row_handler(with_default)(event, None)["rows"][0]["output"] == "x-y"
     event = {"Items": [{"index": 0, "row": {"text": "t"}}], "BatchInput": {"config": {"prefix": "p:"}}}
     assert row_handler(with_config)(event, None)["rows"][0]["output"] == "p:t"
+
+
+def test_nan_output_is_that_rows_error_in_a_batch_and_alone() -> None:
+    @row_handler
+    def nan_for_bad(row: dict[str, str]) -> Any:
+        return float("nan") if row["t"] == "bad" else 1.5
+
+    batch = nan_for_bad(
+        {"Items": [{"index": 0, "row": {"t": "ok"}}, {"index": 1, "row": {"t": "bad"}}]}, None
+    )
+    assert batch["rows"][0] == {"index": 0, "output": 1.5}
+    assert batch["rows"][1]["error"]["type"] == OUTPUT_NOT_JSON
+    assert nan_for_bad({"index": 7, "row": {"t": "bad"}}, None)["error"]["type"] == OUTPUT_NOT_JSON
+    json.dumps(batch, allow_nan=False)  # what the Lambda runtime sends back is strict JSON
