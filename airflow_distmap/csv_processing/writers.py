@@ -34,20 +34,6 @@ class TableWriter:
         else:
             raise ValueError(f"Unsupported output format {file_format!r}: use 'csv' or 'parquet'.")
 
-    def write_columns(self, columns: Sequence[Sequence[Any]]) -> None:
-        """Append one batch given column by column (each list the same length, in schema order).
-
-        :param columns: one sequence of values per schema field.
-        """
-        if not columns or not len(columns[0]):
-            return
-        arrays = [
-            pa.array(values, type=field.type) for values, field in zip(columns, self.schema, strict=True)
-        ]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        self._writer.write_batch(batch)
-        self.rows += batch.num_rows
-
     def write_arrays(self, arrays: Sequence[pa.Array | pa.ChunkedArray]) -> None:
         """Append rows given as Arrow arrays in schema order (names come from the schema).
 
