@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_distmap.json_codec import dumps
+from airflow_distmap.json_codec import dumps_bytes
 
 
 def utf8_size(text: str) -> int:
@@ -22,24 +22,24 @@ def utf8_size(text: str) -> int:
 
 @dataclass
 class Batch:
-    """One child's batch: its items (as JSON texts) and the index of its first item."""
+    """One child's batch: its items (as compact UTF-8 JSON) and the index of its first item."""
 
     first_index: int
-    texts: list[str] = field(default_factory=list)
+    texts: list[bytes] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)
 
     def input_value(self, batch_input: Any) -> dict[str, Any]:
-        """The child's input as a JSON value (the same content as :meth:`input_text`)."""
+        """The child's input as a JSON value (the same content as :meth:`input_json`)."""
         if batch_input is None:
             return {"Items": self.values}
         return {"BatchInput": batch_input, "Items": self.values}
 
-    def input_text(self, batch_input_text: str | None) -> str:
-        """The child's input as compact JSON text."""
-        items = "[" + ",".join(self.texts) + "]"
-        if batch_input_text is None:
-            return '{"Items":' + items + "}"
-        return '{"BatchInput":' + batch_input_text + ',"Items":' + items + "}"
+    def input_json(self, batch_input_json: bytes | None) -> bytes:
+        """The child's input as compact UTF-8 JSON."""
+        items = b"[" + b",".join(self.texts) + b"]"
+        if batch_input_json is None:
+            return b'{"Items":' + items + b"}"
+        return b'{"BatchInput":' + batch_input_json + b',"Items":' + items + b"}"
 
 
 class ItemBatcher:
@@ -54,20 +54,19 @@ class ItemBatcher:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.batch_input = batch_input
-        self.batch_input_text = None if batch_input is None else dumps(batch_input)
-        envelope = Batch(0).input_text(self.batch_input_text)
-        self._envelope_size = utf8_size(envelope)
+        self.batch_input_json = None if batch_input is None else dumps_bytes(batch_input)
+        self._envelope_size = len(Batch(0).input_json(self.batch_input_json))
         self._current: Batch | None = None
         self._size = 0
 
-    def add(self, index: int, item_text: str, value: Any = None) -> Batch | None:
-        """Add one item (compact JSON text); return the batch it closed, if any.
+    def add(self, index: int, item_json: bytes, value: Any = None) -> Batch | None:
+        """Add one item (compact UTF-8 JSON); return the batch it closed, if any.
 
         :param index: the item's index in the Map Run.
-        :param item_text: the item as compact JSON text.
+        :param item_json: the item as compact UTF-8 JSON.
         :param value: the item itself (kept so the child input need not be parsed back).
         """
-        size = len(item_text) if item_text.isascii() else len(item_text.encode("utf-8"))
+        size = len(item_json)
         closed = None
         current = self._current
         if current is not None:
@@ -81,7 +80,7 @@ class ItemBatcher:
             self._size = self._envelope_size + size
         else:
             self._size += size + 1
-        current.texts.append(item_text)
+        current.texts.append(item_json)
         current.values.append(value)
         return closed
 

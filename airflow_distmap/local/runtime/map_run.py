@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_distmap.json_codec import dumps
+from airflow_distmap.json_codec import dumps, dumps_bytes
 from airflow_distmap.local import arns
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
@@ -118,6 +118,10 @@ class Child:
         self.ref: tuple[int, int] | None = None
 
 
+ChunkSelector = Callable[[int, list[Any], str], tuple[list[Any], Exception | None]]
+"""Applies ``ItemSelector`` to ``(index of the first item, items, $$.Map.Item.Source)``: returns the selected
+values and, when an item's selection failed, the error (the values then stop before that item)."""
+
 ItemStream = Callable[[int], tuple[str, Iterator[Any]]]
 """Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``."""
 
@@ -208,7 +212,7 @@ class MapRun:
         self._item_selector: Any = None
         self._effective_input: Any = None
         self._context: dict[str, Any] = {}
-        self._select: Callable[[Any, dict[str, Any]], Any] | None = None
+        self._select: ChunkSelector | None = None
         self._batching: tuple[BatchLimits, Any] | None = None
         self._max_items: int | None = None
 
@@ -388,14 +392,14 @@ class MapRun:
         self,
         *,
         open_items: ItemStream,
-        select: Callable[[Any, dict[str, Any]], Any] | None,
+        select: ChunkSelector | None,
         batching: tuple[BatchLimits, Any] | None,
         max_items: int | None,
     ) -> None:
         """Set how items are produced and shaped (kept for redrives).
 
         :param open_items: opens the item source, skipping already-read items.
-        :param select: applies ``ItemSelector`` to ``(item, item_context)`` or ``None``.
+        :param select: applies ``ItemSelector`` to a chunk of items, or ``None`` (see :data:`ChunkSelector`).
         :param batching: ``(limits, evaluated BatchInput)`` or ``None``.
         :param max_items: ``MaxItems`` limit (``None`` = all).
         """
@@ -532,20 +536,20 @@ class MapRun:
             batcher = ItemBatcher(limits.max_items, limits.max_bytes, batch_input)
         select = self._select
         async for source, chunk in self._items():
-            for item in chunk:
+            values, error = (chunk, None) if select is None else select(self.items_read, chunk, source)
+            for value in values:
                 if self._failure is not None:
                     return
                 index = self.items_read
                 self.items_read += 1
-                value = item
-                if select is not None:
-                    value = select(item, {"Index": index, "Value": item, "Source": source})
                 if batcher is None:
                     await self._dispatch(index, 1, dumps(value), value)
                     continue
-                batch = batcher.add(index, dumps(value), value)
+                batch = batcher.add(index, dumps_bytes(value), value)
                 if batch is not None:
                     await self._dispatch_batch(batch, batcher)
+            if error is not None:
+                raise error
             if self._failure is not None:
                 return
         if batcher is not None:
@@ -554,20 +558,22 @@ class MapRun:
                 await self._dispatch_batch(last, batcher)
 
     async def _dispatch_batch(self, batch: Batch, batcher: ItemBatcher) -> None:
-        text = batch.input_text(batcher.batch_input_text)
-        await self._dispatch(
-            batch.first_index, len(batch.texts), text, batch.input_value(batcher.batch_input)
-        )
+        data = batch.input_json(batcher.batch_input_json)
+        value = batch.input_value(batcher.batch_input)
+        await self._dispatch(batch.first_index, len(batch.texts), data.decode(), value, len(data))
 
-    async def _dispatch(self, first_item: int, item_count: int, input_text: str, value: Any) -> None:
+    async def _dispatch(
+        self, first_item: int, item_count: int, input_text: str, value: Any, size: int | None = None
+    ) -> None:
         child = self._add_child(first_item, item_count, input_text)
-        if utf8_size(input_text) > PAYLOAD_LIMIT:
+        size = utf8_size(input_text) if size is None else size
+        if size > PAYLOAD_LIMIT:
             # AWS: a child's input must be <= 256 KiB (an item may be larger only if ItemSelector shrinks it).
             # The exact error is UNCONFIRMED; States.DataLimitExceeded is AWS's payload-quota error, terminal.
             self._failure = StatesError(
                 "States.DataLimitExceeded",
                 f"The input of the child workflow execution for item {first_item} has "
-                f"{utf8_size(input_text)} bytes, which exceeds the limit of {PAYLOAD_LIMIT} bytes.",
+                f"{size} bytes, which exceeds the limit of {PAYLOAD_LIMIT} bytes.",
             )
             return
         await self._start_child(child, value if value is not None else json.loads(input_text))

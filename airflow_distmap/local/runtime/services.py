@@ -129,16 +129,21 @@ class RuntimeServices:
             fast = None if getattr(context, "jsonata", False) else engine.compile_item_selector(selector)
             missing = engine.item_path_missing()
 
-            def select(item: Any, item_context: dict[str, Any]) -> Any:
-                index = item_context["Index"]
+            def select(first: int, items: list[Any], source: str) -> tuple[list[Any], Exception | None]:
                 if fast is not None:
                     try:
-                        return fast(index, item)
+                        return [fast(index, item) for index, item in enumerate(items, first)], None
                     except missing:
-                        pass  # the general evaluation below raises AWS's error
-                key = keys[index] if keys is not None and index < len(keys) else None
-                item_ctx = engine.item_context(context, index, item, item_context["Source"], key)
-                return engine.evaluate_template(selector, effective_input, item_ctx)
+                        pass  # the general evaluation below finds the item and raises AWS's error
+                values: list[Any] = []
+                for index, item in enumerate(items, first):
+                    key = keys[index] if keys is not None and index < len(keys) else None
+                    item_ctx = engine.item_context(context, index, item, source, key)
+                    try:
+                        values.append(engine.evaluate_template(selector, effective_input, item_ctx))
+                    except Exception as error:  # raised once the items before it are dispatched
+                        return values, error
+                return values, None
 
         writer_spec = state.get("ResultWriter")
         writer_params = None

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import json
 
-from airflow_distmap.json_codec import dumps
+from airflow_distmap.json_codec import dumps_bytes
 from airflow_distmap.local.runtime.batcher import ItemBatcher
 
 
 def batches(batcher: ItemBatcher, items: list[object]) -> list[dict[str, object]]:
-    out = [batcher.add(index, dumps(item), item) for index, item in enumerate(items)] + [batcher.flush()]
+    out = [batcher.add(index, dumps_bytes(item), item) for index, item in enumerate(items)] + [
+        batcher.flush()
+    ]
     out = [b for b in out if b is not None]
-    parsed = [json.loads(b.input_text(batcher.batch_input_text)) for b in out]
+    parsed = [json.loads(b.input_json(batcher.batch_input_json)) for b in out]
     assert parsed == [b.input_value(batcher.batch_input) for b in out]
     return parsed
 
@@ -45,6 +47,6 @@ def test_an_item_larger_than_the_byte_limit_goes_alone() -> None:
 
 def test_batch_records_its_first_item_index() -> None:
     batcher = ItemBatcher(2, 262_144)
-    closed = [batcher.add(i, dumps(i), i) for i in range(5)] + [batcher.flush()]
+    closed = [batcher.add(i, dumps_bytes(i), i) for i in range(5)] + [batcher.flush()]
     assert [b.first_index for b in closed if b is not None] == [0, 2, 4]
     assert [b.values for b in closed if b is not None] == [[0, 1], [2, 3], [4]]
