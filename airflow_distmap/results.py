@@ -243,6 +243,8 @@ def iter_records(body: Any, decode: Callable[[bytes], list[Any]] = json_codec.lo
 _OBJECT_BOUNDARY = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*(?=\{[ \t\n\r]*")')
 #: Boundaries tried, last first, each time more text is read.
 _CUTS_TRIED = 3
+#: Bytes at the end of the text first searched for boundaries.
+_TAIL_BYTES = 64 * 1024
 #: Undecoded bytes from which :func:`iter_array_batches` stops looking for boundaries (elements that are
 #: not objects, or huge ones) and streams the rest element by element with :func:`iter_json_array`.
 BATCH_GIVE_UP_BYTES = 8 * 1024 * 1024
@@ -282,7 +284,7 @@ def iter_array_batches(
         if len(text) > BATCH_GIVE_UP_BYTES:
             yield from ([element] for element in iter_json_array(_replay(bytes(text), read), chunk))
             return
-        boundaries = list(_OBJECT_BOUNDARY.finditer(text, max(1, scanned - 64)))
+        boundaries = _last_boundaries(text, max(1, scanned - 64))
         scanned = len(text)
         for boundary in reversed(boundaries[-_CUTS_TRIED:]):
             try:
@@ -294,6 +296,21 @@ def iter_array_batches(
             scanned = len(text)
             break
     yield decode(bytes(text))
+
+
+def _last_boundaries(text: bytearray, start: int) -> list[re.Match[bytes]]:
+    """The last object boundaries after ``start``, searched in tails of ``text`` twice as long each time.
+
+    Only the last few are tried, and they are near the end: scanning the tail rather than everything
+    read halves the time spent looking for them.
+    """
+    span = _TAIL_BYTES
+    while True:
+        begin = max(start, len(text) - span)
+        found = list(_OBJECT_BOUNDARY.finditer(text, begin))
+        if found or begin == start:
+            return found
+        span *= 2
 
 
 def _replay(head: bytes, read: Callable[[int], bytes]) -> Callable[[int], bytes]:

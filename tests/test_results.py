@@ -304,3 +304,13 @@ def test_iter_array_batches_rejects_broken_arrays(text: str) -> None:
 
     with pytest.raises(ValueError, match=r"(?i)expect|extra data|unterminated|must hold"):
         list(iter_array_batches(io.BytesIO(text.encode()).read, chunk=4))
+
+
+@pytest.mark.parametrize("chunk", [100_000, 1 << 20])
+def test_iter_array_batches_finds_boundaries_far_from_the_end(chunk: int) -> None:
+    from airflow_distmap.results import iter_array_batches
+
+    document = [{"i": i, "s": 'x},{"' * 30_000} for i in range(12)]  # elements of 180 KB: past the tail
+    batches = list(iter_array_batches(io.BytesIO(json.dumps(document).encode()).read, chunk=chunk))
+    assert [element for batch in batches for element in batch] == document
+    assert len(batches) > 1
