@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Final
 
 #: ``ReaderConfig.CSVDelimiter`` values and the character each stands for.
@@ -49,6 +49,16 @@ def delimiter_char(name: str) -> str:
         raise ValueError(f"Unsupported CSVDelimiter {name!r}: use one of {valid}.") from None
 
 
+def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8") -> Iterator[list[str]]:
+    """Like :func:`iter_records`, but an empty line comes out as ``[]`` (the csv module's own reader)."""
+    if csv.field_size_limit() < MAX_FIELD_BYTES:
+        csv.field_size_limit(MAX_FIELD_BYTES)
+    text = io.TextIOWrapper(binary, encoding=encoding, newline="")
+    return csv.reader(
+        text, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
+    )
+
+
 def iter_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8") -> Iterator[list[str]]:
     """Yield each record of a CSV byte stream as a list of strings, reading it as a stream.
 
@@ -56,18 +66,27 @@ def iter_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8
     :param delimiter: the single delimiter character (see :func:`delimiter_char`).
     :param encoding: text encoding of the stream.
     """
-    if csv.field_size_limit() < MAX_FIELD_BYTES:
-        csv.field_size_limit(MAX_FIELD_BYTES)
-    text = io.TextIOWrapper(binary, encoding=encoding, newline="")
-    reader = csv.reader(
-        text, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
-    )
-    for record in reader:
+    for record in raw_records(binary, delimiter, encoding):
         yield record if record else [""]
 
 
 def shape_record(headers: list[str], record: list[str]) -> dict[str, str]:
     """Map a record onto headers as AWS does: missing fields become ``""``, extra fields are dropped."""
-    if len(record) < len(headers):
-        record = record + [""] * (len(headers) - len(record))
-    return dict(zip(headers, record[: len(headers)], strict=True))
+    width = len(headers)
+    if len(record) == width:
+        return dict(zip(headers, record, strict=True))
+    if len(record) < width:
+        record = record + [""] * (width - len(record))
+    return dict(zip(headers, record[:width], strict=True))
+
+
+def record_shaper(headers: list[str]) -> Callable[[list[str]], dict[str, str]]:
+    """:func:`shape_record` for one header list, with the common case (a full record) first."""
+    width = len(headers)
+
+    def shape(record: list[str]) -> dict[str, str]:
+        if len(record) == width:
+            return dict(zip(headers, record, strict=True))
+        return shape_record(headers, record)
+
+    return shape

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import threading
@@ -494,22 +495,12 @@ class MapRun:
         def produce() -> None:
             try:
                 source, items = self._open_items(skip)  # type: ignore[misc]
-                remaining = None if limit is None else limit - skip
-                chunk: list[Any] = []
-                for item in items:
-                    if stop.is_set():
-                        return
-                    chunk.append(item)
-                    if remaining is not None:
-                        remaining -= 1
-                    if len(chunk) >= READ_CHUNK:
-                        if not put((source, chunk)):
-                            return
-                        chunk = []
-                    if remaining == 0:
+                if limit is not None:
+                    items = itertools.islice(items, limit - skip)
+                while not stop.is_set():
+                    chunk = list(itertools.islice(items, READ_CHUNK))
+                    if not chunk or not put((source, chunk)):
                         break
-                if chunk and not put((source, chunk)):
-                    return
                 put(done)
             except BaseException as error:  # handed to the consumer, raised there
                 put(error)

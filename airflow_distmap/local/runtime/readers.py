@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import ijson
 from botocore.exceptions import ClientError
 
-from airflow_distmap.formats.csv_records import delimiter_char, iter_records, shape_record
+from airflow_distmap.formats.csv_records import delimiter_char, raw_records, record_shaper
 from airflow_distmap.local.errors import StatesError
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
         delimiter = delimiter_char(str(reader_config.get("CSVDelimiter", "COMMA")))
     except ValueError as error:
         raise StatesError(ITEM_READER_FAILED, str(error)) from None
-    records = iter_records(stream, delimiter)
+    records = raw_records(stream, delimiter)
     location = reader_config.get("CSVHeaderLocation", "FIRST_ROW")
     if location == "GIVEN":
         headers = [str(h) for h in reader_config.get("CSVHeaders") or []]
@@ -151,13 +151,12 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
         first = next(records, None)
         if first is None:
             return
-        headers = first
+        headers = first or [""]
     # Recorded for GIVEN headers; for a FIRST_ROW header it is UNCONFIRMED, and failing the same way is the
     # AWS-like choice (a dict would otherwise silently drop a column).
     if len(set(headers)) != len(headers):
         raise StatesError(ITEM_READER_FAILED, "CSV headers cannot contain duplicates.")
-    for record in records:
-        yield shape_record(headers, record)
+    yield from map(record_shaper(headers), records)  # an empty line ([]) becomes a row of empty strings
 
 
 def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[Any]:
