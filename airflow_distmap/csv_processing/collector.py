@@ -136,6 +136,20 @@ def decode_child_records(text: bytes) -> list[Any]:
         return list(json_codec.loads(text))
 
 
+class _OutputRow(msgspec.Struct, forbid_unknown_fields=True):
+    """A row that succeeded, as ``row_handler`` returns it: its index and its output, nothing else."""
+
+    index: int
+    output: Any
+
+
+class _OutputRows(msgspec.Struct):
+    rows: list[_OutputRow]
+
+
+_OUTPUT_ROWS: Final = msgspec.json.Decoder(_OutputRows)
+
+
 class ChildEntry:
     """One child execution of a result file, decoding ``Input``/``Output`` only when asked.
 
@@ -165,6 +179,22 @@ class ChildEntry:
             except ValueError:
                 return value
         return value
+
+    def succeeded_rows(self) -> tuple[list[int], list[Any]] | None:
+        """Indexes and outputs of a batch whose rows all succeeded (the usual case), else ``None``.
+
+        Decoded by msgspec straight into typed rows (no dict per row); a batch with a failed or skipped row,
+        or an output of any other shape, gives ``None`` and is read from :attr:`output` instead.
+        """
+        value = self._record.get("Output")
+        details = self._record.get("OutputDetails")
+        if not isinstance(value, str) or (isinstance(details, dict) and details.get("Included") is False):
+            return None
+        try:
+            rows = _OUTPUT_ROWS.decode(value).rows
+        except msgspec.DecodeError:
+            return None
+        return [row.index for row in rows], [row.output for row in rows]
 
     @property
     def input(self) -> Any:
@@ -229,6 +259,12 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
             error_type, message = _failure_message(entry.error, entry.cause, entry.status)
         _store_failed(store, _input_indexes(entry.input), error_type, message)
         return
+    succeeded = entry.succeeded_rows() if isinstance(entry, ChildEntry) else None
+    if succeeded is not None:
+        indexes, values = succeeded
+        if indexes and indexes == list(range(indexes[0], indexes[0] + len(indexes))):  # the usual batch
+            store.add_run(indexes[0], values)
+            return
     output = entry.output
     rows = output.get("rows") if isinstance(output, dict) else None
     if rows is None and isinstance(output, dict) and isinstance(output.get("index"), int):
@@ -258,8 +294,6 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
     runs = [(first, 0, len(indexes))] if consecutive else contiguous_runs(indexes)
     for start, begin, end in runs:
         run = rows[begin:end]
-        # The collector's hot loop: comprehensions only. Outputs are stored as returned (marshal keeps
-        # JSON values) and turned into text when the output column is built.
         values = [row.get("output") for row in run]
         errors = [_row_error(row) for row in run if "output" not in row and not row.get("skipped")]
         store.add_run(start, values, errors)

@@ -318,3 +318,34 @@ def test_result_elements_of_other_shapes_are_decoded_as_json() -> None:
     assert (entry.status, entry.output) == ("3", {"rows": []})
     with pytest.raises(ValueError, match="Expecting"):
         decode_child_records(b'[{"Status": "SUCCEEDED"},')
+
+
+def _entry(output: Any) -> Any:
+    from airflow_distmap.csv_processing.collector import ChildEntry, decode_child_records
+
+    element = {"Status": "SUCCEEDED", "Input": "{}", "Output": json.dumps(output)}
+    return ChildEntry(decode_child_records(json.dumps([element]).encode())[0], "SUCCEEDED")
+
+
+def test_batches_whose_rows_all_succeeded_are_read_typed() -> None:
+    plain = {"rows": [{"index": 3, "output": "a"}, {"index": 4, "output": {"k": [1]}}]}
+    assert _entry(plain).succeeded_rows() == ([3, 4], ["a", {"k": [1]}])
+    for other in (
+        {"rows": [{"index": 3, "output": "a"}, {"index": 4, "error": {"type": "E", "message": "m"}}]},
+        {"rows": [{"index": 3, "skipped": True}]},
+        {"rows": [{"index": "3", "output": "a"}]},
+        {"index": 3, "output": "a"},
+        "text",
+    ):
+        assert _entry(other).succeeded_rows() is None
+
+
+def test_rows_of_a_batch_in_any_order_are_stored_by_index(tmp_path: Any) -> None:
+    from airflow_distmap.csv_processing.collector import store_entry
+    from airflow_distmap.csv_processing.result_store import ResultStore
+
+    rows = [{"index": 5, "output": "f"}, {"index": 3, "output": "d"}, {"index": 4, "output": None}]
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store_entry(store, _entry({"rows": rows}))
+        runs = [(run.start, run.values.to_pylist(), run.errors) for run in store.iter_runs()]
+    assert runs == [(3, ["d", None, "f"], {})]
