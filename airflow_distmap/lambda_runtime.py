@@ -93,12 +93,17 @@ def _takes_config(func: RowFunction) -> bool:
     return second.name == "config" or second.default is inspect.Parameter.empty
 
 
-def _check_item(item: Any, where: str, position: int | None) -> tuple[int | None, dict[str, Any]]:
+def _check_item(item: Any, position: int | None) -> tuple[int | None, dict[str, Any]]:
     """Return ``(index, row)`` of an item.
 
     An item with a ``row`` key is the operator's envelope ``{"index", "row"}``; any other object is a plain
     row (an ItemReader's item as is), whose index is its position in the batch (``None`` for a lone item).
     """
+    if type(item) is dict:  # the common case, checked without building anything
+        index, row = item.get("index"), item.get("row")
+        if type(index) is int and type(row) is dict:
+            return index, row
+    where = "The event" if position is None else f"Items[{position}]"
     if not isinstance(item, Mapping):
         raise MalformedEventError(
             f"{where} must be a JSON object (a row, or {{'index', 'row'}}), got {type(item).__name__}."
@@ -214,12 +219,12 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
         if not isinstance(batch_input, Mapping):
             raise MalformedEventError("The batch's 'BatchInput' must be an object.")
         config, skip = _options(batch_input, "BatchInput")
-        checked = [_check_item(item, f"Items[{position}]", position) for position, item in enumerate(items)]
+        checked = [_check_item(item, position) for position, item in enumerate(items)]
         rows = _fit([runner.run(index, row, config, skip) for index, row in checked])
         failed = sum(1 for r in rows if "error" in r)
         log.info("Processed a batch of %d rows, %d failed", len(rows), failed)
         return {"rows": rows}
-    index, row = _check_item(event, "The event", None)
+    index, row = _check_item(event, None)
     config, skip = _options(event, "The event") if "row" in event else ({}, frozenset())
     result, size = _sized(runner.run(index, row, config, skip))
     if size > PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK:
