@@ -180,8 +180,8 @@ def _compile_jsonata(template: Any) -> JsonataTemplate:
 
 # -- ItemSelector fast path ----------------------------------------------------------------------------------
 
-ItemEvaluator = Callable[[int, Any], Any]
-"""``(item index, item value) -> selected value``."""
+ChunkSelector = Callable[[int, list[Any]], list[Any]]
+"""``(index of the first item, items) -> selected values``."""
 
 _ITEM_VALUE = "$$.Map.Item.Value"
 _NO_CONTEXT: Mapping[str, Any] = {}
@@ -195,36 +195,46 @@ class _Unsupported(Exception):
     pass
 
 
-def compile_item_selector(template: Any) -> ItemEvaluator | None:
+def compile_item_selector(template: Any) -> ChunkSelector | None:
     """A faster evaluator of an ItemSelector reading only ``$$.Map.Item.Index`` and ``$$.Map.Item.Value``.
 
     A Distributed Map evaluates its ItemSelector once per item; the general evaluator builds the item's
-    context object first. This one takes the index and the item directly. It handles constants and the paths
-    ``$$.Map.Item.Index``, ``$$.Map.Item.Value`` and reference paths below it (``$$.Map.Item.Value.name``,
-    ``['name']``, ``[0]``); anything else (other paths, intrinsics, variables) gives ``None``: use
-    :func:`evaluate_template`. The result equals :func:`evaluate_template`'s; when a path matches nothing it
-    raises :class:`ItemPathMissing` so the caller re-evaluates the general way, which raises AWS's error.
+    context object first. This one selects a whole chunk of items in one list comprehension, compiled from the
+    template (``{"index": i, "row": {"text": v["text"]}}`` for the operator's selector), so a row costs one
+    dictionary display per object. It handles constants and the paths ``$$.Map.Item.Index``,
+    ``$$.Map.Item.Value`` and reference paths below it (``$$.Map.Item.Value.name``, ``['name']``, ``[0]``);
+    anything else (other paths, intrinsics, variables) gives ``None``: use :func:`evaluate_template`. The
+    values equal :func:`evaluate_template`'s; when an item does not fit (a path matches nothing, the item is
+    not an object) it raises, and the caller evaluates that chunk the general way, which raises AWS's error.
 
     :param template: the ItemSelector as written in the definition.
     """
+    bindings: dict[str, Any] = {"enumerate": enumerate}
     try:
-        evaluator = _compile_item(template)
+        expression = _item_expression(template, bindings)
     except (_Unsupported, ValueError):
         return None
-    if evaluator is None:
+    if expression is None:
+        bindings["template"] = template
+        expression = "template"
+    # Only repr() of the template's keys and generated names reach the source: nothing from the input runs.
+    source = f"def select(first, items):\n    return [{expression} for i, v in enumerate(items, first)]\n"
+    exec(compile(source, "<ItemSelector>", "exec"), bindings)
+    select: ChunkSelector = bindings["select"]
+    return select
 
-        def constant(index: int, value: Any) -> Any:
-            return template
 
-        return constant
-    return evaluator
+def _bind(bindings: dict[str, Any], prefix: str, value: Any) -> str:
+    name = f"{prefix}{len(bindings)}"
+    bindings[name] = value
+    return name
 
 
-def _item_getter(path_text: str) -> ItemEvaluator:
+def _getter_expression(path_text: str, bindings: dict[str, Any]) -> str:
     if path_text == "$$.Map.Item.Index":
-        return lambda index, value: index
+        return "i"
     if path_text == _ITEM_VALUE:
-        return lambda index, value: value
+        return "v"
     rest = path_text[len(_ITEM_VALUE) :]
     if not path_text.startswith(_ITEM_VALUE) or rest[:1] not in (".", "["):
         raise _Unsupported(path_text)
@@ -233,57 +243,46 @@ def _item_getter(path_text: str) -> ItemEvaluator:
         raise _Unsupported(path_text)
     name = rest[1:]
     if rest[0] == "." and name.isascii() and name.isidentifier():  # one field: $$.Map.Item.Value.name
-
-        def get_field(index: int, value: Any) -> Any:
-            found = value.get(name, MISSING) if type(value) is dict else MISSING
-            if found is MISSING:
-                raise ItemPathMissing(path_text)
-            return found
-
-        return get_field
+        return f"v[{name!r}]"  # KeyError, TypeError (not an object): the caller goes the general way
     find = path.find
 
-    def get(index: int, value: Any) -> Any:
+    def get(value: Any) -> Any:
         found = find(value, _NO_CONTEXT)
         if found is MISSING:
             raise ItemPathMissing(path_text)
         return found
 
-    return get
+    return f"{_bind(bindings, 'get', get)}(v)"
 
 
-def _compile_item(template: Any) -> ItemEvaluator | None:
+def _item_expression(template: Any, bindings: dict[str, Any]) -> str | None:
+    """A Python expression of ``i`` (index) and ``v`` (item) for ``template``; ``None`` if it is constant."""
     if isinstance(template, dict):
-        parts: list[tuple[str, ItemEvaluator | None, Any]] = []
+        parts: list[str] = []
         dynamic = False
         for key, value in template.items():
             if key.endswith(".$") and len(key) > 2:
                 if not isinstance(value, str):
                     raise _Unsupported(key)
-                parts.append((key[:-2], _item_getter(value), None))
+                parts.append(f"{key[:-2]!r}: {_getter_expression(value, bindings)}")
                 dynamic = True
             else:
-                sub = _compile_item(value)
-                parts.append((key, sub, value))
+                sub = _item_expression(value, bindings)
                 dynamic = dynamic or sub is not None
-        if not dynamic:
-            return None
-        frozen = tuple(parts)
-
-        def evaluate_object(index: int, value: Any) -> Any:
-            return {key: (get(index, value) if get is not None else const) for key, get, const in frozen}
-
-        return evaluate_object
+                parts.append(f"{key!r}: {sub if sub is not None else _bind(bindings, 'const', value)}")
+        return "{" + ", ".join(parts) + "}" if dynamic else None
     if isinstance(template, list):
-        items = [(_compile_item(item), item) for item in template]
-        if all(get is None for get, _ in items):
+        items = [_item_expression(item, bindings) for item in template]
+        if all(item is None for item in items):
             return None
-        frozen_items = tuple(items)
-
-        def evaluate_list(index: int, value: Any) -> Any:
-            return [get(index, value) if get is not None else const for get, const in frozen_items]
-
-        return evaluate_list
+        return (
+            "["
+            + ", ".join(
+                e if e is not None else _bind(bindings, "const", t)
+                for e, t in zip(items, template, strict=True)
+            )
+            + "]"
+        )
     if isinstance(template, str) and template.lstrip().startswith("{%"):
         raise _Unsupported(template)  # a JSONata expression
     return None

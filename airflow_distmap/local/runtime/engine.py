@@ -23,17 +23,10 @@ def evaluate_template(template: Any, data: Any, context: dict[str, Any]) -> Any:
 
 
 def compile_item_selector(template: Any) -> Any:
-    """A fast ``(index, item) -> value`` evaluator of an ItemSelector, or ``None`` (see the engine's docs)."""
+    """A fast ``(first index, items) -> values`` ItemSelector evaluator, or ``None`` (see the engine)."""
     from airflow_distmap.local.asl.templates import compile_item_selector as compile_selector
 
     return compile_selector(template)
-
-
-def item_path_missing() -> type[Exception]:
-    """The exception the fast ItemSelector raises when a path matches nothing (evaluate the general way)."""
-    from airflow_distmap.local.asl.templates import ItemPathMissing
-
-    return ItemPathMissing
 
 
 def evaluate_value(expression: Any, data: Any, context: dict[str, Any]) -> Any:

@@ -127,14 +127,13 @@ class RuntimeServices:
             keys = item_keys
             # The common ItemSelector (the item's index and fields of the item) skips the per-item context.
             fast = None if getattr(context, "jsonata", False) else engine.compile_item_selector(selector)
-            missing = engine.item_path_missing()
 
             def select(first: int, items: list[Any], source: str) -> tuple[list[Any], Exception | None]:
                 if fast is not None:
                     try:
-                        return [fast(index, item) for index, item in enumerate(items, first)], None
-                    except missing:
-                        pass  # the general evaluation below finds the item and raises AWS's error
+                        return fast(first, items), None
+                    except Exception:
+                        pass
                 values: list[Any] = []
                 for index, item in enumerate(items, first):
                     key = keys[index] if keys is not None and index < len(keys) else None

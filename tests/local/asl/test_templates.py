@@ -79,7 +79,7 @@ def test_item_selector_fast_path_matches_the_general_evaluation(template: object
     fast = compile_item_selector(template)
     assert fast is not None
     general = evaluate_template(template, {"in": 1}, item_context({"Execution": {}}, 7, value, "STATE_DATA"))
-    assert fast(7, value) == general
+    assert fast(7, [value]) == [general]
 
 
 @pytest.mark.parametrize(
@@ -100,10 +100,30 @@ def test_item_selector_fast_path_declines_other_templates(template: object) -> N
     assert compile_item_selector(template) is None
 
 
-def test_item_selector_fast_path_defers_a_missing_field_to_the_general_error() -> None:
+@pytest.mark.parametrize("path", ["$$.Map.Item.Value.absent", "$$.Map.Item.Value['absent'][0]"])
+@pytest.mark.parametrize("item", [{"present": 1}, ["not", "an", "object"], "text", None])
+def test_item_selector_fast_path_raises_for_an_item_that_does_not_fit(path: str, item: object) -> None:
     from airflow_distmap.local.asl.templates import ItemPathMissing, compile_item_selector
 
-    fast = compile_item_selector({"x.$": "$$.Map.Item.Value.absent"})
+    fast = compile_item_selector({"x.$": path})
     assert fast is not None
-    with pytest.raises(ItemPathMissing):
-        fast(0, {"present": 1})
+    assert fast(0, [{"absent": [5]}]) == [{"x": [5] if path.endswith("absent") else 5}]
+    with pytest.raises((KeyError, TypeError, ItemPathMissing)):  # the caller then goes the general way
+        fast(0, [{"absent": [1]}, item])
+
+
+def test_item_selector_fast_path_selects_a_chunk_in_order_and_keeps_odd_keys() -> None:
+    from airflow_distmap.local.asl.templates import compile_item_selector
+
+    template = {
+        "i.$": "$$.Map.Item.Index",
+        "'quoted\\\" key": {"t.$": "$$.Map.Item.Value.t"},
+        "c": {"k": [1]},
+    }
+    fast = compile_item_selector(template)
+    assert fast is not None
+    selected = fast(40, [{"t": "a"}, {"t": "b"}])
+    assert selected == [
+        {"i": 40, "'quoted\\\" key": {"t": "a"}, "c": {"k": [1]}},
+        {"i": 41, "'quoted\\\" key": {"t": "b"}, "c": {"k": [1]}},
+    ]
