@@ -9,6 +9,7 @@ size check then decides whether it can run).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,30 +60,38 @@ class ItemBatcher:
         self._current: Batch | None = None
         self._size = 0
 
-    def add(self, index: int, item_json: bytes, value: Any = None) -> Batch | None:
-        """Add one item (compact UTF-8 JSON); return the batch it closed, if any.
+    def add_many(self, first_index: int, item_jsons: list[bytes], values: list[Any]) -> list[Batch]:
+        """Add consecutive items; return the batches they closed, in order.
 
-        :param index: the item's index in the Map Run.
-        :param item_json: the item as compact UTF-8 JSON.
-        :param value: the item itself (kept so the child input need not be parsed back).
+        :param first_index: the Map Run index of the first item.
+        :param item_jsons: each item as compact UTF-8 JSON.
+        :param values: the items themselves (kept so a child's input need not be parsed back).
         """
-        size = len(item_json)
-        closed = None
-        current = self._current
-        if current is not None:
-            full = self.max_items is not None and len(current.texts) >= self.max_items
-            if full or self._size + size + 1 > self.max_bytes:
-                closed = current
+        closed: list[Batch] = []
+        current, size = self._current, self._size
+        max_items, max_bytes, envelope = self.max_items, self.max_bytes, self._envelope_size
+        for index, item_json, value in zip(itertools.count(first_index), item_jsons, values):
+            item_size = len(item_json)
+            if current is not None and (
+                (max_items is not None and len(current.texts) >= max_items)
+                or size + item_size + 1 > max_bytes
+            ):
+                closed.append(current)
                 current = None
-        if current is None:
-            current = Batch(index)
-            self._current = current
-            self._size = self._envelope_size + size
-        else:
-            self._size += size + 1
-        current.texts.append(item_json)
-        current.values.append(value)
+            if current is None:
+                current = Batch(index)
+                size = envelope + item_size
+            else:
+                size += item_size + 1
+            current.texts.append(item_json)
+            current.values.append(value)
+        self._current, self._size = current, size
         return closed
+
+    @property
+    def pending_first_index(self) -> int | None:
+        """Index of the first item of the batch being filled (``None`` when there is none)."""
+        return None if self._current is None else self._current.first_index
 
     def flush(self) -> Batch | None:
         """Return the last, partly filled batch, if any."""

@@ -527,21 +527,27 @@ class MapRun:
             batcher = ItemBatcher(limits.max_items, limits.max_bytes, batch_input)
         select = self._select
         async for source, chunk in self._items():
-            values, error = (chunk, None) if select is None else select(self.items_read, chunk, source)
-            for value in values:
-                if self._failure is not None:
-                    return
-                index = self.items_read
-                self.items_read += 1
-                if batcher is None:
+            first = self.items_read
+            values, error = (chunk, None) if select is None else select(first, chunk, source)
+            # items_read counts the items handed to children: after a failure, a redrive reads on from there.
+            if batcher is None:
+                for index, value in enumerate(values, first):
+                    if self._failure is not None:
+                        self.items_read = index
+                        return
                     await self._dispatch(index, 1, dumps(value), value)
-                    continue
-                batch = batcher.add(index, dumps_bytes(value), value)
-                if batch is not None:
+            else:
+                for batch in batcher.add_many(first, list(map(dumps_bytes, values)), values):
+                    if self._failure is not None:
+                        self.items_read = batch.first_index
+                        return
                     await self._dispatch_batch(batch, batcher)
+            self.items_read = first + len(values)
             if error is not None:
                 raise error
             if self._failure is not None:
+                pending = None if batcher is None else batcher.pending_first_index
+                self.items_read = self.items_read if pending is None else pending
                 return
         if batcher is not None:
             last = batcher.flush()

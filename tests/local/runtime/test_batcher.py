@@ -3,14 +3,17 @@ from __future__ import annotations
 import json
 
 from airflow_distmap.json_codec import dumps_bytes
-from airflow_distmap.local.runtime.batcher import ItemBatcher
+from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher
 
 
 def batches(batcher: ItemBatcher, items: list[object]) -> list[dict[str, object]]:
-    out = [batcher.add(index, dumps_bytes(item), item) for index, item in enumerate(items)] + [
-        batcher.flush()
-    ]
-    out = [b for b in out if b is not None]
+    # Items arrive in chunks, as the Map Run reads them; batches do not depend on the chunking.
+    out: list[Batch] = []
+    for start in range(0, len(items), 2):
+        chunk = items[start : start + 2]
+        out += batcher.add_many(start, [dumps_bytes(item) for item in chunk], chunk)
+    last = batcher.flush()
+    out += [last] if last is not None else []
     parsed = [json.loads(b.input_json(batcher.batch_input_json)) for b in out]
     assert parsed == [b.input_value(batcher.batch_input) for b in out]
     return parsed
@@ -47,6 +50,10 @@ def test_an_item_larger_than_the_byte_limit_goes_alone() -> None:
 
 def test_batch_records_its_first_item_index() -> None:
     batcher = ItemBatcher(2, 262_144)
-    closed = [batcher.add(i, dumps_bytes(i), i) for i in range(5)] + [batcher.flush()]
-    assert [b.first_index for b in closed if b is not None] == [0, 2, 4]
-    assert [b.values for b in closed if b is not None] == [[0, 1], [2, 3], [4]]
+    closed = batcher.add_many(0, [dumps_bytes(i) for i in range(5)], list(range(5)))
+    assert batcher.pending_first_index == 4
+    last = batcher.flush()
+    assert last is not None
+    assert [b.first_index for b in [*closed, last]] == [0, 2, 4]
+    assert [b.values for b in [*closed, last]] == [[0, 1], [2, 3], [4]]
+    assert batcher.pending_first_index is None

@@ -375,3 +375,32 @@ def test_pass_children_read_their_own_context_object(harness: Harness) -> None:
     assert [output["v"] for output in outputs] == ["a", "b"]
     assert {output["name"] for output in outputs} == names
     assert {output["state"] for output in outputs} == {"P"}
+
+
+def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness) -> None:
+    harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(50)))
+    broken = {"on": True}
+
+    def fails_first_batch_once(event: Any) -> Any:
+        numbers = [int(item["n"]) for item in event["Items"]]
+        if broken["on"] and 0 in numbers:
+            raise ValueError("not yet")
+        return numbers
+
+    harness.lambdas.handlers["work"] = fails_first_batch_once
+    definition = distributed_map(
+        lambda_task(),
+        ItemReader=CSV_READER,
+        ItemBatcher={"MaxItemsPerBatch": 4},
+        MaxConcurrency=1,
+        ResultWriter=WRITER,
+    )
+    arn, first = harness.run(definition, {"key": "rows.csv"})
+    assert first["error"] == "States.ExceedToleratedFailureThreshold", first
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED", done
+    files = result_files(harness, json.loads(done["output"]))
+    processed = sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
+    assert processed == list(range(50))
