@@ -88,11 +88,6 @@ class ItemBatcher:
         self._current, self._size = current, size
         return closed
 
-    @property
-    def pending_first_index(self) -> int | None:
-        """Index of the first item of the batch being filled (``None`` when there is none)."""
-        return None if self._current is None else self._current.first_index
-
     def flush(self) -> Batch | None:
         """Return the last, partly filled batch, if any."""
         last = self._current

@@ -526,32 +526,32 @@ class MapRun:
             limits, batch_input = self._batching
             batcher = ItemBatcher(limits.max_items, limits.max_bytes, batch_input)
         select = self._select
+        # items_read counts the items handed to children (a child exists as soon as _dispatch starts): a
+        # redrive after a failure or a stop reads on from there, so a batch still being filled is read again.
+        next_index = self.items_read
         async for source, chunk in self._items():
-            first = self.items_read
+            first, next_index = next_index, next_index + len(chunk)
             values, error = (chunk, None) if select is None else select(first, chunk, source)
-            # items_read counts the items handed to children: after a failure, a redrive reads on from there.
             if batcher is None:
                 for index, value in enumerate(values, first):
                     if self._failure is not None:
-                        self.items_read = index
                         return
+                    self.items_read = index + 1
                     await self._dispatch(index, 1, dumps(value), value)
             else:
                 for batch in batcher.add_many(first, list(map(dumps_bytes, values)), values):
                     if self._failure is not None:
-                        self.items_read = batch.first_index
                         return
+                    self.items_read = batch.first_index + len(batch.texts)
                     await self._dispatch_batch(batch, batcher)
-            self.items_read = first + len(values)
             if error is not None:
                 raise error
             if self._failure is not None:
-                pending = None if batcher is None else batcher.pending_first_index
-                self.items_read = self.items_read if pending is None else pending
                 return
         if batcher is not None:
             last = batcher.flush()
             if last is not None:
+                self.items_read = last.first_index + len(last.texts)
                 await self._dispatch_batch(last, batcher)
 
     async def _dispatch_batch(self, batch: Batch, batcher: ItemBatcher) -> None:

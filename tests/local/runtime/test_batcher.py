@@ -51,9 +51,7 @@ def test_an_item_larger_than_the_byte_limit_goes_alone() -> None:
 def test_batch_records_its_first_item_index() -> None:
     batcher = ItemBatcher(2, 262_144)
     closed = batcher.add_many(0, [dumps_bytes(i) for i in range(5)], list(range(5)))
-    assert batcher.pending_first_index == 4
     last = batcher.flush()
     assert last is not None
     assert [b.first_index for b in [*closed, last]] == [0, 2, 4]
     assert [b.values for b in [*closed, last]] == [[0, 1], [2, 3], [4]]
-    assert batcher.pending_first_index is None

@@ -404,3 +404,45 @@ def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness)
     files = result_files(harness, json.loads(done["output"]))
     processed = sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
     assert processed == list(range(50))
+
+
+def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:
+    harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(30)))
+    stopping = {"on": True}
+    seen: list[int] = []
+
+    async def slow_until_stopped(event: Any) -> Any:
+        numbers = [int(item["n"]) for item in event["Items"]]
+        seen.extend(numbers)
+        while stopping["on"]:
+            await asyncio.sleep(0.01)
+        return numbers
+
+    harness.lambdas.handlers["work"] = slow_until_stopped
+    definition = distributed_map(
+        lambda_task(),
+        ItemReader=CSV_READER,
+        ItemBatcher={"MaxItemsPerBatch": 4},
+        MaxConcurrency=2,
+        ResultWriter=WRITER,
+    )
+    arn = harness.start(harness.create(definition), {"key": "rows.csv"})
+    deadline = time.monotonic() + 10
+    while len(seen) < 8:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    harness.call("StopExecution", executionArn=arn)
+    assert harness.wait(arn)["status"] == "ABORTED"
+    stopping["on"] = False
+    while True:  # the Map Run takes a moment to finish stopping
+        try:
+            harness.call("RedriveExecution", executionArn=arn)
+            break
+        except ServiceError as refused:
+            assert "still stopping" in str(refused) and time.monotonic() < deadline
+            time.sleep(0.01)
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED", done
+    files = result_files(harness, json.loads(done["output"]))
+    processed = sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
+    assert processed == list(range(30))
