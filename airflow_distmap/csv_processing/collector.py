@@ -270,10 +270,10 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
     if rows is None and isinstance(output, dict) and isinstance(output.get("index"), int):
         rows = [output]
     try:
-        if not isinstance(rows, list):
+        if not isinstance(rows, list) or not rows:  # a child always has items, so it owes row results
             raise TypeError("no rows")
         indexes = [row["index"] for row in rows]
-        first = indexes[0] if indexes else 0
+        first = indexes[0]
         # The usual batch is consecutive indexes: one list comparison (in C) proves they are all ints.
         consecutive = type(first) is int and indexes == list(range(first, first + len(indexes)))
         if not consecutive and not all(type(index) is int for index in indexes):

@@ -244,6 +244,18 @@ def test_output_not_following_the_contract_fails_those_rows(s3: Any) -> None:
     assert summary.errors_by_type == {"RowContractError": 2}
 
 
+def test_a_batch_answering_no_rows_fails_its_rows_and_no_other(s3: Any) -> None:
+    def silent_on_second_batch(event: Any, context: Any) -> Any:
+        if event["Items"][0]["index"] == 2:
+            return {"rows": []}
+        return shout(event, context)
+
+    body = b"text\na\nb\nc\nd\n"
+    _, summary = run_collect(s3, body, handler=silent_on_second_batch, batch_size=2)
+    assert summary.errors_by_type == {"RowContractError": 2}
+    assert [r["result"] for r in read_csv(s3, "out/result.csv")] == ["A", "B", "", ""]
+
+
 def test_a_success_replaces_a_failure_of_the_same_batch(s3: Any) -> None:
     """After a redrive the manifest may list the failed attempt and the successful one."""
     body = b"text\na\nb\n"
