@@ -439,8 +439,10 @@ def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:
             harness.call("RedriveExecution", executionArn=arn)
             break
         except ServiceError as refused:
-            assert "still stopping" in str(refused) and time.monotonic() < deadline
-            time.sleep(0.01)
+            reason = str(refused)
+        assert "still stopping" in reason
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     done = harness.wait(arn)
     assert done["status"] == "SUCCEEDED", done
     files = result_files(harness, json.loads(done["output"]))
