@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,22 @@ class ExecutionStart:
     def attached(self) -> bool:
         """``True`` when an execution with this name was already running and is reused."""
         return not self.started and self.status in EXECUTION_RUNNING_STATES
+
+
+def awaits_redrive(description: Mapping[str, Any], min_redrive_count: int) -> bool:
+    """Whether a DescribeExecution answer predates the redrive this task asked for.
+
+    RedriveExecution is eventually consistent (spec, Redrive): right after it, DescribeExecution may still
+    show the closed attempt. Until ``redriveCount`` reaches the count the redrive gives, a closed status is
+    the old one and the execution counts as restarting.
+
+    :param description: a DescribeExecution response.
+    :param min_redrive_count: the ``redriveCount`` after this task's redrive (0: no redrive asked).
+    """
+    status = str(description.get("status"))
+    return (
+        status in EXECUTION_REDRIVE_STATES and int(description.get("redriveCount") or 0) < min_redrive_count
+    )
 
 
 def execution_arn_for(state_machine_arn: str, name: str) -> str:

@@ -43,6 +43,7 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_REDRIVE_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
+    awaits_redrive,
 )
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name, validate_name
@@ -58,7 +59,11 @@ from airflow_distmap.results import (
     read_manifest,
     sample_failed_items,
 )
-from airflow_distmap.triggers.distributed_map import DistributedMapTrigger, is_transient
+from airflow_distmap.triggers.distributed_map import (
+    MAX_REDRIVE_WAIT_SECONDS,
+    DistributedMapTrigger,
+    is_transient,
+)
 
 #: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
 _IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -463,6 +468,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             aws_partition=self.hook.conn_partition,
             execution_arn=execution_arn,
         )
+        min_redrive_count = 0
         if start.status in EXECUTION_SUCCESS_STATES:
             self.log.info(
                 "Execution %s already SUCCEEDED in an earlier try: reusing its results", execution_arn
@@ -479,6 +485,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "Execution %s ended %s in an earlier try: redriving it", execution_arn, start.status
             )
             self.hook.redrive_execution(execution_arn, client_token=f"{name[:50]}-try{ti.try_number}")
+            min_redrive_count = int((start.description or {}).get("redriveCount") or 0) + 1
         elif start.attached:
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
 
@@ -492,11 +499,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     verify=self.verify,
                     botocore_config=self.botocore_config,
                     stop_on_kill=self.stop_on_kill,
+                    min_redrive_count=min_redrive_count,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts),
             )
-        self._wait(execution_arn)
+        self._wait(execution_arn, min_redrive_count)
         return self._complete(context, execution_arn)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -512,20 +520,32 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
         return self._complete(context, execution_arn)
 
-    def _wait(self, execution_arn: str) -> None:
+    def _wait(self, execution_arn: str, min_redrive_count: int = 0) -> None:
         """Poll synchronously with the trigger's semantics (used when not deferrable)."""
         last_counts: dict[str, int] | None = None
         last_map_run_call = 0.0
         map_run_arn: str | None = None
+        started = time.monotonic()
         for _ in range(self.waiter_max_attempts):
             try:
-                status = str(self.hook.describe_execution(execution_arn)["status"])
+                description = self.hook.describe_execution(execution_arn)
             except Exception as error:
                 if not is_transient(error):
                     raise
                 self.log.warning("Transient error describing %s, retrying: %s", execution_arn, error)
                 time.sleep(self.waiter_delay)
                 continue
+            status = str(description["status"])
+            if awaits_redrive(description, min_redrive_count):
+                if time.monotonic() - started < MAX_REDRIVE_WAIT_SECONDS:
+                    self.log.info(
+                        "Execution %s still shows %s from before the redrive", execution_arn, status
+                    )
+                    time.sleep(self.waiter_delay)
+                    continue
+                self.log.warning(
+                    "The redrive of %s never showed: taking its status %s", execution_arn, status
+                )
             if time.monotonic() - last_map_run_call >= max(self.waiter_delay, 1):
                 last_map_run_call = time.monotonic()
                 try:

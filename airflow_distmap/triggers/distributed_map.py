@@ -15,6 +15,7 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_FAILURE_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
+    awaits_redrive,
 )
 
 THROTTLING_CODES = frozenset(
@@ -41,6 +42,9 @@ EVENTUALLY_CONSISTENT_CODES = frozenset({"ExecutionDoesNotExist"})
 
 MAX_NOT_FOUND_RETRIES = 5
 """How many ``ExecutionDoesNotExist`` answers are retried (with backoff) before the wait ends in an error."""
+
+MAX_REDRIVE_WAIT_SECONDS = 120.0
+"""How long a closed status from before this task's redrive (``awaits_redrive``) counts as not updated yet."""
 
 MIN_MAP_RUN_INTERVAL = 1.0
 """DescribeMapRun and ListMapRuns refill at 1 request per second per account (spec §6)."""
@@ -101,6 +105,9 @@ class DistributedMapTrigger(BaseTrigger):
     :param verify: Whether to verify SSL certificates.
     :param botocore_config: botocore client configuration (a dict).
     :param stop_on_kill: Stop the execution when a user kills the deferred task (mark failed, clear).
+    :param min_redrive_count: The ``redriveCount`` the execution has once the redrive this task asked for
+        shows; until then (at most :data:`MAX_REDRIVE_WAIT_SECONDS`) a closed status is the last attempt's.
+        0 when the task did not redrive.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class DistributedMapTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         stop_on_kill: bool = True,
+        min_redrive_count: int = 0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.execution_arn = execution_arn
@@ -124,9 +132,11 @@ class DistributedMapTrigger(BaseTrigger):
         self.verify = verify
         self.botocore_config = botocore_config
         self.stop_on_kill = stop_on_kill
+        self.min_redrive_count = min_redrive_count
         self._map_run_arn: str | None = None
         self._last_counts: dict[str, int] | None = None
         self._last_map_run_call: float | None = None
+        self._redrive_wait_started: float | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's arguments (the classpath comes from the class)."""
@@ -142,6 +152,7 @@ class DistributedMapTrigger(BaseTrigger):
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
                 "stop_on_kill": self.stop_on_kill,
+                "min_redrive_count": self.min_redrive_count,
             },
         )
 
@@ -190,6 +201,9 @@ class DistributedMapTrigger(BaseTrigger):
                     continue
                 failures = 0
                 status = str(execution.get("status"))
+                if self._before_redrive(execution):
+                    await asyncio.sleep(self._backoff(1))
+                    continue
                 await self._log_progress(hook, client)
                 if status in EXECUTION_SUCCESS_STATES:
                     yield TriggerEvent(self._event(DistributedMapEventReason.SUCCEEDED, execution))  # type: ignore[no-untyped-call]
@@ -199,6 +213,20 @@ class DistributedMapTrigger(BaseTrigger):
                     yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
                     return
                 await asyncio.sleep(self.poll_interval)
+
+    def _before_redrive(self, execution: dict[str, Any]) -> bool:
+        """Whether this answer still shows the attempt before this task's redrive (``awaits_redrive``)."""
+        if not awaits_redrive(execution, self.min_redrive_count):
+            return False
+        now = _now()
+        if self._redrive_wait_started is None:
+            self._redrive_wait_started = now
+        status = execution.get("status")
+        if now - self._redrive_wait_started < MAX_REDRIVE_WAIT_SECONDS:
+            self.log.info("Execution %s still shows %s from before the redrive", self.execution_arn, status)
+            return True
+        self.log.warning("The redrive of %s never showed: taking its status %s", self.execution_arn, status)
+        return False
 
     async def on_kill(self) -> None:
         """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""

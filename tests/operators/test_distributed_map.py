@@ -397,6 +397,23 @@ def test_retry_after_failure_redrives(aws):
     redrive.assert_called_once()
     assert redrive.call_args.args == (EXEC_ARN,)
     assert trigger.execution_arn == EXEC_ARN
+    assert trigger.min_redrive_count == 1  # no earlier redrive in the description: this one makes it 1
+
+
+def test_synchronous_wait_after_a_redrive_skips_the_failed_attempt_still_shown():
+    op = _operator(deferrable=False, waiter_delay=7)
+    statuses = [
+        {"status": "FAILED", "redriveCount": 1},
+        {"status": "RUNNING", "redriveCount": 2},
+        {"status": "FAILED", "redriveCount": 2},
+    ]
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", side_effect=statuses) as describe,
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
+        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
+    ):
+        op._wait(EXEC_ARN, min_redrive_count=2)
+    assert describe.call_count == 3
 
 
 def test_not_redrivable_closed_execution_is_a_clear_error(aws):

@@ -129,6 +129,7 @@ def test_serialization_round_trip():
         "verify": False,
         "botocore_config": {"retries": {"mode": "standard"}},
         "stop_on_kill": True,
+        "min_redrive_count": 0,
     }
     module_name, class_name = classpath.rsplit(".", 1)
     rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
@@ -171,6 +172,30 @@ async def test_each_failure_status_is_a_terminal_error_event(status):
     assert event["reason"] == DistributedMapEventReason(status.lower()).value
     assert event["error"] == "States.ExceedToleratedFailureThreshold"
     assert len(event["cause"]) == 1000
+
+
+async def test_a_closed_status_from_before_the_redrive_is_not_the_end():
+    """RedriveExecution is eventually consistent: DescribeExecution may still show the failed attempt."""
+    client = FakeSFN(
+        [
+            {"status": "FAILED", "redriveCount": 0},
+            {"status": "RUNNING", "redriveCount": 1},
+            {"status": "SUCCEEDED", "redriveCount": 1},
+        ]
+    )
+    events = await _collect(_trigger(min_redrive_count=1), client)
+    assert [event["execution_status"] for event in events] == ["SUCCEEDED"]
+    assert client.calls.count("describe_execution") == 3
+
+
+async def test_a_redrive_that_never_shows_ends_with_the_status_seen(monkeypatch):
+    clock = iter(range(0, 10_000, 100))
+    monkeypatch.setattr(trigger_module, "_now", lambda: float(next(clock)))
+    client = FakeSFN([{"status": "FAILED", "redriveCount": 0, "error": "States.TaskFailed"}])
+    events = await _collect(_trigger(min_redrive_count=1), client)
+    assert [(event["execution_status"], event["error"]) for event in events] == [
+        ("FAILED", "States.TaskFailed")
+    ]
 
 
 async def test_throttling_and_transient_errors_are_retried_until_success(capsys):
