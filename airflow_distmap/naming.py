@@ -61,6 +61,21 @@ def execution_name(dag_id: str, task_id: str, run_id: str, map_index: int | None
     return _join(readable, _digest(dag_id, task_id, run_id, index))
 
 
+def input_scoped_name(name: str, execution_input: str) -> str:
+    """The execution name a task run uses when its input differs from that of its closed execution.
+
+    A closed execution keeps its input (a redrive re-runs it with the old one) and its name stays taken for
+    90 days, so a try whose input changed (a replaced input file, for example) starts a new execution under
+    this name: ``name``, cut to fit, and 8 hex digits of a digest of the input. It is the same for every try
+    with that input, so a retry still attaches to, reuses or redrives it.
+
+    :param name: The task run's execution name (:func:`execution_name` or the user's).
+    :param execution_input: The execution input, as JSON text.
+    :return: A name of at most 80 characters made only of ``0-9A-Za-z-_``.
+    """
+    return _join(name, _digest(name, execution_input)[:8])
+
+
 def default_state_machine_name(dag_id: str, task_id: str) -> str:
     """Derive a state machine name for a task that does not name one: one state machine per task.
 

@@ -65,11 +65,13 @@ class RunState:
     :param manifest_uri: manifest of the first, whole-file run.
     :param failed_rows: rows in the ledger after the last collection.
     :param reruns: re-runs of failed rows, oldest first.
+    :param source_etag: ETag of the input these runs read; another ETag means the input was replaced since.
     """
 
     manifest_uri: str | None = None
     failed_rows: int = 0
     reruns: list[Rerun] = field(default_factory=list)
+    source_etag: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:
@@ -78,7 +80,14 @@ class RunState:
             manifest_uri=data.get("manifest_uri"),
             failed_rows=int(data.get("failed_rows", 0)),
             reruns=[Rerun(**r) for r in data.get("reruns", [])],
+            source_etag=data.get("source_etag"),
         )
+
+    def for_input(self, etag: str | None) -> RunState:
+        """The state if it was collected from the input with ``etag``, else an empty one (start over)."""
+        if self.source_etag is not None and etag is not None and etag != self.source_etag:
+            return RunState()
+        return self
 
     def pending_rerun(self) -> Rerun | None:
         """A re-run started but not collected yet (a retry attaches to it)."""

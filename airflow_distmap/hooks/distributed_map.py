@@ -11,6 +11,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
+from airflow_distmap.naming import input_scoped_name
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -43,6 +44,7 @@ class ExecutionStart:
     :param status: ``RUNNING`` for a started or attached execution, else the closed execution's status.
     :param redrivable: Whether the closed execution can be redriven (``redriveStatus == REDRIVABLE``).
     :param description: The DescribeExecution response for an existing execution, else ``None``.
+    :param same_input: Whether an existing execution has the input this try computed.
     """
 
     execution_arn: str
@@ -50,6 +52,7 @@ class ExecutionStart:
     status: str
     redrivable: bool = False
     description: dict[str, Any] | None = None
+    same_input: bool = True
 
     @property
     def attached(self) -> bool:
@@ -243,8 +246,10 @@ class DistributedMapHook(AwsBaseHook):
 
         StartExecution is idempotent only while an execution with the same name and input is running
         (``docs/distributed-map-spec.md`` §7); otherwise it raises ``ExecutionAlreadyExists``. Then this
-        method describes that execution: a running one with the same input is attached to; a closed one is
-        returned with its status so the caller decides (reuse a SUCCEEDED result, redrive a FAILED one).
+        method describes that execution: a running one with the same input is attached to; a closed one with
+        the same input is returned with its status so the caller decides (reuse a SUCCEEDED result, redrive a
+        FAILED one). A closed one with another input (the input file was replaced since) is left alone: the
+        execution starts under :func:`~airflow_distmap.naming.input_scoped_name` instead, found the same way.
 
         .. seealso::
             - :external+boto3:py:meth:`SFN.Client.start_execution`
@@ -255,7 +260,22 @@ class DistributedMapHook(AwsBaseHook):
         :raises ExecutionNameConflict: An execution with this name is running with a different input.
         """
         wanted = _as_json(execution_input)
-        text = json.dumps(wanted if wanted is not None else {}, separators=(",", ":"))
+        if wanted is None:
+            wanted = {}
+        text = json.dumps(wanted, separators=(",", ":"))
+        start = self._start_or_find(state_machine_arn, name, text, wanted)
+        if start.started or start.status in EXECUTION_RUNNING_STATES or start.same_input:
+            return start
+        renamed = input_scoped_name(name, text)
+        self.log.info(
+            "Execution %s ended %s with another input than this try's: starting %s for this input",
+            start.execution_arn,
+            start.status,
+            renamed,
+        )
+        return self._start_or_find(state_machine_arn, renamed, text, wanted)
+
+    def _start_or_find(self, state_machine_arn: str, name: str, text: str, wanted: Any) -> ExecutionStart:
         try:
             response = self.client.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)
         except ClientError as error:
@@ -269,7 +289,7 @@ class DistributedMapHook(AwsBaseHook):
         arn = execution_arn_for(state_machine_arn, name)
         existing = self.describe_execution(arn)
         status = str(existing["status"])
-        same_input = _as_json(existing.get("input") or "{}") == (wanted if wanted is not None else {})
+        same_input = _as_json(existing.get("input") or "{}") == wanted
         if status in EXECUTION_RUNNING_STATES:
             if not same_input:
                 raise ExecutionNameConflict(
@@ -282,7 +302,12 @@ class DistributedMapHook(AwsBaseHook):
         redrivable = existing.get("redriveStatus") == "REDRIVABLE"
         self.log.info("Execution %s already exists and is %s (redrivable: %s)", arn, status, redrivable)
         return ExecutionStart(
-            execution_arn=arn, started=False, status=status, redrivable=redrivable, description=existing
+            execution_arn=arn,
+            started=False,
+            status=status,
+            redrivable=redrivable,
+            description=existing,
+            same_input=same_input,
         )
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any]:

@@ -283,7 +283,12 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         )
         results_uri = str(self.results_uri or self.default_results_uri(context))
         check_results_prefix(s3, results_uri, owner=owner)
-        state = load_state(s3, results_uri)
+        stored = load_state(s3, results_uri)
+        state = stored.for_input(self._layout.etag)
+        if state is not stored:
+            self.log.info(
+                "%s was replaced since the last try: processing it from the start", self._layout.uri
+            )
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
             self.log.info("Largest row sends about %d bytes to the function", largest)
@@ -445,9 +450,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             for rerun in state.reruns:
                 if rerun.number == number:
                     rerun.manifest_uri = run.manifest_uri
-        else:
+        else:  # the whole-file run; re-runs left by an input since replaced do not apply to it
             base = run.manifest
+            state = state.for_input(layout.etag)
             state.manifest_uri = run.manifest_uri
+        state.source_etag = layout.etag
         # Every collected re-run's results replace the first run's, oldest first.
         rerun_manifests = [read_manifest(run.s3, r.manifest_uri) for r in state.reruns if r.manifest_uri]
         collected = collect(

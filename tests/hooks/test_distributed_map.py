@@ -8,6 +8,7 @@ from moto import mock_aws
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, execution_arn_for
+from airflow_distmap.naming import input_scoped_name
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-role"
 OTHER_ROLE = "arn:aws:iam::123456789012:role/other-role"
@@ -116,6 +117,20 @@ def test_closed_execution_is_reported_not_restarted(hook):
     assert not closed.attached
     assert closed.status == "ABORTED"
     assert hook.describe_execution(started.execution_arn)["status"] == "ABORTED"
+
+
+def test_closed_execution_with_another_input_starts_a_new_execution_for_that_input(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    first = hook.start_execution(arn, "run-1", {"etag": "old"})
+    hook.stop_execution(first.execution_arn)
+    changed = hook.start_execution(arn, "run-1", {"etag": "new"})
+    assert changed.started
+    assert changed.execution_arn == execution_arn_for(arn, input_scoped_name("run-1", '{"etag":"new"}'))
+    assert json.loads(hook.describe_execution(changed.execution_arn)["input"]) == {"etag": "new"}
+    # A retry with the new input finds that execution; the old one is left as it was.
+    again = hook.start_execution(arn, "run-1", {"etag": "new"})
+    assert again.execution_arn == changed.execution_arn
+    assert hook.describe_execution(first.execution_arn)["status"] == "ABORTED"
 
 
 def test_redrive_and_map_run_calls_pass_aws_parameters(hook):

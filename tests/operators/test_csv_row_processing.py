@@ -471,3 +471,51 @@ def test_headerless_tab_file_with_given_headers(local: Any) -> None:
     output = read_csv(local, summary["output_uri"], delimiter="\t")
     assert [(r["id"], r["processed"]) for r in output] == [("1", "ALPHA"), ("2", "BETA GAMMA"), ("3", "")]
     assert [r["row_index"] for r in read_csv(local, summary["failed_rows_uri"], delimiter="\t")] == ["2"]
+
+
+def test_clearing_the_task_after_the_input_was_replaced_processes_the_new_input(local: Any) -> None:
+    def run(try_number: int) -> dict[str, Any]:
+        op = operator(
+            input_uri=f"s3://{BUCKET}/in/replaced.csv",
+            output_uri=f"s3://{BUCKET}/out/replaced.csv",
+            function_name="post_processing",
+            aws_conn_id="aws_local",
+            region_name=None,
+        )
+        return op.execute(context("replaced", try_number=try_number))
+
+    local.put_object(Bucket=BUCKET, Key="in/replaced.csv", Body=b"text\nold one\nold two\n")
+    first = run(1)
+    local.put_object(Bucket=BUCKET, Key="in/replaced.csv", Body=b"text\nnew 1\nnew 2\nnew 3\n")
+    second = run(2)
+    assert second["execution_arn"] != first["execution_arn"]
+    assert second["counts"] == {"total": 3, "succeeded": 3, "failed": 0}
+    output = read_csv(local, second["output_uri"])
+    assert [r["processed"] for r in output] == [
+        "Processed data: new",
+        "Processed data: new",
+        "Processed data: new",
+    ]
+    assert run(3)["execution_arn"] == second["execution_arn"]  # and clearing again reuses that run
+
+
+def test_fixing_the_input_after_a_row_threshold_failure_processes_the_whole_new_input(local: Any) -> None:
+    def run(try_number: int) -> dict[str, Any]:
+        op = operator(
+            input_uri=f"s3://{BUCKET}/in/fixed.csv",
+            output_uri=f"s3://{BUCKET}/out/fixed.csv",
+            function_name="shout",
+            aws_conn_id="aws_local",
+            region_name=None,
+        )
+        return op.execute(context("fixed", try_number=try_number))
+
+    local.put_object(Bucket=BUCKET, Key="in/fixed.csv", Body=b"text\na\nboom\nc\n")
+    with pytest.raises(RowThresholdExceededError):
+        run(1)
+    local.put_object(Bucket=BUCKET, Key="in/fixed.csv", Body=b"text\nx\nb\ny\nz\n")  # the bad row fixed
+    summary = run(2)
+    assert "rerun" not in summary  # not a re-run of the old failed row: the new file from the start
+    assert summary["counts"] == {"total": 4, "succeeded": 4, "failed": 0}
+    assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["X", "B", "Y", "Z"]
+    assert read_csv(local, summary["failed_rows_uri"]) == []
