@@ -473,16 +473,21 @@ def test_headerless_tab_file_with_given_headers(local: Any) -> None:
     assert [r["row_index"] for r in read_csv(local, summary["failed_rows_uri"], delimiter="\t")] == ["2"]
 
 
+def run_try(name: str, function_name: str, try_number: int) -> dict[str, Any]:
+    """One try of task run ``name`` over ``in/<name>.csv`` on the local endpoint."""
+    op = operator(
+        input_uri=f"s3://{BUCKET}/in/{name}.csv",
+        output_uri=f"s3://{BUCKET}/out/{name}.csv",
+        function_name=function_name,
+        aws_conn_id="aws_local",
+        region_name=None,
+    )
+    return op.execute(context(name, try_number=try_number))
+
+
 def test_clearing_the_task_after_the_input_was_replaced_processes_the_new_input(local: Any) -> None:
     def run(try_number: int) -> dict[str, Any]:
-        op = operator(
-            input_uri=f"s3://{BUCKET}/in/replaced.csv",
-            output_uri=f"s3://{BUCKET}/out/replaced.csv",
-            function_name="post_processing",
-            aws_conn_id="aws_local",
-            region_name=None,
-        )
-        return op.execute(context("replaced", try_number=try_number))
+        return run_try("replaced", "post_processing", try_number)
 
     local.put_object(Bucket=BUCKET, Key="in/replaced.csv", Body=b"text\nold one\nold two\n")
     first = run(1)
@@ -501,14 +506,7 @@ def test_clearing_the_task_after_the_input_was_replaced_processes_the_new_input(
 
 def test_fixing_the_input_after_a_row_threshold_failure_processes_the_whole_new_input(local: Any) -> None:
     def run(try_number: int) -> dict[str, Any]:
-        op = operator(
-            input_uri=f"s3://{BUCKET}/in/fixed.csv",
-            output_uri=f"s3://{BUCKET}/out/fixed.csv",
-            function_name="shout",
-            aws_conn_id="aws_local",
-            region_name=None,
-        )
-        return op.execute(context("fixed", try_number=try_number))
+        return run_try("fixed", "shout", try_number)
 
     local.put_object(Bucket=BUCKET, Key="in/fixed.csv", Body=b"text\na\nboom\nc\n")
     with pytest.raises(RowThresholdExceededError):

@@ -377,6 +377,25 @@ def test_pass_children_read_their_own_context_object(harness: Harness) -> None:
     assert {output["state"] for output in outputs} == {"P"}
 
 
+def batches_of_four(max_concurrency: int) -> dict[str, Any]:
+    """A Map over ``rows.csv`` (key in the input) in batches of four items, results written to S3."""
+    return distributed_map(
+        lambda_task(),
+        ItemReader=CSV_READER,
+        ItemBatcher={"MaxItemsPerBatch": 4},
+        MaxConcurrency=max_concurrency,
+        ResultWriter=WRITER,
+    )
+
+
+def processed_once(harness: Harness, arn: str) -> list[int]:
+    """Wait for the execution to succeed; return the item numbers its children returned, sorted."""
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED", done
+    files = result_files(harness, json.loads(done["output"]))
+    return sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
+
+
 def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness) -> None:
     harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(50)))
     broken = {"on": True}
@@ -388,22 +407,11 @@ def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness)
         return numbers
 
     harness.lambdas.handlers["work"] = fails_first_batch_once
-    definition = distributed_map(
-        lambda_task(),
-        ItemReader=CSV_READER,
-        ItemBatcher={"MaxItemsPerBatch": 4},
-        MaxConcurrency=1,
-        ResultWriter=WRITER,
-    )
-    arn, first = harness.run(definition, {"key": "rows.csv"})
+    arn, first = harness.run(batches_of_four(max_concurrency=1), {"key": "rows.csv"})
     assert first["error"] == "States.ExceedToleratedFailureThreshold", first
     broken["on"] = False
     harness.call("RedriveExecution", executionArn=arn)
-    done = harness.wait(arn)
-    assert done["status"] == "SUCCEEDED", done
-    files = result_files(harness, json.loads(done["output"]))
-    processed = sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
-    assert processed == list(range(50))
+    assert processed_once(harness, arn) == list(range(50))
 
 
 def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:
@@ -419,14 +427,7 @@ def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:
         return numbers
 
     harness.lambdas.handlers["work"] = slow_until_stopped
-    definition = distributed_map(
-        lambda_task(),
-        ItemReader=CSV_READER,
-        ItemBatcher={"MaxItemsPerBatch": 4},
-        MaxConcurrency=2,
-        ResultWriter=WRITER,
-    )
-    arn = harness.start(harness.create(definition), {"key": "rows.csv"})
+    arn = harness.start(harness.create(batches_of_four(max_concurrency=2)), {"key": "rows.csv"})
     deadline = time.monotonic() + 10
     while len(seen) < 8:
         assert time.monotonic() < deadline
@@ -443,8 +444,4 @@ def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:
         assert "still stopping" in reason
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    done = harness.wait(arn)
-    assert done["status"] == "SUCCEEDED", done
-    files = result_files(harness, json.loads(done["output"]))
-    processed = sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
-    assert processed == list(range(30))
+    assert processed_once(harness, arn) == list(range(30))
