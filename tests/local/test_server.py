@@ -81,6 +81,24 @@ def test_s3_round_trip_goes_to_moto(url: str) -> None:
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="server-test")["Contents"]] == ["a/b.csv"]
 
 
+def test_large_bodies_single_and_multipart_arrive_intact(url: str, tmp_path: Path) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = _client(url, "s3")
+    s3.create_bucket(Bucket="server-big")
+    body = bytes(range(256)) * (12 * 4096)  # 12 MiB: read in one call before moto, in parts when multipart
+    s3.put_object(Bucket="server-big", Key="single", Body=body)
+    path = tmp_path / "big.bin"
+    path.write_bytes(body)
+    config = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(str(path), "server-big", "parts", Config=config)
+
+    assert s3.get_object(Bucket="server-big", Key="single")["Body"].read() == body
+    multipart = s3.get_object(Bucket="server-big", Key="parts")
+    assert multipart["ETag"].strip('"').endswith("-3")  # really uploaded in 3 parts
+    assert multipart["Body"].read() == body
+
+
 def test_step_functions_calls_reach_the_service(url: str, fake_service: FakeStepFunctions) -> None:
     sfn = _client(url, "stepfunctions")
 
