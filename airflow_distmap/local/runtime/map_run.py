@@ -70,20 +70,28 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[at
 #: The context object of children whose processor never reads it (``CompiledStateMachine.reads_context``).
 _NO_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType({})
 _SECOND_CACHE: tuple[int, str] = (-1, "")
+_MILLISECOND_CACHE: tuple[int, int, str] = (-1, -1, "")
 
 
 def iso_ms(timestamp: float) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as result files and the context object show dates.
 
-    Called several times per child, so the formatted second is cached (children mostly share a second).
+    Called several times per child, so the formatted second and the last result are cached (children mostly
+    share a second, and a Pass child starts and stops within one millisecond).
     """
-    global _SECOND_CACHE
+    global _SECOND_CACHE, _MILLISECOND_CACHE
     second = int(timestamp)
-    cached_second, text = _SECOND_CACHE
+    millisecond = int((timestamp - second) * 1000)
+    cached_second, cached_millisecond, text = _MILLISECOND_CACHE
+    if cached_second == second and cached_millisecond == millisecond:
+        return text
+    cached_second, seconds_text = _SECOND_CACHE
     if cached_second != second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _SECOND_CACHE = (second, text)
-    return f"{text}.{int((timestamp - second) * 1000):03d}Z"
+        seconds_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SECOND_CACHE = (second, seconds_text)
+    text = f"{seconds_text}.{millisecond:03d}Z"
+    _MILLISECOND_CACHE = (second, millisecond, text)
+    return text
 
 
 class Child:
@@ -175,6 +183,7 @@ class MapRun:
         self._machine_label = f"{state_machine_name}/{self.label}"
         self.state_machine_arn = arns.state_machine_arn(f"{state_machine_name}/{self.label}", region, account)
         self._quoted_machine_arn = _quote(self.state_machine_arn)
+        self._quoted_arn_head = '{"ExecutionArn":' + _quote(self._arn_head)[:-1]
         self.parent_arn = parent_arn
         self.region = region
         self.account = account
@@ -351,38 +360,18 @@ class MapRun:
         input_text = child.input_text if child.input_text is not None else self._input_from_spool(child)
         name = self.child_name(child.index)
         # The entry's JSON is assembled from pre-quoted parts: this runs once per child and json.dumps of a
-        # dict was the largest cost of a Pass-state Map Run. Keys and order are AWS's (spec section 3.5).
-        parts = [
-            '{"ExecutionArn":',
-            _quote(self._arn_head + name),
-            ',"Input":',
-            _quote(input_text),
-            ',"InputDetails":{"Included":true},"Name":"',
-            name,
-            '"',
-        ]
-        if output_text is not None:
-            parts += [',"Output":', _quote(output_text)]
-        parts += [',"OutputDetails":{"Included":true},"RedriveCount":', str(child.redrive_count)]
-        if status == SUCCEEDED:
-            parts.append(_SUCCEEDED_REDRIVE)
-        else:
-            parts.append(',"RedriveStatus":"REDRIVABLE_BY_MAP_RUN"')
-        parts += [
-            ',"StartDate":"',
-            iso_ms(child.start or child.stop),
-            '","StateMachineArn":',
-            self._quoted_machine_arn,
-            ',"Status":"',
-            status,
-            '","StopDate":"',
-            iso_ms(child.stop),
-            '"',
-        ]
-        if error is not None:
-            parts += [',"Error":', _quote(error), ',"Cause":', _quote(cause or "")]
-        parts.append("}")
-        child.ref = self.spool.append("".join(parts).encode())
+        # dict was the largest cost of a Pass-state Map Run. Keys and order are AWS's (spec section 3.5). The
+        # name (UUID-shaped) needs no JSON escaping, so the quoted ARN is the quoted head plus the name.
+        output = "" if output_text is None else f',"Output":{_quote(output_text)}'
+        redrive = _SUCCEEDED_REDRIVE if status == SUCCEEDED else ',"RedriveStatus":"REDRIVABLE_BY_MAP_RUN"'
+        failure = "" if error is None else f',"Error":{_quote(error)},"Cause":{_quote(cause or "")}'
+        entry = (
+            f'{self._quoted_arn_head}{name}","Input":{_quote(input_text)},"InputDetails":{{"Included":true}},'
+            f'"Name":"{name}"{output},"OutputDetails":{{"Included":true}},"RedriveCount":{child.redrive_count}'
+            f'{redrive},"StartDate":"{iso_ms(child.start or child.stop)}","StateMachineArn":'
+            f'{self._quoted_machine_arn},"Status":"{status}","StopDate":"{iso_ms(child.stop)}"{failure}}}'
+        )
+        child.ref = self.spool.append(entry.encode())
         child.input_text = None
         self._move(child, status)
         self.results_written[0] += 1
