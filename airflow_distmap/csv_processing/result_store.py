@@ -21,6 +21,8 @@ only).
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import marshal
 import sqlite3
@@ -71,6 +73,14 @@ def text_array(values: Sequence[Any]) -> pa.StringArray:
 
     :param values: JSON values.
     """
+    if all(type(value) is str for value in values):
+        # The usual batch, built from its buffers: a little faster than pa.array, which also imports pandas
+        # (half a second) the first time it is called in a process.
+        encoded = [value.encode() for value in values]
+        offsets = array.array("i", [0])
+        offsets.extend(itertools.accumulate(map(len, encoded)))
+        data = pa.py_buffer(b"".join(encoded))
+        return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), data)
     try:
         return pa.array(values, type=pa.string())
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # some outputs are numbers, objects, lists...

@@ -38,3 +38,15 @@ def test_outputs_come_back_as_the_output_column_text(tmp_path: Path) -> None:
         (6, 8, [None, None]),
         (8, 8, []),
     ]
+
+
+def test_text_array_of_strings_equals_arrow_own_conversion() -> None:
+    import pyarrow as pa
+
+    from airflow_distmap.csv_processing.result_store import text_array
+
+    for values in (["Grüße 東京 🚚", "", "plain", "x" * 10_000], []):
+        built = text_array(values)
+        assert built.equals(pa.array(values, type=pa.string()))
+        assert built.to_pylist() == values
+    assert text_array(["a", None, 3, {"k": [1]}]).to_pylist() == ["a", None, "3", '{"k":[1]}']
