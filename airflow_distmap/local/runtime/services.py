@@ -132,7 +132,7 @@ class RuntimeServices:
                 if fast is not None:
                     try:
                         return fast(first, items), None
-                    except Exception:
+                    except Exception:  # an item the fast path cannot select: the general way below says why
                         pass
                 values: list[Any] = []
                 for index, item in enumerate(items, first):
