@@ -91,8 +91,10 @@ def _preread_body(environ: dict[str, Any]) -> None:
         return
     if length < PREREAD_BODY_BYTES or environ.get("wsgi.input_terminated"):
         return
-    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
-    environ["wsgi.input_terminated"] = True
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    # A body cut short (the client went away) stays bounded by its Content-Length, so werkzeug reports it.
+    environ["wsgi.input_terminated"] = len(body) == length
 
 
 class LocalEndpointApp:

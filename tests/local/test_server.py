@@ -216,3 +216,25 @@ def test_aws_cli_works_unchanged(url: str, tmp_path: Path) -> None:
     assert json.loads(listed.stdout)["stateMachines"][0]["name"] == "sm"
     assert missing.returncode != 0
     assert "ExecutionDoesNotExist" in missing.stderr
+
+
+def test_a_large_body_is_read_once_and_a_short_one_stays_bounded() -> None:
+    import io
+
+    from airflow_distmap.local.server import PREREAD_BODY_BYTES, _preread_body
+
+    whole = b"x" * PREREAD_BODY_BYTES
+    environ: dict[str, Any] = {"CONTENT_LENGTH": str(len(whole)), "wsgi.input": io.BytesIO(whole)}
+    _preread_body(environ)
+    assert environ["wsgi.input_terminated"] is True
+    assert environ["wsgi.input"].read() == whole
+
+    cut: dict[str, Any] = {"CONTENT_LENGTH": str(len(whole) + 1), "wsgi.input": io.BytesIO(whole)}
+    _preread_body(cut)
+    assert cut["wsgi.input_terminated"] is False  # werkzeug's length-bounded stream then reports the cut
+
+    small = io.BytesIO(b"tiny")
+    untouched: dict[str, Any] = {"CONTENT_LENGTH": "4", "wsgi.input": small}
+    _preread_body(untouched)
+    assert untouched["wsgi.input"] is small
+    assert "wsgi.input_terminated" not in untouched
