@@ -152,7 +152,7 @@ class _RowRunner:
         try:
             output = self.func(row, config) if self.with_config else self.func(row)
         except Exception as exc:  # a row's failure is that row's result, never its batch-mates'
-            log.info("Row %d raised %s", index, type(exc).__name__)
+            log.info("Row %s raised %s", index, type(exc).__name__)
             return {"index": index, "error": row_error(exc)}
         return {"index": index, "output": output}
 
@@ -163,7 +163,7 @@ def _sized(result: dict[str, Any]) -> tuple[dict[str, Any], int]:
         return result, len(_STRICT_JSON.encode(result))  # ASCII (escaped) text: its length is its size
     except (TypeError, ValueError) as exc:
         index = result.get("index")
-        log.info("Row %d returned a value that is not JSON", index)
+        log.info("Row %s returned a value that is not JSON", index)
         error = {"index": index, "error": {"type": OUTPUT_NOT_JSON, "message": row_error(exc)["message"]}}
         return error, len(json.dumps(error))
 
