@@ -116,7 +116,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     The state machine is created or updated only when it changed. The execution is named after the task
     run (:func:`airflow_distmap.naming.execution_name`), so a retry attaches to the execution a previous
     try started, reuses its result when it SUCCEEDED, or redrives it when it FAILED, TIMED_OUT or was
-    ABORTED (only unsuccessful items run again).
+    ABORTED (only unsuccessful items run again). A try whose execution input differs from that closed
+    execution's starts a new one instead (:func:`airflow_distmap.naming.input_scoped_name`).
 
     Subclasses customise it through :meth:`preflight`, :meth:`build_definition`,
     :meth:`build_execution_input`, :meth:`default_results_uri` and :meth:`on_run_complete`.
