@@ -43,7 +43,6 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_REDRIVE_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
-    awaits_redrive,
 )
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name, validate_name
@@ -60,8 +59,8 @@ from airflow_distmap.results import (
     sample_failed_items,
 )
 from airflow_distmap.triggers.distributed_map import (
-    MAX_REDRIVE_WAIT_SECONDS,
     DistributedMapTrigger,
+    RedriveWatch,
     is_transient,
 )
 
@@ -526,7 +525,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         last_counts: dict[str, int] | None = None
         last_map_run_call = 0.0
         map_run_arn: str | None = None
-        started = time.monotonic()
+        redrive = RedriveWatch(execution_arn, min_redrive_count, self.log)
         for _ in range(self.waiter_max_attempts):
             try:
                 description = self.hook.describe_execution(execution_arn)
@@ -537,16 +536,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 time.sleep(self.waiter_delay)
                 continue
             status = str(description["status"])
-            if awaits_redrive(description, min_redrive_count):
-                if time.monotonic() - started < MAX_REDRIVE_WAIT_SECONDS:
-                    self.log.info(
-                        "Execution %s still shows %s from before the redrive", execution_arn, status
-                    )
-                    time.sleep(self.waiter_delay)
-                    continue
-                self.log.warning(
-                    "The redrive of %s never showed: taking its status %s", execution_arn, status
-                )
+            if redrive.still_shows_old_attempt(description):
+                time.sleep(self.waiter_delay)
+                continue
             if time.monotonic() - last_map_run_call >= max(self.waiter_delay, 1):
                 last_map_run_call = time.monotonic()
                 try:

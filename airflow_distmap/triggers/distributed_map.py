@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -86,6 +86,46 @@ def _now() -> float:
     return time.monotonic()
 
 
+class _Log(Protocol):
+    """What RedriveWatch logs to: a stdlib logger or Airflow's task/trigger logger."""
+
+    def info(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class RedriveWatch:
+    """Tells, answer by answer, whether DescribeExecution still shows the attempt before this task's redrive.
+
+    RedriveExecution is eventually consistent (``awaits_redrive``): a closed status whose ``redriveCount`` is
+    below ``min_redrive_count`` is the previous attempt's, for at most :data:`MAX_REDRIVE_WAIT_SECONDS`.
+
+    :param execution_arn: the execution waited for (for the log).
+    :param min_redrive_count: the ``redriveCount`` once the redrive shows; 0 when the task did not redrive.
+    :param log: where to say it.
+    """
+
+    def __init__(self, execution_arn: str, min_redrive_count: int, log: _Log) -> None:
+        self.execution_arn = execution_arn
+        self.min_redrive_count = min_redrive_count
+        self.log = log
+        self._since: float | None = None
+
+    def still_shows_old_attempt(self, execution: Mapping[str, Any]) -> bool:
+        """Whether ``execution`` (a DescribeExecution answer) is to be polled again rather than believed."""
+        if not awaits_redrive(execution, self.min_redrive_count):
+            return False
+        now = _now()
+        if self._since is None:
+            self._since = now
+        status = execution.get("status")
+        if now - self._since < MAX_REDRIVE_WAIT_SECONDS:
+            self.log.info("Execution %s still shows %s from before the redrive", self.execution_arn, status)
+            return True
+        self.log.warning("The redrive of %s never showed: taking its status %s", self.execution_arn, status)
+        return False
+
+
 class DistributedMapTrigger(BaseTrigger):
     """Poll DescribeExecution until the execution is closed and yield exactly one event.
 
@@ -136,7 +176,7 @@ class DistributedMapTrigger(BaseTrigger):
         self._map_run_arn: str | None = None
         self._last_counts: dict[str, int] | None = None
         self._last_map_run_call: float | None = None
-        self._redrive_wait_started: float | None = None
+        self._redrive = RedriveWatch(execution_arn, min_redrive_count, self.log)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's arguments (the classpath comes from the class)."""
@@ -201,7 +241,7 @@ class DistributedMapTrigger(BaseTrigger):
                     continue
                 failures = 0
                 status = str(execution.get("status"))
-                if self._before_redrive(execution):
+                if self._redrive.still_shows_old_attempt(execution):
                     await asyncio.sleep(self._backoff(1))
                     continue
                 await self._log_progress(hook, client)
@@ -213,20 +253,6 @@ class DistributedMapTrigger(BaseTrigger):
                     yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
                     return
                 await asyncio.sleep(self.poll_interval)
-
-    def _before_redrive(self, execution: dict[str, Any]) -> bool:
-        """Whether this answer still shows the attempt before this task's redrive (``awaits_redrive``)."""
-        if not awaits_redrive(execution, self.min_redrive_count):
-            return False
-        now = _now()
-        if self._redrive_wait_started is None:
-            self._redrive_wait_started = now
-        status = execution.get("status")
-        if now - self._redrive_wait_started < MAX_REDRIVE_WAIT_SECONDS:
-            self.log.info("Execution %s still shows %s from before the redrive", self.execution_arn, status)
-            return True
-        self.log.warning("The redrive of %s never showed: taking its status %s", self.execution_arn, status)
-        return False
 
     async def on_kill(self) -> None:
         """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""
