@@ -15,6 +15,9 @@ from typing import Any
 from airflow_distmap.lambda_runtime import row_handler
 
 PREFIX = "Processed data: "
+#: The column named by the function's environment: read once, when the runtime loads the module, as a
+#: Lambda function's environment is fixed for the life of its sandbox.
+COLUMN_FROM_ENVIRONMENT = os.environ.get("POST_PROCESSING_COLUMN")
 
 
 def clean_text(text: str) -> str:
@@ -26,7 +29,7 @@ def clean_text(text: str) -> str:
 def pick_column(row: dict[str, Any], config: Any) -> str:
     """Return the name of the column to process for this row."""
     column = config.get("column") if isinstance(config, dict) else None
-    column = column or os.environ.get("POST_PROCESSING_COLUMN")
+    column = column or COLUMN_FROM_ENVIRONMENT
     if column:
         return str(column)
     if len(row) == 1:

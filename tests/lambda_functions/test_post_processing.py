@@ -16,14 +16,18 @@ from airflow_distmap.lambda_zip import main as zip_main
 FUNCTION_DIR = Path(__file__).resolve().parents[2] / "lambda_functions" / "post_processing"
 
 
-@pytest.fixture(scope="module")
-def post_processing() -> ModuleType:
+def load_handler_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("post_processing_handler", FUNCTION_DIR / "handler.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def post_processing() -> ModuleType:
+    return load_handler_module()
 
 
 @pytest.mark.parametrize(
@@ -65,7 +69,8 @@ def test_handler_uses_the_only_column_or_the_environment(
     two_columns = {"index": 0, "row": {"a": "one", "b": "two"}}
     assert post_processing.handler(two_columns, None)["error"]["type"] == "ValueError"
     monkeypatch.setenv("POST_PROCESSING_COLUMN", "b")
-    assert post_processing.handler(two_columns, None)["output"] == "Processed data: two"
+    reloaded = load_handler_module()  # a Lambda sandbox reads its environment when it loads the module
+    assert reloaded.handler(two_columns, None)["output"] == "Processed data: two"
 
 
 def test_zip_holds_handler_and_runtime_and_runs_without_the_package(tmp_path: Path) -> None:
