@@ -18,8 +18,10 @@ A batch (``ItemBatcher``)::
      "BatchInput": {"config": {...}, "skip": [0]}}
     -> {"rows": [{"index": 40, "output": ...}, {"index": 41, "error": {...}}]}
 
-Plain items work too: an item without a ``row`` key is the row itself (an ItemReader's CSV row or JSON
-object, no ItemSelector needed); its ``index`` is its position in the batch, or ``null`` for a lone item.
+Plain items work too: an item whose ``row`` is not an object is the row itself (an ItemReader's CSV row
+or JSON object, no ItemSelector needed; a CSV column named ``row`` holds text, so it is such a row); its
+``index`` is its position in the batch, or ``null`` for a lone item. For the item's position in the whole
+dataset, send ``{"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"}`` as the ``ItemSelector``.
 
 ``BatchInput`` is optional. ``config`` is handed to functions that take a second parameter
 (``f(row, config)``); ``skip`` lists item indexes answered with ``{"index": i, "skipped": true}``
@@ -108,7 +110,7 @@ def _check_item(item: Any, position: int | None) -> tuple[int | None, dict[str, 
         raise MalformedEventError(
             f"{where} must be a JSON object (a row, or {{'index', 'row'}}), got {type(item).__name__}."
         )
-    if "row" not in item:
+    if not isinstance(item.get("row"), Mapping):  # a plain row, which may have a column named "row"
         return position, dict(item)
     index = item.get("index")
     row = item.get("row")
@@ -168,12 +170,26 @@ def _sized(result: dict[str, Any]) -> tuple[dict[str, Any], int]:
         return error, len(json.dumps(error))
 
 
-def _fit(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The batch's row results, with outputs that are not JSON or do not fit the payload as row errors."""
+class EncodedResult(dict[str, Any]):
+    """A batch's answer ``{"rows": [...]}`` that also carries its ``json.dumps`` text, ``json_text``.
+
+    The text is a by-product of sizing the batch against the payload quota. A Lambda runtime serialises the
+    answer like any dict (to the same text); the project's local runtime sends ``json_text`` as it is
+    instead of encoding the batch a second time.
+    """
+
+    json_text: str
+
+
+def _batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"rows": results}``, with outputs that are not JSON or do not fit the payload as row errors."""
     budget = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
     with contextlib.suppress(TypeError, ValueError):
-        if len(_STRICT_JSON.encode(results)) <= budget:
-            return results  # the common case: one encoding of the whole batch, no row to single out
+        text = _STRICT_JSON.encode(results)
+        if len(text) <= budget:  # the common case: one encoding of the whole batch, no row to single out
+            answer = EncodedResult(rows=results)
+            answer.json_text = f'{{"rows": {text}}}'  # json.dumps' default separators, as _STRICT_JSON's
+            return answer
     rows: list[dict[str, Any]] = []
     for result in results:
         row, size = _sized(result)
@@ -182,7 +198,7 @@ def _fit(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             size = len(json.dumps(row))
         budget -= size + 1
         rows.append(row)
-    return rows
+    return {"rows": rows}
 
 
 def _too_large(index: int | None, size: int) -> dict[str, Any]:
@@ -220,10 +236,10 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
             raise MalformedEventError("The batch's 'BatchInput' must be an object.")
         config, skip = _options(batch_input, "BatchInput")
         checked = [_check_item(item, position) for position, item in enumerate(items)]
-        rows = _fit([runner.run(index, row, config, skip) for index, row in checked])
-        failed = sum(1 for r in rows if "error" in r)
-        log.info("Processed a batch of %d rows, %d failed", len(rows), failed)
-        return {"rows": rows}
+        answer = _batch_answer([runner.run(index, row, config, skip) for index, row in checked])
+        rows = answer["rows"]
+        log.info("Processed a batch of %d rows, %d failed", len(rows), sum(1 for r in rows if "error" in r))
+        return answer
     index, row = _check_item(event, None)
     config, skip = _options(event, "The event") if "row" in event else ({}, frozenset())
     result, size = _sized(runner.run(index, row, config, skip))

@@ -110,7 +110,6 @@ def test_long_error_messages_are_truncated() -> None:
         {"row": {"a": "1"}},
         {"index": "1", "row": {"a": "1"}},
         {"index": True, "row": {"a": "1"}},
-        {"index": 1, "row": "a"},
         {"Items": "nope"},
         {"Items": ["a row that is not an object"]},
         {"Items": [], "BatchInput": []},
@@ -140,6 +139,18 @@ def test_plain_items_are_rows_indexed_by_their_position() -> None:
     assert result["rows"][0]["output"] == "A"
     assert result["rows"][1]["error"]["type"] == "KeyError"
     assert result["rows"][2]["output"] == "C"
+
+
+def test_a_csv_column_named_row_is_a_plain_row() -> None:
+    result = upper({"Items": [{"row": "7", "text": "a"}, {"index": "x", "row": "8", "text": "b"}]}, None)
+    assert [(row["index"], row["output"]) for row in result["rows"]] == [(0, "A"), (1, "B")]
+
+
+def test_a_batch_answer_carries_the_text_the_lambda_runtime_would_send() -> None:
+    result = upper({"Items": [{"index": 3, "row": {"text": 'é"x'}}, {"index": 4, "row": {}}]}, None)
+    assert isinstance(result, lambda_runtime.EncodedResult)
+    assert result.json_text == json.dumps(result)
+    assert json.loads(result.json_text) == result
 
 
 def test_config_goes_only_to_a_second_parameter_that_wants_it() -> None:

@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from airflow_distmap import json_codec
+from airflow_distmap.lambda_runtime import EncodedResult
 
 #: Stack size of handler threads. Python's default recursion limit needs well under 1 MiB; small stacks keep
 #: hundreds of threads cheap in address space (which ``RLIMIT_AS`` counts).
@@ -85,6 +86,17 @@ def error_object(error_type: str, message: str, request_id: str, stack: list[str
     return json.dumps(
         {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack or []}
     ).encode()
+
+
+def _response_body(response: Any) -> bytes:
+    """The handler's response as the Lambda runtime serialises it (``json.dumps``), UTF-8 encoded.
+
+    A ``row_handler`` batch answer already carries that text (:class:`EncodedResult`), so it is not encoded
+    twice.
+    """
+    if type(response) is EncodedResult:
+        return response.json_text.encode()
+    return json.dumps(response).encode()
 
 
 def _handler_error(exc: BaseException, request_id: str) -> bytes:
@@ -173,7 +185,7 @@ def main(conn: Connection) -> None:
             except Exception as exc:
                 return (invocation_id, False, _handler_error(exc, request_id))
             try:
-                body = json.dumps(response).encode()
+                body = _response_body(response)
             except (TypeError, ValueError) as exc:
                 message = f"Unable to marshal response: {exc}"
                 return (invocation_id, False, error_object("Runtime.MarshalError", message, request_id))
