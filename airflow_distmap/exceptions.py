@@ -36,7 +36,7 @@ class DistributedMapTimeout(DistributedMapError):
 
 
 class DistributedMapExecutionFailed(DistributedMapError):
-    """Raised when the Step Functions execution ends in FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE.
+    """Raised when the Step Functions execution ends in FAILED, TIMED_OUT or ABORTED.
 
     :param execution_arn: ARN of the execution.
     :param status: Its final status.

@@ -19,17 +19,18 @@ if TYPE_CHECKING:
 EXECUTION_SUCCESS_STATES = frozenset({"SUCCEEDED"})
 """Execution statuses that mean the run finished successfully."""
 
-EXECUTION_FAILURE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"})
-"""Execution statuses the provider treats as terminal failures.
-
-``PENDING_REDRIVE`` is a child-execution status inside a redriven Map Run; a parent the provider polls
-never waits in it on its own, so the provider reports it rather than polling forever."""
+EXECUTION_FAILURE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+"""Execution statuses the provider treats as terminal failures."""
 
 EXECUTION_REDRIVE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 """Closed statuses from which RedriveExecution can restart an execution (when ``redriveStatus`` allows)."""
 
-EXECUTION_RUNNING_STATES = frozenset({"RUNNING"})
-"""Statuses of an execution that is still in progress."""
+EXECUTION_RUNNING_STATES = frozenset({"RUNNING", "PENDING_REDRIVE"})
+"""Statuses of an execution that is still in progress.
+
+``PENDING_REDRIVE`` means a redrive was accepted and the execution waits to run again (spec: ListExecutions,
+DescribeExecution; children waiting for concurrency after a redrive show it too), so it is waited on, never
+reported as an end; the task's ``execution_timeout`` and the waiter's attempts still bound the wait."""
 
 MAP_RUN_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ABORTED"})
 """DescribeMapRun statuses that are final (``RUNNING`` is the only other one)."""

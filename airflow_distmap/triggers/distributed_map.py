@@ -60,7 +60,6 @@ class DistributedMapEventReason(str, Enum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     ABORTED = "aborted"
-    PENDING_REDRIVE = "pending_redrive"
     API_ERROR = "api_error"
 
 

@@ -174,6 +174,13 @@ async def test_each_failure_status_is_a_terminal_error_event(status):
     assert len(event["cause"]) == 1000
 
 
+async def test_pending_redrive_is_waited_on_like_running():
+    client = FakeSFN([{"status": "PENDING_REDRIVE"}, {"status": "RUNNING"}, {"status": "SUCCEEDED"}])
+    events = await _collect(_trigger(), client)
+    assert [(event["status"], event["execution_status"]) for event in events] == [("success", "SUCCEEDED")]
+    assert client.calls.count("describe_execution") == 3
+
+
 async def test_a_closed_status_from_before_the_redrive_is_not_the_end():
     """RedriveExecution is eventually consistent: DescribeExecution may still show the failed attempt."""
     client = FakeSFN(
