@@ -81,7 +81,9 @@ def banner(endpoint: LocalEndpoint) -> str:
         "  airflow connections add aws_default --conn-type aws --conn-login testing --conn-password testing "
         f"--conn-extra {shlex.quote(extra)}",
         "",
-        "boto3 / AWS CLI:",
+        "boto3 / AWS CLI / airflow-distmap results (any credentials are accepted):",
+        f"  export AWS_ENDPOINT_URL={endpoint.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"AWS_DEFAULT_REGION={endpoint.region}",
         f"  aws --endpoint-url {endpoint.url} stepfunctions list-state-machines",
         "",
         "Press Ctrl-C to stop.",

@@ -6,7 +6,11 @@ with their input. Rows are counted from ``row_handler`` outputs (``{"rows": [...
 errors show up even though its child execution succeeded.
 
 Works against AWS and the local endpoint alike: credentials come from boto3's default chain, the
-endpoint from ``--endpoint-url`` or ``AWS_ENDPOINT_URL``.
+endpoint from ``--endpoint-url`` or ``AWS_ENDPOINT_URL``. With an endpoint and no credentials configured,
+the local endpoint's test credentials are used (it accepts any).
+
+Rows of child executions that never started (``PENDING_n.json``, after a failed or aborted Map Run) count
+as failed with ``States.ItemNotStarted``, as in the CSV operator's failed-rows ledger.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from airflow_distmap.csv_processing.collector import ChildEntry, iter_child_entries
+from airflow_distmap.csv_processing.collector import ITEM_NOT_STARTED, ChildEntry, iter_child_entries
 from airflow_distmap.results import read_manifest
 
 if TYPE_CHECKING:
@@ -71,13 +75,14 @@ class _Tally:
     def add(self, entry: ChildEntry) -> None:
         self.children[entry.status] += 1
         if entry.status != "SUCCEEDED":
-            error = entry.error or ("NotStarted" if entry.status == "PENDING" else "Unknown")
+            error = entry.error or (ITEM_NOT_STARTED if entry.status == "PENDING" else "Unknown")
             items = _items(entry.input)
             self.rows["failed"] += len(items) or 1
             self.errors[error] += len(items) or 1
             for item in items[: max(self.samples - len(self.failed), 0)]:
                 index = item.get("index") if isinstance(item, dict) else None
-                self._sample(index=index, error=error, message=_preview(entry.cause or ""), input=item)
+                row = item.get("row", item) if isinstance(item, dict) else item  # the row, as for row errors
+                self._sample(index=index, error=error, message=_preview(entry.cause or ""), input=row)
             return
         output = entry.output
         rows = output.get("rows") if isinstance(output, dict) else None
@@ -115,8 +120,9 @@ def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, An
     :param s3: a boto3 S3 client.
     :param manifest_uri: ``s3://.../manifest.json``.
     :param samples: how many failed rows to include.
-    :return: ``{"manifest_uri", "map_run_arn", "result_files", "children", "rows", "failures_by_error",
-        "failed_samples"}``.
+    :return: ``{"manifest_uri", "map_run_arn", "result_files", "children", "counts", "failures_by_error",
+        "failed_samples"}``; ``counts`` holds rows (``total``, ``succeeded``, ``failed``), as the operators'
+        summaries do.
     """
     manifest = read_manifest(s3, manifest_uri)
     tally = _Tally(samples)
@@ -130,7 +136,7 @@ def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, An
             for status, files in manifest.result_files.items()
         },
         "children": dict(tally.children),
-        "rows": {
+        "counts": {
             "total": tally.rows["succeeded"] + tally.rows["failed"],
             "succeeded": tally.rows["succeeded"],
             "failed": tally.rows["failed"],
@@ -141,7 +147,7 @@ def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, An
 
 
 def _print(summary: dict[str, Any]) -> None:
-    rows = summary["rows"]
+    rows = summary["counts"]
     print(f"Manifest:  {summary['manifest_uri']}")
     print(f"Map Run:   {summary['map_run_arn']}")
     files = ", ".join(f"{s} {v['count']} ({v['bytes']:,} B)" for s, v in summary["result_files"].items())
@@ -161,9 +167,23 @@ def _print(summary: dict[str, Any]) -> None:
                 print(f"      input: {_preview(sample['input'])}")
 
 
+def _s3_client(endpoint_url: str | None, region: str | None) -> S3Client:
+    """boto3's S3 client; against an endpoint with no credentials configured, the local endpoint's."""
+    session = boto3.session.Session(region_name=region)
+    if endpoint_url and session.get_credentials() is None:
+        from airflow_distmap.local.endpoint import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
+
+        session = boto3.session.Session(
+            aws_access_key_id=TEST_ACCESS_KEY_ID,
+            aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+            region_name=region or "us-east-1",
+        )
+    return session.client("s3", endpoint_url=endpoint_url or None)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the summary; return 0, or 1 when the manifest cannot be read."""
-    s3 = boto3.client("s3", endpoint_url=args.endpoint_url or None, region_name=args.region)
+    s3 = _s3_client(args.endpoint_url, args.region)
     try:
         summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
     except (ClientError, BotoCoreError, ValueError) as error:

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: Longest error message kept in the ledger.
 MAX_MESSAGE_CHARS: Final = 2000
+#: Error type of the rows of a child execution that never started (``PENDING_n.json``: the Map Run failed or
+#: was aborted first).
+ITEM_NOT_STARTED: Final = "States.ItemNotStarted"
 #: Distinct error types counted in the summary (the rest are grouped under "other").
 MAX_ERROR_TYPES: Final = 50
 _RAW_NULL: Final = msgspec.Raw(b"null")
@@ -253,7 +256,7 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
     """
     if entry.status != "SUCCEEDED":
         if entry.status == "PENDING":
-            error_type = "States.ItemNotStarted"
+            error_type = ITEM_NOT_STARTED
             message = "The child execution was not started: the Map Run failed or was aborted."
         else:
             error_type, message = _failure_message(entry.error, entry.cause, entry.status)

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from airflow_distmap.cli import main
-from airflow_distmap.cli.results import summarise
+from airflow_distmap.cli.results import _s3_client, summarise
 
 BUCKET = "results-bucket"
 
@@ -61,7 +61,7 @@ def manifest_uri() -> Iterator[str]:
 def test_summary_counts_rows_and_groups_failures(manifest_uri: str) -> None:
     summary = summarise(boto3.client("s3", region_name="us-east-1"), manifest_uri, samples=5)
     assert summary["children"] == {"SUCCEEDED": 2, "FAILED": 1}
-    assert summary["rows"] == {"total": 5, "succeeded": 2, "failed": 3}
+    assert summary["counts"] == {"total": 5, "succeeded": 2, "failed": 3}
     assert summary["failures_by_error"] == {"Runtime.ExitError": 2, "ValueError": 1}
     assert summary["failed_samples"][0] == {
         "index": 2,
@@ -70,6 +70,7 @@ def test_summary_counts_rows_and_groups_failures(manifest_uri: str) -> None:
         "input": {"text": "t2"},
     }
     assert [s["index"] for s in summary["failed_samples"]] == [2, 4, 5]
+    assert summary["failed_samples"][1]["input"] == {"text": "t4"}
     assert summary["result_files"]["FAILED"] == {"count": 1, "bytes": 50}
 
 
@@ -80,7 +81,7 @@ def test_command_prints_text_and_json(manifest_uri: str, capsys: pytest.CaptureF
     assert "Runtime.ExitError" in text
     assert text.count("row item") == 1
     assert main(["results", manifest_uri, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["rows"]["failed"] == 3
+    assert json.loads(capsys.readouterr().out)["counts"]["failed"] == 3
 
 
 def test_command_explains_an_unreadable_manifest(
@@ -88,3 +89,16 @@ def test_command_explains_an_unreadable_manifest(
 ) -> None:
     assert main(["results", f"s3://{BUCKET}/nope/manifest.json"]) == 1
     assert "To fix this" in capsys.readouterr().err
+
+
+def test_an_endpoint_without_configured_credentials_gets_the_local_endpoints(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    local = _s3_client("http://127.0.0.1:4566", None)
+    assert local._request_signer._credentials.access_key == "testing"
+    assert _s3_client(None, "us-east-1")._request_signer._credentials is None  # AWS itself: no guessing
