@@ -238,12 +238,20 @@ class StepFunctionsService:
                 "supported in EXPRESS state machines; use type STANDARD'",
             )
         arn = arns.state_machine_arn(name, self.region, self.account_id)
+        logging_configuration = request.get("loggingConfiguration") or {
+            "level": "OFF",
+            "includeExecutionData": False,
+        }
+        tracing_configuration = request.get("tracingConfiguration") or {"enabled": False}
         existing = self.store.state_machines.get(arn)
         if existing is not None:
+            # Idempotency compares name, definition, type, logging and tracing; "a different roleArn or tags"
+            # is ignored and not updated (spec, CreateStateMachine).
             if (
                 existing.definition == definition
-                and existing.role_arn == role_arn
                 and existing.type == machine_type
+                and existing.logging_configuration == logging_configuration
+                and existing.tracing_configuration == tracing_configuration
             ):
                 return {"stateMachineArn": arn, "creationDate": existing.creation_date}
             raise ServiceError("StateMachineAlreadyExists", f"State Machine Already Exists: '{arn}'")
@@ -254,9 +262,8 @@ class StepFunctionsService:
             role_arn=role_arn,
             type=machine_type,
             creation_date=now(),
-            logging_configuration=request.get("loggingConfiguration")
-            or {"level": "OFF", "includeExecutionData": False},
-            tracing_configuration=request.get("tracingConfiguration") or {"enabled": False},
+            logging_configuration=logging_configuration,
+            tracing_configuration=tracing_configuration,
         )
         self.store.state_machines[arn] = record
         return {"stateMachineArn": arn, "creationDate": record.creation_date}

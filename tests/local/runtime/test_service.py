@@ -56,6 +56,23 @@ def test_create_state_machine_rules(harness: Harness) -> None:
         error_of(harness, "CreateStateMachine", name="ok", definition=other, roleArn=ROLE_ARN).code
         == "StateMachineAlreadyExists"
     )
+    # "A different roleArn or tags is ignored": idempotent, and the role is not updated.
+    other_role = "arn:aws:iam::123456789012:role/other"
+    assert harness.call("CreateStateMachine", name="ok", definition=definition, roleArn=other_role) == first
+    described = harness.call("DescribeStateMachine", stateMachineArn=first["stateMachineArn"])
+    assert described["roleArn"] == ROLE_ARN
+    logged = {"level": "ALL", "includeExecutionData": True}
+    assert (
+        error_of(
+            harness,
+            "CreateStateMachine",
+            name="ok",
+            definition=definition,
+            roleArn=ROLE_ARN,
+            loggingConfiguration=logged,
+        ).code
+        == "StateMachineAlreadyExists"
+    )
 
 
 def test_update_describe_list_delete(harness: Harness) -> None:
