@@ -36,6 +36,14 @@ MAP_RUN_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ABORTED"})
 """DescribeMapRun statuses that are final (``RUNNING`` is the only other one)."""
 
 
+def no_role_arn_message(name: str) -> str:
+    """The error for a state machine that must be created without a role."""
+    return (
+        f"State machine {name!r} does not exist and no role_arn was given. To fix this, pass role_arn: "
+        "the ARN of an IAM role Step Functions can assume to invoke the Lambda function and read/write S3."
+    )
+
+
 @dataclass(frozen=True)
 class ExecutionStart:
     """What :meth:`DistributedMapHook.start_execution` found or did.
@@ -190,11 +198,7 @@ class DistributedMapHook(AwsBaseHook):
         arn = self.find_state_machine(name)
         if arn is None:
             if not role_arn:
-                raise ValueError(
-                    f"State machine {name!r} does not exist and no role_arn was given. To fix this, pass "
-                    "role_arn: the ARN of an IAM role Step Functions can assume to invoke the Lambda "
-                    "function and read/write S3."
-                )
+                raise ValueError(no_role_arn_message(name))
             params: dict[str, Any] = {"name": name, "definition": text, "roleArn": role_arn, "type": type}
             if logging_configuration is not None:
                 params["loggingConfiguration"] = logging_configuration

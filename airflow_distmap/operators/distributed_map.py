@@ -43,6 +43,7 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_REDRIVE_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
+    no_role_arn_message,
 )
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name, validate_name
@@ -442,13 +443,15 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             execution_input = self.build_execution_input(context)
             _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
             _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
+            ti = context["ti"]
+            machine_name = self.state_machine_name or _definition_scoped_name(
+                default_state_machine_name(ti.dag_id, ti.task_id), definition
+            )
+            if not self.role_arn and self.hook.find_state_machine(machine_name) is None:
+                raise ValueError(no_role_arn_message(machine_name))
         except ValueError as error:
             # Bad arguments stay bad on a retry: fail the task without spending its retries.
             raise InvalidTaskArgumentsError(str(error)) from error
-        ti = context["ti"]
-        machine_name = self.state_machine_name or _definition_scoped_name(
-            default_state_machine_name(ti.dag_id, ti.task_id), definition
-        )
         name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
 
         state_machine_arn = self.hook.create_or_update_state_machine(machine_name, definition, self.role_arn)

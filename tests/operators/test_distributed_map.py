@@ -175,6 +175,8 @@ def test_bad_input_fails_before_any_aws_call(aws):
             _operator(role_arn="arn:aws:iam::123:role/short-account").execute(_context())
         with pytest.raises(ValueError, match=r"execution_input is 3000\d\d bytes"):
             _operator(execution_input={"blob": "x" * 300_000}).execute(_context())
+        with pytest.raises(AirflowFailException, match="no role_arn was given"):
+            _operator(role_arn=None).execute(_context())
         with pytest.raises(ValueError, match="no Distributed Map"):
             _operator(
                 function_name=None,
