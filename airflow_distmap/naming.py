@@ -20,6 +20,7 @@ HASH_LENGTH = 12
 """Hex digits of the SHA-256 digest appended to every derived name (48 bits: collisions are negligible)."""
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
+_UNSAFE_KEY = re.compile(r"[^0-9A-Za-z._=-]+")
 _VALID_NAME = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
 
 
@@ -84,6 +85,27 @@ def default_state_machine_name(dag_id: str, task_id: str) -> str:
     :return: A name of at most 80 characters made only of ``0-9A-Za-z-_``.
     """
     return _join(f"{_readable(dag_id)}-{_readable(task_id)}", _digest(dag_id, task_id)[:8])
+
+
+def _key_part(text: str) -> str:
+    return _UNSAFE_KEY.sub("_", text).strip("_") or "_"
+
+
+def task_run_results_key(dag_id: str, task_id: str, run_id: str, map_index: int | None = None) -> str:
+    """``distmap-results/<dag>/<task>/<run>[/<map index>]/``: the default results prefix of one task run.
+
+    Each task run (and mapped index) gets its own prefix, the same on every try, so retries and backfills
+    never mix their results.
+
+    :param dag_id: The DAG id.
+    :param task_id: The task id.
+    :param run_id: The DAG run id.
+    :param map_index: The mapped task index (``None`` or negative when the task is not mapped).
+    """
+    parts = ["distmap-results", _key_part(dag_id), _key_part(task_id), _key_part(run_id)]
+    if isinstance(map_index, int) and map_index >= 0:
+        parts.append(str(map_index))
+    return "/".join(parts) + "/"
 
 
 def validate_name(name: str, what: str = "name") -> None:

@@ -6,7 +6,6 @@ import ast
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,12 @@ from airflow_distmap.csv_processing.rerun import (
 )
 from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_label, check_percentage
-from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name
+from airflow_distmap.naming import (
+    MAX_NAME_LENGTH,
+    default_state_machine_name,
+    execution_name,
+    task_run_results_key,
+)
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
 from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
 
@@ -61,12 +65,6 @@ CRASH_RETRY: dict[str, Any] = {
     "MaxAttempts": 2,
     "BackoffRate": 2,
 }
-
-_UNSAFE_KEY = re.compile(r"[^0-9A-Za-z._=-]+")
-
-
-def _key_part(text: str) -> str:
-    return _UNSAFE_KEY.sub("_", text).strip("_") or "_"
 
 
 class CsvRowProcessingOperator(DistributedMapOperator):
@@ -261,11 +259,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         bucket, _ = parse_s3_uri(str(self.input_uri), what="input_uri")
         ti = context["ti"]
-        parts = ["distmap-results", _key_part(ti.dag_id), _key_part(ti.task_id), _key_part(ti.run_id)]
-        map_index = getattr(ti, "map_index", None)
-        if isinstance(map_index, int) and map_index >= 0:
-            parts.append(str(map_index))
-        return s3_uri(bucket, "/".join(parts) + "/")
+        return s3_uri(
+            bucket, task_run_results_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+        )
 
     def preflight(self, context: Context) -> None:
         """Check the input, the output and the results prefix before anything is created in AWS.

@@ -46,7 +46,13 @@ from airflow_distmap.hooks.distributed_map import (
     no_role_arn_message,
 )
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
-from airflow_distmap.naming import MAX_NAME_LENGTH, default_state_machine_name, execution_name, validate_name
+from airflow_distmap.naming import (
+    MAX_NAME_LENGTH,
+    default_state_machine_name,
+    execution_name,
+    task_run_results_key,
+    validate_name,
+)
 from airflow_distmap.results import (
     RESULT_STATUSES,
     CompletedRun,
@@ -57,6 +63,7 @@ from airflow_distmap.results import (
     manifest_uri_from_output,
     parse_s3_uri,
     read_manifest,
+    s3_uri,
     sample_failed_items,
 )
 from airflow_distmap.triggers.distributed_map import (
@@ -128,7 +135,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         differently never race on one definition. Keep run-specific values in ``execution_input`` to share
         one state machine across runs.
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
-    :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results.
+    :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results. Default: a prefix per
+        task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
+        ItemReader names a bucket and a Distributed Map has no ResultWriter of its own.
     :param execution_input: Input of the execution (a JSON object).
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
         so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object.
@@ -287,13 +296,24 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """Check the user's input before anything is created or started in AWS.
 
         The default checks that every S3 ItemReader source named literally in the definition exists (the
-        object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``). Subclasses raise ``ValueError``
-        (or :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
+        object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``), and so does the bucket results go
+        to (otherwise every item would run before the export fails). Subclasses raise ``ValueError`` (or
+        :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
+        :raises ResultsNotFoundError: the results bucket does not exist.
         """
-        for state_name, state, _language in iter_distributed_maps(self.build_definition(context)):
+        definition = self.build_definition(context)
+        results_uri = self._results_uri(context)
+        if results_uri is not None:
+            results_bucket, _ = parse_s3_uri(results_uri, what="results_uri")
+            if not self.s3_hook.check_for_bucket(results_bucket):
+                raise ResultsNotFoundError(
+                    f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "
+                    "this, create the bucket or pass another results_uri; nothing was created."
+                )
+        for state_name, state, _language in iter_distributed_maps(definition):
             reader = state.get("ItemReader") or {}
             parameters = reader.get("Parameters") or {}
             bucket, key = parameters.get("Bucket"), parameters.get("Key")
@@ -362,12 +382,21 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         return dict(self.execution_input or {})
 
     def default_results_uri(self, context: Context) -> str | None:
-        """Where results go when ``results_uri`` is not given.
+        """Where results go when ``results_uri`` is not given and a Distributed Map has no ResultWriter.
 
-        Default ``None``: then the definition's own ResultWriters must export to S3.
+        ``s3://<bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/`` (one prefix per task run, so
+        retries and backfills never mix results), in the bucket the first Distributed Map's ItemReader names
+        literally. ``None`` when no ItemReader names one (items from the state input, or ``Bucket.$``): then
+        ``results_uri`` is required.
 
         :param context: The task context.
         """
+        for _state_name, state, _language in iter_distributed_maps(self.build_definition(context)):
+            bucket = ((state.get("ItemReader") or {}).get("Parameters") or {}).get("Bucket")
+            if isinstance(bucket, str) and bucket:
+                ti = context["ti"]
+                key = task_run_results_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+                return s3_uri(bucket, key)
         return None
 
     def on_run_complete(self, context: Context, run: CompletedRun) -> dict[str, Any]:
@@ -429,8 +458,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         missing = [name for name, state, _ in maps if not (state.get("ResultWriter") or {}).get("Resource")]
         if missing:
             raise ValueError(
-                f"Distributed Map state(s) {missing} do not export results to S3 and no results_uri was "
-                "given. To fix this, pass results_uri='s3://bucket/prefix'."
+                f"Distributed Map state(s) {missing} do not export results to S3, no results_uri was given "
+                "and no ItemReader names a bucket to default to. To fix this, pass "
+                "results_uri='s3://bucket/prefix'."
             )
         return definition
 

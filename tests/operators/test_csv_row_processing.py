@@ -344,7 +344,7 @@ def test_row_errors_go_to_the_ledger_and_the_threshold_fails_the_task(local: Any
     from airflow_distmap.cli.results import summarise
 
     report = summarise(local, summary["manifest_uri"])
-    assert report["rows"] == {"total": 5, "succeeded": 3, "failed": 2}
+    assert report["counts"] == {"total": 5, "succeeded": 3, "failed": 2}
     assert report["failures_by_error"] == {"ValueError": 2}
 
     strict = operator(output_uri=f"s3://{BUCKET}/out/strict.csv", tolerated_failure_percentage=20, **common)

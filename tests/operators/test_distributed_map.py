@@ -17,6 +17,7 @@ from airflow_distmap.exceptions import (
     DistributedMapTimeout,
     ExecutionNameConflict,
     ItemSourceNotFoundError,
+    ResultsNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
 from airflow_distmap.naming import execution_name
@@ -160,6 +161,46 @@ def test_missing_item_source_fails_before_anything_is_created(aws):
         _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(_context())
     with pytest.raises(ItemSourceNotFoundError, match="lists bucket 'no-such-bucket'"):
         _operator(item_reader=S3PrefixItemReader(uri="s3://no-such-bucket/in/")).execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+
+
+def test_missing_results_bucket_fails_before_anything_is_created(aws):
+    with pytest.raises(ResultsNotFoundError, match="bucket 'no-such-bucket' does not exist"):
+        _operator(results_uri="s3://no-such-bucket/results").execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+
+
+def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
+    _defer(_operator(results_uri=None), _context(map_index=3))
+    (machine,) = aws.list_state_machines()["stateMachines"]
+    definition = json.loads(
+        aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
+    )
+    writer = definition["States"]["DistributedMap"]["ResultWriter"]
+    assert writer["Parameters"] == {
+        "Bucket": BUCKET,
+        "Prefix": "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/3",
+    }
+
+
+def test_results_uri_is_required_when_no_reader_names_a_bucket(aws):
+    definition = {
+        "StartAt": "Map",
+        "States": {
+            "Map": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    op = _operator(results_uri=None, function_name=None, item_reader=None, definition=definition)
+    with pytest.raises(AirflowFailException, match="no ItemReader names a bucket"):
+        op.execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
 
 
