@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
 from airflow_distmap.naming import input_scoped_name
 
 if TYPE_CHECKING:
+    from botocore.config import _RetryDict
     from mypy_boto3_stepfunctions import SFNClient
 
 EXECUTION_SUCCESS_STATES = frozenset({"SUCCEEDED"})
@@ -31,6 +33,12 @@ EXECUTION_RUNNING_STATES = frozenset({"RUNNING", "PENDING_REDRIVE"})
 ``PENDING_REDRIVE`` means a redrive was accepted and the execution waits to run again (spec: ListExecutions,
 DescribeExecution; children waiting for concurrency after a redrive show it too), so it is waited on, never
 reported as an end; the task's ``execution_timeout`` and the waiter's attempts still bound the wait."""
+
+DEFAULT_RETRIES: _RetryDict = {"mode": "standard", "total_max_attempts": 10}
+"""botocore retries of every Step Functions call unless the hook's ``botocore_config`` or the connection's
+``config_kwargs`` set ``retries``: throttling (CreateStateMachine, UpdateStateMachine and DescribeMapRun
+refill at one request per second), 5xx answers and connection errors are retried with jittered exponential
+backoff (up to 20 s between attempts), so a backfill deploying many tasks at once does not fail on quotas."""
 
 MAP_RUN_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ABORTED"})
 """DescribeMapRun statuses that are final (``RUNNING`` is the only other one)."""
@@ -123,6 +131,14 @@ class DistributedMapHook(AwsBaseHook):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "stepfunctions"
         super().__init__(*args, **kwargs)
+
+    @property
+    def config(self) -> Config:
+        """The botocore configuration, with :data:`DEFAULT_RETRIES` when nothing configured retries."""
+        configured: Config = super().config
+        if getattr(configured, "retries", None) is None:  # set at runtime by Config's own options
+            return configured.merge(Config(retries=DEFAULT_RETRIES))
+        return configured
 
     @property
     def client(self) -> SFNClient:

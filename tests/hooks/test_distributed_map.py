@@ -4,6 +4,7 @@ import json
 from unittest import mock
 
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
@@ -174,3 +175,12 @@ def test_find_state_machine_lists_when_the_account_is_unknown(hook):
     ):
         assert fresh.find_state_machine("dm-test") == arn
         assert fresh.find_state_machine("missing") is None
+
+
+def test_calls_retry_throttling_with_backoff_unless_retries_are_configured():
+    with mock_aws():
+        client = DistributedMapHook(aws_conn_id=None, region_name="us-east-1").client
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
+        own = Config(retries={"mode": "adaptive", "total_max_attempts": 3})
+        client = DistributedMapHook(aws_conn_id=None, region_name="us-east-1", config=own).client
+        assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 3}
