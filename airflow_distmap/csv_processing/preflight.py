@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from airflow_distmap.csv_processing.errors import (
+from airflow_distmap.csv_processing.input_reader import allow_large_fields
+from airflow_distmap.exceptions import (
     BadHeaderError,
     EmptyInputError,
     InputNotFoundError,
@@ -46,7 +47,6 @@ from airflow_distmap.csv_processing.errors import (
     ResultsPrefixInUseError,
     UnsupportedInputError,
 )
-from airflow_distmap.csv_processing.input_reader import allow_large_fields
 from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, iter_records
 from airflow_distmap.results import parse_s3_uri, s3_uri
 

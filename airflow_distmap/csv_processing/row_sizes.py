@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_distmap.csv_processing.errors import RowTooLargeError
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
+from airflow_distmap.exceptions import RowTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

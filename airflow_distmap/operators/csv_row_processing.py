@@ -13,11 +13,6 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_distmap.csv_processing import row_sizes
 from airflow_distmap.csv_processing.collector import CollectSummary, collect, iter_child_entries
-from airflow_distmap.csv_processing.errors import (
-    InputChangedError,
-    MissingResultsError,
-    RowThresholdExceededError,
-)
 from airflow_distmap.csv_processing.preflight import (
     CsvLayout,
     OutputTarget,
@@ -38,6 +33,11 @@ from airflow_distmap.csv_processing.rerun import (
 )
 from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_label, check_percentage
+from airflow_distmap.exceptions import (
+    InputChangedError,
+    MissingResultsError,
+    RowThresholdExceededError,
+)
 from airflow_distmap.naming import (
     MAX_NAME_LENGTH,
     default_state_machine_name,

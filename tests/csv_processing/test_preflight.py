@@ -5,16 +5,6 @@ from typing import Any
 import pytest
 
 from airflow_distmap.csv_processing import preflight
-from airflow_distmap.csv_processing.errors import (
-    BadHeaderError,
-    CsvInputError,
-    EmptyInputError,
-    InputNotFoundError,
-    MissingColumnError,
-    OutputLocationError,
-    ResultsPrefixInUseError,
-    UnsupportedInputError,
-)
 from airflow_distmap.csv_processing.preflight import (
     check_csv_input,
     check_output_location,
@@ -23,6 +13,16 @@ from airflow_distmap.csv_processing.preflight import (
     ledger_uri_for,
     owner_token,
     resolve_delimiter,
+)
+from airflow_distmap.exceptions import (
+    BadHeaderError,
+    CsvInputError,
+    EmptyInputError,
+    InputNotFoundError,
+    MissingColumnError,
+    OutputLocationError,
+    ResultsPrefixInUseError,
+    UnsupportedInputError,
 )
 
 BUCKET = "data"

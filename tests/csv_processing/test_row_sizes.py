@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from airflow_distmap.csv_processing.errors import RowTooLargeError
 from airflow_distmap.csv_processing.preflight import check_csv_input
 from airflow_distmap.csv_processing.row_sizes import check_row_sizes
+from airflow_distmap.exceptions import RowTooLargeError
 
 BUCKET = "data"
 

@@ -14,7 +14,7 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 from moto import mock_aws
 
-from airflow_distmap.csv_processing.errors import (
+from airflow_distmap.exceptions import (
     BadHeaderError,
     MissingColumnError,
     OutputLocationError,
