@@ -6,6 +6,8 @@ from typing import Any
 
 from airflow_distmap import __version__
 
+INTEGRATION = "AWS Step Functions Distributed Map"
+
 
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ProvidersManager expects."""
@@ -14,6 +16,28 @@ def get_provider_info() -> dict[str, Any]:
         "name": "AWS Step Functions Distributed Map",
         "description": "Run per-row work over large S3 datasets on AWS Step Functions Distributed Map.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html",
+                "tags": ["aws"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_distmap.operators.distributed_map",
+                    "airflow_distmap.operators.csv_row_processing",
+                ],
+            }
+        ],
+        "hooks": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_distmap.hooks.distributed_map"]}
+        ],
+        "triggers": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_distmap.triggers.distributed_map"]}
+        ],
         "extra-links": [
             "airflow_distmap.links.distributed_map.StateMachineLink",
             "airflow_distmap.links.distributed_map.ExecutionLink",

@@ -42,3 +42,18 @@ def test_airflow_providers_list_shows_it(tmp_path):
         [str(airflow), "providers", "list"], capture_output=True, text=True, env=env, timeout=240, check=True
     )
     assert "airflow-distmap" in result.stdout
+
+
+def test_provider_info_follows_airflows_schema_and_names_importable_modules():
+    import json
+
+    import airflow
+    import jsonschema
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    for group in ("operators", "hooks", "triggers"):
+        for entry in info[group]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)

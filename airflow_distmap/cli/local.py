@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import shlex
@@ -91,6 +92,13 @@ def banner(endpoint: LocalEndpoint) -> str:
     return "\n".join(lines)
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM, then stop the service, the Lambda workers and the server.
 
@@ -117,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
             return 1
+        if not _is_loopback(args.host):
+            print(
+                f"WARNING: listening on {args.host}, not loopback only: anyone who can reach this port can "
+                "call the endpoint (no authentication) and run the registered functions. Use --host "
+                "127.0.0.1 unless that is what you want.",
+                file=sys.stderr,
+                flush=True,
+            )
         try:
             print(banner(endpoint), flush=True)
             while not stop.wait(1.0):

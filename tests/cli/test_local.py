@@ -78,3 +78,21 @@ def test_bad_function_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]
 
     assert caught.value.code == 2
     assert "Expected NAME=module:callable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+    ],
+)
+def test_a_host_other_than_loopback_is_flagged(host: str, loopback: bool) -> None:
+    from airflow_distmap.cli.local import _is_loopback
+
+    assert _is_loopback(host) is loopback
