@@ -31,8 +31,8 @@ _ITEM_OVERHEAD: Final = 32
 _COLUMN_OVERHEAD: Final = 8
 
 
-def _largest_row(chunks: Any, positions: list[int], fixed: int) -> tuple[int, int]:
-    """``(size, data row index)`` of the largest row of selected columns."""
+def _largest_row(chunks: Any, positions: list[int], fixed: int, limit: int) -> tuple[int, int]:
+    """``(size, data row index)`` of the largest row of selected columns (the index only past ``limit``)."""
     largest, where, offset = 0, -1, 0
     for columns in chunks:
         sizes: pa.Array = pc.binary_length(columns[positions[0]])
@@ -41,7 +41,10 @@ def _largest_row(chunks: Any, positions: list[int], fixed: int) -> tuple[int, in
         if len(sizes):
             top = pc.max(sizes).as_py()
             if top is not None and top + fixed > largest:
-                largest, where = int(top) + fixed, offset + int(pc.index(sizes, top).as_py())
+                largest = int(top) + fixed
+                if largest > limit:  # only an error names the row (pc.index would import pandas)
+                    where = offset + int(pc.indices_nonzero(pc.equal(sizes, top))[0].as_py())
+                    return largest, where
         offset += len(columns[0])
     return largest, where
 
@@ -59,11 +62,11 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     fixed = _ITEM_OVERHEAD + sum(len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns)
     body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
     try:
-        largest, where = _largest_row(arrow_chunks(body, layout), positions, fixed)
+        largest, where = _largest_row(arrow_chunks(body, layout), positions, fixed, limit)
     except IrregularRowsError:
         body.close()
         body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
-        largest, where = _largest_row(python_chunks(body, layout), positions, fixed)
+        largest, where = _largest_row(python_chunks(body, layout), positions, fixed, limit)
     finally:
         body.close()
     if largest > limit:
