@@ -171,14 +171,30 @@ def _sized(result: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 class EncodedResult(dict[str, Any]):
-    """A batch's answer ``{"rows": [...]}`` that also carries its ``json.dumps`` text, ``json_text``.
+    """A batch's answer ``{"rows": [...]}`` that also carries its ``json.dumps`` text.
 
     The text is a by-product of sizing the batch against the payload quota. A Lambda runtime serialises the
-    answer like any dict (to the same text); the project's local runtime sends ``json_text`` as it is
-    instead of encoding the batch a second time.
+    answer like any dict (to the same text); the project's local runtime uses :meth:`unchanged_text` instead
+    of encoding the batch a second time.
+
+    :param rows: the row results.
+    :param text: ``json.dumps`` of ``rows``.
     """
 
-    json_text: str
+    def __init__(self, rows: list[dict[str, Any]], text: str) -> None:
+        super().__init__(rows=rows)
+        self._rows, self._count = rows, len(rows)
+        self._text = f'{{"rows": {text}}}'  # json.dumps' default separators, as _STRICT_JSON's
+
+    def unchanged_text(self) -> str | None:
+        """The answer's ``json.dumps`` text; ``None`` once the answer or its row list was changed.
+
+        A wrapper around the handler may add to the answer after ``row_handler`` returned it; the row result
+        objects themselves are taken as returned.
+        """
+        if len(self) == 1 and self.get("rows") is self._rows and len(self._rows) == self._count:
+            return self._text
+        return None
 
 
 def _batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -187,9 +203,7 @@ def _batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
     with contextlib.suppress(TypeError, ValueError):
         text = _STRICT_JSON.encode(results)
         if len(text) <= budget:  # the common case: one encoding of the whole batch, no row to single out
-            answer = EncodedResult(rows=results)
-            answer.json_text = f'{{"rows": {text}}}'  # json.dumps' default separators, as _STRICT_JSON's
-            return answer
+            return EncodedResult(results, text)
     rows: list[dict[str, Any]] = []
     for result in results:
         row, size = _sized(result)

@@ -149,8 +149,13 @@ def test_a_csv_column_named_row_is_a_plain_row() -> None:
 def test_a_batch_answer_carries_the_text_the_lambda_runtime_would_send() -> None:
     result = upper({"Items": [{"index": 3, "row": {"text": 'é"x'}}, {"index": 4, "row": {}}]}, None)
     assert isinstance(result, lambda_runtime.EncodedResult)
-    assert result.json_text == json.dumps(result)
-    assert json.loads(result.json_text) == result
+    assert result.unchanged_text() == json.dumps(result)
+    assert json.loads(result.unchanged_text()) == result
+    result["extra"] = 1  # a wrapper that adds to the answer: the stored text no longer describes it
+    assert result.unchanged_text() is None
+    appended = upper({"Items": [{"index": 0, "row": {"text": "a"}}]}, None)
+    appended["rows"].append({"index": 1, "output": "B"})
+    assert appended.unchanged_text() is None
 
 
 def test_config_goes_only_to_a_second_parameter_that_wants_it() -> None:

@@ -94,9 +94,8 @@ def _response_body(response: Any) -> bytes:
     A ``row_handler`` batch answer already carries that text (:class:`EncodedResult`), so it is not encoded
     twice.
     """
-    if type(response) is EncodedResult:
-        return response.json_text.encode()
-    return json.dumps(response).encode()
+    text = response.unchanged_text() if type(response) is EncodedResult else None
+    return (json.dumps(response) if text is None else text).encode()
 
 
 def _handler_error(exc: BaseException, request_id: str) -> bytes:
