@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; return 0 when the DAG run succeeded."""
     from airflow_distmap.local import LocalEndpoint
+    from airflow_distmap.local.endpoint import tune_garbage_collector
 
     console = Console()
     logging.getLogger("airflow_distmap").setLevel(logging.WARNING)
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     with LocalEndpoint(functions_dir=args.functions_dir) as endpoint:
+        tune_garbage_collector()  # this process serves the endpoint; Airflow runs in its own processes
         console.print(f"Local AWS endpoint: [bold]{endpoint.url}[/] (Step Functions, S3, Lambda)")
         s3 = endpoint.client("s3")
         sfn = endpoint.client("stepfunctions")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import ipaddress
 import json
 import logging
@@ -13,7 +12,7 @@ import sys
 import threading
 from types import FrameType
 
-from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint
+from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint, tune_garbage_collector
 from airflow_distmap.local.lambdas.registry import parse_function_option
 
 log = logging.getLogger(__name__)
@@ -93,25 +92,6 @@ def banner(endpoint: LocalEndpoint) -> str:
     return "\n".join(lines)
 
 
-#: Collections of the oldest generation happen this many young collections apart (Python's default: 10).
-FULL_COLLECTION_THRESHOLD = 100
-
-
-def _tune_garbage_collector() -> None:
-    """Keep full garbage collections from pausing Map Runs (this process is the endpoint's alone).
-
-    Everything loaded at start-up (moto, Flask, botocore) lives as long as the process, so it is frozen out
-    of the collector's scans, and full collections, which also walk every execution's records and pause all
-    threads while they do, come ten times less often. In a 20,000-row Map Run one full collection paused
-    the dispatch of children for 50-120 ms; with both changes the I/O benchmark's median run went from
-    1.035-1.049 s to 0.991-1.014 s.
-    """
-    gc.collect()
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
-
-
 def _is_loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -142,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         )
         try:
             endpoint.start()
-            _tune_garbage_collector()
+            tune_garbage_collector()
         except OSError as exc:
             print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
             return 1

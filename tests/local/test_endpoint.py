@@ -137,3 +137,15 @@ def test_local_endpoint_fixture_runs_a_distributed_map_with_real_handlers(
 
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == ["a", "b", "c"]
+
+
+def test_an_endpoint_process_freezes_start_up_objects_and_rarely_collects_fully() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import gc; from airflow_distmap.local.endpoint import tune_garbage_collector; "
+        "tune_garbage_collector(); print(gc.get_freeze_count() > 10000, gc.get_threshold()[2])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "100"]
