@@ -308,7 +308,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         results_uri = self._results_uri(context)
         if results_uri is not None:
             results_bucket, _ = parse_s3_uri(results_uri, what="results_uri")
-            if not self.s3_hook.check_for_bucket(results_bucket):
+            if self._bucket_missing(results_bucket):
                 raise ResultsNotFoundError(
                     f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "
                     "this, create the bucket or pass another results_uri; nothing was created."
@@ -326,11 +326,27 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                         f"The ItemReader of {state_name!r} reads s3://{bucket}/{key}, which does not exist. "
                         "To fix this, upload the object or correct the bucket and key; nothing was created."
                     )
-            elif resource.endswith("s3:listObjectsV2") and not self.s3_hook.check_for_bucket(bucket):
+            elif resource.endswith("s3:listObjectsV2") and self._bucket_missing(bucket):
                 raise ItemSourceNotFoundError(
                     f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
                     "To fix this, create the bucket or correct its name; nothing was created."
                 )
+
+    def _bucket_missing(self, bucket: str) -> bool:
+        """Whether S3 says ``bucket`` does not exist (HeadBucket 404).
+
+        Any other answer (403: the Airflow connection may not list a bucket that Step Functions' role can use)
+        is logged and the check passes: only Step Functions' role needs access to it.
+        """
+        s3: S3Client = self.s3_hook.get_conn()
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                return True
+            self.log.warning("Could not check that bucket %s exists (%s); going on", bucket, code or error)
+        return False
 
     def build_definition(self, context: Context) -> dict[str, Any]:
         """The state machine definition to deploy: ``definition`` as given, or built from the building blocks.

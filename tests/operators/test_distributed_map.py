@@ -170,6 +170,15 @@ def test_missing_results_bucket_fails_before_anything_is_created(aws):
     assert aws.list_state_machines()["stateMachines"] == []
 
 
+def test_a_results_bucket_airflow_may_not_list_is_not_called_missing(aws):
+    forbidden = ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadBucket")
+    op = _operator()
+    with mock.patch.object(op.s3_hook.get_conn(), "head_bucket", side_effect=forbidden) as head:
+        _defer(op, _context())  # Step Functions' role writes the results; Airflow's need not list the bucket
+    head.assert_called_once_with(Bucket=BUCKET)
+    assert len(aws.list_state_machines()["stateMachines"]) == 1
+
+
 def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
     _defer(_operator(results_uri=None), _context(map_index=3))
     (machine,) = aws.list_state_machines()["stateMachines"]
