@@ -11,8 +11,8 @@ QueryLanguage JSONata (via jsonata-python); the intrinsics listed in
 ``arn:aws:states:::lambda:invoke`` and Lambda function ARNs.
 
 Rejected by :func:`validate_definition` as not implemented (``UNSUPPORTED_FEATURE``, naming the feature):
-other Task resources and ``.sync``/``.waitForTaskToken``, HeartbeatSeconds, Credentials, the state
-machine's TimeoutSeconds, ItemReader PARQUET/MANIFEST/ManifestType/LOAD_AND_FLATTEN, ``Assign`` in JSONPath
+other Task resources and ``.sync``/``.waitForTaskToken``, HeartbeatSeconds, Credentials, TimeoutSeconds of an
+ItemProcessor or branch (the execution's own is honoured), ItemReader PARQUET/MANIFEST/ManifestType/LOAD_AND_FLATTEN, ``Assign`` in JSONPath
 catchers and Choice rules, JSONata TimeoutSeconds and INLINE MaxConcurrency expressions.
 """
 

@@ -172,7 +172,13 @@ class _Validator:
         if language not in ("JSONPath", "JSONata"):
             self.error(SCHEMA, f"QueryLanguage must be JSONPath or JSONata, not {language!r}", location)
         if "TimeoutSeconds" in definition:
-            self.unsupported("The state machine's TimeoutSeconds", f"{location}/TimeoutSeconds")
+            timeout = definition["TimeoutSeconds"]
+            if location:  # a Map's ItemProcessor or a Parallel branch: only an execution has a timeout here
+                self.unsupported(
+                    "TimeoutSeconds inside an ItemProcessor or branch", f"{location}/TimeoutSeconds"
+                )
+            elif isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+                self.error(SCHEMA, "TimeoutSeconds must be a positive integer", f"{location}/TimeoutSeconds")
         states = definition.get("States")
         start = definition.get("StartAt")
         if not isinstance(start, str):

@@ -312,7 +312,6 @@ def test_catcher_rules() -> None:
             },
             "InvocationType Event",
         ),
-        ({"TimeoutSeconds": 5, "StartAt": "A", "States": {"A": PASS}}, "TimeoutSeconds"),
     ],
 )
 def test_unsupported_features_are_errors_naming_the_feature(definition: dict[str, Any], feature: str) -> None:
@@ -410,3 +409,13 @@ def test_malformed_definitions_get_diagnostics_never_exceptions(definition: dict
     found = errors(definition)
     assert found
     assert all(code in ("SCHEMA_VALIDATION_FAILED", "MISSING_TRANSITION_TARGET") for code, _, _ in found)
+
+
+def test_an_executions_timeout_is_accepted_at_the_top_level_only() -> None:
+    assert errors({"TimeoutSeconds": 5, "StartAt": "A", "States": {"A": PASS}}) == []
+    assert_error(
+        {"TimeoutSeconds": 0, "StartAt": "A", "States": {"A": PASS}}, "SCHEMA_VALIDATION_FAILED", "positive"
+    )
+    inner = {"TimeoutSeconds": 5, "StartAt": "A", "States": {"A": PASS}}
+    nested = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [inner], "End": True}}}
+    assert_error(nested, "UNSUPPORTED_FEATURE", "TimeoutSeconds inside")
