@@ -20,6 +20,14 @@ from airflow_distmap.local.asl.paths import (
 )
 from airflow_distmap.local.errors import StatesError
 
+#: AWS's payload quota for state and task input and output: 256 KiB of UTF-8.
+PAYLOAD_LIMIT = 262_144
+#: The cause of ``States.DataLimitExceeded`` for a result over :data:`PAYLOAD_LIMIT`.
+OUTPUT_TOO_LARGE_CAUSE = (
+    "The state/task returned a result with a size exceeding the maximum number of bytes service limit "
+    f"({PAYLOAD_LIMIT} bytes)."
+)
+
 #: A path field set to JSON ``null``: discard (``{}`` for InputPath/OutputPath, keep the input for
 # ResultPath).
 NULL_PATH: Any = object()

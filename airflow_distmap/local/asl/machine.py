@@ -16,7 +16,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_distmap.local.asl.choice import compile_rule, parse_timestamp
-from airflow_distmap.local.asl.io import apply_result_path, compile_optional_path, iso_now, select
+from airflow_distmap.local.asl.io import (
+    PAYLOAD_LIMIT,
+    apply_result_path,
+    compile_optional_path,
+    iso_now,
+    select,
+)
 from airflow_distmap.local.asl.jsonata import JsonataTemplate, make_bindings
 from airflow_distmap.local.asl.paths import ContextDict, PathRuntimeError, compile_path, to_json, variables_of
 from airflow_distmap.local.asl.protocols import EventSink, Services
@@ -26,8 +32,6 @@ from airflow_distmap.local.asl.templates import CompiledTemplate
 from airflow_distmap.local.errors import StatesError
 
 _NOT_TRUNCATED = {"truncated": False}
-#: AWS's payload quota for state input and output: 256 KiB of UTF-8.
-PAYLOAD_LIMIT = 262144
 
 
 class _History:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_distmap.local.asl.io import http_date
+from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT, http_date
 from airflow_distmap.local.asl.paths import to_json
 from airflow_distmap.local.errors import StatesError
 
@@ -73,6 +73,29 @@ async def _call(services: Services, function: str, payload: Any) -> InvocationRe
                 f"Error Code: ResourceNotFoundException)",
             ) from None
         raise StatesError("Lambda.ServiceException", f"{type(exc).__name__}: {exc}") from None
+
+
+def _check_result_size(result: InvocationResultLike, task_result: Any, envelope: int = 0) -> None:
+    """Fail the Task when its result is over the payload quota, before ResultSelector can trim it.
+
+    "States.DataLimitExceeded: ... output, post-Parameters input or connector output exceeds the payload
+    quota" (spec). The invoker's ``size`` (the response as the function's runtime wrote it, never smaller than
+    its compact UTF-8 JSON) spares measuring every result well below the quota.
+
+    :param result: the invocation's result.
+    :param task_result: what the Task state receives (the payload, or the Invoke response around it).
+    :param envelope: at most how many bytes ``task_result`` adds around the payload.
+    """
+    upper_bound = getattr(result, "size", None)
+    if isinstance(upper_bound, int) and upper_bound + envelope <= PAYLOAD_LIMIT:
+        return
+    if len(to_json(task_result).encode()) > PAYLOAD_LIMIT:
+        raise StatesError("States.DataLimitExceeded", OUTPUT_TOO_LARGE_CAUSE)
+
+
+#: At most how many bytes a ``lambda:invoke`` task result adds around its ``Payload`` (version, request id,
+#: HTTP metadata: about 500).
+_INVOKE_ENVELOPE_BYTES = 1024
 
 
 def _function_error(result: InvocationResultLike) -> StatesError:
@@ -154,6 +177,20 @@ class LambdaInvokeIntegration:
             "SdkResponseMetadata": {"RequestId": result.request_id},
             "StatusCode": 200,
         }
+        try:
+            _check_result_size(result, output, _INVOKE_ENVELOPE_BYTES)
+        except StatesError as error:
+            if history is not None:
+                history.record(
+                    "TaskFailed",
+                    {
+                        "resourceType": "lambda",
+                        "resource": "invoke",
+                        "error": error.error,
+                        "cause": error.cause,
+                    },
+                )
+            raise
         if history is not None:
             history.record(
                 "TaskSucceeded",
@@ -200,6 +237,7 @@ class LambdaFunctionResource:
             result = await _call(services, self.arn, effective)
             if result.function_error:
                 raise _function_error(result)
+            _check_result_size(result, result.payload)
         except StatesError as error:
             if history is not None:
                 history.record("LambdaFunctionFailed", {"error": error.error, "cause": error.cause})

@@ -87,12 +87,14 @@ class InvocationResult:
     :param function_error: ``None`` on success, ``"Unhandled"`` when the handler raised, crashed, timed out or
         ran out of memory.
     :param executed_version: the function version that ran.
+    :param size: bytes of the response as the function's runtime wrote it (``None`` when unknown).
     """
 
     payload: Any
     request_id: str
     function_error: str | None = None
     executed_version: str = "$LATEST"
+    size: int | None = None
 
 
 class LambdaInvoker(Protocol):
@@ -236,7 +238,9 @@ class _FunctionPool:
             except (EOFError, OSError):
                 break
             process_cpu, raw = pickle.loads(message)
-            items = [(invocation_id, ok, json_codec.loads(body)) for invocation_id, ok, body in raw]
+            items = [
+                (invocation_id, ok, json_codec.loads(body), len(body)) for invocation_id, ok, body in raw
+            ]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
                 now = time.monotonic()
@@ -248,7 +252,7 @@ class _FunctionPool:
                     # Invocations sent before the worker was ready (quarantine) start their clock now.
                     for invocation in worker.inflight.values():
                         self._arm_deadline(invocation)
-                for invocation_id, ok, payload in items:
+                for invocation_id, ok, payload, size in items:
                     found = worker.inflight.pop(invocation_id, None)
                     if found is None or found.done:
                         continue
@@ -267,6 +271,7 @@ class _FunctionPool:
                                 payload=payload,
                                 request_id=invocation.request_id,
                                 function_error=None if ok else "Unhandled",
+                                size=size,
                             ),
                         )
                     )

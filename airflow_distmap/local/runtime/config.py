@@ -20,14 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from airflow_distmap.local.asl.io import PAYLOAD_LIMIT
 from airflow_distmap.local.errors import StatesError
 
 MAX_ITEMS_CEILING: Final = 100_000_000
 #: "If you don't specify a concurrency value or set it to zero, Step Functions ... runs 10,000 parallel child
 #: workflow executions." (hard quota)
 MAX_PARALLEL_CHILDREN: Final = 10_000
-#: 256 KiB: payload quota, the child input limit and the default (and largest) batch size in bytes.
-PAYLOAD_LIMIT: Final = 262_144
 
 Evaluator = Callable[[Any], Any]
 _N = TypeVar("_N", int, float)

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow_distmap.json_codec import dumps, dumps_bytes
 from airflow_distmap.local import arns
+from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
-from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT, BatchLimits, Tolerance, effective_concurrency
+from airflow_distmap.local.runtime.config import BatchLimits, Tolerance, effective_concurrency
 from airflow_distmap.local.runtime.results import WriterConfig, transform_entry, write_result_files
 from airflow_distmap.local.runtime.spool import ResultSpool
 
@@ -645,6 +646,10 @@ class MapRun:
     def _child_succeeded(self, child: Child, value: Any, output: Any) -> None:
         # A Pass-like processor returns its input object: reuse the input's text instead of re-encoding it.
         output_text = child.input_text if output is value and child.input_text is not None else dumps(output)
+        if utf8_size(output_text) > PAYLOAD_LIMIT:
+            # A child execution's output is held to the payload quota too (spec: States.DataLimitExceeded).
+            self._child_failed(child, FAILED, "States.DataLimitExceeded", OUTPUT_TOO_LARGE_CAUSE)
+            return
         self._finish(child, SUCCEEDED, output_text, None, None)
 
     def _child_raised(self, child: Child, error: Exception) -> None:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow_distmap.json_codec import dumps
 from airflow_distmap.local import arns
+from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT
 from airflow_distmap.local.errors import ServiceError, StatesError
 from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.batcher import utf8_size
-from airflow_distmap.local.runtime.config import PAYLOAD_LIMIT
 from airflow_distmap.local.runtime.history import detail_key
 from airflow_distmap.local.runtime.map_run import iso_ms
 from airflow_distmap.local.runtime.services import RuntimeServices
@@ -436,11 +436,7 @@ class StepFunctionsService:
             output = await (run if timeout is None else asyncio.wait_for(run, timeout))
             output_text = dumps(output)
             if utf8_size(output_text) > PAYLOAD_LIMIT:
-                raise StatesError(
-                    "States.DataLimitExceeded",
-                    "The state/task returned a result with a size exceeding the maximum number of bytes "
-                    f"service limit ({PAYLOAD_LIMIT} bytes).",
-                )
+                raise StatesError("States.DataLimitExceeded", OUTPUT_TOO_LARGE_CAUSE)
         except asyncio.CancelledError:
             return
         except TimeoutError:

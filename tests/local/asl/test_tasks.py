@@ -43,6 +43,20 @@ async def test_bare_function_arn_gets_the_effective_input_and_returns_the_payloa
 
 
 @pytest.mark.parametrize("resource", [INVOKE, FUNCTION])
+async def test_a_result_over_the_payload_quota_fails_the_task_even_if_result_selector_trims_it(
+    run: Any, services: Any, resource: str
+) -> None:
+    services.lambdas.returns({"big": "x" * 300_000, "small": 1})
+    parameters = {"FunctionName": "rows", "Payload": {}} if resource == INVOKE else {}
+    selector = {"small.$": "$.Payload.small"} if resource == INVOKE else {"small.$": "$.small"}
+    with pytest.raises(StatesError) as info:
+        await run(task(Resource=resource, Parameters=parameters, ResultSelector=selector))
+    assert info.value.error == "States.DataLimitExceeded"
+    services.lambdas.returns({"big": "x" * 200_000, "small": 1})
+    assert await run(task(Resource=resource, Parameters=parameters, ResultSelector=selector)) == {"small": 1}
+
+
+@pytest.mark.parametrize("resource", [INVOKE, FUNCTION])
 async def test_function_error_uses_error_type_and_the_error_object_as_cause(
     run: Any, services: Any, resource: str
 ) -> None:

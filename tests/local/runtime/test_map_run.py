@@ -301,6 +301,21 @@ def test_oversized_child_input_fails_the_map_run(harness: Harness) -> None:
     assert harness.event_types(arn)[-3:] == ["MapRunFailed", "MapStateFailed", "ExecutionFailed"]
 
 
+def test_a_child_output_over_the_payload_quota_fails_that_child(harness: Harness) -> None:
+    async def echo_or_big(event: Any) -> Any:
+        return "x" * 300_000 if event == "big" else event
+
+    harness.lambdas.handlers["work"] = echo_or_big
+    definition = distributed_map(lambda_task(), ItemsPath="$", ToleratedFailureCount=1)
+    arn, done = harness.run(definition, ["small", "big"])
+    assert done["status"] == "SUCCEEDED"
+    map_run_arn = harness.map_run(arn)["mapRunArn"]
+    (child,) = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="FAILED")["executions"]
+    described = harness.call("DescribeExecution", executionArn=child["executionArn"])
+    assert described["error"] == "States.DataLimitExceeded"
+    assert "262144 bytes" in described["cause"]
+
+
 def test_missing_object_fails_the_reader(harness: Harness) -> None:
     arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "missing.csv"})
     assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
