@@ -372,11 +372,13 @@ class MapRun:
             f'{redrive},"StartDate":"{iso_ms(child.start or child.stop)}","StateMachineArn":'
             f'{self._quoted_machine_arn},"Status":"{status}","StopDate":"{iso_ms(child.stop)}"{failure}}}'
         )
+        first_result = child.ref is None  # a redriven child's new result replaces its earlier one
         child.ref = self.spool.append(entry.encode())
         child.input_text = None
         self._move(child, status)
-        self.results_written[0] += 1
-        self.results_written[1] += child.item_count
+        if first_result:
+            self.results_written[0] += 1
+            self.results_written[1] += child.item_count
 
     # ------------------------------------------------------------------ running
     def configure(
@@ -421,10 +423,12 @@ class MapRun:
             except StatesError as error:
                 self._failure = error
                 await self._abort_children()
+            self._settle_pending_redrive()
             result = await self._write_results()
         except asyncio.CancelledError:
             # The parent was stopped: abort running children, keep the results written so far.
             await self._abort_children()
+            self._settle_pending_redrive()
             self.status = ABORTED
             self.stop_date = time.time()
             await self._write_results_quietly()
@@ -445,15 +449,24 @@ class MapRun:
         self.failed_items = 0
         again = [c for c in self.children if c.status in (*UNSUCCESSFUL, PENDING)]
         for child in again:
-            if child.status != PENDING:
+            if child.status != PENDING:  # never-started children stay pending: only unsuccessful ones wait
                 child.redrive_count += 1
                 child.redrive_date = self.redrive_date
-            self._move(child, PENDING_REDRIVE)
+                self._move(child, PENDING_REDRIVE)
         for child in again:
             if self._failure is not None:
                 break
             text = child.input_text if child.input_text is not None else self._input_from_spool(child)
             await self._start_child(child, json.loads(text))
+
+    def _settle_pending_redrive(self) -> None:
+        """Make the children a redrive did not reach pending again.
+
+        "``pendingRedrive`` is reset to 0 when the Map Run completes or aborts" (spec, Redrive Map Run).
+        """
+        for child in self.children:
+            if child.status == PENDING_REDRIVE:
+                self._move(child, PENDING)
 
     async def _items(self) -> AsyncIterator[tuple[str, list[Any]]]:
         """Yield chunks of items from the source, read ahead in a thread through a bounded queue."""

@@ -276,9 +276,37 @@ def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harnes
     assert sorted(json.loads(e["Input"])["n"] for e in files["SUCCEEDED"]) == [-2, -1, 1, 2]
     assert files["FAILED"] == []
     assert sorted(e["RedriveCount"] for e in files["SUCCEEDED"]) == [0, 0, 1, 1]
+    # One result per child, however often it ran.
+    assert (map_run["itemCounts"]["resultsWritten"], map_run["executionCounts"]["resultsWritten"]) == (4, 4)
     with pytest.raises(ServiceError) as refused:
         harness.call("RedriveExecution", executionArn=arn)
     assert refused.value.code == "ExecutionNotRedrivable"
+
+
+def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Harness) -> None:
+    def fail(event: Any) -> Any:
+        raise ValueError("no")
+
+    harness.lambdas.handlers["work"] = fail
+    definition = distributed_map(lambda_task(), MaxConcurrency=1, ToleratedFailureCount=2)
+    arn, first = harness.run(definition, [1, 2, 3])
+    assert first["status"] == "FAILED"
+    harness.lambdas.handlers["work"] = sleep_forever
+    calls = harness.lambdas.calls
+    harness.call("RedriveExecution", executionArn=arn)
+    deadline = time.monotonic() + 10
+    while harness.lambdas.calls == calls:  # the first redriven child runs; the two others wait for its slot
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    harness.call("StopExecution", executionArn=arn)
+    while harness.map_run(arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    counts = harness.map_run(arn)["executionCounts"]
+    assert (counts["aborted"], counts["pending"], counts["pendingRedrive"]) == (1, 2, 0)
+    map_run_arn = harness.map_run(arn)["mapRunArn"]
+    waiting = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="PENDING_REDRIVE")
+    assert waiting["executions"] == []
 
 
 def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
