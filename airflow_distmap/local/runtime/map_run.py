@@ -172,11 +172,12 @@ class MapRun:
         account: str = arns.DEFAULT_ACCOUNT_ID,
     ) -> None:
         self.run_id = str(uuid.uuid4())
-        # Child names are UUID-shaped and derived from the run id: the first 24 characters of the run id plus
-        # the run id's last 48 bits XOR the child index. Unique per child, stable across redrives, computed
-        # with one format call and reversible, so no per-child name is stored (AWS's scheme is UNCONFIRMED).
+        # Child names are UUID-shaped and derived from the run id: its first 24 characters, then its last 48
+        # bits XOR a random mask with the top bit set XOR the child index (so no child is named like the Map
+        # Run). Unique per child, stable across redrives, computed with one format call and reversible, so no
+        # per-child name is stored (AWS's scheme is UNCONFIRMED).
         self._name_prefix = self.run_id[:24]
-        self._name_bits = int(self.run_id[24:], 16)
+        self._name_bits = int(self.run_id[24:], 16) ^ (1 << 47 | int(uuid.uuid4().hex[:12], 16))
         self.label = label or str(uuid.uuid4())
         self.state_machine_name = state_machine_name
         self.arn = arns.map_run_arn(state_machine_name, self.label, self.run_id, region, account)

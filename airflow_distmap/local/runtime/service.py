@@ -578,6 +578,14 @@ class StepFunctionsService:
             raise ServiceError(
                 "ValidationException", "This operation is not supported by this type of state machine"
             )
+        for field, limit in (("error", 256), ("cause", 32768)):
+            value = request.get(field)
+            if isinstance(value, str) and len(value) > limit:
+                raise ServiceError(
+                    "ValidationException",
+                    f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
+                    f"Member must have length less than or equal to {limit}",
+                )
         if record.status == "RUNNING":
             self._close(record, "ABORTED", error=request.get("error"), cause=request.get("cause"))
             task = record.task

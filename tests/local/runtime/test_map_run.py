@@ -238,6 +238,9 @@ def test_stop_execution_aborts_running_children(harness: Harness) -> None:
     assert map_run["status"] == "ABORTED"
     assert (map_run["executionCounts"]["aborted"], map_run["executionCounts"]["running"]) == (2, 0)
     assert harness.event_types(arn)[-1] == "ExecutionAborted"
+    with pytest.raises(ServiceError) as too_long:
+        harness.call("StopExecution", executionArn=arn, error="e" * 257)
+    assert too_long.value.code == "ValidationException"
 
 
 def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harness) -> None:
@@ -307,6 +310,14 @@ def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Har
     map_run_arn = harness.map_run(arn)["mapRunArn"]
     waiting = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="PENDING_REDRIVE")
     assert waiting["executions"] == []
+
+
+def test_no_child_execution_is_named_like_its_map_run(harness: Harness) -> None:
+    arn, _ = harness.run(distributed_map(ItemsPath="$"), [1, 2, 3])
+    map_run_arn = harness.map_run(arn)["mapRunArn"]
+    names = [e["name"] for e in harness.call("ListExecutions", mapRunArn=map_run_arn)["executions"]]
+    assert len(set(names)) == 3
+    assert map_run_arn.rsplit(":", 1)[1] not in names
 
 
 def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
