@@ -92,6 +92,16 @@ def _page(
     return result
 
 
+def _without_execution_data(event: dict[str, Any]) -> dict[str, Any]:
+    """A history event without its details' ``input`` and ``output`` (its other details stay)."""
+    return {
+        key: {k: v for k, v in value.items() if k not in ("input", "output")}
+        if key.endswith("EventDetails") and isinstance(value, dict)
+        else value
+        for key, value in event.items()
+    }
+
+
 def _execution_timeout(definition_text: str) -> float | None:
     """The definition's top-level ``TimeoutSeconds`` (``None`` when absent)."""
     try:
@@ -632,8 +642,8 @@ class StepFunctionsService:
             events = self._execution(arn).history.snapshot()
         if request.get("reverseOrder"):
             events.reverse()
-        if request.get("includeExecutionData") is False:
-            events = [{k: v for k, v in e.items() if not k.endswith("EventDetails")} for e in events]
+        if request.get("includeExecutionData") is False:  # "the input or output of a history event" only
+            events = [_without_execution_data(event) for event in events]
         page = _page(events, request)
         response: dict[str, Any] = {"events": page["items"]}
         if "nextToken" in page:

@@ -171,6 +171,11 @@ def test_describe_and_list_executions(harness: Harness) -> None:
     reverse = harness.call("GetExecutionHistory", executionArn=arns[0], reverseOrder=True)["events"]
     assert reverse[0]["type"] == "ExecutionFailed"
     assert reverse[0]["executionFailedEventDetails"] == {"error": "Oops", "cause": "why"}
+    without_data = harness.call("GetExecutionHistory", executionArn=arns[0], includeExecutionData=False)
+    started, _, failed_event = without_data["events"]
+    assert "input" not in started["executionStartedEventDetails"]
+    assert "roleArn" in started["executionStartedEventDetails"]
+    assert failed_event["executionFailedEventDetails"] == {"error": "Oops", "cause": "why"}
 
 
 def test_redrive_of_a_succeeded_execution_is_refused(harness: Harness) -> None:
