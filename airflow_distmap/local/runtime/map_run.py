@@ -424,11 +424,14 @@ class MapRun:
             except StatesError as error:
                 self._failure = error
                 await self._abort_children()
+            if self._failure is not None:
+                self._add_unread_as_pending()
             self._settle_pending_redrive()
             result = await self._write_results()
         except asyncio.CancelledError:
             # The parent was stopped: abort running children, keep the results written so far.
             await self._abort_children()
+            self._add_unread_as_pending()
             self._settle_pending_redrive()
             self.status = ABORTED
             self.stop_date = time.time()
@@ -459,6 +462,41 @@ class MapRun:
                 break
             text = child.input_text if child.input_text is not None else self._input_from_spool(child)
             await self._start_child(child, json.loads(text))
+
+    def _add_unread_as_pending(self) -> None:
+        """After a failure or a stop, make the state input's items that were never read PENDING children.
+
+        The state input's items are all in memory and counted from the start (``MapStateStarted`` gives their
+        ``length``), so ``total`` counts every one, and those never started go to PENDING_n.json ("children
+        that weren't started because the Map Run failed or aborted", spec). Items read from S3 are left
+        unread: reading the rest of a large object only to list it is not done (how AWS counts them is
+        UNCONFIRMED).
+        """
+        if self.reader_done or self._open_items is None:
+            return
+        first = self.items_read
+        source, items = self._open_items(first)
+        if source != "STATE_DATA":
+            return
+        if self._max_items is not None:
+            items = itertools.islice(items, max(self._max_items - first, 0))
+        chunk = list(items)
+        values, error = (chunk, None) if self._select is None else self._select(first, chunk, source)
+        if error is not None:  # AWS would not have selected these items; nothing to list
+            return
+        if self._batching is None:
+            for index, value in enumerate(values, first):
+                self._add_child(index, 1, dumps(value))
+        else:
+            limits, batch_input = self._batching
+            batcher = ItemBatcher(limits.max_items, limits.max_bytes, batch_input)
+            batches = batcher.add_many(first, list(map(dumps_bytes, values)), values)
+            last = batcher.flush()
+            for batch in [*batches, *([last] if last is not None else [])]:
+                text = batch.input_json(batcher.batch_input_json).decode()
+                self._add_child(batch.first_index, len(batch.texts), text)
+        self.items_read = first + len(values)
+        self.reader_done = True
 
     def _settle_pending_redrive(self) -> None:
         """Make the children a redrive did not reach pending again.

@@ -153,7 +153,9 @@ def test_threshold_breach_fails_the_map_and_leaves_pending_children(harness: Har
     assert (failed["Error"], failed["RedriveStatus"]) == ("ValueError", "REDRIVABLE_BY_MAP_RUN")
     assert "Output" not in failed
     assert json.loads(failed["Cause"])["errorMessage"] == "negative"
-    assert [json.loads(e["Input"]) for e in files["PENDING"]] == [{"n": 0}]
+    # The state input's items that never started, read or not, are pending and counted (spec 3.2).
+    assert [json.loads(e["Input"]) for e in files["PENDING"]] == [{"n": i} for i in range(5)]
+    assert (map_run["itemCounts"]["total"], map_run["itemCounts"]["pending"]) == (7, 5)
 
 
 def test_a_failed_batch_counts_all_its_items(harness: Harness) -> None:
@@ -310,6 +312,24 @@ def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Har
     map_run_arn = harness.map_run(arn)["mapRunArn"]
     waiting = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="PENDING_REDRIVE")
     assert waiting["executions"] == []
+
+
+def test_a_stop_leaves_the_unread_state_input_pending_in_its_batches(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = sleep_forever
+    definition = distributed_map(lambda_task(), MaxConcurrency=1, ItemBatcher={"MaxItemsPerBatch": 3})
+    arn = harness.start(harness.create(definition), list(range(10)))
+    deadline = time.monotonic() + 10
+    while harness.lambdas.calls < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    harness.call("StopExecution", executionArn=arn)
+    while harness.map_run(arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    map_run = harness.map_run(arn)
+    items, executions = map_run["itemCounts"], map_run["executionCounts"]
+    assert (items["total"], items["aborted"], items["pending"]) == (10, 3, 7)
+    assert (executions["total"], executions["aborted"], executions["pending"]) == (4, 1, 3)
 
 
 def test_no_child_execution_is_named_like_its_map_run(harness: Harness) -> None:
