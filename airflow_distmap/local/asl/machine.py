@@ -49,6 +49,11 @@ class _History:
             self.events.record(event_type, details)
         return self.last_id
 
+    def replayed_result(self) -> tuple[str, str] | None:
+        """The first attempt's next Lambda result while a redrive replays (``History.replayed_result``)."""
+        replayed = getattr(self.events, "replayed_result", None)
+        return replayed() if replayed is not None else None
+
 
 class _CountingSink:
     """Passed to the Distributed Map runtime so that its events (MapRunStarted...) advance our event ids.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT, http_date
@@ -24,6 +26,12 @@ class History(Protocol):
 
     def record(self, event_type: str, details: dict[str, Any] | None = None) -> int:
         """Record one event and return its id."""
+
+    def replayed_result(self) -> tuple[str, str] | None:
+        """The first attempt's next Lambda result ``(event type, output JSON)`` during a redrive's replay.
+
+        ``None`` outside a replay, once it reached the state that failed, or when results cannot be paired.
+        """
 
 
 class TaskResource(Protocol):
@@ -58,8 +66,36 @@ def compile_task_resource(resource: str) -> TaskResource:
     raise ValueError(f"The Task resource {resource} is not supported by the local runtime")
 
 
-async def _call(services: Services, function: str, payload: Any) -> InvocationResultLike:
+@dataclass(frozen=True)
+class _ReplayedResult:
+    """A successful Lambda result of a redriven execution's first attempt (not invoked again)."""
+
+    payload: Any
+    request_id: str
+    function_error: str | None = None
+    executed_version: str = "$LATEST"
+
+
+def _replayed(history: History | None) -> _ReplayedResult | None:
+    """On redrive, AWS resumes at the state that failed: a Task that succeeded before it is not run again."""
+    recorded = history.replayed_result() if history is not None else None
+    if recorded is None:
+        return None
+    event_type, output = recorded
+    value = json.loads(output)
+    if event_type == "TaskSucceeded" and isinstance(value, dict):  # lambda:invoke: the Invoke response
+        request_id = str((value.get("SdkResponseMetadata") or {}).get("RequestId", ""))
+        return _ReplayedResult(value.get("Payload"), request_id, None, str(value.get("ExecutedVersion")))
+    return _ReplayedResult(value, "")
+
+
+async def _call(
+    services: Services, function: str, payload: Any, history: History | None = None
+) -> InvocationResultLike:
     """Invoke and map the invoker's exceptions to the States errors AWS reports."""
+    replayed = _replayed(history)
+    if replayed is not None:
+        return replayed
     try:
         return await services.lambdas.invoke(function, payload)
     except StatesError:
@@ -140,7 +176,7 @@ class LambdaInvokeIntegration:
             )
             history.record("TaskStarted", {"resourceType": "lambda", "resource": "invoke"})
         try:
-            result = await _call(services, function, payload)
+            result = await _call(services, function, payload, history)
             if result.function_error:
                 raise _function_error(result)
         except StatesError as error:
@@ -234,7 +270,7 @@ class LambdaFunctionResource:
             )
             history.record("LambdaFunctionStarted")
         try:
-            result = await _call(services, self.arn, effective)
+            result = await _call(services, self.arn, effective, history)
             if result.function_error:
                 raise _function_error(result)
             _check_result_size(result, result.payload)

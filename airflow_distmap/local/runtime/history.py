@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any
 
 _DETAIL_KEYS = {
@@ -18,6 +19,26 @@ _DETAIL_KEYS = {
     "MapRunFailed": "mapRunFailedEventDetails",
     "MapRunRedriven": "mapRunRedrivenEventDetails",
 }
+
+
+#: Events that make a first attempt's Lambda results impossible to pair one to one with a replay's
+#: invocations: concurrent branches or iterations, and failed or timed-out attempts (retried or caught).
+_UNPAIRABLE_EVENTS = frozenset(
+    {
+        "ParallelStateEntered",
+        "MapIterationStarted",
+        "TaskFailed",
+        "TaskTimedOut",
+        "TaskStartFailed",
+        "TaskSubmitFailed",
+        "LambdaFunctionFailed",
+        "LambdaFunctionTimedOut",
+        "LambdaFunctionStartFailed",
+        "LambdaFunctionScheduleFailed",
+    }
+)
+#: Events holding a successful Lambda result (``lambda:invoke`` and a bare function ARN).
+_LAMBDA_RESULTS = frozenset({"TaskSucceeded", "LambdaFunctionSucceeded"})
 
 
 def detail_key(event_type: str) -> str | None:
@@ -43,16 +64,49 @@ class History:
         self.muted = False
         self._mute_entered = 0
         self._mute_started = False
+        self._replay_results: deque[dict[str, Any]] = deque()
 
     def mute_until_entered(self, entered_events: int) -> None:
-        """Drop a redrive's replayed events.
+        """Drop a redrive's replayed events, and keep the first attempt's Lambda results for the replay.
 
         Events are dropped until the ``entered_events``-th ``*StateEntered`` event (and a ``MapStateStarted``
-        right after it) has been replayed.
+        right after it) has been replayed. While they are, :meth:`replayed_result` hands out the successful
+        Lambda results recorded before that state, in order, so a redrive does not invoke them again.
         """
         self.muted = entered_events > 0
         self._mute_entered = entered_events
         self._mute_started = False
+        self._replay_results = self._lambda_results_before(entered_events)
+
+    def _lambda_results_before(self, entered_events: int) -> deque[dict[str, Any]]:
+        results: deque[dict[str, Any]] = deque()
+        entered = 0
+        with self._lock:
+            for event in self.events:
+                event_type = str(event["type"])
+                if event_type.endswith("StateEntered"):
+                    entered += 1
+                    if entered >= entered_events:
+                        break
+                if event_type in _UNPAIRABLE_EVENTS:
+                    return deque()  # the replay invokes again, as before
+                if event_type in _LAMBDA_RESULTS:
+                    results.append(event)
+        return results
+
+    def replayed_result(self) -> tuple[str, str] | None:
+        """During a redrive's replay, the next ``(event type, output)`` Lambda result of the first attempt.
+
+        ``None`` once the replay reached the state that failed, or when the first attempt's results cannot be
+        paired with the replay's invocations.
+        """
+        with self._lock:
+            if not self.muted or not self._replay_results:
+                return None
+            event = self._replay_results.popleft()
+        event_type = str(event["type"])
+        details = event.get(detail_key(event_type) or "", {})
+        return event_type, str(details.get("output", "null"))
 
     def _replayed(self, event_type: str) -> bool:
         if self._mute_started:

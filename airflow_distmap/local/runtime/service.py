@@ -626,9 +626,10 @@ class StepFunctionsService:
         record.history.record("ExecutionRedriven", {"redriveCount": record.redrive_count})
         # The runtime re-runs the definition from the start with history muted until the state that failed is
         # entered again: Map states replay their earlier Map Runs (succeeded ones return their result, the
-        # failed one is redriven), so only unsuccessful work runs again. Non-Map states before it run again
-        # (Pass, Choice... are pure; a Task before the failing state would be invoked again: a documented
-        # deviation from AWS, which resumes at the failed state).
+        # failed one is redriven) and Lambda Tasks that succeeded get their recorded result instead of being
+        # invoked, so only unsuccessful work runs again, as AWS resumes at the failed state. Pass, Choice...
+        # are pure. When results cannot be paired one to one (a Parallel branch, an inline Map iteration, a
+        # retried or caught Task before the failure), those Tasks are invoked again: a documented deviation.
         record.history.mute_until_entered(failed_entered)
         self._launch(record, record.state_machine.compiled(), json.loads(record.input_text))
         return {"redriveDate": record.redrive_date}

@@ -340,6 +340,45 @@ def test_no_child_execution_is_named_like_its_map_run(harness: Harness) -> None:
     assert map_run_arn.rsplit(":", 1)[1] not in names
 
 
+@pytest.mark.parametrize("invoke", [False, True])
+def test_redrive_does_not_invoke_a_task_that_succeeded_before_the_failed_map(
+    harness: Harness, invoke: bool
+) -> None:
+    counted: list[Any] = []
+    broken = {"on": True}
+
+    def count(event: Any) -> Any:
+        counted.append(event)
+        return {"items": [{"n": 1}, {"n": -1}]}
+
+    def flaky(event: Any) -> Any:
+        if broken["on"] and event["n"] < 0:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers["count"] = count
+    harness.lambdas.handlers["work"] = flaky
+    if invoke:
+        task = {
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "count", "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+        }
+    else:
+        task = {"Resource": "arn:aws:lambda:us-east-1:123456789012:function:count"}
+    definition = distributed_map(lambda_task(), ItemsPath="$.items")
+    definition["StartAt"] = "Count"
+    definition["States"]["Count"] = {"Type": "Task", **task, "Next": "Map"}
+    arn, first = harness.run(definition, {})
+    assert first["status"] == "FAILED"
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED", done
+    assert len(counted) == 1  # AWS resumes at the failed state: the Task before it is not run again
+    assert sorted(item["n"] for item in json.loads(done["output"])) == [-1, 1]
+
+
 def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(map_run_module, "EXPRESS_TIMEOUT_SECONDS", 0.2)
     harness.lambdas.handlers["work"] = sleep_forever
