@@ -136,6 +136,10 @@ ItemStream = Callable[[int], tuple[str, Iterator[Any]]]
 """Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``."""
 
 
+#: Map Run failures after which a redrive starts a new Map Run (spec, Redrive).
+_STARTS_ANEW: Final = frozenset({"States.DataLimitExceeded", "States.Runtime"})
+
+
 class MapRun:
     """A Distributed Map run and its children.
 
@@ -300,6 +304,16 @@ class MapRun:
         if self.redrive_date is not None:
             response["redriveDate"] = self.redrive_date
         return response
+
+    @property
+    def starts_anew_on_redrive(self) -> bool:
+        """Whether a redrive starts a new Map Run instead of redriving this one (then every item runs again).
+
+        "If the Map state failed with States.DataLimitExceeded, or a JSON-interpolation States.Runtime, a new
+        Map Run is started instead" (spec, Redrive).
+        """
+        failure = self._failure
+        return self.status == FAILED and failure is not None and failure.error in _STARTS_ANEW
 
     def items_total(self) -> int:
         """Items in children so far."""

@@ -102,7 +102,7 @@ class RuntimeServices:
             key = (state_name, record.map_entries.get(state_name, 0))
             record.map_entries[state_name] = key[1] + 1
             previous = record.map_runs_by_key.get(key) if record.redriving else None
-            if previous is not None:
+            if previous is not None and not previous.starts_anew_on_redrive:
                 return await self._redrive(previous, events, record)
         entered = engine.entered_event_id(events)
 

@@ -379,6 +379,18 @@ def test_redrive_does_not_invoke_a_task_that_succeeded_before_the_failed_map(
     assert sorted(item["n"] for item in json.loads(done["output"])) == [-1, 1]
 
 
+def test_redrive_after_an_item_selector_failure_starts_a_new_map_run(harness: Harness) -> None:
+    definition = distributed_map(ItemsPath="$", ItemSelector={"v.$": "$$.Map.Item.Value.a"})
+    arn, first = harness.run(definition, [{"a": 1}, {"b": 2}])
+    assert (first["status"], first["error"]) == ("FAILED", "States.Runtime")
+    harness.call("RedriveExecution", executionArn=arn)
+    again = harness.wait(arn)
+    assert (again["status"], again["error"]) == ("FAILED", "States.Runtime")
+    runs = harness.call("ListMapRuns", executionArn=arn)["mapRuns"]
+    assert len(runs) == 2  # "a new Map Run is started instead" (spec, Redrive)
+    assert all(harness.call("DescribeMapRun", mapRunArn=r["mapRunArn"])["redriveCount"] == 0 for r in runs)
+
+
 def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(map_run_module, "EXPRESS_TIMEOUT_SECONDS", 0.2)
     harness.lambdas.handlers["work"] = sleep_forever
