@@ -197,6 +197,9 @@ class MapRun:
         self._immediate = bool(getattr(processor, "immediate", False))
         self.services = services
         self.express = express
+        #: Set by StopExecution: running EXPRESS children are waited for, not cancelled (they "can't be
+        #: stopped"); any other cancellation (the endpoint shutting down) cancels them.
+        self.stopped_by_user = False
         self.max_concurrency = max_concurrency
         self.tolerance = tolerance
         self.writer = writer
@@ -424,6 +427,7 @@ class MapRun:
         self._loop = asyncio.get_running_loop()
         self._slot_free = asyncio.Event()
         self._failure = None
+        self.stopped_by_user = False
         self.status = RUNNING
         self.stop_date = None
         try:
@@ -733,8 +737,9 @@ class MapRun:
         total = self.items_total() if self.reader_done else None
         if self._failure is None and self.tolerance.breached(self.failed_items, total):
             self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
-            for task in list(self._tasks):
-                task.cancel()
+            if not self.express:  # EXPRESS children can't be stopped: the Map Run waits for them (spec)
+                for task in list(self._tasks):
+                    task.cancel()
             if self._slot_free is not None:
                 self._slot_free.set()
 
@@ -743,8 +748,14 @@ class MapRun:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _abort_children(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        """Cancel the running children; a user's stop waits for EXPRESS ones instead (they can't be stopped).
+
+        "canceling in progress child workflow executions of type Standard, or waiting for child workflow
+        executions of type Express to complete" (spec, StopExecution).
+        """
+        if not (self.express and self.stopped_by_user):
+            for task in list(self._tasks):
+                task.cancel()
         while self._tasks:
             await asyncio.shield(asyncio.gather(*list(self._tasks), return_exceptions=True))
 

@@ -598,6 +598,8 @@ class StepFunctionsService:
                 )
         if record.status == "RUNNING":
             self._close(record, "ABORTED", error=request.get("error"), cause=request.get("cause"))
+            for map_run in record.map_runs_by_key.values():
+                map_run.stopped_by_user = True
             task = record.task
             if task is not None:
                 self._loop.call_soon_threadsafe(task.cancel)

@@ -391,6 +391,43 @@ def test_redrive_after_an_item_selector_failure_starts_a_new_map_run(harness: Ha
     assert all(harness.call("DescribeMapRun", mapRunArn=r["mapRunArn"])["redriveCount"] == 0 for r in runs)
 
 
+def test_a_stop_waits_for_running_express_children(harness: Harness) -> None:
+    async def slow(event: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return event
+
+    harness.lambdas.handlers["work"] = slow
+    definition = distributed_map(lambda_task(), MaxConcurrency=2, ExecutionType="EXPRESS")
+    arn = harness.start(harness.create(definition), [1, 2, 3, 4])
+    deadline = time.monotonic() + 10
+    while harness.lambdas.calls < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    harness.call("StopExecution", executionArn=arn)
+    while harness.map_run(arn)["status"] == "RUNNING":  # the Map Run waits for its EXPRESS children
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    counts = harness.map_run(arn)["executionCounts"]
+    assert (counts["succeeded"], counts["aborted"], counts["pending"]) == (2, 0, 2)
+
+
+def test_a_threshold_breach_lets_running_express_children_finish(harness: Harness) -> None:
+    async def slow_or_failing(event: Any) -> Any:
+        if event < 0:
+            raise ValueError("negative")
+        await asyncio.sleep(0.3)
+        return event
+
+    harness.lambdas.handlers["work"] = slow_or_failing
+    definition = distributed_map(lambda_task(), MaxConcurrency=3, ExecutionType="EXPRESS")
+    arn, done = harness.run(definition, [1, -1, 2, 3])
+    assert done["error"] == "States.ExceedToleratedFailureThreshold"
+    counts = harness.map_run(arn)["executionCounts"]
+    assert counts["aborted"] == 0
+    assert counts["succeeded"] >= 1  # the item running beside the failed one finished
+    assert counts["failed"] == 1
+
+
 def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(map_run_module, "EXPRESS_TIMEOUT_SECONDS", 0.2)
     harness.lambdas.handlers["work"] = sleep_forever
