@@ -134,6 +134,32 @@ def _check_result_size(result: InvocationResultLike, task_result: Any, envelope:
 _INVOKE_ENVELOPE_BYTES = 1024
 
 
+def _invoke_response(result: InvocationResultLike) -> dict[str, Any]:
+    """The ``lambda:invoke`` task result: the Invoke API response around the function's payload."""
+    date = http_date()
+    return {
+        "ExecutedVersion": result.executed_version,
+        "Payload": result.payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {
+                "X-Amz-Executed-Version": [result.executed_version],
+                "x-amz-request-id": [result.request_id],
+                "Content-Type": ["application/json"],
+                "Date": [date],
+            },
+            "HttpHeaders": {
+                "X-Amz-Executed-Version": result.executed_version,
+                "x-amz-request-id": result.request_id,
+                "Content-Type": "application/json",
+                "Date": date,
+            },
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": result.request_id},
+        "StatusCode": 200,
+    }
+
+
 def _function_error(result: InvocationResultLike) -> StatesError:
     """How Step Functions surfaces a function error.
 
@@ -179,41 +205,7 @@ class LambdaInvokeIntegration:
             result = await _call(services, function, payload, history)
             if result.function_error:
                 raise _function_error(result)
-        except StatesError as error:
-            if history is not None:
-                history.record(
-                    "TaskFailed",
-                    {
-                        "resourceType": "lambda",
-                        "resource": "invoke",
-                        "error": error.error,
-                        "cause": error.cause,
-                    },
-                )
-            raise
-        date = http_date()
-        output = {
-            "ExecutedVersion": result.executed_version,
-            "Payload": result.payload,
-            "SdkHttpMetadata": {
-                "AllHttpHeaders": {
-                    "X-Amz-Executed-Version": [result.executed_version],
-                    "x-amz-request-id": [result.request_id],
-                    "Content-Type": ["application/json"],
-                    "Date": [date],
-                },
-                "HttpHeaders": {
-                    "X-Amz-Executed-Version": result.executed_version,
-                    "x-amz-request-id": result.request_id,
-                    "Content-Type": "application/json",
-                    "Date": date,
-                },
-                "HttpStatusCode": 200,
-            },
-            "SdkResponseMetadata": {"RequestId": result.request_id},
-            "StatusCode": 200,
-        }
-        try:
+            output = _invoke_response(result)
             _check_result_size(result, output, _INVOKE_ENVELOPE_BYTES)
         except StatesError as error:
             if history is not None:

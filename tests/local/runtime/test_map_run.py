@@ -288,6 +288,19 @@ def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harnes
     assert refused.value.code == "ExecutionNotRedrivable"
 
 
+def stop_after_invocations(harness: Harness, arn: str, calls: int) -> dict[str, Any]:
+    """Stop ``arn`` once the Lambda invoker had ``calls`` calls; return its Map Run once that has ended."""
+    deadline = time.monotonic() + 10
+    while harness.lambdas.calls < calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    harness.call("StopExecution", executionArn=arn)
+    while harness.map_run(arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return harness.map_run(arn)
+
+
 def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Harness) -> None:
     def fail(event: Any) -> Any:
         raise ValueError("no")
@@ -299,17 +312,11 @@ def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Har
     harness.lambdas.handlers["work"] = sleep_forever
     calls = harness.lambdas.calls
     harness.call("RedriveExecution", executionArn=arn)
-    deadline = time.monotonic() + 10
-    while harness.lambdas.calls == calls:  # the first redriven child runs; the two others wait for its slot
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    harness.call("StopExecution", executionArn=arn)
-    while harness.map_run(arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    counts = harness.map_run(arn)["executionCounts"]
+    # The first redriven child runs; the two others wait for its slot.
+    map_run = stop_after_invocations(harness, arn, calls + 1)
+    counts = map_run["executionCounts"]
     assert (counts["aborted"], counts["pending"], counts["pendingRedrive"]) == (1, 2, 0)
-    map_run_arn = harness.map_run(arn)["mapRunArn"]
+    map_run_arn = map_run["mapRunArn"]
     waiting = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="PENDING_REDRIVE")
     assert waiting["executions"] == []
 
@@ -318,15 +325,7 @@ def test_a_stop_leaves_the_unread_state_input_pending_in_its_batches(harness: Ha
     harness.lambdas.handlers["work"] = sleep_forever
     definition = distributed_map(lambda_task(), MaxConcurrency=1, ItemBatcher={"MaxItemsPerBatch": 3})
     arn = harness.start(harness.create(definition), list(range(10)))
-    deadline = time.monotonic() + 10
-    while harness.lambdas.calls < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    harness.call("StopExecution", executionArn=arn)
-    while harness.map_run(arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    map_run = harness.map_run(arn)
+    map_run = stop_after_invocations(harness, arn, 1)
     items, executions = map_run["itemCounts"], map_run["executionCounts"]
     assert (items["total"], items["aborted"], items["pending"]) == (10, 3, 7)
     assert (executions["total"], executions["aborted"], executions["pending"]) == (4, 1, 3)
@@ -399,15 +398,7 @@ def test_a_stop_waits_for_running_express_children(harness: Harness) -> None:
     harness.lambdas.handlers["work"] = slow
     definition = distributed_map(lambda_task(), MaxConcurrency=2, ExecutionType="EXPRESS")
     arn = harness.start(harness.create(definition), [1, 2, 3, 4])
-    deadline = time.monotonic() + 10
-    while harness.lambdas.calls < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    harness.call("StopExecution", executionArn=arn)
-    while harness.map_run(arn)["status"] == "RUNNING":  # the Map Run waits for its EXPRESS children
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    counts = harness.map_run(arn)["executionCounts"]
+    counts = stop_after_invocations(harness, arn, 2)["executionCounts"]  # it waited for its EXPRESS children
     assert (counts["succeeded"], counts["aborted"], counts["pending"]) == (2, 0, 2)
 
 
