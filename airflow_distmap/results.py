@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ijson
+from botocore.exceptions import ClientError
 
 from airflow_distmap import json_codec
 
@@ -51,6 +52,21 @@ def parse_s3_uri(uri: str, *, what: str = "S3 URI") -> tuple[str, str]:
 def s3_uri(bucket: str, key: str) -> str:
     """Build ``s3://bucket/key``."""
     return f"s3://{bucket}/{key}"
+
+
+def bucket_exists(s3: S3Client, bucket: str) -> bool:
+    """Whether ``bucket`` exists (HeadBucket); any answer but "not found" (403...) is raised.
+
+    :param s3: a boto3 S3 client.
+    :param bucket: the bucket name.
+    """
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)

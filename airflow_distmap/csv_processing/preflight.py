@@ -48,7 +48,7 @@ from airflow_distmap.exceptions import (
     UnsupportedInputError,
 )
 from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, iter_records
-from airflow_distmap.results import parse_s3_uri, s3_uri
+from airflow_distmap.results import bucket_exists, parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -202,16 +202,6 @@ def _head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
-def _bucket_exists(s3: S3Client, bucket: str) -> bool:
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
-            return False
-        raise
-    return True
-
-
 def _probe_header(s3: S3Client, bucket: str, key: str, size: int, delimiter: str) -> _HeaderProbe:
     """Read the first record with ranged GETs, growing the range until it is complete."""
     length = HEADER_PROBE_BYTES
@@ -323,7 +313,7 @@ def check_csv_input(
     delimiter_name, delimiter_char = resolve_delimiter(delimiter)
     head = _head_object(s3, bucket, key)
     if head is None:
-        if not _bucket_exists(s3, bucket):
+        if not bucket_exists(s3, bucket):
             raise InputNotFoundError(
                 f"Bucket {bucket!r} of input_uri {input_uri} does not exist (or is not visible with this "
                 "connection). To fix this, check the bucket name and the aws_conn_id's account and region."
@@ -445,7 +435,7 @@ def check_output_location(
                 f"{uri} already exists and was not written by this task run. To fix this, choose another "
                 "output_uri (template it, e.g. with {{ ds }}) or delete the object if it is not needed."
             )
-    if not _bucket_exists(s3, bucket):
+    if not bucket_exists(s3, bucket):
         raise OutputLocationError(
             f"Bucket {bucket!r} of output_uri does not exist. To fix this, create it or use another bucket."
         )

@@ -57,6 +57,7 @@ from airflow_distmap.results import (
     RESULT_STATUSES,
     CompletedRun,
     Manifest,
+    bucket_exists,
     count_entries,
     counts_from_map_run,
     manifest_uri_for_map_run,
@@ -338,14 +339,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         Any other answer (403: the Airflow connection may not list a bucket that Step Functions' role can use)
         is logged and the check passes: only Step Functions' role needs access to it.
         """
-        s3: S3Client = self.s3_hook.get_conn()
         try:
-            s3.head_bucket(Bucket=bucket)
+            return not bucket_exists(self.s3_hook.get_conn(), bucket)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                return True
-            self.log.warning("Could not check that bucket %s exists (%s); going on", bucket, code or error)
+            self.log.warning("Could not check that bucket %s exists (%s); going on", bucket, error)
         return False
 
     def build_definition(self, context: Context) -> dict[str, Any]:
