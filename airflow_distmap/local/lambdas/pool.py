@@ -136,6 +136,7 @@ class _Worker:
     last_cpu: float = 0.0  # the worker's process CPU seconds, as last reported
     busy_cpu: float = 0.0  # ... when it last went from idle to busy
     busy_done: int = 0  # invocations finished since then
+    done_cpu: float = 0.0  # ... and the CPU seconds their threads used
 
 
 def _deliver(items: list[tuple[asyncio.Future[InvocationResult], InvocationResult | BaseException]]) -> None:
@@ -239,13 +240,13 @@ class _FunctionPool:
                 break
             process_cpu, raw = pickle.loads(message)
             items = [
-                (invocation_id, ok, json_codec.loads(body), len(body)) for invocation_id, ok, body in raw
+                (invocation_id, ok, json_codec.loads(body), len(body)) for invocation_id, ok, body, _ in raw
             ]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
                 now = time.monotonic()
                 wake_dispatcher = bool(self.pending) or worker.draining or worker.quarantine
-                if self._adjust_concurrency(worker, process_cpu, len(items)):
+                if self._adjust_concurrency(worker, process_cpu, len(items), sum(item[3] for item in raw)):
                     wake_dispatcher = True
                 if not worker.ready:
                     worker.ready = wake_dispatcher = True
@@ -283,7 +284,9 @@ class _FunctionPool:
             _resolve(finished)
         self._worker_exited(worker)
 
-    def _adjust_concurrency(self, worker: _Worker, process_cpu: float, finished: int) -> bool:
+    def _adjust_concurrency(
+        self, worker: _Worker, process_cpu: float, finished: int, finished_cpu: float
+    ) -> bool:
         """Adapt how many invocations a worker runs at once to the CPU time each needs (lock held).
 
         Handlers share their worker's GIL. Hundreds of waiting (I/O-bound) invocations per worker cost little,
@@ -291,7 +294,7 @@ class _FunctionPool:
         timeout, where on AWS each has its own CPU. Per window of :data:`CONCURRENCY_WINDOW_SECONDS`, from the
         worker's CPU time (which, unlike wall time, does not depend on what else the machine runs): when
         invocations finished, allow as many at once as fit in :data:`TIMEOUT_SHARE` of the timeout at the CPU
-        time each used (growing at most twofold per window); when none finished but those running use almost
+        time each needs (growing at most twofold per window); when none finished but those running use almost
         no CPU (they wait) and work is queued, grow it :data:`WAITING_GROWTH`-fold. Bounds: 1 and
         ``max_threads``. When a worker of a CPU-heavy function (:data:`HEAVY_CPU_SHARE`) runs dry the limit
         drops back to :data:`INITIAL_CONCURRENCY`, so the next burst, perhaps of costlier invocations, starts
@@ -300,6 +303,7 @@ class _FunctionPool:
         now = time.monotonic()
         worker.last_cpu = process_cpu
         worker.busy_done += finished
+        worker.done_cpu += finished_cpu
         if not worker.window_start:
             worker.window_start, worker.window_cpu = now, process_cpu
             return False
@@ -310,9 +314,16 @@ class _FunctionPool:
         worker.window_start, worker.window_cpu = now, process_cpu
         ceiling, before = self.owner.max_threads, self.concurrency
         if worker.busy_done:
-            # CPU since the worker last became busy, over what finished since: invocations still running add
-            # their CPU but not their count yet, so this errs high (towards fewer at once).
-            self.cpu_per_invocation = max((process_cpu - worker.busy_cpu) / worker.busy_done, 1e-6)
+            # CPU each invocation needs: the mean of those finished since the worker last became busy (their
+            # threads' CPU, as the worker measured it), or if higher the mean so far of those still running
+            # (the rest of the process's CPU since then: the worker's own overhead counts against them). Not
+            # the process's CPU over the finished count: when the first of hundreds of waiting invocations
+            # finished, that counted every running one's CPU against those few and cut the limit to a handful.
+            finished_mean = worker.done_cpu / worker.busy_done
+            running = len(worker.inflight) - finished
+            unfinished_cpu = process_cpu - worker.busy_cpu - worker.done_cpu
+            running_mean = unfinished_cpu / running if running > 0 else 0.0
+            self.cpu_per_invocation = max(finished_mean, running_mean, 1e-6)
             fits = max(1, min(ceiling, int(TIMEOUT_SHARE * self.spec.timeout / self.cpu_per_invocation)))
             # Down at once; up at most twice per window, so one cheap stretch cannot open the gates wide.
             self.concurrency = min(fits, before * 2)
@@ -447,7 +458,7 @@ class _FunctionPool:
     def _send(self, worker: _Worker, batch: list[_Invocation]) -> None:
         """Send ``batch`` to ``worker`` (caller holds the lock)."""
         if not worker.inflight:  # idle -> busy: start measuring CPU per invocation afresh
-            worker.busy_cpu, worker.busy_done = worker.last_cpu, 0
+            worker.busy_cpu, worker.busy_done, worker.done_cpu = worker.last_cpu, 0, 0.0
         for invocation in batch:
             invocation.worker = worker
             worker.inflight[invocation.id] = invocation
@@ -490,24 +501,28 @@ class _FunctionPool:
             return
         while self.pending:
             # Until workers report ready their deadlines would count import time: wait for them.
-            open_workers = [
-                w for w in self.workers if w.ready and not w.quarantine and not w.draining and not w.killed
-            ]
-            if not open_workers:
+            open_workers = sorted(
+                (w for w in self.workers if w.ready and not w.quarantine and not w.draining and not w.killed),
+                key=lambda w: len(w.inflight),
+            )
+            taken = 0
+            # Share what is pending evenly (one message per worker) so CPU-bound work spreads over every
+            # process; the least busy workers first, in case there is not enough for all.
+            for position, worker in enumerate(open_workers):
+                room = capacity - len(worker.inflight)
+                if room <= 0 or not self.pending:
+                    continue
+                share = max(1, min(room, -(-len(self.pending) // (len(open_workers) - position))))
+                batch: list[_Invocation] = []
+                while self.pending and len(batch) < share:
+                    invocation = self.pending.popleft()
+                    taken += 1
+                    if not invocation.future.cancelled():
+                        batch.append(invocation)
+                if batch:
+                    self._send(worker, batch)
+            if not taken:
                 return
-            worker = min(open_workers, key=lambda w: len(w.inflight))
-            room = capacity - len(worker.inflight)
-            if room <= 0:
-                return
-            # Share what is pending evenly so CPU-bound work spreads over every process.
-            share = max(1, min(room, -(-len(self.pending) // len(open_workers))))
-            batch: list[_Invocation] = []
-            while self.pending and len(batch) < share:
-                invocation = self.pending.popleft()
-                if not invocation.future.cancelled():
-                    batch.append(invocation)
-            if batch:
-                self._send(worker, batch)
 
     def _expire(self) -> float | None:
         """Fail invocations past their deadline; return seconds until the next deadline."""

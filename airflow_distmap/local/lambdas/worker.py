@@ -3,9 +3,10 @@
 Protocol on the worker's pipe (pickled lists, so one message carries many invocations):
 
 - pool -> worker: ``[(invocation_id, request_id, event_json_bytes), ...]``
-- worker -> pool: ``(process_cpu_seconds, [(invocation_id, ok, response_json_bytes), ...])``; ``ok`` is
-  ``False`` when the response is a Lambda error object; ``process_cpu_seconds`` (``time.process_time()``)
-  feeds the pool's concurrency control, and while invocations run it also comes alone every
+- worker -> pool: ``(process_cpu_seconds, [(invocation_id, ok, response_json_bytes, cpu_seconds), ...])``;
+  ``ok`` is ``False`` when the response is a Lambda error object; ``cpu_seconds`` is the CPU time of the
+  invocation's thread (``time.thread_time()``). Both CPU figures feed the pool's concurrency control; while
+  invocations run ``process_cpu_seconds`` (``time.process_time()``) also comes alone every
   :data:`HEARTBEAT_SECONDS`. The first message, ``(cpu, [])``, says the handler is imported (ready).
 
 This module is imported in every worker: keep its imports to the standard library and ``json_codec``.
@@ -234,7 +235,7 @@ class _HandlerThreads:
         self.max_threads = max_threads
         self.conn = conn
         self.work: queue.SimpleQueue[tuple[int, str, bytes]] = queue.SimpleQueue()
-        self.results: deque[tuple[int, bool, bytes]] = deque()
+        self.results: deque[tuple[int, bool, bytes, float]] = deque()
         self.wake = threading.Event()
         self.threads = 0
         self.submitted = 0  # written by the main thread only
@@ -252,8 +253,12 @@ class _HandlerThreads:
 
     def _loop(self) -> None:
         get, run, append, wake = self.work.get, self.run, self.results.append, self.wake
+        clock = time.thread_time
         while True:
-            append(run(*get()))
+            item = get()
+            started = clock()
+            invocation_id, ok, body = run(*item)
+            append((invocation_id, ok, body, clock() - started))
             if not wake.is_set():
                 wake.set()
 

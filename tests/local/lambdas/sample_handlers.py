@@ -73,6 +73,13 @@ def burn_counting(event: Any, context: Any) -> Any:
             _active -= 1
 
 
+def wait_steps(event: Any, context: Any) -> Any:
+    """Waits ``steps`` x ``step_ms`` (like a batch of rows, each a slow API call)."""
+    for _ in range(int(event["steps"])):
+        time.sleep(float(event["step_ms"]) / 1000)
+    return None
+
+
 def big(event: Any, context: Any) -> Any:
     return "x" * (7 * 1024 * 1024)
 

@@ -157,6 +157,23 @@ async def test_cpu_heavy_invocations_are_not_all_run_at_once_in_one_worker() -> 
     assert max(r.payload for r in results) <= 8
 
 
+async def test_the_limit_for_waiting_invocations_holds_when_the_first_finish() -> None:
+    # 250 batches that each wait 30 x 10 ms (a CPU blip per wait, like rows of slow API calls). The limit
+    # ramps up from 2 at once; when the first batches finish it must stay at what they need, not count the
+    # CPU of the 249 still running against the first finished and fall to a handful, which made the next
+    # Map Run ramp up all over again.
+    registry = FunctionRegistry([_spec("wait", "wait_steps")])
+
+    with LambdaPool(registry, processes=1) as lambda_pool:
+        results = await asyncio.gather(
+            *(lambda_pool.invoke("wait", {"steps": 30, "step_ms": 10}) for _ in range(250))
+        )
+        limit = lambda_pool._pools["wait"].concurrency  # the pool's per-worker limit
+
+    assert [r.function_error for r in results] == [None] * 250
+    assert limit >= 250
+
+
 async def test_cpu_bound_work_spreads_over_processes(pool: LambdaPool) -> None:
     results = await asyncio.gather(*(pool.invoke("burn", {"ms": 5}) for _ in range(200)))
 
