@@ -77,6 +77,21 @@ def input_scoped_name(name: str, execution_input: str) -> str:
     return _join(name, _digest(name, execution_input)[:8])
 
 
+def successor_name(name: str, number: int) -> str:
+    """The task run's ``number``-th execution name (2, 3, ...), used when AWS refuses to redrive the last one.
+
+    AWS redrives a closed execution only for 14 days and within its history quota; past that a retry must
+    start a new execution. Its name is ``name``, cut to fit, and ``-n<number>``: the same for every try, so a
+    later retry finds it again and attaches to, reuses or redrives it.
+
+    :param name: The task run's execution name.
+    :param number: 2 for the first successor, then 3, ...
+    :return: A name of at most 80 characters made only of ``0-9A-Za-z-_``.
+    """
+    suffix = f"-n{number}"
+    return name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+
+
 def default_state_machine_name(dag_id: str, task_id: str) -> str:
     """Derive a state machine name for a task that does not name one: one state machine per task.
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from airflow_distmap.naming import default_state_machine_name, execution_name, validate_name
+from airflow_distmap.naming import default_state_machine_name, execution_name, successor_name, validate_name
 
 SAFE = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
 RUN_IDS = [
@@ -55,6 +55,13 @@ def test_forbidden_characters_are_replaced():
     name = execution_name("dag", "my task:<v2>", "manual__2025-01-01T00:00:00+00:00 (re-run)")
     assert SAFE.match(name)
     assert name.startswith("my_task_v2-manual__2025")
+
+
+def test_successor_names_fit_and_stay_valid():
+    name = execution_name("dag", "group." + "a" * 120, "manual__" + "x" * 100)
+    assert successor_name(name, 2) == name[:77] + "-n2"
+    assert successor_name("short", 12) == "short-n12"
+    validate_name(successor_name(name, 1000))
 
 
 def test_default_state_machine_name_is_stable_and_valid():

@@ -33,7 +33,6 @@ from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
-    ExecutionNameConflict,
     InvalidTaskArgumentsError,
     ItemSourceNotFoundError,
     ResultsNotFoundError,
@@ -41,6 +40,7 @@ from airflow_distmap.exceptions import (
 from airflow_distmap.hooks.distributed_map import (
     EXECUTION_FAILURE_STATES,
     EXECUTION_REDRIVE_STATES,
+    EXECUTION_RUNNING_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
     no_role_arn_message,
@@ -50,6 +50,7 @@ from airflow_distmap.naming import (
     MAX_NAME_LENGTH,
     default_state_machine_name,
     execution_name,
+    successor_name,
     task_run_results_key,
     validate_name,
 )
@@ -506,6 +507,21 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             state_machine_arn=state_machine_arn,
         )
         start = self.hook.start_execution(state_machine_arn, name, execution_input)
+        base_name, number = name, 1
+        while not start.started and start.status in EXECUTION_REDRIVE_STATES and not start.redrivable:
+            # AWS refuses to redrive it (closed over 14 days ago, history quota, EXPRESS...), yet a retry must
+            # still run: the task run's next execution, under a name every later try derives again.
+            reason = (start.description or {}).get("redriveStatusReason") or "not redrivable"
+            number += 1
+            name = successor_name(base_name, number)
+            self.log.warning(
+                "Execution %s of this task run ended %s and cannot be redriven (%s): starting execution %s",
+                start.execution_arn,
+                start.status,
+                reason,
+                name,
+            )
+            start = self.hook.start_execution(state_machine_arn, name, execution_input)
         execution_arn = self._execution_arn = start.execution_arn
         ExecutionLink.persist(
             context=context,
@@ -521,17 +537,22 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
             return self._complete(context, execution_arn)
         if not start.started and start.status in EXECUTION_REDRIVE_STATES:
-            if not start.redrivable:
-                reason = (start.description or {}).get("redriveStatusReason") or "not redrivable"
-                raise ExecutionNameConflict(
-                    f"Execution {execution_arn} of this task run ended {start.status} and cannot be redriven "
-                    f"({reason}). To fix this, pass execution_name='<new name>' to start a new execution."
-                )
             self.log.info(
                 "Execution %s ended %s in an earlier try: redriving it", execution_arn, start.status
             )
-            self.hook.redrive_execution(execution_arn, client_token=f"{name[:50]}-try{ti.try_number}")
             min_redrive_count = int((start.description or {}).get("redriveCount") or 0) + 1
+            try:
+                self.hook.redrive_execution(execution_arn, client_token=f"{name[:50]}-try{ti.try_number}")
+            except ClientError as error:
+                # A try that died right after redriving it, while DescribeExecution still showed it closed
+                # (it is eventually consistent): the execution runs again, so wait for it.
+                if error.response.get("Error", {}).get("Code") != "ExecutionNotRedrivable":
+                    raise
+                current = self.hook.describe_execution(execution_arn)
+                if current.get("status") not in EXECUTION_RUNNING_STATES:
+                    raise
+                self.log.info("Execution %s is already being redriven: waiting for it", execution_arn)
+                min_redrive_count = int(current.get("redriveCount") or 0)
         elif start.attached:
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
 

@@ -15,7 +15,6 @@ from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
-    ExecutionNameConflict,
     ItemSourceNotFoundError,
     ResultsNotFoundError,
 )
@@ -452,6 +451,30 @@ def test_retry_after_failure_redrives(aws):
     assert trigger.min_redrive_count == 1  # no earlier redrive in the description: this one makes it 1
 
 
+def test_retry_after_a_try_died_right_after_redriving_waits_for_that_redrive(aws):
+    op = _operator()
+    still_shown_failed = ExecutionStart(
+        execution_arn=EXEC_ARN,
+        started=False,
+        status="FAILED",
+        redrivable=True,
+        description={"redriveCount": 0},
+    )
+    not_redrivable = ClientError(
+        {"Error": {"Code": "ExecutionNotRedrivable", "Message": "Execution is RUNNING"}}, "RedriveExecution"
+    )
+    with (
+        mock.patch.object(DistributedMapHook, "start_execution", return_value=still_shown_failed),
+        mock.patch.object(DistributedMapHook, "redrive_execution", side_effect=not_redrivable),
+        mock.patch.object(
+            DistributedMapHook, "describe_execution", return_value={"status": "RUNNING", "redriveCount": 1}
+        ),
+    ):
+        trigger = _defer(op, _context(try_number=3))
+    assert trigger.execution_arn == EXEC_ARN
+    assert trigger.min_redrive_count == 1
+
+
 def test_synchronous_wait_after_a_redrive_skips_the_failed_attempt_still_shown():
     op = _operator(deferrable=False, waiter_delay=7)
     statuses = [
@@ -468,7 +491,7 @@ def test_synchronous_wait_after_a_redrive_skips_the_failed_attempt_still_shown()
     assert describe.call_count == 3
 
 
-def test_not_redrivable_closed_execution_is_a_clear_error(aws):
+def test_a_closed_execution_aws_will_not_redrive_is_followed_by_the_task_runs_next_execution(aws):
     op = _operator()
     closed = ExecutionStart(
         execution_arn=EXEC_ARN,
@@ -477,11 +500,19 @@ def test_not_redrivable_closed_execution_is_a_clear_error(aws):
         redrivable=False,
         description={"redriveStatusReason": "Execution redrivable period exceeded"},
     )
+    also_closed = ExecutionStart(execution_arn=EXEC_ARN + "-n2", started=False, status="TIMED_OUT")
+    started = ExecutionStart(execution_arn=EXEC_ARN + "-n3", started=True, status="RUNNING")
     with (
-        mock.patch.object(DistributedMapHook, "start_execution", return_value=closed),
-        pytest.raises(ExecutionNameConflict, match="redrivable period exceeded"),
+        mock.patch.object(
+            DistributedMapHook, "start_execution", side_effect=[closed, also_closed, started]
+        ) as start,
+        mock.patch.object(DistributedMapHook, "redrive_execution") as redrive,
     ):
-        op.execute(_context())
+        trigger = _defer(op, _context(try_number=2))
+    first_name = start.call_args_list[0].args[1]
+    assert [c.args[1] for c in start.call_args_list] == [first_name, f"{first_name}-n2", f"{first_name}-n3"]
+    redrive.assert_not_called()
+    assert trigger.execution_arn == EXEC_ARN + "-n3"
 
 
 def test_synchronous_wait_polls_until_the_execution_closes():
