@@ -484,17 +484,34 @@ def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
 
 
 def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
-    """Mark ``results_uri`` as this task run's (after the pre-flight passed, before starting).
+    """Mark ``results_uri`` as this task run's (after :func:`check_results_prefix`, before starting).
+
+    The mark is written only if there is none yet (a conditional write, ``If-None-Match: *``): of task runs
+    that passed the check at the same time (a backfill with a fixed ``results_uri``), one wins.
 
     :param s3: a boto3 S3 client.
     :param results_uri: ``s3://bucket/prefix``.
     :param owner: :func:`owner_token` of this task run.
+    :raises ResultsPrefixInUseError: another task run claimed the prefix first.
     """
     bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
-    s3.put_object(
-        Bucket=bucket,
-        Key=_results_owner_key(prefix),
-        Body=json.dumps({"owner": owner}).encode(),
-        ContentType="application/json",
-        Metadata={OWNER_METADATA_KEY: owner},
-    )
+    key = _results_owner_key(prefix)
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps({"owner": owner}).encode(),
+            ContentType="application/json",
+            Metadata={OWNER_METADATA_KEY: owner},
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        head = _head_object(s3, bucket, key)
+        if head is None or not _owned_by(head, owner):
+            raise ResultsPrefixInUseError(
+                f"results_uri {results_uri} was just claimed by another task run. To fix this, leave "
+                "results_uri unset (each task run then gets its own prefix) or template it per run, e.g. "
+                "with {{ run_id }}."
+            ) from None

@@ -430,9 +430,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 f"{layout.uri} changed while it was processed (ETag {etag} -> {layout.etag}). "
                 "To fix this, leave the input unchanged during the run and clear the task."
             )
-        target = self._target or check_output_location(
-            run.s3, self._output_uri(context), input_uri=layout.uri, owner=owner
-        )
+        # Checked again, not taken from the pre-flight: another task run may have written it meanwhile.
+        target = check_output_location(run.s3, self._output_uri(context), input_uri=layout.uri, owner=owner)
         if run.manifest is None:  # DistributedMapOperator only calls this with a manifest
             raise MissingResultsError(
                 f"Execution {run.execution_arn} exported no manifest. To fix this, check that the role can "
@@ -449,6 +448,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         else:  # the whole-file run; re-runs left by an input since replaced do not apply to it
             base = run.manifest
             state = state.for_input(layout.etag)
+            if state.manifest_uri != run.manifest_uri:
+                # A new whole-file run (say, after the function or its settings changed) computed every row:
+                # the re-runs that repaired an earlier run's rows must not overwrite its results.
+                state.reruns = []
             state.manifest_uri = run.manifest_uri
         state.source_etag = layout.etag
         # Every collected re-run's results replace the first run's, oldest first.

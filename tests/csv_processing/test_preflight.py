@@ -223,6 +223,17 @@ def test_results_prefix_ownership(s3: Any) -> None:
     check_results_prefix(s3, "s3://data/foreign-other", owner=OWNER)  # a sibling prefix is not "inside"
 
 
+def test_of_two_runs_that_passed_the_check_together_only_the_first_claims_the_prefix(s3: Any) -> None:
+    uri = "s3://data/results/shared"
+    other = owner_token("dag", "task", "run-2")
+    check_results_prefix(s3, uri, owner=OWNER)
+    check_results_prefix(s3, uri, owner=other)  # both see an empty prefix (a backfill, a fixed results_uri)
+    claim_results_prefix(s3, uri, owner=OWNER)
+    with pytest.raises(ResultsPrefixInUseError, match="just claimed by another task run"):
+        claim_results_prefix(s3, uri, owner=other)
+    claim_results_prefix(s3, uri, owner=OWNER)  # a retry of the winner claims it again
+
+
 def test_owner_token_is_stable_and_distinct() -> None:
     assert owner_token("d", "t", "r") == owner_token("d", "t", "r", -1)
     assert owner_token("d", "t", "r") != owner_token("d", "t", "r", 0)

@@ -517,3 +517,23 @@ def test_fixing_the_input_after_a_row_threshold_failure_processes_the_whole_new_
     assert summary["counts"] == {"total": 4, "succeeded": 4, "failed": 0}
     assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["X", "B", "Y", "Z"]
     assert read_csv(local, summary["failed_rows_uri"]) == []
+
+
+def test_a_new_whole_file_run_after_a_rerun_keeps_its_own_results(local: Any) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/changed.csv", Body=b"text\nab\nboom\ncd\n")
+    with pytest.raises(RowThresholdExceededError):
+        run_try("changed", "shout", 1)
+    repaired = run_try("changed", "post_processing", 2)  # re-runs only the failed row, with another function
+    assert repaired["rerun"] == 1
+    assert [r["processed"] for r in read_csv(local, repaired["output_uri"])] == [
+        "AB",
+        "Processed data: boom",
+        "CD",
+    ]
+
+    # The function changes again and the task is cleared: a new state machine runs the whole file, and every
+    # row's output is the new function's, none left over from the re-run.
+    summary = run_try("changed", "crashy", 3)
+    assert "rerun" not in summary
+    assert summary["execution_arn"] != repaired["execution_arn"]
+    assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["ba", "moob", "dc"]
