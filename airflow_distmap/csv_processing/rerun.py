@@ -15,6 +15,7 @@ own re-run instead of starting another.
 from __future__ import annotations
 
 import json
+import posixpath
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,10 +28,10 @@ from botocore.exceptions import ClientError
 
 from airflow_distmap.csv_processing.ledger import LedgerColumns
 from airflow_distmap.csv_processing.preflight import (
+    OUTPUT_FORMATS,
     OWNER_METADATA_KEY,
     RERUN_INDEX_FIELD,
     CsvLayout,
-    OutputTarget,
 )
 from airflow_distmap.results import parse_s3_uri, s3_uri
 
@@ -66,12 +67,15 @@ class RunState:
     :param failed_rows: rows in the ledger after the last collection.
     :param reruns: re-runs of failed rows, oldest first.
     :param source_etag: ETag of the input these runs read; another ETag means the input was replaced since.
+    :param ledger_uri: where the last collection wrote the failed-rows ledger (a re-run reads it from there,
+        even if ``output_uri`` changed since).
     """
 
     manifest_uri: str | None = None
     failed_rows: int = 0
     reruns: list[Rerun] = field(default_factory=list)
     source_etag: str | None = None
+    ledger_uri: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:
@@ -81,6 +85,7 @@ class RunState:
             failed_rows=int(data.get("failed_rows", 0)),
             reruns=[Rerun(**r) for r in data.get("reruns", [])],
             source_etag=data.get("source_etag"),
+            ledger_uri=data.get("ledger_uri"),
         )
 
     def for_input(self, etag: str | None) -> RunState:
@@ -155,28 +160,27 @@ def _ledger_batches(path: Path, file_format: str, schema: pa.Schema, delimiter: 
     )
 
 
-def write_rerun_items(
-    s3: S3Client, layout: CsvLayout, target: OutputTarget, items_uri: str, owner: str
-) -> int:
-    """Turn the failed-rows ledger beside ``target`` into the items file of a re-run.
+def write_rerun_items(s3: S3Client, layout: CsvLayout, ledger_uri: str, items_uri: str, owner: str) -> int:
+    """Turn a failed-rows ledger into the items file of a re-run.
 
     :param s3: a boto3 S3 client.
     :param layout: the input as the pre-flight saw it.
-    :param target: the output whose ledger lists the failed rows.
+    :param ledger_uri: the ledger the last collection wrote (``.csv`` or ``.parquet``).
     :param items_uri: where to write the JSON Lines items.
     :param owner: the task run's owner token.
     :return: the number of rows to re-run.
     """
     columns = LedgerColumns.for_headers(layout.headers)
     schema = columns.schema(layout.headers)
-    ledger_bucket, ledger_key = parse_s3_uri(target.ledger_uri)
+    ledger_bucket, ledger_key = parse_s3_uri(ledger_uri)
+    ledger_format = OUTPUT_FORMATS[posixpath.splitext(ledger_key)[1].lower()]
     items_bucket, items_key = parse_s3_uri(items_uri)
     rows = 0
     with tempfile.TemporaryDirectory(prefix="distmap-rerun-") as tmp:
-        ledger_path = Path(tmp) / f"ledger.{target.format}"
+        ledger_path = Path(tmp) / f"ledger.{ledger_format}"
         items_path = Path(tmp) / "items.jsonl"
         s3.download_file(ledger_bucket, ledger_key, str(ledger_path))
-        batches = _ledger_batches(ledger_path, target.format, schema, layout.delimiter)
+        batches = _ledger_batches(ledger_path, ledger_format, schema, layout.delimiter)
         names = [layout.reader_name(header) for header in layout.headers]
         with items_path.open("w", encoding="utf-8") as out:
             for batch in batches:

@@ -308,7 +308,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         if rerun is None:
             number = len(state.reruns) + 1
             items_uri = rerun_items_uri(results_uri, number)
-            rows = write_rerun_items(s3, self._layout, self._target, items_uri, owner)
+            ledger_uri = state.ledger_uri or self._target.ledger_uri  # states saved before it was recorded
+            rows = write_rerun_items(s3, self._layout, ledger_uri, items_uri, owner)
             rerun = Rerun(number=number, items_uri=items_uri, rows=rows)
             state.reruns.append(rerun)
             save_state(s3, results_uri, state, owner)
@@ -468,6 +469,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             ),
         )
         state.failed_rows = collected.rows_failed
+        state.ledger_uri = target.ledger_uri
         save_state(run.s3, results_uri, state, owner)
         summary.update(self._row_summary(layout, collected))
         if isinstance(number, int):

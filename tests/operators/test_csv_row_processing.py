@@ -537,3 +537,29 @@ def test_a_new_whole_file_run_after_a_rerun_keeps_its_own_results(local: Any) ->
     assert "rerun" not in summary
     assert summary["execution_arn"] != repaired["execution_arn"]
     assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["ba", "moob", "dc"]
+
+
+def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> None:
+    import pyarrow.parquet as pq
+
+    local.put_object(Bucket=BUCKET, Key="in/moved.csv", Body=b"text\nab\nboom\ncd\n")
+
+    def attempt(output_uri: str, function_name: str, try_number: int) -> dict[str, Any]:
+        op = operator(
+            input_uri=f"s3://{BUCKET}/in/moved.csv",
+            output_uri=output_uri,
+            function_name=function_name,
+            aws_conn_id="aws_local",
+            region_name=None,
+        )
+        return op.execute(context("moved", try_number=try_number))
+
+    with pytest.raises(RowThresholdExceededError):
+        attempt(f"s3://{BUCKET}/out/moved.csv", "shout", 1)
+    # The retry writes elsewhere, as Parquet: it still re-runs only the row in the first try's ledger.
+    summary = attempt(f"s3://{BUCKET}/out/moved.parquet", "post_processing", 2)
+    assert summary["rerun"] == 1
+    assert summary["rows_rerun"] == 1
+    body = local.get_object(Bucket=BUCKET, Key="out/moved.parquet")["Body"].read()
+    table = pq.read_table(io.BytesIO(body))
+    assert table.column("processed").to_pylist() == ["AB", "Processed data: boom", "CD"]
