@@ -311,7 +311,17 @@ def check_csv_input(
             "to write the output in input order."
         )
     delimiter_name, delimiter_char = resolve_delimiter(delimiter)
-    head = _head_object(s3, bucket, key)
+    try:
+        head = _head_object(s3, bucket, key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("403", "AccessDenied", "Forbidden"):
+            raise
+        # S3 answers 403, not 404, for a missing key when the caller may not list the bucket.
+        raise InputNotFoundError(
+            f"Access to {input_uri} was denied: the object does not exist, or the Airflow connection may not "
+            "read it. To fix this, check the key, and grant the aws_conn_id's identity s3:GetObject on it "
+            "(and s3:ListBucket on the bucket, so a missing key is reported as missing)."
+        ) from None
     if head is None:
         if not bucket_exists(s3, bucket):
             raise InputNotFoundError(

@@ -314,7 +314,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             state.reruns.append(rerun)
             save_state(s3, results_uri, state, owner)
         ti = context["ti"]
-        base = execution_name(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+        base = self.execution_name or execution_name(
+            ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None)
+        )
         suffix = f"-r{rerun.number}"
         self.execution_name = base[: MAX_NAME_LENGTH - len(suffix)] + suffix
         self.log.info(

@@ -304,14 +304,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
-        :raises ResultsNotFoundError: the results bucket does not exist.
+        :raises ValueError: the results bucket does not exist (the task fails without spending its retries).
         """
         definition = self.build_definition(context)
         results_uri = self._results_uri(context)
         if results_uri is not None:
             results_bucket, _ = parse_s3_uri(results_uri, what="results_uri")
             if self._bucket_missing(results_bucket):
-                raise ResultsNotFoundError(
+                raise ValueError(
                     f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "
                     "this, create the bucket or pass another results_uri; nothing was created."
                 )

@@ -177,6 +177,18 @@ def test_missing_bucket_and_key_and_compressed(s3: Any) -> None:
         check_csv_input(s3, put(s3, "in.csv.gz", b"x"))
 
 
+def test_access_denied_on_the_input_names_both_causes() -> None:
+    from unittest import mock
+
+    from botocore.exceptions import ClientError
+
+    s3 = mock.Mock()
+    s3.head_object.side_effect = ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+    denied = r"(?s)Access to s3://data/in\.csv was denied.*s3:ListBucket"
+    with pytest.raises(InputNotFoundError, match=denied):
+        check_csv_input(s3, "s3://data/in.csv")
+
+
 def test_preflight_errors_are_not_retried() -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 

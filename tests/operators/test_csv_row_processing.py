@@ -551,6 +551,7 @@ def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> N
             function_name=function_name,
             aws_conn_id="aws_local",
             region_name=None,
+            execution_name="moved-run",
         )
         return op.execute(context("moved", try_number=try_number))
 
@@ -560,6 +561,7 @@ def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> N
     summary = attempt(f"s3://{BUCKET}/out/moved.parquet", "post_processing", 2)
     assert summary["rerun"] == 1
     assert summary["rows_rerun"] == 1
+    assert summary["execution_arn"].endswith(":moved-run-r1")  # the user's execution name, suffixed
     body = local.get_object(Bucket=BUCKET, Key="out/moved.parquet")["Body"].read()
     table = pq.read_table(io.BytesIO(body))
     assert table.column("processed").to_pylist() == ["AB", "Processed data: boom", "CD"]

@@ -15,8 +15,8 @@ from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
+    InvalidTaskArgumentsError,
     ItemSourceNotFoundError,
-    ResultsNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
 from airflow_distmap.naming import execution_name
@@ -163,8 +163,8 @@ def test_missing_item_source_fails_before_anything_is_created(aws):
     assert aws.list_state_machines()["stateMachines"] == []
 
 
-def test_missing_results_bucket_fails_before_anything_is_created(aws):
-    with pytest.raises(ResultsNotFoundError, match="bucket 'no-such-bucket' does not exist"):
+def test_missing_results_bucket_fails_before_anything_is_created_without_retries(aws):
+    with pytest.raises(InvalidTaskArgumentsError, match="bucket 'no-such-bucket' does not exist"):
         _operator(results_uri="s3://no-such-bucket/results").execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
 
