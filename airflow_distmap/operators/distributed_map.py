@@ -640,6 +640,23 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 ) from error
             return None
 
+    def _describe_map_run(self, map_run_arn: str) -> dict[str, Any] | None:
+        """DescribeMapRun, or ``None`` when it stays throttled: the counts then come from the result files.
+
+        Its quota refills at one request per second per account, which many waiting tasks can use up.
+        """
+        try:
+            return self.hook.describe_map_run(map_run_arn)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self.log.warning(
+                "DescribeMapRun of %s failed (%s): counting items from the result files instead",
+                map_run_arn,
+                error,
+            )
+            return None
+
     def _complete(self, context: Context, execution_arn: str) -> dict[str, Any]:
         execution = self.hook.describe_execution(execution_arn)
         status = str(execution["status"])
@@ -650,7 +667,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             map_run_arn = self.hook.latest_map_run_arn(execution_arn)
         if manifest_uri is None and map_run_arn and results_uri:
             manifest_uri = manifest_uri_for_map_run(results_uri, map_run_arn)
-        map_run = self.hook.describe_map_run(map_run_arn) if map_run_arn else None
+        map_run = self._describe_map_run(map_run_arn) if map_run_arn else None
         if map_run_arn:
             MapRunLink.persist(
                 context=context,

@@ -373,6 +373,35 @@ def test_execute_complete_returns_the_summary(aws):
     assert len(json.dumps(summary)) < 4000
 
 
+def test_a_throttled_describe_map_run_at_completion_counts_from_the_result_files(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = _seed_results(s3)
+    described = {
+        "executionArn": EXEC_ARN,
+        "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:dm-rows",
+        "status": "SUCCEEDED",
+        "output": json.dumps(
+            {"MapRunArn": MAP_RUN_ARN, "ResultWriterDetails": {"Bucket": BUCKET, "Key": key}}
+        ),
+    }
+    throttled = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DescribeMapRun"
+    )
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
+        mock.patch.object(DistributedMapHook, "describe_map_run", side_effect=throttled),
+    ):
+        summary = _operator().execute_complete(
+            _context(), {"status": "success", "execution_arn": EXEC_ARN, "reason": "succeeded"}
+        )
+    assert summary["status"] == "SUCCEEDED"
+    assert (summary["counts"]["total"], summary["counts"]["succeeded"], summary["counts"]["failed"]) == (
+        3,
+        3,
+        0,
+    )
+
+
 def test_failure_raises_with_error_counts_and_failed_items(aws):
     s3 = boto3.client("s3", region_name="us-east-1")
     _seed_results(s3, failed=True)
