@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; return 0 when the DAG run succeeded."""
     from airflow_distmap.local import LocalEndpoint
-    from airflow_distmap.local.endpoint import tune_garbage_collector
+    from airflow_distmap.local.gc_tuning import tune_garbage_collector
 
     console = Console()
     logging.getLogger("airflow_distmap").setLevel(logging.WARNING)

@@ -12,7 +12,8 @@ import sys
 import threading
 from types import FrameType
 
-from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint, tune_garbage_collector
+from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint
+from airflow_distmap.local.gc_tuning import tune_garbage_collector
 from airflow_distmap.local.lambdas.registry import parse_function_option
 
 log = logging.getLogger(__name__)

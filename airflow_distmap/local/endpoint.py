@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -33,25 +32,6 @@ def _default_service_factory() -> ServiceFactory:
 
     factory: ServiceFactory = StepFunctionsService
     return factory
-
-
-#: A full collection runs after this many collections of the middle generation (Python's default: 10).
-FULL_COLLECTION_THRESHOLD = 100
-
-
-def tune_garbage_collector() -> None:
-    """Keep full garbage collections from pausing Map Runs; for a process that exists to serve the endpoint.
-
-    Everything loaded at start-up (moto, Flask, botocore) lives as long as the process, so it is frozen out
-    of the collector's scans, and full collections, which also walk every execution's records and pause all
-    threads while they do, come ten times less often. In a 20,000-row Map Run one full collection paused
-    the dispatch of children for 50-120 ms; with both changes the I/O benchmark's median run went from
-    1.035-1.049 s to 0.991-1.014 s.
-    """
-    gc.collect()
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
 
 
 class LocalEndpoint:

@@ -144,7 +144,8 @@ def test_an_endpoint_process_freezes_start_up_objects_and_rarely_collects_fully(
     import sys
 
     code = (
-        "import gc; from airflow_distmap.local.endpoint import tune_garbage_collector; "
+        "import gc, airflow_distmap.local.endpoint; from airflow_distmap.local.gc_tuning import "
+        "tune_garbage_collector; "
         "tune_garbage_collector(); print(gc.get_freeze_count() > 10000, gc.get_threshold()[2])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -133,9 +133,7 @@ class _Worker:
     started: float = field(default_factory=time.monotonic)
     window_start: float = 0.0  # concurrency control: start of the current measurement window
     window_cpu: float = 0.0  # the worker's process CPU seconds at that point
-    last_cpu: float = 0.0  # the worker's process CPU seconds, as last reported
-    busy_cpu: float = 0.0  # ... when it last went from idle to busy
-    busy_done: int = 0  # invocations finished since then
+    busy_done: int = 0  # invocations finished since the worker last went from idle to busy
     done_cpu: float = 0.0  # ... and the CPU seconds their threads used
 
 
@@ -301,7 +299,6 @@ class _FunctionPool:
         carefully again. Returns whether the limit grew.
         """
         now = time.monotonic()
-        worker.last_cpu = process_cpu
         worker.busy_done += finished
         worker.done_cpu += finished_cpu
         if not worker.window_start:
@@ -314,16 +311,12 @@ class _FunctionPool:
         worker.window_start, worker.window_cpu = now, process_cpu
         ceiling, before = self.owner.max_threads, self.concurrency
         if worker.busy_done:
-            # CPU each invocation needs: the mean of those finished since the worker last became busy (their
-            # threads' CPU, as the worker measured it), or if higher the mean so far of those still running
-            # (the rest of the process's CPU since then: the worker's own overhead counts against them). Not
-            # the process's CPU over the finished count: when the first of hundreds of waiting invocations
-            # finished, that counted every running one's CPU against those few and cut the limit to a handful.
-            finished_mean = worker.done_cpu / worker.busy_done
-            running = len(worker.inflight) - finished
-            unfinished_cpu = process_cpu - worker.busy_cpu - worker.done_cpu
-            running_mean = unfinished_cpu / running if running > 0 else 0.0
-            self.cpu_per_invocation = max(finished_mean, running_mean, 1e-6)
+            # CPU each invocation needs: the mean of those finished since the worker last became busy, from
+            # their threads' CPU as the worker measured it. Not the process's CPU over the finished count:
+            # when the first of hundreds of waiting invocations finished, that counted every running one's
+            # CPU (and the worker's own) against those few, and cut the limit to a handful. Costlier
+            # invocations still running are the wall-time rule's to catch (below).
+            self.cpu_per_invocation = max(worker.done_cpu / worker.busy_done, 1e-6)
             fits = max(1, min(ceiling, int(TIMEOUT_SHARE * self.spec.timeout / self.cpu_per_invocation)))
             # Down at once; up at most twice per window, so one cheap stretch cannot open the gates wide.
             self.concurrency = min(fits, before * 2)
@@ -458,7 +451,7 @@ class _FunctionPool:
     def _send(self, worker: _Worker, batch: list[_Invocation]) -> None:
         """Send ``batch`` to ``worker`` (caller holds the lock)."""
         if not worker.inflight:  # idle -> busy: start measuring CPU per invocation afresh
-            worker.busy_cpu, worker.busy_done, worker.done_cpu = worker.last_cpu, 0, 0.0
+            worker.busy_done, worker.done_cpu = 0, 0.0
         for invocation in batch:
             invocation.worker = worker
             worker.inflight[invocation.id] = invocation

@@ -9,7 +9,8 @@ Protocol on the worker's pipe (pickled lists, so one message carries many invoca
   invocations run ``process_cpu_seconds`` (``time.process_time()``) also comes alone every
   :data:`HEARTBEAT_SECONDS`. The first message, ``(cpu, [])``, says the handler is imported (ready).
 
-This module is imported in every worker: keep its imports to the standard library and ``json_codec``.
+This module is imported in every worker: keep its imports to the standard library, ``json_codec`` and
+``gc_tuning``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from airflow_distmap import json_codec
 from airflow_distmap.lambda_runtime import EncodedResult
+from airflow_distmap.local.gc_tuning import tune_garbage_collector
 
 #: Stack size of handler threads. Python's default recursion limit needs well under 1 MiB; small stacks keep
 #: hundreds of threads cheap in address space (which ``RLIMIT_AS`` counts).
@@ -169,6 +171,7 @@ def main(conn: Connection) -> None:
     except Exception as exc:
         init_error = (type(exc).__name__, str(exc))
     _limit_memory(spec["memory_mb"], spec["max_threads"])
+    tune_garbage_collector()  # the handler and its imports live as long as the worker
 
     def run(invocation_id: int, request_id: str, event_json: bytes) -> tuple[int, bool, bytes]:
         try:

@@ -80,6 +80,13 @@ def wait_steps(event: Any, context: Any) -> Any:
     return None
 
 
+def gc_state(event: Any, context: Any) -> Any:
+    """What the worker did to the garbage collector before serving."""
+    import gc
+
+    return {"frozen": gc.get_freeze_count(), "full_threshold": gc.get_threshold()[2]}
+
+
 def big(event: Any, context: Any) -> Any:
     return "x" * (7 * 1024 * 1024)
 
