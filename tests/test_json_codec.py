@@ -38,3 +38,11 @@ def test_values_msgspec_refuses_encode_as_the_standard_library_does() -> None:
     assert json_codec.dumps("\ud800") == '"\ud800"'
     with pytest.raises(TypeError):
         json_codec.dumps(object())
+
+
+def test_an_encoded_object_is_encoded_as_the_text_it_carries() -> None:
+    value = json_codec.EncodedObject({"Items": [1, 2]}, b'{"Items":[1,2]}')
+    assert value == {"Items": [1, 2]}
+    assert json_codec.dumps_bytes(value) == b'{"Items":[1,2]}'
+    assert json_codec.dumps(value) == '{"Items":[1,2]}'
+    assert json_codec.dumps_bytes({"outer": value}) == b'{"outer":{"Items":[1,2]}}'  # nested: as a dict

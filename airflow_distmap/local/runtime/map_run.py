@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_distmap.json_codec import dumps, dumps_bytes
+from airflow_distmap.json_codec import EncodedObject, dumps, dumps_bytes
 from airflow_distmap.local import arns
 from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT
 from airflow_distmap.local.errors import StatesError
@@ -62,10 +62,12 @@ IN_FLIGHT_INPUT_BYTES: Final = 32 * 1024 * 1024
 #: Most bytes of consecutive spooled entries read at once when writing the result files.
 SPOOL_READ_BYTES: Final = 1024 * 1024
 _SUCCEEDED_REDRIVE: Final = (
-    ',"RedriveStatus":"NOT_REDRIVABLE","RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven"'
+    b',"RedriveStatus":"NOT_REDRIVABLE","RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven"'
 )
-#: JSON string quoting (the C implementation json.dumps uses, without ASCII escaping).
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_REDRIVABLE: Final = b',"RedriveStatus":"REDRIVABLE_BY_MAP_RUN"'
+#: A string as a quoted JSON string in UTF-8 (msgspec: several times faster than json's C quoting of a long
+#: non-ASCII text plus encoding the entry to UTF-8 afterwards).
+_quote: Final = dumps_bytes
 
 
 #: The context object of children whose processor never reads it (``CompiledStateMachine.reads_context``).
@@ -189,7 +191,7 @@ class MapRun:
         self._machine_label = f"{state_machine_name}/{self.label}"
         self.state_machine_arn = arns.state_machine_arn(f"{state_machine_name}/{self.label}", region, account)
         self._quoted_machine_arn = _quote(self.state_machine_arn)
-        self._quoted_arn_head = '{"ExecutionArn":' + _quote(self._arn_head)[:-1]
+        self._quoted_arn_head = b'{"ExecutionArn":' + _quote(self._arn_head)[:-1]
         self.parent_arn = parent_arn
         self.region = region
         self.account = account
@@ -377,21 +379,35 @@ class MapRun:
         child.error = error
         child.cause = cause
         input_text = child.input_text if child.input_text is not None else self._input_from_spool(child)
-        name = self.child_name(child.index)
-        # The entry's JSON is assembled from pre-quoted parts: this runs once per child and json.dumps of a
-        # dict was the largest cost of a Pass-state Map Run. Keys and order are AWS's (spec section 3.5). The
-        # name (UUID-shaped) needs no JSON escaping, so the quoted ARN is the quoted head plus the name.
-        output = "" if output_text is None else f',"Output":{_quote(output_text)}'
-        redrive = _SUCCEEDED_REDRIVE if status == SUCCEEDED else ',"RedriveStatus":"REDRIVABLE_BY_MAP_RUN"'
-        failure = "" if error is None else f',"Error":{_quote(error)},"Cause":{_quote(cause or "")}'
-        entry = (
-            f'{self._quoted_arn_head}{name}","Input":{_quote(input_text)},"InputDetails":{{"Included":true}},'
-            f'"Name":"{name}"{output},"OutputDetails":{{"Included":true}},"RedriveCount":{child.redrive_count}'
-            f'{redrive},"StartDate":"{iso_ms(child.start or child.stop)}","StateMachineArn":'
-            f'{self._quoted_machine_arn},"Status":"{status}","StopDate":"{iso_ms(child.stop)}"{failure}}}'
+        name = self.child_name(child.index).encode()
+        # The entry's JSON (UTF-8) is assembled from pre-quoted parts: this runs once per child and json.dumps
+        # of a dict was the largest cost of a Pass-state Map Run. Keys and order are AWS's (spec section 3.5).
+        # The name (UUID-shaped) needs no JSON escaping, so the quoted ARN is the quoted head plus the name.
+        output = b"" if output_text is None else b',"Output":' + _quote(output_text)
+        redrive = _SUCCEEDED_REDRIVE if status == SUCCEEDED else _REDRIVABLE
+        failure = b"" if error is None else b',"Error":' + _quote(error) + b',"Cause":' + _quote(cause or "")
+        entry = b"".join(
+            (
+                self._quoted_arn_head,
+                name,
+                b'","Input":',
+                _quote(input_text),
+                b',"InputDetails":{"Included":true},"Name":"',
+                name,
+                b'"',
+                output,
+                b',"OutputDetails":{"Included":true},"RedriveCount":',
+                b"%d" % child.redrive_count,
+                redrive,
+                b',"StartDate":"%s","StateMachineArn":' % iso_ms(child.start or child.stop).encode(),
+                self._quoted_machine_arn,
+                b',"Status":"%s","StopDate":"%s"' % (status.encode(), iso_ms(child.stop).encode()),
+                failure,
+                b"}",
+            )
         )
         first_result = child.ref is None  # a redriven child's new result replaces its earlier one
-        child.ref = self.spool.append(entry.encode())
+        child.ref = self.spool.append(entry)
         child.input_text = None
         self._move(child, status)
         if first_result:
@@ -616,7 +632,7 @@ class MapRun:
 
     async def _dispatch_batch(self, batch: Batch, batcher: ItemBatcher) -> None:
         data = batch.input_json(batcher.batch_input_json)
-        value = batch.input_value(batcher.batch_input)
+        value = EncodedObject(batch.input_value(batcher.batch_input), data)  # a Lambda task sends data as is
         await self._dispatch(batch.first_index, len(batch.texts), data.decode(), value, len(data))
 
     async def _dispatch(
