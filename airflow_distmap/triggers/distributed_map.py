@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from enum import Enum
@@ -208,12 +209,32 @@ class DistributedMapTrigger(BaseTrigger):
         base = min(float(self.poll_interval), 1.0)
         return float(min(max(self.max_backoff, base), base * 2 ** (attempt - 1)))
 
+    async def _connect(self, hook: DistributedMapHook, stack: contextlib.AsyncExitStack) -> Any:
+        """The async Step Functions client; transient errors (from STS, say) are retried with backoff."""
+        attempt = 0
+        while True:
+            try:
+                return await stack.enter_async_context(await hook.get_async_conn())  # type: ignore[no-untyped-call]
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                attempt += 1
+                delay = self._backoff(attempt)
+                self.log.warning(
+                    "Transient error connecting to Step Functions (attempt %d), retrying in %.1f s: %s",
+                    attempt,
+                    delay,
+                    error,
+                )
+                await asyncio.sleep(delay)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the execution closes; yield one event."""
         hook = self.hook()
         failures = 0
         not_found = 0
-        async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]
+        async with contextlib.AsyncExitStack() as stack:
+            client = await self._connect(hook, stack)
             while True:
                 try:
                     execution = await hook.async_describe_execution(client, self.execution_arn)

@@ -226,6 +226,25 @@ async def test_throttling_and_transient_errors_are_retried_until_success(capsys)
     ]
 
 
+async def test_a_transient_error_creating_the_client_is_retried(capsys):
+    client = FakeSFN([{"status": "SUCCEEDED"}])
+    attempts = []
+
+    async def flaky_conn(self):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise _client_error("Throttling")  # e.g. STS throttling an AssumeRole of the connection
+        return client
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", flaky_conn):
+        events = [event.payload async for event in _trigger().run()]
+    assert [e["status"] for e in events] == ["success"]
+    assert len(attempts) == 2
+    assert _log_lines(capsys, "Transient error connecting") == [
+        "Transient error connecting to Step Functions (attempt 1), retrying in 0.0 s"
+    ]
+
+
 def test_backoff_is_exponential_and_capped():
     trigger = DistributedMapTrigger(execution_arn=EXECUTION_ARN, poll_interval=30, max_backoff=20)
     assert [trigger._backoff(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
