@@ -267,37 +267,8 @@ def _encoded(entries: Iterable[Mapping[str, Any] | bytes], transformation: str) 
             yield json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-#: Bytes gathered before one write to the object: entries are small, one write each was a per-child cost.
+#: Bytes of entries gathered before one write to the object: one write per entry was a per-child cost.
 WRITE_CHUNK_BYTES: Final = 1024 * 1024
-
-
-class _Gathering:
-    """Gathers small writes into :data:`WRITE_CHUNK_BYTES` chunks for an object writer."""
-
-    def __init__(self, writer: S3StreamWriter | InProcessWriter) -> None:
-        self.writer = writer
-        self.key = writer.key
-        self._buffer = bytearray()
-
-    @property
-    def size(self) -> int:
-        return self.writer.size + len(self._buffer)
-
-    def write(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= WRITE_CHUNK_BYTES:
-            self.writer.write(bytes(self._buffer))
-            self._buffer.clear()
-
-    def close(self) -> None:
-        if self._buffer:
-            self.writer.write(bytes(self._buffer))
-            self._buffer.clear()
-        self.writer.close()
-
-    def abort(self) -> None:
-        self._buffer.clear()
-        self.writer.abort()
 
 
 def _write_group(
@@ -312,30 +283,45 @@ def _write_group(
     assert config.bucket is not None
     bucket = config.bucket
     jsonl = config.output_type == "JSONL"
+    separator, opening, closing = (b"\n", b"", b"\n") if jsonl else (b",", b"[", b"]")
     written: list[dict[str, Any]] = []
-    writer: _Gathering | None = None
+    writer: S3StreamWriter | InProcessWriter | None = None
+    size = 0  # of the current file, counting the entries gathered but not written yet
+    gathered: list[bytes] = []
+    gathered_bytes = 0
+    first_write = True  # the file's first entries follow its opening without a separator
 
-    def open_writer(key: str) -> _Gathering:
-        local = open_in_process_writer(bucket, key) if in_process else None
-        return _Gathering(local if local is not None else S3StreamWriter(s3, bucket, key))
+    def flush() -> None:
+        nonlocal gathered_bytes, first_write
+        if writer is not None and gathered:
+            data = separator.join(gathered)
+            writer.write(data if first_write else separator + data)
+            first_write = False
+        gathered.clear()
+        gathered_bytes = 0
 
     try:
         for data in _encoded(entries, config.transformation):
-            if writer is not None and writer.size + len(data) + 2 > max_file_bytes:
-                writer.write(b"\n" if jsonl else b"]")
+            if writer is not None and size + len(data) + 2 > max_file_bytes:
+                flush()
+                writer.write(closing)
                 writer.close()
                 written.append({"Key": writer.key, "Size": writer.size})
                 writer = None
             if writer is None:
-                writer = open_writer(f"{folder}/{status}_{len(written)}.json")
-                writer.write(b"" if jsonl else b"[")
-            elif jsonl:
-                writer.write(b"\n")
-            else:
-                writer.write(b",")
-            writer.write(data)
+                key = f"{folder}/{status}_{len(written)}.json"
+                local = open_in_process_writer(bucket, key) if in_process else None
+                writer = local if local is not None else S3StreamWriter(s3, bucket, key)
+                writer.write(opening)
+                size, first_write = len(opening), True
+            gathered.append(data)
+            gathered_bytes += len(data)
+            size += len(data) + (1 if size > len(opening) else 0)
+            if gathered_bytes >= WRITE_CHUNK_BYTES:
+                flush()
         if writer is not None:
-            writer.write(b"\n" if jsonl else b"]")
+            flush()
+            writer.write(closing)
             writer.close()
             written.append({"Key": writer.key, "Size": writer.size})
     except BaseException:

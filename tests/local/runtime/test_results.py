@@ -101,6 +101,23 @@ def test_jsonl_output_and_roll_over() -> None:
         assert lines == [{"i": i} for i in range(10)]
 
 
+def test_json_arrays_roll_over_under_the_size_limit() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="results")
+        config = WriterConfig("results", "out", "COMPACT", "JSON")
+        groups = {"SUCCEEDED": [entry("SUCCEEDED", {"i": i}, i) for i in range(10)]}
+        details = write_result_files(s3, config, RUN_ID, ARN, groups, max_file_bytes=40)
+        manifest = json.loads(s3.get_object(Bucket="results", Key=details["Key"])["Body"].read())
+        items: list[Any] = []
+        for file in manifest["ResultFiles"]["SUCCEEDED"]:
+            body = s3.get_object(Bucket="results", Key=file["Key"])["Body"].read()
+            assert file["Size"] == len(body) <= 40
+            items.extend(json.loads(body))  # each file one JSON array
+        assert len(manifest["ResultFiles"]["SUCCEEDED"]) >= 3
+        assert items == [{"i": i} for i in range(10)]
+
+
 def test_large_files_go_up_as_multipart_uploads() -> None:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
