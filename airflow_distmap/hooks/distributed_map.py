@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -330,6 +331,41 @@ class DistributedMapHook(AwsBaseHook):
             description=existing,
             same_input=same_input,
         )
+
+    def running_execution_elsewhere(self, machine_prefix: str, exclude_machine: str, name: str) -> str | None:
+        """The ARN of a running execution called ``name`` on a state machine ``<machine_prefix><digest>``.
+
+        The operators' default state machine names are the task's prefix plus a hex digest of the definition;
+        ``exclude_machine`` (the current one) is skipped.
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.list_state_machines`
+            - :external+boto3:py:meth:`SFN.Client.describe_execution`
+
+        :param machine_prefix: The state machine names' common prefix, up to the digest.
+        :param exclude_machine: The state machine not to look at.
+        :param name: The execution name.
+        """
+        for page in self.client.get_paginator("list_state_machines").paginate():
+            for machine in page.get("stateMachines", []):
+                machine_name = str(machine["name"])
+                digest = machine_name[len(machine_prefix) :]
+                if (
+                    machine_name == exclude_machine
+                    or not machine_name.startswith(machine_prefix)
+                    or not re.fullmatch(r"[0-9a-f]+", digest)
+                ):
+                    continue
+                arn = execution_arn_for(str(machine["stateMachineArn"]), name)
+                try:
+                    status = self.client.describe_execution(executionArn=arn)["status"]
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                        continue
+                    raise
+                if status in EXECUTION_RUNNING_STATES:
+                    return arn
+        return None
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any]:
         """Describe an execution.

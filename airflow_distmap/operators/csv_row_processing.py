@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,7 @@ from airflow_distmap.naming import (
     execution_name,
     task_run_results_key,
 )
-from airflow_distmap.operators.distributed_map import DistributedMapOperator
+from airflow_distmap.operators.distributed_map import DistributedMapOperator, definition_scoped_name
 from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
 
 if TYPE_CHECKING:
@@ -292,11 +291,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         if self.state_machine_name is None:
             ti = context["ti"]
-            digest = hashlib.sha256(
-                json.dumps(self._definition(self._layout), sort_keys=True).encode()
-            ).hexdigest()[:8]
-            base = default_state_machine_name(ti.dag_id, ti.task_id)[: MAX_NAME_LENGTH - len(digest) - 1]
-            self.state_machine_name = f"{base.rstrip('-_')}-{digest}"
+            base = default_state_machine_name(ti.dag_id, ti.task_id)
+            self.state_machine_name = definition_scoped_name(base, self._definition(self._layout))
 
     def _plan_rerun(
         self, context: Context, s3: Any, results_uri: str, owner: str, state: RunState

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -215,6 +215,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         super().__init__(**kwargs)
         self.definition = definition
         self.state_machine_name = state_machine_name
+        #: Whether the state machine is named after the task and a digest of its definition (not by the user).
+        self._definition_scoped_machine = state_machine_name is None
         self.role_arn = role_arn
         self.results_uri = results_uri
         self.execution_input = execution_input
@@ -488,7 +490,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
             _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
             ti = context["ti"]
-            machine_name = self.state_machine_name or _definition_scoped_name(
+            machine_name = self.state_machine_name or definition_scoped_name(
                 default_state_machine_name(ti.dag_id, ti.task_id), definition
             )
             if not self.role_arn and self.hook.find_state_machine(machine_name) is None:
@@ -498,6 +500,77 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             raise InvalidTaskArgumentsError(str(error)) from error
         name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
 
+        previous = self._running_under_another_definition(ti, machine_name, name)
+        if previous is not None:
+            execution_arn = self._execution_arn = previous
+            min_redrive_count = 0
+            self._persist_execution_link(context, execution_arn)
+        else:
+            started = self._start_or_resume(context, machine_name, definition, name, execution_input)
+            if started is None:
+                return self._complete(context, str(self._execution_arn))
+            execution_arn, min_redrive_count = started
+
+        if self.deferrable:
+            self.defer(
+                trigger=DistributedMapTrigger(
+                    execution_arn=execution_arn,
+                    poll_interval=self.waiter_delay,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                    stop_on_kill=self.stop_on_kill,
+                    min_redrive_count=min_redrive_count,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts),
+            )
+        self._wait(execution_arn, min_redrive_count)
+        return self._complete(context, execution_arn)
+
+    def _running_under_another_definition(self, ti: Any, machine_name: str, name: str) -> str | None:
+        """A retry's execution still running on the state machine of an earlier definition, if any.
+
+        Execution names are unique per state machine, and a default state machine name carries a digest of the
+        definition: after the DAG changed between tries, StartExecution on the new machine would not find the
+        running execution of a try that died without stopping it (a killed worker). A first try has no
+        predecessor, so only retries look (one ListStateMachines page per 1,000 state machines).
+        """
+        if not self._definition_scoped_machine or int(getattr(ti, "try_number", 1) or 1) <= 1:
+            return None
+        found = self.hook.running_execution_elsewhere(machine_name[:-DIGEST_LENGTH], machine_name, name)
+        if found is not None:
+            self.log.warning(
+                "Execution %s of this task run is still running on the state machine of an earlier "
+                "definition: attaching to it rather than starting a second one",
+                found,
+            )
+        return found
+
+    def _persist_execution_link(self, context: Context, execution_arn: str) -> None:
+        ExecutionLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            execution_arn=execution_arn,
+        )
+
+    def _start_or_resume(
+        self,
+        context: Context,
+        machine_name: str,
+        definition: dict[str, Any],
+        name: str,
+        execution_input: dict[str, Any],
+    ) -> tuple[str, int] | None:
+        """Deploy, then start, attach to or redrive the task run's execution.
+
+        :return: the execution to wait for and the redrive count that marks its current attempt; ``None``
+            when an earlier try's execution already SUCCEEDED (``self._execution_arn``: reuse its results).
+        """
+        ti = context["ti"]
         state_machine_arn = self.hook.create_or_update_state_machine(machine_name, definition, self.role_arn)
         StateMachineLink.persist(
             context=context,
@@ -523,19 +596,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
             start = self.hook.start_execution(state_machine_arn, name, execution_input)
         execution_arn = self._execution_arn = start.execution_arn
-        ExecutionLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            execution_arn=execution_arn,
-        )
+        self._persist_execution_link(context, execution_arn)
         min_redrive_count = 0
         if start.status in EXECUTION_SUCCESS_STATES:
             self.log.info(
                 "Execution %s already SUCCEEDED in an earlier try: reusing its results", execution_arn
             )
-            return self._complete(context, execution_arn)
+            return None
         if not start.started and start.status in EXECUTION_REDRIVE_STATES:
             self.log.info(
                 "Execution %s ended %s in an earlier try: redriving it", execution_arn, start.status
@@ -555,24 +622,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 min_redrive_count = int(current.get("redriveCount") or 0)
         elif start.attached:
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
-
-        if self.deferrable:
-            self.defer(
-                trigger=DistributedMapTrigger(
-                    execution_arn=execution_arn,
-                    poll_interval=self.waiter_delay,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
-                    stop_on_kill=self.stop_on_kill,
-                    min_redrive_count=min_redrive_count,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts),
-            )
-        self._wait(execution_arn, min_redrive_count)
-        return self._complete(context, execution_arn)
+        return execution_arn, min_redrive_count
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: check the event, then summarise or raise."""
@@ -736,9 +786,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.log.warning("Could not stop execution %s: %s", self._execution_arn, error)
 
 
-def _definition_scoped_name(base: str, definition: dict[str, Any]) -> str:
+#: Hex digits of the definition digest in a default state machine name.
+DIGEST_LENGTH: Final = 8
+
+
+def definition_scoped_name(base: str, definition: dict[str, Any]) -> str:
     """``base`` plus a digest of ``definition`` (at most 80 characters): one state machine per definition."""
-    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
     return f"{base[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-_')}-{digest}"
 
 

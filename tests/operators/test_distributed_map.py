@@ -155,6 +155,23 @@ def test_default_machine_name_is_per_rendered_definition_so_backfill_runs_never_
         assert len(executions) == 1, f"{machine['name']} ({keys}) ran {len(executions)} executions"
 
 
+def test_a_retry_after_the_definition_changed_attaches_to_the_execution_still_running(aws):
+    # Try 1 started its execution, then its worker died (no on_kill) and the DAG changed (max_concurrency):
+    # the retry's definition has another default state machine, but it must not start a second execution.
+    _defer(_operator(state_machine_name=None), _context())
+    trigger = _defer(_operator(state_machine_name=None, max_concurrency=7), _context(try_number=2))
+    machines = aws.list_state_machines()["stateMachines"]
+    assert [m["name"] for m in machines] == [machines[0]["name"]]  # nothing deployed for the new definition
+    executions = aws.list_executions(stateMachineArn=machines[0]["stateMachineArn"])["executions"]
+    assert trigger.execution_arn == executions[0]["executionArn"]
+
+    # Once that execution is closed, a retry of the changed definition deploys and runs it.
+    aws.stop_execution(executionArn=executions[0]["executionArn"])
+    retried = _defer(_operator(state_machine_name=None, max_concurrency=7), _context(try_number=3))
+    assert retried.execution_arn != executions[0]["executionArn"]
+    assert len(aws.list_state_machines()["stateMachines"]) == 2
+
+
 def test_missing_item_source_fails_before_anything_is_created(aws):
     with pytest.raises(ItemSourceNotFoundError, match=r"s3://.*/in/absent.csv, which does not exist"):
         _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(_context())
