@@ -265,13 +265,18 @@ class EndpointProcess:
         import boto3
         from botocore.config import Config
 
+        from airflow_distmap.local.endpoint import SIGN_S3_PAYLOADS
+
         return boto3.session.Session().client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}),
+            config=Config(
+                s3={"addressing_style": "path", "payload_signing_enabled": SIGN_S3_PAYLOADS},
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
         )
 
     def rss(self) -> int:

@@ -78,7 +78,7 @@ def banner(endpoint: LocalEndpoint) -> str:
     lines += [
         "",
         "Airflow connection (aws_default):",
-        f"  export AIRFLOW_CONN_AWS_DEFAULT={shlex.quote(endpoint.airflow_connection_uri())}",
+        f"  export AIRFLOW_CONN_AWS_DEFAULT={shlex.quote(endpoint.airflow_connection_json())}",
         "  or",
         "  airflow connections add aws_default --conn-type aws --conn-login testing --conn-password testing "
         f"--conn-extra {shlex.quote(extra)}",

