@@ -224,7 +224,21 @@ class _Validator:
                     pending.append(target)
         for name in states:
             if name not in seen:
-                self.error(SCHEMA, f"State '{name}' is not reachable", f"{location}/States/{name}")
+                # AWS's code and wording (a recorded answer: localstack/localstack#11978).
+                message = f'State "{name}" is not reachable.'
+                self.error("MISSING_TRANSITION_TARGET", message, f"{location}/States/{name}")
+        kinds = [state for state in states.values() if isinstance(state, dict)]
+        ends_itself = ("Choice", "Succeed", "Fail")
+        dangling = any(
+            "Next" not in state and "End" not in state and state.get("Type") not in ends_itself
+            for state in kinds
+        )  # reported already ("exactly one of 'Next' or 'End'")
+        if not dangling and not any(
+            state.get("End") is True or state.get("Type") in ("Succeed", "Fail") for state in kinds
+        ):
+            # A third party's AWS measurement (floci-io/floci#2735): "MISSING_END_STATE: Workflow has no
+            # terminal state". The check is per state machine, so per ItemProcessor and branch too.
+            self.error("MISSING_END_STATE", "Workflow has no terminal state", location)
 
     def state(self, name: str, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
         kind = state.get("Type")

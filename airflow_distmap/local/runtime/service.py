@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -45,15 +46,46 @@ MAX_NAME_LENGTH: Final = 80
 MAX_DEFINITION_LENGTH: Final = 1_048_576
 MAX_INPUT_LENGTH: Final = 262_144
 EXECUTION_STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
-_INVALID_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]|[\ud800-\udfff]")
+_INVALID_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ufffe\uffff]|[\ud800-\udfff]")
+#: ``RedriveExecution`` answers a repeated client token with its first answer for this long (spec: 15
+#: minutes), for the last :data:`REDRIVE_TOKENS_KEPT` tokens of an execution.
+REDRIVE_TOKEN_SECONDS: Final = 15 * 60
+REDRIVE_TOKENS_KEPT: Final = 10
+_CLIENT_TOKEN = re.compile(r"^[!-~]{1,64}$")
 _ARN = re.compile(r"^arn:aws[a-zA-Z-]*:states:([a-z0-9-]+):(\d{12}):(stateMachine|execution|mapRun):(.+)$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
+def _invalid(field: str, value: Any, constraint: str) -> ServiceError:
+    """AWS's model-constraint error: ``ValidationException``, ``1 validation error detected: ...``."""
+    shown = "" if value is None else f" '{value}'"
+    return ServiceError(
+        "ValidationException",
+        f"1 validation error detected: Value{shown} at '{field}' failed to satisfy constraint: {constraint}",
+    )
+
+
+def _check_length(field: str, value: Any, maximum: int, shown: bool = True) -> None:
+    """Raise AWS's ``ValidationException`` for a string over ``maximum`` characters (checked first)."""
+    if isinstance(value, str) and len(value) > maximum:
+        constraint = f"Member must have length less than or equal to {maximum}"
+        raise _invalid(field, value if shown else None, constraint)
+
+
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH or _INVALID_NAME.search(name):
+    _check_length("name", name, MAX_NAME_LENGTH)
+    if not isinstance(name, str) or not name or _INVALID_NAME.search(name):
         raise ServiceError("InvalidName", f"Invalid Name: '{name}'")
     return name
+
+
+def _strict_json(text: str) -> Any:
+    """``json.loads`` without the ``NaN``/``Infinity`` literals JSON lacks (AWS's parser refuses them)."""
+
+    def refuse(literal: str) -> Any:
+        raise ValueError(f"Unrecognized token '{literal}': was expecting a JSON value")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def _parse_arn(arn: Any, kind: str) -> str:
@@ -111,6 +143,54 @@ def _execution_timeout(definition_text: str) -> float | None:
     return (
         float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
     )
+
+
+def _has_distributed_map(definition: Any) -> bool:
+    return '"DISTRIBUTED"' in str(definition).replace(" ", "")
+
+
+class _ExpressDiagnostic:
+    """ValidateStateMachineDefinition's answer to a Distributed Map in an EXPRESS state machine."""
+
+    severity = "ERROR"
+    code = "SCHEMA_VALIDATION_FAILED"
+    message = "Distributed Map states are not supported in EXPRESS state machines; use type STANDARD"
+    location = None
+
+
+def _check_express(machine_type: str, definition: Any) -> None:
+    """Refuse a Distributed Map in an EXPRESS state machine (Create and Update alike).
+
+    "Distributed mode is supported in Standard workflows but not supported in Express workflows."
+    """
+    if machine_type == "EXPRESS" and _has_distributed_map(definition):
+        raise ServiceError(
+            "InvalidDefinition",
+            f"Invalid State Machine Definition: '{_ExpressDiagnostic.code}: {_ExpressDiagnostic.message}'",
+        )
+
+
+_LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
+
+
+def _check_logging(request: dict[str, Any]) -> None:
+    """``loggingConfiguration`` and ``versionDescription`` as AWS checks them on Create/UpdateStateMachine."""
+    if request.get("versionDescription") is not None and not request.get("publish"):
+        raise ServiceError("ValidationException", "Version description can only be set when publish is true")
+    config = request.get("loggingConfiguration")
+    if not config:
+        return
+    level = config.get("level", "OFF") if isinstance(config, dict) else None
+    if level not in _LOG_LEVELS:
+        constraint = "Member must satisfy enum value set: [ALL, ERROR, FATAL, OFF]"
+        raise _invalid("loggingConfiguration.level", level, constraint)
+    destinations = config.get("destinations") or []
+    # "Limited to size 1. Required, if your log level is not set to OFF."
+    if len(destinations) > 1 or (level != "OFF" and not destinations):
+        raise ServiceError(
+            "InvalidLoggingConfiguration",
+            "Invalid Logging Configuration: Must specify exactly one Log Destination.",
+        )
 
 
 class StepFunctionsService:
@@ -208,10 +288,7 @@ class StepFunctionsService:
     def _validate(self, definition: Any) -> None:
         if not isinstance(definition, str) or not definition:
             raise ServiceError("MissingRequiredParameter", "Missing required parameter: definition")
-        if len(definition) > MAX_DEFINITION_LENGTH:
-            raise ServiceError(
-                "InvalidDefinition", "Invalid State Machine Definition: 'definition is too large'"
-            )
+        _check_length("definition", definition, MAX_DEFINITION_LENGTH, shown=False)
         errors = [
             d for d in engine.validate_definition(definition) if getattr(d, "severity", "ERROR") == "ERROR"
         ]
@@ -240,13 +317,8 @@ class StepFunctionsService:
             )
         definition = request.get("definition")
         self._validate(definition)
-        if machine_type == "EXPRESS" and '"DISTRIBUTED"' in str(definition).replace(" ", ""):
-            # "Distributed mode is supported in Standard workflows but not supported in Express workflows."
-            raise ServiceError(
-                "InvalidDefinition",
-                "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Distributed Map states are not "
-                "supported in EXPRESS state machines; use type STANDARD'",
-            )
+        _check_express(machine_type, definition)
+        _check_logging(request)
         arn = arns.state_machine_arn(name, self.region, self.account_id)
         logging_configuration = request.get("loggingConfiguration") or {
             "level": "OFF",
@@ -295,6 +367,8 @@ class StepFunctionsService:
             )
         if definition is not None:
             self._validate(definition)
+            _check_express(record.type, definition)
+        _check_logging(request)
         if role_arn is not None and (not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn)):
             raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
         if definition is not None:
@@ -351,9 +425,19 @@ class StepFunctionsService:
             raise ServiceError(
                 "ValidationException", "1 validation error detected: definition must not be null"
             )
+        _check_length("definition", definition, MAX_DEFINITION_LENGTH, shown=False)
         severity = request.get("severity") or "ERROR"
-        max_results = request.get("maxResults") or 100
-        found = engine.validate_definition(definition)
+        if severity not in ("ERROR", "WARNING"):
+            raise _invalid("severity", severity, "Member must satisfy enum value set: [ERROR, WARNING]")
+        machine_type = request.get("type") or "STANDARD"
+        if machine_type not in ("STANDARD", "EXPRESS"):
+            raise _invalid("type", machine_type, "Member must satisfy enum value set: [STANDARD, EXPRESS]")
+        max_results = request.get("maxResults") or 100  # 0 also means the default, 100
+        if not isinstance(max_results, int) or not 0 <= max_results <= 100:
+            raise _invalid("maxResults", max_results, "Member must have value less than or equal to 100")
+        found = list(engine.validate_definition(definition))
+        if machine_type == "EXPRESS" and _has_distributed_map(definition):
+            found.append(_ExpressDiagnostic())
         wanted = ("ERROR",) if severity == "ERROR" else ("ERROR", "WARNING")
         diagnostics = [
             {
@@ -374,21 +458,25 @@ class StepFunctionsService:
 
     # ------------------------------------------------------------------ executions
     def _StartExecution(self, request: dict[str, Any]) -> dict[str, Any]:
-        machine = self._state_machine(request.get("stateMachineArn"))
-        name = request.get("name")
-        name = str(uuid.uuid4()) if name is None else _check_name(name)
+        # Model constraints (lengths, sizes) come before anything else, as AWS checks them.
+        _check_length("name", request.get("name"), MAX_NAME_LENGTH)
         input_text = request.get("input")
         if input_text is None:
             input_text = "{}"
-        if not isinstance(input_text, str) or len(input_text.encode("utf-8")) > MAX_INPUT_LENGTH:
-            raise ServiceError(
-                "InvalidExecutionInput",
-                f"Invalid Execution Input: the input must be JSON text of at most {MAX_INPUT_LENGTH} bytes",
-            )
+        if isinstance(input_text, str) and len(input_text.encode("utf-8")) > MAX_INPUT_LENGTH:
+            size = f"Member must have size less than or equal to {MAX_INPUT_LENGTH} bytes in UTF-8 encoding"
+            raise _invalid("input", None, size)
+        machine = self._state_machine(request.get("stateMachineArn"))
+        name = request.get("name")
+        name = str(uuid.uuid4()) if name is None else _check_name(name)
         try:
-            input_value = json.loads(input_text)
+            if not isinstance(input_text, str):
+                raise ValueError("the input must be JSON text")
+            input_value = _strict_json(input_text)
         except ValueError as error:
-            raise ServiceError("InvalidExecutionInput", f"Invalid Execution Input: '{error}'") from None
+            raise ServiceError(
+                "InvalidExecutionInput", f"Invalid State Machine Execution Input: '{error}'"
+            ) from None
         arn = arns.execution_arn(machine.name, name, self.region, self.account_id)
         existing = self.store.executions.get(arn)
         if existing is not None:
@@ -529,6 +617,9 @@ class StepFunctionsService:
             if status_filter == "PENDING_REDRIVE":
                 raise ServiceError("ValidationException", "statusFilter PENDING_REDRIVE requires mapRunArn")
             machine = self._state_machine(machine_arn)
+            if machine.type == "EXPRESS":
+                # "This API action is not supported by EXPRESS state machines" (except with mapRunArn).
+                raise ServiceError("StateMachineTypeNotSupported", "State machine type is not supported")
             records = [r for r in self.store.executions.values() if r.state_machine.arn == machine.arn]
             records = [
                 r
@@ -606,7 +697,22 @@ class StepFunctionsService:
         return {"stopDate": record.stop_date}
 
     def _RedriveExecution(self, request: dict[str, Any]) -> dict[str, Any]:
-        record = self._execution(request.get("executionArn"))
+        token = request.get("clientToken")
+        if token is not None and (not isinstance(token, str) or not _CLIENT_TOKEN.match(token)):
+            raise _invalid("clientToken", token, "Member must satisfy regular expression pattern: [!-~]+")
+        arn = request.get("executionArn")
+        if str(arn) not in self.store.executions and self._child(arn) is not None:
+            # A Map Run's child: AWS redrives children only through their parent's redrive (spec).
+            raise ServiceError(
+                "ExecutionNotRedrivable",
+                "Execution is not redrivable: a Map Run's child execution is redriven with its parent",
+            )
+        record = self._execution(arn)
+        clock = time.monotonic()
+        record.redrive_tokens = [t for t in record.redrive_tokens if clock - t[1] < REDRIVE_TOKEN_SECONDS]
+        for used, _, answer in record.redrive_tokens:
+            if token is not None and used == token:
+                return dict(answer)  # "idempotent responses for the last 10 client tokens" (spec)
         status, reason = record.redrive_status()
         if status != "REDRIVABLE":
             raise ServiceError("ExecutionNotRedrivable", f"Execution is not redrivable: {reason}")
@@ -634,7 +740,10 @@ class StepFunctionsService:
         # retried or caught Task before the failure), those Tasks are invoked again: a documented deviation.
         record.history.mute_until_entered(failed_entered)
         self._launch(record, record.state_machine.compiled(), json.loads(record.input_text))
-        return {"redriveDate": record.redrive_date}
+        answer = {"redriveDate": record.redrive_date}
+        if token is not None:
+            record.redrive_tokens = [*record.redrive_tokens, (token, clock, answer)][-REDRIVE_TOKENS_KEPT:]
+        return answer
 
     def _GetExecutionHistory(self, request: dict[str, Any]) -> dict[str, Any]:
         arn = request.get("executionArn")

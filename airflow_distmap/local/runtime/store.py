@@ -82,6 +82,8 @@ class ExecutionRecord:
     map_runs: list[MapRun] = field(default_factory=list)
     map_runs_by_key: dict[tuple[str, int], MapRun] = field(default_factory=dict)
     map_entries: dict[str, int] = field(default_factory=dict)
+    #: ``(clientToken, monotonic time, answer)`` of recent successful redrives (RedriveExecution idempotency).
+    redrive_tokens: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
 
     def redrive_status(self) -> tuple[str, str | None]:
         """``(redriveStatus, redriveStatusReason)``."""

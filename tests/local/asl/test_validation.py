@@ -116,9 +116,11 @@ def test_transitions() -> None:
     )
     assert_error(
         {"StartAt": "A", "States": {"A": PASS, "Orphan": PASS}},
-        "SCHEMA_VALIDATION_FAILED",
-        "'Orphan' is not reachable",
+        "MISSING_TRANSITION_TARGET",
+        'State "Orphan" is not reachable.',
     )
+    loop = {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}
+    assert_error({"StartAt": "A", "States": loop}, "MISSING_END_STATE", "Workflow has no terminal state")
     choice = {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "x", "Next": "Gone"}]}
     assert_error({"StartAt": "C", "States": {"C": choice}}, "MISSING_TRANSITION_TARGET", "Gone")
 
@@ -408,7 +410,8 @@ def test_definitions_built_by_the_provider_are_accepted() -> None:
 def test_malformed_definitions_get_diagnostics_never_exceptions(definition: dict[str, Any]) -> None:
     found = errors(definition)
     assert found
-    assert all(code in ("SCHEMA_VALIDATION_FAILED", "MISSING_TRANSITION_TARGET") for code, _, _ in found)
+    allowed = ("SCHEMA_VALIDATION_FAILED", "MISSING_TRANSITION_TARGET", "MISSING_END_STATE")
+    assert all(code in allowed for code, _, _ in found)
 
 
 def test_an_executions_timeout_is_accepted_at_the_top_level_only() -> None:

@@ -262,8 +262,18 @@ def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harnes
     assert first["status"] == "FAILED"
     assert len(seen) == 4
     broken["on"] = False
-    redriven = harness.call("RedriveExecution", executionArn=arn)
+    map_run_arn = harness.call("ListMapRuns", executionArn=arn)["mapRuns"][0]["mapRunArn"]
+    child = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="FAILED")["executions"][0]
+    with pytest.raises(ServiceError) as child_redrive:  # children are redriven with their parent only
+        harness.call("RedriveExecution", executionArn=child["executionArn"])
+    assert child_redrive.value.code == "ExecutionNotRedrivable"
+    redriven = harness.call("RedriveExecution", executionArn=arn, clientToken="redrive-1")
     assert "redriveDate" in redriven
+    # An SDK retry of the same request (same client token) gets the same answer, not ExecutionNotRedrivable.
+    assert harness.call("RedriveExecution", executionArn=arn, clientToken="redrive-1") == redriven
+    with pytest.raises(ServiceError) as bad_token:
+        harness.call("RedriveExecution", executionArn=arn, clientToken="a b")
+    assert bad_token.value.code == "ValidationException"
     done = harness.wait(arn)
     assert done["status"] == "SUCCEEDED", done
     assert done["redriveCount"] == 1

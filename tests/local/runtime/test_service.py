@@ -30,8 +30,11 @@ def test_create_state_machine_rules(harness: Harness) -> None:
         error_of(harness, "CreateStateMachine", name="bad name", definition=definition, roleArn=ROLE_ARN).code
         == "InvalidName"
     )
+    too_long = error_of(harness, "CreateStateMachine", name="x" * 81, definition=definition, roleArn=ROLE_ARN)
+    assert too_long.code == "ValidationException"  # a model constraint, as AWS reports it
+    assert too_long.message.endswith("Member must have length less than or equal to 80")
     assert (
-        error_of(harness, "CreateStateMachine", name="x" * 81, definition=definition, roleArn=ROLE_ARN).code
+        error_of(harness, "CreateStateMachine", name="a\uffff", definition=definition, roleArn=ROLE_ARN).code
         == "InvalidName"
     )
     assert (
@@ -61,7 +64,12 @@ def test_create_state_machine_rules(harness: Harness) -> None:
     assert harness.call("CreateStateMachine", name="ok", definition=definition, roleArn=other_role) == first
     described = harness.call("DescribeStateMachine", stateMachineArn=first["stateMachineArn"])
     assert described["roleArn"] == ROLE_ARN
-    logged = {"level": "ALL", "includeExecutionData": True}
+    group = {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:sfn:*"}
+    logged = {
+        "level": "ALL",
+        "includeExecutionData": True,
+        "destinations": [{"cloudWatchLogsLogGroup": group}],
+    }
     assert (
         error_of(
             harness,
@@ -109,6 +117,45 @@ def test_validate_state_machine_definition(harness: Harness) -> None:
     bad = harness.call("ValidateStateMachineDefinition", definition="{not json")
     assert bad["result"] == "FAIL"
     assert bad["diagnostics"][0]["severity"] == "ERROR"
+    express = harness.call(
+        "ValidateStateMachineDefinition", definition=json.dumps(distributed_map()), type="EXPRESS"
+    )
+    assert express["result"] == "FAIL"  # Create would refuse it
+    for wrong in ({"maxResults": 101}, {"severity": "FOO"}, {"type": "FOO"}):
+        refused = error_of(
+            harness, "ValidateStateMachineDefinition", definition=json.dumps(PASS_MACHINE), **wrong
+        )
+        assert refused.code == "ValidationException", wrong
+
+
+def test_logging_and_version_description_are_checked(harness: Harness) -> None:
+    definition = json.dumps(PASS_MACHINE)
+
+    def create(**extra: object) -> ServiceError:
+        return error_of(
+            harness, "CreateStateMachine", name="logs", definition=definition, roleArn=ROLE_ARN, **extra
+        )
+
+    assert create(loggingConfiguration={"level": "LOUD"}).code == "ValidationException"
+    assert (
+        create(loggingConfiguration={"level": "ALL"}).code == "InvalidLoggingConfiguration"
+    )  # no destination
+    assert create(versionDescription="v1").code == "ValidationException"  # without publish
+
+
+def test_express_machines_are_not_listed_and_cannot_be_updated_to_a_distributed_map(harness: Harness) -> None:
+    arn = harness.call(
+        "CreateStateMachine",
+        name="express",
+        definition=json.dumps(PASS_MACHINE),
+        roleArn=ROLE_ARN,
+        type="EXPRESS",
+    )["stateMachineArn"]
+    assert error_of(harness, "ListExecutions", stateMachineArn=arn).code == "StateMachineTypeNotSupported"
+    refused = error_of(
+        harness, "UpdateStateMachine", stateMachineArn=arn, definition=json.dumps(distributed_map())
+    )
+    assert refused.code == "InvalidDefinition"
 
 
 def test_start_execution_input_and_name_rules(harness: Harness) -> None:
@@ -118,12 +165,20 @@ def test_start_execution_input_and_name_rules(harness: Harness) -> None:
         error_of(harness, "StartExecution", stateMachineArn=machine, input="{oops").code
         == "InvalidExecutionInput"
     )
+    for literal in ("NaN", "[Infinity]", '{"a": -Infinity}'):  # not JSON, though Python's parser takes them
+        assert (
+            error_of(harness, "StartExecution", stateMachineArn=machine, input=literal).code
+            == "InvalidExecutionInput"
+        )
     big = json.dumps({"x": "y" * 262_144})
-    assert (
-        error_of(harness, "StartExecution", stateMachineArn=machine, input=big).code
-        == "InvalidExecutionInput"
-    )
+    too_big = error_of(harness, "StartExecution", stateMachineArn=machine, input=big)
+    assert too_big.code == "ValidationException"
+    assert "262144 bytes in UTF-8 encoding" in too_big.message
     missing = machine.replace(":stateMachine:sm-", ":stateMachine:gone-")
+    # Model constraints come before the machine is looked up.
+    assert error_of(harness, "StartExecution", stateMachineArn=missing, name="n" * 81).code == (
+        "ValidationException"
+    )
     assert error_of(harness, "StartExecution", stateMachineArn=missing).code == "StateMachineDoesNotExist"
     arn = harness.start(machine)
     assert arn.split(":")[-1]  # a UUID name by default
