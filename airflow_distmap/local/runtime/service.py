@@ -105,12 +105,10 @@ def _page(
 ) -> dict[str, Any]:
     """Slice ``items`` by ``maxResults``/``nextToken``; return ``{"items", "nextToken"?}``."""
     size = request.get("maxResults") or default
-    if not isinstance(size, int) or size < 0 or size > maximum:
-        raise ServiceError(
-            "ValidationException",
-            f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy"
-            f" constraint: Member must have value less than or equal to {maximum}",
-        )
+    if not isinstance(size, int) or size < 0:
+        raise _invalid("maxResults", size, "Member must have value greater than or equal to 0")
+    if size > maximum:
+        raise _invalid("maxResults", size, f"Member must have value less than or equal to {maximum}")
     start = 0
     token = request.get("nextToken")
     if token:
@@ -606,13 +604,15 @@ class StepFunctionsService:
         status_filter = request.get("statusFilter")
         redrive_filter = request.get("redriveFilter")
         if redrive_filter not in (None, "REDRIVEN", "NOT_REDRIVEN"):
-            raise ServiceError("ValidationException", f"Invalid redriveFilter: '{redrive_filter}'")
+            enum = "Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]"
+            raise _invalid("redriveFilter", redrive_filter, enum)
 
         def redrive_ok(count: int) -> bool:
             return redrive_filter is None or (count > 0) == (redrive_filter == "REDRIVEN")
 
         if status_filter is not None and status_filter not in EXECUTION_STATUSES:
-            raise ServiceError("ValidationException", f"Invalid statusFilter: '{status_filter}'")
+            enum = f"Member must satisfy enum value set: [{', '.join(EXECUTION_STATUSES)}]"
+            raise _invalid("statusFilter", status_filter, enum)
         if machine_arn is not None:
             if status_filter == "PENDING_REDRIVE":
                 raise ServiceError("ValidationException", "statusFilter PENDING_REDRIVE requires mapRunArn")

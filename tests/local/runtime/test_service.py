@@ -222,6 +222,11 @@ def test_describe_and_list_executions(harness: Harness) -> None:
     assert error_of(harness, "DescribeExecution", executionArn=arns[0] + "x").code == "ExecutionDoesNotExist"
     assert error_of(harness, "DescribeExecution", executionArn="arn:aws:states:x").code == "InvalidArn"
     assert error_of(harness, "ListExecutions").code == "ValidationException"
+    wrong_status = error_of(harness, "ListExecutions", stateMachineArn=machine, statusFilter="DONE")
+    assert wrong_status.message.startswith("1 validation error detected: Value 'DONE' at 'statusFilter'")
+    assert error_of(harness, "ListExecutions", stateMachineArn=machine, maxResults=-1).message.endswith(
+        "Member must have value greater than or equal to 0"
+    )
     assert harness.event_types(arns[0]) == ["ExecutionStarted", "FailStateEntered", "ExecutionFailed"]
     reverse = harness.call("GetExecutionHistory", executionArn=arns[0], reverseOrder=True)["events"]
     assert reverse[0]["type"] == "ExecutionFailed"
