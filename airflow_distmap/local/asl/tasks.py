@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,10 +104,11 @@ async def _call(
     except Exception as exc:
         # Matched by name so the engine does not import the Lambda pool (another package, and a process pool).
         if type(exc).__name__ == "FunctionNotFound":
+            name = getattr(exc, "name", function)
             raise StatesError(
                 "Lambda.ResourceNotFoundException",
-                f"Function not found: {function} (Service: AWSLambda; Status Code: 404; "
-                f"Error Code: ResourceNotFoundException)",
+                f"Function not found: {name} (Service: AWSLambda; Status Code: 404; "
+                f"Error Code: ResourceNotFoundException; Request ID: {uuid.uuid4()}; Proxy: null)",
             ) from None
         raise StatesError("Lambda.ServiceException", f"{type(exc).__name__}: {exc}") from None
 

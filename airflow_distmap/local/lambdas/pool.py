@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from airflow_distmap import json_codec
 from airflow_distmap.local.lambdas import worker as worker_module
-from airflow_distmap.local.lambdas.registry import FunctionRegistry, FunctionSpec
+from airflow_distmap.local.lambdas.registry import FunctionNotFound, FunctionRegistry, FunctionSpec
 
 log = logging.getLogger(__name__)
 
@@ -635,7 +635,12 @@ class LambdaPool:
         :param payload: the event; must be JSON-serialisable.
         :raises FunctionNotFound: when no function is registered under that name.
         """
-        spec = self.registry.resolve(function)
+        try:
+            spec = self.registry.resolve(function)
+        except FunctionNotFound:
+            # Lambda's message names the full function ARN, whatever the caller passed.
+            qualified = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function}"
+            raise FunctionNotFound(function if function.startswith("arn:") else qualified) from None
         pool = self._pool(spec)
         loop = asyncio.get_running_loop()
         invocation = _Invocation(

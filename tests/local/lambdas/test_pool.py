@@ -93,6 +93,8 @@ async def test_import_failure_is_reported_per_invocation(pool: LambdaPool) -> No
 
 
 async def test_unknown_function_raises_function_not_found(pool: LambdaPool) -> None:
+    with pytest.raises(FunctionNotFound, match="arn:aws:lambda:us-east-1:123456789012:function:nope"):
+        await pool.invoke("nope", {})  # named by its full ARN, as Lambda's message does
     with pytest.raises(FunctionNotFound):
         await pool.invoke("arn:aws:lambda:us-east-1:123456789012:function:nobody", {})
     with pytest.raises(FunctionNotFound):
