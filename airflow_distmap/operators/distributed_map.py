@@ -539,7 +539,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """
         if not self._definition_scoped_machine or int(getattr(ti, "try_number", 1) or 1) <= 1:
             return None
-        found = self.hook.running_execution_elsewhere(machine_name[:-DIGEST_LENGTH], machine_name, name)
+        try:
+            found = self.hook.running_execution_elsewhere(machine_name[:-DIGEST_LENGTH], machine_name, name)
+        except ClientError as error:  # e.g. no states:ListStateMachines permission: start as before
+            self.log.warning("Could not look for the execution on other state machines: %s", error)
+            return None
         if found is not None:
             self.log.warning(
                 "Execution %s of this task run is still running on the state machine of an earlier "

@@ -172,6 +172,14 @@ def test_a_retry_after_the_definition_changed_attaches_to_the_execution_still_ru
     assert len(aws.list_state_machines()["stateMachines"]) == 2
 
 
+def test_a_retry_without_permission_to_list_state_machines_starts_as_before(aws):
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListStateMachines")
+    _defer(_operator(state_machine_name=None), _context())
+    with mock.patch.object(DistributedMapHook, "running_execution_elsewhere", side_effect=denied):
+        trigger = _defer(_operator(state_machine_name=None), _context(try_number=2))
+    assert trigger.execution_arn  # attached to its own execution, by name, as before
+
+
 def test_missing_item_source_fails_before_anything_is_created(aws):
     with pytest.raises(ItemSourceNotFoundError, match=r"s3://.*/in/absent.csv, which does not exist"):
         _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(_context())
