@@ -202,6 +202,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
+        self._claim: tuple[str, str] | None = None
         self._rerun: Rerun | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -287,12 +288,18 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
             self.log.info("Largest row sends about %d bytes to the function", largest)
-        claim_results_prefix(s3, results_uri, owner=owner)
+        self._claim = (results_uri, owner)  # written by claim(), once the base class's checks passed too
         self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         if self.state_machine_name is None:
             ti = context["ti"]
             base = default_state_machine_name(ti.dag_id, ti.task_id)
             self.state_machine_name = definition_scoped_name(base, self._definition(self._layout))
+
+    def claim(self, context: Context) -> None:
+        """Claim the results prefix for this task run (a conditional write: a concurrent claim loses)."""
+        if self._claim is not None:
+            results_uri, owner = self._claim
+            claim_results_prefix(self.s3_hook.get_conn(), results_uri, owner=owner)
 
     def _plan_rerun(
         self, context: Context, s3: Any, results_uri: str, owner: str, state: RunState

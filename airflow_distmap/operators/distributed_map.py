@@ -388,6 +388,15 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             label=self.map_label,
         ).build()
 
+    def claim(self, context: Context) -> None:
+        """Write what marks the run's locations as this task run's; called once every check has passed.
+
+        It runs after :meth:`preflight`, the size checks and the role check, right before the state machine is
+        deployed, so bad input never leaves anything behind. The default writes nothing.
+
+        :param context: The task context.
+        """
+
     def build_execution_input(self, context: Context) -> dict[str, Any]:
         """The execution's input; default ``execution_input`` (or ``{}``).
 
@@ -499,6 +508,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             # Bad arguments stay bad on a retry: fail the task without spending its retries.
             raise InvalidTaskArgumentsError(str(error)) from error
         name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        self.claim(context)
 
         previous = self._running_under_another_definition(ti, machine_name, name)
         if previous is not None:

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from airflow_distmap.exceptions import (
     BadHeaderError,
+    InvalidTaskArgumentsError,
     MissingColumnError,
     OutputLocationError,
     ResultsPrefixInUseError,
@@ -180,6 +181,15 @@ def test_bad_input_fails_before_anything_is_created(
         op.execute(context())
     hook.create_or_update_state_machine.assert_not_called()
     hook.start_execution.assert_not_called()
+
+
+def test_a_missing_role_fails_before_anything_is_written(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,hello\n")
+    op = operator(role_arn=None)
+    with pytest.raises(InvalidTaskArgumentsError, match="role_arn"):
+        op.execute(context())
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == ["in/data.csv"]  # no ownership mark, nothing else
 
 
 @pytest.mark.parametrize(
