@@ -174,10 +174,10 @@ def test_a_retry_after_the_definition_changed_attaches_to_the_execution_still_ru
 
 def test_a_retry_without_permission_to_list_state_machines_starts_as_before(aws):
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListStateMachines")
-    _defer(_operator(state_machine_name=None), _context())
+    first = _defer(_operator(state_machine_name=None), _context())
     with mock.patch.object(DistributedMapHook, "running_execution_elsewhere", side_effect=denied):
         trigger = _defer(_operator(state_machine_name=None), _context(try_number=2))
-    assert trigger.execution_arn  # attached to its own execution, by name, as before
+    assert trigger.execution_arn == first.execution_arn  # attached to its own execution by name, as before
 
 
 def test_missing_item_source_fails_before_anything_is_created(aws):

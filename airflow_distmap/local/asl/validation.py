@@ -106,10 +106,11 @@ class Diagnostic:
         }
 
 
-def validate_definition(definition_text: str) -> list[Diagnostic]:
+def validate_definition(definition_text: str, machine_type: str = "STANDARD") -> list[Diagnostic]:
     """Validate a state machine definition.
 
     :param definition_text: the definition as JSON text.
+    :param machine_type: ``STANDARD`` or ``EXPRESS`` (an EXPRESS state machine holds no Distributed Map).
     :return: the diagnostics; any ERROR means the definition must be rejected (InvalidDefinition).
     """
     try:
@@ -118,7 +119,7 @@ def validate_definition(definition_text: str) -> list[Diagnostic]:
         return [
             Diagnostic("ERROR", "INVALID_JSON_DESCRIPTION", f"The definition is not valid JSON: {exc}", "/")
         ]
-    validator = _Validator()
+    validator = _Validator(machine_type)
     if not isinstance(definition, dict):
         validator.error(SCHEMA, "The definition must be a JSON object", "")
         return validator.diagnostics
@@ -134,7 +135,8 @@ def _is_state(target: Any, states: Mapping[str, Any]) -> bool:
 
 
 class _Validator:
-    def __init__(self) -> None:
+    def __init__(self, machine_type: str = "STANDARD") -> None:
+        self.machine_type = machine_type
         self.diagnostics: list[Diagnostic] = []
         self.labels: set[str] = set()
         self.jsonata = False  # the query language of the state being validated
@@ -552,6 +554,13 @@ class _Validator:
         if mode not in ("INLINE", "DISTRIBUTED"):
             self.error(SCHEMA, f"ProcessorConfig Mode must be INLINE or DISTRIBUTED, not {mode!r}", where)
         distributed = mode == "DISTRIBUTED"
+        if distributed and self.machine_type == "EXPRESS":
+            # "Distributed mode is supported in Standard workflows but not supported in Express workflows."
+            self.error(
+                SCHEMA,
+                "Distributed Map states are not supported in EXPRESS state machines; use type STANDARD",
+                where,
+            )
         if distributed and config.get("ExecutionType") not in ("STANDARD", "EXPRESS"):
             self.error(
                 SCHEMA, "ProcessorConfig ExecutionType must be STANDARD or EXPRESS in DISTRIBUTED mode", where

@@ -61,8 +61,8 @@ def entered_event_id(events: Any) -> int:
     return last_id - 1 if isinstance(last_id, int) else 0
 
 
-def validate_definition(definition_text: str) -> list[Any]:
+def validate_definition(definition_text: str, machine_type: str = "STANDARD") -> list[Any]:
     """Diagnostics for a definition text (``Diagnostic(severity, code, message, location)``)."""
     from airflow_distmap.local import asl
 
-    return list(asl.validate_definition(definition_text))
+    return list(asl.validate_definition(definition_text, machine_type))

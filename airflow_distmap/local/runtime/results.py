@@ -289,41 +289,40 @@ def _write_group(
     size = 0  # of the current file, counting the entries gathered but not written yet
     gathered: list[bytes] = []
     gathered_bytes = 0
-    first_write = True  # the file's first entries follow its opening without a separator
 
-    def flush() -> None:
-        nonlocal gathered_bytes, first_write
-        if writer is not None and gathered:
+    def flush(current: S3StreamWriter | InProcessWriter) -> None:
+        nonlocal gathered_bytes
+        if gathered:
             data = separator.join(gathered)
-            writer.write(data if first_write else separator + data)
-            first_write = False
+            # The file's first entries follow its opening without a separator.
+            current.write(data if current.size == len(opening) else separator + data)
         gathered.clear()
         gathered_bytes = 0
+
+    def finish(current: S3StreamWriter | InProcessWriter) -> None:
+        flush(current)
+        current.write(closing)
+        current.close()
+        written.append({"Key": current.key, "Size": current.size})
 
     try:
         for data in _encoded(entries, config.transformation):
             if writer is not None and size + len(data) + 2 > max_file_bytes:
-                flush()
-                writer.write(closing)
-                writer.close()
-                written.append({"Key": writer.key, "Size": writer.size})
+                finish(writer)
                 writer = None
             if writer is None:
                 key = f"{folder}/{status}_{len(written)}.json"
                 local = open_in_process_writer(bucket, key) if in_process else None
                 writer = local if local is not None else S3StreamWriter(s3, bucket, key)
                 writer.write(opening)
-                size, first_write = len(opening), True
+                size = len(opening)
             gathered.append(data)
             gathered_bytes += len(data)
             size += len(data) + (1 if size > len(opening) else 0)
             if gathered_bytes >= WRITE_CHUNK_BYTES:
-                flush()
+                flush(writer)
         if writer is not None:
-            flush()
-            writer.write(closing)
-            writer.close()
-            written.append({"Key": writer.key, "Size": writer.size})
+            finish(writer)
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -143,31 +143,6 @@ def _execution_timeout(definition_text: str) -> float | None:
     )
 
 
-def _has_distributed_map(definition: Any) -> bool:
-    return '"DISTRIBUTED"' in str(definition).replace(" ", "")
-
-
-class _ExpressDiagnostic:
-    """ValidateStateMachineDefinition's answer to a Distributed Map in an EXPRESS state machine."""
-
-    severity = "ERROR"
-    code = "SCHEMA_VALIDATION_FAILED"
-    message = "Distributed Map states are not supported in EXPRESS state machines; use type STANDARD"
-    location = None
-
-
-def _check_express(machine_type: str, definition: Any) -> None:
-    """Refuse a Distributed Map in an EXPRESS state machine (Create and Update alike).
-
-    "Distributed mode is supported in Standard workflows but not supported in Express workflows."
-    """
-    if machine_type == "EXPRESS" and _has_distributed_map(definition):
-        raise ServiceError(
-            "InvalidDefinition",
-            f"Invalid State Machine Definition: '{_ExpressDiagnostic.code}: {_ExpressDiagnostic.message}'",
-        )
-
-
 _LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
 
 
@@ -283,12 +258,14 @@ class StepFunctionsService:
             raise ServiceError("ResourceNotFound", f"Resource not found: '{arn}'")
         return map_run
 
-    def _validate(self, definition: Any) -> None:
+    def _validate(self, definition: Any, machine_type: str) -> None:
         if not isinstance(definition, str) or not definition:
             raise ServiceError("MissingRequiredParameter", "Missing required parameter: definition")
         _check_length("definition", definition, MAX_DEFINITION_LENGTH, shown=False)
         errors = [
-            d for d in engine.validate_definition(definition) if getattr(d, "severity", "ERROR") == "ERROR"
+            d
+            for d in engine.validate_definition(definition, machine_type)
+            if getattr(d, "severity", "ERROR") == "ERROR"
         ]
         if errors:
             text = ", ".join(
@@ -314,8 +291,7 @@ class StepFunctionsService:
                 "Member must satisfy enum value set: [STANDARD, EXPRESS]",
             )
         definition = request.get("definition")
-        self._validate(definition)
-        _check_express(machine_type, definition)
+        self._validate(definition, machine_type)
         _check_logging(request)
         arn = arns.state_machine_arn(name, self.region, self.account_id)
         logging_configuration = request.get("loggingConfiguration") or {
@@ -364,8 +340,7 @@ class StepFunctionsService:
                 "must be specified",
             )
         if definition is not None:
-            self._validate(definition)
-            _check_express(record.type, definition)
+            self._validate(definition, record.type)
         _check_logging(request)
         if role_arn is not None and (not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn)):
             raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
@@ -433,9 +408,7 @@ class StepFunctionsService:
         max_results = request.get("maxResults") or 100  # 0 also means the default, 100
         if not isinstance(max_results, int) or not 0 <= max_results <= 100:
             raise _invalid("maxResults", max_results, "Member must have value less than or equal to 100")
-        found = list(engine.validate_definition(definition))
-        if machine_type == "EXPRESS" and _has_distributed_map(definition):
-            found.append(_ExpressDiagnostic())
+        found = engine.validate_definition(definition, machine_type)
         wanted = ("ERROR",) if severity == "ERROR" else ("ERROR", "WARNING")
         diagnostics = [
             {
