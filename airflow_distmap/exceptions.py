@@ -31,6 +31,10 @@ class ItemSourceNotFoundError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when the ItemReader's bucket or object does not exist."""
 
 
+class ResultsPrefixInUseError(DistributedMapError, AirflowFailException):
+    """Raised before anything is created when ``results_uri`` already holds another task run's results."""
+
+
 class DistributedMapTimeout(DistributedMapError):
     """Raised when the execution is still running after ``waiter_max_attempts * waiter_delay`` seconds."""
 
@@ -126,10 +130,6 @@ class MissingColumnError(CsvInputError):
 
 class OutputLocationError(CsvInputError):
     """Raised when ``output_uri`` has an unsupported extension, equals the input, or already exists."""
-
-
-class ResultsPrefixInUseError(CsvInputError):
-    """Raised when ``results_uri`` already holds another run's results."""
 
 
 class RowThresholdExceededError(DistributedMapError):

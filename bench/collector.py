@@ -24,7 +24,8 @@ BUCKET = "bench"
 _COLLECT = """
 import json, time
 from airflow_distmap.csv_processing.collector import collect, iter_child_entries
-from airflow_distmap.csv_processing.preflight import check_csv_input, check_output_location, owner_token
+from airflow_distmap.csv_processing.preflight import check_csv_input, check_output_location
+from airflow_distmap.ownership import owner_token
 from airflow_distmap.results import read_manifest
 from bench.common import EndpointProcess
 endpoint = EndpointProcess.__new__(EndpointProcess)

@@ -30,9 +30,10 @@ import pyarrow.compute as pc
 from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
 from airflow_distmap.csv_processing.ledger import CONTRACT_ERROR, NOT_PROCESSED, LedgerColumns
-from airflow_distmap.csv_processing.preflight import OWNER_METADATA_KEY, CsvLayout, OutputTarget
+from airflow_distmap.csv_processing.preflight import CsvLayout, OutputTarget
 from airflow_distmap.csv_processing.result_store import ResultRun, ResultStore, RowError, contiguous_runs
 from airflow_distmap.csv_processing.writers import TableWriter, string_schema
+from airflow_distmap.ownership import OWNER_METADATA_KEY
 from airflow_distmap.results import RESULT_STATUSES, Manifest, parse_s3_uri
 from airflow_distmap.results import iter_records as iter_result_records
 

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
-import json
 import logging
 import posixpath
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
@@ -44,10 +42,10 @@ from airflow_distmap.exceptions import (
     InputNotFoundError,
     MissingColumnError,
     OutputLocationError,
-    ResultsPrefixInUseError,
     UnsupportedInputError,
 )
 from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, iter_records
+from airflow_distmap.ownership import head_object, owned_by
 from airflow_distmap.results import bucket_exists, parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:
@@ -61,31 +59,14 @@ HEADER_PROBE_BYTES: Final = 64 * 1024
 MAX_HEADER_BYTES: Final = 8 * 1024 * 1024
 #: Output formats by extension.
 OUTPUT_FORMATS: Final = {".csv": "csv", ".parquet": "parquet"}
-#: S3 user metadata (``x-amz-meta-distmap-owner``) marking objects this provider wrote for one task run.
-OWNER_METADATA_KEY: Final = "distmap-owner"
 #: Header size up to which FIRST_ROW is used (AWS reportedly reads headers up to 10 KiB, UNCONFIRMED).
 FIRST_ROW_MAX_HEADER_BYTES: Final = 8 * 1024
 #: Column names a plain JSONPath member (``$$.Map.Item.Value.<name>``) can address.
 _PLAIN_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Field that carries an item's index in re-run items (so FIRST_ROW avoids a column of that name).
 RERUN_INDEX_FIELD: Final = "_distmap_item_index"
-#: Object written under a results prefix to say which task run owns it.
-RESULTS_OWNER_OBJECT: Final = "_distmap_owner.json"
 _COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".zip")
 _BOM_BYTES: Final = UTF8_BOM.encode()
-
-
-def owner_token(dag_id: str, task_id: str, run_id: str, map_index: int | None = None) -> str:
-    """A short ASCII token naming one task run (stable across its tries), stored as S3 metadata.
-
-    :param dag_id: The DAG id.
-    :param task_id: The task id.
-    :param run_id: The DAG run id.
-    :param map_index: The map index (``None`` or ``-1`` when unmapped).
-    """
-    index = None if map_index is None or map_index < 0 else map_index
-    payload = json.dumps([dag_id, task_id, run_id, index], separators=(",", ":")).encode()
-    return hashlib.sha256(payload).hexdigest()[:32]
 
 
 def resolve_delimiter(value: str) -> tuple[str, str]:
@@ -189,17 +170,6 @@ class _HeaderProbe:
     header: list[str]
     has_data_row: bool
     has_bom: bool
-
-
-def _head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
-    """HeadObject, or ``None`` when the object does not exist."""
-    try:
-        return dict(s3.head_object(Bucket=bucket, Key=key))
-    except ClientError as exc:
-        # A missing bucket answers 404 too (moto: NoSuchBucket); callers tell the two apart with HeadBucket.
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
-            return None
-        raise
 
 
 def _probe_header(s3: S3Client, bucket: str, key: str, size: int, delimiter: str) -> _HeaderProbe:
@@ -312,7 +282,7 @@ def check_csv_input(
         )
     delimiter_name, delimiter_char = resolve_delimiter(delimiter)
     try:
-        head = _head_object(s3, bucket, key)
+        head = head_object(s3, bucket, key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("403", "AccessDenied", "Forbidden"):
             raise
@@ -402,12 +372,6 @@ def check_csv_input(
     )
 
 
-def _owned_by(head: dict[str, Any] | None, owner: str | None) -> bool:
-    return (
-        head is not None and owner is not None and head.get("Metadata", {}).get(OWNER_METADATA_KEY) == owner
-    )
-
-
 def check_output_location(
     s3: S3Client, output_uri: str, *, input_uri: str, owner: str | None
 ) -> OutputTarget:
@@ -439,8 +403,8 @@ def check_output_location(
     ledger_uri = ledger_uri_for(output_uri)
     for uri in (output_uri, ledger_uri):
         target_bucket, target_key = parse_s3_uri(uri)
-        head = _head_object(s3, target_bucket, target_key)
-        if head is not None and not _owned_by(head, owner):
+        head = head_object(s3, target_bucket, target_key)
+        if head is not None and not owned_by(head, owner):
             raise OutputLocationError(
                 f"{uri} already exists and was not written by this task run. To fix this, choose another "
                 "output_uri (template it, e.g. with {{ ds }}) or delete the object if it is not needed."
@@ -450,78 +414,3 @@ def check_output_location(
             f"Bucket {bucket!r} of output_uri does not exist. To fix this, create it or use another bucket."
         )
     return OutputTarget(uri=output_uri, format=OUTPUT_FORMATS[extension], ledger_uri=ledger_uri)
-
-
-def _results_owner_key(prefix: str) -> str:
-    prefix = prefix.rstrip("/")
-    return f"{prefix}/{RESULTS_OWNER_OBJECT}" if prefix else RESULTS_OWNER_OBJECT
-
-
-def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
-    """Refuse a ``results_uri`` that already holds another task run's results.
-
-    A prefix is free when it holds nothing, or when its ``_distmap_owner.json`` names this task run
-    (an Airflow retry reuses its own prefix).
-
-    :param s3: a boto3 S3 client.
-    :param results_uri: ``s3://bucket/prefix``.
-    :param owner: :func:`owner_token` of this task run.
-    :raises ResultsPrefixInUseError: the prefix holds objects of someone else.
-    """
-    try:
-        bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
-    except ValueError as exc:
-        raise ResultsPrefixInUseError(str(exc)) from None
-    listing_prefix = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
-    try:
-        listing = s3.list_objects_v2(Bucket=bucket, Prefix=listing_prefix, MaxKeys=2)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            raise ResultsPrefixInUseError(
-                f"Bucket {bucket!r} of results_uri does not exist. To fix this, create it or use "
-                "another bucket."
-            ) from None
-        raise
-    if not listing.get("KeyCount", len(listing.get("Contents", []))):
-        return
-    head = _head_object(s3, bucket, _results_owner_key(prefix))
-    if head is not None and _owned_by(head, owner):
-        return
-    raise ResultsPrefixInUseError(
-        f"results_uri {results_uri} already holds another run's results. To fix this, leave results_uri "
-        "unset (each task run then gets its own prefix) or template it per run, e.g. with {{ run_id }}."
-    )
-
-
-def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
-    """Mark ``results_uri`` as this task run's (after :func:`check_results_prefix`, before starting).
-
-    The mark is written only if there is none yet (a conditional write, ``If-None-Match: *``): of task runs
-    that passed the check at the same time (a backfill with a fixed ``results_uri``), one wins.
-
-    :param s3: a boto3 S3 client.
-    :param results_uri: ``s3://bucket/prefix``.
-    :param owner: :func:`owner_token` of this task run.
-    :raises ResultsPrefixInUseError: another task run claimed the prefix first.
-    """
-    bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
-    key = _results_owner_key(prefix)
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=json.dumps({"owner": owner}).encode(),
-            ContentType="application/json",
-            Metadata={OWNER_METADATA_KEY: owner},
-            IfNoneMatch="*",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-            raise
-        head = _head_object(s3, bucket, key)
-        if head is None or not _owned_by(head, owner):
-            raise ResultsPrefixInUseError(
-                f"results_uri {results_uri} was just claimed by another task run. To fix this, leave "
-                "results_uri unset (each task run then gets its own prefix) or template it per run, e.g. "
-                "with {{ run_id }}."
-            ) from None

@@ -29,10 +29,10 @@ from botocore.exceptions import ClientError
 from airflow_distmap.csv_processing.ledger import LedgerColumns
 from airflow_distmap.csv_processing.preflight import (
     OUTPUT_FORMATS,
-    OWNER_METADATA_KEY,
     RERUN_INDEX_FIELD,
     CsvLayout,
 )
+from airflow_distmap.ownership import OWNER_METADATA_KEY
 from airflow_distmap.results import parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:

@@ -17,9 +17,6 @@ from airflow_distmap.csv_processing.preflight import (
     OutputTarget,
     check_csv_input,
     check_output_location,
-    check_results_prefix,
-    claim_results_prefix,
-    owner_token,
 )
 from airflow_distmap.csv_processing.rerun import (
     INDEX_FIELD,
@@ -43,7 +40,11 @@ from airflow_distmap.naming import (
     execution_name,
     task_run_results_key,
 )
-from airflow_distmap.operators.distributed_map import DistributedMapOperator, definition_scoped_name
+from airflow_distmap.operators.distributed_map import (
+    DistributedMapOperator,
+    definition_scoped_name,
+    task_run_owner,
+)
 from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
 
 if TYPE_CHECKING:
@@ -202,14 +203,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
-        self._claim: tuple[str, str] | None = None
         self._rerun: Rerun | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------
-
-    def _owner(self, context: Context) -> str:
-        ti = context["ti"]
-        return owner_token(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
 
     def _columns(self) -> list[str] | None:
         if self.columns is None:
@@ -271,14 +267,14 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         check_function_name(str(self.function_name))
         self.batch_size = self._batch_size()
-        owner = self._owner(context)
+        owner = task_run_owner(context)
         s3 = self.s3_hook.get_conn()
         self._layout = self._check_input(context)
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
         )
         results_uri = str(self.results_uri or self.default_results_uri(context))
-        check_results_prefix(s3, results_uri, owner=owner)
+        self.check_results_prefix(context, results_uri)
         stored = load_state(s3, results_uri)
         state = stored.for_input(self._layout.etag)
         if state is not stored:
@@ -288,18 +284,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
             self.log.info("Largest row sends about %d bytes to the function", largest)
-        self._claim = (results_uri, owner)  # written by claim(), once the base class's checks passed too
         self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         if self.state_machine_name is None:
             ti = context["ti"]
             base = default_state_machine_name(ti.dag_id, ti.task_id)
             self.state_machine_name = definition_scoped_name(base, self._definition(self._layout))
-
-    def claim(self, context: Context) -> None:
-        """Claim the results prefix for this task run (a conditional write: a concurrent claim loses)."""
-        if self._claim is not None:
-            results_uri, owner = self._claim
-            claim_results_prefix(self.s3_hook.get_conn(), results_uri, owner=owner)
 
     def _plan_rerun(
         self, context: Context, s3: Any, results_uri: str, owner: str, state: RunState
@@ -427,7 +416,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :raises RowThresholdExceededError: more rows failed than tolerated (after the ledger is written).
         """
         summary = super().on_run_complete(context, run)
-        owner = self._owner(context)
+        owner = task_run_owner(context)
         layout = self._layout or self._check_input(context)
         started_with = json.loads(run.execution.get("input") or "{}")
         etag = started_with.get("source_etag")

@@ -54,6 +54,7 @@ from airflow_distmap.naming import (
     task_run_results_key,
     validate_name,
 )
+from airflow_distmap.ownership import check_results_prefix, claim_results_prefix, owner_token
 from airflow_distmap.results import (
     RESULT_STATUSES,
     CompletedRun,
@@ -109,6 +110,16 @@ def _iso(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _access_denied(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in ("AccessDenied", "403", "Forbidden")
+
+
+def task_run_owner(context: Context) -> str:
+    """The :func:`~airflow_distmap.ownership.owner_token` of the context's task run (same for every try)."""
+    ti = context["ti"]
+    return owner_token(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+
+
 def _duration(start: Any, stop: Any) -> float | None:
     if isinstance(start, datetime) and isinstance(stop, datetime):
         return round((stop - start).total_seconds(), 3)
@@ -139,7 +150,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
     :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results. Default: a prefix per
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
-        ItemReader names a bucket and a Distributed Map has no ResultWriter of its own.
+        ItemReader names a bucket and a Distributed Map has no ResultWriter of its own. A prefix holding
+        another task run's results is refused before anything starts: template your own per run, e.g. with
+        ``{{ run_id }}``.
     :param execution_input: Input of the execution (a JSON object).
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
         so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object.
@@ -241,6 +254,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.failed_items_sample = failed_items_sample
         self.stop_on_kill = stop_on_kill
         self._execution_arn: str | None = None
+        #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
+        self._results_claim: tuple[str, str] | None = None
         self._check_constructor_arguments()
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
@@ -301,12 +316,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
         The default checks that every S3 ItemReader source named literally in the definition exists (the
         object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``), and so does the bucket results go
-        to (otherwise every item would run before the export fails). Subclasses raise ``ValueError`` (or
+        to (otherwise every item would run before the export fails), and that the results prefix holds no
+        other task run's results (:meth:`check_results_prefix`). Subclasses raise ``ValueError`` (or
         :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
         :raises ValueError: the results bucket does not exist (the task fails without spending its retries).
+        :raises ResultsPrefixInUseError: ``results_uri`` holds another task run's results.
         """
         definition = self.build_definition(context)
         results_uri = self._results_uri(context)
@@ -317,6 +334,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "
                     "this, create the bucket or pass another results_uri; nothing was created."
                 )
+            self.check_results_prefix(context, results_uri)
         for state_name, state, _language in iter_distributed_maps(definition):
             reader = state.get("ItemReader") or {}
             parameters = reader.get("Parameters") or {}
@@ -388,14 +406,46 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             label=self.map_label,
         ).build()
 
+    def check_results_prefix(self, context: Context, results_uri: str) -> None:
+        """Refuse a ``results_uri`` that holds another task run's results; :meth:`claim` then marks it ours.
+
+        A prefix is free when empty or marked as this task run's (a retry). When the Airflow connection may
+        not list the bucket (403) the check is skipped with a warning: only Step Functions' role needs access.
+
+        :param context: The task context.
+        :param results_uri: ``s3://bucket/prefix`` the run exports its results to.
+        :raises ResultsPrefixInUseError: the prefix holds objects this task run did not write.
+        """
+        owner = task_run_owner(context)
+        try:
+            check_results_prefix(self.s3_hook.get_conn(), results_uri, owner=owner)
+        except ClientError as error:
+            if not _access_denied(error):
+                raise
+            self.log.warning("Could not check that %s is unused (%s); going on", results_uri, error)
+            return
+        self._results_claim = (results_uri, owner)
+
     def claim(self, context: Context) -> None:
         """Write what marks the run's locations as this task run's; called once every check has passed.
 
         It runs after :meth:`preflight`, the size checks and the role check, right before the state machine is
-        deployed, so bad input never leaves anything behind. The default writes nothing.
+        deployed, so bad input never leaves anything behind. The default claims the results prefix checked
+        by :meth:`check_results_prefix` with a conditional write: of two task runs sharing a fixed
+        ``results_uri``, the second fails here.
 
         :param context: The task context.
+        :raises ResultsPrefixInUseError: another task run claimed the prefix first.
         """
+        if self._results_claim is None:
+            return
+        results_uri, owner = self._results_claim
+        try:
+            claim_results_prefix(self.s3_hook.get_conn(), results_uri, owner=owner)
+        except ClientError as error:
+            if not _access_denied(error):
+                raise
+            self.log.warning("Could not mark %s as this task run's (%s); going on", results_uri, error)
 
     def build_execution_input(self, context: Context) -> dict[str, Any]:
         """The execution's input; default ``execution_input`` (or ``{}``).

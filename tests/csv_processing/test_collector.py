@@ -15,10 +15,10 @@ from airflow_distmap.csv_processing.preflight import (
     CsvLayout,
     check_csv_input,
     check_output_location,
-    owner_token,
 )
 from airflow_distmap.formats.csv_records import iter_records, shape_record
 from airflow_distmap.lambda_runtime import row_handler
+from airflow_distmap.ownership import owner_token
 from airflow_distmap.results import read_manifest
 
 BUCKET = "data"

@@ -8,10 +8,7 @@ from airflow_distmap.csv_processing import preflight
 from airflow_distmap.csv_processing.preflight import (
     check_csv_input,
     check_output_location,
-    check_results_prefix,
-    claim_results_prefix,
     ledger_uri_for,
-    owner_token,
     resolve_delimiter,
 )
 from airflow_distmap.exceptions import (
@@ -21,9 +18,9 @@ from airflow_distmap.exceptions import (
     InputNotFoundError,
     MissingColumnError,
     OutputLocationError,
-    ResultsPrefixInUseError,
     UnsupportedInputError,
 )
+from airflow_distmap.ownership import owner_token
 
 BUCKET = "data"
 
@@ -219,36 +216,6 @@ def test_existing_output_is_refused_unless_this_task_run_wrote_it(s3: Any) -> No
     s3.put_object(Bucket=BUCKET, Key="out/theirs.failed.csv", Body=b"a\n")
     with pytest.raises(OutputLocationError, match=r"theirs\.failed\.csv already exists"):
         check_output_location(s3, "s3://data/out/theirs.csv", input_uri="s3://data/in.csv", owner=OWNER)
-
-
-def test_results_prefix_ownership(s3: Any) -> None:
-    uri = "s3://data/results/run-1"
-    check_results_prefix(s3, uri, owner=OWNER)  # empty: free
-    claim_results_prefix(s3, uri, owner=OWNER)
-    s3.put_object(Bucket=BUCKET, Key="results/run-1/abc/manifest.json", Body=b"{}")
-    check_results_prefix(s3, uri, owner=OWNER)  # a retry of the same task run
-    with pytest.raises(ResultsPrefixInUseError, match="another run's results"):
-        check_results_prefix(s3, uri, owner=owner_token("dag", "task", "run-2"))
-    s3.put_object(Bucket=BUCKET, Key="foreign/x/manifest.json", Body=b"{}")
-    with pytest.raises(ResultsPrefixInUseError):
-        check_results_prefix(s3, "s3://data/foreign/", owner=OWNER)
-    check_results_prefix(s3, "s3://data/foreign-other", owner=OWNER)  # a sibling prefix is not "inside"
-
-
-def test_of_two_runs_that_passed_the_check_together_only_the_first_claims_the_prefix(s3: Any) -> None:
-    uri = "s3://data/results/shared"
-    other = owner_token("dag", "task", "run-2")
-    check_results_prefix(s3, uri, owner=OWNER)
-    check_results_prefix(s3, uri, owner=other)  # both see an empty prefix (a backfill, a fixed results_uri)
-    claim_results_prefix(s3, uri, owner=OWNER)
-    with pytest.raises(ResultsPrefixInUseError, match="just claimed by another task run"):
-        claim_results_prefix(s3, uri, owner=other)
-    claim_results_prefix(s3, uri, owner=OWNER)  # a retry of the winner claims it again
-
-
-def test_owner_token_is_stable_and_distinct() -> None:
-    assert owner_token("d", "t", "r") == owner_token("d", "t", "r", -1)
-    assert owner_token("d", "t", "r") != owner_token("d", "t", "r", 0)
 
 
 def test_a_first_row_with_a_huge_field_is_a_data_row(s3: Any) -> None:

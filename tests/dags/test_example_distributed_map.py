@@ -61,11 +61,11 @@ def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint):
     assert summary["map_run_arn"].startswith(
         "arn:aws:states:us-east-1:123456789012:mapRun:example-distributed-map/DistributedMap:"
     )
-    run_id = summary["map_run_arn"].rsplit(":", 1)[-1]
-    assert (
-        summary["manifest_uri"]
-        == f"s3://distmap-example/results/example_distributed_map/{run_id}/manifest.json"
+    map_run_id = summary["map_run_arn"].rsplit(":", 1)[-1]
+    assert summary["manifest_uri"].startswith(
+        "s3://distmap-example/distmap-results/example_distributed_map/process_rows/manual__"
     )
+    assert summary["manifest_uri"].endswith(f"/{map_run_id}/manifest.json")
     assert values["report"] == summary["counts"]
 
     # The exported results hold every row's processed value (3 batches of at most 2 rows).
@@ -82,3 +82,21 @@ def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint):
         3: "Processed data: xy",
         4: "Processed data: ok",
     }
+
+    # A second run exports under its own prefix and leaves the first run's results as they were.
+    second = module.dag.test()
+    assert second.state == "success"
+    with create_session() as session:
+        (row,) = session.scalars(
+            XComModel.get_many(
+                run_id=second.run_id, dag_ids=module.dag.dag_id, task_ids="process_rows", key="return_value"
+            )
+        ).all()
+    second_prefix = XComModel.deserialize_value(row)["manifest_uri"].rsplit("/", 2)[0]
+    assert second_prefix != summary["manifest_uri"].rsplit("/", 2)[0]
+    first_again = {
+        row["index"]: row["output"]
+        for entry in iter_result_entries(s3, read_manifest(s3, summary["manifest_uri"]))
+        for row in entry.output["rows"]
+    }
+    assert first_again == outputs

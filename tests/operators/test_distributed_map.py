@@ -123,7 +123,7 @@ def test_retry_attaches_to_the_running_execution_without_redeploying(aws):
 
 def test_changed_arguments_update_the_machine(aws):
     _defer(_operator(), _context())
-    op = _operator(max_concurrency=50)
+    op = _operator(max_concurrency=50, results_uri=f"s3://{BUCKET}/results-2")
     with mock.patch.object(
         op.hook.conn, "update_state_machine", wraps=op.hook.conn.update_state_machine
     ) as update:
@@ -136,7 +136,11 @@ def test_changed_arguments_update_the_machine(aws):
 
 def test_default_machine_name_is_per_rendered_definition_so_backfill_runs_never_race(aws):
     def run(key: str, run_id: str) -> None:
-        op = _operator(state_machine_name=None, item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/{key}.csv"))
+        op = _operator(
+            state_machine_name=None,
+            item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/{key}.csv"),
+            results_uri=f"s3://{BUCKET}/results/{key}",
+        )
         _defer(op, _context(run_id=run_id))
 
     run("2025-01-01", "backfill__2025-01-01T00:00:00+00:00")
@@ -192,6 +196,33 @@ def test_missing_results_bucket_fails_before_anything_is_created_without_retries
     with pytest.raises(InvalidTaskArgumentsError, match="bucket 'no-such-bucket' does not exist"):
         _operator(results_uri="s3://no-such-bucket/results").execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
+
+
+def test_a_results_prefix_holding_another_runs_results_fails_before_anything_is_created(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key="results/0b4d7c1e/manifest.json", Body=b"{}")
+    with pytest.raises(AirflowFailException, match=r"results_uri s3://dm-bucket/results already holds"):
+        _operator().execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="results/")["Contents"]]
+    assert keys == ["results/0b4d7c1e/manifest.json"]  # nothing written, nothing overwritten
+
+
+def test_a_fixed_results_uri_serves_only_the_task_run_that_claimed_it(aws):
+    first = _defer(_operator(), _context())
+    assert _defer(_operator(), _context(try_number=2)).execution_arn == first.execution_arn  # its own retry
+    with pytest.raises(AirflowFailException, match="another task run claimed it"):
+        _operator().execute(_context(run_id="manual__2025-01-02T00:00:00+00:00"))
+    machine = aws.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    assert len(aws.list_executions(stateMachineArn=machine)["executions"]) == 1
+
+
+def test_a_results_prefix_airflow_may_not_list_is_not_checked(aws):
+    forbidden = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2")
+    op = _operator()
+    with mock.patch.object(op.s3_hook.get_conn(), "list_objects_v2", side_effect=forbidden):
+        _defer(op, _context())
+    assert len(aws.list_state_machines()["stateMachines"]) == 1
 
 
 def test_a_results_bucket_airflow_may_not_list_is_not_called_missing(aws):

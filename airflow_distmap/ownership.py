@@ -1,0 +1,141 @@
+"""Which task run owns an S3 location: owner tokens, and the claim on a results prefix.
+
+Objects the provider writes for a task run carry its token as S3 user metadata (``x-amz-meta-distmap-owner``),
+so a retry may replace its own objects and nothing else. A results prefix is claimed by a small object,
+``<prefix>/_distmap_owner.json``, written once every check has passed and before anything starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from airflow_distmap.exceptions import ResultsPrefixInUseError
+from airflow_distmap.results import parse_s3_uri, s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: S3 user metadata (``x-amz-meta-distmap-owner``) marking objects this provider wrote for one task run.
+OWNER_METADATA_KEY: Final = "distmap-owner"
+#: Object written under a results prefix to say which task run owns it.
+RESULTS_OWNER_OBJECT: Final = "_distmap_owner.json"
+
+_MISSING_CODES: Final = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+_PER_RUN_FIX: Final = (
+    "To fix this, leave results_uri unset (each task run then gets its own prefix) or template it per run, "
+    "e.g. with {{ run_id }}."
+)
+
+
+def owner_token(dag_id: str, task_id: str, run_id: str, map_index: int | None = None) -> str:
+    """A short ASCII token naming one task run (stable across its tries), stored as S3 metadata.
+
+    :param dag_id: The DAG id.
+    :param task_id: The task id.
+    :param run_id: The DAG run id.
+    :param map_index: The map index (``None`` or ``-1`` when unmapped).
+    """
+    index = None if map_index is None or map_index < 0 else map_index
+    payload = json.dumps([dag_id, task_id, run_id, index], separators=(",", ":")).encode()
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject, or ``None`` when the object does not exist."""
+    try:
+        return dict(s3.head_object(Bucket=bucket, Key=key))
+    except ClientError as exc:
+        # A missing bucket answers 404 too (moto: NoSuchBucket); callers tell the two apart with HeadBucket.
+        if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+            return None
+        raise
+
+
+def owned_by(head: dict[str, Any] | None, owner: str | None) -> bool:
+    """Whether a HeadObject answer carries ``owner``'s token."""
+    return (
+        head is not None and owner is not None and head.get("Metadata", {}).get(OWNER_METADATA_KEY) == owner
+    )
+
+
+def _results_owner_key(prefix: str) -> str:
+    prefix = prefix.rstrip("/")
+    return f"{prefix}/{RESULTS_OWNER_OBJECT}" if prefix else RESULTS_OWNER_OBJECT
+
+
+def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
+    """Refuse a ``results_uri`` that already holds another task run's results.
+
+    A prefix is free when it holds nothing, or when its ``_distmap_owner.json`` names this task run
+    (an Airflow retry reuses its own prefix).
+
+    :param s3: a boto3 S3 client.
+    :param results_uri: ``s3://bucket/prefix``.
+    :param owner: :func:`owner_token` of this task run.
+    :raises ResultsPrefixInUseError: the prefix holds objects of someone else, or its bucket does not exist.
+    """
+    try:
+        bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
+    except ValueError as exc:
+        raise ResultsPrefixInUseError(str(exc)) from None
+    listing_prefix = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
+    try:
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=listing_prefix, MaxKeys=2)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            raise ResultsPrefixInUseError(
+                f"Bucket {bucket!r} of results_uri does not exist. To fix this, create it or use "
+                "another bucket."
+            ) from None
+        raise
+    keys = [str(entry["Key"]) for entry in listing.get("Contents", [])]
+    if not keys:
+        return
+    owner_key = _results_owner_key(prefix)
+    mark = head_object(s3, bucket, owner_key)
+    if owned_by(mark, owner):
+        return
+    if mark is not None:
+        raise ResultsPrefixInUseError(
+            f"results_uri {results_uri} already holds another run's results: another task run claimed it "
+            f"({s3_uri(bucket, owner_key)}), and nothing is overwritten. {_PER_RUN_FIX}"
+        )
+    raise ResultsPrefixInUseError(
+        f"results_uri {results_uri} already holds another run's results, or other objects (for example "
+        f"{s3_uri(bucket, keys[0])}), and nothing is overwritten. {_PER_RUN_FIX}"
+    )
+
+
+def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
+    """Mark ``results_uri`` as this task run's (after :func:`check_results_prefix`, before starting).
+
+    The mark is written only if there is none yet (a conditional write, ``If-None-Match: *``): of task runs
+    that passed the check at the same time (a backfill with a fixed ``results_uri``), one wins.
+
+    :param s3: a boto3 S3 client.
+    :param results_uri: ``s3://bucket/prefix``.
+    :param owner: :func:`owner_token` of this task run.
+    :raises ResultsPrefixInUseError: another task run claimed the prefix first.
+    """
+    bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
+    key = _results_owner_key(prefix)
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps({"owner": owner}).encode(),
+            ContentType="application/json",
+            Metadata={OWNER_METADATA_KEY: owner},
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        if not owned_by(head_object(s3, bucket, key), owner):
+            raise ResultsPrefixInUseError(
+                f"results_uri {results_uri} was just claimed by another task run. {_PER_RUN_FIX}"
+            ) from None
