@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import ijson
+import zstandard
 from botocore.exceptions import ClientError
 
 from airflow_distmap.formats.csv_records import delimiter_char, raw_records, record_shaper
@@ -30,6 +31,7 @@ ITEM_READER_FAILED: Final = "States.ItemReaderFailed"
 GET_OBJECT: Final = "arn:aws:states:::s3:getObject"
 LIST_OBJECTS_V2: Final = "arn:aws:states:::s3:listObjectsV2"
 GZIP_MAGIC: Final = b"\x1f\x8b"
+ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _READ_CHUNK: Final = 1 << 20
 
 
@@ -59,17 +61,25 @@ class _BodyRaw(io.RawIOBase):
 
 
 def open_body(body: Any, key: str) -> IO[bytes]:
-    """Wrap an S3 body as a buffered binary stream, gunzipped for a ``.gz`` key or gzip magic bytes.
+    """Wrap an S3 body as a buffered binary stream, decompressed when it is GZIP or ZSTD.
 
-    AWS documents GZIP support with names like ``myObject.jsonl.gz``; whether it sniffs content is
-    UNCONFIRMED, so both the extension and the magic bytes are honoured (the more forgiving choice).
+    AWS documents both with names like ``myObject.jsonl.gz`` and ``myObject.csv.zstd``; whether it sniffs
+    content is UNCONFIRMED, so both the extension and the magic bytes are honoured (the more forgiving
+    choice). Either way the object is decompressed as it is read, never whole.
 
     :param body: a ``StreamingBody`` or any object with ``read(n)``.
     :param key: the object key (for the extension check).
     """
     buffered = io.BufferedReader(_BodyRaw(body), buffer_size=_READ_CHUNK)
-    if key.lower().endswith(".gz") or buffered.peek(2)[:2] == GZIP_MAGIC:
+    name = key.lower()
+    if name.endswith(".gz") or buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    if name.endswith((".zst", ".zstd")) or buffered.peek(4)[:4] == ZSTD_MAGIC:
+        # read_across_frames: a file of several concatenated frames reads as one, like a multi-member gzip.
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            buffered, read_size=_READ_CHUNK, read_across_frames=True
+        )
+        return io.BufferedReader(reader, buffer_size=_READ_CHUNK)  # type: ignore[arg-type]
     return buffered
 
 
@@ -243,14 +253,6 @@ def iter_reader_items(
     input_type = reader_config.get("InputType")
     if input_type not in ("CSV", "JSON", "JSONL"):
         raise StatesError(ITEM_READER_FAILED, f"ReaderConfig InputType {input_type!r} is not supported.")
-    key_name = str(parameters.get("Key", ""))
-    if key_name.lower().endswith((".zst", ".zstd")):
-        # AWS reads ZSTD-compressed objects; Python 3.11 has no zstd decoder in the standard library.
-        raise StatesError(
-            ITEM_READER_FAILED,
-            f"ZSTD-compressed objects are not supported by the local runtime: {key_name}. "
-            "Use GZIP (.gz) instead.",
-        )
     body, bucket, key = _get_object_body(s3, parameters)
     stream = open_body(body, key)
 
@@ -262,7 +264,7 @@ def iter_reader_items(
                 yield from read_jsonl(stream)
             else:
                 yield from read_json(stream, reader_config)
-        except (OSError, EOFError, UnicodeDecodeError) as error:
+        except (OSError, EOFError, UnicodeDecodeError, zstandard.ZstdError) as error:
             raise StatesError(ITEM_READER_FAILED, f"Could not read s3://{bucket}/{key}: {error}") from None
         finally:
             stream.close()

@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+import zstandard
 from moto import mock_aws
 
 from airflow_distmap.local.errors import StatesError
@@ -134,11 +135,31 @@ def test_s3_sources_and_missing_objects() -> None:
         assert "NoSuchBucket" in caught.value.cause
 
 
-def test_zstd_objects_are_refused_with_a_clear_error() -> None:
-    with pytest.raises(StatesError) as caught:
-        iter_reader_items(None, GET_OBJECT, {"Bucket": "b", "Key": "rows.csv.zst"}, {"InputType": "CSV"})  # type: ignore[arg-type]
-    assert caught.value.error == "States.ItemReaderFailed"
-    assert "GZIP" in caught.value.cause
+def test_zstd_objects_are_read_as_a_stream_by_extension_or_content() -> None:
+    rows = "".join(f"{i},text {i}\n" for i in range(50_000)).encode()
+    compressor = zstandard.ZstdCompressor()
+    two_frames = compressor.compress(b"id,text\n" + rows[:1000]) + compressor.compress(rows[1000:])
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        s3.put_object(Bucket="reader-bucket", Key="in/rows.csv.zstd", Body=two_frames)
+        s3.put_object(Bucket="reader-bucket", Key="in/rows-no-extension", Body=two_frames)
+        s3.put_object(Bucket="reader-bucket", Key="in/broken.csv.zst", Body=two_frames[:-100] + b"x" * 100)
+        config = {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
+        for key in ("in/rows.csv.zstd", "in/rows-no-extension"):
+            _, items = iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
+            read = list(items)
+            assert len(read) == 50_000
+            assert read[0] == {"id": "0", "text": "text 0"}
+            assert read[-1] == {"id": "49999", "text": "text 49999"}
+
+        _, items = iter_reader_items(
+            s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/broken.csv.zst"}, config
+        )
+        with pytest.raises(StatesError) as caught:
+            list(items)
+        assert caught.value.error == "States.ItemReaderFailed"
+        assert "s3://reader-bucket/in/broken.csv.zst" in caught.value.cause
 
 
 class CountingStream(io.RawIOBase):
