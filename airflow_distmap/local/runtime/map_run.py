@@ -158,6 +158,7 @@ class MapRun:
     :param role_arn: the parent's role (children's context).
     :param region: ARN region.
     :param account: ARN account.
+    :param processor_definition: the ``ItemProcessor`` as JSON text: the children's state machine definition.
     """
 
     def __init__(
@@ -176,6 +177,7 @@ class MapRun:
         role_arn: str = "",
         region: str = arns.DEFAULT_REGION,
         account: str = arns.DEFAULT_ACCOUNT_ID,
+        processor_definition: str = "{}",
     ) -> None:
         self.run_id = str(uuid.uuid4())
         # Child names are UUID-shaped and derived from the run id: its first 24 characters, then its last 48
@@ -196,6 +198,7 @@ class MapRun:
         self.region = region
         self.account = account
         self.processor = processor
+        self.processor_definition = processor_definition
         self._immediate = bool(getattr(processor, "immediate", False))
         self.services = services
         self.express = express
@@ -216,6 +219,7 @@ class MapRun:
         self.executions = dict.fromkeys(COUNT_KEYS.values(), 0)
         self.items = dict.fromkeys(COUNT_KEYS.values(), 0)
         self.results_written = [0, 0]  # executions, items
+        self._results_written_before = [0, 0]  # at the start of the current attempt
         self.failed_items = 0
         self.items_read = 0
         self.reader_done = False
@@ -443,6 +447,7 @@ class MapRun:
         self._loop = asyncio.get_running_loop()
         self._slot_free = asyncio.Event()
         self._failure = None
+        self._results_written_before = list(self.results_written)
         self.stopped_by_user = False
         self.status = RUNNING
         self.stop_date = None
@@ -822,6 +827,7 @@ class MapRun:
                 details = await asyncio.to_thread(self._write_files)
             except StatesError as error:
                 self._failure = error
+                self.results_written = list(self._results_written_before)  # this attempt's never reached S3
                 return None
             return {"MapRunArn": self.arn, "ResultWriterDetails": details}
         if self._failure is not None:

@@ -146,10 +146,17 @@ def _execution_timeout(definition_text: str) -> float | None:
 _LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
 
 
-def _check_logging(request: dict[str, Any]) -> None:
-    """``loggingConfiguration`` and ``versionDescription`` as AWS checks them on Create/UpdateStateMachine."""
+def _check_settings(request: dict[str, Any]) -> None:
+    """``loggingConfiguration``, ``publish`` and ``versionDescription`` of Create/UpdateStateMachine."""
     if request.get("versionDescription") is not None and not request.get("publish"):
         raise ServiceError("ValidationException", "Version description can only be set when publish is true")
+    if request.get("publish"):
+        # Refused rather than ignored: AWS would answer with a stateMachineVersionArn to start executions on.
+        raise ServiceError(
+            "ValidationException",
+            "publish: state machine versions are not supported by the local endpoint. To fix this, deploy "
+            "without publish; executions run the state machine's latest revision.",
+        )
     config = request.get("loggingConfiguration")
     if not config:
         return
@@ -292,7 +299,7 @@ class StepFunctionsService:
             )
         definition = request.get("definition")
         self._validate(definition, machine_type)
-        _check_logging(request)
+        _check_settings(request)
         arn = arns.state_machine_arn(name, self.region, self.account_id)
         logging_configuration = request.get("loggingConfiguration") or {
             "level": "OFF",
@@ -341,7 +348,7 @@ class StepFunctionsService:
             )
         if definition is not None:
             self._validate(definition, record.type)
-        _check_logging(request)
+        _check_settings(request)
         if role_arn is not None and (not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn)):
             raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
         if definition is not None:
@@ -361,7 +368,10 @@ class StepFunctionsService:
         return self._state_machine(request.get("stateMachineArn")).describe()
 
     def _DescribeStateMachineForExecution(self, request: dict[str, Any]) -> dict[str, Any]:
-        record = self._execution(request.get("executionArn"))
+        arn = request.get("executionArn")
+        if isinstance(arn, str) and arn not in self.store.executions and (found := self._child(arn)):
+            return self._describe_map_run_machine(found[0])
+        record = self._execution(arn)
         machine = record.state_machine
         response = {
             "stateMachineArn": machine.arn,
@@ -372,6 +382,29 @@ class StepFunctionsService:
             "loggingConfiguration": machine.logging_configuration,
             "tracingConfiguration": machine.tracing_configuration,
         }
+        return response
+
+    def _describe_map_run_machine(self, map_run: MapRun) -> dict[str, Any]:
+        """DescribeStateMachineForExecution of a Map Run child: the machine "associated with the Map Run".
+
+        That is the ItemProcessor, run as ``<parent machine>/<label>`` (the children's ``stateMachineArn``);
+        its exact ``name`` and ``definition`` on AWS are UNCONFIRMED.
+        """
+        parent = self.store.executions.get(map_run.parent_arn)
+        machine = parent.state_machine if parent is not None else None
+        response: dict[str, Any] = {
+            "stateMachineArn": map_run.state_machine_arn,
+            "name": f"{map_run.state_machine_name}/{map_run.label}",
+            "definition": map_run.processor_definition,
+            "roleArn": map_run.role_arn,
+            "updateDate": map_run.start_date,
+            "mapRunArn": map_run.arn,
+            "label": map_run.label,
+        }
+        if machine is not None:
+            response["updateDate"] = machine.update_date or machine.creation_date
+            response["loggingConfiguration"] = machine.logging_configuration
+            response["tracingConfiguration"] = machine.tracing_configuration
         return response
 
     def _ListStateMachines(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ engine, before any Map Run, as AWS records), creates the :class:`MapRun`, record
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -168,6 +169,7 @@ class RuntimeServices:
             role_arn=str(execution.get("RoleArn", "")),
             region=self.region,
             account=self.account_id,
+            processor_definition=json.dumps(state.get("ItemProcessor") or state.get("Iterator") or {}),
         )
         map_run.configure(open_items=open_items, select=select, batching=batching, max_items=max_items)
         self.store.add_map_run(map_run)

@@ -476,6 +476,17 @@ def test_missing_object_fails_the_reader(harness: Harness) -> None:
     ]
 
 
+def test_a_missing_results_bucket_fails_the_writer_and_counts_nothing_written(harness: Harness) -> None:
+    harness.put("rows.csv", "id\n1\n2\n3\n")
+    writer = {"Resource": WRITER["Resource"], "Parameters": {"Bucket": "no-such-results-bucket"}}
+    arn, done = harness.run(distributed_map(ItemReader=CSV_READER, ResultWriter=writer), {"key": "rows.csv"})
+    assert (done["status"], done["error"]) == ("FAILED", "States.ResultWriterFailed")
+    assert "NoSuchBucket" in done["cause"]
+    map_run = harness.map_run(arn)
+    assert map_run["itemCounts"]["succeeded"] == 3
+    assert (map_run["itemCounts"]["resultsWritten"], map_run["executionCounts"]["resultsWritten"]) == (0, 0)
+
+
 def test_max_items_and_jsonl_reader(harness: Harness) -> None:
     harness.put("rows.jsonl", "".join(json.dumps({"i": i}) + "\n" for i in range(10)))
     reader = {
@@ -494,6 +505,10 @@ def test_label_names_the_map_run_and_children(harness: Harness) -> None:
     child = harness.call("ListExecutions", mapRunArn=map_run["mapRunArn"])["executions"][0]
     assert ":execution:sm-1/rows:" in child["executionArn"]
     assert child["stateMachineArn"].endswith(":stateMachine:sm-1/rows")
+    machine = harness.call("DescribeStateMachineForExecution", executionArn=child["executionArn"])
+    assert (machine["mapRunArn"], machine["label"]) == (map_run["mapRunArn"], "rows")
+    assert machine["stateMachineArn"] == child["stateMachineArn"]
+    assert json.loads(machine["definition"])["StartAt"]  # the ItemProcessor the children run
 
 
 def test_redrive_after_a_reader_failure_reads_the_source_again(harness: Harness) -> None:

@@ -128,7 +128,7 @@ def test_validate_state_machine_definition(harness: Harness) -> None:
         assert refused.code == "ValidationException", wrong
 
 
-def test_logging_and_version_description_are_checked(harness: Harness) -> None:
+def test_logging_publish_and_version_description_are_checked(harness: Harness) -> None:
     definition = json.dumps(PASS_MACHINE)
 
     def create(**extra: object) -> ServiceError:
@@ -141,6 +141,9 @@ def test_logging_and_version_description_are_checked(harness: Harness) -> None:
         create(loggingConfiguration={"level": "ALL"}).code == "InvalidLoggingConfiguration"
     )  # no destination
     assert create(versionDescription="v1").code == "ValidationException"  # without publish
+    refused = create(publish=True)  # versions are not implemented: refused, never silently ignored
+    assert (refused.code, "versions are not supported" in refused.message) == ("ValidationException", True)
+    assert harness.call("ListStateMachines")["stateMachines"] == []
 
 
 def test_express_machines_are_not_listed_and_cannot_be_updated_to_a_distributed_map(harness: Harness) -> None:
