@@ -162,7 +162,9 @@ def _print(summary: dict[str, Any]) -> None:
     if summary["failed_samples"]:
         print("Sample failed rows:")
         for sample in summary["failed_samples"]:
-            print(f"  row item {sample.get('index')}: {sample['error']}: {sample['message']}")
+            index = sample.get("index")
+            where = f"row item {index}" if index is not None else "item"
+            print(f"  {where}: {sample['error']}: {sample['message']}")
             if "input" in sample:
                 print(f"      input: {_preview(sample['input'])}")
 
@@ -188,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
         summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
     except (ClientError, BotoCoreError, ValueError) as error:
         print(
-            f"error: cannot read {args.manifest_uri}: {error}. To fix this, check the URI (it ends in "
-            "manifest.json), the credentials, and --endpoint-url for the local endpoint.",
+            f"error: cannot read {args.manifest_uri}: {str(error).rstrip('.')}. To fix this, check the URI "
+            "(it ends in manifest.json), the credentials, and --endpoint-url for the local endpoint.",
             file=sys.stderr,
         )
         return 1

@@ -84,11 +84,36 @@ def test_command_prints_text_and_json(manifest_uri: str, capsys: pytest.CaptureF
     assert json.loads(capsys.readouterr().out)["counts"]["failed"] == 3
 
 
+def test_failed_items_without_a_row_index_are_shown_as_items(capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        failed = [entry("FAILED", [{"h1": "a"}], Error="States.TaskFailed", Cause="boom")]
+        failed[0]["Input"] = json.dumps({"h1": "a"})  # one plain CSV row per child, no row_handler index
+        s3.put_object(Bucket=BUCKET, Key="q/run/FAILED_0.json", Body=json.dumps(failed).encode())
+        manifest = {
+            "DestinationBucket": BUCKET,
+            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
+            "ResultFiles": {
+                "SUCCEEDED": [],
+                "FAILED": [{"Key": "q/run/FAILED_0.json", "Size": 9}],
+                "PENDING": [],
+            },
+        }
+        s3.put_object(Bucket=BUCKET, Key="q/run/manifest.json", Body=json.dumps(manifest).encode())
+        assert main(["results", f"s3://{BUCKET}/q/run/manifest.json"]) == 0
+    text = capsys.readouterr().out
+    assert "  item: States.TaskFailed: boom" in text
+    assert "None" not in text
+
+
 def test_command_explains_an_unreadable_manifest(
     manifest_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["results", f"s3://{BUCKET}/nope/manifest.json"]) == 1
-    assert "To fix this" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "To fix this" in error
+    assert ".." not in error
 
 
 def test_an_endpoint_without_configured_credentials_gets_the_local_endpoints(
