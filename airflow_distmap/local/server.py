@@ -187,9 +187,16 @@ def release_memory() -> None:
 
 
 def moto_app() -> WSGIApp:
-    """The server-mode application (the one ``moto_server`` serves), built in this process."""
+    """The server-mode application (the one ``moto_server`` serves), built in this process.
+
+    Its multipart uploads complete without joining the parts in memory
+    (:func:`~airflow_distmap.local.moto_s3.stream_multipart_completions`).
+    """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from airflow_distmap.local.moto_s3 import stream_multipart_completions
+
+    stream_multipart_completions()
     app: WSGIApp = DomainDispatcherApplication(create_backend_app)
     return app
 
