@@ -31,6 +31,10 @@ header line). A single item may carry the same two keys next to ``index`` and ``
 A row's exception becomes that row's ``error``; its batch-mates are unaffected and the invocation
 succeeds. An event that does not follow the contract is an infrastructure failure: the handler
 raises :class:`MalformedEventError`, the invocation fails, and Step Functions' retriers see it.
+
+A batch's answer must fit Step Functions' 256 KiB payload: outputs that would overflow it become
+``RowOutputTooLarge`` errors of their rows, and a batch too large to answer even that way raises
+:class:`BatchOutputTooLargeError` (use a smaller batch).
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ log = logging.getLogger(__name__)
 
 #: Step Functions' payload quota: a child execution's output above it fails with States.DataLimitExceeded.
 PAYLOAD_LIMIT_BYTES: Final = 256 * 1024
-#: Room kept under the quota for the ``{"rows": [...]}`` envelope and separators.
+#: Room kept under the quota for the ``{"rows": [...]}`` envelope.
 _ENVELOPE_SLACK: Final = 4 * 1024
+#: ``", "`` between two rows, as ``json.dumps`` writes them.
+_SEPARATOR_BYTES: Final = 2
 #: Longest error message reported for a row; the result files stay small whatever the exception says.
 MAX_ERROR_MESSAGE_CHARS: Final = 1000
 
@@ -63,6 +69,10 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 
 class MalformedEventError(ValueError):
     """Raised when a Lambda event does not follow the row contract (an infrastructure failure)."""
+
+
+class BatchOutputTooLargeError(ValueError):
+    """Raised when a batch's answer cannot fit the payload quota even with every output made an error."""
 
 
 def row_error(exc: BaseException) -> dict[str, str]:
@@ -198,20 +208,37 @@ class EncodedResult(dict[str, Any]):
 
 
 def _batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"rows": results}``, with outputs that are not JSON or do not fit the payload as row errors."""
-    budget = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
+    """``{"rows": results}``, with outputs that are not JSON or do not fit the payload as row errors.
+
+    Rows keep their outputs in order while the answer, counting every later row as its (small) error, stays
+    under the payload quota; the rest are :data:`OUTPUT_TOO_LARGE` errors.
+
+    :raises BatchOutputTooLargeError: even as errors the rows would not fit (the invocation fails).
+    """
+    limit = PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK
     with contextlib.suppress(TypeError, ValueError):
         text = _STRICT_JSON.encode(results)
-        if len(text) <= budget:  # the common case: one encoding of the whole batch, no row to single out
+        if len(text) <= limit:  # the common case: one encoding of the whole batch, no row to single out
             return EncodedResult(results, text)
+    sized = [_sized(result) for result in results]
+    fallbacks = [_too_large(row.get("index"), size) for row, size in sized]
+    fallback_sizes = [len(_STRICT_JSON.encode(fallback)) + _SEPARATOR_BYTES for fallback in fallbacks]
+    reserved = sum(fallback_sizes)  # what the rows not decided yet take at the least
+    if reserved > limit:
+        raise BatchOutputTooLargeError(
+            f"The batch's {len(results)} rows do not fit in the {PAYLOAD_LIMIT_BYTES}-byte Step Functions "
+            "payload, even with each output replaced by an error. To fix this, use a smaller batch_size."
+        )
+    used = 0
     rows: list[dict[str, Any]] = []
-    for result in results:
-        row, size = _sized(result)
-        if size > budget:
-            row = _too_large(row.get("index"), size)
-            size = len(json.dumps(row))
-        budget -= size + 1
-        rows.append(row)
+    for (row, size), fallback, fallback_size in zip(sized, fallbacks, fallback_sizes, strict=True):
+        reserved -= fallback_size
+        if used + size + _SEPARATOR_BYTES + reserved <= limit:
+            rows.append(row)
+            used += size + _SEPARATOR_BYTES
+        else:
+            rows.append(fallback)
+            used += fallback_size
     return {"rows": rows}
 
 
@@ -222,7 +249,7 @@ def _too_large(index: int | None, size: int) -> dict[str, Any]:
             "type": OUTPUT_TOO_LARGE,
             "message": (
                 f"The row's output ({size} bytes) does not fit in the batch's {PAYLOAD_LIMIT_BYTES}-byte "
-                "Step Functions payload: return less, or use a smaller batch_size."
+                "Step Functions payload with the rows before it: return less, or use a smaller batch_size."
             ),
         },
     }

@@ -93,6 +93,32 @@ def test_outputs_beyond_the_payload_quota_fail_only_the_overflowing_rows() -> No
     assert len(json.dumps(result).encode()) < PAYLOAD_LIMIT_BYTES
 
 
+def test_a_batch_whose_overflowing_rows_become_errors_still_fits_the_payload() -> None:
+    @row_handler
+    def echo(row: dict[str, str]) -> str:
+        return json.dumps(row)  # about 5 KB once escaped twice: 81 of them are 1.6 times the quota
+
+    event = {"Items": [{"index": i, "row": {"text": 'q"' * 1000}} for i in range(81)]}
+    result = echo(event, None)
+    rows = result["rows"]
+    assert [row["index"] for row in rows] == list(range(81))
+    kept = [row for row in rows if "output" in row]
+    assert rows[: len(kept)] == kept  # outputs are kept in order, the overflow fails the rows after them
+    assert {row["error"]["type"] for row in rows[len(kept) :]} == {OUTPUT_TOO_LARGE}
+    assert len(json.dumps(result).encode()) <= PAYLOAD_LIMIT_BYTES
+    one_more = [*kept, {"index": len(kept), "output": kept[0]["output"]}, *rows[len(kept) + 1 :]]
+    assert len(json.dumps({"rows": one_more}).encode()) > PAYLOAD_LIMIT_BYTES - 4096  # as many as fit
+
+
+def test_a_batch_too_large_to_answer_even_with_errors_fails_its_invocation() -> None:
+    @row_handler
+    def big(row: dict[str, str]) -> str:
+        return "x" * 1000
+
+    with pytest.raises(lambda_runtime.BatchOutputTooLargeError, match="smaller batch_size"):
+        big({"Items": [{"index": i, "row": {}} for i in range(5000)]}, None)
+
+
 def test_long_error_messages_are_truncated() -> None:
     @row_handler
     def noisy(row: dict[str, str]) -> str:
