@@ -106,6 +106,15 @@ def _key_part(text: str) -> str:
     return _UNSAFE_KEY.sub("_", text).strip("_") or "_"
 
 
+def task_results_key(dag_id: str, task_id: str) -> str:
+    """``distmap-results/<dag>/<task>``: where a task's runs keep their results, each under its own prefix.
+
+    :param dag_id: The DAG id.
+    :param task_id: The task id.
+    """
+    return f"distmap-results/{_key_part(dag_id)}/{_key_part(task_id)}"
+
+
 def task_run_results_key(dag_id: str, task_id: str, run_id: str, map_index: int | None = None) -> str:
     """``distmap-results/<dag>/<task>/<run>[/<map index>]/``: the default results prefix of one task run.
 
@@ -117,7 +126,7 @@ def task_run_results_key(dag_id: str, task_id: str, run_id: str, map_index: int 
     :param run_id: The DAG run id.
     :param map_index: The mapped task index (``None`` or negative when the task is not mapped).
     """
-    parts = ["distmap-results", _key_part(dag_id), _key_part(task_id), _key_part(run_id)]
+    parts = [task_results_key(dag_id, task_id), _key_part(run_id)]
     if isinstance(map_index, int) and map_index >= 0:
         parts.append(str(map_index))
     return "/".join(parts) + "/"

@@ -40,8 +40,8 @@ with DAG(
         item_batcher=ItemBatcher(max_items_per_batch=2),
         function_name="post_processing",
         max_concurrency=4,
-        # Results go to s3://<BUCKET>/distmap-results/<dag>/<task>/<run>/ unless results_uri says otherwise;
-        # a results_uri of your own must differ per run (e.g. template it with {{ run_id }}).
+        # Results go to s3://<BUCKET>/distmap-results/<dag>/<task>/<execution name>/ unless results_uri says
+        # otherwise; a results_uri of your own must differ per run (e.g. template it with {{ run_id }}).
         deferrable=True,
         waiter_delay=2,  # a demo-sized job; use 30 s or more for real runs
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -89,7 +90,9 @@ def iter_distributed_maps(
             yield from iter_distributed_maps(processor, state_language)
 
 
-def ensure_result_writer(definition: dict[str, Any], results_uri: str) -> dict[str, Any]:
+def ensure_result_writer(
+    definition: dict[str, Any], results_uri: str, *, per_execution: bool = False
+) -> dict[str, Any]:
     """Return a copy of ``definition`` where every Distributed Map exports its results to S3.
 
     A Map without ``ResultWriter`` gets one writing under ``results_uri``; a Map whose ResultWriter only has
@@ -98,6 +101,8 @@ def ensure_result_writer(definition: dict[str, Any], results_uri: str) -> dict[s
 
     :param definition: The state machine definition.
     :param results_uri: ``s3://bucket/prefix`` for the results.
+    :param per_execution: write under ``<results_uri>/<execution name>/`` instead, the name read from the
+        context object when the Map runs: the definition stays the same for every execution.
     """
     parse_s3_uri(results_uri, what="results_uri")
     result = copy.deepcopy(definition)
@@ -107,7 +112,29 @@ def ensure_result_writer(definition: dict[str, Any], results_uri: str) -> dict[s
         if isinstance(existing, dict) and existing.get("Resource"):
             continue
         writer = ResultWriter(uri=results_uri).to_asl(jsonata=jsonata)
+        if per_execution:
+            parameters = writer["Arguments" if jsonata else "Parameters"]
+            prefix = parameters.pop("Prefix")
+            if jsonata:
+                parameters["Prefix"] = _jsonata_execution_prefix(prefix)
+            else:
+                parameters["Prefix.$"] = _jsonpath_execution_prefix(prefix)
         if isinstance(existing, dict) and "WriterConfig" in existing:
             writer["WriterConfig"] = existing["WriterConfig"]
         state["ResultWriter"] = writer
     return result
+
+
+def _jsonpath_execution_prefix(prefix: str) -> str:
+    """``<prefix>/<execution name>`` as an intrinsic function, its quotes, braces and backslashes escaped."""
+    if not prefix:
+        return "$$.Execution.Name"
+    literal = "".join(f"\\{char}" if char in "'{}\\" else char for char in prefix)
+    return f"States.Format('{literal}/{{}}', $$.Execution.Name)"
+
+
+def _jsonata_execution_prefix(prefix: str) -> str:
+    """``<prefix>/<execution name>`` as a JSONata expression."""
+    if not prefix:
+        return "{% $states.context.Execution.Name %}"
+    return "{% " + json.dumps(prefix + "/") + " & $states.context.Execution.Name %}"

@@ -51,7 +51,7 @@ from airflow_distmap.naming import (
     default_state_machine_name,
     execution_name,
     successor_name,
-    task_run_results_key,
+    task_results_key,
     validate_name,
 )
 from airflow_distmap.ownership import check_results_prefix, claim_results_prefix, owner_token
@@ -110,6 +110,22 @@ def _iso(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _literal_reader_location(reader: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The ItemReader's ``Bucket`` and ``Key`` when literal, in ``Parameters`` or (JSONata) ``Arguments``.
+
+    A JSONPath (``Bucket.$``) or a JSONata expression (``{% ... %}``) is only known at run time: ``None``.
+    """
+    parameters = reader.get("Parameters") or reader.get("Arguments") or {}
+    if not isinstance(parameters, dict):
+        return None, None
+
+    def literal(value: Any) -> str | None:
+        is_expression = isinstance(value, str) and value.strip().startswith("{%")
+        return value if isinstance(value, str) and not is_expression else None
+
+    return literal(parameters.get("Bucket")), literal(parameters.get("Key"))
+
+
 def _access_denied(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in ("AccessDenied", "403", "Forbidden")
 
@@ -152,7 +168,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
         ItemReader names a bucket and a Distributed Map has no ResultWriter of its own. A prefix holding
         another task run's results is refused before anything starts: template your own per run, e.g. with
-        ``{{ run_id }}``.
+        ``{{ run_id }}`` (it is then part of the definition, so each run deploys its own state machine; the
+        default is not).
     :param execution_input: Input of the execution (a JSON object).
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
         so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object.
@@ -337,9 +354,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.check_results_prefix(context, results_uri)
         for state_name, state, _language in iter_distributed_maps(definition):
             reader = state.get("ItemReader") or {}
-            parameters = reader.get("Parameters") or {}
-            bucket, key = parameters.get("Bucket"), parameters.get("Key")
-            if not isinstance(bucket, str):  # a path ("Bucket.$") resolves only at run time
+            bucket, key = _literal_reader_location(reader)
+            if bucket is None:  # a path ("Bucket.$") or an expression resolves only at run time
                 continue
             resource = str(reader.get("Resource", ""))
             if resource.endswith("s3:getObject") and isinstance(key, str):
@@ -459,20 +475,33 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def default_results_uri(self, context: Context) -> str | None:
         """Where results go when ``results_uri`` is not given and a Distributed Map has no ResultWriter.
 
-        ``s3://<bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/`` (one prefix per task run, so
-        retries and backfills never mix results), in the bucket the first Distributed Map's ItemReader names
-        literally. ``None`` when no ItemReader names one (items from the state input, or ``Bucket.$``): then
-        ``results_uri`` is required.
+        ``s3://<bucket>/distmap-results/<dag>/<task>/<execution name>``, in the bucket the first Distributed
+        Map's ItemReader names literally: one prefix per task run (its execution name carries the run and map
+        index), so retries and backfills never mix results. The ResultWriter reads the execution name from the
+        context object, so the definition, and the state machine, stay the same for every run. ``None`` when
+        no ItemReader names a bucket (items from the state input, or ``Bucket.$``): then ``results_uri`` is
+        required.
 
         :param context: The task context.
         """
+        base = self._default_results_base(context)
+        return None if base is None else f"{base}/{self._execution_name(context)}"
+
+    def _default_results_base(self, context: Context) -> str | None:
+        """``s3://<the first ItemReader's bucket>/distmap-results/<dag>/<task>``, or ``None``."""
         for _state_name, state, _language in iter_distributed_maps(self.build_definition(context)):
-            bucket = ((state.get("ItemReader") or {}).get("Parameters") or {}).get("Bucket")
-            if isinstance(bucket, str) and bucket:
+            bucket, _key = _literal_reader_location(state.get("ItemReader") or {})
+            if bucket:
                 ti = context["ti"]
-                key = task_run_results_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
-                return s3_uri(bucket, key)
+                return s3_uri(bucket, task_results_key(ti.dag_id, ti.task_id))
         return None
+
+    def _execution_name(self, context: Context) -> str:
+        """The task run's execution name: ``execution_name`` or one derived from the task run."""
+        if self.execution_name:
+            return str(self.execution_name)
+        ti = context["ti"]
+        return execution_name(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
 
     def on_run_complete(self, context: Context, run: CompletedRun) -> dict[str, Any]:
         """Build the XCom summary of a SUCCEEDED run. Subclasses call ``super()`` and add their fields.
@@ -527,9 +556,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "The definition has no Distributed Map (a Map state with ItemProcessor.ProcessorConfig.Mode "
                 "'DISTRIBUTED'). To fix this, add one, or use the building blocks (function_name=...)."
             )
-        results_uri = self._results_uri(context)
-        if results_uri is not None:
-            return ensure_result_writer(definition, results_uri)
+        if self.results_uri:
+            return ensure_result_writer(definition, str(self.results_uri))
+        base = self._default_results_base(context)
+        if base is not None:
+            return ensure_result_writer(definition, base, per_execution=True)
         missing = [name for name, state, _ in maps if not (state.get("ResultWriter") or {}).get("Resource")]
         if missing:
             raise ValueError(
@@ -557,7 +588,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         except ValueError as error:
             # Bad arguments stay bad on a retry: fail the task without spending its retries.
             raise InvalidTaskArgumentsError(str(error)) from error
-        name = self.execution_name or execution_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        name = self._execution_name(context)
         self.claim(context)
 
         previous = self._running_under_another_definition(ti, machine_name, name)

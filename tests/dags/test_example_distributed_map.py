@@ -62,10 +62,11 @@ def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint):
         "arn:aws:states:us-east-1:123456789012:mapRun:example-distributed-map/DistributedMap:"
     )
     map_run_id = summary["map_run_arn"].rsplit(":", 1)[-1]
-    assert summary["manifest_uri"].startswith(
-        "s3://distmap-example/distmap-results/example_distributed_map/process_rows/manual__"
+    execution = summary["execution_arn"].rsplit(":", 1)[-1]
+    assert summary["manifest_uri"] == (
+        f"s3://distmap-example/distmap-results/example_distributed_map/process_rows/{execution}/"
+        f"{map_run_id}/manifest.json"
     )
-    assert summary["manifest_uri"].endswith(f"/{map_run_id}/manifest.json")
     assert values["report"] == summary["counts"]
 
     # The exported results hold every row's processed value (3 batches of at most 2 rows).
@@ -92,8 +93,10 @@ def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint):
                 run_id=second.run_id, dag_ids=module.dag.dag_id, task_ids="process_rows", key="return_value"
             )
         ).all()
-    second_prefix = XComModel.deserialize_value(row)["manifest_uri"].rsplit("/", 2)[0]
-    assert second_prefix != summary["manifest_uri"].rsplit("/", 2)[0]
+    second_summary = XComModel.deserialize_value(row)
+    assert second_summary["manifest_uri"].rsplit("/", 2)[0] != summary["manifest_uri"].rsplit("/", 2)[0]
+    # ... from the same state machine: the results prefix is not part of the definition.
+    assert second_summary["state_machine_arn"] == summary["state_machine_arn"]
     first_again = {
         row["index"]: row["output"]
         for entry in iter_result_entries(s3, read_manifest(s3, summary["manifest_uri"]))

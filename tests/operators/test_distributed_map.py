@@ -235,16 +235,26 @@ def test_a_results_bucket_airflow_may_not_list_is_not_called_missing(aws):
 
 
 def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
-    _defer(_operator(results_uri=None), _context(map_index=3))
+    first = _defer(_operator(results_uri=None, state_machine_name=None), _context(map_index=3))
     (machine,) = aws.list_state_machines()["stateMachines"]
     definition = json.loads(
         aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
     )
     writer = definition["States"]["DistributedMap"]["ResultWriter"]
-    assert writer["Parameters"] == {
+    assert writer["Parameters"] == {  # the execution name (one per task run) completes it at run time
         "Bucket": BUCKET,
-        "Prefix": "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/3",
+        "Prefix.$": "States.Format('distmap-results/etl/rows/{}', $$.Execution.Name)",
     }
+    name = first.execution_arn.rsplit(":", 1)[-1]
+    owner_mark = f"distmap-results/etl/rows/{name}/_distmap_owner.json"  # the prefix claimed for the task run
+    assert boto3.client("s3", region_name="us-east-1").head_object(Bucket=BUCKET, Key=owner_mark)
+
+    # Another run of the task gets its own results prefix from the same definition: no new state machine.
+    second = _defer(
+        _operator(results_uri=None, state_machine_name=None), _context(run_id="manual__2", map_index=3)
+    )
+    assert second.execution_arn != first.execution_arn
+    assert [m["name"] for m in aws.list_state_machines()["stateMachines"]] == [machine["name"]]
 
 
 def test_results_uri_is_required_when_no_reader_names_a_bucket(aws):
@@ -707,3 +717,60 @@ def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch
         machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
         assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
         assert sfn.describe_execution(executionArn=failure.execution_arn)["redriveCount"] == 1
+
+
+@pytest.mark.parametrize("language", ["JSONPath", "JSONata"])
+def test_runs_of_a_task_share_one_state_machine_and_export_under_their_own_prefix(
+    tmp_path, monkeypatch, language
+):
+    from airflow_distmap.local import LocalEndpoint
+
+    parameters = "Arguments" if language == "JSONata" else "Parameters"
+    definition = {
+        "QueryLanguage": language,
+        "StartAt": "Map",
+        "States": {
+            "Map": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "JSON"},
+                    parameters: {"Bucket": BUCKET, "Key": "in/items.json"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    with LocalEndpoint(functions_dir=tmp_path, processes=1) as endpoint:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=b"[1, 2, 3]")
+        summaries = [
+            _operator(
+                aws_conn_id="aws_local",
+                region_name=None,
+                deferrable=False,
+                definition=definition,
+                state_machine_name=None,
+                results_uri=None,
+                function_name=None,
+                item_reader=None,
+                item_batcher=None,
+            ).execute(_context(run_id=run_id))
+            for run_id in ("scheduled__2025-01-01T00:00:00+00:00", "scheduled__2025-01-02T00:00:00+00:00")
+        ]
+        assert len(endpoint.client("stepfunctions").list_state_machines()["stateMachines"]) == 1
+    for summary in summaries:
+        name = summary["execution_arn"].rsplit(":", 1)[-1]
+        map_run_id = summary["map_run_arn"].rsplit(":", 1)[-1]
+        assert (
+            summary["manifest_uri"]
+            == f"s3://{BUCKET}/distmap-results/etl/rows/{name}/{map_run_id}/manifest.json"
+        )
+        assert summary["counts"]["succeeded"] == 3
