@@ -572,6 +572,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, deploy, start (or attach / reuse / redrive), wait, then summarise."""
+        self._reserve_links(context)
         try:
             self._check_rendered_arguments()
             self.preflight(context)
@@ -619,6 +620,17 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
         self._wait(execution_arn, min_redrive_count)
         return self._complete(context, execution_arn)
+
+    def _reserve_links(self, context: Context) -> None:
+        """Push the extra links' XComs empty, filled as the ARNs become known.
+
+        When a task defers or fails, Airflow reads every extra link's XCom, and each one not pushed yet is
+        logged as an ERROR ("XCom not found"), which would read as a failure in a healthy task's log.
+        """
+        if not self.do_xcom_push:
+            return
+        for link in self.operator_extra_links:
+            context["ti"].xcom_push(key=link.key, value={})
 
     def _running_under_another_definition(self, ti: Any, machine_name: str, name: str) -> str | None:
         """A retry's execution still running on the state machine of an earlier definition, if any.

@@ -33,7 +33,7 @@ def test_example_dag_imports_cleanly():
     assert "example_distributed_map" in bag.dag_ids
 
 
-def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint):
+def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint, capfd):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -44,6 +44,9 @@ def test_example_dag_runs_on_the_local_endpoint(aws_default_on_endpoint):
 
     dag_run = module.dag.test()
     assert dag_run.state == "success"
+    logged = "".join(capfd.readouterr())
+    assert "Map Run" in logged  # the task's log is captured here...
+    assert "XCom not found" not in logged  # ... and a deferring task reports no missing extra-link XCom
 
     with create_session() as session:
         rows = session.scalars(

@@ -184,6 +184,14 @@ def test_a_retry_without_permission_to_list_state_machines_starts_as_before(aws)
     assert trigger.execution_arn == first.execution_arn  # attached to its own execution by name, as before
 
 
+def test_extra_links_are_pushed_empty_first_so_a_failing_task_logs_no_missing_xcom(aws):
+    context = _context()
+    with pytest.raises(ItemSourceNotFoundError):
+        _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(context)
+    pushed = {call.kwargs["key"]: call.kwargs["value"] for call in context["ti"].xcom_push.call_args_list}
+    assert pushed == {"_distmap_state_machine": {}, "_distmap_execution": {}, "_distmap_map_run": {}}
+
+
 def test_missing_item_source_fails_before_anything_is_created(aws):
     with pytest.raises(ItemSourceNotFoundError, match=r"s3://.*/in/absent.csv, which does not exist"):
         _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(_context())
