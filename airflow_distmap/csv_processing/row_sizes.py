@@ -12,6 +12,8 @@ control characters) are not counted, so the cap used has a margin under the quot
 
 from __future__ import annotations
 
+import io
+import logging
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from airflow_distmap.csv_processing.preflight import CsvLayout
+
+log = logging.getLogger(__name__)
 
 #: Envelope of one item: ``{"index": <n>, "row": {...}}``.
 _ITEM_OVERHEAD: Final = 32
@@ -49,8 +53,32 @@ def _largest_row(chunks: Any, positions: list[int], fixed: int, limit: int) -> t
     return largest, where
 
 
+class _BackslashCounter(io.RawIOBase):
+    """A read-only stream over an S3 body that counts the backslashes going through it."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self.backslashes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        self.backslashes += data.count(b"\\")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
 def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     """Stream the input once and refuse it when a row's selected columns exceed ``limit`` bytes.
+
+    The same pass warns, in the task log, about what Step Functions' CSV reader does differently from
+    pandas: rows wider or narrower than the header, and backslashes (escapes to AWS).
 
     :param s3: a boto3 S3 client.
     :param layout: the input as the pre-flight saw it.
@@ -60,15 +88,29 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     """
     positions = [layout.headers.index(column) for column in layout.columns]
     fixed = _ITEM_OVERHEAD + sum(len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns)
-    body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
+    body = _open(s3, layout)
     try:
         largest, where = _largest_row(arrow_chunks(body, layout), positions, fixed, limit)
     except IrregularRowsError:
+        log.warning(
+            "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader does, "
+            "missing fields are read as empty and extra fields are dropped, for the function and the output.",
+            layout.uri,
+        )
         body.close()
-        body = s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"]
+        body = _open(s3, layout)
         largest, where = _largest_row(python_chunks(body, layout), positions, fixed, limit)
     finally:
         body.close()
+    if body.backslashes:
+        log.warning(
+            "%s holds %d backslashes. Step Functions' CSV reader treats a backslash as an escape: it keeps "
+            "the backslash, quote or delimiter after it, and drops the backslash before any other character "
+            "(C:\\Users reads as C:Users). The function and the output see these fields that way. To keep a "
+            "backslash, double it in the file.",
+            layout.uri,
+            body.backslashes,
+        )
     if largest > limit:
         raise RowTooLargeError(
             f"Row {where} (0-based, header not counted) of {layout.uri} sends about {largest // 1024} KiB "
@@ -76,3 +118,7 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
             f"to {limit // 1024} KiB). To fix this, send fewer columns (columns=[...]) or shorten that row."
         )
     return largest
+
+
+def _open(s3: S3Client, layout: CsvLayout) -> _BackslashCounter:
+    return _BackslashCounter(s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"])

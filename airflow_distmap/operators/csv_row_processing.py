@@ -77,6 +77,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     ledger (``<output stem>.failed.csv``/``.parquet``) are written, then the row failure threshold is
     applied: past it the task fails, naming the ledger.
 
+    Rows are read with Step Functions' CSV rules, by the Map and by the collector alike: a backslash
+    escapes the character after it (a Windows path loses its backslashes), a short row gets empty fields
+    and a long row loses its extra fields; the pre-flight scan (``check_row_sizes``) warns in the log when
+    the file holds either. The output keeps the input's delimiter.
+
     The Map itself tolerates every failure (``ToleratedFailurePercentage: 100``): a row that raises is
     reported by ``row_handler`` and never fails its child, and a child that fails after its retries
     fails only its batch's rows. ``tolerated_failure_count``/``tolerated_failure_percentage`` count

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -20,3 +21,20 @@ def test_the_largest_selected_row_is_found_with_or_without_ragged_rows(s3: Any, 
     assert 2000 < largest < 2100  # 1000 two-byte characters plus the envelope
     with pytest.raises(RowTooLargeError, match=r"Row 1 \(0-based"):
         check_row_sizes(s3, layout, 1000)
+
+
+def test_the_scan_warns_where_aws_reads_csv_unlike_pandas(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
+    body = b'id,path\n1,C:\\Users\\new\n2,plain,extra\n3,"a\\\\b"\n'
+    s3.put_object(Bucket=BUCKET, Key="in.csv", Body=body)
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in.csv", columns=["path"])
+    with caplog.at_level(logging.WARNING):
+        check_row_sizes(s3, layout, 10_000)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("more or fewer fields than the header" in w for w in warnings)
+    assert any("holds 4 backslashes" in w and "double it" in w for w in warnings)
+
+    s3.put_object(Bucket=BUCKET, Key="plain.csv", Body=b"id,path\n1,a\n2,b\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        check_row_sizes(s3, check_csv_input(s3, f"s3://{BUCKET}/plain.csv", columns=["path"]), 10_000)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
