@@ -31,7 +31,11 @@ class ItemSourceNotFoundError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when the ItemReader's bucket or object does not exist."""
 
 
-class ResultsPrefixInUseError(DistributedMapError, AirflowFailException):
+class ResultsLocationError(DistributedMapError, AirflowFailException):
+    """Raised before anything is created when ``results_uri`` cannot be used (its bucket does not exist)."""
+
+
+class ResultsPrefixInUseError(ResultsLocationError):
     """Raised before anything is created when ``results_uri`` already holds another task run's results."""
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from airflow_distmap.exceptions import ResultsPrefixInUseError
+from airflow_distmap.exceptions import ResultsLocationError, ResultsPrefixInUseError
 from airflow_distmap.results import parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:
@@ -76,18 +76,19 @@ def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
     :param s3: a boto3 S3 client.
     :param results_uri: ``s3://bucket/prefix``.
     :param owner: :func:`owner_token` of this task run.
-    :raises ResultsPrefixInUseError: the prefix holds objects of someone else, or its bucket does not exist.
+    :raises ResultsPrefixInUseError: the prefix holds objects of someone else.
+    :raises ResultsLocationError: ``results_uri`` is not an S3 URI, or its bucket does not exist.
     """
     try:
         bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
     except ValueError as exc:
-        raise ResultsPrefixInUseError(str(exc)) from None
+        raise ResultsLocationError(str(exc)) from None
     listing_prefix = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
     try:
         listing = s3.list_objects_v2(Bucket=bucket, Prefix=listing_prefix, MaxKeys=2)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            raise ResultsPrefixInUseError(
+            raise ResultsLocationError(
                 f"Bucket {bucket!r} of results_uri does not exist. To fix this, create it or use "
                 "another bucket."
             ) from None

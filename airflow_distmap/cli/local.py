@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=_function_option,
         metavar="NAME=module:callable",
-        help="register (or override) a Lambda function; repeatable",
+        help="register (or override) a Lambda function, its module importable from the current directory or "
+        "PYTHONPATH; repeatable",
     )
     parser.add_argument(
         "--functions-dir",

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -100,3 +102,42 @@ def test_a_host_other_than_loopback_is_flagged(host: str, loopback: bool) -> Non
     from airflow_distmap.cli.local import _is_loopback
 
     assert _is_loopback(host) is loopback
+
+
+def test_function_modules_are_imported_from_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "myfns.py").write_text("def shout(event, context):\n    return event.upper()\n")
+    script = Path(sys.executable).with_name("airflow-distmap")  # a console script: its sys.path lacks the cwd
+    process = subprocess.Popen(
+        [str(script), "local", "--port", "0", "--function", "up=myfns:shout"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        for line in process.stdout:
+            banner += line
+            if line.startswith("Press Ctrl-C"):
+                break
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner).group(1)  # type: ignore[union-attr]
+        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+        task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
+        task["Parameters"] = {"FunctionName": "up", "Payload": "abc"}
+        machine = sfn.create_state_machine(
+            name="up",
+            definition=json.dumps({"StartAt": "Up", "States": {"Up": task}}),
+            roleArn="arn:aws:iam::123456789012:role/r",
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        for _ in range(200):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+        assert described["status"] == "SUCCEEDED", described
+        assert json.loads(described["output"])["Payload"] == "ABC"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)

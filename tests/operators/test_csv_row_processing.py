@@ -19,6 +19,7 @@ from airflow_distmap.exceptions import (
     InvalidTaskArgumentsError,
     MissingColumnError,
     OutputLocationError,
+    ResultsLocationError,
     ResultsPrefixInUseError,
     RowThresholdExceededError,
     RowTooLargeError,
@@ -167,6 +168,7 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
             "already exists",
         ),
         (b"id,text\n1,2\n", {"results_uri": f"s3://{BUCKET}/used"}, ResultsPrefixInUseError, "another run"),
+        (b"id,text\n1,2\n", {"results_uri": "s3://no-such-bucket/r"}, ResultsLocationError, "does not exist"),
         (b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
     ],
 )
