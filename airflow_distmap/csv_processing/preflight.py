@@ -348,14 +348,19 @@ def check_csv_input(
         and RERUN_INDEX_FIELD not in headers
     )
     header_location = "FIRST_ROW" if first_row else "GIVEN"
+    if first_row:
+        reading = "the Map reads its header (FIRST_ROW)"
+    elif header_in_file:
+        reading = "the Map reads it with GIVEN names and skips its header line"
+    else:
+        reading = "no header line: GIVEN names"
     log.info(
-        "Pre-flight of %s: %d columns, delimiter %s, header %s (%s)%s",
+        "Pre-flight of %s: %d columns, delimiter %s%s; %s",
         input_uri,
         len(headers),
         delimiter_name,
-        "in file" if header_in_file else "given",
-        header_location,
-        ", UTF-8 BOM" if probe.has_bom else "",
+        ", UTF-8 byte-order mark" if probe.has_bom else "",
+        reading,
     )
     return CsvLayout(
         bucket=bucket,
