@@ -497,7 +497,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         return None
 
     def _execution_name(self, context: Context) -> str:
-        """The task run's execution name: ``execution_name`` or one derived from the task run."""
+        """The task run's execution name: the one waited for, else ``execution_name`` or the task run's."""
+        if self._execution_arn:  # a successor (-n2) or input-scoped name once started or attached
+            return self._execution_arn.rsplit(":", 1)[-1]
         if self.execution_name:
             return str(self.execution_name)
         ti = context["ti"]
@@ -572,6 +574,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, deploy, start (or attach / reuse / redrive), wait, then summarise."""
+        self._execution_arn = None  # set once this try starts or finds its execution
         self._reserve_links(context)
         try:
             self._check_rendered_arguments()
@@ -815,6 +818,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             return None
 
     def _complete(self, context: Context, execution_arn: str) -> dict[str, Any]:
+        self._execution_arn = execution_arn
         execution = self.hook.describe_execution(execution_arn)
         status = str(execution["status"])
         results_uri = self._results_uri(context)

@@ -344,8 +344,8 @@ def test_default_timeout_covers_long_runs():
     assert "execution_input" in op.template_fields
 
 
-def _seed_results(s3, failed: bool = False) -> str:
-    prefix = f"results/{MAP_RUN_UUID}"
+def _seed_results(s3, failed: bool = False, results_key: str = "results") -> str:
+    prefix = f"{results_key}/{MAP_RUN_UUID}"
     succeeded = [
         {
             "ExecutionArn": f"arn:aws:states:us-east-1:123456789012:execution:dm-rows/DistributedMap:c{i}",
@@ -509,6 +509,29 @@ def test_failure_raises_with_error_counts_and_failed_items(aws):
     ]
     assert "threshold was exceeded" in str(error)
     assert "bad row" in str(error)
+
+
+def test_a_failed_successor_executions_items_are_read_under_its_own_default_prefix(aws):
+    # No output names the manifest of a FAILED execution: it is found under the default results prefix of the
+    # execution actually run, here the task run's second one ("-n2"), not under the first one's.
+    _seed_results(
+        boto3.client("s3", region_name="us-east-1"), failed=True, results_key="distmap-results/etl/rows/x-n2"
+    )
+    described = {
+        "executionArn": EXEC_ARN + "-n2",
+        "status": "FAILED",
+        "error": "States.ExceedToleratedFailureThreshold",
+    }
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=MAP_RUN_ARN),
+        mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 1)),
+        pytest.raises(DistributedMapExecutionFailed) as info,
+    ):
+        _operator(results_uri=None).execute_complete(
+            _context(), {"status": "error", "execution_arn": EXEC_ARN + "-n2", "reason": "failed"}
+        )
+    assert [item["cause"] for item in info.value.failed_items] == ["bad row"]
 
 
 def test_api_error_event_raises_a_clear_error():
