@@ -85,7 +85,7 @@ def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
         raise ResultsLocationError(str(exc)) from None
     listing_prefix = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
     try:
-        listing = s3.list_objects_v2(Bucket=bucket, Prefix=listing_prefix, MaxKeys=2)
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=listing_prefix, MaxKeys=3)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
             raise ResultsLocationError(
@@ -93,7 +93,8 @@ def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
                 "another bucket."
             ) from None
         raise
-    keys = [str(entry["Key"]) for entry in listing.get("Contents", [])]
+    # A console "folder" (an empty object named like the prefix) holds nothing.
+    keys = [str(entry["Key"]) for entry in listing.get("Contents", []) if entry["Key"] != listing_prefix]
     if not keys:
         return
     owner_key = _results_owner_key(prefix)
@@ -134,7 +135,12 @@ def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
             IfNoneMatch="*",
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+        # 412: the mark exists; 409 ConditionalRequestConflict: another conditional write raced this one.
+        if exc.response.get("Error", {}).get("Code") not in (
+            "PreconditionFailed",
+            "412",
+            "ConditionalRequestConflict",
+        ):
             raise
         if not owned_by(head_object(s3, bucket, key), owner):
             raise ResultsPrefixInUseError(

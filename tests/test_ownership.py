@@ -53,3 +53,11 @@ def test_of_two_runs_that_passed_the_check_together_only_the_first_claims_the_pr
 def test_owner_token_is_stable_and_distinct() -> None:
     assert owner_token("d", "t", "r") == owner_token("d", "t", "r", -1)
     assert owner_token("d", "t", "r") != owner_token("d", "t", "r", 0)
+
+
+def test_a_console_folder_placeholder_holds_nothing(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="results/new/", Body=b"")
+    check_results_prefix(s3, "s3://data/results/new", owner=OWNER)
+    s3.put_object(Bucket=BUCKET, Key="results/new/x.json", Body=b"{}")
+    with pytest.raises(ResultsPrefixInUseError, match=r"for example s3://data/results/new/x\.json"):
+        check_results_prefix(s3, "s3://data/results/new", owner=OWNER)

@@ -35,6 +35,7 @@ from airflow_distmap.exceptions import (
     DistributedMapTimeout,
     InvalidTaskArgumentsError,
     ItemSourceNotFoundError,
+    ResultsLocationError,
     ResultsNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import (
@@ -52,6 +53,7 @@ from airflow_distmap.naming import (
     execution_name,
     successor_name,
     task_results_key,
+    task_run_results_key,
     validate_name,
 )
 from airflow_distmap.ownership import check_results_prefix, claim_results_prefix, owner_token
@@ -184,7 +186,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param tolerated_failure_percentage: Failed items tolerated, in percent.
     :param map_label: Name of the Map state and label of its Map Run (at most 40 characters).
     :param execution_type: ``STANDARD`` or ``EXPRESS`` children, with ``function_name``.
-    :param execution_name: Force an execution name (default derived from the task run).
+    :param execution_name: Force an execution name (default derived from the task run). It must differ for
+        every task run (template it, e.g. with ``{{ run_id }}``): a try finding an execution of that name
+        attaches to it, reuses its results or redrives it. A retry of the same task run keeps it.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
@@ -340,7 +344,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
         :raises ValueError: the results bucket does not exist (the task fails without spending its retries).
-        :raises ResultsPrefixInUseError: ``results_uri`` holds another task run's results.
+        :raises ResultsPrefixInUseError: a given ``results_uri`` holds another task run's results.
         """
         definition = self.build_definition(context)
         results_uri = self._results_uri(context)
@@ -351,7 +355,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "
                     "this, create the bucket or pass another results_uri; nothing was created."
                 )
-            self.check_results_prefix(context, results_uri)
+            if self.results_uri:  # the default prefix is the task run's own by construction
+                self.check_results_prefix(context, results_uri)
         for state_name, state, _language in iter_distributed_maps(definition):
             reader = state.get("ItemReader") or {}
             bucket, key = _literal_reader_location(reader)
@@ -452,6 +457,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
         :param context: The task context.
         :raises ResultsPrefixInUseError: another task run claimed the prefix first.
+        :raises ResultsLocationError: the mark could not be written (the connection may list the prefix, but
+            not write to it).
         """
         if self._results_claim is None:
             return
@@ -461,7 +468,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         except ClientError as error:
             if not _access_denied(error):
                 raise
-            self.log.warning("Could not mark %s as this task run's (%s); going on", results_uri, error)
+            # Unmarked, the results would make every retry of this task run look like another run's.
+            raise ResultsLocationError(
+                f"Could not write the mark that makes {results_uri} this task run's ({error}). To fix this, "
+                "allow the Airflow connection s3:PutObject on that prefix, or leave results_uri unset (the "
+                "default prefix is the task run's own and needs no mark); nothing was started."
+            ) from None
 
     def build_execution_input(self, context: Context) -> dict[str, Any]:
         """The execution's input; default ``execution_input`` (or ``{}``).
@@ -478,14 +490,23 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         ``s3://<bucket>/distmap-results/<dag>/<task>/<execution name>``, in the bucket the first Distributed
         Map's ItemReader names literally: one prefix per task run (its execution name carries the run and map
         index), so retries and backfills never mix results. The ResultWriter reads the execution name from the
-        context object, so the definition, and the state machine, stay the same for every run. ``None`` when
-        no ItemReader names a bucket (items from the state input, or ``Bucket.$``): then ``results_uri`` is
-        required.
+        context object, so the definition, and the state machine, stay the same for every run. With a given
+        ``execution_name`` it is ``.../<dag>/<task>/<run>[/<map index>]`` instead, written into the definition
+        (a given name may not differ between runs). ``None`` when no ItemReader names a bucket (items from the
+        state input, or ``Bucket.$``): then ``results_uri`` is required.
 
         :param context: The task context.
         """
         base = self._default_results_base(context)
-        return None if base is None else f"{base}/{self._execution_name(context)}"
+        if base is None:
+            return None
+        if self.execution_name:
+            ti = context["ti"]
+            bucket, _ = parse_s3_uri(base)
+            return s3_uri(
+                bucket, task_run_results_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
+            )
+        return f"{base}/{self._execution_name(context)}"
 
     def _default_results_base(self, context: Context) -> str | None:
         """``s3://<the first ItemReader's bucket>/distmap-results/<dag>/<task>``, or ``None``."""
@@ -558,11 +579,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "The definition has no Distributed Map (a Map state with ItemProcessor.ProcessorConfig.Mode "
                 "'DISTRIBUTED'). To fix this, add one, or use the building blocks (function_name=...)."
             )
-        if self.results_uri:
-            return ensure_result_writer(definition, str(self.results_uri))
-        base = self._default_results_base(context)
-        if base is not None:
-            return ensure_result_writer(definition, base, per_execution=True)
+        if self.results_uri or self.execution_name:
+            results_uri = self._results_uri(context)
+            if results_uri is not None:
+                return ensure_result_writer(definition, results_uri)
+        else:
+            base = self._default_results_base(context)
+            if base is not None:
+                return ensure_result_writer(definition, base, per_execution=True)
         missing = [name for name, state, _ in maps if not (state.get("ResultWriter") or {}).get("Resource")]
         if missing:
             raise ValueError(

@@ -253,9 +253,11 @@ def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
         "Bucket": BUCKET,
         "Prefix.$": "States.Format('distmap-results/etl/rows/{}', $$.Execution.Name)",
     }
-    name = first.execution_arn.rsplit(":", 1)[-1]
-    owner_mark = f"distmap-results/etl/rows/{name}/_distmap_owner.json"  # the prefix claimed for the task run
-    assert boto3.client("s3", region_name="us-east-1").head_object(Bucket=BUCKET, Key=owner_mark)
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET)["Contents"]
+    ]
+    assert not [key for key in keys if key.startswith("distmap-results/")]  # its own by construction: no mark
 
     # Another run of the task gets its own results prefix from the same definition: no new state machine.
     second = _defer(
@@ -263,6 +265,30 @@ def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
     )
     assert second.execution_arn != first.execution_arn
     assert [m["name"] for m in aws.list_state_machines()["stateMachines"]] == [machine["name"]]
+
+
+def test_a_given_execution_name_gets_a_literal_per_run_results_prefix(aws):
+    # A given name may be the same in every run: the prefix then carries the run itself.
+    _defer(_operator(results_uri=None, execution_name="fixed-name"), _context(map_index=3))
+    (machine,) = aws.list_state_machines()["stateMachines"]
+    definition = json.loads(
+        aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
+    )
+    assert definition["States"]["DistributedMap"]["ResultWriter"]["Parameters"] == {
+        "Bucket": BUCKET,
+        "Prefix": "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/3",
+    }
+
+
+def test_a_given_results_uri_that_cannot_be_marked_fails_before_anything_starts(aws):
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+    op = _operator()
+    with (
+        mock.patch.object(op.s3_hook.get_conn(), "put_object", side_effect=denied),
+        pytest.raises(AirflowFailException, match=r"s3:PutObject on that prefix, or leave results_uri unset"),
+    ):
+        op.execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
 
 
 def test_results_uri_is_required_when_no_reader_names_a_bucket(aws):
