@@ -55,6 +55,8 @@ PAYLOAD_LIMIT_BYTES: Final = 256 * 1024
 _ENVELOPE_SLACK: Final = 4 * 1024
 #: ``", "`` between two rows, as ``json.dumps`` writes them.
 _SEPARATOR_BYTES: Final = 2
+#: Longest error message kept for a failed row of a batch whose answer is too large.
+_SHORT_MESSAGE_CHARS: Final = 100
 #: Longest error message reported for a row; the result files stay small whatever the exception says.
 MAX_ERROR_MESSAGE_CHARS: Final = 1000
 
@@ -221,7 +223,7 @@ def _batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
         if len(text) <= limit:  # the common case: one encoding of the whole batch, no row to single out
             return EncodedResult(results, text)
     sized = [_sized(result) for result in results]
-    fallbacks = [_too_large(row.get("index"), size) for row, size in sized]
+    fallbacks = [_fallback(row, size) for row, size in sized]
     fallback_sizes = [len(_STRICT_JSON.encode(fallback)) + _SEPARATOR_BYTES for fallback in fallbacks]
     reserved = sum(fallback_sizes)  # what the rows not decided yet take at the least
     if reserved > limit:
@@ -242,14 +244,25 @@ def _batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def _fallback(row: dict[str, Any], size: int) -> dict[str, Any]:
+    """A row the batch's answer has no room for: its own error, shortened, if it failed; else too large."""
+    error = row.get("error")
+    if isinstance(error, dict):
+        message = str(error.get("message", ""))
+        if len(message) > _SHORT_MESSAGE_CHARS:
+            message = message[: _SHORT_MESSAGE_CHARS - 3] + "..."
+        return {"index": row.get("index"), "error": {"type": error.get("type"), "message": message}}
+    return _too_large(row.get("index"), size)
+
+
 def _too_large(index: int | None, size: int) -> dict[str, Any]:
     return {
         "index": index,
         "error": {
             "type": OUTPUT_TOO_LARGE,
             "message": (
-                f"The row's output ({size} bytes) does not fit in the batch's {PAYLOAD_LIMIT_BYTES}-byte "
-                "Step Functions payload with the rows before it: return less, or use a smaller batch_size."
+                f"Output of {size} bytes does not fit the batch's 256 KiB payload with the rows before it: "
+                "return less, or use a smaller batch_size."
             ),
         },
     }

@@ -110,6 +110,21 @@ def test_a_batch_whose_overflowing_rows_become_errors_still_fits_the_payload() -
     assert len(json.dumps({"rows": one_more}).encode()) > PAYLOAD_LIMIT_BYTES - 4096  # as many as fit
 
 
+def test_a_failed_row_without_room_keeps_its_own_error_shortened() -> None:
+    @row_handler
+    def mixed(row: dict[str, str]) -> str:
+        if row["t"] == "bad":
+            raise ValueError("é" * 900)  # escaped as \u00e9: over 5 KB of answer
+        return "x" * 60_000
+
+    event = {"Items": [{"index": i, "row": {"t": "ok" if i < 4 else "bad"}} for i in range(10)]}
+    rows = mixed(event, None)["rows"]
+    assert len(json.dumps({"rows": rows}).encode()) <= PAYLOAD_LIMIT_BYTES
+    failed = [row["error"] for row in rows[4:]]
+    assert {error["type"] for error in failed} == {"ValueError"}  # not hidden behind RowOutputTooLarge
+    assert any(len(error["message"]) < 900 for error in failed)
+
+
 def test_a_batch_too_large_to_answer_even_with_errors_fails_its_invocation() -> None:
     @row_handler
     def big(row: dict[str, str]) -> str:

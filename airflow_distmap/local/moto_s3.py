@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from moto import settings as moto_settings
-from moto.core.compat import HAS_CRT
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3 import models as s3_models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
@@ -84,7 +83,7 @@ def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> 
 class _JoinedParts:
     """A completed multipart upload's bytes, copied part by part into a spooled file (memory, then disk).
 
-    moto deletes the parts as soon as ``complete`` returns, so the copy is made there; the new ``FakeKey``
+    moto closes the parts' buffers once ``complete`` returns, so the copy is made there; the new ``FakeKey``
     then takes this buffer as its own (see :func:`_set_value`).
     """
 
@@ -118,6 +117,8 @@ class _StreamedChecksum:
     """
 
     def __init__(self, algorithm: str) -> None:
+        from moto.core.compat import HAS_CRT
+
         crc_fallback = (algorithm == "CRC64NVME" and not HAS_CRT) or (
             algorithm == "CRC32C" and importlib.util.find_spec("crc32c") is None
         )
@@ -175,23 +176,39 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, tup
 def _set_value(self: Any, new_value: Any) -> None:
     """``FakeKey.value``'s setter; a :class:`_JoinedParts` becomes the key's buffer as it is."""
     if not isinstance(new_value, _JoinedParts):
-        _ORIGINAL_VALUE_SETTER(self, new_value)  # type: ignore[misc]
+        _ORIGINAL_VALUE_SETTER(self, new_value)
         return
     self._value_buffer.close()
     self._value_buffer = new_value.buffer
     self.contentsize = new_value.size
 
 
-_VALUE_PROPERTY: Final[property] = s3_models.FakeKey.__dict__["value"]
-_ORIGINAL_VALUE_SETTER: Final = _VALUE_PROPERTY.fset
+_VALUE_PROPERTY: Final[Any] = s3_models.FakeKey.__dict__.get("value")
+_ORIGINAL_VALUE_SETTER: Final[Any] = getattr(_VALUE_PROPERTY, "fset", None)
+
+
+def _moto_has_what_this_replaces() -> bool:
+    """Whether this moto's internals are those :func:`_complete` mirrors (moto 5.1 and 5.2)."""
+    import importlib.util
+
+    return (
+        importlib.util.find_spec("moto.core.compat") is not None
+        and hasattr(s3_models, "MultipartChecksumBuilder")
+        and isinstance(_VALUE_PROPERTY, property)
+        and _ORIGINAL_VALUE_SETTER is not None
+    )
 
 
 def stream_multipart_completions() -> None:
     """Make moto complete multipart uploads without joining the parts in memory (idempotent, process-wide).
 
-    The resulting object, ETag and checksums are those moto computes itself (tests compare them).
+    The resulting object, ETag and checksums are those moto computes itself (tests compare them). With a
+    moto whose internals differ, its own completion is left in place.
     """
     if s3_models.FakeMultipart.complete is _complete:
+        return
+    if not _moto_has_what_this_replaces():
+        log.info("This moto version completes multipart uploads its own way: they are joined in memory")
         return
     s3_models.FakeMultipart.complete = _complete  # type: ignore[method-assign]
     s3_models.FakeKey.value = _VALUE_PROPERTY.setter(_set_value)  # type: ignore[method-assign,assignment]

@@ -220,6 +220,7 @@ class MapRun:
         self.items = dict.fromkeys(COUNT_KEYS.values(), 0)
         self.results_written = [0, 0]  # executions, items
         self._results_written_before = [0, 0]  # at the start of the current attempt
+        self._results_unwritten = False  # an attempt's results could not be written (ResultWriterFailed)
         self.failed_items = 0
         self.items_read = 0
         self.reader_done = False
@@ -828,7 +829,12 @@ class MapRun:
             except StatesError as error:
                 self._failure = error
                 self.results_written = list(self._results_written_before)  # this attempt's never reached S3
+                self._results_unwritten = True
                 return None
+            if self._results_unwritten:  # a redrive wrote what an earlier attempt could not: every result
+                written = [child for child in self.children if child.ref is not None]
+                self.results_written = [len(written), sum(child.item_count for child in written)]
+                self._results_unwritten = False
             return {"MapRunArn": self.arn, "ResultWriterDetails": details}
         if self._failure is not None:
             return None

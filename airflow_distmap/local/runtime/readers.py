@@ -75,12 +75,55 @@ def open_body(body: Any, key: str) -> IO[bytes]:
     if name.endswith(".gz") or buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     if name.endswith((".zst", ".zstd")) or buffered.peek(4)[:4] == ZSTD_MAGIC:
-        # read_across_frames: a file of several concatenated frames reads as one, like a multi-member gzip.
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            buffered, read_size=_READ_CHUNK, read_across_frames=True
-        )
-        return io.BufferedReader(reader, buffer_size=_READ_CHUNK)  # type: ignore[arg-type]
+        return io.BufferedReader(_ZstdReader(buffered), buffer_size=_READ_CHUNK)
     return buffered
+
+
+class _ZstdReader(io.RawIOBase):
+    """Decompress ZSTD frames as they are read, one after the other, as a multi-member gzip file reads.
+
+    A file that ends inside a frame raises ``EOFError``, as ``gzip`` does (zstandard's stream reader would
+    return the truncated data as if it were whole).
+    """
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame = self._decompressor.decompressobj()
+        self._in_frame = False
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            data = self._source.read(_READ_CHUNK)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+                return 0
+            self._pending = memoryview(self._decompress(data))
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def _decompress(self, data: bytes) -> bytes:
+        pieces = []
+        while data:
+            self._in_frame = True
+            pieces.append(self._frame.decompress(data))
+            data = b""
+            if self._frame.eof:
+                data = self._frame.unused_data
+                self._frame = self._decompressor.decompressobj()
+                self._in_frame = False
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
 
 
 def s3_error_cause(error: ClientError, bucket: str, key: str | None = None) -> str:

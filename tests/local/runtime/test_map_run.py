@@ -486,6 +486,12 @@ def test_a_missing_results_bucket_fails_the_writer_and_counts_nothing_written(ha
     assert map_run["itemCounts"]["succeeded"] == 3
     assert (map_run["itemCounts"]["resultsWritten"], map_run["executionCounts"]["resultsWritten"]) == (0, 0)
 
+    harness.s3.create_bucket(Bucket="no-such-results-bucket")  # fixed: a redrive writes every result
+    harness.call("RedriveExecution", executionArn=arn)
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    map_run = harness.map_run(arn)
+    assert (map_run["itemCounts"]["resultsWritten"], map_run["executionCounts"]["resultsWritten"]) == (3, 3)
+
 
 def test_max_items_and_jsonl_reader(harness: Harness) -> None:
     harness.put("rows.jsonl", "".join(json.dumps({"i": i}) + "\n" for i in range(10)))

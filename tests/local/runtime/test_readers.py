@@ -145,6 +145,7 @@ def test_zstd_objects_are_read_as_a_stream_by_extension_or_content() -> None:
         s3.put_object(Bucket="reader-bucket", Key="in/rows.csv.zstd", Body=two_frames)
         s3.put_object(Bucket="reader-bucket", Key="in/rows-no-extension", Body=two_frames)
         s3.put_object(Bucket="reader-bucket", Key="in/broken.csv.zst", Body=two_frames[:-100] + b"x" * 100)
+        s3.put_object(Bucket="reader-bucket", Key="in/truncated.csv.zst", Body=two_frames[:-100])
         config = {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
         for key in ("in/rows.csv.zstd", "in/rows-no-extension"):
             _, items = iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
@@ -153,13 +154,12 @@ def test_zstd_objects_are_read_as_a_stream_by_extension_or_content() -> None:
             assert read[0] == {"id": "0", "text": "text 0"}
             assert read[-1] == {"id": "49999", "text": "text 49999"}
 
-        _, items = iter_reader_items(
-            s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/broken.csv.zst"}, config
-        )
-        with pytest.raises(StatesError) as caught:
-            list(items)
-        assert caught.value.error == "States.ItemReaderFailed"
-        assert "s3://reader-bucket/in/broken.csv.zst" in caught.value.cause
+        for key in ("in/broken.csv.zst", "in/truncated.csv.zst"):  # corrupt or cut short: never read shorter
+            _, items = iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
+            with pytest.raises(StatesError) as caught:
+                list(items)
+            assert caught.value.error == "States.ItemReaderFailed"
+            assert f"s3://reader-bucket/{key}" in caught.value.cause
 
 
 class CountingStream(io.RawIOBase):
