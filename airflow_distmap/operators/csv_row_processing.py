@@ -237,7 +237,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def _output_uri(self, context: Context) -> str:
         if self.output_uri:
             return str(self.output_uri)
-        results = self.results_uri or self.default_results_uri(context)
+        results = self._results_uri(context)
         return f"{str(results).rstrip('/')}/output.csv"
 
     def _check_input(self, context: Context) -> CsvLayout:
@@ -252,6 +252,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         )
 
     # -- extension points of DistributedMapOperator -------------------------------------------------
+
+    def _results_uri(self, context: Context) -> str:
+        """``results_uri`` or the task run's default: the Map's own ResultWriter reads it from the input."""
+        return str(self.results_uri or self.default_results_uri(context))
 
     def default_results_uri(self, context: Context) -> str:
         """``s3://<input bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/``: one prefix per task run.
@@ -278,7 +282,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
         )
-        results_uri = str(self.results_uri or self.default_results_uri(context))
+        results_uri = self._results_uri(context)
         self.check_results_prefix(context, results_uri)
         stored = load_state(s3, results_uri)
         state = stored.for_input(self._layout.etag)
@@ -398,9 +402,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :param context: The task context.
         """
         layout = self._layout or self._check_input(context)
-        results_bucket, results_prefix = parse_s3_uri(
-            str(self.results_uri or self.default_results_uri(context)), what="results_uri"
-        )
+        results_bucket, results_prefix = parse_s3_uri(self._results_uri(context), what="results_uri")
         execution_input: dict[str, Any] = {
             "input": {"bucket": layout.bucket, "key": layout.key},
             "source_etag": layout.etag,
@@ -437,7 +439,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 f"Execution {run.execution_arn} exported no manifest. To fix this, check that the role can "
                 "write to the results bucket."
             )
-        results_uri = str(self.results_uri or self.default_results_uri(context))
+        results_uri = self._results_uri(context)
         state = load_state(run.s3, results_uri)
         number = started_with.get("rerun")
         if isinstance(number, int) and state.manifest_uri:

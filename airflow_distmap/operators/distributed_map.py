@@ -569,7 +569,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         )
 
     def _results_uri(self, context: Context) -> str | None:
-        return self.results_uri or self.default_results_uri(context)
+        """``results_uri``, or the default when a Distributed Map gets its ResultWriter from the operator."""
+        if self.results_uri:
+            return str(self.results_uri)
+        maps = iter_distributed_maps(self.build_definition(context))
+        if all((state.get("ResultWriter") or {}).get("Resource") for _, state, _ in maps):
+            return None  # every Map exports where its own ResultWriter says
+        return self.default_results_uri(context)
 
     def _deployable_definition(self, context: Context) -> dict[str, Any]:
         definition = self.build_definition(context)
