@@ -236,10 +236,27 @@ class StepFunctionsService:
             raise ServiceError(
                 "ValidationException", f"Invalid Arn: a Map Run's state machine cannot be used here: '{arn}'"
             )
-        record = self.store.state_machines.get(arn)
+        record = self._live_state_machine(str(arn))
         if record is None:
             raise ServiceError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
         return record
+
+    def _live_state_machine(self, arn: str) -> StateMachineRecord | None:
+        """The state machine at ``arn``, unless it is gone (a deleted one goes once its executions closed)."""
+        record = self.store.state_machines.get(arn)
+        if record is not None and record.deleting and not self._runs_executions(record):
+            del self.store.state_machines[arn]
+            return None
+        return record
+
+    def _runs_executions(self, machine: StateMachineRecord) -> bool:
+        executions = self.store.executions.values()
+        return any(e.state_machine is machine and e.status == "RUNNING" for e in executions)
+
+    @staticmethod
+    def _refuse_if_deleting(machine: StateMachineRecord) -> None:
+        if machine.deleting:
+            raise ServiceError("StateMachineDeleting", f"State machine is being deleted: '{machine.arn}'")
 
     def _execution(self, arn: Any) -> ExecutionRecord:
         _parse_arn(arn, "execution")
@@ -306,8 +323,9 @@ class StepFunctionsService:
             "includeExecutionData": False,
         }
         tracing_configuration = request.get("tracingConfiguration") or {"enabled": False}
-        existing = self.store.state_machines.get(arn)
+        existing = self._live_state_machine(arn)
         if existing is not None:
+            self._refuse_if_deleting(existing)
             # Idempotency compares name, definition, type, logging and tracing; "a different roleArn or tags"
             # is ignored and not updated (spec, CreateStateMachine).
             if (
@@ -333,6 +351,7 @@ class StepFunctionsService:
 
     def _UpdateStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
         record = self._state_machine(request.get("stateMachineArn"))
+        self._refuse_if_deleting(record)
         definition = request.get("definition")
         role_arn = request.get("roleArn")
         if (
@@ -408,7 +427,8 @@ class StepFunctionsService:
         return response
 
     def _ListStateMachines(self, request: dict[str, Any]) -> dict[str, Any]:
-        machines = sorted(self.store.state_machines.values(), key=lambda m: m.name)
+        live = [self._live_state_machine(arn) for arn in list(self.store.state_machines)]
+        machines = sorted((m for m in live if m is not None), key=lambda m: m.name)
         entries = [
             {"stateMachineArn": m.arn, "name": m.name, "type": m.type, "creationDate": m.creation_date}
             for m in machines
@@ -422,7 +442,13 @@ class StepFunctionsService:
     def _DeleteStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
         arn = request.get("stateMachineArn")
         _parse_arn(arn, "stateMachine")
-        self.store.state_machines.pop(str(arn), None)
+        record = self.store.state_machines.get(str(arn))
+        if record is not None:
+            # AWS: "it sets the state machine's status to DELETING ... A state machine is deleted only when
+            # all its executions are completed." They run on here (that AWS terminates them "on the next
+            # state transition" is not modelled), and the name is taken until then.
+            record.deleting = True
+            self._live_state_machine(str(arn))
         return {}
 
     def _ValidateStateMachineDefinition(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +497,7 @@ class StepFunctionsService:
             size = f"Member must have size less than or equal to {MAX_INPUT_LENGTH} bytes in UTF-8 encoding"
             raise _invalid("input", None, size)
         machine = self._state_machine(request.get("stateMachineArn"))
+        self._refuse_if_deleting(machine)
         name = request.get("name")
         name = str(uuid.uuid4()) if name is None else _check_name(name)
         try:

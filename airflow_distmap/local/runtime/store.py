@@ -29,6 +29,8 @@ class StateMachineRecord:
     revision_id: str | None = None
     update_date: float | None = None
     description: str = ""
+    #: Deleted while executions ran: it goes once they are closed (DeleteStateMachine's DELETING status).
+    deleting: bool = False
     _compiled: Any = None
 
     def compiled(self) -> Any:
@@ -44,7 +46,7 @@ class StateMachineRecord:
         response: dict[str, Any] = {
             "stateMachineArn": self.arn,
             "name": self.name,
-            "status": "ACTIVE",
+            "status": "DELETING" if self.deleting else "ACTIVE",
             "definition": self.definition,
             "roleArn": self.role_arn,
             "type": self.type,

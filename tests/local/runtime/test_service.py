@@ -111,6 +111,24 @@ def test_update_describe_list_delete(harness: Harness) -> None:
     assert error_of(harness, "DescribeStateMachine", stateMachineArn="arn:nope").code == "InvalidArn"
 
 
+def test_a_machine_deleted_while_it_runs_is_deleting_until_its_executions_close(harness: Harness) -> None:
+    waits = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    arn = harness.create(waits, name="busy")
+    execution = harness.start(arn, {})
+    harness.call("DeleteStateMachine", stateMachineArn=arn)
+    assert harness.call("DescribeStateMachine", stateMachineArn=arn)["status"] == "DELETING"
+    definition = json.dumps(waits)
+    taken = error_of(harness, "CreateStateMachine", name="busy", definition=definition, roleArn=ROLE_ARN)
+    assert taken.code == "StateMachineDeleting"
+    assert error_of(harness, "StartExecution", stateMachineArn=arn).code == "StateMachineDeleting"
+    assert harness.call("DescribeExecution", executionArn=execution)["status"] == "RUNNING"
+
+    harness.call("StopExecution", executionArn=execution)
+    harness.wait(execution)
+    assert error_of(harness, "DescribeStateMachine", stateMachineArn=arn).code == "StateMachineDoesNotExist"
+    assert harness.create(waits, name="busy") == arn  # the name is free again
+
+
 def test_validate_state_machine_definition(harness: Harness) -> None:
     ok = harness.call("ValidateStateMachineDefinition", definition=json.dumps(PASS_MACHINE))
     assert ok == {"result": "OK", "diagnostics": [], "truncated": False}
