@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
 import pytest
+from moto import mock_aws
+
+#: The bucket of the :func:`s3` fixture.
+S3_FIXTURE_BUCKET = "data"
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +22,15 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """A boto3 S3 client on moto in-process, with bucket ``data``."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=S3_FIXTURE_BUCKET)
+        yield client
 
 
 def pytest_configure(config: pytest.Config) -> None:

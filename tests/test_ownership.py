@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from airflow_distmap.exceptions import ResultsPrefixInUseError
 from airflow_distmap.ownership import check_results_prefix, claim_results_prefix, owner_token
 
 BUCKET = "data"
 OWNER = owner_token("dag", "task", "run-1")
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def test_results_prefix_ownership(s3: Any) -> None:
