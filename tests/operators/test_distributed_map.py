@@ -502,25 +502,29 @@ def test_a_throttled_describe_map_run_at_completion_counts_from_the_result_files
     )
 
 
-def test_failure_raises_with_error_counts_and_failed_items(aws):
-    s3 = boto3.client("s3", region_name="us-east-1")
-    _seed_results(s3, failed=True)
-    op = _operator()
+def _failed_run(op: DistributedMapOperator, execution_arn: str) -> DistributedMapExecutionFailed:
+    """What execute_complete raises for a FAILED execution whose Map Run failed 1 of 4 items."""
     described = {
-        "executionArn": EXEC_ARN,
+        "executionArn": execution_arn,
         "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:dm-rows",
         "status": "FAILED",
         "error": "States.ExceedToleratedFailureThreshold",
         "cause": "The specified tolerated failure threshold was exceeded",
     }
+    event = {"status": "error", "execution_arn": execution_arn, "reason": "failed"}
     with (
         mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
         mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=MAP_RUN_ARN),
         mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 1)),
         pytest.raises(DistributedMapExecutionFailed) as info,
     ):
-        op.execute_complete(_context(), {"status": "error", "execution_arn": EXEC_ARN, "reason": "failed"})
-    error = info.value
+        op.execute_complete(_context(), event)
+    return info.value
+
+
+def test_failure_raises_with_error_counts_and_failed_items(aws):
+    _seed_results(boto3.client("s3", region_name="us-east-1"), failed=True)
+    error = _failed_run(_operator(), EXEC_ARN)
     assert error.error == "States.ExceedToleratedFailureThreshold"
     assert error.counts["failed"] == 1
     assert error.counts["total"] == 4
@@ -543,21 +547,8 @@ def test_a_failed_successor_executions_items_are_read_under_its_own_default_pref
     _seed_results(
         boto3.client("s3", region_name="us-east-1"), failed=True, results_key="distmap-results/etl/rows/x-n2"
     )
-    described = {
-        "executionArn": EXEC_ARN + "-n2",
-        "status": "FAILED",
-        "error": "States.ExceedToleratedFailureThreshold",
-    }
-    with (
-        mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
-        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=MAP_RUN_ARN),
-        mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 1)),
-        pytest.raises(DistributedMapExecutionFailed) as info,
-    ):
-        _operator(results_uri=None).execute_complete(
-            _context(), {"status": "error", "execution_arn": EXEC_ARN + "-n2", "reason": "failed"}
-        )
-    assert [item["cause"] for item in info.value.failed_items] == ["bad row"]
+    error = _failed_run(_operator(results_uri=None), EXEC_ARN + "-n2")
+    assert [item["cause"] for item in error.failed_items] == ["bad row"]
 
 
 def test_api_error_event_raises_a_clear_error():
