@@ -715,7 +715,8 @@ def handler(event, context):
 '''
 
 
-def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("results_uri", [f"s3://{BUCKET}/results", None])
+def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch, results_uri):
     """End to end on the local endpoint, waiting synchronously: a failed run raises with its failed items,
     and the retry redrives the same execution instead of starting a new one."""
     from airflow_distmap.local import LocalEndpoint
@@ -742,6 +743,7 @@ def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch
                 item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
                 item_batcher=None,
                 function_name="flaky",
+                results_uri=results_uri,
             )
 
         with pytest.raises(DistributedMapExecutionFailed) as info:
