@@ -28,6 +28,23 @@ def _function_option(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: Lambda's longest function timeout.
+MAX_TIMEOUT_SECONDS = 900
+
+
+def _timeout_option(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not sep or not name.strip() or not 0 < seconds <= MAX_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"Expected NAME=SECONDS with 0 < SECONDS <= {MAX_TIMEOUT_SECONDS} (Lambda's limit), got {text!r}"
+        )
+    return name.strip(), seconds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``local`` sub-command's options.
 
@@ -46,6 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=module:callable",
         help="register (or override) a Lambda function, its module importable from the current directory or "
         "PYTHONPATH; repeatable",
+    )
+    parser.add_argument(
+        "--function-timeout",
+        dest="timeouts",
+        action="append",
+        default=[],
+        type=_timeout_option,
+        metavar="NAME=SECONDS",
+        help="timeout of a registered function (default 3 s, Lambda's; a function folder's function.json "
+        "may set it too); repeatable",
     )
     parser.add_argument(
         "--functions-dir",
@@ -72,7 +99,10 @@ def banner(endpoint: LocalEndpoint) -> str:
     lines = [f"Local AWS endpoint (Step Functions, S3, Lambda) listening on {endpoint.url}", ""]
     if functions:
         lines.append("Lambda functions:")
-        lines += [f"  {spec.name:<24} {spec.handler}  ({spec.code_dir or 'sys.path'})" for spec in functions]
+        lines += [
+            f"  {spec.name:<24} {spec.handler}  ({spec.code_dir or 'sys.path'}; timeout {spec.timeout:g} s)"
+            for spec in functions
+        ]
     else:
         lines.append("No Lambda functions registered (add lambda_functions/<name>/handler.py or --function).")
     extra = json.dumps(endpoint.airflow_connection()["extra"])
@@ -122,6 +152,11 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             processes=args.processes,
         )
+        for name, seconds in args.timeouts:
+            if name not in endpoint.registry.names():
+                print(f"--function-timeout: no function {name!r} is registered", file=sys.stderr)
+                return 2
+            endpoint.registry.with_settings(name, timeout=seconds)
         try:
             endpoint.start()
             tune_garbage_collector()

@@ -86,6 +86,34 @@ def test_bad_function_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     assert "Expected NAME=module:callable" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["echo", "echo=0", "echo=901", "echo=soon", "=5"])
+def test_a_bad_function_timeout_is_a_usage_error(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_distmap.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["local", "--function-timeout", option])
+    assert caught.value.code == 2
+    assert "Expected NAME=SECONDS" in capsys.readouterr().err
+
+
+def test_a_timeout_for_an_unregistered_function_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_distmap.cli import main
+
+    options = ["--functions-dir", str(tmp_path), "--port", "0", "--function-timeout", "nope=5"]
+    assert main(["local", *options]) == 2
+    assert "no function 'nope' is registered" in capsys.readouterr().err
+
+
+def test_a_function_timeout_is_applied_and_shown(tmp_path: Path) -> None:
+    process, banner = _start(tmp_path, "--function", "echo=json:loads", "--function-timeout", "echo=60")
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert re.search(r"^\s+echo\s+json:loads\s+\(sys\.path; timeout 60 s\)", banner, re.MULTILINE), banner
+    assert re.search(r"^\s+shout\s+handler:handler\s+\(.*; timeout 3 s\)", banner, re.MULTILINE), banner
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
