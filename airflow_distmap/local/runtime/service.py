@@ -65,6 +65,40 @@ def _invalid(field: str, value: Any, constraint: str) -> ServiceError:
     )
 
 
+#: Each operation's required string members (the API reference); SDKs check them before sending.
+_REQUIRED: Final = {
+    "CreateStateMachine": ("name", "definition", "roleArn"),
+    "UpdateStateMachine": ("stateMachineArn",),
+    "DescribeStateMachine": ("stateMachineArn",),
+    "DescribeStateMachineForExecution": ("executionArn",),
+    "DeleteStateMachine": ("stateMachineArn",),
+    "ValidateStateMachineDefinition": ("definition",),
+    "StartExecution": ("stateMachineArn",),
+    "DescribeExecution": ("executionArn",),
+    "StopExecution": ("executionArn",),
+    "RedriveExecution": ("executionArn",),
+    "GetExecutionHistory": ("executionArn",),
+    "ListMapRuns": ("executionArn",),
+    "DescribeMapRun": ("mapRunArn",),
+    "UpdateMapRun": ("mapRunArn",),
+}
+
+
+def _check_required(action: str, request: dict[str, Any]) -> None:
+    """A missing required member is a ``ValidationException``; one that is not a string cannot be read."""
+    for member in _REQUIRED.get(action, ()):
+        value = request.get(member)
+        if value is None:
+            raise ServiceError(
+                "ValidationException",
+                f"1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member "
+                "must not be null",
+            )
+        if not isinstance(value, str):
+            # The wording of AWS's deserialisation error is UNCONFIRMED; its type is SerializationException.
+            raise ServiceError("SerializationException", f"Expected a string for '{member}', got {value!r}")
+
+
 def _check_length(field: str, value: Any, maximum: int, shown: bool = True) -> None:
     """Raise AWS's ``ValidationException`` for a string over ``maximum`` characters (checked first)."""
     if isinstance(value, str) and len(value) > maximum:
@@ -205,8 +239,10 @@ class StepFunctionsService:
         handler = getattr(self, "_" + action, None) if action[:1].isupper() else None
         if handler is None:
             raise ServiceError("UnknownOperationException", f"Unknown operation {action}")
+        request = request if isinstance(request, dict) else {}
+        _check_required(action, request)
         with self.store.lock:
-            result: dict[str, Any] = handler(request if isinstance(request, dict) else {})
+            result: dict[str, Any] = handler(request)
             return result
 
     def close(self) -> None:

@@ -24,6 +24,17 @@ def test_unknown_operation(harness: Harness) -> None:
     assert error_of(harness, "FlyToTheMoon").code == "UnknownOperationException"
 
 
+def test_a_raw_request_missing_or_mistyping_a_required_member(harness: Harness) -> None:
+    missing = error_of(harness, "DescribeExecution")
+    assert (missing.code, missing.message) == (
+        "ValidationException",
+        "1 validation error detected: Value null at 'executionArn' failed to satisfy constraint: Member must "
+        "not be null",
+    )
+    assert error_of(harness, "DescribeExecution", executionArn=5).code == "SerializationException"
+    assert error_of(harness, "CreateStateMachine", name="m", definition="{}").code == "ValidationException"
+
+
 def test_create_state_machine_rules(harness: Harness) -> None:
     definition = json.dumps(PASS_MACHINE)
     assert (
