@@ -102,17 +102,26 @@ def ensure_result_writer(
     :param definition: The state machine definition.
     :param results_uri: ``s3://bucket/prefix`` for the results.
     :param per_execution: write under ``<results_uri>/<execution name>/`` instead, the name read from the
-        context object when the Map runs: the definition stays the same for every execution.
+        context object when the Map runs: the definition stays the same for every execution. A Map nested in
+        another Map's ItemProcessor runs in a child execution (named by a UUID) and writes under
+        ``results_uri`` itself.
     """
     parse_s3_uri(results_uri, what="results_uri")
     result = copy.deepcopy(definition)
+    nested = {  # Distributed Maps that run in a Distributed Map's child executions
+        id(inner)
+        for _, outer, language in iter_distributed_maps(result)
+        for _, inner, _ in iter_distributed_maps(
+            outer.get("ItemProcessor") or outer.get("Iterator") or {}, language
+        )
+    }
     for _, state, language in iter_distributed_maps(result):
         jsonata = language == "JSONata"
         existing = state.get("ResultWriter")
         if isinstance(existing, dict) and existing.get("Resource"):
             continue
         writer = ResultWriter(uri=results_uri).to_asl(jsonata=jsonata)
-        if per_execution:
+        if per_execution and id(state) not in nested:
             parameters = writer["Arguments" if jsonata else "Parameters"]
             prefix = parameters.pop("Prefix")
             if jsonata:

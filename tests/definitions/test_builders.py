@@ -217,3 +217,27 @@ def test_ensure_result_writer_adds_one_to_every_distributed_map():
     ]
     with pytest.raises(ValueError, match="results_uri"):
         ensure_result_writer(definition, "not-a-uri")
+
+
+def test_a_per_execution_result_writer_reads_the_execution_name_at_run_time():
+    nested = DistributedMap(LambdaItemProcessor("f"), label="Nested").to_state()
+    outer = DistributedMap(LambdaItemProcessor("f"), label="Outer").to_state()
+    outer["ItemProcessor"] = {**outer["ItemProcessor"], "StartAt": "Nested", "States": {"Nested": nested}}
+    jsonata = DistributedMap(LambdaItemProcessor("f"), label="Jsonata").to_state()
+    jsonata["QueryLanguage"] = "JSONata"
+    definition = {
+        "StartAt": "Outer",
+        "States": {"Outer": {**outer, "End": False, "Next": "Jsonata"}, "Jsonata": {**jsonata, "End": True}},
+    }
+    result = ensure_result_writer(definition, "s3://res/it's {odd}", per_execution=True)
+    assert result["States"]["Outer"]["ResultWriter"]["Parameters"] == {
+        "Bucket": "res",
+        "Prefix.$": "States.Format('it\\'s \\{odd\\}/{}', $$.Execution.Name)",
+    }
+    assert result["States"]["Jsonata"]["ResultWriter"]["Arguments"] == {
+        "Bucket": "res",
+        "Prefix": '{% "it\'s {odd}/" & $states.context.Execution.Name %}',
+    }
+    # A Map in a Distributed Map's children runs in executions named by UUIDs: it writes under the prefix.
+    inner = result["States"]["Outer"]["ItemProcessor"]["States"]["Nested"]["ResultWriter"]["Parameters"]
+    assert inner == {"Bucket": "res", "Prefix": "it's {odd}"}
