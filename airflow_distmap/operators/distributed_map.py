@@ -72,9 +72,12 @@ from airflow_distmap.results import (
     sample_failed_items,
 )
 from airflow_distmap.triggers.distributed_map import (
+    KILLED_ERROR,
     DistributedMapTrigger,
     RedriveWatch,
     is_transient,
+    kill_cause,
+    killing_try,
 )
 
 #: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
@@ -126,6 +129,11 @@ def _literal_reader_location(reader: dict[str, Any]) -> tuple[str | None, str | 
         return value if isinstance(value, str) and not is_expression else None
 
     return literal(parameters.get("Bucket")), literal(parameters.get("Key"))
+
+
+def _try_number(context: Context) -> int | None:
+    value = getattr(context["ti"], "try_number", None)
+    return value if isinstance(value, int) else None
 
 
 def _access_denied(error: ClientError) -> bool:
@@ -275,6 +283,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.failed_items_sample = failed_items_sample
         self.stop_on_kill = stop_on_kill
         self._execution_arn: str | None = None
+        self._try: int | None = None
         #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
         self._results_claim: tuple[str, str] | None = None
         self._check_constructor_arguments()
@@ -605,6 +614,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, deploy, start (or attach / reuse / redrive), wait, then summarise."""
         self._execution_arn = None  # set once this try starts or finds its execution
+        self._try = _try_number(context)
         self._reserve_links(context)
         try:
             self._check_rendered_arguments()
@@ -636,6 +646,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 return self._complete(context, str(self._execution_arn))
             execution_arn, min_redrive_count = started
 
+        return self._wait_then_complete(context, execution_arn, min_redrive_count)
+
+    def _wait_then_complete(
+        self, context: Context, execution_arn: str, min_redrive_count: int
+    ) -> dict[str, Any]:
+        """Defer to the trigger (``execute_complete`` follows), or poll here, then summarise."""
         if self.deferrable:
             self.defer(
                 trigger=DistributedMapTrigger(
@@ -647,6 +663,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     botocore_config=self.botocore_config,
                     stop_on_kill=self.stop_on_kill,
                     min_redrive_count=min_redrive_count,
+                    try_number=_try_number(context),
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts),
@@ -851,6 +868,20 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._execution_arn = execution_arn
         execution = self.hook.describe_execution(execution_arn)
         status = str(execution["status"])
+        killer = killing_try(execution)
+        if status == "ABORTED" and killer is not None and killer != _try_number(context):
+            # Clearing a deferred task cancels the old try's trigger (whose on_kill stops the execution) while
+            # the new try starts: when the new try attached first, the stop is the old try's, not a user's.
+            self.log.warning(
+                "Execution %s was stopped by the kill of try %d of this task run, after this try attached to "
+                "it: redriving it",
+                execution_arn,
+                killer,
+            )
+            name = execution_arn.rsplit(":", 1)[-1]
+            self.hook.redrive_execution(execution_arn, client_token=f"{name[:45]}-kill{_try_number(context)}")
+            redrives = int(execution.get("redriveCount") or 0) + 1
+            return self._wait_then_complete(context, execution_arn, redrives)
         results_uri = self._results_uri(context)
         output = json.loads(execution["output"]) if execution.get("output") else None
         manifest_uri, map_run_arn = manifest_uri_from_output(output)
@@ -920,8 +951,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         try:
             self.hook.stop_execution(
                 self._execution_arn,
-                error="Airflow.TaskKilled",
-                cause="The Airflow task running this execution was killed.",
+                error=KILLED_ERROR,
+                cause=kill_cause(False, self._try),
             )
         except ClientError as error:
             self.log.warning("Could not stop execution %s: %s", self._execution_arn, error)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -62,6 +63,30 @@ class DistributedMapEventReason(str, Enum):
     TIMED_OUT = "timed_out"
     ABORTED = "aborted"
     API_ERROR = "api_error"
+
+
+#: The error a stop by a killed Airflow task gives its execution.
+KILLED_ERROR: Final = "Airflow.TaskKilled"
+_KILLED_TRY = re.compile(r"\(try (\d+)\)$")
+
+
+def kill_cause(waiting: bool, try_number: int | None) -> str:
+    """The cause of a stop by a killed Airflow task, naming the try: a later try knows it was not its own.
+
+    :param waiting: whether the trigger (waiting) or the operator (running) was killed.
+    :param try_number: the killed try.
+    """
+    what = "waiting for" if waiting else "running"
+    suffix = f" (try {try_number})" if try_number else ""
+    return f"The Airflow task {what} this execution was killed.{suffix}"
+
+
+def killing_try(execution: Mapping[str, Any]) -> int | None:
+    """The try whose kill stopped ``execution`` (a DescribeExecution answer), if a killed task stopped it."""
+    if execution.get("error") != KILLED_ERROR:
+        return None
+    found = _KILLED_TRY.search(str(execution.get("cause") or ""))
+    return int(found.group(1)) if found else None
 
 
 def is_transient(error: BaseException) -> bool:
@@ -148,6 +173,7 @@ class DistributedMapTrigger(BaseTrigger):
     :param min_redrive_count: The ``redriveCount`` the execution has once the redrive this task asked for
         shows; until then (at most :data:`MAX_REDRIVE_WAIT_SECONDS`) a closed status is the last attempt's.
         0 when the task did not redrive.
+    :param try_number: The task try waiting; a stop on kill names it (see :func:`killing_try`).
     """
 
     def __init__(
@@ -162,8 +188,10 @@ class DistributedMapTrigger(BaseTrigger):
         botocore_config: dict[str, Any] | None = None,
         stop_on_kill: bool = True,
         min_redrive_count: int = 0,
+        try_number: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        self.try_number = try_number
         self.execution_arn = execution_arn
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -193,6 +221,7 @@ class DistributedMapTrigger(BaseTrigger):
                 "botocore_config": self.botocore_config,
                 "stop_on_kill": self.stop_on_kill,
                 "min_redrive_count": self.min_redrive_count,
+                "try_number": self.try_number,
             },
         )
 
@@ -283,8 +312,8 @@ class DistributedMapTrigger(BaseTrigger):
             try:
                 await client.stop_execution(
                     executionArn=self.execution_arn,
-                    error="Airflow.TaskKilled",
-                    cause="The Airflow task waiting for this execution was killed.",
+                    error=KILLED_ERROR,
+                    cause=kill_cause(True, self.try_number),
                 )
             except ClientError as error:
                 self.log.warning("Could not stop execution %s: %s", self.execution_arn, error)

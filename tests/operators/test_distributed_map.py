@@ -551,6 +551,38 @@ def test_a_failed_successor_executions_items_are_read_under_its_own_default_pref
     assert [item["cause"] for item in error.failed_items] == ["bad row"]
 
 
+def test_a_stop_by_an_earlier_trys_kill_is_redriven_not_reported(aws):
+    # Clearing a deferred task: try 1's trigger is cancelled (its on_kill stops the execution) while try 2
+    # starts; when try 2 attached first, the execution it waits for ends ABORTED by try 1's kill.
+    stopped = {
+        "executionArn": EXEC_ARN,
+        "status": "ABORTED",
+        "error": "Airflow.TaskKilled",
+        "cause": "The Airflow task waiting for this execution was killed. (try 1)",
+        "redriveCount": 0,
+    }
+    event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "aborted"}
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=stopped),
+        mock.patch.object(DistributedMapHook, "redrive_execution") as redrive,
+        pytest.raises(TaskDeferred) as deferred,
+    ):
+        _operator().execute_complete(_context(try_number=2), event)
+    redrive.assert_called_once()
+    trigger = deferred.value.trigger
+    assert (trigger.execution_arn, trigger.min_redrive_count, trigger.try_number) == (EXEC_ARN, 1, 2)
+
+    # A stop by this try's own kill (or a user's StopExecution) is reported, not undone.
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=stopped),
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
+        mock.patch.object(DistributedMapHook, "redrive_execution") as redrive,
+        pytest.raises(DistributedMapExecutionFailed, match="ABORTED"),
+    ):
+        _operator().execute_complete(_context(try_number=1), event)
+    redrive.assert_not_called()
+
+
 def test_api_error_event_raises_a_clear_error():
     op = _operator()
     with pytest.raises(DistributedMapError, match="ExecutionDoesNotExist"):

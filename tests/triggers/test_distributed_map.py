@@ -13,6 +13,7 @@ from airflow_distmap.triggers.distributed_map import (
     DistributedMapEventReason,
     DistributedMapTrigger,
     is_transient,
+    killing_try,
 )
 
 EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:sm:run-1"
@@ -117,6 +118,7 @@ def test_serialization_round_trip():
         region_name="eu-west-1",
         verify=False,
         botocore_config={"retries": {"mode": "standard"}},
+        try_number=3,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_distmap.triggers.distributed_map.DistributedMapTrigger"
@@ -130,6 +132,7 @@ def test_serialization_round_trip():
         "botocore_config": {"retries": {"mode": "standard"}},
         "stop_on_kill": True,
         "min_redrive_count": 0,
+        "try_number": 3,
     }
     module_name, class_name = classpath.rsplit(".", 1)
     rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
@@ -319,8 +322,10 @@ async def test_on_kill_stops_the_execution():
         return client
 
     with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
-        await _trigger().on_kill()
+        await _trigger(try_number=2).on_kill()
         await _trigger(stop_on_kill=False).on_kill()
     assert client.calls == ["stop_execution"]
+    # The cause names the killed try, so a later try that attached meanwhile knows the stop was not its own.
+    assert killing_try({"error": client.stopped["error"], "cause": client.stopped["cause"]}) == 2
     assert client.stopped["executionArn"] == EXECUTION_ARN
     assert client.stopped["error"] == "Airflow.TaskKilled"
