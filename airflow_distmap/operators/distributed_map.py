@@ -8,10 +8,10 @@ import json
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -627,7 +627,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             machine_name = self.state_machine_name or definition_scoped_name(
                 default_state_machine_name(ti.dag_id, ti.task_id), definition
             )
-            if not self.role_arn and self.hook.find_state_machine(machine_name) is None:
+            if not self.role_arn and self._retrying(self.hook.find_state_machine, machine_name) is None:
                 raise ValueError(no_role_arn_message(machine_name))
         except ValueError as error:
             # Bad arguments stay bad on a retry: fail the task without spending its retries.
@@ -641,7 +641,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             min_redrive_count = 0
             self._persist_execution_link(context, execution_arn)
         else:
-            started = self._start_or_resume(context, machine_name, definition, name, execution_input)
+            started = self._retrying(
+                self._start_or_resume, context, machine_name, definition, name, execution_input
+            )
             if started is None:
                 return self._complete(context, str(self._execution_arn))
             execution_arn, min_redrive_count = started
@@ -670,6 +672,26 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
         self._wait(execution_arn, min_redrive_count)
         return self._complete(context, execution_arn)
+
+    def _retrying(self, call: Callable[..., _T], *args: Any) -> _T:
+        """``call(*args)``, again with capped exponential backoff while AWS throttles or fails transiently.
+
+        botocore retries each call a few times; a longer outage before the execution starts would otherwise
+        fail the task. The deploy and start steps are idempotent (describe first, a deterministic execution
+        name, a redrive client token), so repeating them is safe. Gives up after
+        :data:`TRANSIENT_RETRY_SECONDS`.
+        """
+        deadline = time.monotonic() + TRANSIENT_RETRY_SECONDS
+        delay = 2.0
+        while True:
+            try:
+                return call(*args)
+            except Exception as error:
+                if not is_transient(error) or time.monotonic() + delay > deadline:
+                    raise
+                self.log.warning("Transient AWS error (%s), trying again in %.0f s", error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     def _reserve_links(self, context: Context) -> None:
         """Push the extra links' XComs empty, filled as the ARNs become known.
@@ -957,6 +979,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         except ClientError as error:
             self.log.warning("Could not stop execution %s: %s", self._execution_arn, error)
 
+
+#: How long the deploy and start steps keep retrying throttling and transient AWS errors.
+TRANSIENT_RETRY_SECONDS: Final = 15 * 60
+
+_T = TypeVar("_T")
 
 #: Hex digits of the definition digest in a default state machine name.
 DIGEST_LENGTH: Final = 8

@@ -192,6 +192,34 @@ def test_extra_links_are_pushed_empty_first_so_a_failing_task_logs_no_missing_xc
     assert pushed == {"_distmap_state_machine": {}, "_distmap_execution": {}, "_distmap_map_run": {}}
 
 
+def test_throttling_while_deploying_or_starting_is_retried_with_backoff(aws):
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "StartExecution")
+    op = _operator()
+    real_start = op.hook.start_execution
+    errors = iter([throttled, throttled])
+
+    def start_while_throttled(*args, **kwargs):
+        error = next(errors, None)
+        if error is not None:
+            raise error
+        return real_start(*args, **kwargs)
+
+    with (
+        mock.patch.object(DistributedMapHook, "start_execution", side_effect=start_while_throttled),
+        mock.patch("airflow_distmap.operators.distributed_map.time.sleep") as sleep,
+    ):
+        trigger = _defer(op, _context())
+    assert [c.args[0] for c in sleep.call_args_list] == [2.0, 4.0]
+    assert trigger.execution_arn.endswith(execution_name("etl", "rows", RUN_ID, -1))
+
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "StartExecution")
+    with (
+        mock.patch.object(DistributedMapHook, "start_execution", side_effect=denied),
+        pytest.raises(ClientError, match="AccessDenied"),
+    ):
+        _operator().execute(_context())
+
+
 def test_missing_item_source_fails_before_anything_is_created(aws):
     with pytest.raises(ItemSourceNotFoundError, match=r"s3://.*/in/absent.csv, which does not exist"):
         _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/absent.csv")).execute(_context())
