@@ -6,7 +6,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
@@ -51,6 +52,11 @@ def no_role_arn_message(name: str) -> str:
         f"State machine {name!r} does not exist and no role_arn was given. To fix this, pass role_arn: "
         "the ARN of an IAM role Step Functions can assume to invoke the Lambda function and read/write S3."
     )
+
+
+#: A StartExecution answer whose ``startDate`` is older than this is AWS's idempotent answer for a running
+#: execution (an earlier try's), not a new one; generous for clock skew between Airflow and AWS.
+_IDEMPOTENT_ANSWER_AGE: Final = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -298,6 +304,7 @@ class DistributedMapHook(AwsBaseHook):
         return self._start_or_find(state_machine_arn, renamed, text, wanted)
 
     def _start_or_find(self, state_machine_arn: str, name: str, text: str, wanted: Any) -> ExecutionStart:
+        called = datetime.now(timezone.utc)
         try:
             response = self.client.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)
         except ClientError as error:
@@ -305,6 +312,11 @@ class DistributedMapHook(AwsBaseHook):
                 raise
         else:
             arn = str(response["executionArn"])
+            started = response.get("startDate")
+            if isinstance(started, datetime) and started < called - _IDEMPOTENT_ANSWER_AGE:
+                # StartExecution answers a running execution of that name and input idempotently.
+                self.log.info("Attaching to execution %s, running since %s", arn, started.isoformat())
+                return ExecutionStart(execution_arn=arn, started=False, status="RUNNING")
             self.log.info("Started execution %s", arn)
             return ExecutionStart(execution_arn=arn, started=True, status="RUNNING")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from unittest import mock
 
 import pytest
@@ -86,6 +87,16 @@ def test_start_then_attach_to_running_execution(hook):
     assert again.status == "RUNNING"
     executions = hook.conn.list_executions(stateMachineArn=arn)["executions"]
     assert [e["name"] for e in executions] == ["run-1"]
+
+
+def test_an_idempotent_start_answer_for_an_earlier_trys_execution_is_an_attach(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    first = hook.start_execution(arn, "run-1", {"a": 1})
+    earlier = datetime.now(timezone.utc) - timedelta(minutes=5)  # started by a try five minutes ago
+    answer = {"executionArn": first.execution_arn, "startDate": earlier}
+    with mock.patch.object(hook.conn, "start_execution", return_value=answer):
+        again = hook.start_execution(arn, "run-1", {"a": 1})
+    assert (again.execution_arn, again.started, again.attached) == (first.execution_arn, False, True)
 
 
 def test_attach_when_start_raises_already_exists_for_a_running_execution(hook):
