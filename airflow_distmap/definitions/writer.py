@@ -110,7 +110,7 @@ def ensure_result_writer(
     result = copy.deepcopy(definition)
     nested = {  # Distributed Maps that run in a Distributed Map's child executions
         id(inner)
-        for _, outer, language in iter_distributed_maps(result)
+        for _, outer, language in (iter_distributed_maps(result) if per_execution else ())
         for _, inner, _ in iter_distributed_maps(
             outer.get("ItemProcessor") or outer.get("Iterator") or {}, language
         )

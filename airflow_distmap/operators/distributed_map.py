@@ -594,14 +594,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "The definition has no Distributed Map (a Map state with ItemProcessor.ProcessorConfig.Mode "
                 "'DISTRIBUTED'). To fix this, add one, or use the building blocks (function_name=...)."
             )
-        if self.results_uri or self.execution_name:
-            results_uri = self._results_uri(context)
-            if results_uri is not None:
-                return ensure_result_writer(definition, results_uri)
+        # Unless results_uri or execution_name is given, the writer appends the execution name at run time.
+        per_execution = not (self.results_uri or self.execution_name)
+        if per_execution:
+            target = self._default_results_base(context)
         else:
-            base = self._default_results_base(context)
-            if base is not None:
-                return ensure_result_writer(definition, base, per_execution=True)
+            target = self.results_uri or self.default_results_uri(context)
+        if target is not None:  # a Map with a ResultWriter of its own keeps it
+            return ensure_result_writer(definition, str(target), per_execution=per_execution)
         missing = [name for name, state, _ in maps if not (state.get("ResultWriter") or {}).get("Resource")]
         if missing:
             raise ValueError(
@@ -635,7 +635,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         name = self._execution_name(context)
         self.claim(context)
 
-        previous = self._running_under_another_definition(ti, machine_name, name)
+        previous = self._running_under_another_definition(machine_name, name)
         if previous is not None:
             execution_arn = self._execution_arn = previous
             min_redrive_count = 0
@@ -704,7 +704,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         for link in self.operator_extra_links:
             context["ti"].xcom_push(key=link.key, value={})
 
-    def _running_under_another_definition(self, ti: Any, machine_name: str, name: str) -> str | None:
+    def _running_under_another_definition(self, machine_name: str, name: str) -> str | None:
         """A retry's execution still running on the state machine of an earlier definition, if any.
 
         Execution names are unique per state machine, and a default state machine name carries a digest of the
@@ -712,7 +712,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         running execution of a try that died without stopping it (a killed worker). A first try has no
         predecessor, so only retries look (one ListStateMachines page per 1,000 state machines).
         """
-        if not self._definition_scoped_machine or int(getattr(ti, "try_number", 1) or 1) <= 1:
+        if not self._definition_scoped_machine or (self._try or 1) <= 1:
             return None
         try:
             found = self.hook.running_execution_elsewhere(machine_name[:-DIGEST_LENGTH], machine_name, name)
@@ -890,8 +890,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._execution_arn = execution_arn
         execution = self.hook.describe_execution(execution_arn)
         status = str(execution["status"])
-        killer = killing_try(execution)
-        if status == "ABORTED" and killer is not None and killer != _try_number(context):
+        killer, this_try = killing_try(execution), _try_number(context)
+        if status == "ABORTED" and killer is not None and killer != this_try:
             # Clearing a deferred task cancels the old try's trigger (whose on_kill stops the execution) while
             # the new try starts: when the new try attached first, the stop is the old try's, not a user's.
             self.log.warning(
@@ -901,7 +901,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 killer,
             )
             name = execution_arn.rsplit(":", 1)[-1]
-            self.hook.redrive_execution(execution_arn, client_token=f"{name[:45]}-kill{_try_number(context)}")
+            self.hook.redrive_execution(execution_arn, client_token=f"{name[:45]}-kill{this_try}")
             redrives = int(execution.get("redriveCount") or 0) + 1
             return self._wait_then_complete(context, execution_arn, redrives)
         results_uri = self._results_uri(context)

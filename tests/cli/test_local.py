@@ -106,12 +106,46 @@ def test_a_timeout_for_an_unregistered_function_is_refused(
     assert "no function 'nope' is registered" in capsys.readouterr().err
 
 
+def _invoke(url: str, function: str, payload: object) -> str:
+    """Start an execution whose one Task invokes ``function`` with ``payload``; return its ARN."""
+    sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
+    task["Parameters"] = {"FunctionName": function, "Payload": payload}
+    machine = sfn.create_state_machine(
+        name=f"call-{function}",
+        definition=json.dumps({"StartAt": "Call", "States": {"Call": task}}),
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    return str(sfn.start_execution(stateMachineArn=machine)["executionArn"])
+
+
+def _closed(url: str, execution: str) -> dict:
+    sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+    for _ in range(400):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"{execution} still running")
+
+
 def test_a_function_timeout_is_applied_and_shown(tmp_path: Path) -> None:
-    process, banner = _start(tmp_path, "--function", "echo=json:loads", "--function-timeout", "echo=60")
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
-    assert re.search(r"^\s+echo\s+json:loads\s+\(sys\.path; timeout 60 s\)", banner, re.MULTILINE), banner
-    assert re.search(r"^\s+shout\s+handler:handler\s+\(.*; timeout 3 s\)", banner, re.MULTILINE), banner
+    naps = "import time\n\ndef nap(event, context):\n    time.sleep(event)\n    return 'rested'\n"
+    (tmp_path / "naps.py").write_text(naps)
+    process, banner = _start(
+        tmp_path, "--function", "nap=naps:nap", "--function", "short=naps:nap", "--function-timeout", "nap=60"
+    )
+    try:
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner).group(1)  # type: ignore[union-attr]
+        executions = [_invoke(url, name, 3.5) for name in ("nap", "short")]  # 3.5 s: over Lambda's 3 s
+        patient, hasty = (_closed(url, execution) for execution in executions)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert re.search(r"^\s+nap\s+naps:nap\s+\(sys\.path; timeout 60 s\)", banner, re.MULTILINE), banner
+    assert re.search(r"^\s+short\s+naps:nap\s+\(sys\.path; timeout 3 s\)", banner, re.MULTILINE), banner
+    assert (patient["status"], json.loads(patient["output"])["Payload"]) == ("SUCCEEDED", "rested")
+    assert (hasty["status"], hasty["error"]) == ("FAILED", "Sandbox.Timedout")
 
 
 @pytest.mark.parametrize(
@@ -150,20 +184,7 @@ def test_function_modules_are_imported_from_the_current_directory(tmp_path: Path
             if line.startswith("Press Ctrl-C"):
                 break
         url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner).group(1)  # type: ignore[union-attr]
-        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
-        task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
-        task["Parameters"] = {"FunctionName": "up", "Payload": "abc"}
-        machine = sfn.create_state_machine(
-            name="up",
-            definition=json.dumps({"StartAt": "Up", "States": {"Up": task}}),
-            roleArn="arn:aws:iam::123456789012:role/r",
-        )["stateMachineArn"]
-        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
-        for _ in range(200):
-            described = sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                break
-            time.sleep(0.05)
+        described = _closed(url, _invoke(url, "up", "abc"))
         assert described["status"] == "SUCCEEDED", described
         assert json.loads(described["output"])["Payload"] == "ABC"
     finally:
