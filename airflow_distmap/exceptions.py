@@ -31,6 +31,10 @@ class ItemSourceNotFoundError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when the ItemReader's bucket or object does not exist."""
 
 
+class FunctionNotFoundError(DistributedMapError, AirflowFailException):
+    """Raised before anything is created when a Lambda function the state machine invokes does not exist."""
+
+
 class ResultsLocationError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when ``results_uri`` cannot be used (its bucket does not exist)."""
 

@@ -33,6 +33,32 @@ def s3() -> Iterator[Any]:
         yield client
 
 
+def deploy_lambda_function(name: str, region: str = "us-east-1") -> str:
+    """Create Lambda function ``name`` (and its role) in moto in-process; return its ARN.
+
+    The operators' pre-flight asks Lambda whether the functions they invoke exist (``GetFunction``).
+    """
+    import io
+    import zipfile
+
+    iam = boto3.client("iam", region_name=region)
+    try:
+        role = iam.get_role(RoleName="lambda-test")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="lambda-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    created = boto3.client("lambda", region_name=region).create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    return str(created["FunctionArn"])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Give Airflow a throw-away home and SQLite database before anything imports it."""
     import os

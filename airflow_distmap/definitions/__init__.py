@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from airflow_distmap.definitions.batching import ItemBatcher
 from airflow_distmap.definitions.distributed_map import DistributedMap
-from airflow_distmap.definitions.processors import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
+from airflow_distmap.definitions.processors import (
+    LAMBDA_RETRY,
+    LambdaItemProcessor,
+    check_function_name,
+    invoked_functions,
+)
 from airflow_distmap.definitions.readers import (
     CsvItemReader,
     ItemReader,
@@ -17,6 +22,7 @@ from airflow_distmap.definitions.writer import (
     ensure_result_writer,
     is_distributed_map,
     iter_distributed_maps,
+    iter_states,
 )
 
 __all__ = [
@@ -32,6 +38,8 @@ __all__ = [
     "S3PrefixItemReader",
     "check_function_name",
     "ensure_result_writer",
+    "invoked_functions",
     "is_distributed_map",
     "iter_distributed_maps",
+    "iter_states",
 ]

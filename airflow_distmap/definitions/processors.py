@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_distmap.definitions._checks import check_choice, check_int
+from airflow_distmap.definitions.writer import iter_states
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 EXECUTION_TYPES = ("STANDARD", "EXPRESS")
@@ -39,6 +40,39 @@ _FUNCTION = re.compile(
     r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?"
     r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
 )
+
+
+# A Task's bare Lambda ARN Resource (the legacy integration), optionally qualified.
+_LAMBDA_RESOURCE = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9_-]{1,64}(:[$\w-]+)?$"
+)
+
+
+def invoked_functions(definition: dict[str, Any]) -> dict[str, list[str]]:
+    """The Lambda functions that Task states name literally, each with the names of the states invoking it.
+
+    Covers ``lambda:invoke`` (and ``.waitForTaskToken``) with a literal ``FunctionName`` in ``Parameters`` or
+    ``Arguments``, and bare Lambda ARNs as ``Resource``; a name chosen at run time (``FunctionName.$``, a
+    JSONata expression) is left out.
+
+    :param definition: A state machine definition.
+    """
+    found: dict[str, list[str]] = {}
+    for name, state, _language in iter_states(definition):
+        resource = state.get("Resource")
+        if state.get("Type") != "Task" or not isinstance(resource, str):
+            continue
+        if resource in (LAMBDA_INVOKE, f"{LAMBDA_INVOKE}.waitForTaskToken"):
+            arguments = state.get("Parameters", state.get("Arguments"))
+            function = arguments.get("FunctionName") if isinstance(arguments, dict) else None
+            if not isinstance(function, str) or function.lstrip().startswith("{%"):
+                continue
+        elif _LAMBDA_RESOURCE.match(resource):
+            function = resource
+        else:
+            continue
+        found.setdefault(function, []).append(name)
+    return found
 
 
 def check_function_name(function_name: str) -> str:

@@ -68,10 +68,12 @@ def is_distributed_map(state: Any) -> bool:
     return bool((processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED")
 
 
-def iter_distributed_maps(
+def iter_states(
     definition: dict[str, Any], query_language: str = "JSONPath"
 ) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """Yield ``(state_name, state, query_language)`` for every Distributed Map, nested ones included.
+    """Yield ``(state_name, state, query_language)`` for every state, nested ones included.
+
+    States in Parallel branches and in Map ItemProcessors come right after the state holding them.
 
     :param definition: A state machine definition or an ItemProcessor / Parallel branch.
     :param query_language: The inherited ``QueryLanguage``.
@@ -81,13 +83,24 @@ def iter_distributed_maps(
         if not isinstance(state, dict):
             continue
         state_language = state.get("QueryLanguage", language)
-        if is_distributed_map(state):
-            yield name, state, state_language
+        yield name, state, state_language
         for branch in state.get("Branches") or []:
-            yield from iter_distributed_maps(branch, state_language)
+            if isinstance(branch, dict):
+                yield from iter_states(branch, state_language)
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if isinstance(processor, dict):
-            yield from iter_distributed_maps(processor, state_language)
+            yield from iter_states(processor, state_language)
+
+
+def iter_distributed_maps(
+    definition: dict[str, Any], query_language: str = "JSONPath"
+) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Yield ``(state_name, state, query_language)`` for every Distributed Map, nested ones included.
+
+    :param definition: A state machine definition or an ItemProcessor / Parallel branch.
+    :param query_language: The inherited ``QueryLanguage``.
+    """
+    return (found for found in iter_states(definition, query_language) if is_distributed_map(found[1]))
 
 
 def ensure_result_writer(

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from airflow_distmap.local.lambda_api import LambdaApi
 from airflow_distmap.local.lambdas.pool import LambdaPool
 from airflow_distmap.local.lambdas.registry import FunctionRegistry
 from airflow_distmap.local.server import Dispatcher, EndpointServer, LocalEndpointApp
@@ -110,7 +111,8 @@ class LocalEndpoint:
             self.service = factory(
                 s3_client_factory=lambda: self.client("s3"), lambdas=self.lambdas, region=self.region
             )
-            self._server.app = LocalEndpointApp(self.service)
+            lambda_api = LambdaApi(self.registry, self.lambdas)
+            self._server.app = LocalEndpointApp(self.service, lambda_api=lambda_api)
         except BaseException:
             self.stop()
             raise

@@ -1,7 +1,8 @@
 """The local endpoint's HTTP front door: one WSGI application, one threaded server on loopback.
 
 Requests carrying ``X-Amz-Target: AWSStepFunctions.<Action>`` are AWS JSON 1.0 calls for the project's
-Step Functions service; everything else (S3 first) goes to moto's server application, exactly as
+Step Functions service; Lambda's function API goes to the registered functions (``lambda_api``); everything
+else (S3 first) goes to moto's server application, exactly as
 ``moto_server`` would answer it. moto's backends are process-global: a running endpoint and moto's
 in-process ``mock_aws`` must not overlap in time (``mock_aws`` would also intercept the HTTP calls
 made to the endpoint, and its reset wipes the endpoint's buckets).
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_distmap.local.errors import ServiceError
+from airflow_distmap.local.lambda_api import is_lambda_request
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -102,17 +104,24 @@ class LocalEndpointApp:
 
     :param service: the Step Functions service (anything with ``dispatch(action, request)``).
     :param fallback: the WSGI application for every other request; moto's server application when omitted.
+    :param lambda_api: the WSGI application for Lambda's function API (``/2015-03-31/functions``); those
+        requests go to ``fallback`` when omitted.
     """
 
-    def __init__(self, service: Dispatcher, fallback: WSGIApp | None = None) -> None:
+    def __init__(
+        self, service: Dispatcher, fallback: WSGIApp | None = None, lambda_api: WSGIApp | None = None
+    ) -> None:
         self.service = service
         self.fallback = fallback if fallback is not None else moto_app()
+        self.lambda_api = lambda_api
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Route one request."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX):
             return self._step_functions(target[len(STEP_FUNCTIONS_TARGET_PREFIX) :], environ, start_response)
+        if self.lambda_api is not None and is_lambda_request(environ):
+            return self.lambda_api(environ, start_response)
         _preread_body(environ)
         response = self.fallback(environ, start_response)
         if _holds_big_body(environ):

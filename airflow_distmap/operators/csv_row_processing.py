@@ -95,7 +95,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     runs (backfills) share one state machine per CSV layout and never race on its definition.
 
     :param input_uri: ``s3://bucket/key.csv`` to process (templated).
-    :param function_name: Lambda function name or ARN, built on ``row_handler`` (templated).
+    :param function_name: Lambda function name or ARN, built on ``row_handler`` (templated). The pre-flight
+        checks that it exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param columns: columns sent to the function; default all (templated).
     :param output_uri: ``s3://.../name.csv`` or ``.parquet`` (templated); default
         ``<results_uri>/output.csv``. Must not exist unless an earlier try of this task run wrote it.
@@ -269,7 +270,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         )
 
     def preflight(self, context: Context) -> None:
-        """Check the input, the output and the results prefix before anything is created in AWS.
+        """Check the input, the function, the output and the results prefix before anything is created in AWS.
 
         :param context: The task context.
         :raises CsvInputError: a subclass naming the problem and the fix.
@@ -279,6 +280,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         owner = task_run_owner(context)
         s3 = self.s3_hook.get_conn()
         self._layout = self._check_input(context)
+        self.check_functions_exist(self._definition(self._layout))
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
         )

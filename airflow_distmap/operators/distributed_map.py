@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from airflow.providers.amazon.aws.hooks.lambda_function import LambdaHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
@@ -26,6 +27,7 @@ from airflow_distmap.definitions import (
     ItemReader,
     LambdaItemProcessor,
     ensure_result_writer,
+    invoked_functions,
     iter_distributed_maps,
 )
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
@@ -33,6 +35,7 @@ from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
+    FunctionNotFoundError,
     InvalidTaskArgumentsError,
     ItemSourceNotFoundError,
     ResultsLocationError,
@@ -184,7 +187,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
         so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object.
     :param function_name: Lambda function (name or ARN) each child invokes; builds a
-        :class:`~airflow_distmap.definitions.LambdaItemProcessor`.
+        :class:`~airflow_distmap.definitions.LambdaItemProcessor`. The pre-flight checks that every function
+        a Task state names exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param item_processor: A :class:`~airflow_distmap.definitions.LambdaItemProcessor` or an ASL
         ItemProcessor, instead of ``function_name``.
     :param item_selector: ItemSelector template applied to each item.
@@ -346,14 +350,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
         The default checks that every S3 ItemReader source named literally in the definition exists (the
         object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``), and so does the bucket results go
-        to (otherwise every item would run before the export fails), and that the results prefix holds no
-        other task run's results (:meth:`check_results_prefix`). Subclasses raise ``ValueError`` (or
+        to (otherwise every item would run before the export fails), that the results prefix holds no
+        other task run's results (:meth:`check_results_prefix`), and that the Lambda functions it names exist
+        (:meth:`check_functions_exist`). Subclasses raise ``ValueError`` (or
         :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
         :raises ValueError: the results bucket does not exist (the task fails without spending its retries).
         :raises ResultsPrefixInUseError: a given ``results_uri`` holds another task run's results.
+        :raises FunctionNotFoundError: a Lambda function the definition invokes does not exist.
         """
         definition = self.build_definition(context)
         results_uri = self._results_uri(context)
@@ -366,6 +372,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 )
             if self.results_uri:  # the default prefix is the task run's own by construction
                 self.check_results_prefix(context, results_uri)
+        self.check_functions_exist(definition)
         for state_name, state, _language in iter_distributed_maps(definition):
             reader = state.get("ItemReader") or {}
             bucket, key = _literal_reader_location(reader)
@@ -383,6 +390,37 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
                     "To fix this, create the bucket or correct its name; nothing was created."
                 )
+
+    def check_functions_exist(self, definition: dict[str, Any]) -> None:
+        """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).
+
+        Without this, a misspelled function is found only when every child has failed on it. A function whose
+        existence cannot be checked (no ``lambda:GetFunction`` permission, another account or region) is
+        logged and the check passes: only Step Functions' role needs to invoke it.
+
+        :param definition: The state machine definition.
+        :raises FunctionNotFoundError: Lambda answers that a function does not exist.
+        """
+        client: Any = self.lambda_hook.conn
+        region = client.meta.region_name
+        for function, states in invoked_functions(definition).items():
+            if function.startswith("arn:") and function.split(":")[3] != region:
+                self.log.info("Not checking Lambda function %s: it is not in region %s", function, region)
+                continue
+            try:
+                client.get_function(FunctionName=function)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code != "ResourceNotFoundException":
+                    self.log.warning(
+                        "Could not check that Lambda function %s exists (%s); going on", function, code
+                    )
+                    continue
+                raise FunctionNotFoundError(
+                    f"Lambda function {function!r}, invoked by state(s) {states}, does not exist in {region} "
+                    f"(Lambda: {error.response['Error'].get('Message')}). To fix this, deploy the function "
+                    "or correct its name; nothing was created."
+                ) from None
 
     def _bucket_missing(self, bucket: str) -> bool:
         """Whether S3 says ``bucket`` does not exist (HeadBucket 404).
@@ -566,6 +604,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         }
 
     # -- execution -----------------------------------------------------------------------------------
+
+    @cached_property
+    def lambda_hook(self) -> LambdaHook:
+        """Lambda access (pre-flight) with the same connection and settings as the Step Functions hook."""
+        return LambdaHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
 
     @cached_property
     def s3_hook(self) -> S3Hook:

@@ -15,8 +15,10 @@ from airflow_distmap.definitions import (
     ResultWriter,
     S3PrefixItemReader,
     ensure_result_writer,
+    invoked_functions,
     iter_distributed_maps,
 )
+from airflow_distmap.definitions.processors import LAMBDA_INVOKE
 
 
 def test_full_csv_lambda_definition():
@@ -241,3 +243,45 @@ def test_a_per_execution_result_writer_reads_the_execution_name_at_run_time():
     # A Map in a Distributed Map's children runs in executions named by UUIDs: it writes under the prefix.
     inner = result["States"]["Outer"]["ItemProcessor"]["States"]["Nested"]["ResultWriter"]["Parameters"]
     assert inner == {"Bucket": "res", "Prefix": "it's {odd}"}
+
+
+def test_invoked_functions_are_the_literal_lambda_names_of_every_task_state() -> None:
+    def task(resource: str, **fields: object) -> dict[str, object]:
+        return {"Type": "Task", "Resource": resource, "End": True, **fields}
+
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:legacy:prod"
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "Legacy", "States": {"Legacy": task(arn)}},
+                    {
+                        "StartAt": "Rows",
+                        "States": {
+                            "Rows": {
+                                "Type": "Map",
+                                "ItemProcessor": {
+                                    "ProcessorConfig": {"Mode": "DISTRIBUTED"},
+                                    "StartAt": "Row",
+                                    "States": {
+                                        "Row": task(LAMBDA_INVOKE, Parameters={"FunctionName": "rows"}),
+                                        "Picked": task(LAMBDA_INVOKE, Parameters={"FunctionName.$": "$.f"}),
+                                    },
+                                },
+                                "End": True,
+                            }
+                        },
+                    },
+                ],
+                "Next": "Notify",
+            },
+            "Notify": task(f"{LAMBDA_INVOKE}.waitForTaskToken", Parameters={"FunctionName": "rows"}),
+            "Said": task(LAMBDA_INVOKE, QueryLanguage="JSONata", Arguments={"FunctionName": "notify"}),
+            "Computed": task(LAMBDA_INVOKE, QueryLanguage="JSONata", Arguments={"FunctionName": "{% $f %}"}),
+            "Stored": task("arn:aws:states:::s3:putObject", Parameters={"Bucket": "b", "Key": "k"}),
+        },
+    }
+
+    assert invoked_functions(definition) == {arn: ["Legacy"], "rows": ["Row", "Notify"], "notify": ["Said"]}

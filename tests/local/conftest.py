@@ -18,7 +18,8 @@ SAMPLE_HANDLERS_DIR = str(Path(__file__).resolve().parent / "lambdas")
 #: ``echo`` returns ``{"event": ..., "function": ..., "request_id": ...}``; ``fail`` raises ``RowRejected``
 #: (``bad row <event["row"]>``); ``behave`` sleeps ``event["sleep"]`` seconds then returns
 #: ``{"pid", "value": event["value"]}`` or, by ``event["action"]``, crashes (``exit``/``kill``),
-#: hangs (``hang``, 2 s timeout) or allocates ``event["mb"]`` MB (``allocate``).
+#: hangs (``hang``, 2 s timeout), allocates ``event["mb"]`` MB (``allocate``) or creates the file
+#: ``event["path"]`` (``touch``).
 SAMPLE_FUNCTIONS = {"echo": "echo", "fail": "fail", "behave": "behave"}
 
 

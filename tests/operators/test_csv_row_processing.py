@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from airflow_distmap.exceptions import (
     BadHeaderError,
+    FunctionNotFoundError,
     InvalidTaskArgumentsError,
     MissingColumnError,
     OutputLocationError,
@@ -29,6 +30,7 @@ from airflow_distmap.operators.csv_row_processing import (
     MAX_INPUT_BYTES_PER_BATCH,
     CsvRowProcessingOperator,
 )
+from tests.conftest import deploy_lambda_function
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 BUCKET = "csv-bucket"
@@ -76,6 +78,7 @@ def s3() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
+        deploy_lambda_function("post_processing")
         yield client
 
 
@@ -170,6 +173,7 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
         (b"id,text\n1,2\n", {"results_uri": f"s3://{BUCKET}/used"}, ResultsPrefixInUseError, "another run"),
         (b"id,text\n1,2\n", {"results_uri": "s3://no-such-bucket/r"}, ResultsLocationError, "does not exist"),
         (b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
+        (b"id,text\n1,2\n", {"function_name": "post_procesing"}, FunctionNotFoundError, "'post_procesing'"),
     ],
 )
 def test_bad_input_fails_before_anything_is_created(
@@ -306,6 +310,25 @@ MESSY = (
     "4;long;a;b;c\n"
     "5;  lots   of    space  ;z\n"
 )
+
+
+def test_a_function_the_endpoint_does_not_serve_fails_before_anything_is_created(
+    local: Any, endpoint: Any
+) -> None:
+    sfn = endpoint.client("stepfunctions")
+    machines = sfn.list_state_machines()["stateMachines"]
+    local.put_object(Bucket=BUCKET, Key="in/typo.csv", Body=b"id,text\n1,a\n")
+    op = operator(
+        input_uri=f"s3://{BUCKET}/in/typo.csv",
+        output_uri=f"s3://{BUCKET}/out/typo.csv",
+        function_name="shuot",
+        aws_conn_id="aws_local",
+        region_name=None,
+    )
+    with pytest.raises(FunctionNotFoundError, match="Lambda function 'shuot', invoked by state"):
+        op.execute(context("typo"))
+    assert sfn.list_state_machines()["stateMachines"] == machines
+    assert "Contents" not in local.list_objects_v2(Bucket=BUCKET, Prefix="out/typo")
 
 
 def test_messy_semicolon_csv_end_to_end(local: Any) -> None:

@@ -15,6 +15,7 @@ from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
+    FunctionNotFoundError,
     InvalidTaskArgumentsError,
     ItemSourceNotFoundError,
 )
@@ -22,9 +23,11 @@ from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionS
 from airflow_distmap.naming import execution_name
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
 from airflow_distmap.triggers.distributed_map import DistributedMapTrigger
+from tests.conftest import deploy_lambda_function
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-role"
 BUCKET = "dm-bucket"
+LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
 RUN_ID = "scheduled__2025-01-01T00:00:00+00:00"
 MAP_RUN_UUID = "0b4d7c1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
 
@@ -65,6 +68,7 @@ def aws():
         s3.create_bucket(Bucket=BUCKET)
         for key in ("in/rows.csv", "in/2025-01-01.csv", "in/2025-01-02.csv"):
             s3.put_object(Bucket=BUCKET, Key=key, Body=b"id,text\n1,a\n")
+        deploy_lambda_function("process-row")
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
 
@@ -226,6 +230,63 @@ def test_missing_item_source_fails_before_anything_is_created(aws):
     with pytest.raises(ItemSourceNotFoundError, match="lists bucket 'no-such-bucket'"):
         _operator(item_reader=S3PrefixItemReader(uri="s3://no-such-bucket/in/")).execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
+
+
+def test_a_misspelled_function_fails_before_anything_is_created(aws):
+    definition = {
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Task", "Resource": LAMBDA_ARN.format("prepare"), "Next": "Rows"},
+            "Rows": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                    "Parameters": {"Bucket": BUCKET, "Key": "in/rows.csv"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Row",
+                    "States": {
+                        "Row": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": "process-rwo", "Payload.$": "$"},
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            },
+        },
+    }
+    deploy_lambda_function("prepare")
+    with pytest.raises(FunctionNotFoundError) as raised:
+        _operator(function_name=None, item_reader=None, definition=definition).execute(_context())
+    assert "Lambda function 'process-rwo', invoked by state(s) ['Row'], does not exist in us-east-1" in str(
+        raised.value
+    )
+    assert "nothing was created" in str(raised.value)
+    assert aws.list_state_machines()["stateMachines"] == []
+    keys = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET, Prefix="results/")
+    assert keys["KeyCount"] == 0  # not even the results prefix's claim
+
+
+def test_a_function_airflow_may_not_look_up_is_not_called_missing(aws):
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetFunction")
+    op = _operator(function_name="someone-elses")
+    log = mock.MagicMock()
+    with (
+        mock.patch.object(op.lambda_hook.conn, "get_function", side_effect=denied),
+        mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
+        pytest.raises(TaskDeferred),  # the run goes on
+    ):
+        op.execute(_context())
+    log.warning.assert_any_call(
+        "Could not check that Lambda function %s exists (%s); going on",
+        "someone-elses",
+        "AccessDeniedException",
+    )
 
 
 def test_missing_results_bucket_fails_before_anything_is_created_without_retries(aws):

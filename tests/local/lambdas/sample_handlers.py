@@ -39,6 +39,9 @@ def behave(event: Any, context: Any) -> Any:
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "hang":
         time.sleep(3600)
+    if action == "touch":  # a side effect an asynchronous (Event) invocation leaves behind
+        with open(event["path"], "w"):
+            pass
     if action == "allocate":
         block = bytearray(event["mb"] * 1024 * 1024)
         return len(block)

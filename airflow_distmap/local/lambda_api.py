@@ -1,0 +1,203 @@
+"""Lambda's API for the registered functions: GetFunction, GetFunctionConfiguration, ListFunctions, Invoke.
+
+The functions the local endpoint knows are the ones a state machine can invoke (``lambda_functions/`` and
+``--function``), so these answers come from the same registry and worker pool, never from moto's Lambda
+(which would know none of them, and would need Docker to run one). That lets a pre-flight check
+(``lambda:GetFunction``) and ``aws lambda invoke`` work against the endpoint as against AWS. Lambda
+operations that create or change functions are refused with a message saying how functions are registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import sys
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow_distmap.local.errors import ServiceError
+from airflow_distmap.local.lambdas.registry import FunctionNotFound, FunctionRegistry, FunctionSpec
+
+if TYPE_CHECKING:
+    from airflow_distmap.local.lambdas.pool import LambdaPool
+    from airflow_distmap.local.server import StartResponse
+
+log = logging.getLogger(__name__)
+
+#: Path prefix of Lambda's function operations (API version 2015-03-31).
+FUNCTIONS_PATH = "/2015-03-31/functions"
+#: Lambda's limit on a synchronous invocation's request payload.
+MAX_REQUEST_BYTES = 6291456
+#: When the endpoint's functions were "deployed", as Lambda's ``LastModified`` reports it.
+_LAST_MODIFIED = "2024-01-01T00:00:00.000+0000"
+#: The execution role reported for local functions (the endpoint checks no permissions).
+_ROLE = "arn:aws:iam::{account}:role/local-lambda"
+_SIGNING_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+_ROUTE = re.compile(r"^/2015-03-31/functions/?(?:(?P<name>[^/]+)(?P<rest>/.*)?)?$")
+
+_REGISTER_HINT = (
+    "The local endpoint's functions are Python handlers registered with `airflow-distmap local --function "
+    "NAME=module:callable` or found in lambda_functions/<name>/handler.py; it serves only GetFunction, "
+    "GetFunctionConfiguration, ListFunctions and Invoke."
+)
+
+
+def is_lambda_request(environ: dict[str, Any]) -> bool:
+    """Whether a request is a call of Lambda's function API (and not, say, S3 in a bucket of that name).
+
+    :param environ: the WSGI environment.
+    """
+    if not environ.get("PATH_INFO", "").startswith(FUNCTIONS_PATH):
+        return False
+    signed_for = _SIGNING_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return signed_for is None or signed_for.group(1) == "lambda"
+
+
+class LambdaApi:
+    """WSGI application answering Lambda's function API from the endpoint's registry and worker pool.
+
+    :param registry: the registered functions.
+    :param pool: the worker pool that runs them.
+    """
+
+    def __init__(self, registry: FunctionRegistry, pool: LambdaPool) -> None:
+        self.registry = registry
+        self.pool = pool
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one Lambda API request."""
+        headers: list[tuple[str, str]] = []
+        try:
+            status, body, headers = self._route(environ)
+        except ServiceError as error:
+            status, body, headers = _error(error.code, error.message, error.status)
+        except Exception as error:  # never a stack trace to the client: Lambda answers a fault with a 500
+            log.exception("Lambda API request %s failed", environ.get("PATH_INFO"))
+            status, body, headers = _error("ServiceException", f"{type(error).__name__}: {error}", 500)
+        start_response(
+            f"{status} {_REASONS.get(status, 'Error')}",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("x-amzn-RequestId", str(uuid.uuid4())),
+                *headers,
+            ],
+        )
+        return [body]
+
+    def _route(self, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+        match = _ROUTE.match(environ.get("PATH_INFO", ""))
+        method = environ.get("REQUEST_METHOD", "GET")
+        name = urllib.parse.unquote(match.group("name") or "") if match else ""
+        rest = (match.group("rest") or "").rstrip("/") if match else None
+        if match and not name and method == "GET":
+            configurations = [self._configuration(spec) for spec in self.registry.specs()]
+            return 200, json.dumps({"Functions": configurations}).encode(), []
+        if match and name and method == "GET" and rest == "":
+            spec = self._resolve(name)
+            code = {"RepositoryType": "S3", "Location": ""}
+            return 200, json.dumps({"Configuration": self._configuration(spec), "Code": code}).encode(), []
+        if match and name and method == "GET" and rest == "/configuration":
+            return 200, json.dumps(self._configuration(self._resolve(name))).encode(), []
+        if match and name and method == "POST" and rest == "/invocations":
+            return self._invoke(name, environ)
+        raise ServiceError(
+            "InvalidParameterValueException",
+            f"{method} {environ.get('PATH_INFO', '')} is not supported locally. {_REGISTER_HINT}",
+        )
+
+    def _resolve(self, function: str) -> FunctionSpec:
+        try:
+            return self.registry.resolve(function)
+        except FunctionNotFound:
+            message = f"Function not found: {self._arn(function)}"
+            raise ServiceError("ResourceNotFoundException", message, 404) from None
+
+    def _arn(self, function: str) -> str:
+        if function.startswith("arn:"):
+            return function
+        if ":function:" in function:  # a partial ARN, ACCOUNT:function:NAME
+            return f"arn:aws:lambda:{self.pool.region}:{function}"
+        return f"arn:aws:lambda:{self.pool.region}:{self.pool.account_id}:function:{function}"
+
+    def _configuration(self, spec: FunctionSpec) -> dict[str, Any]:
+        """``FunctionConfiguration`` with Lambda's field names, for a local function."""
+        module, attr = spec.module_and_attr()
+        return {
+            "FunctionName": spec.name,
+            "FunctionArn": self._arn(spec.name),
+            "Runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",
+            "Role": _ROLE.format(account=self.pool.account_id),
+            "Handler": f"{module}.{attr}",
+            "CodeSize": 0,
+            "Description": f"Local function {spec.handler}",
+            # Lambda's Timeout is whole seconds; a local timeout may be fractional.
+            "Timeout": max(1, math.ceil(spec.timeout)),
+            "MemorySize": spec.memory_mb or 128,
+            "LastModified": _LAST_MODIFIED,
+            "CodeSha256": "",
+            "Version": "$LATEST",
+            "Environment": {"Variables": dict(spec.environment)},
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+            "Architectures": ["x86_64"],
+        }
+
+    def _invoke(self, function: str, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+        self._resolve(function)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_REQUEST_BYTES:
+            raise ServiceError(
+                "RequestTooLargeException",
+                f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation",
+                413,
+            )
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            payload = json.loads(raw) if raw.strip() else {}
+        except ValueError as error:
+            raise ServiceError(
+                "InvalidRequestContentException", f"Could not parse request body into json: {error}"
+            ) from None
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        if invocation_type == "DryRun":
+            return 204, b"", []
+        if invocation_type == "Event":
+            # Asynchronous: run in the background; its result goes nowhere, as on Lambda without destinations.
+            threading.Thread(
+                target=asyncio.run, args=(self.pool.invoke(function, payload),), daemon=True
+            ).start()
+            return 202, b"", []
+        if invocation_type != "RequestResponse":
+            raise ServiceError(
+                "InvalidParameterValueException",
+                f"Invalid InvocationType {invocation_type!r}: use RequestResponse, Event or DryRun.",
+            )
+        result = asyncio.run(self.pool.invoke(function, payload))
+        headers = [("X-Amz-Executed-Version", result.executed_version)]
+        if result.function_error is not None:
+            headers.append(("X-Amz-Function-Error", result.function_error))
+        return 200, json.dumps(result.payload).encode(), headers
+
+
+def _error(code: str, message: str, status: int) -> tuple[int, bytes, list[tuple[str, str]]]:
+    kind = "User" if status < 500 else "Service"
+    return status, json.dumps({"Type": kind, "message": message}).encode(), [("x-amzn-ErrorType", code)]
+
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    413: "Request Entity Too Large",
+    500: "Internal Server Error",
+}

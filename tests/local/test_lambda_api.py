@@ -1,0 +1,126 @@
+"""Lambda's function API on the local endpoint: the registered functions, looked up and invoked as on AWS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from airflow_distmap.local.endpoint import LocalEndpoint
+
+
+@pytest.fixture(scope="module")
+def lambda_client(local_endpoint: LocalEndpoint) -> Any:
+    return local_endpoint.client("lambda")
+
+
+def test_get_function_describes_a_registered_function(lambda_client: Any) -> None:
+    by_name = lambda_client.get_function(FunctionName="behave")
+    by_arn = lambda_client.get_function(
+        FunctionName="arn:aws:lambda:us-east-1:123456789012:function:behave:$LATEST"
+    )
+
+    configuration = by_name["Configuration"]
+    assert configuration["FunctionName"] == "behave"
+    assert configuration["FunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:behave"
+    assert configuration["Handler"] == "sample_handlers.behave"
+    assert configuration["Timeout"] == 2
+    assert configuration["State"] == "Active"
+    assert by_arn["Configuration"] == configuration
+    alone = lambda_client.get_function_configuration(FunctionName="behave")
+    alone.pop("ResponseMetadata")
+    assert alone == configuration
+
+
+def test_list_functions_lists_every_registered_function(lambda_client: Any) -> None:
+    names = {f["FunctionName"] for f in lambda_client.list_functions()["Functions"]}
+
+    assert {"echo", "fail", "behave", "post_processing"} <= names
+
+
+def test_an_unknown_function_is_resource_not_found_with_its_arn(lambda_client: Any) -> None:
+    with pytest.raises(ClientError) as raised:
+        lambda_client.get_function(FunctionName="ehco")
+
+    error = raised.value.response
+    assert error["Error"]["Code"] == "ResourceNotFoundException"
+    assert (
+        error["Error"]["Message"] == "Function not found: arn:aws:lambda:us-east-1:123456789012:function:ehco"
+    )
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.invoke(FunctionName="ehco", Payload=b"{}")
+
+
+def test_invoke_runs_the_handler_and_reports_its_error_as_lambda_does(lambda_client: Any) -> None:
+    answer = lambda_client.invoke(FunctionName="echo", Payload=json.dumps({"row": 7}))
+    failed = lambda_client.invoke(FunctionName="fail", Payload=json.dumps({"row": 7}))
+
+    assert answer["StatusCode"] == 200
+    assert "FunctionError" not in answer
+    assert answer["ExecutedVersion"] == "$LATEST"
+    assert json.loads(answer["Payload"].read())["event"] == {"row": 7}
+    assert failed["StatusCode"] == 200
+    assert failed["FunctionError"] == "Unhandled"
+    error = json.loads(failed["Payload"].read())
+    assert (error["errorType"], error["errorMessage"]) == ("RowRejected", "bad row 7")
+
+
+def test_invoke_dry_run_event_and_bad_payload(lambda_client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    dry = lambda_client.invoke(FunctionName="echo", InvocationType="DryRun")
+    queued = lambda_client.invoke(
+        FunctionName="behave",
+        InvocationType="Event",
+        Payload=json.dumps({"action": "touch", "path": str(marker)}),
+    )
+
+    assert dry["StatusCode"] == 204
+    assert queued["StatusCode"] == 202
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()  # the asynchronous invocation ran
+    with pytest.raises(lambda_client.exceptions.InvalidRequestContentException, match="parse request body"):
+        lambda_client.invoke(FunctionName="echo", Payload=b"[1,")
+
+
+def test_creating_a_function_is_refused_with_how_functions_are_registered(lambda_client: Any) -> None:
+    with pytest.raises(ClientError, match="--function NAME=module:callable") as raised:
+        lambda_client.create_function(
+            FunctionName="new",
+            Runtime="python3.11",
+            Role="arn:aws:iam::123456789012:role/r",
+            Handler="handler.handler",
+            Code={"ZipFile": b"PK"},
+        )
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterValueException"
+
+
+def test_aws_cli_lambda_invoke(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+    }
+    out = tmp_path / "out.json"
+    command = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", local_endpoint.url, "lambda"]
+    invoked = subprocess.run(
+        [*command, "invoke", "--function-name", "echo", "--payload", '{"row": 1}', str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+
+    assert json.loads(invoked.stdout)["StatusCode"] == 200
+    assert json.loads(out.read_text())["event"] == {"row": 1}
