@@ -62,4 +62,5 @@ def item_context(
         item["Key"] = key
     if source is not None:
         item["Source"] = source
-    return ContextDict({**context, "Map": {"Item": item}}, variables_of(context))
+    jsonata = bool(getattr(context, "jsonata", False))  # a JSONata Map's ItemSelector holds {% %} expressions
+    return ContextDict({**context, "Map": {"Item": item}}, variables_of(context), jsonata)

@@ -678,7 +678,14 @@ class _Validator:
             )
         if "ManifestType" in config:
             self.unsupported(f"ItemReader ManifestType {config['ManifestType']}", f"{where}/ManifestType")
-        if config.get("Transformation", "NONE") != "NONE":
+        if "Transformation" in config and resource != "arn:aws:states:::s3:listObjectsV2":
+            # Spec §1.2: "Only with s3:listObjectsV2".
+            self.error(
+                SCHEMA,
+                "ReaderConfig Transformation is only allowed with arn:aws:states:::s3:listObjectsV2",
+                f"{where}/Transformation",
+            )
+        elif config.get("Transformation", "NONE") != "NONE":
             self.unsupported(
                 f"ItemReader Transformation {config['Transformation']}", f"{where}/Transformation"
             )

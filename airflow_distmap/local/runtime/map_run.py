@@ -235,6 +235,7 @@ class MapRun:
         self._inflight_bytes = 0
         # set per execute() call
         self._open_items: ItemStream | None = None
+        self._in_state_input = False
         self._item_selector: Any = None
         self._effective_input: Any = None
         self._context: dict[str, Any] = {}
@@ -427,10 +428,12 @@ class MapRun:
         select: ChunkSelector | None,
         batching: tuple[BatchLimits, Any] | None,
         max_items: int | None,
+        in_state_input: bool = False,
     ) -> None:
         """Set how items are produced and shaped (kept for redrives).
 
         :param open_items: opens the item source, skipping already-read items.
+        :param in_state_input: whether the items are the state input's (in memory), not an ItemReader's.
         :param select: applies ``ItemSelector`` to a chunk of items, or ``None`` (see :data:`ChunkSelector`).
         :param batching: ``(limits, evaluated BatchInput)`` or ``None``.
         :param max_items: ``MaxItems`` limit (``None`` = all).
@@ -439,6 +442,7 @@ class MapRun:
         self._select = select
         self._batching = batching
         self._max_items = max_items
+        self._in_state_input = in_state_input
 
     async def execute(self, redrive: bool = False) -> Any:
         """Run (or redrive) the Map Run; return the Map's raw result or raise ``StatesError``.
@@ -512,12 +516,10 @@ class MapRun:
         unread: reading the rest of a large object only to list it is not done (how AWS counts them is
         UNCONFIRMED).
         """
-        if self.reader_done or self._open_items is None:
-            return
+        if self.reader_done or self._open_items is None or not self._in_state_input:
+            return  # an ItemReader's source is not opened again (its failure may be why the run failed)
         first = self.items_read
         source, items = self._open_items(first)
-        if source != "STATE_DATA":
-            return
         if self._max_items is not None:
             items = itertools.islice(items, max(self._max_items - first, 0))
         chunk = list(items)
@@ -747,8 +749,10 @@ class MapRun:
     def _child_raised(self, child: Child, error: Exception) -> None:
         """Record a child that ended with ``error``."""
         if isinstance(error, StatesError):
-            status = TIMED_OUT if error.error == "States.Timeout" else FAILED
-            self._child_failed(child, status, error.error, error.cause)
+            # A state's States.Timeout (a Task's TimeoutSeconds) fails the child as it fails an execution;
+            # TIMED_OUT is for the execution's own time limit (EXPRESS children's 5 minutes, see _run_child).
+            # How AWS counts such a child is UNCONFIRMED; this is how it closes a standalone execution.
+            self._child_failed(child, FAILED, error.error, error.cause)
         else:  # an engine bug must fail one child, not the run
             log.error("Child execution %s crashed", self.child_arn(child.index), exc_info=error)
             self._child_failed(child, FAILED, "States.Runtime", f"{type(error).__name__}: {error}")

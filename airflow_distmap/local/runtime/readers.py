@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 ITEM_READER_FAILED: Final = "States.ItemReaderFailed"
+#: Cause of a JSON reader whose node to iterate is not an array (recorded for a top-level object).
+NON_ITERABLE_CAUSE: Final = "Attempting to map over non-iterable node."
 GET_OBJECT: Final = "arn:aws:states:::s3:getObject"
 LIST_OBJECTS_V2: Final = "arn:aws:states:::s3:listObjectsV2"
 GZIP_MAGIC: Final = b"\x1f\x8b"
@@ -219,21 +221,39 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
     :param reader_config: the evaluated ``ReaderConfig``.
     """
     pointer = reader_config.get("ItemsPointer")
-    if isinstance(pointer, str) and pointer not in ("", "/"):
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
-        prefix = ".".join(parts) + ".item"
-    else:
+    try:
+        if isinstance(pointer, str) and pointer not in ("", "/"):
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+            node = ".".join(parts)
+            events = _array_at(ijson.parse(stream, use_float=True), node)
+            yield from ijson.items(events, node + ".item", use_float=True)
+            return
         buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
         head = buffered.peek(64).lstrip()
         if head[:1] != b"[":
             # Recorded: a top-level object fails with this cause.
-            raise StatesError(ITEM_READER_FAILED, "Attempting to map over non-iterable node.")
-        stream = buffered
-        prefix = "item"
-    try:
-        yield from ijson.items(stream, prefix, use_float=True)
+            raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
+        yield from ijson.items(buffered, "item", use_float=True)
     except ijson.JSONError as error:
         raise StatesError(ITEM_READER_FAILED, f"The JSON file could not be parsed: {error}") from None
+
+
+def _array_at(events: Iterator[tuple[str, str, Any]], node: str) -> Iterator[tuple[str, str, Any]]:
+    """Pass ijson ``events`` on, failing the reader unless the node at prefix ``node`` is an array.
+
+    The recorded cause for a top-level object is used for an ``ItemsPointer`` node that is an object, a scalar
+    or absent as well (AWS's answer for those is UNCONFIRMED; iterating nothing would hide a typo).
+    """
+    for event in events:
+        prefix, kind, _value = event
+        if prefix == node and kind != "map_key":
+            if kind != "start_array":
+                raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
+            yield event
+            yield from events
+            return
+        yield event
+    raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
 
 
 def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:

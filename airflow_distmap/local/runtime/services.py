@@ -171,7 +171,13 @@ class RuntimeServices:
             account=self.account_id,
             processor_definition=json.dumps(state.get("ItemProcessor") or state.get("Iterator") or {}),
         )
-        map_run.configure(open_items=open_items, select=select, batching=batching, max_items=max_items)
+        map_run.configure(
+            open_items=open_items,
+            select=select,
+            batching=batching,
+            max_items=max_items,
+            in_state_input=not isinstance(state.get("ItemReader"), Mapping),
+        )
         self.store.add_map_run(map_run)
         if record is not None:
             record.map_runs_by_key[key] = map_run

@@ -175,6 +175,15 @@ def test_unknown_fields_and_types() -> None:
             },
             "CSVDelimiter",
         ),
+        (
+            "ItemReader",
+            {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSON", "Transformation": "NONE"},
+                "Parameters": {"Bucket": "b", "Key": "k"},
+            },
+            "Transformation is only allowed with arn:aws:states:::s3:listObjectsV2",
+        ),
     ],
 )
 def test_distributed_map_field_rules(field: str, value: Any, fragment: str) -> None:

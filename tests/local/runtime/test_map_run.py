@@ -274,6 +274,8 @@ def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harnes
     with pytest.raises(ServiceError) as bad_token:
         harness.call("RedriveExecution", executionArn=arn, clientToken="a b")
     assert bad_token.value.code == "ValidationException"
+    with pytest.raises(ServiceError, match="Member must have length less than or equal to 64"):
+        harness.call("RedriveExecution", executionArn=arn, clientToken="c" * 65)
     done = harness.wait(arn)
     assert done["status"] == "SUCCEEDED", done
     assert done["redriveCount"] == 1
@@ -437,6 +439,19 @@ def test_express_children_time_out(harness: Harness, monkeypatch: pytest.MonkeyP
     assert harness.map_run(arn)["itemCounts"]["timedOut"] == 1
 
 
+def test_a_task_timeout_fails_the_child_like_an_execution(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = sleep_forever
+    states = lambda_task()
+    states["P"]["TimeoutSeconds"] = 1
+    arn, done = harness.run(distributed_map(states, ToleratedFailureCount=1), [1])
+    assert done["status"] == "SUCCEEDED", done
+    counts = harness.map_run(arn)["itemCounts"]
+    assert (counts["failed"], counts["timedOut"]) == (1, 0)
+    (child,) = harness.call("ListExecutions", mapRunArn=harness.map_run(arn)["mapRunArn"])["executions"]
+    described = harness.call("DescribeExecution", executionArn=child["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
+
+
 def test_oversized_child_input_fails_the_map_run(harness: Harness) -> None:
     harness.put("big.json", json.dumps(["x" * 300_000]))
     reader = {
@@ -468,6 +483,9 @@ def test_missing_object_fails_the_reader(harness: Harness) -> None:
     arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "missing.csv"})
     assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
     assert "NoSuchKey" in done["cause"]
+    map_run = harness.map_run(arn)
+    assert map_run["status"] == "FAILED"
+    assert map_run["stopDate"] >= map_run["startDate"]
     assert harness.event_types(arn)[-4:] == [
         "MapRunStarted",
         "MapRunFailed",
@@ -540,6 +558,24 @@ def test_item_selector_sees_variables_and_object_keys(harness: Harness) -> None:
     assert json.loads(done["output"]) == [
         {"key": "a", "value": 1, "tag": "t1"},
         {"key": "b", "value": 2, "tag": "t1"},
+    ]
+
+
+def test_a_jsonata_item_selector_is_evaluated_per_item(harness: Harness) -> None:
+    definition = distributed_map(
+        Items="{% $states.input.letters %}",
+        ItemSelector={
+            "letter": "{% $states.context.Map.Item.Value %}",
+            "index": "{% $states.context.Map.Item.Index %}",
+            "tag": "{% $states.input.tag %}",
+        },
+    )
+    definition["QueryLanguage"] = "JSONata"
+    _, done = harness.run(definition, {"letters": ["p", "q"], "tag": 9})
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"]) == [
+        {"letter": "p", "index": 0, "tag": 9},
+        {"letter": "q", "index": 1, "tag": 9},
     ]
 
 

@@ -92,6 +92,18 @@ def test_json_top_level_object_fails_like_aws() -> None:
     assert caught.value.cause == "Attempting to map over non-iterable node."
 
 
+@pytest.mark.parametrize("pointer", ["/data", "/data/rows/0", "/data/nope", "/missing"])
+def test_an_items_pointer_to_anything_but_an_array_fails_the_reader(pointer: str) -> None:
+    body = json.dumps({"data": {"rows": [1, 2], "empty": []}}).encode()
+    with pytest.raises(StatesError) as caught:
+        list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": pointer}))
+    assert (caught.value.error, caught.value.cause) == (
+        "States.ItemReaderFailed",
+        "Attempting to map over non-iterable node.",
+    )
+    assert list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "/data/empty"})) == []
+
+
 def test_jsonl_one_item_per_line_blank_lines_skipped() -> None:
     stream = io.BytesIO(b'{"a": 1}\n\n[2]\n"three"\n')
     assert list(read_jsonl(stream)) == [{"a": 1}, [2], "three"]
