@@ -224,9 +224,7 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
     try:
         if isinstance(pointer, str) and pointer not in ("", "/"):
             parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
-            node = ".".join(parts)
-            events = _array_at(ijson.parse(stream, use_float=True), node)
-            yield from ijson.items(events, node + ".item", use_float=True)
+            yield from _array_items(stream, ".".join(parts))
             return
         buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
         head = buffered.peek(64).lstrip()
@@ -238,22 +236,43 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
         raise StatesError(ITEM_READER_FAILED, f"The JSON file could not be parsed: {error}") from None
 
 
-def _array_at(events: Iterator[tuple[str, str, Any]], node: str) -> Iterator[tuple[str, str, Any]]:
-    """Pass ijson ``events`` on, failing the reader unless the node at prefix ``node`` is an array.
+def _array_items(stream: IO[bytes], node: str) -> Iterator[Any]:
+    """Yield the elements of the array at ijson prefix ``node``; fail the reader if that node is not an array.
 
-    The recorded cause for a top-level object is used for an ``ItemsPointer`` node that is an object, a scalar
-    or absent as well (AWS's answer for those is UNCONFIRMED; iterating nothing would hide a typo).
+    ijson's C parser builds the elements; a second parser sees the same bytes only until the node starts, so
+    the check costs a parse of what comes before the array, not of the array. The recorded cause for a
+    top-level object is used for a node that is an object, a scalar or absent as well (AWS's answer for those
+    is UNCONFIRMED; iterating nothing would hide a typo in ``ItemsPointer``).
     """
-    for event in events:
-        prefix, kind, _value = event
-        if prefix == node and kind != "map_key":
-            if kind != "start_array":
-                raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
-            yield event
-            yield from events
-            return
-        yield event
-    raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
+    watched = _NodeWatcher(stream, node)
+    yield from ijson.items(watched, node + ".item", use_float=True)
+    if not watched.found:  # the document ended without the node
+        raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
+
+
+class _NodeWatcher:
+    """A byte stream that checks, as ijson reads it, that the node at prefix ``node`` starts an array."""
+
+    def __init__(self, stream: IO[bytes], node: str) -> None:
+        self.stream = stream
+        self.node = node
+        self.found = False
+        self.events: list[tuple[str, str, Any]] = ijson.sendable_list()
+        self.parser = ijson.parse_coro(self.events)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if self.found or not data:  # ijson reads 0 bytes first to learn the stream's type
+            return data
+        self.parser.send(data)
+        for prefix, kind, _value in self.events:
+            if prefix == self.node and kind != "map_key":
+                if kind != "start_array":
+                    raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
+                self.found = True
+                break
+        del self.events[:]
+        return data
 
 
 def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:

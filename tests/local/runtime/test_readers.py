@@ -102,6 +102,9 @@ def test_an_items_pointer_to_anything_but_an_array_fails_the_reader(pointer: str
         "Attempting to map over non-iterable node.",
     )
     assert list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "/data/empty"})) == []
+    an_object_with_an_item_key = b'{"a": {"item": 5}}'  # ijson would read 5 as the node's element
+    with pytest.raises(StatesError):
+        list(read_json(io.BufferedReader(io.BytesIO(an_object_with_an_item_key)), {"ItemsPointer": "/a"}))
 
 
 def test_jsonl_one_item_per_line_blank_lines_skipped() -> None:
