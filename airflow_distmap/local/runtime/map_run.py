@@ -235,7 +235,7 @@ class MapRun:
         self._inflight_bytes = 0
         # set per execute() call
         self._open_items: ItemStream | None = None
-        self._in_state_input = False
+        self._state_item_count: int | None = None
         self._item_selector: Any = None
         self._effective_input: Any = None
         self._context: dict[str, Any] = {}
@@ -284,20 +284,26 @@ class MapRun:
     def describe(self) -> dict[str, Any]:
         """``DescribeMapRun`` response."""
 
-        def counts(values: dict[str, int], total: int, written: int) -> dict[str, int]:
+        def counts(values: dict[str, int], total: int, written: int, unstarted: int) -> dict[str, int]:
             return {
-                "pending": values["pending"],
+                "pending": values["pending"] + unstarted,
                 "running": values["running"],
                 "succeeded": values["succeeded"],
                 "failed": values["failed"],
                 "timedOut": values["timedOut"],
                 "aborted": values["aborted"],
-                "total": total,
+                "total": total + unstarted,
                 "resultsWritten": written,
                 "failuresNotRedrivable": 0,
                 "pendingRedrive": values["pendingRedrive"],
             }
 
+        # The state input's items are known from the start ("pending = items not yet started"): those not yet
+        # given to a child count as pending. Batches of them are not formed yet, so they count as executions
+        # only without an ItemBatcher. An ItemReader's unread items are not counted (not read, not known).
+        unread = 0
+        if self._state_item_count is not None and not self.reader_done:
+            unread = max(self._state_item_count - self.items_read, 0)
         response: dict[str, Any] = {
             "mapRunArn": self.arn,
             "executionArn": self.parent_arn,
@@ -306,8 +312,10 @@ class MapRun:
             "maxConcurrency": self.max_concurrency,
             "toleratedFailurePercentage": float(self.tolerance.percentage or 0.0),
             "toleratedFailureCount": int(self.tolerance.count or 0),
-            "itemCounts": counts(self.items, self.items_total(), self.results_written[1]),
-            "executionCounts": counts(self.executions, len(self.children), self.results_written[0]),
+            "itemCounts": counts(self.items, self.items_total(), self.results_written[1], unread),
+            "executionCounts": counts(
+                self.executions, len(self.children), self.results_written[0], 0 if self._batching else unread
+            ),
             "redriveCount": self.redrive_count,
         }
         if self.stop_date is not None:
@@ -428,12 +436,12 @@ class MapRun:
         select: ChunkSelector | None,
         batching: tuple[BatchLimits, Any] | None,
         max_items: int | None,
-        in_state_input: bool = False,
+        state_item_count: int | None = None,
     ) -> None:
         """Set how items are produced and shaped (kept for redrives).
 
         :param open_items: opens the item source, skipping already-read items.
-        :param in_state_input: whether the items are the state input's (in memory), not an ItemReader's.
+        :param state_item_count: how many items the state input holds (in memory); ``None`` for an ItemReader.
         :param select: applies ``ItemSelector`` to a chunk of items, or ``None`` (see :data:`ChunkSelector`).
         :param batching: ``(limits, evaluated BatchInput)`` or ``None``.
         :param max_items: ``MaxItems`` limit (``None`` = all).
@@ -442,7 +450,7 @@ class MapRun:
         self._select = select
         self._batching = batching
         self._max_items = max_items
-        self._in_state_input = in_state_input
+        self._state_item_count = state_item_count
 
     async def execute(self, redrive: bool = False) -> Any:
         """Run (or redrive) the Map Run; return the Map's raw result or raise ``StatesError``.
@@ -516,7 +524,7 @@ class MapRun:
         unread: reading the rest of a large object only to list it is not done (how AWS counts them is
         UNCONFIRMED).
         """
-        if self.reader_done or self._open_items is None or not self._in_state_input:
+        if self.reader_done or self._open_items is None or self._state_item_count is None:
             return  # an ItemReader's source is not opened again (its failure may be why the run failed)
         first = self.items_read
         source, items = self._open_items(first)

@@ -111,7 +111,9 @@ class RuntimeServices:
             return engine.evaluate_value(expression, effective_input, context)
 
         resolver = FieldResolver(state_name, entered, evaluate)
-        open_items, max_items, item_keys = self._item_source(state, effective_input, context, resolver)
+        open_items, max_items, item_keys, state_items = self._item_source(
+            state, effective_input, context, resolver
+        )
         tolerance = resolve_tolerance(resolver, state)
         max_concurrency = resolve_max_concurrency(resolver, state)
         batching = None
@@ -176,7 +178,7 @@ class RuntimeServices:
             select=select,
             batching=batching,
             max_items=max_items,
-            in_state_input=not isinstance(state.get("ItemReader"), Mapping),
+            state_item_count=state_items,
         )
         self.store.add_map_run(map_run)
         if record is not None:
@@ -225,8 +227,12 @@ class RuntimeServices:
 
     def _item_source(
         self, state: Mapping[str, Any], effective_input: Any, context: dict[str, Any], resolver: FieldResolver
-    ) -> tuple[Callable[[int], tuple[str, Iterator[Any]]], int | None, list[Any] | None]:
-        """Return ``(open items skipping n, MaxItems limit, object keys for $$.Map.Item.Key or None)``."""
+    ) -> tuple[Callable[[int], tuple[str, Iterator[Any]]], int | None, list[Any] | None, int | None]:
+        """Where the Map's items come from.
+
+        :return: ``(open items skipping n, MaxItems limit, object keys for $$.Map.Item.Key or None, how many
+            items the state input holds or None for an ItemReader)``.
+        """
         reader = state.get("ItemReader")
         if isinstance(reader, Mapping):
             raw = reader.get("Parameters", reader.get("Arguments")) or {}
@@ -239,7 +245,7 @@ class RuntimeServices:
                 source, items = iter_reader_items(self.s3(), resource, parameters, reader_config)
                 return source, itertools.islice(items, skip, None)
 
-            return open_s3, max_items, None
+            return open_s3, max_items, None, None
         # ItemsPath (JSONPath) / Items (JSONata); ignored when an ItemReader is present (recorded).
         if "Items" in state:
             items = resolver.evaluate(state["Items"])
@@ -260,4 +266,4 @@ class RuntimeServices:
         def open_state(skip: int) -> tuple[str, Iterator[Any]]:
             return "STATE_DATA", itertools.islice(iter(values), skip, None)
 
-        return open_state, None, keys
+        return open_state, None, keys, len(values)

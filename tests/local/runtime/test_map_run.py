@@ -206,6 +206,9 @@ def test_counts_move_while_running_and_update_map_run_raises_concurrency(harness
     running = harness.call("DescribeMapRun", mapRunArn=map_run_arn)
     assert running["status"] == "RUNNING"
     assert (running["executionCounts"]["running"], running["executionCounts"]["succeeded"]) == (2, 0)
+    # The state input's items are all known: those not started yet are pending, the total is all five.
+    for counted in (running["itemCounts"], running["executionCounts"]):
+        assert (counted["total"], counted["pending"], counted["running"]) == (5, 3, 2)
     harness.call("UpdateMapRun", mapRunArn=map_run_arn, maxConcurrency=5)
     while harness.call("DescribeMapRun", mapRunArn=map_run_arn)["executionCounts"]["running"] < 5:
         assert time.monotonic() < deadline
