@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -33,11 +33,16 @@ def s3() -> Iterator[Any]:
         yield client
 
 
-def deploy_lambda_function(name: str, region: str = "us-east-1") -> str:
-    """Create Lambda function ``name`` (and its role) in moto in-process; return its ARN.
+@pytest.fixture
+def deploy_function() -> Callable[..., str]:
+    """``deploy_function(name)`` creates a Lambda function in moto in-process, inside the test's ``mock_aws``.
 
     The operators' pre-flight asks Lambda whether the functions they invoke exist (``GetFunction``).
     """
+    return _deploy_function
+
+
+def _deploy_function(name: str, region: str = "us-east-1") -> str:
     import io
     import zipfile
 

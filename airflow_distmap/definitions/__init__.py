@@ -9,6 +9,7 @@ from airflow_distmap.definitions.processors import (
     LambdaItemProcessor,
     check_function_name,
     invoked_functions,
+    is_function_reference,
 )
 from airflow_distmap.definitions.readers import (
     CsvItemReader,
@@ -17,13 +18,8 @@ from airflow_distmap.definitions.readers import (
     JsonlItemReader,
     S3PrefixItemReader,
 )
-from airflow_distmap.definitions.writer import (
-    ResultWriter,
-    ensure_result_writer,
-    is_distributed_map,
-    iter_distributed_maps,
-    iter_states,
-)
+from airflow_distmap.definitions.states import is_distributed_map, iter_distributed_maps, iter_states
+from airflow_distmap.definitions.writer import ResultWriter, ensure_result_writer
 
 __all__ = [
     "LAMBDA_RETRY",
@@ -40,6 +36,7 @@ __all__ = [
     "ensure_result_writer",
     "invoked_functions",
     "is_distributed_map",
+    "is_function_reference",
     "iter_distributed_maps",
     "iter_states",
 ]

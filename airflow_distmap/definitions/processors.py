@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_distmap.definitions._checks import check_choice, check_int
-from airflow_distmap.definitions.writer import iter_states
+from airflow_distmap.definitions.states import iter_states
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 EXECUTION_TYPES = ("STANDARD", "EXPRESS")
@@ -52,15 +52,16 @@ def invoked_functions(definition: dict[str, Any]) -> dict[str, list[str]]:
     """The Lambda functions that Task states name literally, each with the names of the states invoking it.
 
     Covers ``lambda:invoke`` (and ``.waitForTaskToken``) with a literal ``FunctionName`` in ``Parameters`` or
-    ``Arguments``, and bare Lambda ARNs as ``Resource``; a name chosen at run time (``FunctionName.$``, a
-    JSONata expression) is left out.
+    ``Arguments``, and bare Lambda ARNs as ``Resource``. Left out: a name chosen at run time
+    (``FunctionName.$``, a JSONata expression), and Task states with ``Credentials`` (they invoke as a role of
+    another account, where a lookup with Airflow's own credentials says nothing).
 
     :param definition: A state machine definition.
     """
     found: dict[str, list[str]] = {}
     for name, state, _language in iter_states(definition):
         resource = state.get("Resource")
-        if state.get("Type") != "Task" or not isinstance(resource, str):
+        if state.get("Type") != "Task" or not isinstance(resource, str) or "Credentials" in state:
             continue
         if resource in (LAMBDA_INVOKE, f"{LAMBDA_INVOKE}.waitForTaskToken"):
             arguments = state.get("Parameters", state.get("Arguments"))
@@ -75,9 +76,14 @@ def invoked_functions(definition: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
+def is_function_reference(text: object) -> bool:
+    """Whether ``text`` is a Lambda function name, partial ARN or ARN (as Lambda's ``FunctionName`` takes)."""
+    return isinstance(text, str) and _FUNCTION.match(text) is not None
+
+
 def check_function_name(function_name: str) -> str:
     """Return ``function_name`` if it is a Lambda function name or ARN, else raise ``ValueError``."""
-    if not isinstance(function_name, str) or not _FUNCTION.match(function_name):
+    if not is_function_reference(function_name):
         raise ValueError(
             f"function_name={function_name!r} is not a Lambda function name or ARN. To fix this, pass a name "
             "such as 'process-row' (1 to 64 letters, digits, '-' or '_') or an ARN such as "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_distmap.definitions._checks import check_choice, check_non_empty
+from airflow_distmap.definitions.states import iter_distributed_maps
 from airflow_distmap.results import parse_s3_uri
 
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
@@ -58,49 +58,6 @@ class ResultWriter:
                 check_choice(config["OutputType"], "writer_config OutputType", OUTPUT_TYPES)
             writer["WriterConfig"] = config
         return writer
-
-
-def is_distributed_map(state: Any) -> bool:
-    """Whether an ASL state is a Map state in DISTRIBUTED mode."""
-    if not isinstance(state, dict) or state.get("Type") != "Map":
-        return False
-    processor = state.get("ItemProcessor") or state.get("Iterator") or {}
-    return bool((processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED")
-
-
-def iter_states(
-    definition: dict[str, Any], query_language: str = "JSONPath"
-) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """Yield ``(state_name, state, query_language)`` for every state, nested ones included.
-
-    States in Parallel branches and in Map ItemProcessors come right after the state holding them.
-
-    :param definition: A state machine definition or an ItemProcessor / Parallel branch.
-    :param query_language: The inherited ``QueryLanguage``.
-    """
-    language = definition.get("QueryLanguage", query_language)
-    for name, state in (definition.get("States") or {}).items():
-        if not isinstance(state, dict):
-            continue
-        state_language = state.get("QueryLanguage", language)
-        yield name, state, state_language
-        for branch in state.get("Branches") or []:
-            if isinstance(branch, dict):
-                yield from iter_states(branch, state_language)
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if isinstance(processor, dict):
-            yield from iter_states(processor, state_language)
-
-
-def iter_distributed_maps(
-    definition: dict[str, Any], query_language: str = "JSONPath"
-) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """Yield ``(state_name, state, query_language)`` for every Distributed Map, nested ones included.
-
-    :param definition: A state machine definition or an ItemProcessor / Parallel branch.
-    :param query_language: The inherited ``QueryLanguage``.
-    """
-    return (found for found in iter_states(definition, query_language) if is_distributed_map(found[1]))
 
 
 def ensure_result_writer(

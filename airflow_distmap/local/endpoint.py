@@ -80,6 +80,7 @@ class LocalEndpoint:
         self._service_factory = service_factory
         self._server = EndpointServer(app=self._unstarted_app, host=host, port=port)
         self.lambdas: LambdaPool | None = None
+        self._lambda_api: LambdaApi | None = None
         self.service: Dispatcher | None = None
         self.url = ""
 
@@ -111,8 +112,8 @@ class LocalEndpoint:
             self.service = factory(
                 s3_client_factory=lambda: self.client("s3"), lambdas=self.lambdas, region=self.region
             )
-            lambda_api = LambdaApi(self.registry, self.lambdas)
-            self._server.app = LocalEndpointApp(self.service, lambda_api=lambda_api)
+            self._lambda_api = LambdaApi(self.registry, self.lambdas)
+            self._server.app = LocalEndpointApp(self.service, lambda_api=self._lambda_api)
         except BaseException:
             self.stop()
             raise
@@ -125,6 +126,9 @@ class LocalEndpoint:
         close = getattr(service, "close", None)
         if callable(close):
             close()
+        lambda_api, self._lambda_api = self._lambda_api, None
+        if lambda_api is not None:
+            lambda_api.close()
         pool, self.lambdas = self.lambdas, None
         if pool is not None:
             pool.close()

@@ -3,8 +3,10 @@
 The functions the local endpoint knows are the ones a state machine can invoke (``lambda_functions/`` and
 ``--function``), so these answers come from the same registry and worker pool, never from moto's Lambda
 (which would know none of them, and would need Docker to run one). That lets a pre-flight check
-(``lambda:GetFunction``) and ``aws lambda invoke`` work against the endpoint as against AWS. Lambda
-operations that create or change functions are refused with a message saying how functions are registered.
+(``lambda:GetFunction``) and ``aws lambda invoke`` work against the endpoint as against AWS. The other
+operations on ``/2015-03-31/functions`` (creating, changing, aliases, policies...) are refused with a message
+saying how functions are registered. A name resolves as the pool resolves it: any qualifier, account or
+region in an ARN answers for the registered function of that name.
 """
 
 from __future__ import annotations
@@ -15,31 +17,33 @@ import logging
 import math
 import re
 import sys
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow_distmap.local.errors import ServiceError
+from airflow_distmap.local.lambdas.pool import PoolClosed
 from airflow_distmap.local.lambdas.registry import FunctionNotFound, FunctionRegistry, FunctionSpec
+from airflow_distmap.local.wsgi import StartResponse, read_body, status_line
 
 if TYPE_CHECKING:
     from airflow_distmap.local.lambdas.pool import LambdaPool
-    from airflow_distmap.local.server import StartResponse
 
 log = logging.getLogger(__name__)
 
-#: Path prefix of Lambda's function operations (API version 2015-03-31).
-FUNCTIONS_PATH = "/2015-03-31/functions"
+#: Asynchronous (``Event``) invocations run at once; more wait in a queue, as Lambda's do.
+EVENT_INVOKERS = 4
 #: Lambda's limit on a synchronous invocation's request payload.
 MAX_REQUEST_BYTES = 6291456
 #: When the endpoint's functions were "deployed", as Lambda's ``LastModified`` reports it.
 _LAST_MODIFIED = "2024-01-01T00:00:00.000+0000"
 #: The execution role reported for local functions (the endpoint checks no permissions).
 _ROLE = "arn:aws:iam::{account}:role/local-lambda"
-_SIGNING_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
-_ROUTE = re.compile(r"^/2015-03-31/functions/?(?:(?P<name>[^/]+)(?P<rest>/.*)?)?$")
+#: The service a SigV4 signature is for, in an ``Authorization`` header or a presigned URL's query.
+_SIGNING_SERVICE = re.compile(r"Credential=[^/&]+/[^/&]+/[^/&]+/([^/&]+)/")
+_ROUTE = re.compile(r"^/2015-03-31/functions(?:/(?P<name>[^/]+)?(?P<rest>/.*)?)?$")
 
 _REGISTER_HINT = (
     "The local endpoint's functions are Python handlers registered with `airflow-distmap local --function "
@@ -53,10 +57,15 @@ def is_lambda_request(environ: dict[str, Any]) -> bool:
 
     :param environ: the WSGI environment.
     """
-    if not environ.get("PATH_INFO", "").startswith(FUNCTIONS_PATH):
+    if _ROUTE.match(environ.get("PATH_INFO", "")) is None:
         return False
-    signed_for = _SIGNING_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return signed_for is None or signed_for.group(1) == "lambda"
+    query = urllib.parse.unquote(environ.get("QUERY_STRING", ""))
+    # A header, or a presigned URL's query (SigV4 X-Amz-Signature; SigV2 Signature names no service).
+    signature = environ.get("HTTP_AUTHORIZATION") or (query if "Signature=" in query else "")
+    if not signature:
+        return True  # unsigned: the path decides
+    signed_for = _SIGNING_SERVICE.search(signature)
+    return signed_for is not None and signed_for.group(1) == "lambda"
 
 
 class LambdaApi:
@@ -69,6 +78,22 @@ class LambdaApi:
     def __init__(self, registry: FunctionRegistry, pool: LambdaPool) -> None:
         self.registry = registry
         self.pool = pool
+        self._queued = ThreadPoolExecutor(max_workers=EVENT_INVOKERS, thread_name_prefix="lambda-event")
+
+    def close(self) -> None:
+        """Drop asynchronous invocations still queued (the endpoint is stopping)."""
+        self._queued.shutdown(wait=False, cancel_futures=True)
+
+    def _invoke_queued(self, function: str, payload: Any) -> None:
+        try:
+            result = asyncio.run(self.pool.invoke(function, payload))
+        except PoolClosed:
+            return
+        except Exception:
+            log.exception("Asynchronous invocation of %s failed", function)
+            return
+        if result.function_error is not None:
+            log.warning("Asynchronous invocation of %s failed: %s", function, result.payload)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Answer one Lambda API request."""
@@ -81,7 +106,7 @@ class LambdaApi:
             log.exception("Lambda API request %s failed", environ.get("PATH_INFO"))
             status, body, headers = _error("ServiceException", f"{type(error).__name__}: {error}", 500)
         start_response(
-            f"{status} {_REASONS.get(status, 'Error')}",
+            status_line(status),
             [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(body))),
@@ -152,14 +177,13 @@ class LambdaApi:
 
     def _invoke(self, function: str, environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
         self._resolve(function)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_REQUEST_BYTES:
+        raw = read_body(environ)
+        if len(raw) > MAX_REQUEST_BYTES:
             raise ServiceError(
                 "RequestTooLargeException",
                 f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation",
                 413,
             )
-        raw = environ["wsgi.input"].read(length) if length else b""
         try:
             payload = json.loads(raw) if raw.strip() else {}
         except ValueError as error:
@@ -170,10 +194,8 @@ class LambdaApi:
         if invocation_type == "DryRun":
             return 204, b"", []
         if invocation_type == "Event":
-            # Asynchronous: run in the background; its result goes nowhere, as on Lambda without destinations.
-            threading.Thread(
-                target=asyncio.run, args=(self.pool.invoke(function, payload),), daemon=True
-            ).start()
+            # Lambda queues an asynchronous invocation; its result goes nowhere without a destination.
+            self._queued.submit(self._invoke_queued, function, payload)
             return 202, b"", []
         if invocation_type != "RequestResponse":
             raise ServiceError(
@@ -190,14 +212,3 @@ class LambdaApi:
 def _error(code: str, message: str, status: int) -> tuple[int, bytes, list[tuple[str, str]]]:
     kind = "User" if status < 500 else "Service"
     return status, json.dumps({"Type": kind, "message": message}).encode(), [("x-amzn-ErrorType", code)]
-
-
-_REASONS = {
-    200: "OK",
-    202: "Accepted",
-    204: "No Content",
-    400: "Bad Request",
-    404: "Not Found",
-    413: "Request Entity Too Large",
-    500: "Internal Server Error",
-}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_distmap.local.errors import ServiceError
 from airflow_distmap.local.lambda_api import is_lambda_request
+from airflow_distmap.local.wsgi import StartResponse, WSGIApp, read_body, status_line
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -41,9 +42,6 @@ AMZ_JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 RELEASE_MEMORY_AFTER_BYTES = 64 * 1024 * 1024
 #: Request bodies at least this large are read in one call before moto sees them (see ``_preread_body``).
 PREREAD_BODY_BYTES = 1024 * 1024
-
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Dispatcher(Protocol):
@@ -64,20 +62,6 @@ def _json_default(value: Any) -> Any:
 def encode_json(body: dict[str, Any]) -> bytes:
     """Serialise a response body the way AWS JSON 1.0 does (compact, epoch-second timestamps)."""
     return json.dumps(body, separators=(",", ":"), default=_json_default).encode("utf-8")
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    stream = environ["wsgi.input"]
-    if length > 0:
-        return bytes(stream.read(length))
-    # Chunked uploads carry no Content-Length; werkzeug's server de-chunks them into wsgi.input.
-    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-        return bytes(stream.read())
-    return b""
 
 
 def _preread_body(environ: dict[str, Any]) -> None:
@@ -133,7 +117,7 @@ class LocalEndpointApp:
     ) -> Iterable[bytes]:
         request_id = str(uuid.uuid4())
         try:
-            raw = _read_body(environ)
+            raw = read_body(environ)
             try:
                 request = json.loads(raw) if raw.strip() else {}
             except ValueError as exc:
@@ -149,7 +133,7 @@ class LocalEndpointApp:
             status, body = 500, {"__type": "InternalFailure", "message": f"{type(exc).__name__}: {exc}"}
         payload = encode_json(body)
         start_response(
-            f"{status} {_REASONS.get(status, 'Error')}",
+            status_line(status),
             [
                 ("Content-Type", AMZ_JSON_CONTENT_TYPE),
                 ("Content-Length", str(len(payload))),
@@ -157,9 +141,6 @@ class LocalEndpointApp:
             ],
         )
         return [payload]
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
 
 
 def _holds_big_body(environ: dict[str, Any]) -> bool:

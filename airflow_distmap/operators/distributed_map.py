@@ -19,7 +19,8 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.definitions import (
     DistributedMap,
@@ -28,6 +29,7 @@ from airflow_distmap.definitions import (
     LambdaItemProcessor,
     ensure_result_writer,
     invoked_functions,
+    is_function_reference,
     iter_distributed_maps,
 )
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
@@ -99,6 +101,12 @@ MAX_DEFINITION_BYTES = 1_048_576
 
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
+
+LAMBDA_CHECK_CONFIG = Config(
+    connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
+)
+"""Client settings of the pre-flight's ``lambda:GetFunction`` calls: a connection that cannot reach Lambda (a
+VPC with only Step Functions and S3 endpoints) costs seconds, not botocore's minute per try."""
 
 
 def _check_size(value: Any, what: str, limit: int) -> None:
@@ -207,6 +215,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         ``[operators] default_deferrable``).
     :param failed_items_sample: How many failed items to include in a failure's error.
     :param stop_on_kill: Stop the execution when the task is killed.
+    :param check_functions: Before anything is created, check with ``lambda:GetFunction`` that the Lambda
+        functions Task states name literally exist (see :meth:`check_functions_exist`). Set ``False`` when the
+        Airflow connection cannot reach Lambda.
 
     Generic AWS arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``) are those of
     :class:`~airflow.providers.amazon.aws.operators.base_aws.AwsBaseOperator`.
@@ -256,6 +267,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         failed_items_sample: int = 5,
         stop_on_kill: bool = True,
+        check_functions: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -286,6 +298,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.deferrable = deferrable
         self.failed_items_sample = failed_items_sample
         self.stop_on_kill = stop_on_kill
+        self.check_functions = check_functions
         self._execution_arn: str | None = None
         self._try: int | None = None
         #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
@@ -395,32 +408,48 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).
 
         Without this, a misspelled function is found only when every child has failed on it. A function whose
-        existence cannot be checked (no ``lambda:GetFunction`` permission, another account or region) is
-        logged and the check passes: only Step Functions' role needs to invoke it.
+        existence cannot be checked (no ``lambda:GetFunction`` permission, no route to Lambda, another region,
+        a Task that assumes another account's role with ``Credentials``) is logged or skipped and the check
+        passes: only Step Functions' role needs to invoke it. ``check_functions=False`` skips the check.
 
         :param definition: The state machine definition.
         :raises FunctionNotFoundError: Lambda answers that a function does not exist.
+        :raises ValueError: a literal ``FunctionName`` is not a Lambda function name or ARN.
         """
+        functions = invoked_functions(definition)
+        if not self.check_functions or not functions:
+            return
         client: Any = self.lambda_hook.conn
         region = client.meta.region_name
-        for function, states in invoked_functions(definition).items():
-            if function.startswith("arn:") and function.split(":")[3] != region:
+        for function, states in functions.items():
+            if not is_function_reference(function):
+                raise ValueError(
+                    f"State(s) {states} invoke {function!r}, which is not a Lambda function name or ARN. To "
+                    "fix this, name a function such as 'process-row' or "
+                    "'arn:aws:lambda:us-east-1:123456789012:function:process-row'."
+                )
+            function_region = function.split(":")[3] if function.startswith("arn:") else region
+            if function_region != region:
                 self.log.info("Not checking Lambda function %s: it is not in region %s", function, region)
                 continue
+            problem: object
             try:
                 client.get_function(FunctionName=function)
+                continue
             except ClientError as error:
-                code = error.response.get("Error", {}).get("Code")
-                if code != "ResourceNotFoundException":
-                    self.log.warning(
-                        "Could not check that Lambda function %s exists (%s); going on", function, code
-                    )
-                    continue
-                raise FunctionNotFoundError(
-                    f"Lambda function {function!r}, invoked by state(s) {states}, does not exist in {region} "
-                    f"(Lambda: {error.response['Error'].get('Message')}). To fix this, deploy the function "
-                    "or correct its name; nothing was created."
-                ) from None
+                problem = error.response.get("Error", {})
+                if problem.get("Code") == "ResourceNotFoundException":
+                    raise FunctionNotFoundError(
+                        f"Lambda function {function!r}, invoked by state(s) {states}, does not exist in "
+                        f"{region} (Lambda: {problem.get('Message')}). To fix this, deploy the function or "
+                        "correct its name; nothing was created."
+                    ) from None
+                problem = problem.get("Code")
+            except BotoCoreError as error:  # no route to Lambda, for one
+                problem = error
+            self.log.warning(
+                "Could not check that Lambda function %s exists (%s); going on", function, problem
+            )
 
     def _bucket_missing(self, bucket: str) -> bool:
         """Whether S3 says ``bucket`` does not exist (HeadBucket 404).
@@ -608,11 +637,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     @cached_property
     def lambda_hook(self) -> LambdaHook:
         """Lambda access (pre-flight) with the same connection and settings as the Step Functions hook."""
+        config = Config(**(self.botocore_config or {})).merge(LAMBDA_CHECK_CONFIG)
         return LambdaHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=config
         )
 
     @cached_property

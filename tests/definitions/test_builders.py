@@ -281,6 +281,11 @@ def test_invoked_functions_are_the_literal_lambda_names_of_every_task_state() ->
             "Said": task(LAMBDA_INVOKE, QueryLanguage="JSONata", Arguments={"FunctionName": "notify"}),
             "Computed": task(LAMBDA_INVOKE, QueryLanguage="JSONata", Arguments={"FunctionName": "{% $f %}"}),
             "Stored": task("arn:aws:states:::s3:putObject", Parameters={"Bucket": "b", "Key": "k"}),
+            "Theirs": task(
+                LAMBDA_INVOKE,
+                Parameters={"FunctionName": "in-their-account"},
+                Credentials={"RoleArn": "arn:aws:iam::210987654321:role/invoker"},
+            ),
         },
     }
 

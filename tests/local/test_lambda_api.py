@@ -25,6 +25,7 @@ def test_get_function_describes_a_registered_function(lambda_client: Any) -> Non
     by_arn = lambda_client.get_function(
         FunctionName="arn:aws:lambda:us-east-1:123456789012:function:behave:$LATEST"
     )
+    by_partial_arn = lambda_client.get_function(FunctionName="123456789012:function:behave")
 
     configuration = by_name["Configuration"]
     assert configuration["FunctionName"] == "behave"
@@ -32,7 +33,7 @@ def test_get_function_describes_a_registered_function(lambda_client: Any) -> Non
     assert configuration["Handler"] == "sample_handlers.behave"
     assert configuration["Timeout"] == 2
     assert configuration["State"] == "Active"
-    assert by_arn["Configuration"] == configuration
+    assert by_arn["Configuration"] == by_partial_arn["Configuration"] == configuration
     alone = lambda_client.get_function_configuration(FunctionName="behave")
     alone.pop("ResponseMetadata")
     assert alone == configuration
@@ -124,3 +125,18 @@ def test_aws_cli_lambda_invoke(local_endpoint: LocalEndpoint, tmp_path: Path) ->
 
     assert json.loads(invoked.stdout)["StatusCode"] == 200
     assert json.loads(out.read_text())["event"] == {"row": 1}
+
+
+def test_s3_requests_to_a_bucket_named_like_lambdas_api_still_reach_s3(local_endpoint: LocalEndpoint) -> None:
+    import urllib.request
+
+    s3 = local_endpoint.client("s3")
+    s3.create_bucket(Bucket="2015-03-31")
+    s3.put_object(Bucket="2015-03-31", Key="functions/echo", Body=b"an object")
+    presigned = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "2015-03-31", "Key": "functions/echo"}, ExpiresIn=60
+    )
+
+    assert s3.get_object(Bucket="2015-03-31", Key="functions/echo")["Body"].read() == b"an object"
+    with urllib.request.urlopen(presigned, timeout=30) as answer:
+        assert answer.read() == b"an object"

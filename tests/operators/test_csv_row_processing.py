@@ -4,7 +4,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -30,7 +30,6 @@ from airflow_distmap.operators.csv_row_processing import (
     MAX_INPUT_BYTES_PER_BATCH,
     CsvRowProcessingOperator,
 )
-from tests.conftest import deploy_lambda_function
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 BUCKET = "csv-bucket"
@@ -74,11 +73,11 @@ def test_waits_on_the_triggerer_unless_told_otherwise(s3: Any) -> None:
 
 
 @pytest.fixture
-def s3() -> Iterator[Any]:
+def s3(deploy_function: Callable[..., str]) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
-        deploy_lambda_function("post_processing")
+        deploy_function("post_processing")
         yield client
 
 

@@ -7,7 +7,7 @@ from unittest import mock
 import boto3
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from airflow_distmap.definitions import CsvItemReader, ItemBatcher, S3PrefixItemReader
@@ -23,7 +23,6 @@ from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionS
 from airflow_distmap.naming import execution_name
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
 from airflow_distmap.triggers.distributed_map import DistributedMapTrigger
-from tests.conftest import deploy_lambda_function
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-role"
 BUCKET = "dm-bucket"
@@ -62,13 +61,13 @@ def _operator(**kwargs) -> DistributedMapOperator:
 
 
 @pytest.fixture
-def aws():
+def aws(deploy_function):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         for key in ("in/rows.csv", "in/2025-01-01.csv", "in/2025-01-02.csv"):
             s3.put_object(Bucket=BUCKET, Key=key, Body=b"id,text\n1,a\n")
-        deploy_lambda_function("process-row")
+        deploy_function("process-row")
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
 
@@ -232,7 +231,7 @@ def test_missing_item_source_fails_before_anything_is_created(aws):
     assert aws.list_state_machines()["stateMachines"] == []
 
 
-def test_a_misspelled_function_fails_before_anything_is_created(aws):
+def test_a_misspelled_function_fails_before_anything_is_created(aws, deploy_function):
     definition = {
         "StartAt": "Prepare",
         "States": {
@@ -260,7 +259,7 @@ def test_a_misspelled_function_fails_before_anything_is_created(aws):
             },
         },
     }
-    deploy_lambda_function("prepare")
+    deploy_function("prepare")
     with pytest.raises(FunctionNotFoundError) as raised:
         _operator(function_name=None, item_reader=None, definition=definition).execute(_context())
     assert "Lambda function 'process-rwo', invoked by state(s) ['Row'], does not exist in us-east-1" in str(
@@ -272,21 +271,60 @@ def test_a_misspelled_function_fails_before_anything_is_created(aws):
     assert keys["KeyCount"] == 0  # not even the results prefix's claim
 
 
-def test_a_function_airflow_may_not_look_up_is_not_called_missing(aws):
-    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetFunction")
+@pytest.mark.parametrize(
+    "problem",
+    [
+        ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetFunction"),
+        EndpointConnectionError(endpoint_url="https://lambda.us-east-1.amazonaws.com/"),
+    ],
+)
+def test_a_function_airflow_cannot_look_up_is_not_called_missing(aws, problem):
     op = _operator(function_name="someone-elses")
     log = mock.MagicMock()
     with (
-        mock.patch.object(op.lambda_hook.conn, "get_function", side_effect=denied),
+        mock.patch.object(op.lambda_hook.conn, "get_function", side_effect=problem),
         mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
         pytest.raises(TaskDeferred),  # the run goes on
     ):
         op.execute(_context())
-    log.warning.assert_any_call(
-        "Could not check that Lambda function %s exists (%s); going on",
-        "someone-elses",
-        "AccessDeniedException",
+    message, *values = log.warning.call_args_list[0].args
+    shown = "AccessDeniedException" if isinstance(problem, ClientError) else problem
+    assert (
+        message % tuple(values)
+        == f"Could not check that Lambda function someone-elses exists ({shown}); going on"
     )
+
+
+@pytest.mark.parametrize(
+    ("function_name", "outcome"),
+    [
+        (LAMBDA_ARN.format("process-row"), TaskDeferred),
+        (LAMBDA_ARN.format("process-row") + ":live", FunctionNotFoundError),  # no such alias
+        ("arn:aws:lambda:eu-west-1:123456789012:function:elsewhere", TaskDeferred),  # another region: skipped
+    ],
+)
+def test_function_references_are_looked_up_as_lambda_resolves_them(aws, function_name, outcome):
+    with pytest.raises(outcome):
+        _operator(function_name=function_name).execute(_context())
+
+
+def test_a_task_state_naming_no_function_is_bad_input_and_the_check_can_be_turned_off(aws):
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "not a function!"},
+                "End": True,
+            }
+        },
+    }
+    with pytest.raises(InvalidTaskArgumentsError, match=r"State\(s\) \['T'\] invoke 'not a function!'"):
+        _operator(function_name=None, item_reader=None, definition=definition).execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+    with pytest.raises(TaskDeferred):
+        _operator(function_name="not-deployed", check_functions=False).execute(_context())
 
 
 def test_missing_results_bucket_fails_before_anything_is_created_without_retries(aws):

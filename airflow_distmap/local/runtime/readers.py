@@ -256,6 +256,8 @@ class _NodeWatcher:
     def __init__(self, stream: IO[bytes], node: str) -> None:
         self.stream = stream
         self.node = node
+        parts = node.split(".")
+        self.ancestors = {".".join(parts[:end]) for end in range(len(parts))}
         self.found = False
         self.events: list[tuple[str, str, Any]] = ijson.sendable_list()
         self.parser = ijson.parse_coro(self.events)
@@ -266,6 +268,13 @@ class _NodeWatcher:
             return data
         self.parser.send(data)
         for prefix, kind, _value in self.events:
+            if kind == "start_array" and prefix in self.ancestors:
+                # ijson names every array element "item": an index in the pointer cannot be followed.
+                raise StatesError(
+                    ITEM_READER_FAILED,
+                    "The local endpoint cannot follow an ItemsPointer through an array index; point at an "
+                    "array reached through object keys only.",
+                )
             if prefix == self.node and kind != "map_key":
                 if kind != "start_array":
                     raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
