@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from airflow_distmap.local.endpoint import LocalEndpoint
+from tests.local.aws_cli import aws_cli
 
 
 @pytest.fixture(scope="module")
@@ -105,22 +104,17 @@ def test_creating_a_function_is_refused_with_how_functions_are_registered(lambda
 
 
 def test_aws_cli_lambda_invoke(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PATH": str(Path(sys.executable).parent),
-        "HOME": str(tmp_path),
-    }
     out = tmp_path / "out.json"
-    command = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", local_endpoint.url, "lambda"]
-    invoked = subprocess.run(
-        [*command, "invoke", "--function-name", "echo", "--payload", '{"row": 1}', str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
+    invoked = aws_cli(
+        local_endpoint.url,
+        tmp_path,
+        "lambda",
+        "invoke",
+        "--function-name",
+        "echo",
+        "--payload",
+        '{"row": 1}',
+        str(out),
     )
 
     assert json.loads(invoked.stdout)["StatusCode"] == 200

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 
 from airflow_distmap.local.errors import ServiceError
 from airflow_distmap.local.server import EndpointServer, LocalEndpointApp
+from tests.local.aws_cli import aws_cli
 
 
 class FakeStepFunctions:
@@ -179,37 +178,14 @@ async def test_aiobotocore_talks_to_both_services(url: str) -> None:
 
 
 def test_aws_cli_works_unchanged(url: str, tmp_path: Path) -> None:
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PATH": str(Path(sys.executable).parent),
-        "HOME": str(tmp_path),
-    }
-    aws = str(Path(sys.executable).parent / "aws")
-
-    listed = subprocess.run(
-        [aws, "--endpoint-url", url, "stepfunctions", "list-state-machines"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    )
-    missing = subprocess.run(
-        [
-            aws,
-            "--endpoint-url",
-            url,
-            "stepfunctions",
-            "describe-execution",
-            "--execution-arn",
-            "arn:aws:states:us-east-1:123456789012:execution:sm:nope",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    listed = aws_cli(url, tmp_path, "stepfunctions", "list-state-machines")
+    missing = aws_cli(
+        url,
+        tmp_path,
+        "stepfunctions",
+        "describe-execution",
+        "--execution-arn",
+        "arn:aws:states:us-east-1:123456789012:execution:sm:nope",
         check=False,
     )
 
