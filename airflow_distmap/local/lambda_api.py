@@ -45,6 +45,8 @@ _ROLE = "arn:aws:iam::{account}:role/local-lambda"
 _SIGNING_SERVICE = re.compile(r"Credential=[^/&]+/[^/&]+/[^/&]+/([^/&]+)/")
 _ROUTE = re.compile(r"^/2015-03-31/functions(?:/(?P<name>[^/]+)?(?P<rest>/.*)?)?$")
 
+#: GetFunction's ``Code``: a local function has no deployment package to download.
+_NO_CODE = {"RepositoryType": "S3", "Location": ""}
 _REGISTER_HINT = (
     "The local endpoint's functions are Python handlers registered with `airflow-distmap local --function "
     "NAME=module:callable` or found in lambda_functions/<name>/handler.py; it serves only GetFunction, "
@@ -120,17 +122,16 @@ class LambdaApi:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         method = environ.get("REQUEST_METHOD", "GET")
         name = urllib.parse.unquote(match.group("name") or "") if match else ""
-        rest = (match.group("rest") or "").rstrip("/") if match else None
-        if match and not name and method == "GET":
+        operation = (method, (match.group("rest") or "").rstrip("/") if match else None)
+        if match and not name and operation == ("GET", ""):  # ListFunctions
             configurations = [self._configuration(spec) for spec in self.registry.specs()]
             return 200, json.dumps({"Functions": configurations}).encode(), []
-        if match and name and method == "GET" and rest == "":
-            spec = self._resolve(name)
-            code = {"RepositoryType": "S3", "Location": ""}
-            return 200, json.dumps({"Configuration": self._configuration(spec), "Code": code}).encode(), []
-        if match and name and method == "GET" and rest == "/configuration":
+        if match and name and operation == ("GET", ""):  # GetFunction
+            answer = {"Configuration": self._configuration(self._resolve(name)), "Code": _NO_CODE}
+            return 200, json.dumps(answer).encode(), []
+        if match and name and operation == ("GET", "/configuration"):  # GetFunctionConfiguration
             return 200, json.dumps(self._configuration(self._resolve(name))).encode(), []
-        if match and name and method == "POST" and rest == "/invocations":
+        if match and name and operation == ("POST", "/invocations"):  # Invoke
             return self._invoke(name, environ)
         raise ServiceError(
             "InvalidParameterValueException",
