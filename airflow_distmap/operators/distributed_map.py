@@ -419,7 +419,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         functions = invoked_functions(definition)
         if not self.check_functions or not functions:
             return
-        client: Any = self.lambda_hook.conn
+        client = self.lambda_client
         region = client.meta.region_name
         for function, states in functions.items():
             if not is_function_reference(function):
@@ -635,12 +635,15 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     # -- execution -----------------------------------------------------------------------------------
 
     @cached_property
-    def lambda_hook(self) -> LambdaHook:
-        """Lambda access (pre-flight) with the same connection and settings as the Step Functions hook."""
-        config = Config(**(self.botocore_config or {})).merge(LAMBDA_CHECK_CONFIG)
-        return LambdaHook(
-            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=config
+    def lambda_client(self) -> Any:
+        """Lambda client of the pre-flight: the connection's settings, :data:`LAMBDA_CHECK_CONFIG` on top."""
+        hook = LambdaHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
         )
+        return hook.get_client_type(config=hook.config.merge(LAMBDA_CHECK_CONFIG))
 
     @cached_property
     def s3_hook(self) -> S3Hook:

@@ -282,7 +282,7 @@ def test_a_function_airflow_cannot_look_up_is_not_called_missing(aws, problem):
     op = _operator(function_name="someone-elses")
     log = mock.MagicMock()
     with (
-        mock.patch.object(op.lambda_hook.conn, "get_function", side_effect=problem),
+        mock.patch.object(op.lambda_client, "get_function", side_effect=problem),
         mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
         pytest.raises(TaskDeferred),  # the run goes on
     ):
@@ -293,6 +293,15 @@ def test_a_function_airflow_cannot_look_up_is_not_called_missing(aws, problem):
         message % tuple(values)
         == f"Could not check that Lambda function someone-elses exists ({shown}); going on"
     )
+
+
+def test_the_function_lookup_keeps_the_connections_settings_with_short_timeouts(monkeypatch):
+    extra = {"region_name": "eu-west-1", "config_kwargs": {"proxies": {"https": "http://proxy:3128"}}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_PROXIED", json.dumps({"conn_type": "aws", "extra": extra}))
+    client = _operator(aws_conn_id="aws_proxied", region_name=None).lambda_client
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.config.proxies == {"https": "http://proxy:3128"}
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (5, 10)
 
 
 @pytest.mark.parametrize(
