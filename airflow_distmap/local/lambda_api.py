@@ -12,11 +12,13 @@ region in an ARN answers for the registered function of that name.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import math
 import re
 import sys
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterable
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Asynchronous (``Event``) invocations run at once; more wait in a queue, as Lambda's do.
 EVENT_INVOKERS = 4
+#: ListFunctions' largest ``MaxItems``.
+MAX_LIST_ITEMS = 10000
 #: Lambda's limit on a synchronous invocation's request payload.
 MAX_REQUEST_BYTES = 6291456
 #: When the endpoint's functions were "deployed", as Lambda's ``LastModified`` reports it.
@@ -124,8 +128,7 @@ class LambdaApi:
         name = urllib.parse.unquote(match.group("name") or "") if match else ""
         operation = (method, (match.group("rest") or "").rstrip("/") if match else None)
         if match and not name and operation == ("GET", ""):  # ListFunctions
-            configurations = [self._configuration(spec) for spec in self.registry.specs()]
-            return 200, json.dumps({"Functions": configurations}).encode(), []
+            return 200, json.dumps(self._list(environ)).encode(), []
         if match and name and operation == ("GET", ""):  # GetFunction
             answer = {"Configuration": self._configuration(self._resolve(name)), "Code": _NO_CODE}
             return 200, json.dumps(answer).encode(), []
@@ -137,6 +140,25 @@ class LambdaApi:
             "InvalidParameterValueException",
             f"{method} {environ.get('PATH_INFO', '')} is not supported locally. {_REGISTER_HINT}",
         )
+
+    def _list(self, environ: dict[str, Any]) -> dict[str, Any]:
+        """ListFunctions: a page of ``MaxItems`` (1 to 10,000; default 50) after ``Marker``."""
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        raw = query.get("MaxItems", ["50"])[0]
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_ITEMS:
+            raise ServiceError(
+                "ValidationException",
+                f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy constraint: "
+                f"Member must have value less than or equal to {MAX_LIST_ITEMS}",
+            )
+        names = self.registry.names()
+        marker = query.get("Marker", [""])[0]
+        start = names.index(marker) + 1 if marker in names else 0
+        page = names[start : start + int(raw)]
+        answer: dict[str, Any] = {"Functions": [self._configuration(self.registry.resolve(n)) for n in page]}
+        if start + len(page) < len(names):
+            answer["NextMarker"] = page[-1]
+        return answer
 
     def _resolve(self, function: str) -> FunctionSpec:
         try:
@@ -203,10 +225,21 @@ class LambdaApi:
                 "InvalidParameterValueException",
                 f"Invalid InvocationType {invocation_type!r}: use RequestResponse, Event or DryRun.",
             )
+        started = time.monotonic()
         result = asyncio.run(self.pool.invoke(function, payload))
         headers = [("X-Amz-Executed-Version", result.executed_version)]
         if result.function_error is not None:
             headers.append(("X-Amz-Function-Error", result.function_error))
+        if environ.get("HTTP_X_AMZ_LOG_TYPE") == "Tail":
+            # The runtime's own lines; the handler's output goes to the endpoint's log, not into LogResult.
+            milliseconds = (time.monotonic() - started) * 1000
+            request = result.request_id
+            tail = (
+                f"START RequestId: {request} Version: {result.executed_version}\n"
+                f"END RequestId: {request}\n"
+                f"REPORT RequestId: {request}\tDuration: {milliseconds:.2f} ms\n"
+            )
+            headers.append(("X-Amz-Log-Result", base64.b64encode(tail.encode()).decode()))
         return 200, json.dumps(result.payload).encode(), headers
 
 

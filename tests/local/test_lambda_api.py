@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -38,10 +39,18 @@ def test_get_function_describes_a_registered_function(lambda_client: Any) -> Non
     assert alone == configuration
 
 
-def test_list_functions_lists_every_registered_function(lambda_client: Any) -> None:
+def test_list_functions_lists_every_registered_function_in_pages(lambda_client: Any) -> None:
     names = {f["FunctionName"] for f in lambda_client.list_functions()["Functions"]}
+    first = lambda_client.list_functions(MaxItems=1)
+    pages = lambda_client.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1})
+    paged = [f["FunctionName"] for page in pages for f in page["Functions"]]
 
     assert {"echo", "fail", "behave", "post_processing"} <= names
+    assert len(first["Functions"]) == 1
+    assert first["NextMarker"] == first["Functions"][0]["FunctionName"]
+    assert sorted(paged) == sorted(names)
+    with pytest.raises(ClientError, match="less than or equal to 10000"):
+        lambda_client.list_functions(MaxItems=10001)
 
 
 def test_an_unknown_function_is_resource_not_found_with_its_arn(lambda_client: Any) -> None:
@@ -64,6 +73,8 @@ def test_invoke_runs_the_handler_and_reports_its_error_as_lambda_does(lambda_cli
 
     assert answer["StatusCode"] == 200
     assert "FunctionError" not in answer
+    tailed = lambda_client.invoke(FunctionName="echo", Payload=b"{}", LogType="Tail")
+    assert base64.b64decode(tailed["LogResult"]).decode().startswith("START RequestId: ")
     assert answer["ExecutedVersion"] == "$LATEST"
     assert json.loads(answer["Payload"].read())["event"] == {"row": 7}
     assert failed["StatusCode"] == 200
