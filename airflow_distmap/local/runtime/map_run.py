@@ -441,10 +441,10 @@ class MapRun:
         """Set how items are produced and shaped (kept for redrives).
 
         :param open_items: opens the item source, skipping already-read items.
-        :param state_item_count: how many items the state input holds (in memory); ``None`` for an ItemReader.
         :param select: applies ``ItemSelector`` to a chunk of items, or ``None`` (see :data:`ChunkSelector`).
         :param batching: ``(limits, evaluated BatchInput)`` or ``None``.
         :param max_items: ``MaxItems`` limit (``None`` = all).
+        :param state_item_count: how many items the state input holds (in memory); ``None`` for an ItemReader.
         """
         self._open_items = open_items
         self._select = select

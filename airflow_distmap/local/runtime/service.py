@@ -767,7 +767,7 @@ class StepFunctionsService:
 
     def _RedriveExecution(self, request: dict[str, Any]) -> dict[str, Any]:
         token = request.get("clientToken")
-        if token is not None and isinstance(token, str) and len(token) > 64:
+        if isinstance(token, str) and len(token) > 64:
             raise _invalid("clientToken", token, "Member must have length less than or equal to 64")
         if token is not None and (not isinstance(token, str) or not _CLIENT_TOKEN.match(token)):
             raise _invalid("clientToken", token, "Member must satisfy regular expression pattern: [!-~]+")
