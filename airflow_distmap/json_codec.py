@@ -18,6 +18,9 @@ import msgspec
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 _FALLBACK = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: For texts holding lone surrogates, which UTF-8 cannot carry: written as JSON ``\u`` escapes (as AWS
+#: Lambda's Python runtime writes them), the text stays valid JSON in valid UTF-8.
+_ASCII_FALLBACK = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 class EncodedObject(dict[str, Any]):
@@ -54,7 +57,7 @@ def dumps_bytes(value: Any) -> bytes:
     try:
         return _encode(value)
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError):
-        return _FALLBACK.encode(value).encode("utf-8", "surrogatepass")
+        return dumps_standard(value).encode("utf-8")
 
 
 def dumps(value: Any) -> str:
@@ -64,4 +67,19 @@ def dumps(value: Any) -> str:
     try:
         return _encode(value).decode("utf-8")
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError, msgspec.EncodeError):
-        return _FALLBACK.encode(value)
+        return dumps_standard(value)
+
+
+def dumps_standard(value: Any) -> str:
+    """Compact JSON text of ``value`` by the standard library (its number formats and errors).
+
+    The text is always valid UTF-8: a value holding a lone surrogate is written with JSON escapes.
+
+    :param value: a JSON-able value.
+    """
+    text = _FALLBACK.encode(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return _ASCII_FALLBACK.encode(value)
+    return text

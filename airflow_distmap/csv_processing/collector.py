@@ -31,7 +31,13 @@ from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
 from airflow_distmap.csv_processing.ledger import CONTRACT_ERROR, NOT_PROCESSED, LedgerColumns
 from airflow_distmap.csv_processing.preflight import CsvLayout, OutputTarget
-from airflow_distmap.csv_processing.result_store import ResultRun, ResultStore, RowError, contiguous_runs
+from airflow_distmap.csv_processing.result_store import (
+    ResultRun,
+    ResultStore,
+    RowError,
+    contiguous_runs,
+    utf8_safe,
+)
 from airflow_distmap.csv_processing.writers import TableWriter, string_schema
 from airflow_distmap.ownership import OWNER_METADATA_KEY
 from airflow_distmap.results import RESULT_STATUSES, Manifest, parse_s3_uri
@@ -77,7 +83,7 @@ class CollectSummary:
 
 
 def _short(message: Any) -> str:
-    text = "" if message is None else str(message)
+    text = "" if message is None else utf8_safe(str(message))
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
@@ -307,7 +313,7 @@ def _row_error(row: dict[str, Any]) -> tuple[int, str, str]:
     if "error" not in row:
         return row["index"], CONTRACT_ERROR, "The row's result has neither output nor error."
     error = row["error"] if isinstance(row["error"], dict) else {"message": row["error"]}
-    return row["index"], str(error.get("type") or "Error"), _short(error.get("message"))
+    return row["index"], utf8_safe(str(error.get("type") or "Error")), _short(error.get("message"))
 
 
 _MISSING: Final = (NOT_PROCESSED, "The Map Run's result files hold no result for this row.")

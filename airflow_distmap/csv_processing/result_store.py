@@ -62,10 +62,29 @@ class ResultRun:
         return self.start + len(self.values)
 
 
+def utf8_safe(text: str) -> str:
+    """``text``, with any lone surrogate (which UTF-8 cannot hold) written as a backslash escape.
+
+    A function may return one (JSON can escape half a surrogate pair); the output
+    files are UTF-8.
+
+    :param text: the text.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
 def _as_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if value is None:
+        return None
+    return utf8_safe(
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    )
 
 
 def text_array(values: Sequence[Any]) -> pa.StringArray:
@@ -76,14 +95,18 @@ def text_array(values: Sequence[Any]) -> pa.StringArray:
     if all(type(value) is str for value in values):
         # The usual batch, built from its buffers: a little faster than pa.array, which also imports pandas
         # (half a second) the first time it is called in a process.
-        encoded = [value.encode() for value in values]
-        offsets = array.array("i", [0])
-        offsets.extend(itertools.accumulate(map(len, encoded)))
-        data = pa.py_buffer(b"".join(encoded))
-        return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), data)
+        try:
+            encoded = [value.encode() for value in values]
+        except UnicodeEncodeError:  # a lone surrogate: the general way below writes it escaped
+            pass
+        else:
+            offsets = array.array("i", [0])
+            offsets.extend(itertools.accumulate(map(len, encoded)))
+            data = pa.py_buffer(b"".join(encoded))
+            return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), data)
     try:
         return pa.array(values, type=pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):  # some outputs are numbers, objects, lists...
+    except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):  # numbers, objects, lists, surrogates...
         return pa.array([_as_text(value) for value in values], type=pa.string())
 
 

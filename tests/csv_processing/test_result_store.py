@@ -50,3 +50,6 @@ def test_text_array_of_strings_equals_arrow_own_conversion() -> None:
         assert built.equals(pa.array(values, type=pa.string()))
         assert built.to_pylist() == values
     assert text_array(["a", None, 3, {"k": [1]}]).to_pylist() == ["a", None, "3", '{"k":[1]}']
+    # A function's lone surrogate (valid as a JSON escape) cannot be UTF-8: the output shows it escaped.
+    assert text_array(["a\ud800b", "é"]).to_pylist() == ["a\\ud800b", "é"]
+    assert text_array([{"v": "\udfff"}]).to_pylist() == ['{"v":"\\udfff"}']

@@ -11,7 +11,6 @@ list of its matches.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -19,6 +18,7 @@ from typing import Any
 
 from jsonpath_ng.ext.parser import parse as _jsonpath_parse
 
+from airflow_distmap.json_codec import dumps_standard
 from airflow_distmap.local.errors import StatesError
 
 #: ``Path.find`` returns this when nothing matched (``None`` is a legitimate JSON value).
@@ -51,7 +51,7 @@ def to_json(value: Any) -> str:
 
     :param value: any JSON-able value.
     """
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return dumps_standard(value)
 
 
 class ContextDict(dict[str, Any]):

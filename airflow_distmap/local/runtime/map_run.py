@@ -743,7 +743,10 @@ class MapRun:
         except Exception as error:
             self._child_raised(child, error)
             return
-        self._child_succeeded(child, value, output)
+        try:
+            self._child_succeeded(child, value, output)
+        except Exception as error:  # never leave a child RUNNING: a bug here fails that child alone
+            self._child_raised(child, error)
 
     def _child_succeeded(self, child: Child, value: Any, output: Any) -> None:
         # A Pass-like processor returns its input object: reuse the input's text instead of re-encoding it.

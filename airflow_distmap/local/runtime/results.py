@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from airflow_distmap.json_codec import dumps_standard
 from airflow_distmap.local.errors import StatesError
 
 if TYPE_CHECKING:
@@ -264,7 +265,7 @@ def _encoded(entries: Iterable[Mapping[str, Any] | bytes], transformation: str) 
                 continue
             entry = json.loads(entry)
         for value in transform_entry(entry, transformation):
-            yield json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+            yield dumps_standard(value).encode()
 
 
 #: Bytes of entries gathered before one write to the object: one write per entry was a per-child cost.

@@ -455,6 +455,15 @@ def test_a_task_timeout_fails_the_child_like_an_execution(harness: Harness) -> N
     assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
 
 
+def test_an_output_with_a_lone_surrogate_is_written_escaped(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = lambda event: "a\ud800b" if event == 2 else event
+    arn, done = harness.run(distributed_map(lambda_task()), [1, 2, 3])
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"]) == [1, "a\ud800b", 3]
+    counts = harness.map_run(arn)["executionCounts"]
+    assert (counts["succeeded"], counts["running"]) == (3, 0)
+
+
 def test_oversized_child_input_fails_the_map_run(harness: Harness) -> None:
     harness.put("big.json", json.dumps(["x" * 300_000]))
     reader = {
