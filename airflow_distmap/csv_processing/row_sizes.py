@@ -5,20 +5,23 @@ the ItemSelector shrink them, so what counts is the size of the *selected* colum
 too-large row needs one pass over the file; it is done with pyarrow's C++ reader (about as fast as the
 download) before anything is created in AWS, so the run never fails half-way on one row.
 
-The size estimate is the UTF-8 length of the selected values plus, per column, its name and 8 bytes of
-JSON punctuation, plus 32 bytes for ``{"index": ..., "row": ...}``. JSON escapes (quotes, newlines,
-control characters) are not counted, so the cap used has a margin under the quota.
+A row's size is first estimated from the UTF-8 length of the selected values plus, per column, its name and
+8 bytes of JSON punctuation, plus 32 bytes for ``{"index": ..., "row": ...}``. JSON escapes can make a value
+up to six times longer (a control character takes six characters), so every row whose estimate is over a
+sixth of the limit is measured exactly, as its JSON item; in usual data no row is, and the scan stays in C++.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
 from airflow_distmap.exceptions import RowTooLargeError
 
@@ -33,22 +36,34 @@ log = logging.getLogger(__name__)
 _ITEM_OVERHEAD: Final = 32
 #: JSON punctuation per column: quotes around the name and the value, ``:`` and ``,``.
 _COLUMN_OVERHEAD: Final = 8
+#: At most how many times longer JSON escaping makes a value (a control character takes six characters).
+_MAX_ESCAPE_GROWTH: Final = 6
 
 
-def _largest_row(chunks: Any, positions: list[int], fixed: int, limit: int) -> tuple[int, int]:
+def _largest_row(
+    chunks: Any, positions: list[int], names: Sequence[str], fixed: int, limit: int
+) -> tuple[int, int]:
     """``(size, data row index)`` of the largest row of selected columns (the index only past ``limit``)."""
     largest, where, offset = 0, -1, 0
+    suspect = (limit - fixed) // _MAX_ESCAPE_GROWTH  # a row estimated under this fits however it is escaped
     for columns in chunks:
         sizes: pa.Array = pc.binary_length(columns[positions[0]])
         for position in positions[1:]:
             sizes = pc.add(sizes, pc.binary_length(columns[position]))
         if len(sizes):
-            top = pc.max(sizes).as_py()
-            if top is not None and top + fixed > largest:
-                largest = int(top) + fixed
-                if largest > limit:  # only an error names the row (pc.index would import pandas)
-                    where = offset + int(pc.indices_nonzero(pc.equal(sizes, top))[0].as_py())
-                    return largest, where
+            top = pc.max(sizes).as_py() or 0
+            if top <= suspect:
+                largest = max(largest, top + fixed)
+            else:  # rare: measure the rows that might not fit
+                for row in pc.indices_nonzero(pc.greater(sizes, suspect)).to_pylist():
+                    values = {
+                        name: columns[position][row].as_py()
+                        for name, position in zip(names, positions, strict=True)
+                    }
+                    exact = len(json_codec.dumps_bytes({"index": offset + row, "row": values}))
+                    largest = max(largest, exact)
+                    if exact > limit:
+                        return exact, offset + row
         offset += len(columns[0])
     return largest, where
 
@@ -90,7 +105,7 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     fixed = _ITEM_OVERHEAD + sum(len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns)
     body = _open(s3, layout)
     try:
-        largest, where = _largest_row(arrow_chunks(body, layout), positions, fixed, limit)
+        largest, where = _largest_row(arrow_chunks(body, layout), positions, layout.columns, fixed, limit)
     except IrregularRowsError:
         log.warning(
             "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader does, "
@@ -99,7 +114,7 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
         )
         body.close()
         body = _open(s3, layout)
-        largest, where = _largest_row(python_chunks(body, layout), positions, fixed, limit)
+        largest, where = _largest_row(python_chunks(body, layout), positions, layout.columns, fixed, limit)
     finally:
         body.close()
     if body.backslashes:

@@ -34,6 +34,7 @@ from airflow_distmap.exceptions import (
     MissingResultsError,
     RowThresholdExceededError,
 )
+from airflow_distmap.json_codec import dumps_bytes
 from airflow_distmap.naming import (
     MAX_NAME_LENGTH,
     default_state_machine_name,
@@ -52,9 +53,11 @@ if TYPE_CHECKING:
 
     from airflow_distmap.results import CompletedRun
 
-#: Byte cap of one batch's items: under the 256 KiB child-input quota, leaving room for ``BatchInput``
-#: and the ``{"Items": [...]}`` envelope (whether AWS counts them in MaxInputBytesPerBatch is UNCONFIRMED).
-MAX_INPUT_BYTES_PER_BATCH = 240 * 1024
+#: Bytes of a child's input kept for ``BatchInput`` (``function_config``) and the batch's JSON envelope.
+BATCH_INPUT_RESERVE = 16 * 1024
+#: Byte cap of one batch's items: under the 256 KiB child-input quota, leaving :data:`BATCH_INPUT_RESERVE`
+#: (whether AWS counts ``BatchInput`` in MaxInputBytesPerBatch is UNCONFIRMED: it fits either way).
+MAX_INPUT_BYTES_PER_BATCH = 256 * 1024 - BATCH_INPUT_RESERVE
 
 #: Retried besides the recommended Lambda service-error retrier: an invocation that crashed, hung past
 #: the function timeout or ran out of memory (a handler built on ``row_handler`` never raises for a row,
@@ -229,6 +232,18 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             return [str(c) for c in rendered]
         return [str(c) for c in self.columns]
 
+    def _check_function_config(self) -> None:
+        """``function_config`` travels in every batch's input: it must fit the room kept for it."""
+        config = self.function_config if self.function_config is not None else {}
+        size = len(dumps_bytes({"config": config, "skip": [0]})) + 64  # + the batch envelope
+        if size > BATCH_INPUT_RESERVE:
+            raise ValueError(
+                f"function_config is {size // 1024} KiB as JSON; it is sent with every batch, in a child "
+                f"input that Step Functions limits to 256 KiB, of which this operator keeps "
+                f"{BATCH_INPUT_RESERVE // 1024} KiB for it. To fix this, put large data in S3 and pass its "
+                "URI in function_config."
+            )
+
     def _batch_size(self) -> int:
         value = self.batch_size
         if isinstance(value, str) and value.strip().isdigit():
@@ -276,6 +291,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :raises CsvInputError: a subclass naming the problem and the fix.
         """
         check_function_name(str(self.function_name))
+        self._check_function_config()
         self.batch_size = self._batch_size()
         owner = task_run_owner(context)
         s3 = self.s3_hook.get_conn()

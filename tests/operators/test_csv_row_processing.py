@@ -172,6 +172,10 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
         (b"id,text\n1,2\n", {"results_uri": f"s3://{BUCKET}/used"}, ResultsPrefixInUseError, "another run"),
         (b"id,text\n1,2\n", {"results_uri": "s3://no-such-bucket/r"}, ResultsLocationError, "does not exist"),
         (b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
+        # Under the limit as bytes, over it as JSON: each quote and control character is escaped.
+        (b'id,text\n1,a\n2,"' + b'""' * 140_000 + b'"\n', {}, RowTooLargeError, "Row 1 "),
+        (b"id,text\n1,a\n2," + b"\x01" * 60_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
+        (b"id,text\n1,2\n", {"function_config": {"table": "x" * 20_000}}, InvalidTaskArgumentsError, "in S3"),
         (b"id,text\n1,2\n", {"function_name": "post_procesing"}, FunctionNotFoundError, "'post_procesing'"),
     ],
 )
