@@ -147,10 +147,11 @@ def save_state(s3: S3Client, results_uri: str, state: RunState, owner: str) -> N
 def _ledger_batches(path: Path, file_format: str, schema: pa.Schema, delimiter: str) -> Any:
     if file_format == "parquet":
         return pq.ParquetFile(path).iter_batches(batch_size=8192)
-    # The ledger was written by pyarrow's CSV writer: standard quoting, no backslash escapes.
+    # The ledger was written by pyarrow's CSV writer: standard quoting, no backslash escapes. Its header is
+    # skipped as a record (skip_rows would skip a line, and a header name may hold a newline).
     return pa_csv.open_csv(
         path,
-        read_options=pa_csv.ReadOptions(column_names=schema.names, skip_rows=1),
+        read_options=pa_csv.ReadOptions(column_names=schema.names, skip_rows_after_names=1),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
             column_types={f.name: f.type for f in schema},

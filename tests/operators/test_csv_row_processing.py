@@ -523,6 +523,17 @@ def run_try(name: str, function_name: str, try_number: int) -> dict[str, Any]:
     return op.execute(context(name, try_number=try_number))
 
 
+def test_a_rerun_reads_a_ledger_whose_header_name_holds_a_newline(local: Any) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/newline.csv", Body=b'id,"new\nline",text\n1,a,ok\n2,b,boom\n')
+    with pytest.raises(RowThresholdExceededError, match="1 of 2 rows failed"):
+        run_try("newline", "shout", 1)
+    # The retry re-runs the ledger's row (it fails again: the function still refuses it).
+    with pytest.raises(RowThresholdExceededError, match="1 of 2 rows failed"):
+        run_try("newline", "shout", 2)
+    ledger = read_csv(local, f"s3://{BUCKET}/out/newline.failed.csv")
+    assert [(r["row_index"], r["new\nline"], r["error_type"]) for r in ledger] == [("1", "b", "ValueError")]
+
+
 def test_clearing_the_task_after_the_input_was_replaced_processes_the_new_input(local: Any) -> None:
     def run(try_number: int) -> dict[str, Any]:
         return run_try("replaced", "post_processing", try_number)
