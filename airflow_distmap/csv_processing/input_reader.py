@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from airflow_distmap.formats.csv_records import iter_records
+from airflow_distmap.formats.csv_records import LineBreakEscapes, iter_records
 
 if TYPE_CHECKING:
     from airflow_distmap.csv_processing.preflight import CsvLayout
@@ -69,7 +69,7 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     skip = 1 if layout.header_in_file else 0
     try:
         reader = pa_csv.open_csv(
-            body,
+            LineBreakEscapes(body),
             read_options=pa_csv.ReadOptions(
                 column_names=names, block_size=ARROW_BLOCK_BYTES, encoding="utf8", use_threads=False
             ),

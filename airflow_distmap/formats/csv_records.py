@@ -8,7 +8,8 @@ Rules (``docs/distributed-map-spec.md`` section 1.3, AWS "CSV parsing" page):
 - fields are separated by ``CSVDelimiter``; quoted fields may hold the delimiter and newlines; ``""``
   inside quotes is a literal ``"``;
 - a backslash escapes a backslash, a double quote or the delimiter; before any other character the
-  backslash is dropped and the character kept (Python's ``escapechar`` does exactly this);
+  backslash is dropped and the character kept (Python's ``escapechar`` does exactly this), a line break
+  and the end of the file included (:class:`LineBreakEscapes`: the line break still ends the record);
 - every field is a string: no null, number or boolean conversion;
 - a trailing newline at the end of the file yields no record.
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
-from typing import IO, Final
+from typing import IO, Any, Final
 
 #: ``ReaderConfig.CSVDelimiter`` values and the character each stands for.
 CSV_DELIMITERS: Final[dict[str, str]] = {
@@ -34,6 +36,9 @@ CSV_DELIMITERS: Final[dict[str, str]] = {
 }
 
 UTF8_BOM: Final = "\ufeff"
+
+#: Bytes :class:`LineBreakEscapes` reads from its stream at a time.
+LINE_BREAK_CHUNK_BYTES: Final = 256 * 1024
 
 #: AWS reads an item of up to 8 MB from a delimited file (ItemSelector may then shrink it under 256 KiB);
 #: Python's csv module refuses fields over 128 KiB unless told otherwise.
@@ -49,11 +54,77 @@ def delimiter_char(name: str) -> str:
         raise ValueError(f"Unsupported CSVDelimiter {name!r}: use one of {valid}.") from None
 
 
+class LineBreakEscapes(io.RawIOBase):
+    r"""A byte stream without the backslashes that would escape a line break or end the file.
+
+    AWS: "A backslash followed by any other character is silently removed" (spec section 1.3), so a field
+    ``abc\`` at the end of a line reads ``abc`` and the line break still ends the record. CSV
+    parsers (Python's ``escapechar``, pyarrow's ``escape_char``) would instead keep an escaped line break
+    in the field and join two records. A backslash is dropped when an odd run of them meets ``\n``, ``\r``
+    or the end of the stream; an even run is escaped backslashes and stays.
+
+    :param raw: the binary stream to read.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._held = b""  # backslashes that ended the last read: what follows them decides
+        self._out = b""
+        self._taken = 0  # bytes of _out already returned
+        self._done = False
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with the next bytes; return how many (0 at the end)."""
+        while self._taken == len(self._out) and not self._done:
+            self._fill()
+        size = min(len(buffer), len(self._out) - self._taken)
+        buffer[:size] = self._out[self._taken : self._taken + size]
+        self._taken += size
+        return size
+
+    def _fill(self) -> None:
+        data = self._raw.read(LINE_BREAK_CHUNK_BYTES)
+        if data:
+            data = self._held + data
+            kept = data.rstrip(b"\\")
+            data, self._held = kept, data[len(kept) :]
+        else:  # the end: an odd run of backslashes there escapes nothing, and its last one is dropped
+            self._done = True
+            data, self._held = self._held, b""
+            if (len(data) - len(data.rstrip(b"\\"))) % 2:
+                data = data[:-1]
+        self._out, self._taken = _drop_line_break_escapes(data), 0
+
+    def close(self) -> None:
+        """Close this stream and the one it reads."""
+        self._raw.close()
+        super().close()
+
+
+_LINE_BREAK_ESCAPE: Final = re.compile(rb"(\\+)(?=[\r\n])")
+
+
+def _drop_line_break_escapes(data: bytes) -> bytes:
+    if b"\\\n" not in data and b"\\\r" not in data:
+        return data
+    parts, start = [], 0
+    for match in _LINE_BREAK_ESCAPE.finditer(data):
+        if len(match.group(1)) % 2:  # odd: the last backslash would escape the line break
+            parts.append(data[start : match.end() - 1])
+            start = match.end()
+    parts.append(data[start:])
+    return b"".join(parts)
+
+
 def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8") -> Iterator[list[str]]:
     """Like :func:`iter_records`, but an empty line comes out as ``[]`` (the csv module's own reader)."""
     if csv.field_size_limit() < MAX_FIELD_BYTES:
         csv.field_size_limit(MAX_FIELD_BYTES)
-    text = io.TextIOWrapper(binary, encoding=encoding, newline="")
+    text = io.TextIOWrapper(io.BufferedReader(LineBreakEscapes(binary)), encoding=encoding, newline="")
     return csv.reader(
         text, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
     )

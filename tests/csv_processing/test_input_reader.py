@@ -44,7 +44,32 @@ CASES = [
     b"\xef\xbb\xbfa,b\n1,2\n",
     b"a,b\n\\\\,x\n",
     b"a,b\n1,2\n\n3,4\n",  # an empty line is a record of empty strings in both
+    b"a,b\n1,C:\\dir\\\n2,x\n",  # a backslash before a line break
+    b"a,b\r\n1,C:\\dir\\\r\n2,x\r\n",
+    b"a,b\n1,C:\\dir\\",  # ... or at the end of the file
 ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"a,b\n1,C:\\dir\\\n2,x\n", [["1", "C:dir"], ["2", "x"]]),
+        (b"a,b\r\n1,C:\\dir\\\r\n2,x\r\n", [["1", "C:dir"], ["2", "x"]]),
+        (b"a,b\n1,C:\\dir\\", [["1", "C:dir"]]),
+        (b"a,b\n1,C:\\\\\n2,x\n", [["1", "C:\\"], ["2", "x"]]),  # an escaped backslash stays
+        (b'a,b\n1,"two\\\nlines"\n', [["1", "two\nlines"]]),  # quoted: the line break stays in the field
+    ],
+)
+def test_a_backslash_before_a_line_break_is_dropped_and_the_line_break_ends_the_record(
+    body: bytes, expected: list[list[str]]
+) -> None:
+    # AWS: "A backslash followed by any other character is silently removed": it does not join two records.
+    shape = layout(("a", "b"))
+    assert (
+        rows(arrow_chunks(io.BytesIO(body), shape))
+        == rows(python_chunks(io.BytesIO(body), shape))
+        == expected
+    )
 
 
 @pytest.mark.parametrize("body", CASES)
