@@ -314,6 +314,12 @@ def check_csv_input(
     else:
         headers = _check_header(probe.header, input_uri, delimiter_char, given=False)
         header_in_file = True
+        if not probe.has_data_row and any("\n" in header for header in headers):
+            raise BadHeaderError(
+                f"The header of {input_uri} runs over several lines ({', '.join(map(repr, headers))}): a "
+                "quote in it is probably not closed, so the rows were read as part of the header. To fix "
+                'this, close the quote (a literal quote inside a quoted field is written "").'
+            )
         if not probe.has_data_row:
             raise EmptyInputError(
                 f"{input_uri} holds only a header line ({', '.join(headers)}) and no rows. To fix this, "

@@ -161,6 +161,7 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
     ("body", "kwargs", "error", "message"),
     [
         (b"id,text,id\n1,2,3\n", {}, BadHeaderError, "duplicate"),
+        (b'id,"text\n1,a\n2,b\n', {}, BadHeaderError, "a quote in it is probably not closed"),
         (b"id,body\n1,2\n", {}, MissingColumnError, "'text'"),
         (b"id,text\n1,2\n", {"output_uri": f"s3://{BUCKET}/out/data.json"}, OutputLocationError, "parquet"),
         (
