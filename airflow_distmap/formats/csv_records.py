@@ -24,7 +24,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterator
-from typing import IO, Any, Final
+from typing import IO, Final
 
 #: ``ReaderConfig.CSVDelimiter`` values and the character each stands for.
 CSV_DELIMITERS: Final[dict[str, str]] = {
@@ -37,8 +37,6 @@ CSV_DELIMITERS: Final[dict[str, str]] = {
 
 UTF8_BOM: Final = "\ufeff"
 
-#: Bytes :class:`LineBreakEscapes` reads from its stream at a time.
-LINE_BREAK_CHUNK_BYTES: Final = 256 * 1024
 
 #: AWS reads an item of up to 8 MB from a delimited file (ItemSelector may then shrink it under 256 KiB);
 #: Python's csv module refuses fields over 128 KiB unless told otherwise.
@@ -69,35 +67,27 @@ class LineBreakEscapes(io.RawIOBase):
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self._held = b""  # backslashes that ended the last read: what follows them decides
-        self._out = b""
-        self._taken = 0  # bytes of _out already returned
-        self._done = False
 
     def readable(self) -> bool:
         """Always readable."""
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` with the next bytes; return how many (0 at the end)."""
-        while self._taken == len(self._out) and not self._done:
-            self._fill()
-        size = min(len(buffer), len(self._out) - self._taken)
-        buffer[:size] = self._out[self._taken : self._taken + size]
-        self._taken += size
-        return size
-
-    def _fill(self) -> None:
-        data = self._raw.read(LINE_BREAK_CHUNK_BYTES)
-        if data:
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all when negative); ``b""`` only at the end."""
+        while True:
+            data = self._raw.read(-1 if size is None else size)
+            if not self._held and b"\\" not in data:  # one memchr: most files hold no backslash
+                return data
+            if not data:  # the end: an odd run of backslashes there escapes nothing, and its last one goes
+                data, self._held = self._held, b""
+                return data[:-1] if (len(data) - len(data.rstrip(b"\\"))) % 2 else data
             data = self._held + data
             kept = data.rstrip(b"\\")
-            data, self._held = kept, data[len(kept) :]
-        else:  # the end: an odd run of backslashes there escapes nothing, and its last one is dropped
-            self._done = True
-            data, self._held = self._held, b""
-            if (len(data) - len(data.rstrip(b"\\"))) % 2:
-                data = data[:-1]
-        self._out, self._taken = _drop_line_break_escapes(data), 0
+            self._held = data[len(kept) :]
+            if kept:  # else only backslashes so far: read on to see what follows them
+                return _drop_line_break_escapes(kept)
+
+    read1 = read
 
     def close(self) -> None:
         """Close this stream and the one it reads."""
@@ -124,7 +114,7 @@ def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8"
     """Like :func:`iter_records`, but an empty line comes out as ``[]`` (the csv module's own reader)."""
     if csv.field_size_limit() < MAX_FIELD_BYTES:
         csv.field_size_limit(MAX_FIELD_BYTES)
-    text = io.TextIOWrapper(io.BufferedReader(LineBreakEscapes(binary)), encoding=encoding, newline="")
+    text = io.TextIOWrapper(LineBreakEscapes(binary), encoding=encoding, newline="")  # type: ignore[type-var]
     return csv.reader(
         text, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
     )
