@@ -368,6 +368,15 @@ def check_csv_input(
         ", UTF-8 byte-order mark" if probe.has_bom else "",
         reading,
     )
+    if probe.has_bom and not header_in_file:
+        # With no header line to skip, the mark is part of the first row (whether AWS strips it is
+        # UNCONFIRMED; the local endpoint, like a plain UTF-8 reader, keeps it).
+        log.warning(
+            "%s starts with a UTF-8 byte-order mark and has no header line (csv_headers): Step Functions' "
+            "reader may keep the mark in the first row's first value, so the function can see it there while "
+            "the output shows the value without it. To avoid this, save the file without a byte-order mark.",
+            input_uri,
+        )
     return CsvLayout(
         bucket=bucket,
         key=key,

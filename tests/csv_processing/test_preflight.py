@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -130,6 +131,18 @@ def test_given_headers_for_a_file_without_header(s3: Any) -> None:
     assert not layout.header_in_file
     assert layout.first_data_item == 0
     assert layout.headers == ("id", "text")
+
+
+def test_a_byte_order_mark_without_a_header_line_is_warned_about(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    uri = put(s3, "bom-nohdr.csv", "\ufeff1,hello\n".encode())
+    with caplog.at_level(logging.WARNING):
+        check_csv_input(s3, uri, csv_headers=["id", "text"], columns=["text"])
+        check_csv_input(s3, put(s3, "bom-hdr.csv", "\ufeffid,text\n1,a\n".encode()), columns=["text"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # a header line takes the mark away with it
+    assert "bom-nohdr.csv starts with a UTF-8 byte-order mark and has no header line" in warnings[0]
 
 
 @pytest.mark.parametrize(
