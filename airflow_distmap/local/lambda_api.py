@@ -126,15 +126,15 @@ class LambdaApi:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         method = environ.get("REQUEST_METHOD", "GET")
         name = urllib.parse.unquote(match.group("name") or "") if match else ""
-        operation = (method, (match.group("rest") or "").rstrip("/") if match else None)
-        if match and not name and operation == ("GET", ""):  # ListFunctions
+        operation = (method, bool(name), (match.group("rest") or "").rstrip("/")) if match else None
+        if operation == ("GET", False, ""):  # ListFunctions
             return 200, json.dumps(self._list(environ)).encode(), []
-        if match and name and operation == ("GET", ""):  # GetFunction
+        if operation == ("GET", True, ""):  # GetFunction
             answer = {"Configuration": self._configuration(self._resolve(name)), "Code": _NO_CODE}
             return 200, json.dumps(answer).encode(), []
-        if match and name and operation == ("GET", "/configuration"):  # GetFunctionConfiguration
+        if operation == ("GET", True, "/configuration"):  # GetFunctionConfiguration
             return 200, json.dumps(self._configuration(self._resolve(name))).encode(), []
-        if match and name and operation == ("POST", "/invocations"):  # Invoke
+        if operation == ("POST", True, "/invocations"):  # Invoke
             return self._invoke(name, environ)
         raise ServiceError(
             "InvalidParameterValueException",
@@ -164,22 +164,15 @@ class LambdaApi:
         try:
             return self.registry.resolve(function)
         except FunctionNotFound:
-            message = f"Function not found: {self._arn(function)}"
+            message = f"Function not found: {self.pool.function_arn(function)}"
             raise ServiceError("ResourceNotFoundException", message, 404) from None
-
-    def _arn(self, function: str) -> str:
-        if function.startswith("arn:"):
-            return function
-        if ":function:" in function:  # a partial ARN, ACCOUNT:function:NAME
-            return f"arn:aws:lambda:{self.pool.region}:{function}"
-        return f"arn:aws:lambda:{self.pool.region}:{self.pool.account_id}:function:{function}"
 
     def _configuration(self, spec: FunctionSpec) -> dict[str, Any]:
         """``FunctionConfiguration`` with Lambda's field names, for a local function."""
         module, attr = spec.module_and_attr()
         return {
             "FunctionName": spec.name,
-            "FunctionArn": self._arn(spec.name),
+            "FunctionArn": self.pool.function_arn(spec.name),
             "Runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",
             "Role": _ROLE.format(account=self.pool.account_id),
             "Handler": f"{module}.{attr}",

@@ -437,14 +437,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 client.get_function(FunctionName=function)
                 continue
             except ClientError as error:
-                problem = error.response.get("Error", {})
-                if problem.get("Code") == "ResourceNotFoundException":
+                answer = error.response.get("Error", {})
+                if answer.get("Code") == "ResourceNotFoundException":
                     raise FunctionNotFoundError(
                         f"Lambda function {function!r}, invoked by state(s) {states}, does not exist in "
-                        f"{region} (Lambda: {problem.get('Message')}). To fix this, deploy the function or "
+                        f"{region} (Lambda: {answer.get('Message')}). To fix this, deploy the function or "
                         "correct its name; nothing was created."
                     ) from None
-                problem = problem.get("Code")
+                problem = answer.get("Code")
             except BotoCoreError as error:  # no route to Lambda, for one
                 problem = error
             self.log.warning(

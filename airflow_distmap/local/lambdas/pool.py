@@ -181,7 +181,7 @@ class _FunctionPool:
             "code_dir": spec.code_dir,
             "timeout": spec.timeout,
             "memory_mb": spec.memory_mb,
-            "arn": f"arn:aws:lambda:{owner.region}:{owner.account_id}:function:{spec.name}",
+            "arn": owner.function_arn(spec.name),
             "max_threads": owner.max_threads,
             "environment": {
                 **owner.environment,
@@ -625,6 +625,17 @@ class LambdaPool:
                     threading.Thread(target=stale.close, daemon=True).start()
             return pool
 
+    def function_arn(self, function: str) -> str:
+        """The full ARN of a function name or partial ARN (``ACCOUNT:function:NAME``); an ARN as it is.
+
+        :param function: the name or ARN.
+        """
+        if function.startswith("arn:"):
+            return function
+        if ":function:" in function:
+            return f"arn:aws:lambda:{self.region}:{function}"
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function}"
+
     def _request_id(self) -> str:
         return f"{self._id_prefix}{next(self._request_ids) & 0xFFFFFFFFFFFF:012x}"
 
@@ -639,8 +650,7 @@ class LambdaPool:
             spec = self.registry.resolve(function)
         except FunctionNotFound:
             # Lambda's message names the full function ARN, whatever the caller passed.
-            qualified = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function}"
-            raise FunctionNotFound(function if function.startswith("arn:") else qualified) from None
+            raise FunctionNotFound(self.function_arn(function)) from None
         pool = self._pool(spec)
         loop = asyncio.get_running_loop()
         invocation = _Invocation(
