@@ -31,6 +31,10 @@ class ItemSourceNotFoundError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when the ItemReader's bucket or object does not exist."""
 
 
+class ItemSourceContentError(DistributedMapError, AirflowFailException):
+    """Raised before anything is created when the ItemReader would read no items, or fail on its source."""
+
+
 class FunctionNotFoundError(DistributedMapError, AirflowFailException):
     """Raised before anything is created when a Lambda function the state machine invokes does not exist."""
 

@@ -166,14 +166,32 @@ def ledger_uri_for(output_uri: str) -> str:
 
 
 @dataclass(frozen=True)
-class _HeaderProbe:
+class HeaderProbe:
+    """The first record of a CSV object, read by :func:`probe_header`.
+
+    :param header: the first record's fields.
+    :param has_data_row: whether a second record follows.
+    :param has_bom: whether the object starts with a UTF-8 byte-order mark (not part of ``header``).
+    """
+
     header: list[str]
     has_data_row: bool
     has_bom: bool
 
 
-def _probe_header(s3: S3Client, bucket: str, key: str, size: int, delimiter: str) -> _HeaderProbe:
-    """Read the first record with ranged GETs, growing the range until it is complete."""
+def probe_header(
+    s3: S3Client, bucket: str, key: str, size: int, delimiter: str, *, argument: str = "input_uri"
+) -> HeaderProbe:
+    """Read the first record with ranged GETs, growing the range until it is complete (never the whole file).
+
+    :param s3: a boto3 S3 client.
+    :param bucket: the object's bucket.
+    :param key: the object's key.
+    :param size: the object's size in bytes.
+    :param delimiter: the single delimiter character.
+    :param argument: what points at the object, for the messages ("input_uri").
+    :raises CsvInputError: the object is not UTF-8, holds no record, or its first record never ends.
+    """
     length = HEADER_PROBE_BYTES
     while True:
         end = min(length, size)
@@ -200,12 +218,12 @@ def _probe_header(s3: S3Client, bucket: str, key: str, size: int, delimiter: str
         if header is None:
             if whole:
                 raise EmptyInputError(
-                    f"{s3_uri(bucket, key)} is empty. To fix this, point input_uri at a CSV with a header "
+                    f"{s3_uri(bucket, key)} is empty. To fix this, point {argument} at a CSV with a header "
                     "line and at least one row."
                 )
         elif whole or second is not None:
             # The first record is complete once a second one starts (or the file ends).
-            return _HeaderProbe(header=header, has_data_row=second is not None, has_bom=has_bom)
+            return HeaderProbe(header=header, has_data_row=second is not None, has_bom=has_bom)
         if length >= MAX_HEADER_BYTES:
             raise BadHeaderError(
                 f"The first record of {s3_uri(bucket, key)} is longer than {MAX_HEADER_BYTES} bytes. "
@@ -307,7 +325,7 @@ def check_csv_input(
         raise EmptyInputError(
             f"{input_uri} is empty. To fix this, point input_uri at a CSV with a header line and rows."
         )
-    probe = _probe_header(s3, bucket, key, size, delimiter_char)
+    probe = probe_header(s3, bucket, key, size, delimiter_char)
     if csv_headers is not None:
         headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
         header_in_file = False

@@ -51,6 +51,7 @@ from airflow_distmap.hooks.distributed_map import (
     DistributedMapHook,
     no_role_arn_message,
 )
+from airflow_distmap.item_sources import check_object_items, check_prefix_items
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import (
     MAX_NAME_LENGTH,
@@ -318,11 +319,26 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if type(self) is not DistributedMapOperator:
             return  # subclasses build their own definitions; they check their own arguments
         has_blocks = self.function_name is not None or self.item_processor is not None
-        if self.definition is not None and (has_blocks or self.item_reader is not None):
-            raise ValueError(
-                "Both definition and building blocks (item_reader / function_name / item_processor) were "
-                "given. To fix this, pass either a full ASL definition or the building blocks, not both."
-            )
+        if self.definition is not None:
+            blocks = {
+                "item_reader": self.item_reader,
+                "function_name": self.function_name,
+                "item_processor": self.item_processor,
+                "item_selector": self.item_selector,
+                "item_batcher": self.item_batcher,
+                "max_concurrency": self.max_concurrency,
+                "tolerated_failure_count": self.tolerated_failure_count,
+                "tolerated_failure_percentage": self.tolerated_failure_percentage,
+                "map_label": None if self.map_label == "DistributedMap" else self.map_label,
+                "execution_type": None if self.execution_type == "STANDARD" else self.execution_type,
+            }
+            given = [name for name, value in blocks.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"Both definition and building blocks ({', '.join(given)}) were given; a definition is "
+                    "deployed as it is, so they would be ignored. To fix this, pass either a full ASL "
+                    "definition (with those settings in it) or the building blocks, not both."
+                )
         if self.definition is None and not has_blocks:
             raise ValueError(
                 "Nothing to run: no definition, function_name or item_processor. To fix this, pass "
@@ -362,14 +378,18 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """Check the user's input before anything is created or started in AWS.
 
         The default checks that every S3 ItemReader source named literally in the definition exists (the
-        object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``), and so does the bucket results go
-        to (otherwise every item would run before the export fails), that the results prefix holds no
-        other task run's results (:meth:`check_results_prefix`), and that the Lambda functions it names exist
-        (:meth:`check_functions_exist`). Subclasses raise ``ValueError`` (or
-        :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
+        object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``) and holds items the reader can
+        parse, from its start (:mod:`airflow_distmap.item_sources`: not empty, a CSV header without
+        duplicates that has the columns the ItemSelector reads, a JSON array, valid JSON lines, a prefix
+        with objects), that the bucket results go to exists (otherwise every item would run before the export
+        fails), that the results prefix holds no other task run's results (:meth:`check_results_prefix`),
+        and that the Lambda functions it names exist (:meth:`check_functions_exist`). Subclasses raise
+        ``ValueError`` (or :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and
+        the fix.
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
+        :raises ItemSourceContentError: the ItemReader would read no items, or fail on its source.
         :raises ValueError: the results bucket does not exist (the task fails without spending its retries).
         :raises ResultsPrefixInUseError: a given ``results_uri`` holds another task run's results.
         :raises FunctionNotFoundError: a Lambda function the definition invokes does not exist.
@@ -386,23 +406,25 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if self.results_uri:  # the default prefix is the task run's own by construction
                 self.check_results_prefix(context, results_uri)
         self.check_functions_exist(definition)
-        for state_name, state, _language in iter_distributed_maps(definition):
+        s3 = self.s3_hook.get_conn()
+        for state_name, state, language in iter_distributed_maps(definition):
             reader = state.get("ItemReader") or {}
             bucket, key = _literal_reader_location(reader)
             if bucket is None:  # a path ("Bucket.$") or an expression resolves only at run time
                 continue
             resource = str(reader.get("Resource", ""))
             if resource.endswith("s3:getObject") and isinstance(key, str):
-                if not self.s3_hook.check_for_key(key, bucket):
+                selector = state.get("ItemSelector") if language != "JSONata" else None
+                check_object_items(s3, state_name, reader, selector, bucket, key)
+            elif resource.endswith("s3:listObjectsV2"):
+                if self._bucket_missing(bucket):
                     raise ItemSourceNotFoundError(
-                        f"The ItemReader of {state_name!r} reads s3://{bucket}/{key}, which does not exist. "
-                        "To fix this, upload the object or correct the bucket and key; nothing was created."
+                        f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
+                        "To fix this, create the bucket or correct its name; nothing was created."
                     )
-            elif resource.endswith("s3:listObjectsV2") and self._bucket_missing(bucket):
-                raise ItemSourceNotFoundError(
-                    f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
-                    "To fix this, create the bucket or correct its name; nothing was created."
-                )
+                prefix = (reader.get("Parameters") or reader.get("Arguments") or {}).get("Prefix", "")
+                if isinstance(prefix, str) and not prefix.strip().startswith("{%"):
+                    check_prefix_items(s3, state_name, bucket, prefix)
 
     def check_functions_exist(self, definition: dict[str, Any]) -> None:
         """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).
@@ -449,6 +471,33 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 problem = error
             self.log.warning(
                 "Could not check that Lambda function %s exists (%s); going on", function, problem
+            )
+
+    def check_definition(self, definition: dict[str, Any]) -> None:
+        """Have Step Functions check the definition (ValidateStateMachineDefinition) before anything is made.
+
+        Catches what CreateStateMachine would refuse (and, on the local endpoint, an ASL feature it does not
+        implement) before the results prefix is claimed, as bad input rather than an error Airflow retries.
+        When validation cannot run (no ``states:ValidateStateMachineDefinition`` permission, an emulator
+        without it) a warning is logged and the deploy itself reports any problem.
+
+        :param definition: The definition about to be deployed.
+        :raises ValueError: the definition has errors; the message lists them.
+        """
+        try:
+            errors = self._retrying(self.hook.definition_errors, definition)
+        except (ClientError, BotoCoreError, NotImplementedError) as error:  # NotImplementedError: moto
+            self.log.warning("Could not validate the state machine definition (%s); going on", error)
+            return
+        if errors:
+            listed = "; ".join(
+                f"{e.get('code')}{' at ' + e['location'] if e.get('location') else ''}: {e.get('message')}"
+                for e in errors[:5]
+            )
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise ValueError(
+                f"Step Functions refuses the state machine definition: {listed}{more}. To fix this, correct "
+                "the definition (or the arguments it is built from); nothing was created."
             )
 
     def _bucket_missing(self, bucket: str) -> bool:
@@ -701,6 +750,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             execution_input = self.build_execution_input(context)
             _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
             _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
+            self.check_definition(definition)
             ti = context["ti"]
             machine_name = self.state_machine_name or definition_scoped_name(
                 default_state_machine_name(ti.dag_id, ti.task_id), definition
@@ -719,9 +769,17 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             min_redrive_count = 0
             self._persist_execution_link(context, execution_arn)
         else:
-            started = self._retrying(
-                self._start_or_resume, context, machine_name, definition, name, execution_input
-            )
+            try:
+                started = self._retrying(
+                    self._start_or_resume, context, machine_name, definition, name, execution_input
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "InvalidDefinition":
+                    raise
+                raise InvalidTaskArgumentsError(
+                    f"Step Functions refused the state machine definition: {error}. To fix this, correct "
+                    "the definition or the arguments it is built from."
+                ) from error
             if started is None:
                 return self._complete(context, str(self._execution_arn))
             execution_arn, min_redrive_count = started

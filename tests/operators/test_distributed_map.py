@@ -17,6 +17,7 @@ from airflow_distmap.exceptions import (
     DistributedMapTimeout,
     FunctionNotFoundError,
     InvalidTaskArgumentsError,
+    ItemSourceContentError,
     ItemSourceNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
@@ -56,6 +57,9 @@ def _operator(**kwargs) -> DistributedMapOperator:
         "deferrable": True,
         "waiter_delay": 1,
     }
+    if "definition" in kwargs:  # a full definition comes without building blocks
+        for block in ("item_reader", "function_name", "item_batcher", "max_concurrency"):
+            del params[block]
     params.update(kwargs)
     return DistributedMapOperator(**params)
 
@@ -229,6 +233,69 @@ def test_missing_item_source_fails_before_anything_is_created(aws):
     with pytest.raises(ItemSourceNotFoundError, match="lists bucket 'no-such-bucket'"):
         _operator(item_reader=S3PrefixItemReader(uri="s3://no-such-bucket/in/")).execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
+
+
+def test_an_item_source_without_items_fails_before_anything_is_created(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key="in/header-only.csv", Body=b"id,text\n")
+    with pytest.raises(ItemSourceContentError, match="holds only a header line"):
+        _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/header-only.csv")).execute(_context())
+    with pytest.raises(ItemSourceContentError, match="which holds no objects"):
+        _operator(item_reader=S3PrefixItemReader(uri=f"s3://{BUCKET}/none-yet/")).execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
+
+
+def test_a_definition_step_functions_refuses_fails_before_anything_is_created(aws):
+    op = _operator()
+    error = {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "bad", "location": "/x"}
+    with (
+        mock.patch.object(DistributedMapHook, "definition_errors", return_value=[error]) as validate,
+        pytest.raises(InvalidTaskArgumentsError, match=r"SCHEMA_VALIDATION_FAILED at /x: bad\. To fix this"),
+    ):
+        op.execute(_context())
+    assert validate.call_args.args[0]["States"]["DistributedMap"]["ItemReader"]
+    assert aws.list_state_machines()["stateMachines"] == []
+    s3 = boto3.client("s3", region_name="us-east-1")
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")  # not claimed
+
+
+def test_a_feature_the_local_endpoint_lacks_is_bad_input_before_the_results_prefix_is_claimed(monkeypatch):
+    from airflow_distmap.local import LocalEndpoint
+
+    definition = {
+        "StartAt": "Rows",
+        "States": {
+            "Rows": {
+                "Type": "Map",
+                "ItemReader": CsvItemReader(uri=f"s3://{BUCKET}/in/rows.csv").to_asl(),
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Call",
+                    "States": {
+                        "Call": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": "post_processing", "Payload.$": "$"},
+                            "HeartbeatSeconds": 10,
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    with LocalEndpoint() as endpoint:  # the project's lambda_functions, post_processing among them
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="in/rows.csv", Body=b"id,text\n1,a\n")
+        op = _operator(aws_conn_id="aws_local", region_name=None, definition=definition)
+        with pytest.raises(InvalidTaskArgumentsError, match="HeartbeatSeconds is not supported"):
+            op.execute(_context())
+        assert endpoint.client("stepfunctions").list_state_machines()["stateMachines"] == []
+        assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
 
 
 def test_a_misspelled_function_fails_before_anything_is_created(aws, deploy_function):
@@ -475,7 +542,11 @@ def test_bad_input_fails_before_any_aws_call(aws):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"definition": {"StartAt": "x", "States": {}}}, "not both"),
+        ({"definition": {"StartAt": "x", "States": {}}, "function_name": "f"}, "not both"),
+        (
+            {"definition": {"StartAt": "x", "States": {}}, "tolerated_failure_count": 3, "map_label": "Rows"},
+            r"building blocks \(tolerated_failure_count, map_label\) were given; .* would be ignored",
+        ),
         ({"function_name": None}, "Nothing to run"),
         ({"item_processor": {"StartAt": "P", "States": {}}}, "only one"),
         ({"max_concurrency": 20000}, "max_concurrency"),

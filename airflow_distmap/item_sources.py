@@ -1,0 +1,289 @@
+"""Pre-flight checks of what a Distributed Map's ItemReader will read, before anything is created in AWS.
+
+Without them an empty file "succeeds" with no items, and a file the reader cannot parse (a JSON text that is
+not an array, a bad JSON Lines line, duplicate CSV headers) or an ItemSelector column the CSV lacks fails the
+execution only after the state machine, the execution and the results prefix exist. The checks read the
+start of the object with ranged GETs (64 KiB, more for a long CSV header), never the whole object, so the
+parts of a large file past that are left to the reader. Compressed objects are only checked for existence
+and size. A row larger than the 256 KiB child-input quota is not looked for: the ItemSelector may shrink it,
+and the operator cannot see that without reading the whole file (the CSV operator can, and does).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from airflow_distmap import json_codec
+from airflow_distmap.csv_processing.preflight import probe_header
+from airflow_distmap.exceptions import ItemSourceContentError, ItemSourceNotFoundError
+from airflow_distmap.formats.csv_records import delimiter_char
+from airflow_distmap.ownership import head_object
+from airflow_distmap.results import s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+#: Bytes of a JSON or JSON Lines object read to check it.
+PROBE_BYTES: Final = 64 * 1024
+#: Object names the ItemReader decompresses (spec section 1.3); their content is not probed.
+COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd")
+_COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
+#: ``$$.Map.Item.Value.<column>`` in a JSONPath ItemSelector: the column a CSV item must have.
+_ITEM_COLUMN: Final = re.compile(r"^\$\$\.Map\.Item\.Value\.([A-Za-z_][A-Za-z0-9_]*)(?:$|[.\[])")
+_JSON_TYPES: Final[dict[type, str]] = {
+    dict: "object",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+}
+_NOTHING_CREATED: Final = "; nothing was created."
+_SKIP_HINT: Final = "(or skip the task when there is nothing to process, e.g. with a ShortCircuitOperator)"
+
+
+def check_object_items(
+    s3: S3Client, state_name: str, reader: Mapping[str, Any], item_selector: Any, bucket: str, key: str
+) -> None:
+    """Check an ``s3:getObject`` ItemReader's object: it exists, is not empty, and its start parses.
+
+    :param s3: a boto3 S3 client.
+    :param state_name: the Distributed Map state, for the messages.
+    :param reader: the ItemReader (its literal ``ReaderConfig`` is read).
+    :param item_selector: the state's JSONPath ItemSelector (``None`` when absent or JSONata).
+    :param bucket: the literal bucket.
+    :param key: the literal key.
+    :raises ItemSourceNotFoundError: the object does not exist.
+    :raises ItemSourceContentError: the reader would find no items, or fail on the object.
+    """
+    uri = s3_uri(bucket, key)
+    where = f"The ItemReader of {state_name!r} reads {uri}"
+    try:
+        head = head_object(s3, bucket, key)
+    except ClientError as error:  # 403: the connection may not read what Step Functions' role can
+        log.warning("Could not check %s (%s); going on", uri, error)
+        return
+    if head is None:
+        raise ItemSourceNotFoundError(
+            f"{where}, which does not exist. To fix this, upload the object or correct the bucket and key"
+            + _NOTHING_CREATED
+        )
+    size = int(head.get("ContentLength", 0))
+    if size == 0:
+        raise ItemSourceContentError(
+            f"{where}, which is empty: the Map would run no items. To fix this, point it at an object with "
+            f"items {_SKIP_HINT}{_NOTHING_CREATED}"
+        )
+    parameters = reader.get("Parameters") or reader.get("Arguments") or {}
+    config = reader.get("ReaderConfig") or {}
+    if (
+        "VersionId" in parameters
+        or not isinstance(config, Mapping)
+        or key.lower().endswith(COMPRESSED_SUFFIXES)
+    ):
+        return  # another version than the one HeadObject saw, a config known at run time, or compressed
+    input_type = config.get("InputType")
+    try:
+        if input_type == "CSV":
+            _check_csv(s3, where, bucket, key, size, config, item_selector)
+        elif input_type in ("JSON", "JSONL"):
+            start = _read_start(s3, bucket, key, size)
+            whole = len(start) >= size
+            if start.startswith(_COMPRESSED_MAGIC):
+                return
+            _check_utf8(where, start, whole=whole)
+            if input_type == "JSON":
+                _check_json(where, start, whole=whole, items_pointer=config.get("ItemsPointer"))
+            else:
+                _check_jsonl(where, start, whole=whole)
+    except ClientError as error:
+        log.warning("Could not read the start of %s (%s); going on", uri, error)
+
+
+def check_prefix_items(s3: S3Client, state_name: str, bucket: str, prefix: str) -> None:
+    """Check that an ``s3:listObjectsV2`` ItemReader's prefix holds at least one object.
+
+    :param s3: a boto3 S3 client.
+    :param state_name: the Distributed Map state, for the messages.
+    :param bucket: the literal bucket.
+    :param prefix: the literal prefix (``""`` for the whole bucket).
+    :raises ItemSourceContentError: nothing is listed there.
+    """
+    try:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except ClientError as error:  # 403 or 404: the bucket check before this one reports a missing bucket
+        log.warning("Could not list s3://%s/%s (%s); going on", bucket, prefix, error)
+        return
+    if not listed.get("KeyCount"):
+        raise ItemSourceContentError(
+            f"The ItemReader of {state_name!r} lists {s3_uri(bucket, prefix)}, which holds no objects: the "
+            "Map would run no items. To fix this, correct the prefix or upload the objects first "
+            f"{_SKIP_HINT}" + _NOTHING_CREATED
+        )
+
+
+def _read_start(s3: S3Client, bucket: str, key: str, size: int) -> bytes:
+    end = min(size, PROBE_BYTES) - 1
+    return bytes(s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{end}")["Body"].read())
+
+
+def _check_csv(
+    s3: S3Client,
+    where: str,
+    bucket: str,
+    key: str,
+    size: int,
+    config: Mapping[str, Any],
+    item_selector: Any,
+) -> None:
+    try:
+        delimiter = delimiter_char(str(config.get("CSVDelimiter", "COMMA")))
+    except ValueError:
+        return  # ValidateStateMachineDefinition names a delimiter AWS does not know
+    probe = probe_header(s3, bucket, key, size, delimiter, argument="the ItemReader")
+    given = config.get("CSVHeaderLocation") == "GIVEN"
+    if given:
+        headers = config.get("CSVHeaders")
+        if not isinstance(headers, list):
+            return
+        headers = [str(h) for h in headers]
+        source = "CSVHeaders"
+    else:
+        headers, source = probe.header, "its header line"
+        if not probe.has_data_row:
+            raise ItemSourceContentError(
+                f"{where}, which holds only a header line ({', '.join(headers)}) and no rows: the Map would "
+                f"run no items. To fix this, point it at a file with data {_SKIP_HINT}{_NOTHING_CREATED}"
+            )
+    duplicates = sorted(name for name, count in Counter(headers).items() if count > 1)
+    if duplicates:
+        # Step Functions fails the Map Run with States.ItemReaderFailed ("CSV headers cannot contain
+        # duplicates.", recorded for GIVEN headers).
+        raise ItemSourceContentError(
+            f"{where}; {source} has duplicate column names ({', '.join(map(repr, duplicates))}), which Step "
+            "Functions' CSV reader refuses. To fix this, make every column name unique"
+            + (" in CSVHeaders" if given else " in the file's first line")
+            + _NOTHING_CREATED
+        )
+    missing = sorted({column for column in _item_columns(item_selector) if column not in headers})
+    if missing:
+        raise ItemSourceContentError(
+            f"{where}, whose columns are {', '.join(map(repr, headers))}, but the ItemSelector reads "
+            f"{', '.join('$$.Map.Item.Value.' + m for m in missing)}: every item would fail "
+            "(States.Runtime). To fix this, use column names from the header (they are case-sensitive)"
+            + _NOTHING_CREATED
+        )
+
+
+def _item_columns(template: Any) -> Iterator[str]:
+    """The columns a JSONPath ItemSelector template reads with plain ``$$.Map.Item.Value.<column>`` paths."""
+    if isinstance(template, Mapping):
+        for field, value in template.items():
+            if isinstance(field, str) and field.endswith(".$") and isinstance(value, str):
+                match = _ITEM_COLUMN.match(value)
+                if match:
+                    yield match.group(1)
+            else:
+                yield from _item_columns(value)
+    elif isinstance(template, list):
+        for value in template:
+            yield from _item_columns(value)
+
+
+def _check_json(where: str, data: bytes, *, whole: bool, items_pointer: Any) -> None:
+    if whole:
+        try:
+            value = json_codec.loads(data)
+        except ValueError as error:
+            raise ItemSourceContentError(
+                f"{where}, which is not valid JSON ({error}), and Step Functions fails the Map Run on it "
+                "(States.ItemReaderFailed). To fix this, correct or re-export the file" + _NOTHING_CREATED
+            ) from None
+        if isinstance(items_pointer, str) and items_pointer not in ("", "/"):
+            value = _follow_pointer(value, items_pointer)
+            what = f"ItemsPointer {items_pointer!r}"
+            if value is None:
+                raise ItemSourceContentError(
+                    f"{where}, where {what} finds nothing. To fix this, point ItemsPointer at the array of "
+                    f"items" + _NOTHING_CREATED
+                )
+        else:
+            what = "the file"
+        if not isinstance(value, list):
+            raise ItemSourceContentError(
+                f"{where}; {what} holds a JSON {_JSON_TYPES.get(type(value), 'value')}, not an array, and "
+                "Step Functions fails on it ('Attempting to map over non-iterable node.'). To fix this, put "
+                "the items in a JSON array"
+                + (" or set ItemsPointer to the array" if what == "the file" else "")
+                + _NOTHING_CREATED
+            )
+        if not value:
+            raise ItemSourceContentError(
+                f"{where}; {what} holds an empty array: the Map would run no items. To fix this, point it at "
+                f"data {_SKIP_HINT}{_NOTHING_CREATED}"
+            )
+        return
+    if isinstance(items_pointer, str) and items_pointer not in ("", "/"):
+        return  # the node may start anywhere in the file
+    text = data.lstrip(b" \t\r\n")
+    if not text.startswith(b"["):
+        raise ItemSourceContentError(
+            f"{where}, which does not start with a JSON array ('[' expected, found {text[:20]!r}). To fix "
+            "this, put the items in a JSON array, or set ItemsPointer to the array" + _NOTHING_CREATED
+        )
+
+
+def _follow_pointer(value: Any, pointer: str) -> Any:
+    """The node a JSON Pointer (RFC 6901) names in ``value``, or ``None`` when there is none."""
+    for part in pointer.lstrip("/").split("/"):
+        token = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and token in value:
+            value = value[token]
+        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
+            value = value[int(token)]
+        else:
+            return None
+    return value
+
+
+def _check_utf8(where: str, data: bytes, *, whole: bool) -> None:
+    try:
+        # final=whole: a multi-byte character cut by the range end is left out, not an error.
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=whole)
+    except UnicodeDecodeError as error:
+        raise ItemSourceContentError(
+            f"{where}, which is not UTF-8 text ({error.reason} at byte {error.start}). To fix this, "
+            "re-encode it as UTF-8" + _NOTHING_CREATED
+        ) from None
+
+
+def _check_jsonl(where: str, data: bytes, *, whole: bool) -> None:
+    lines = data.split(b"\n")
+    if not whole:
+        lines.pop()  # cut by the range
+    found = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        found = True
+        try:
+            json_codec.loads(line)
+        except ValueError:
+            raise ItemSourceContentError(
+                f"{where}; its line {number} is not valid JSON ({line[:60]!r}), and Step Functions fails the "
+                "Map Run on it (States.ItemReaderFailed). To fix this, write one JSON value per line"
+                + _NOTHING_CREATED
+            ) from None
+    if whole and not found:
+        raise ItemSourceContentError(
+            f"{where}, which holds no JSON lines: the Map would run no items. To fix this, point it at data "
+            f"{_SKIP_HINT}{_NOTHING_CREATED}"
+        )

@@ -1,0 +1,101 @@
+"""The ItemReader pre-flight of the DistributedMapOperator: what it refuses, and what it lets through."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from airflow_distmap.exceptions import ItemSourceContentError, ItemSourceNotFoundError
+from airflow_distmap.item_sources import PROBE_BYTES, check_object_items, check_prefix_items
+
+CSV = {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
+JSON = {"InputType": "JSON"}
+JSONL = {"InputType": "JSONL"}
+BUCKET = "data"  # the s3 fixture's bucket
+
+
+def _check(s3, body: bytes, config: dict, selector=None, key: str = "in/items") -> None:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    reader = {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": config}
+    check_object_items(s3, "Rows", reader, selector, BUCKET, key)
+
+
+@pytest.mark.parametrize(
+    ("body", "config", "selector", "message"),
+    [
+        (b"", CSV, None, r"which is empty: the Map would run no items"),
+        (b"id,text\n", CSV, None, r"holds only a header line \(id, text\) and no rows"),
+        (b"id,id\n1,2\n", CSV, None, r"its header line has duplicate column names \('id'\)"),
+        (
+            b"1,2\n",
+            {"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["a", "a"]},
+            None,
+            r"CSVHeaders has duplicate column names \('a'\).* unique in CSVHeaders",
+        ),
+        (
+            b"id,text\n1,a\n",
+            CSV,
+            {"row": {"text.$": "$$.Map.Item.Value.Text"}, "i.$": "$$.Map.Item.Index"},
+            r"columns are 'id', 'text', but the ItemSelector reads \$\$\.Map\.Item\.Value\.Text",
+        ),
+        (b'[{"a": 1},', JSON, None, r"is not valid JSON"),
+        (b'{"a": [1]}', JSON, None, r"the file holds a JSON object, not an array"),
+        (b" [ ] ", JSON, None, r"the file holds an empty array"),
+        (
+            b'{"a": {"b": 1}}',
+            {**JSON, "ItemsPointer": "/a/b"},
+            None,
+            r"ItemsPointer '/a/b' holds a JSON number",
+        ),
+        (b'{"a": 1}', {**JSON, "ItemsPointer": "/x"}, None, r"ItemsPointer '/x' finds nothing"),
+        (b'["\xff"]', JSON, None, r"is not UTF-8 text"),
+        (b'{"a": 1}\n{bad\n', JSONL, None, r"its line 2 is not valid JSON"),
+        (b"\n \n", JSONL, None, r"holds no JSON lines"),
+    ],
+)
+def test_sources_the_reader_would_fail_on_or_find_empty_are_refused(s3, body, config, selector, message):
+    with pytest.raises(ItemSourceContentError, match=message) as info:
+        _check(s3, body, config, selector)
+    assert "To fix this" in str(info.value)
+    assert str(info.value).endswith("nothing was created.")
+
+
+@pytest.mark.parametrize(
+    ("body", "config", "selector"),
+    [
+        (b"id,text\n1,a\n", CSV, {"text.$": "$$.Map.Item.Value.text", "all.$": "$$.Map.Item.Value"}),
+        (b"1,a\n", {"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["id", "text"]}, None),
+        (b'[{"a": 1}]', JSON, None),
+        (b'{"a": {"b": [1]}}', {**JSON, "ItemsPointer": "/a/b"}, None),
+        (b'{"a": 1}\n\n{"a": 2}\n', JSONL, None),
+        # Only the start is read: a problem past it is the reader's to report.
+        (b"[" + b'{"a": 1},' * (PROBE_BYTES // 8) + b"oops", JSON, None),
+        (b'{"a": 1}\n' * (PROBE_BYTES // 8) + b"oops\n", JSONL, None),
+        # A config the checks do not know is left to Step Functions.
+        (b"anything", {"InputType": "MANIFEST"}, None),
+    ],
+)
+def test_readable_sources_pass(s3, body, config, selector):
+    _check(s3, body, config, selector)
+
+
+def test_compressed_objects_are_only_checked_for_existence_and_size(s3):
+    _check(s3, gzip.compress(b"id,id\n"), CSV, key="in/items.csv.gz")
+    _check(s3, gzip.compress(json.dumps({"not": "an array"}).encode()), JSON, key="in/items.json")
+    with pytest.raises(ItemSourceContentError, match="is empty"):
+        _check(s3, b"", CSV, key="in/empty.csv.gz")
+
+
+def test_a_missing_object_is_named(s3):
+    reader = {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": CSV}
+    with pytest.raises(ItemSourceNotFoundError, match=r"s3://.*/in/absent.csv, which does not exist"):
+        check_object_items(s3, "Rows", reader, None, BUCKET, "in/absent.csv")
+
+
+def test_an_empty_prefix_is_refused_and_a_listed_one_passes(s3):
+    with pytest.raises(ItemSourceContentError, match=r"lists s3://.*/daily/, which holds no objects"):
+        check_prefix_items(s3, "Rows", BUCKET, "daily/")
+    s3.put_object(Bucket=BUCKET, Key="daily/a.json", Body=b"{}")
+    check_prefix_items(s3, "Rows", BUCKET, "daily/")
