@@ -77,6 +77,7 @@ from airflow_distmap.results import (
     s3_uri,
     sample_failed_items,
 )
+from airflow_distmap.templating import keep_jsonata
 from airflow_distmap.triggers.distributed_map import (
     KILLED_ERROR,
     DistributedMapTrigger,
@@ -307,9 +308,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._check_constructor_arguments()
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render templates; the item reader is copied first so rendering never changes the DAG's object."""
+        """Render templates; JSONata expressions (``"{% ... %}"``) in ASL are left as they are.
+
+        The item reader is copied first so rendering never changes the DAG's object.
+        """
         if self.item_reader is not None and not isinstance(self.item_reader, dict):
             self.item_reader = copy.copy(self.item_reader)
+        self.definition = keep_jsonata(self.definition)
+        self.item_reader = keep_jsonata(self.item_reader)
         super().render_template_fields(context, jinja_env)
 
     # -- argument checks -----------------------------------------------------------------------------

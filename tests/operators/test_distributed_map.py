@@ -569,6 +569,63 @@ def test_item_reader_and_results_uri_are_templated():
     assert state["ItemReader"]["Parameters"] == {"Bucket": BUCKET, "Key": "in/20250101/rows.csv"}
 
 
+JSONATA_DEFINITION = {
+    "QueryLanguage": "JSONata",
+    "StartAt": "Rows",
+    "States": {
+        "Rows": {
+            "Type": "Map",
+            "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSON"},
+                "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "in/{{ ds }}.json"},
+            },
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Call",
+                "States": {
+                    "Call": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Arguments": {
+                            "FunctionName": "{% if params.fast %}fast{% else %}process-row{% endif %}",
+                            "Payload": '{% $merge([$states.input, {"tag": "a\\"b"}]) %}',
+                        },
+                        "End": True,
+                    }
+                },
+            },
+            "End": True,
+        }
+    },
+}
+
+
+@pytest.mark.parametrize("form", ["dict", "JSON text"])
+def test_jsonata_expressions_survive_rendering_while_jinja_around_them_renders(form):
+    given = JSONATA_DEFINITION if form == "dict" else json.dumps(JSONATA_DEFINITION)
+    op = _operator(definition=given)
+    op.render_template_fields({"ds": "2025-01-01", "params": {"fast": False}})
+    rendered = op.build_definition(_context())
+    state = rendered["States"]["Rows"]
+    assert state["ItemReader"]["Arguments"] == {
+        "Bucket": "{% $states.input.bucket %}",
+        "Key": "in/2025-01-01.json",
+    }
+    arguments = state["ItemProcessor"]["States"]["Call"]["Arguments"]
+    assert arguments["FunctionName"] == "process-row"
+    assert arguments["Payload"] == '{% $merge([$states.input, {"tag": "a\\"b"}]) %}'
+    assert json.dumps(JSONATA_DEFINITION).count("{{ ds }}") == 1  # the DAG's object is untouched
+
+
+def test_an_asl_item_reader_with_jsonata_renders():
+    reader = JSONATA_DEFINITION["States"]["Rows"]["ItemReader"]
+    op = _operator(item_reader=reader)
+    op.render_template_fields({"ds": "2025-01-01"})
+    assert op.item_reader["Arguments"]["Bucket"] == "{% $states.input.bucket %}"
+    assert op.item_reader["Arguments"]["Key"] == "in/2025-01-01.json"
+
+
 def test_default_timeout_covers_long_runs():
     op = _operator(waiter_delay=30)
     assert op.waiter_delay * op.waiter_max_attempts >= 24 * 3600
