@@ -46,6 +46,18 @@ MAP_RUN_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ABORTED"})
 """DescribeMapRun statuses that are final (``RUNNING`` is the only other one)."""
 
 
+def with_default_retries(configured: Config | None) -> Config:
+    """``configured`` with :data:`DEFAULT_RETRIES` when it sets no ``retries`` of its own.
+
+    :param configured: the botocore configuration of a hook (``botocore_config`` or the connection's).
+    """
+    if configured is None:
+        return Config(retries=DEFAULT_RETRIES)
+    if getattr(configured, "retries", None) is None:  # set at runtime by Config's own options
+        return configured.merge(Config(retries=DEFAULT_RETRIES))
+    return configured
+
+
 def no_role_arn_message(name: str) -> str:
     """The error for a state machine that must be created without a role."""
     return (
@@ -142,10 +154,7 @@ class DistributedMapHook(AwsBaseHook):
     @property
     def config(self) -> Config:
         """The botocore configuration, with :data:`DEFAULT_RETRIES` when nothing configured retries."""
-        configured: Config = super().config
-        if getattr(configured, "retries", None) is None:  # set at runtime by Config's own options
-            return configured.merge(Config(retries=DEFAULT_RETRIES))
-        return configured
+        return with_default_retries(super().config)
 
     @property
     def client(self) -> SFNClient:

@@ -32,6 +32,7 @@ from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, chec
 from airflow_distmap.exceptions import (
     InputChangedError,
     MissingResultsError,
+    OutputLocationError,
     RowThresholdExceededError,
 )
 from airflow_distmap.json_codec import dumps_bytes
@@ -291,6 +292,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :raises CsvInputError: a subclass naming the problem and the fix.
         """
         check_function_name(str(self.function_name))
+        if self.output_uri is not None and not str(self.output_uri).strip():
+            raise OutputLocationError(
+                "output_uri rendered to an empty string. To fix this, check its template (the params or "
+                "variables it reads), or leave output_uri unset to write <results_uri>/output.csv."
+            )
         self._check_function_config()
         self.batch_size = self._batch_size()
         owner = task_run_owner(context)

@@ -51,6 +51,7 @@ from airflow_distmap.hooks.distributed_map import (
     DistributedMapHook,
     no_role_arn_message,
 )
+from airflow_distmap.hooks.s3 import DistributedMapS3Hook
 from airflow_distmap.item_sources import check_object_items, check_prefix_items
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import (
@@ -100,6 +101,9 @@ DEFAULT_TIMEOUT = timedelta(hours=48)
 
 MAX_DEFINITION_BYTES = 1_048_576
 """CreateStateMachine's ``definition`` limit (1 MB)."""
+
+DEFER_TIMEOUT_GRACE_SECONDS = 600
+"""Seconds the defer timeout leaves after the trigger's deadline, for the trigger's ``timeout`` event."""
 
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
@@ -201,7 +205,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         a Task state names exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param item_processor: A :class:`~airflow_distmap.definitions.LambdaItemProcessor` or an ASL
         ItemProcessor, instead of ``function_name``.
-    :param item_selector: ItemSelector template applied to each item.
+    :param item_selector: ItemSelector template applied to each item (templated).
     :param item_batcher: Batching (:class:`~airflow_distmap.definitions.ItemBatcher` or ASL).
     :param max_concurrency: Parallel children, 0 to 10000 (0: Step Functions' maximum).
     :param tolerated_failure_count: Failed items tolerated before the run fails.
@@ -240,6 +244,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         "function_name",
         "execution_name",
         "item_reader",
+        "item_selector",
     )
     template_fields_renderers = {"definition": "json", "execution_input": "json"}
     ui_color = "#f9c915"
@@ -316,6 +321,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.item_reader = copy.copy(self.item_reader)
         self.definition = keep_jsonata(self.definition)
         self.item_reader = keep_jsonata(self.item_reader)
+        self.item_selector = keep_jsonata(self.item_selector)
         super().render_template_fields(context, jinja_env)
 
     # -- argument checks -----------------------------------------------------------------------------
@@ -702,8 +708,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     @cached_property
     def s3_hook(self) -> S3Hook:
-        """S3 access with the same connection and settings as the Step Functions hook."""
-        return S3Hook(
+        """S3 access with the same connection, settings and default retries as the Step Functions hook."""
+        return DistributedMapS3Hook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
@@ -797,6 +803,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     ) -> dict[str, Any]:
         """Defer to the trigger (``execute_complete`` follows), or poll here, then summarise."""
         if self.deferrable:
+            waited = self.waiter_delay * self.waiter_max_attempts
             self.defer(
                 trigger=DistributedMapTrigger(
                     execution_arn=execution_arn,
@@ -808,9 +815,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     stop_on_kill=self.stop_on_kill,
                     min_redrive_count=min_redrive_count,
                     try_number=_try_number(context),
+                    deadline=time.time() + waited,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts),
+                # Later than the trigger's own deadline, whose event names the execution and what to do.
+                timeout=timedelta(seconds=waited + DEFER_TIMEOUT_GRACE_SECONDS),
             )
         self._wait(execution_arn, min_redrive_count)
         return self._complete(context, execution_arn)
@@ -950,6 +959,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         validated = validate_execute_complete_event(event)
         execution_arn = str(validated["execution_arn"])
         self._execution_arn = execution_arn
+        if validated.get("reason") == "timeout":
+            raise DistributedMapTimeout(self._timeout_message(execution_arn))
         if validated.get("reason") == "api_error":
             raise DistributedMapError(
                 f"Waiting for execution {execution_arn} failed: {validated.get('message')}. "
@@ -991,8 +1002,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
                 return
             time.sleep(self.waiter_delay)
+        raise DistributedMapTimeout(self._timeout_message(execution_arn))
+
+    def _timeout_message(self, execution_arn: str) -> str:
         waited = self.waiter_max_attempts * self.waiter_delay
-        raise DistributedMapTimeout(
+        return (
             f"Execution {execution_arn} is still running after {waited} s. "
             "It keeps running in Step Functions; clearing the task attaches to it. To wait longer, raise "
             "waiter_max_attempts."
@@ -1002,8 +1016,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if uri is None:
             return None
         try:
-            return read_manifest(s3, uri)
+            return self._retrying(read_manifest, s3, uri)
         except ClientError as error:
+            if is_transient(error):
+                raise  # not a missing manifest: the task's retry reads it again
             if required:
                 raise ResultsNotFoundError(
                     f"Could not read {uri}: {error}. To fix this, check that the role can write to the "
@@ -1030,8 +1046,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def _complete(self, context: Context, execution_arn: str) -> dict[str, Any]:
         self._execution_arn = execution_arn
-        execution = self.hook.describe_execution(execution_arn)
+        execution = self._retrying(self.hook.describe_execution, execution_arn)
         status = str(execution["status"])
+        if status in EXECUTION_RUNNING_STATES:
+            # Redriven after the wait ended (from the console, or a redrive that showed late): wait again.
+            self.log.info("Execution %s is %s again: waiting for it", execution_arn, status)
+            return self._wait_then_complete(context, execution_arn, int(execution.get("redriveCount") or 0))
         killer, this_try = killing_try(execution), _try_number(context)
         if status == "ABORTED" and killer is not None and killer != this_try:
             # Clearing a deferred task cancels the old try's trigger (whose on_kill stops the execution) while

@@ -63,6 +63,7 @@ class DistributedMapEventReason(str, Enum):
     TIMED_OUT = "timed_out"
     ABORTED = "aborted"
     API_ERROR = "api_error"
+    TIMEOUT = "timeout"
 
 
 #: The error a stop by a killed Airflow task gives its execution.
@@ -174,6 +175,9 @@ class DistributedMapTrigger(BaseTrigger):
         shows; until then (at most :data:`MAX_REDRIVE_WAIT_SECONDS`) a closed status is the last attempt's.
         0 when the task did not redrive.
     :param try_number: The task try waiting; a stop on kill names it (see :func:`killing_try`).
+    :param deadline: When to stop waiting (seconds since the epoch, so a triggerer restart keeps it): the
+        trigger then yields a ``timeout`` event while the execution keeps running. ``None`` waits until the
+        execution closes (or the task's defer timeout ends the wait).
     """
 
     def __init__(
@@ -189,9 +193,11 @@ class DistributedMapTrigger(BaseTrigger):
         stop_on_kill: bool = True,
         min_redrive_count: int = 0,
         try_number: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.try_number = try_number
+        self.deadline = deadline
         self.execution_arn = execution_arn
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -222,6 +228,7 @@ class DistributedMapTrigger(BaseTrigger):
                 "stop_on_kill": self.stop_on_kill,
                 "min_redrive_count": self.min_redrive_count,
                 "try_number": self.try_number,
+                "deadline": self.deadline,
             },
         )
 
@@ -265,6 +272,10 @@ class DistributedMapTrigger(BaseTrigger):
         async with contextlib.AsyncExitStack() as stack:
             client = await self._connect(hook, stack)
             while True:
+                if self.deadline is not None and time.time() >= self.deadline:
+                    message = f"Execution {self.execution_arn} is still running at the task's deadline"
+                    yield TriggerEvent(self._event(DistributedMapEventReason.TIMEOUT, None, message))  # type: ignore[no-untyped-call]
+                    return
                 try:
                     execution = await hook.async_describe_execution(client, self.execution_arn)
                 except Exception as error:

@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, execution_arn_for
+from airflow_distmap.hooks.s3 import DistributedMapS3Hook
 from airflow_distmap.naming import input_scoped_name
 
 ROLE = "arn:aws:iam::123456789012:role/sfn-role"
@@ -188,10 +189,15 @@ def test_find_state_machine_lists_when_the_account_is_unknown(hook):
         assert fresh.find_state_machine("missing") is None
 
 
-def test_calls_retry_throttling_with_backoff_unless_retries_are_configured():
+@pytest.mark.parametrize("hook_class", [DistributedMapHook, DistributedMapS3Hook])
+def test_calls_retry_throttling_with_backoff_unless_retries_are_configured(hook_class):
     with mock_aws():
-        client = DistributedMapHook(aws_conn_id=None, region_name="us-east-1").client
+        client = hook_class(aws_conn_id=None, region_name="us-east-1").get_conn()
         assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
-        own = Config(retries={"mode": "adaptive", "total_max_attempts": 3})
-        client = DistributedMapHook(aws_conn_id=None, region_name="us-east-1", config=own).client
+        own = Config(retries={"mode": "adaptive", "total_max_attempts": 3}, connect_timeout=7)
+        client = hook_class(aws_conn_id=None, region_name="us-east-1", config=own).get_conn()
         assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 3}
+        timeout_only = Config(connect_timeout=7)
+        client = hook_class(aws_conn_id=None, region_name="us-east-1", config=timeout_only).get_conn()
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
+        assert client.meta.config.connect_timeout == 7

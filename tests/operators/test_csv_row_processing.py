@@ -164,6 +164,7 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
         (b'id,"text\n1,a\n2,b\n', {}, BadHeaderError, "a quote in it is probably not closed"),
         (b"id,body\n1,2\n", {}, MissingColumnError, "'text'"),
         (b"id,text\n1,2\n", {"output_uri": f"s3://{BUCKET}/out/data.json"}, OutputLocationError, "parquet"),
+        (b"id,text\n1,2\n", {"output_uri": " "}, OutputLocationError, "rendered to an empty string"),
         (
             b"id,text\n1,2\n",
             {"output_uri": f"s3://{BUCKET}/taken.csv"},

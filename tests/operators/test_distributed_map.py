@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from unittest import mock
 
@@ -22,6 +23,7 @@ from airflow_distmap.exceptions import (
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
 from airflow_distmap.naming import execution_name
+from airflow_distmap.operators import distributed_map as distributed_map_module
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
 from airflow_distmap.triggers.distributed_map import DistributedMapTrigger
 
@@ -618,6 +620,18 @@ def test_jsonata_expressions_survive_rendering_while_jinja_around_them_renders(f
     assert json.dumps(JSONATA_DEFINITION).count("{{ ds }}") == 1  # the DAG's object is untouched
 
 
+def test_item_selector_is_templated():
+    selector = {"day": "{{ ds }}", "row.$": "$$.Map.Item.Value", "tag": "{% $states.input.tag %}"}
+    op = _operator(item_selector=selector)
+    op.render_template_fields({"ds": "2025-01-01"})
+    assert op.item_selector == {
+        "day": "2025-01-01",
+        "row.$": "$$.Map.Item.Value",
+        "tag": "{% $states.input.tag %}",
+    }
+    assert selector["day"] == "{{ ds }}"
+
+
 def test_an_asl_item_reader_with_jsonata_renders():
     reader = JSONATA_DEFINITION["States"]["Rows"]["ItemReader"]
     op = _operator(item_reader=reader)
@@ -735,6 +749,40 @@ def test_execute_complete_returns_the_summary(aws):
     assert summary["item_counts"]["resultsWritten"] == 3
     json.dumps(summary)  # XCom-serialisable, and small
     assert len(json.dumps(summary)) < 4000
+
+
+def test_throttling_while_reading_the_results_is_retried_not_reported_as_missing_results(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = _seed_results(s3)
+    op = _operator()
+    described = {
+        "executionArn": EXEC_ARN,
+        "status": "SUCCEEDED",
+        "output": json.dumps(
+            {"MapRunArn": MAP_RUN_ARN, "ResultWriterDetails": {"Bucket": BUCKET, "Key": key}}
+        ),
+    }
+    slow_down = ClientError(
+        {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject"
+    )
+    throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "DescribeExecution")
+    real_read = distributed_map_module.read_manifest
+    errors = [slow_down]
+
+    def flaky_read(*args):
+        if errors:
+            raise errors.pop()
+        return real_read(*args)
+
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", side_effect=[throttled, described]),
+        mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 0)),
+        mock.patch.object(distributed_map_module, "read_manifest", side_effect=flaky_read),
+        mock.patch.object(distributed_map_module.time, "sleep") as sleep,
+    ):
+        summary = op.execute_complete(_context(), {"status": "success", "execution_arn": EXEC_ARN})
+    assert summary["manifest_uri"] == f"s3://{BUCKET}/{key}"
+    assert sleep.call_count == 2  # one backoff for DescribeExecution, one for the manifest
 
 
 def test_a_throttled_describe_map_run_at_completion_counts_from_the_result_files(aws):
@@ -859,6 +907,32 @@ def test_api_error_event_raises_a_clear_error():
                 "message": "ExecutionDoesNotExist",
             },
         )
+
+
+def test_a_deferred_wait_ends_at_the_deadline_with_the_same_advice_as_a_synchronous_one(aws):
+    op = _operator(waiter_delay=7, waiter_max_attempts=3)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(_context())
+    trigger = info.value.trigger
+    assert trigger.deadline == pytest.approx(time.time() + 21, abs=5)
+    assert info.value.timeout.total_seconds() > 21  # the trigger's event comes first
+    event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "timeout", "message": "still running"}
+    with pytest.raises(
+        DistributedMapTimeout, match=f"{EXEC_ARN} is still running after 21 s.*attaches to it"
+    ):
+        op.execute_complete(_context(), event)
+
+
+def test_an_execution_running_again_when_the_wait_ended_is_waited_for(aws):
+    """Redriven from the console after the trigger fired (or a redrive that showed late): wait, not fail."""
+    op = _operator(deferrable=False)
+    running = {"status": "RUNNING", "redriveCount": 1, "executionArn": EXEC_ARN}
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=running),
+        mock.patch.object(DistributedMapOperator, "_wait_then_complete", return_value={"ok": 1}) as wait,
+    ):
+        assert op.execute_complete(_context(), {"status": "success", "execution_arn": EXEC_ARN}) == {"ok": 1}
+    assert wait.call_args.args[1:] == (EXEC_ARN, 1)
 
 
 def test_retry_after_success_reuses_the_result_without_waiting(aws):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
 from unittest import mock
 
 import pytest
@@ -119,6 +120,7 @@ def test_serialization_round_trip():
         verify=False,
         botocore_config={"retries": {"mode": "standard"}},
         try_number=3,
+        deadline=1_700_000_000.5,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_distmap.triggers.distributed_map.DistributedMapTrigger"
@@ -133,6 +135,7 @@ def test_serialization_round_trip():
         "stop_on_kill": True,
         "min_redrive_count": 0,
         "try_number": 3,
+        "deadline": 1_700_000_000.5,
     }
     module_name, class_name = classpath.rsplit(".", 1)
     rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
@@ -175,6 +178,24 @@ async def test_each_failure_status_is_a_terminal_error_event(status):
     assert event["reason"] == DistributedMapEventReason(status.lower()).value
     assert event["error"] == "States.ExceedToleratedFailureThreshold"
     assert len(event["cause"]) == 1000
+
+
+async def test_the_deadline_ends_the_wait_with_a_timeout_event_naming_the_execution():
+    client = FakeSFN([{"status": "RUNNING"}])
+    events = await _collect(_trigger(deadline=time.time() + 0.2), client)
+    assert len(events) == 1
+    assert events[0]["status"] == "error"
+    assert events[0]["reason"] == "timeout"
+    assert events[0]["execution_arn"] == EXECUTION_ARN
+    assert client.calls.count("describe_execution") > 1  # it polled until then
+    assert "stop_execution" not in client.calls  # the execution keeps running
+
+
+async def test_a_deadline_passed_during_a_triggerer_restart_ends_the_wait_at_once():
+    client = FakeSFN([{"status": "RUNNING"}])
+    events = await _collect(_trigger(deadline=time.time() - 1), client)
+    assert [event["reason"] for event in events] == ["timeout"]
+    assert client.calls == []
 
 
 async def test_pending_redrive_is_waited_on_like_running():
