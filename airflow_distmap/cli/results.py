@@ -16,7 +16,9 @@ as failed with ``States.ItemNotStarted``, as in the CSV operator's failed-rows l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 from collections import Counter
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from airflow_distmap.csv_processing.collector import ITEM_NOT_STARTED, ChildEntry, iter_child_entries
 from airflow_distmap.results import read_manifest
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from airflow_distmap.csv_processing.collector import ChildEntry
 
 _PREVIEW_CHARS = 200
 
@@ -75,6 +78,8 @@ class _Tally:
     def add(self, entry: ChildEntry) -> None:
         self.children[entry.status] += 1
         if entry.status != "SUCCEEDED":
+            from airflow_distmap.csv_processing.collector import ITEM_NOT_STARTED
+
             error = entry.error or (ITEM_NOT_STARTED if entry.status == "PENDING" else "Unknown")
             items = _items(entry.input)
             self.rows["failed"] += len(items) or 1
@@ -124,6 +129,9 @@ def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, An
         "failed_samples"}``; ``counts`` holds rows (``total``, ``succeeded``, ``failed``), as the operators'
         summaries do.
     """
+    # Imported here: it imports Airflow, whose logging would write to stdout (see run).
+    from airflow_distmap.csv_processing.collector import iter_child_entries
+
     manifest = read_manifest(s3, manifest_uri)
     tally = _Tally(samples)
     for entry in iter_child_entries(s3, manifest):
@@ -185,13 +193,18 @@ def _s3_client(endpoint_url: str | None, region: str | None) -> S3Client:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary; return 0, or 1 when the manifest cannot be read."""
-    s3 = _s3_client(args.endpoint_url, args.region)
+    # Importing Airflow (for the result readers) sends log lines to stdout, botocore's "Found credentials"
+    # among them: they go to stderr, so stdout holds the summary alone and --json can be piped.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
-        summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
+        with contextlib.redirect_stdout(sys.stderr):
+            s3 = _s3_client(args.endpoint_url, args.region)
+            summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
     except (ClientError, BotoCoreError, ValueError) as error:
+        problem = str(error).split(" To fix this")[0].rstrip(".")  # the fix below covers every case
         print(
-            f"error: cannot read {args.manifest_uri}: {str(error).rstrip('.')}. To fix this, check the URI "
-            "(it ends in manifest.json), the credentials, and --endpoint-url for the local endpoint.",
+            f"error: cannot read {args.manifest_uri}: {problem}. To fix this, check the URI (it ends in "
+            "manifest.json), the credentials, and --endpoint-url for the local endpoint.",
             file=sys.stderr,
         )
         return 1

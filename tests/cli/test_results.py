@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,3 +130,38 @@ def test_an_endpoint_without_configured_credentials_gets_the_local_endpoints(
     local = _s3_client("http://127.0.0.1:4566", None)
     assert local._request_signer._credentials.access_key == "testing"
     assert _s3_client(None, "us-east-1")._request_signer._credentials is None  # AWS itself: no guessing
+
+
+def test_a_bad_uri_gets_one_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["results", "results-bucket/x.json"]) == 1
+    error = capsys.readouterr().err
+    assert "Invalid manifest URI 'results-bucket/x.json'" in error
+    assert error.count("To fix this") == 1
+
+
+def test_json_output_is_the_only_thing_on_stdout_in_a_fresh_process(tmp_path: Any) -> None:
+    """Run as users run it, so Airflow's logging set-up is in play: ``--json | jq`` must work."""
+    from airflow_distmap.local import LocalEndpoint
+
+    with LocalEndpoint(functions_dir=tmp_path) as endpoint:
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        manifest = {"DestinationBucket": BUCKET, "MapRunArn": "arn:x", "ResultFiles": {}}
+        s3.put_object(Bucket=BUCKET, Key="r/manifest.json", Body=json.dumps(manifest).encode())
+        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint.url, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "airflow_distmap.cli",
+                "results",
+                f"s3://{BUCKET}/r/manifest.json",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    assert json.loads(done.stdout)["counts"]["total"] == 0
