@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
 import ipaddress
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -124,6 +126,26 @@ def banner(endpoint: LocalEndpoint) -> str:
     return "\n".join(lines)
 
 
+def unimportable_handlers(functions: list[tuple[str, str]]) -> list[str]:
+    """Warnings for ``--function`` handlers whose module cannot be found (not imported: it runs in workers).
+
+    :param functions: ``(name, "module:callable")`` pairs.
+    """
+    warnings = []
+    searched = [os.getcwd(), *sys.path]
+    for name, handler in functions:
+        module = handler.partition(":")[0] if ":" in handler else handler.rpartition(".")[0]
+        top = module.partition(".")[0]
+        found = any(importlib.machinery.PathFinder.find_spec(top, [entry or "."]) for entry in searched)
+        if not found and top not in sys.builtin_module_names:
+            warnings.append(
+                f"WARNING: --function {name}={handler}: no module {top!r} in {os.getcwd()} or on sys.path, "
+                "so every invocation will fail with Runtime.ImportModuleError. To fix this, start the "
+                "endpoint from the folder that holds it, or correct the module name."
+            )
+    return warnings
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -163,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
             return 1
+        for warning in unimportable_handlers(list(args.functions)):
+            print(warning, file=sys.stderr, flush=True)
         if not _is_loopback(args.host):
             print(
                 f"WARNING: listening on {args.host}, not loopback only: anyone who can reach this port can "

@@ -190,3 +190,16 @@ def test_function_modules_are_imported_from_the_current_directory(tmp_path: Path
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
+
+
+def test_a_function_whose_module_cannot_be_found_is_warned_about(tmp_path, monkeypatch):
+    from airflow_distmap.cli.local import unimportable_handlers
+
+    (tmp_path / "mymod.py").write_text("def handler(event, context):\n    return event\n")
+    monkeypatch.chdir(tmp_path)
+    warnings = unimportable_handlers(
+        [("mine", "mymod:handler"), ("typo", "mymdo:handler"), ("std", "json:loads")]
+    )
+    assert len(warnings) == 1
+    assert "--function typo=mymdo:handler: no module 'mymdo'" in warnings[0]
+    assert "Runtime.ImportModuleError" in warnings[0]
