@@ -444,8 +444,9 @@ def check_output_location(
         head = head_object(s3, target_bucket, target_key)
         if head is not None and not owned_by(head, owner):
             raise OutputLocationError(
-                f"{uri} already exists and was not written by this task run. To fix this, choose another "
-                "output_uri (template it, e.g. with {{ ds }}) or delete the object if it is not needed."
+                f"{uri} already exists and was not written by this task run. To fix this, give each task run "
+                "its own output_uri (template it, e.g. with {{ ds }}, or {{ run_id }} when one date is "
+                "processed more than once), or delete the object to process that input again."
             )
     if not bucket_exists(s3, bucket):
         raise OutputLocationError(

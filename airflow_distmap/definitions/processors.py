@@ -103,6 +103,8 @@ class LambdaItemProcessor:
     :param timeout_seconds: Fail the Task (``States.Timeout``) after this many seconds.
     :param retry: Task retriers; default :data:`LAMBDA_RETRY`. Pass ``[]`` for none.
     :param state_name: Name of the Task state inside the processor.
+    :param extra_parameters: More ``lambda:invoke`` Parameters (``InvocationType``, ``Qualifier``,
+        ``ClientContext``...), merged after ``FunctionName``.
     """
 
     function_name: str

@@ -168,6 +168,8 @@ class S3PrefixItemReader:
     :param prefix: The key prefix; empty lists the whole bucket.
     :param uri: ``s3://bucket/prefix/`` instead of ``bucket`` and ``prefix``.
     :param max_items: List at most this many objects (0 or ``None``: all).
+    :param extra_parameters: More ``s3:listObjectsV2`` Parameters (``ExpectedBucketOwner``...), merged after
+        ``Bucket`` and ``Prefix``.
     """
 
     template_fields: ClassVar[tuple[str, ...]] = ("bucket", "prefix", "uri")
