@@ -68,19 +68,22 @@ def _largest_row(
     return largest, where
 
 
-class _BackslashCounter(io.RawIOBase):
-    """A read-only stream over an S3 body that counts the backslashes going through it."""
+class _CharCounter(io.RawIOBase):
+    """A read-only stream over an S3 body that counts the backslashes and quotes going through it."""
 
     def __init__(self, body: Any) -> None:
         self._body = body
         self.backslashes = 0
+        self.quotes = 0  # quote characters not escaped by a backslash (a pair split by a read is missed)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         data = self._body.read(len(buffer))
-        self.backslashes += data.count(b"\\")
+        backslashes = data.count(b"\\")
+        self.backslashes += backslashes
+        self.quotes += data.count(b'"') - (data.count(b'\\"') if backslashes else 0)
         buffer[: len(data)] = data
         return len(data)
 
@@ -117,6 +120,14 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
         largest, where = _largest_row(python_chunks(body, layout), positions, layout.columns, fixed, limit)
     finally:
         body.close()
+    if body.quotes % 2:
+        log.warning(
+            "%s holds an odd number of quote characters: a quoted value is probably not closed, and Step "
+            "Functions' CSV reader then reads every line after its opening quote, to the end of the file, as "
+            "part of that one value (the rows there are not processed as rows). To fix this, close the quote "
+            '(a literal quote inside a quoted value is written "").',
+            layout.uri,
+        )
     if body.backslashes:
         log.warning(
             "%s holds %d backslashes. Step Functions' CSV reader treats a backslash as an escape: it keeps "
@@ -135,5 +146,5 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     return largest
 
 
-def _open(s3: S3Client, layout: CsvLayout) -> _BackslashCounter:
-    return _BackslashCounter(s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"])
+def _open(s3: S3Client, layout: CsvLayout) -> _CharCounter:
+    return _CharCounter(s3.get_object(Bucket=layout.bucket, Key=layout.key, IfMatch=layout.etag)["Body"])

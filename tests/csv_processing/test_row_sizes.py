@@ -38,3 +38,21 @@ def test_the_scan_warns_where_aws_reads_csv_unlike_pandas(s3: Any, caplog: pytes
     with caplog.at_level(logging.WARNING):
         check_row_sizes(s3, check_csv_input(s3, f"s3://{BUCKET}/plain.csv", columns=["path"]), 10_000)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    ("body", "warned"),
+    [
+        (b'id,text\n1,a\n2,"b\n3,c\n4,d\n', True),  # rows 3 and 4 become part of row 2's value
+        (b'id,text\n1,"a ""quoted"" word"\n2,"multi\nline"\n3,\\"\n', False),  # closed, doubled, escaped
+    ],
+)
+def test_the_scan_warns_about_a_quote_never_closed(
+    s3: Any, caplog: pytest.LogCaptureFixture, body: bytes, warned: bool
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in.csv", Body=body)
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in.csv", columns=["text"])
+    with caplog.at_level(logging.WARNING):
+        check_row_sizes(s3, layout, 10_000)
+    warnings = [r.getMessage() for r in caplog.records if "probably not closed" in r.getMessage()]
+    assert bool(warnings) is warned
