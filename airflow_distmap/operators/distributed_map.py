@@ -257,7 +257,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         state_machine_name: str | None = None,
         role_arn: str | None = None,
         results_uri: str | None = None,
-        execution_input: dict[str, Any] | None = None,
+        execution_input: dict[str, Any] | str | None = None,
         item_reader: ItemReader | dict[str, Any] | None = None,
         function_name: str | None = None,
         item_processor: LambdaItemProcessor | dict[str, Any] | None = None,
@@ -618,7 +618,19 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :param context: The task context.
         """
         if isinstance(self.execution_input, str):
-            return dict(json.loads(self.execution_input))
+            try:
+                parsed = json.loads(self.execution_input)
+            except ValueError as error:
+                raise ValueError(
+                    f"execution_input is not valid JSON ({error}). To fix this, pass a dict or JSON object "
+                    "text."
+                ) from None
+            if not isinstance(parsed, dict):
+                raise ValueError(
+                    f"execution_input is a JSON {type(parsed).__name__}, not an object. To fix this, pass a "
+                    "dict or JSON object text."
+                )
+            return parsed
         return dict(self.execution_input or {})
 
     def default_results_uri(self, context: Context) -> str | None:
@@ -957,6 +969,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: check the event, then summarise or raise."""
         validated = validate_execute_complete_event(event)
+        if not validated.get("execution_arn"):
+            raise DistributedMapError(
+                f"The trigger's event names no execution: {validated}. To fix this, clear the task: it "
+                "attaches to the task run's execution."
+            )
         execution_arn = str(validated["execution_arn"])
         self._execution_arn = execution_arn
         if validated.get("reason") == "timeout":
@@ -964,8 +981,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if validated.get("reason") == "api_error":
             raise DistributedMapError(
                 f"Waiting for execution {execution_arn} failed: {validated.get('message')}. "
-                "To fix this, check the AWS connection's permissions (states:DescribeExecution) "
-                "and that the execution exists."
+                "To fix this, check the AWS connection (its region, credentials and "
+                "states:DescribeExecution permission) and that the execution exists."
             )
         return self._complete(context, execution_arn)
 

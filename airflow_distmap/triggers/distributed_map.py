@@ -270,7 +270,13 @@ class DistributedMapTrigger(BaseTrigger):
         failures = 0
         not_found = 0
         async with contextlib.AsyncExitStack() as stack:
-            client = await self._connect(hook, stack)
+            try:
+                client = await self._connect(hook, stack)
+            except Exception as error:  # not transient: no region, no credentials, a bad endpoint URL...
+                self.log.error("Connecting to Step Functions failed: %s", error)
+                message = f"{type(error).__name__}: {error}"
+                yield TriggerEvent(self._event(DistributedMapEventReason.API_ERROR, None, message))  # type: ignore[no-untyped-call]
+                return
             while True:
                 if self.deadline is not None and time.time() >= self.deadline:
                     message = f"Execution {self.execution_arn} is still running at the task's deadline"

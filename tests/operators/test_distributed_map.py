@@ -529,6 +529,10 @@ def test_bad_input_fails_before_any_aws_call(aws):
             _operator(role_arn="arn:aws:iam::123:role/short-account").execute(_context())
         with pytest.raises(ValueError, match=r"execution_input is 3000\d\d bytes"):
             _operator(execution_input={"blob": "x" * 300_000}).execute(_context())
+        with pytest.raises(InvalidTaskArgumentsError, match="execution_input is a JSON list, not an object"):
+            _operator(execution_input="[1, 2]").execute(_context())
+        with pytest.raises(InvalidTaskArgumentsError, match="execution_input is not valid JSON"):
+            _operator(execution_input="{'single': 'quotes'}").execute(_context())
         with pytest.raises(AirflowFailException, match="no role_arn was given"):
             _operator(role_arn=None).execute(_context())
         with pytest.raises(ValueError, match="no Distributed Map"):
@@ -893,6 +897,11 @@ def test_a_stop_by_an_earlier_trys_kill_is_redriven_not_reported(aws):
     ):
         _operator().execute_complete(_context(try_number=1), event)
     redrive.assert_not_called()
+
+
+def test_an_event_without_an_execution_raises_a_clear_error():
+    with pytest.raises(DistributedMapError, match=r"names no execution.*To fix this, clear the task"):
+        _operator().execute_complete(_context(), {"status": "success"})
 
 
 def test_api_error_event_raises_a_clear_error():

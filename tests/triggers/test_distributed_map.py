@@ -269,6 +269,18 @@ async def test_a_transient_error_creating_the_client_is_retried(capsys):
     ]
 
 
+async def test_a_client_that_cannot_be_made_ends_with_an_error_event_not_a_crash():
+    from botocore.exceptions import NoRegionError
+
+    async def no_region(self):
+        raise NoRegionError()
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", no_region):
+        events = [event.payload async for event in _trigger().run()]
+    assert [(e["status"], e["reason"]) for e in events] == [("error", "api_error")]
+    assert events[0]["message"].startswith("NoRegionError: You must specify a region")
+
+
 def test_backoff_is_exponential_and_capped():
     trigger = DistributedMapTrigger(execution_arn=EXECUTION_ARN, poll_interval=30, max_backoff=20)
     assert [trigger._backoff(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
