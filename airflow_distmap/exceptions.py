@@ -95,7 +95,8 @@ class DistributedMapExecutionFailed(DistributedMapError):
                 f"input={json_preview(item.get('input'))}"
             )
         lines.append(
-            "To fix this, open the execution in the Step Functions console (see the task's extra links), fix "
+            "To fix this, open the execution in the Step Functions console (see the task's extra links; on "
+            "the local endpoint, `airflow-distmap results <manifest.json>` lists the failures by error), fix "
             "the cause, then clear the task: the retry redrives the failed items of this execution."
         )
         return "\n".join(lines)
