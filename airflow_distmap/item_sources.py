@@ -14,7 +14,6 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,8 +21,8 @@ from botocore.exceptions import ClientError
 
 from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.preflight import probe_header
-from airflow_distmap.exceptions import ItemSourceContentError, ItemSourceNotFoundError
-from airflow_distmap.formats.csv_records import delimiter_char
+from airflow_distmap.exceptions import CsvInputError, ItemSourceContentError, ItemSourceNotFoundError
+from airflow_distmap.formats.csv_records import UTF8_BOM, delimiter_char, duplicate_names
 from airflow_distmap.ownership import head_object
 from airflow_distmap.results import s3_uri
 
@@ -37,6 +36,7 @@ PROBE_BYTES: Final = 64 * 1024
 #: Object names the ItemReader decompresses (spec section 1.3); their content is not probed.
 COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd")
 _COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
+UTF8_BOM_BYTES: Final = UTF8_BOM.encode()
 #: ``$$.Map.Item.Value.<column>`` in a JSONPath ItemSelector: the column a CSV item must have.
 _ITEM_COLUMN: Final = re.compile(r"^\$\$\.Map\.Item\.Value\.([A-Za-z_][A-Za-z0-9_]*)(?:$|[.\[])")
 _JSON_TYPES: Final[dict[type, str]] = {
@@ -45,6 +45,7 @@ _JSON_TYPES: Final[dict[type, str]] = {
     int: "number",
     float: "number",
     bool: "boolean",
+    type(None): "null",
 }
 _NOTHING_CREATED: Final = "; nothing was created."
 _SKIP_HINT: Final = "(or skip the task when there is nothing to process, e.g. with a ShortCircuitOperator)"
@@ -85,25 +86,28 @@ def check_object_items(
     parameters = reader.get("Parameters") or reader.get("Arguments") or {}
     config = reader.get("ReaderConfig") or {}
     if (
-        "VersionId" in parameters
-        or not isinstance(config, Mapping)
+        "VersionId" in parameters  # another version than the one HeadObject saw
+        or not isinstance(config, Mapping)  # known at run time
+        or config.get("InputType") not in ("CSV", "JSON", "JSONL")
+        or "ManifestType" in config  # the object lists the data files (an Athena manifest)
         or key.lower().endswith(COMPRESSED_SUFFIXES)
     ):
-        return  # another version than the one HeadObject saw, a config known at run time, or compressed
-    input_type = config.get("InputType")
+        return
     try:
-        if input_type == "CSV":
+        start = _read_start(s3, bucket, key, size)
+        if start.startswith(_COMPRESSED_MAGIC):  # compressed, whatever its name
+            return
+        whole = len(start) >= size
+        if config["InputType"] == "CSV":
             _check_csv(s3, where, bucket, key, size, config, item_selector)
-        elif input_type in ("JSON", "JSONL"):
-            start = _read_start(s3, bucket, key, size)
-            whole = len(start) >= size
-            if start.startswith(_COMPRESSED_MAGIC):
-                return
-            _check_utf8(where, start, whole=whole)
-            if input_type == "JSON":
-                _check_json(where, start, whole=whole, items_pointer=config.get("ItemsPointer"))
-            else:
-                _check_jsonl(where, start, whole=whole)
+            return
+        _check_utf8(where, start, whole=whole)
+        if start.startswith(UTF8_BOM_BYTES):  # whether AWS accepts one is UNCONFIRMED: leave it to the reader
+            start = start[len(UTF8_BOM_BYTES) :]
+        if config["InputType"] == "JSON":
+            _check_json(where, start, whole=whole, items_pointer=config.get("ItemsPointer"))
+        else:
+            _check_jsonl(where, start, whole=whole)
     except ClientError as error:
         log.warning("Could not read the start of %s (%s); going on", uri, error)
 
@@ -148,7 +152,10 @@ def _check_csv(
         delimiter = delimiter_char(str(config.get("CSVDelimiter", "COMMA")))
     except ValueError:
         return  # ValidateStateMachineDefinition names a delimiter AWS does not know
-    probe = probe_header(s3, bucket, key, size, delimiter, argument="the ItemReader")
+    try:
+        probe = probe_header(s3, bucket, key, size, delimiter, argument="the ItemReader")
+    except CsvInputError as error:  # not UTF-8, no record, a first record that never ends
+        raise ItemSourceContentError(f"{where}: {error}".rstrip(".") + _NOTHING_CREATED) from None
     given = config.get("CSVHeaderLocation") == "GIVEN"
     if given:
         headers = config.get("CSVHeaders")
@@ -163,7 +170,7 @@ def _check_csv(
                 f"{where}, which holds only a header line ({', '.join(headers)}) and no rows: the Map would "
                 f"run no items. To fix this, point it at a file with data {_SKIP_HINT}{_NOTHING_CREATED}"
             )
-    duplicates = sorted(name for name, count in Counter(headers).items() if count > 1)
+    duplicates = duplicate_names(headers)
     if duplicates:
         # Step Functions fails the Map Run with States.ItemReaderFailed ("CSV headers cannot contain
         # duplicates.", recorded for GIVEN headers).

@@ -51,11 +51,12 @@ JINJA_STATEMENTS: Final = frozenset(
 #: A JSON string literal holding one ``{% ... %}`` expression, in JSON text.
 _QUOTED_EXPRESSION: Final = re.compile(r'"(\{%(?:[^"\\]|\\.)*%\})"', re.DOTALL)
 _FIRST_WORD: Final = re.compile(r"\{%[-+]?\s*([A-Za-z_]\w*)")
+_RAW_BLOCK: Final = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
 
 
 def _is_jsonata(text: str) -> bool:
     stripped = text.strip()
-    if not (stripped.startswith("{%") and stripped.endswith("%}")) or "{% endraw %}" in stripped:
+    if not (stripped.startswith("{%") and stripped.endswith("%}")):
         return False
     first = _FIRST_WORD.match(stripped)
     return first is None or first.group(1) not in JINJA_STATEMENTS
@@ -68,8 +69,9 @@ def _raw(text: str) -> str:
 def keep_jsonata(value: Any) -> Any:
     """``value`` with every JSONata expression string wrapped so that Jinja renders it unchanged.
 
-    Works on ASL as dicts and lists, and on JSON text (a definition given as a string). Returns new
-    objects; ``value`` itself is not changed.
+    Works on ASL as dicts and lists, and on JSON text (a definition given as a string). A string that already
+    holds a ``{% raw %}`` block is left as it is. Jinja inside a JSONata expression (``{{ ds }}``) is not
+    rendered: pass such values in the execution input. Returns new objects; ``value`` itself is not changed.
 
     :param value: a definition, an ItemReader or any JSON-like value.
     """
@@ -78,6 +80,8 @@ def keep_jsonata(value: Any) -> Any:
     if isinstance(value, list):
         return [keep_jsonata(item) for item in value]
     if isinstance(value, str):
+        if _RAW_BLOCK.search(value):
+            return value  # the user keeps some of it from Jinja already: leave the rest to them
         if _is_jsonata(value):
             return _raw(value)
         if "{%" in value:  # JSON text: wrap the expressions inside its string literals

@@ -53,6 +53,7 @@ def _check(s3, body: bytes, config: dict, selector=None, key: str = "in/items") 
         (b'["\xff"]', JSON, None, r"is not UTF-8 text"),
         (b'{"a": 1}\n{bad\n', JSONL, None, r"its line 2 is not valid JSON"),
         (b"\n \n", JSONL, None, r"holds no JSON lines"),
+        (b"id,text\n1,\xff\n", CSV, None, r"The ItemReader of 'Rows' reads .*: .* is not UTF-8 text"),
     ],
 )
 def test_sources_the_reader_would_fail_on_or_find_empty_are_refused(s3, body, config, selector, message):
@@ -73,8 +74,13 @@ def test_sources_the_reader_would_fail_on_or_find_empty_are_refused(s3, body, co
         # Only the start is read: a problem past it is the reader's to report.
         (b"[" + b'{"a": 1},' * (PROBE_BYTES // 8) + b"oops", JSON, None),
         (b'{"a": 1}\n' * (PROBE_BYTES // 8) + b"oops\n", JSONL, None),
-        # A config the checks do not know is left to Step Functions.
+        # A config the checks do not know is left to Step Functions, and so is an Athena manifest.
         (b"anything", {"InputType": "MANIFEST"}, None),
+        (b"s3://b/data/part-0.csv\n", {**CSV, "ManifestType": "ATHENA_DATA"}, None),
+        (b"s3://b/data/part-0.json\n", {**JSONL, "ManifestType": "ATHENA_DATA"}, None),
+        # Whether AWS accepts a byte-order mark before JSON is UNCONFIRMED: left to the reader.
+        (b"\xef\xbb\xbf[" + b'{"a": 1},' * (PROBE_BYTES // 8) + b'{"a": 1}]', JSON, None),
+        (b'\xef\xbb\xbf[{"a": 1}]', JSON, None),
     ],
 )
 def test_readable_sources_pass(s3, body, config, selector):
@@ -83,6 +89,7 @@ def test_readable_sources_pass(s3, body, config, selector):
 
 def test_compressed_objects_are_only_checked_for_existence_and_size(s3):
     _check(s3, gzip.compress(b"id,id\n"), CSV, key="in/items.csv.gz")
+    _check(s3, gzip.compress(b"id,id\n"), CSV, key="in/items-without-extension")
     _check(s3, gzip.compress(json.dumps({"not": "an array"}).encode()), JSON, key="in/items.json")
     with pytest.raises(ItemSourceContentError, match="is empty"):
         _check(s3, b"", CSV, key="in/empty.csv.gz")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -127,22 +127,29 @@ def banner(endpoint: LocalEndpoint) -> str:
 
 
 def unimportable_handlers(functions: list[tuple[str, str]]) -> list[str]:
-    """Warnings for ``--function`` handlers whose module cannot be found (not imported: it runs in workers).
+    """Warnings for ``--function`` modules that are not found (looked up, not imported: they run in workers).
 
     :param functions: ``(name, "module:callable")`` pairs.
     """
     warnings = []
-    searched = [os.getcwd(), *sys.path]
-    for name, handler in functions:
-        module = handler.partition(":")[0] if ":" in handler else handler.rpartition(".")[0]
-        top = module.partition(".")[0]
-        found = any(importlib.machinery.PathFinder.find_spec(top, [entry or "."]) for entry in searched)
-        if not found and top not in sys.builtin_module_names:
-            warnings.append(
-                f"WARNING: --function {name}={handler}: no module {top!r} in {os.getcwd()} or on sys.path, "
-                "so every invocation will fail with Runtime.ImportModuleError. To fix this, start the "
-                "endpoint from the folder that holds it, or correct the module name."
-            )
+    sys.path.insert(0, os.getcwd())  # the workers start in the current directory
+    try:
+        for name, handler in functions:
+            module = handler.partition(":")[0] if ":" in handler else handler.rpartition(".")[0]
+            top = module.partition(".")[0]
+            try:
+                found = importlib.util.find_spec(top) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                warnings.append(
+                    f"WARNING: --function {name}={handler}: module {top!r} is not found from {os.getcwd()}, "
+                    "so its invocations will fail with Runtime.ImportModuleError unless the workers can "
+                    "import it. To fix this, start the endpoint from the folder that holds it (or set "
+                    "PYTHONPATH), or correct the module name."
+                )
+    finally:
+        sys.path.remove(os.getcwd())
     return warnings
 
 

@@ -28,7 +28,6 @@ import io
 import logging
 import posixpath
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -44,7 +43,7 @@ from airflow_distmap.exceptions import (
     OutputLocationError,
     UnsupportedInputError,
 )
-from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, iter_records
+from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, duplicate_names, iter_records
 from airflow_distmap.ownership import head_object, owned_by
 from airflow_distmap.results import bucket_exists, parse_s3_uri, s3_uri
 
@@ -255,7 +254,7 @@ def _check_header(header: Sequence[str], uri: str, delimiter: str, *, given: boo
             )
             + _delimiter_hint(header, delimiter)
         )
-    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
+    duplicates = duplicate_names(header)
     if duplicates:
         raise BadHeaderError(
             f"{source} has duplicate column names: {', '.join(repr(d) for d in duplicates)}. "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
@@ -107,8 +107,10 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     positions = [layout.headers.index(column) for column in layout.columns]
     fixed = _ITEM_OVERHEAD + sum(len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns)
     body = _open(s3, layout)
+    last: list[list[pa.Array]] = []
     try:
-        largest, where = _largest_row(arrow_chunks(body, layout), positions, layout.columns, fixed, limit)
+        chunks = _keep_last(arrow_chunks(body, layout), last)
+        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit)
     except IrregularRowsError:
         log.warning(
             "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader does, "
@@ -117,10 +119,11 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
         )
         body.close()
         body = _open(s3, layout)
-        largest, where = _largest_row(python_chunks(body, layout), positions, layout.columns, fixed, limit)
+        chunks = _keep_last(python_chunks(body, layout), last)
+        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit)
     finally:
         body.close()
-    if body.quotes % 2:
+    if body.quotes % 2 and last and _ends_in_multiline_value(last[0]):
         log.warning(
             "%s holds an odd number of quote characters: a quoted value is probably not closed, and Step "
             "Functions' CSV reader then reads every line after its opening quote, to the end of the file, as "
@@ -144,6 +147,18 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
             f"to {limit // 1024} KiB). To fix this, send fewer columns (columns=[...]) or shorten that row."
         )
     return largest
+
+
+def _keep_last(chunks: Iterator[list[pa.Array]], last: list[list[pa.Array]]) -> Iterator[list[pa.Array]]:
+    """Pass ``chunks`` on, keeping the latest in ``last``."""
+    for chunk in chunks:
+        last[:] = [chunk]
+        yield chunk
+
+
+def _ends_in_multiline_value(columns: list[pa.Array]) -> bool:
+    """Whether the file's last row holds a line break: what a quote left open to the end of the file does."""
+    return any(len(column) and "\n" in (column[-1].as_py() or "") for column in columns)
 
 
 def _open(s3: S3Client, layout: CsvLayout) -> _CharCounter:

@@ -47,3 +47,34 @@ def iter_distributed_maps(
     :param query_language: The inherited ``QueryLanguage``.
     """
     return (found for found in iter_states(definition, query_language) if is_distributed_map(found[1]))
+
+
+#: State types that do work at run time (and could write what a later Map reads).
+_WORKING_TYPES = frozenset({"Task", "Parallel", "Map"})
+
+
+def maps_reading_before_any_work(definition: dict[str, Any]) -> set[str]:
+    """Top-level Distributed Maps reached from ``StartAt`` through states doing no work (Pass, Choice, Wait).
+
+    What such a Map's ItemReader reads exists, or not, when the execution starts; a Map reached after a Task,
+    Parallel or another Map may read what that state writes.
+
+    :param definition: A state machine definition.
+    """
+    states = definition.get("States") or {}
+    found: set[str] = set()
+    pending, seen = [definition.get("StartAt")], set()
+    while pending:
+        name = pending.pop()
+        state = states.get(name) if isinstance(name, str) else None
+        if name in seen or not isinstance(state, dict):
+            continue
+        seen.add(name)
+        if is_distributed_map(state):
+            found.add(str(name))
+        if state.get("Type") in _WORKING_TYPES:
+            continue
+        pending.append(state.get("Next"))
+        pending.append(state.get("Default"))
+        pending += [choice.get("Next") for choice in state.get("Choices") or [] if isinstance(choice, dict)]
+    return found

@@ -23,7 +23,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Final
 
 #: ``ReaderConfig.CSVDelimiter`` values and the character each stands for.
@@ -129,6 +130,11 @@ def iter_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8
     """
     for record in raw_records(binary, delimiter, encoding):
         yield record if record else [""]
+
+
+def duplicate_names(headers: Sequence[str]) -> list[str]:
+    """The names that appear more than once in ``headers``, sorted."""
+    return sorted(name for name, count in Counter(headers).items() if count > 1)
 
 
 def shape_record(headers: list[str], record: list[str]) -> dict[str, str]:

@@ -33,12 +33,14 @@ from airflow_distmap.definitions import (
     iter_distributed_maps,
 )
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
+from airflow_distmap.definitions.states import maps_reading_before_any_work
 from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
     FunctionNotFoundError,
     InvalidTaskArgumentsError,
+    ItemSourceContentError,
     ItemSourceNotFoundError,
     ResultsLocationError,
     ResultsNotFoundError,
@@ -49,6 +51,7 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_RUNNING_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
+    execution_arn_for,
     no_role_arn_message,
 )
 from airflow_distmap.hooks.s3 import DistributedMapS3Hook
@@ -103,7 +106,7 @@ MAX_DEFINITION_BYTES = 1_048_576
 """CreateStateMachine's ``definition`` limit (1 MB)."""
 
 DEFER_TIMEOUT_GRACE_SECONDS = 600
-"""Seconds the defer timeout leaves after the trigger's deadline, for the trigger's ``timeout`` event."""
+"""Seconds the defer timeout leaves after the trigger's deadline and last poll, for its ``deadline`` event."""
 
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
@@ -418,14 +421,37 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if self.results_uri:  # the default prefix is the task run's own by construction
                 self.check_results_prefix(context, results_uri)
         self.check_functions_exist(definition)
+        try:
+            self.check_item_sources(definition)
+        except (ItemSourceNotFoundError, ItemSourceContentError) as problem:
+            existing = self._task_run_execution(context)
+            if existing is None:
+                raise
+            # The children may have consumed the source (moved the objects they processed): a retry still
+            # attaches to, reuses or redrives the task run's execution.
+            self.log.warning("%s Going on: this task run's execution %s exists.", problem, existing)
+
+    def check_item_sources(self, definition: dict[str, Any]) -> None:
+        """Check what the Distributed Maps' ItemReaders will read (:mod:`airflow_distmap.item_sources`).
+
+        Only top-level Maps reached before any Task, Parallel or Map state are checked, and only their literal
+        buckets, keys and prefixes: an earlier state may write what a later Map reads.
+
+        :param definition: The state machine definition.
+        :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
+        :raises ItemSourceContentError: the ItemReader would read no items, or fail on its source.
+        """
         s3 = self.s3_hook.get_conn()
-        for state_name, state, language in iter_distributed_maps(definition):
+        default_language = definition.get("QueryLanguage", "JSONPath")
+        for state_name in sorted(maps_reading_before_any_work(definition)):
+            state = definition["States"][state_name]
             reader = state.get("ItemReader") or {}
             bucket, key = _literal_reader_location(reader)
             if bucket is None:  # a path ("Bucket.$") or an expression resolves only at run time
                 continue
             resource = str(reader.get("Resource", ""))
             if resource.endswith("s3:getObject") and isinstance(key, str):
+                language = state.get("QueryLanguage", default_language)
                 selector = state.get("ItemSelector") if language != "JSONata" else None
                 check_object_items(s3, state_name, reader, selector, bucket, key)
             elif resource.endswith("s3:listObjectsV2"):
@@ -437,6 +463,29 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 prefix = (reader.get("Parameters") or reader.get("Arguments") or {}).get("Prefix", "")
                 if isinstance(prefix, str) and not prefix.strip().startswith("{%"):
                     check_prefix_items(s3, state_name, bucket, prefix)
+
+    def _task_run_execution(self, context: Context) -> str | None:
+        """The ARN of an execution an earlier try of this task run started, if one exists (any status)."""
+        definition = self._deployable_definition(context)
+        ti = context["ti"]
+        machine_name = self.state_machine_name or definition_scoped_name(
+            default_state_machine_name(ti.dag_id, ti.task_id), definition
+        )
+        name = self._execution_name(context)
+        running_elsewhere = self._running_under_another_definition(machine_name, name)
+        if running_elsewhere is not None:
+            return running_elsewhere
+        machine_arn = self._retrying(self.hook.find_state_machine, machine_name)
+        if machine_arn is None:
+            return None
+        execution_arn = execution_arn_for(machine_arn, name)
+        try:
+            self._retrying(self.hook.describe_execution, execution_arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "AccessDenied"):
+                raise
+            return None
+        return execution_arn
 
     def check_functions_exist(self, definition: dict[str, Any]) -> None:
         """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).
@@ -507,6 +556,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 for e in errors[:5]
             )
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            if any(e.get("code") == "UNSUPPORTED_FEATURE" for e in errors):  # the local endpoint's code
+                more += "; the local endpoint does not implement it, so leave it out to run locally"
             raise ValueError(
                 f"Step Functions refuses the state machine definition: {listed}{more}. To fix this, correct "
                 "the definition (or the arguments it is built from); nothing was created."
@@ -831,7 +882,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 ),
                 method_name="execute_complete",
                 # Later than the trigger's own deadline, whose event names the execution and what to do.
-                timeout=timedelta(seconds=waited + DEFER_TIMEOUT_GRACE_SECONDS),
+                timeout=timedelta(seconds=waited + self.waiter_delay + DEFER_TIMEOUT_GRACE_SECONDS),
             )
         self._wait(execution_arn, min_redrive_count)
         return self._complete(context, execution_arn)
@@ -976,7 +1027,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
         execution_arn = str(validated["execution_arn"])
         self._execution_arn = execution_arn
-        if validated.get("reason") == "timeout":
+        if validated.get("reason") == "deadline":
             raise DistributedMapTimeout(self._timeout_message(execution_arn))
         if validated.get("reason") == "api_error":
             raise DistributedMapError(

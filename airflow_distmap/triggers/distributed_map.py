@@ -63,7 +63,7 @@ class DistributedMapEventReason(str, Enum):
     TIMED_OUT = "timed_out"
     ABORTED = "aborted"
     API_ERROR = "api_error"
-    TIMEOUT = "timeout"
+    DEADLINE = "deadline"
 
 
 #: The error a stop by a killed Airflow task gives its execution.
@@ -176,7 +176,8 @@ class DistributedMapTrigger(BaseTrigger):
         0 when the task did not redrive.
     :param try_number: The task try waiting; a stop on kill names it (see :func:`killing_try`).
     :param deadline: When to stop waiting (seconds since the epoch, so a triggerer restart keeps it): the
-        trigger then yields a ``timeout`` event while the execution keeps running. ``None`` waits until the
+        trigger then yields a ``deadline`` event while the execution keeps running (after one last poll, so an
+        execution that closed meanwhile is reported as closed). ``None`` waits until the
         execution closes (or the task's defer timeout ends the wait).
     """
 
@@ -277,11 +278,14 @@ class DistributedMapTrigger(BaseTrigger):
                 message = f"{type(error).__name__}: {error}"
                 yield TriggerEvent(self._event(DistributedMapEventReason.API_ERROR, None, message))  # type: ignore[no-untyped-call]
                 return
+            last_poll = False
             while True:
-                if self.deadline is not None and time.time() >= self.deadline:
-                    message = f"Execution {self.execution_arn} is still running at the task's deadline"
-                    yield TriggerEvent(self._event(DistributedMapEventReason.TIMEOUT, None, message))  # type: ignore[no-untyped-call]
-                    return
+                if self._past_deadline():
+                    if last_poll:
+                        message = f"Execution {self.execution_arn} is still running at the task's deadline"
+                        yield TriggerEvent(self._event(DistributedMapEventReason.DEADLINE, None, message))  # type: ignore[no-untyped-call]
+                        return
+                    last_poll = True  # one more: an execution that closed meanwhile is reported as closed
                 try:
                     execution = await hook.async_describe_execution(client, self.execution_arn)
                 except Exception as error:
@@ -319,6 +323,9 @@ class DistributedMapTrigger(BaseTrigger):
                     yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
                     return
                 await asyncio.sleep(self.poll_interval)
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
     async def on_kill(self) -> None:
         """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""

@@ -201,5 +201,5 @@ def test_a_function_whose_module_cannot_be_found_is_warned_about(tmp_path, monke
         [("mine", "mymod:handler"), ("typo", "mymdo:handler"), ("std", "json:loads")]
     )
     assert len(warnings) == 1
-    assert "--function typo=mymdo:handler: no module 'mymdo'" in warnings[0]
+    assert "--function typo=mymdo:handler: module 'mymdo' is not found" in warnings[0]
     assert "Runtime.ImportModuleError" in warnings[0]

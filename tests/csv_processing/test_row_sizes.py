@@ -45,6 +45,8 @@ def test_the_scan_warns_where_aws_reads_csv_unlike_pandas(s3: Any, caplog: pytes
     [
         (b'id,text\n1,a\n2,"b\n3,c\n4,d\n', True),  # rows 3 and 4 become part of row 2's value
         (b'id,text\n1,"a ""quoted"" word"\n2,"multi\nline"\n3,\\"\n', False),  # closed, doubled, escaped
+        (b'id,text\n1,a 5" screen\n2,b\n', False),  # a literal quote inside an unquoted value
+        (b'id,text\n1,"multi\nline"\n2,"ends in a backslash\\\\"\n', False),
     ],
 )
 def test_the_scan_warns_about_a_quote_never_closed(

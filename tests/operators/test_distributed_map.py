@@ -248,6 +248,34 @@ def test_an_item_source_without_items_fails_before_anything_is_created(aws):
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
 
 
+def test_a_retry_attaches_even_when_the_children_consumed_the_source(aws):
+    first = _defer(_operator(), _context(try_number=1))
+    boto3.client("s3", region_name="us-east-1").delete_object(Bucket=BUCKET, Key="in/rows.csv")
+    second = _defer(_operator(), _context(try_number=2))
+    assert second.execution_arn == first.execution_arn
+
+
+def test_a_source_an_earlier_state_writes_is_not_checked_before_the_start(aws):
+    definition = {
+        "StartAt": "Export",
+        "States": {
+            "Export": {"Type": "Task", "Resource": LAMBDA_ARN.format("process-row"), "Next": "Rows"},
+            "Rows": {
+                "Type": "Map",
+                "ItemReader": CsvItemReader(uri=f"s3://{BUCKET}/exported/rows.csv").to_asl(),
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            },
+        },
+    }
+    _defer(_operator(definition=definition), _context())
+    assert len(aws.list_state_machines()["stateMachines"]) == 1
+
+
 def test_a_definition_step_functions_refuses_fails_before_anything_is_created(aws):
     op = _operator()
     error = {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "bad", "location": "/x"}
@@ -260,6 +288,30 @@ def test_a_definition_step_functions_refuses_fails_before_anything_is_created(aw
     assert aws.list_state_machines()["stateMachines"] == []
     s3 = boto3.client("s3", region_name="us-east-1")
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")  # not claimed
+
+
+def test_a_definition_that_cannot_be_validated_is_deployed_after_a_warning(aws):
+    denied = ClientError({"Error": {"Code": "AccessDeniedException"}}, "ValidateStateMachineDefinition")
+    log = mock.MagicMock()
+    with (
+        mock.patch.object(DistributedMapHook, "definition_errors", side_effect=denied),
+        mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
+    ):
+        _defer(_operator(), _context())
+    warnings = [call.args[0] % call.args[1:] for call in log.warning.call_args_list]
+    assert any(w.startswith("Could not validate the state machine definition") for w in warnings)
+    assert len(aws.list_state_machines()["stateMachines"]) == 1
+
+
+def test_a_definition_create_state_machine_refuses_is_bad_input(aws):
+    refused = ClientError(
+        {"Error": {"Code": "InvalidDefinition", "Message": "Invalid State Machine Definition"}}, "Create"
+    )
+    with (
+        mock.patch.object(DistributedMapHook, "create_or_update_state_machine", side_effect=refused),
+        pytest.raises(InvalidTaskArgumentsError, match="Step Functions refused the state machine definition"),
+    ):
+        _operator().execute(_context())
 
 
 def test_a_feature_the_local_endpoint_lacks_is_bad_input_before_the_results_prefix_is_claimed(monkeypatch):
@@ -636,6 +688,15 @@ def test_item_selector_is_templated():
     assert selector["day"] == "{{ ds }}"
 
 
+def test_a_definition_already_keeping_jsonata_in_a_raw_block_renders_as_before():
+    text = json.dumps(JSONATA_DEFINITION).replace("in/{{ ds }}.json", "in/{% endraw %}{{ ds }}{% raw %}.json")
+    op = _operator(definition="{% raw %}" + text + "{% endraw %}")
+    op.render_template_fields({"ds": "2025-01-01", "params": {"fast": False}})
+    state = op.build_definition(_context())["States"]["Rows"]
+    assert state["ItemReader"]["Arguments"]["Key"] == "in/2025-01-01.json"
+    assert state["ItemReader"]["Arguments"]["Bucket"] == "{% $states.input.bucket %}"
+
+
 def test_an_asl_item_reader_with_jsonata_renders():
     reader = JSONATA_DEFINITION["States"]["Rows"]["ItemReader"]
     op = _operator(item_reader=reader)
@@ -925,7 +986,7 @@ def test_a_deferred_wait_ends_at_the_deadline_with_the_same_advice_as_a_synchron
     trigger = info.value.trigger
     assert trigger.deadline == pytest.approx(time.time() + 21, abs=5)
     assert info.value.timeout.total_seconds() > 21  # the trigger's event comes first
-    event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "timeout", "message": "still running"}
+    event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "deadline", "message": "still running"}
     with pytest.raises(
         DistributedMapTimeout, match=f"{EXEC_ARN} is still running after 21 s.*attaches to it"
     ):

@@ -185,17 +185,23 @@ async def test_the_deadline_ends_the_wait_with_a_timeout_event_naming_the_execut
     events = await _collect(_trigger(deadline=time.time() + 0.2), client)
     assert len(events) == 1
     assert events[0]["status"] == "error"
-    assert events[0]["reason"] == "timeout"
+    assert events[0]["reason"] == "deadline"
     assert events[0]["execution_arn"] == EXECUTION_ARN
     assert client.calls.count("describe_execution") > 1  # it polled until then
     assert "stop_execution" not in client.calls  # the execution keeps running
 
 
-async def test_a_deadline_passed_during_a_triggerer_restart_ends_the_wait_at_once():
+async def test_a_deadline_passed_during_a_triggerer_restart_ends_the_wait_after_one_last_poll():
     client = FakeSFN([{"status": "RUNNING"}])
     events = await _collect(_trigger(deadline=time.time() - 1), client)
-    assert [event["reason"] for event in events] == ["timeout"]
-    assert client.calls == []
+    assert [event["reason"] for event in events] == ["deadline"]
+    assert client.calls.count("describe_execution") == 1
+
+
+async def test_an_execution_that_closed_by_the_deadline_is_reported_as_closed():
+    client = FakeSFN([{"status": "SUCCEEDED"}])
+    events = await _collect(_trigger(deadline=time.time() - 1), client)
+    assert [(event["status"], event["execution_status"]) for event in events] == [("success", "SUCCEEDED")]
 
 
 async def test_pending_redrive_is_waited_on_like_running():
