@@ -86,6 +86,25 @@ def _defer(op: DistributedMapOperator, context: dict) -> DistributedMapTrigger:
     return trigger
 
 
+def _map_state(processor_states: dict, item_reader: dict | None = None) -> dict:
+    """A Distributed Map state (``End``) whose STANDARD children run ``processor_states`` from the first."""
+    state = {
+        "Type": "Map",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": next(iter(processor_states)),
+            "States": processor_states,
+        },
+        "End": True,
+    }
+    if item_reader is not None:
+        state["ItemReader"] = item_reader
+    return state
+
+
+PASS_ONLY = {"P": {"Type": "Pass", "End": True}}
+
+
 def test_first_run_creates_machine_and_starts_named_execution(aws):
     op = _operator()
     trigger = _defer(op, _context())
@@ -260,16 +279,7 @@ def test_a_source_an_earlier_state_writes_is_not_checked_before_the_start(aws):
         "StartAt": "Export",
         "States": {
             "Export": {"Type": "Task", "Resource": LAMBDA_ARN.format("process-row"), "Next": "Rows"},
-            "Rows": {
-                "Type": "Map",
-                "ItemReader": CsvItemReader(uri=f"s3://{BUCKET}/exported/rows.csv").to_asl(),
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "P",
-                    "States": {"P": {"Type": "Pass", "End": True}},
-                },
-                "End": True,
-            },
+            "Rows": _map_state(PASS_ONLY, CsvItemReader(uri=f"s3://{BUCKET}/exported/rows.csv").to_asl()),
         },
     }
     _defer(_operator(definition=definition), _context())
@@ -317,29 +327,15 @@ def test_a_definition_create_state_machine_refuses_is_bad_input(aws):
 def test_a_feature_the_local_endpoint_lacks_is_bad_input_before_the_results_prefix_is_claimed(monkeypatch):
     from airflow_distmap.local import LocalEndpoint
 
-    definition = {
-        "StartAt": "Rows",
-        "States": {
-            "Rows": {
-                "Type": "Map",
-                "ItemReader": CsvItemReader(uri=f"s3://{BUCKET}/in/rows.csv").to_asl(),
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "Call",
-                    "States": {
-                        "Call": {
-                            "Type": "Task",
-                            "Resource": "arn:aws:states:::lambda:invoke",
-                            "Parameters": {"FunctionName": "post_processing", "Payload.$": "$"},
-                            "HeartbeatSeconds": 10,
-                            "End": True,
-                        }
-                    },
-                },
-                "End": True,
-            }
-        },
+    call = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "post_processing", "Payload.$": "$"},
+        "HeartbeatSeconds": 10,
+        "End": True,
     }
+    reader = CsvItemReader(uri=f"s3://{BUCKET}/in/rows.csv").to_asl()
+    definition = {"StartAt": "Rows", "States": {"Rows": _map_state({"Call": call}, reader)}}
     with LocalEndpoint() as endpoint:  # the project's lambda_functions, post_processing among them
         monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
         s3 = endpoint.client("s3")
@@ -357,27 +353,17 @@ def test_a_misspelled_function_fails_before_anything_is_created(aws, deploy_func
         "StartAt": "Prepare",
         "States": {
             "Prepare": {"Type": "Task", "Resource": LAMBDA_ARN.format("prepare"), "Next": "Rows"},
-            "Rows": {
-                "Type": "Map",
-                "ItemReader": {
-                    "Resource": "arn:aws:states:::s3:getObject",
-                    "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-                    "Parameters": {"Bucket": BUCKET, "Key": "in/rows.csv"},
+            "Rows": _map_state(
+                {
+                    "Row": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": "process-rwo", "Payload.$": "$"},
+                        "End": True,
+                    }
                 },
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "Row",
-                    "States": {
-                        "Row": {
-                            "Type": "Task",
-                            "Resource": "arn:aws:states:::lambda:invoke",
-                            "Parameters": {"FunctionName": "process-rwo", "Payload.$": "$"},
-                            "End": True,
-                        }
-                    },
-                },
-                "End": True,
-            },
+                CsvItemReader(uri=f"s3://{BUCKET}/in/rows.csv").to_asl(),
+            ),
         },
     }
     deploy_function("prepare")
@@ -549,20 +535,7 @@ def test_a_given_results_uri_that_cannot_be_marked_fails_before_anything_starts(
 
 
 def test_results_uri_is_required_when_no_reader_names_a_bucket(aws):
-    definition = {
-        "StartAt": "Map",
-        "States": {
-            "Map": {
-                "Type": "Map",
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "P",
-                    "States": {"P": {"Type": "Pass", "End": True}},
-                },
-                "End": True,
-            }
-        },
-    }
+    definition = {"StartAt": "Map", "States": {"Map": _map_state(PASS_ONLY)}}
     op = _operator(results_uri=None, function_name=None, item_reader=None, definition=definition)
     with pytest.raises(AirflowFailException, match="no ItemReader names a bucket"):
         op.execute(_context())
