@@ -392,15 +392,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def preflight(self, context: Context) -> None:
         """Check the user's input before anything is created or started in AWS.
 
-        The default checks that every S3 ItemReader source named literally in the definition exists (the
-        object for ``s3:getObject``, the bucket for ``s3:listObjectsV2``) and holds items the reader can
-        parse, from its start (:mod:`airflow_distmap.item_sources`: not empty, a CSV header without
-        duplicates that has the columns the ItemSelector reads, a JSON array, valid JSON lines, a prefix
-        with objects), that the bucket results go to exists (otherwise every item would run before the export
-        fails), that the results prefix holds no other task run's results (:meth:`check_results_prefix`),
-        and that the Lambda functions it names exist (:meth:`check_functions_exist`). Subclasses raise
-        ``ValueError`` (or :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and
-        the fix.
+        The default checks that the S3 sources the Distributed Maps read exist (the object for
+        ``s3:getObject``, the bucket for ``s3:listObjectsV2``) and hold items the reader can parse, from
+        their start (:meth:`check_item_sources`; unless this task run's execution exists already, whose
+        children may have consumed them), that the bucket results go to exists (otherwise every item would
+        run before the export fails), that the results prefix holds no other task run's results
+        (:meth:`check_results_prefix`), and that the Lambda functions it names exist
+        (:meth:`check_functions_exist`). Subclasses raise ``ValueError`` (or
+        :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
@@ -482,7 +481,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         try:
             self._retrying(self.hook.describe_execution, execution_arn)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "AccessDenied"):
+            code = error.response.get("Error", {}).get("Code")
+            if code not in ("ExecutionDoesNotExist", "AccessDenied", "AccessDeniedException"):
                 raise
             return None
         return execution_arn
