@@ -51,7 +51,8 @@ JINJA_STATEMENTS: Final = frozenset(
 #: A JSON string literal holding one ``{% ... %}`` expression, in JSON text.
 _QUOTED_EXPRESSION: Final = re.compile(r'"(\{%(?:[^"\\]|\\.)*%\})"', re.DOTALL)
 _FIRST_WORD: Final = re.compile(r"\{%[-+]?\s*([A-Za-z_]\w*)")
-_RAW_BLOCK: Final = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
+#: A ``{% raw %}...{% endraw %}`` block; ``split`` keeps it as every second part.
+_RAW_BLOCK: Final = re.compile(r"(\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\})", re.DOTALL)
 
 
 def _is_jsonata(text: str) -> bool:
@@ -70,7 +71,7 @@ def keep_jsonata(value: Any) -> Any:
     """``value`` with every JSONata expression string wrapped so that Jinja renders it unchanged.
 
     Works on ASL as dicts and lists, and on JSON text (a definition given as a string). A string that already
-    holds a ``{% raw %}`` block is left as it is. Jinja inside a JSONata expression (``{{ ds }}``) is not
+    holds ``{% raw %}`` blocks keeps them as they are. Jinja inside a JSONata expression (``{{ ds }}``) is not
     rendered: pass such values in the execution input. Returns new objects; ``value`` itself is not changed.
 
     :param value: a definition, an ItemReader or any JSON-like value.
@@ -79,13 +80,17 @@ def keep_jsonata(value: Any) -> Any:
         return {key: keep_jsonata(item) for key, item in value.items()}
     if isinstance(value, list):
         return [keep_jsonata(item) for item in value]
-    if isinstance(value, str):
-        if _RAW_BLOCK.search(value):
-            return value  # the user keeps some of it from Jinja already: leave the rest to them
-        if _is_jsonata(value):
-            return _raw(value)
-        if "{%" in value:  # JSON text: wrap the expressions inside its string literals
-            return _QUOTED_EXPRESSION.sub(
-                lambda m: f'"{_raw(m.group(1))}"' if _is_jsonata(m.group(1)) else m.group(0), value
-            )
+    if isinstance(value, str) and "{%" in value:
+        # Raw blocks the text holds already stay as they are; expressions outside them are wrapped.
+        parts = _RAW_BLOCK.split(value)
+        return "".join(part if index % 2 else _keep_outside_raw(part) for index, part in enumerate(parts))
     return value
+
+
+def _keep_outside_raw(text: str) -> str:
+    if _is_jsonata(text):
+        return _raw(text)
+    # JSON text: wrap the expressions inside its string literals.
+    return _QUOTED_EXPRESSION.sub(
+        lambda m: f'"{_raw(m.group(1))}"' if _is_jsonata(m.group(1)) else m.group(0), text
+    )

@@ -49,32 +49,28 @@ def iter_distributed_maps(
     return (found for found in iter_states(definition, query_language) if is_distributed_map(found[1]))
 
 
-#: State types that do work at run time (and could write what a later Map reads).
-_WORKING_TYPES = frozenset({"Task", "Parallel", "Map"})
+#: State types a Map's source is known to exist (or not) after: they do no work and take no branch.
+_PASS_THROUGH_TYPES = frozenset({"Pass", "Wait"})
 
 
-def maps_reading_before_any_work(definition: dict[str, Any]) -> set[str]:
-    """Top-level Distributed Maps reached from ``StartAt`` through states doing no work (Pass, Choice, Wait).
+def map_reading_at_start(definition: dict[str, Any]) -> str | None:
+    """The top-level Distributed Map every execution reaches from ``StartAt`` through Pass and Wait alone.
 
-    What such a Map's ItemReader reads exists, or not, when the execution starts; a Map reached after a Task,
-    Parallel or another Map may read what that state writes.
+    What such a Map's ItemReader reads exists, or not, when the execution starts. A Map reached after a Task,
+    Parallel or another Map may read what that state writes, and one behind a Choice may never run.
 
     :param definition: A state machine definition.
     """
-    states = definition.get("States") or {}
-    found: set[str] = set()
-    pending, seen = [definition.get("StartAt")], set()
-    while pending:
-        name = pending.pop()
-        state = states.get(name) if isinstance(name, str) else None
-        if name in seen or not isinstance(state, dict):
-            continue
+    states = definition.get("States")
+    if not isinstance(states, dict):
+        return None
+    name, seen = definition.get("StartAt"), set()
+    while isinstance(name, str) and name not in seen and isinstance(states.get(name), dict):
         seen.add(name)
+        state = states[name]
         if is_distributed_map(state):
-            found.add(str(name))
-        if state.get("Type") in _WORKING_TYPES:
-            continue
-        pending.append(state.get("Next"))
-        pending.append(state.get("Default"))
-        pending += [choice.get("Next") for choice in state.get("Choices") or [] if isinstance(choice, dict)]
-    return found
+            return name
+        if state.get("Type") not in _PASS_THROUGH_TYPES:
+            return None
+        name = state.get("Next")
+    return None

@@ -33,7 +33,7 @@ from airflow_distmap.definitions import (
     iter_distributed_maps,
 )
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
-from airflow_distmap.definitions.states import maps_reading_before_any_work
+from airflow_distmap.definitions.states import map_reading_at_start
 from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
@@ -105,7 +105,7 @@ DEFAULT_TIMEOUT = timedelta(hours=48)
 MAX_DEFINITION_BYTES = 1_048_576
 """CreateStateMachine's ``definition`` limit (1 MB)."""
 
-DEFER_TIMEOUT_GRACE_SECONDS = 600
+DEFER_TIMEOUT_GRACE_SECONDS = 900
 """Seconds the defer timeout leaves after the trigger's deadline and last poll, for its ``deadline`` event."""
 
 MAX_INPUT_BYTES = 262_144
@@ -423,7 +423,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         try:
             self.check_item_sources(definition)
         except (ItemSourceNotFoundError, ItemSourceContentError) as problem:
-            existing = self._task_run_execution(context)
+            try:
+                existing = self._task_run_execution(context)
+            except (ClientError, BotoCoreError) as error:  # no permission to look: the problem stands
+                self.log.warning("Could not look for this task run's execution (%s)", error)
+                existing = None
             if existing is None:
                 raise
             # The children may have consumed the source (moved the objects they processed): a retry still
@@ -433,38 +437,44 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def check_item_sources(self, definition: dict[str, Any]) -> None:
         """Check what the Distributed Maps' ItemReaders will read (:mod:`airflow_distmap.item_sources`).
 
-        Only top-level Maps reached before any Task, Parallel or Map state are checked, and only their literal
-        buckets, keys and prefixes: an earlier state may write what a later Map reads.
+        Only the top-level Map every execution reaches through Pass and Wait states alone is checked, and only
+        its literal bucket, key or prefix: an earlier Task may write what a later Map reads, and a Map behind
+        a Choice may not run.
 
         :param definition: The state machine definition.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
         :raises ItemSourceContentError: the ItemReader would read no items, or fail on its source.
         """
+        state_name = map_reading_at_start(definition)
+        if state_name is None:
+            return
+        state = definition["States"][state_name]
+        reader = state.get("ItemReader") or {}
+        bucket, key = _literal_reader_location(reader)
+        if bucket is None:  # a path ("Bucket.$") or an expression resolves only at run time
+            return
         s3 = self.s3_hook.get_conn()
-        default_language = definition.get("QueryLanguage", "JSONPath")
-        for state_name in sorted(maps_reading_before_any_work(definition)):
-            state = definition["States"][state_name]
-            reader = state.get("ItemReader") or {}
-            bucket, key = _literal_reader_location(reader)
-            if bucket is None:  # a path ("Bucket.$") or an expression resolves only at run time
-                continue
-            resource = str(reader.get("Resource", ""))
-            if resource.endswith("s3:getObject") and isinstance(key, str):
-                language = state.get("QueryLanguage", default_language)
-                selector = state.get("ItemSelector") if language != "JSONata" else None
-                check_object_items(s3, state_name, reader, selector, bucket, key)
-            elif resource.endswith("s3:listObjectsV2"):
-                if self._bucket_missing(bucket):
-                    raise ItemSourceNotFoundError(
-                        f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
-                        "To fix this, create the bucket or correct its name; nothing was created."
-                    )
-                prefix = (reader.get("Parameters") or reader.get("Arguments") or {}).get("Prefix", "")
-                if isinstance(prefix, str) and not prefix.strip().startswith("{%"):
-                    check_prefix_items(s3, state_name, bucket, prefix)
+        resource = str(reader.get("Resource", ""))
+        if resource.endswith("s3:getObject") and isinstance(key, str):
+            language = state.get("QueryLanguage", definition.get("QueryLanguage", "JSONPath"))
+            selector = state.get("ItemSelector") if language != "JSONata" else None
+            check_object_items(s3, state_name, reader, selector, bucket, key)
+        elif resource.endswith("s3:listObjectsV2"):
+            if self._bucket_missing(bucket):
+                raise ItemSourceNotFoundError(
+                    f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
+                    "To fix this, create the bucket or correct its name; nothing was created."
+                )
+            prefix = (reader.get("Parameters") or reader.get("Arguments") or {}).get("Prefix", "")
+            if isinstance(prefix, str) and not prefix.strip().startswith("{%"):
+                check_prefix_items(s3, state_name, bucket, prefix)
 
     def _task_run_execution(self, context: Context) -> str | None:
-        """The ARN of an execution an earlier try of this task run started, if one exists (any status)."""
+        """The execution an earlier try of this task run started, when this try will not start a new one.
+
+        That is one still running (attached to), or a closed one with this try's input that SUCCEEDED
+        (reused) or can be redriven. Otherwise ``None``: this try starts an execution, on the source as it is.
+        """
         definition = self._deployable_definition(context)
         ti = context["ti"]
         machine_name = self.state_machine_name or definition_scoped_name(
@@ -479,13 +489,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             return None
         execution_arn = execution_arn_for(machine_arn, name)
         try:
-            self._retrying(self.hook.describe_execution, execution_arn)
+            execution = self._retrying(self.hook.describe_execution, execution_arn)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if code not in ("ExecutionDoesNotExist", "AccessDenied", "AccessDeniedException"):
+            if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
                 raise
             return None
-        return execution_arn
+        if execution.get("status") in EXECUTION_RUNNING_STATES:
+            return execution_arn
+        same_input = json.loads(execution.get("input") or "{}") == self.build_execution_input(context)
+        reusable = execution.get("status") == "SUCCEEDED" or execution.get("redriveStatus") == "REDRIVABLE"
+        return execution_arn if same_input and reusable else None
 
     def check_functions_exist(self, definition: dict[str, Any]) -> None:
         """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).

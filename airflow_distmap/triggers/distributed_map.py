@@ -54,6 +54,9 @@ MIN_MAP_RUN_INTERVAL = 1.0
 MAX_CAUSE_CHARS = 1000
 """Causes can be 32 KiB; events stay small, the operator re-reads the full execution."""
 
+DEADLINE_GRACE_SECONDS = 300.0
+"""Seconds past its deadline a trigger that gets no status (throttled, unreachable) keeps trying."""
+
 
 class DistributedMapEventReason(str, Enum):
     """Why the trigger fired: the ``reason`` of every event."""
@@ -176,9 +179,10 @@ class DistributedMapTrigger(BaseTrigger):
         0 when the task did not redrive.
     :param try_number: The task try waiting; a stop on kill names it (see :func:`killing_try`).
     :param deadline: When to stop waiting (seconds since the epoch, so a triggerer restart keeps it): the
-        trigger then yields a ``deadline`` event while the execution keeps running (after one last poll, so an
-        execution that closed meanwhile is reported as closed). ``None`` waits until the
-        execution closes (or the task's defer timeout ends the wait).
+        trigger then yields a ``deadline`` event while the execution keeps running. The deadline is checked
+        after each status, so an execution that closed meanwhile is reported as closed; when no status comes
+        (the API keeps failing), the event comes :data:`DEADLINE_GRACE_SECONDS` after it. ``None`` waits until
+        the execution closes (or the task's defer timeout ends the wait).
     """
 
     def __init__(
@@ -278,14 +282,10 @@ class DistributedMapTrigger(BaseTrigger):
                 message = f"{type(error).__name__}: {error}"
                 yield TriggerEvent(self._event(DistributedMapEventReason.API_ERROR, None, message))  # type: ignore[no-untyped-call]
                 return
-            last_poll = False
             while True:
-                if self._past_deadline():
-                    if last_poll:
-                        message = f"Execution {self.execution_arn} is still running at the task's deadline"
-                        yield TriggerEvent(self._event(DistributedMapEventReason.DEADLINE, None, message))  # type: ignore[no-untyped-call]
-                        return
-                    last_poll = True  # one more: an execution that closed meanwhile is reported as closed
+                if self._past_deadline(DEADLINE_GRACE_SECONDS):  # no status came since the deadline
+                    yield TriggerEvent(self._deadline_event())  # type: ignore[no-untyped-call]
+                    return
                 try:
                     execution = await hook.async_describe_execution(client, self.execution_arn)
                 except Exception as error:
@@ -322,10 +322,17 @@ class DistributedMapTrigger(BaseTrigger):
                     reason = DistributedMapEventReason(status.lower())
                     yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
                     return
+                if self._past_deadline():  # checked after a poll: a closed execution is reported as closed
+                    yield TriggerEvent(self._deadline_event())  # type: ignore[no-untyped-call]
+                    return
                 await asyncio.sleep(self.poll_interval)
 
-    def _past_deadline(self) -> bool:
-        return self.deadline is not None and time.time() >= self.deadline
+    def _past_deadline(self, grace: float = 0.0) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline + grace
+
+    def _deadline_event(self) -> dict[str, Any]:
+        message = f"Execution {self.execution_arn} is still running at the task's deadline"
+        return self._event(DistributedMapEventReason.DEADLINE, None, message)
 
     async def on_kill(self) -> None:
         """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""

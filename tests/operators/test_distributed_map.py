@@ -32,6 +32,7 @@ BUCKET = "dm-bucket"
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
 RUN_ID = "scheduled__2025-01-01T00:00:00+00:00"
 MAP_RUN_UUID = "0b4d7c1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
+MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:dm-rows"
 
 
 def _context(run_id: str = RUN_ID, map_index: int = -1, try_number: int = 1) -> dict:
@@ -272,6 +273,38 @@ def test_a_retry_attaches_even_when_the_children_consumed_the_source(aws):
     boto3.client("s3", region_name="us-east-1").delete_object(Bucket=BUCKET, Key="in/rows.csv")
     second = _defer(_operator(), _context(try_number=2))
     assert second.execution_arn == first.execution_arn
+
+
+@pytest.mark.parametrize(
+    ("earlier", "goes_on"),
+    [
+        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": "{}"}, True),  # redriven
+        ({"status": "SUCCEEDED", "input": "{}"}, True),  # its results are reused
+        ({"status": "FAILED", "redriveStatus": "NOT_REDRIVABLE", "input": "{}"}, False),  # a new execution
+        ({"status": "SUCCEEDED", "input": '{"day": "yesterday"}'}, False),  # another input: a new execution
+    ],
+)
+def test_a_missing_source_is_refused_unless_the_try_reuses_an_execution(aws, earlier, goes_on):
+    op = _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/consumed.csv"))
+    with (
+        mock.patch.object(DistributedMapHook, "find_state_machine", return_value=MACHINE_ARN),
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=earlier),
+    ):
+        if goes_on:
+            op.preflight(_context(try_number=2))
+        else:
+            with pytest.raises(ItemSourceNotFoundError):
+                op.preflight(_context(try_number=2))
+
+
+def test_a_source_problem_stands_when_the_execution_cannot_be_looked_up(aws):
+    denied = ClientError({"Error": {"Code": "AccessDeniedException"}}, "DescribeStateMachine")
+    op = _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/consumed.csv"))
+    with (
+        mock.patch.object(DistributedMapHook, "find_state_machine", side_effect=denied),
+        pytest.raises(ItemSourceNotFoundError, match="does not exist"),
+    ):
+        op.preflight(_context(try_number=2))
 
 
 def test_a_source_an_earlier_state_writes_is_not_checked_before_the_start(aws):

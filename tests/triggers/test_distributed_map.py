@@ -198,6 +198,14 @@ async def test_a_deadline_passed_during_a_triggerer_restart_ends_the_wait_after_
     assert client.calls.count("describe_execution") == 1
 
 
+async def test_without_any_status_since_the_deadline_the_wait_ends_after_a_grace(monkeypatch):
+    monkeypatch.setattr(trigger_module, "DEADLINE_GRACE_SECONDS", 0.2)
+    client = FakeSFN([_client_error("ThrottlingException")])
+    events = await _collect(_trigger(deadline=time.time(), max_backoff=0.01), client)
+    assert [event["reason"] for event in events] == ["deadline"]
+    assert client.calls.count("describe_execution") > 1  # it kept trying until then
+
+
 async def test_an_execution_that_closed_by_the_deadline_is_reported_as_closed():
     client = FakeSFN([{"status": "SUCCEEDED"}])
     events = await _collect(_trigger(deadline=time.time() - 1), client)
