@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from airflow_distmap import json_codec
-from airflow_distmap.csv_processing.preflight import probe_header
+from airflow_distmap.csv_processing.preflight import HEADER_PROBE_BYTES, probe_header
 from airflow_distmap.exceptions import CsvInputError, ItemSourceContentError, ItemSourceNotFoundError
 from airflow_distmap.formats.csv_records import UTF8_BOM, delimiter_char, duplicate_names
 from airflow_distmap.ownership import head_object
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bytes of a JSON or JSON Lines object read to check it.
-PROBE_BYTES: Final = 64 * 1024
+PROBE_BYTES: Final = HEADER_PROBE_BYTES
 #: Object names the ItemReader decompresses (spec section 1.3); their content is not probed.
 COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd")
 _COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
@@ -99,7 +99,7 @@ def check_object_items(
             return
         whole = len(start) >= size
         if config["InputType"] == "CSV":
-            _check_csv(s3, where, bucket, key, size, config, item_selector)
+            _check_csv(s3, where, bucket, key, size, start, config, item_selector)
             return
         _check_utf8(where, start, whole=whole)
         if start.startswith(UTF8_BOM_BYTES):  # whether AWS accepts one is UNCONFIRMED: leave it to the reader
@@ -145,6 +145,7 @@ def _check_csv(
     bucket: str,
     key: str,
     size: int,
+    start: bytes,
     config: Mapping[str, Any],
     item_selector: Any,
 ) -> None:
@@ -153,7 +154,7 @@ def _check_csv(
     except ValueError:
         return  # ValidateStateMachineDefinition names a delimiter AWS does not know
     try:
-        probe = probe_header(s3, bucket, key, size, delimiter, argument="the ItemReader")
+        probe = probe_header(s3, bucket, key, size, delimiter, argument="the ItemReader", start=start)
     except CsvInputError as error:  # not UTF-8, no record, a first record that never ends
         raise ItemSourceContentError(f"{where}: {error}".rstrip(".") + _NOTHING_CREATED) from None
     given = config.get("CSVHeaderLocation") == "GIVEN"

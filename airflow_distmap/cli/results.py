@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections import Counter
@@ -195,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
     """Print the summary; return 0, or 1 when the manifest cannot be read."""
     # Importing Airflow (for the result readers) sends log lines to stdout, botocore's "Found credentials"
     # among them: they go to stderr, so stdout holds the summary alone and --json can be piped.
-    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             s3 = _s3_client(args.endpoint_url, args.region)

@@ -179,7 +179,14 @@ class HeaderProbe:
 
 
 def probe_header(
-    s3: S3Client, bucket: str, key: str, size: int, delimiter: str, *, argument: str = "input_uri"
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    size: int,
+    delimiter: str,
+    *,
+    argument: str = "input_uri",
+    start: bytes | None = None,
 ) -> HeaderProbe:
     """Read the first record with ranged GETs, growing the range until it is complete (never the whole file).
 
@@ -189,12 +196,16 @@ def probe_header(
     :param size: the object's size in bytes.
     :param delimiter: the single delimiter character.
     :param argument: what points at the object, for the messages ("input_uri").
+    :param start: the object's first :data:`HEADER_PROBE_BYTES` (or all of it), when the caller read them.
     :raises CsvInputError: the object is not UTF-8, holds no record, or its first record never ends.
     """
     length = HEADER_PROBE_BYTES
     while True:
         end = min(length, size)
-        chunk = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{end - 1}")["Body"].read()
+        if start is not None and length == HEADER_PROBE_BYTES:
+            chunk = start
+        else:
+            chunk = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{end - 1}")["Body"].read()
         whole = end >= size
         has_bom = chunk.startswith(_BOM_BYTES)
         if has_bom:

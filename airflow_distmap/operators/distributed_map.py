@@ -469,17 +469,19 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if isinstance(prefix, str) and not prefix.strip().startswith("{%"):
                 check_prefix_items(s3, state_name, bucket, prefix)
 
+    def _machine_name(self, context: Context, definition: dict[str, Any]) -> str:
+        """``state_machine_name``, or the task's name plus a digest of the deployable ``definition``."""
+        ti = context["ti"]
+        base = default_state_machine_name(ti.dag_id, ti.task_id)
+        return self.state_machine_name or definition_scoped_name(base, definition)
+
     def _task_run_execution(self, context: Context) -> str | None:
         """The execution an earlier try of this task run started, when this try will not start a new one.
 
         That is one still running (attached to), or a closed one with this try's input that SUCCEEDED
         (reused) or can be redriven. Otherwise ``None``: this try starts an execution, on the source as it is.
         """
-        definition = self._deployable_definition(context)
-        ti = context["ti"]
-        machine_name = self.state_machine_name or definition_scoped_name(
-            default_state_machine_name(ti.dag_id, ti.task_id), definition
-        )
+        machine_name = self._machine_name(context, self._deployable_definition(context))
         name = self._execution_name(context)
         running_elsewhere = self._running_under_another_definition(machine_name, name)
         if running_elsewhere is not None:
@@ -839,10 +841,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
             _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
             self.check_definition(definition)
-            ti = context["ti"]
-            machine_name = self.state_machine_name or definition_scoped_name(
-                default_state_machine_name(ti.dag_id, ti.task_id), definition
-            )
+            machine_name = self._machine_name(context, definition)
             if not self.role_arn and self._retrying(self.hook.find_state_machine, machine_name) is None:
                 raise ValueError(no_role_arn_message(machine_name))
         except ValueError as error:

@@ -60,6 +60,18 @@ def operator(**kwargs: Any) -> CsvRowProcessingOperator:
     return CsvRowProcessingOperator(**params)
 
 
+def local_operator(name: str, **kwargs: Any) -> CsvRowProcessingOperator:
+    """:func:`operator` on the local endpoint's connection, over ``in/<name>.csv`` into ``out/<name>.csv``."""
+    params: dict[str, Any] = {
+        "input_uri": f"s3://{BUCKET}/in/{name}.csv",
+        "output_uri": f"s3://{BUCKET}/out/{name}.csv",
+        "aws_conn_id": "aws_local",
+        "region_name": None,
+    }
+    params.update(kwargs)
+    return operator(**params)
+
+
 # -- unit: definition and pre-flight (moto S3) ------------------------------------------------------------
 
 
@@ -323,12 +335,9 @@ def test_a_function_the_endpoint_does_not_serve_fails_before_anything_is_created
     sfn = endpoint.client("stepfunctions")
     machines = sfn.list_state_machines()["stateMachines"]
     local.put_object(Bucket=BUCKET, Key="in/typo.csv", Body=b"id,text\n1,a\n")
-    op = operator(
-        input_uri=f"s3://{BUCKET}/in/typo.csv",
-        output_uri=f"s3://{BUCKET}/out/typo.csv",
+    op = local_operator(
+        "typo",
         function_name="shuot",
-        aws_conn_id="aws_local",
-        region_name=None,
     )
     with pytest.raises(FunctionNotFoundError, match="Lambda function 'shuot', invoked by state"):
         op.execute(context("typo"))
@@ -338,12 +347,9 @@ def test_a_function_the_endpoint_does_not_serve_fails_before_anything_is_created
 
 def test_messy_semicolon_csv_end_to_end(local: Any) -> None:
     local.put_object(Bucket=BUCKET, Key="in/messy.csv", Body=MESSY.encode())
-    op = operator(
-        input_uri=f"s3://{BUCKET}/in/messy.csv",
-        output_uri=f"s3://{BUCKET}/out/messy.csv",
+    op = local_operator(
+        "messy",
         delimiter="SEMICOLON",
-        aws_conn_id="aws_local",
-        region_name=None,
         function_config={"column": "text"},
         columns=None,
     )
@@ -412,12 +418,9 @@ def test_crashed_invocation_is_retried_and_a_batch_that_keeps_crashing_fails_onl
 ) -> None:
     rows = ["ab", "crash-once", "cd", "ef", "crash-always", "gh", "ij"]
     local.put_object(Bucket=BUCKET, Key="in/crash.csv", Body=("text\n" + "\n".join(rows) + "\n").encode())
-    op = operator(
-        input_uri=f"s3://{BUCKET}/in/crash.csv",
-        output_uri=f"s3://{BUCKET}/out/crash.csv",
+    op = local_operator(
+        "crash",
         function_name="crashy",
-        aws_conn_id="aws_local",
-        region_name=None,
         tolerated_failure_count=2,
     )
     summary = op.execute(context("crash"))
@@ -436,12 +439,9 @@ def test_retry_after_the_row_threshold_reruns_only_the_failed_rows(local: Any) -
     log_file = Path(os.environ["FLAKY_ROWS_LOG"])
 
     def attempt(try_number: int) -> dict[str, Any]:
-        op = operator(
-            input_uri=f"s3://{BUCKET}/in/flaky.csv",
-            output_uri=f"s3://{BUCKET}/out/flaky.csv",
+        op = local_operator(
+            "flaky",
             function_name="flaky_rows",
-            aws_conn_id="aws_local",
-            region_name=None,
             batch_size=3,
         )
         return op.execute(context("flaky", try_number=try_number))
@@ -497,14 +497,12 @@ def test_row_size_scan_counts_only_the_selected_columns(s3: Any) -> None:
 
 def test_headerless_tab_file_with_given_headers(local: Any) -> None:
     local.put_object(Bucket=BUCKET, Key="in/noheader.tsv", Body=b"1\talpha\n2\tbeta gamma\n3\tboom\n")
-    op = operator(
+    op = local_operator(
+        "noheader",
         input_uri=f"s3://{BUCKET}/in/noheader.tsv",
-        output_uri=f"s3://{BUCKET}/out/noheader.csv",
         function_name="shout",
         csv_headers=["id", "text"],
         delimiter="\t",
-        aws_conn_id="aws_local",
-        region_name=None,
         tolerated_failure_count=1,
     )
     summary = op.execute(context("noheader"))
@@ -515,14 +513,7 @@ def test_headerless_tab_file_with_given_headers(local: Any) -> None:
 
 def run_try(name: str, function_name: str, try_number: int) -> dict[str, Any]:
     """One try of task run ``name`` over ``in/<name>.csv`` on the local endpoint."""
-    op = operator(
-        input_uri=f"s3://{BUCKET}/in/{name}.csv",
-        output_uri=f"s3://{BUCKET}/out/{name}.csv",
-        function_name=function_name,
-        aws_conn_id="aws_local",
-        region_name=None,
-    )
-    return op.execute(context(name, try_number=try_number))
+    return local_operator(name, function_name=function_name).execute(context(name, try_number=try_number))
 
 
 def test_a_rerun_reads_a_ledger_whose_header_name_holds_a_newline(local: Any) -> None:
@@ -596,12 +587,10 @@ def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> N
     local.put_object(Bucket=BUCKET, Key="in/moved.csv", Body=b"text\nab\nboom\ncd\n")
 
     def attempt(output_uri: str, function_name: str, try_number: int) -> dict[str, Any]:
-        op = operator(
-            input_uri=f"s3://{BUCKET}/in/moved.csv",
+        op = local_operator(
+            "moved",
             output_uri=output_uri,
             function_name=function_name,
-            aws_conn_id="aws_local",
-            region_name=None,
             execution_name="moved-run",
         )
         return op.execute(context("moved", try_number=try_number))
