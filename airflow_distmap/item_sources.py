@@ -3,10 +3,15 @@
 Without them an empty file "succeeds" with no items, and a file the reader cannot parse (a JSON text that is
 not an array, a bad JSON Lines line, duplicate CSV headers) or an ItemSelector column the CSV lacks fails the
 execution only after the state machine, the execution and the results prefix exist. The checks read the
-start of the object with ranged GETs (64 KiB, more for a long CSV header), never the whole object, so the
-parts of a large file past that are left to the reader. Compressed objects are only checked for existence
-and size. A row larger than the 256 KiB child-input quota is not looked for: the ItemSelector may shrink it,
-and the operator cannot see that without reading the whole file (the CSV operator can, and does).
+start of the object with ranged GETs (64 KiB, more for a long CSV header), so the parts of a large file past
+that are left to the reader. Compressed objects are only checked for existence and size.
+
+When a CSV or JSON Lines item is the child execution's input as it is (no ItemSelector), one streamed pass
+over the whole object also looks for an item over the 256 KiB child-input quota, on which Step Functions
+fails the Map Run after the items before it ran (which error it names is UNCONFIRMED; the local endpoint
+says ``States.DataLimitExceeded``, AWS's payload-quota error). With an ItemSelector AWS reads items of up to
+8 MB and lets the selector shrink them, which only running the selector would tell, so the pass is skipped.
+So it is for a JSON array, which would need a streaming JSON parser.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from airflow_distmap import json_codec
-from airflow_distmap.csv_processing.preflight import HEADER_PROBE_BYTES, probe_header
+from airflow_distmap.csv_processing.preflight import HEADER_PROBE_BYTES, CsvLayout, probe_header
+from airflow_distmap.csv_processing.row_sizes import largest_item
 from airflow_distmap.exceptions import CsvInputError, ItemSourceContentError, ItemSourceNotFoundError
 from airflow_distmap.formats.csv_records import UTF8_BOM, delimiter_char, duplicate_names
 from airflow_distmap.ownership import head_object
@@ -33,6 +39,12 @@ log = logging.getLogger(__name__)
 
 #: Bytes of a JSON or JSON Lines object read to check it.
 PROBE_BYTES: Final = HEADER_PROBE_BYTES
+#: A child execution's input quota (spec section 6): an item sent as it is must fit in it.
+CHILD_INPUT_LIMIT: Final = 256 * 1024
+#: ``{"Items":[]}``: what a batch adds around its items.
+_BATCH_ENVELOPE: Final = 12
+#: Bytes per read of the JSON Lines size scan.
+_SCAN_CHUNK_BYTES: Final = 1024 * 1024
 #: Object names the ItemReader decompresses (spec section 1.3); their content is not probed.
 COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd")
 _COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
@@ -52,7 +64,14 @@ _SKIP_HINT: Final = "(or skip the task when there is nothing to process, e.g. wi
 
 
 def check_object_items(
-    s3: S3Client, state_name: str, reader: Mapping[str, Any], item_selector: Any, bucket: str, key: str
+    s3: S3Client,
+    state_name: str,
+    reader: Mapping[str, Any],
+    item_selector: Any,
+    bucket: str,
+    key: str,
+    *,
+    item_limit: int | None = None,
 ) -> None:
     """Check an ``s3:getObject`` ItemReader's object: it exists, is not empty, and its start parses.
 
@@ -62,6 +81,9 @@ def check_object_items(
     :param item_selector: the state's JSONPath ItemSelector (``None`` when absent or JSONata).
     :param bucket: the literal bucket.
     :param key: the literal key.
+    :param item_limit: the largest item the children can receive as it is, in bytes (see
+        :func:`item_size_limit`): a CSV or JSON Lines object is then read whole, and refused when an item
+        exceeds it. ``None`` skips that pass.
     :raises ItemSourceNotFoundError: the object does not exist.
     :raises ItemSourceContentError: the reader would find no items, or fail on the object.
     """
@@ -98,8 +120,14 @@ def check_object_items(
         if start.startswith(_COMPRESSED_MAGIC):  # compressed, whatever its name
             return
         whole = len(start) >= size
+        max_items = _literal_max_items(config)
+        if "MaxItemsPath" in config:  # known at run time: how far the reader reads is not
+            item_limit = None
         if config["InputType"] == "CSV":
-            _check_csv(s3, where, bucket, key, size, start, config, item_selector)
+            etag = str(head.get("ETag", ""))
+            layout = _check_csv(s3, where, bucket, key, size, etag, start, config, item_selector)
+            if layout is not None and item_limit is not None:
+                _check_csv_item_sizes(s3, where, layout, item_limit, max_items)
             return
         _check_utf8(where, start, whole=whole)
         if start.startswith(UTF8_BOM_BYTES):  # whether AWS accepts one is UNCONFIRMED: leave it to the reader
@@ -108,8 +136,78 @@ def check_object_items(
             _check_json(where, start, whole=whole, items_pointer=config.get("ItemsPointer"))
         else:
             _check_jsonl(where, start, whole=whole)
+            if item_limit is not None:
+                _check_jsonl_item_sizes(
+                    s3, where, bucket, key, str(head.get("ETag", "")), item_limit, max_items
+                )
     except ClientError as error:
-        log.warning("Could not read the start of %s (%s); going on", uri, error)
+        log.warning("Could not read %s (%s); going on", uri, error)
+
+
+def item_size_limit(state: Mapping[str, Any]) -> int | None:
+    """The largest item a Distributed Map's children receive as it is, or ``None`` when a selector shapes it.
+
+    :param state: the Map state.
+    :return: 256 KiB, less the batch envelope with an ItemBatcher; ``None`` with an ItemSelector (or the
+        legacy ``Parameters``), whose output only running it would tell.
+    """
+    if "ItemSelector" in state or "Parameters" in state:
+        return None
+    return CHILD_INPUT_LIMIT - (_BATCH_ENVELOPE if "ItemBatcher" in state else 0)
+
+
+def _literal_max_items(config: Mapping[str, Any]) -> int | None:
+    value = config.get("MaxItems")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _too_large(where: str, index: int, size: int, limit: int) -> ItemSourceContentError:
+    return ItemSourceContentError(
+        f"{where}, whose item {index} (0-based, as $$.Map.Item.Index counts) is about {size // 1024} KiB as "
+        f"JSON: a child execution receives at most {limit // 1024} KiB, and Step Functions fails the Map Run "
+        "on that item after the items before it ran. To fix this, shorten that "
+        "item, or add an ItemSelector that sends only the fields the processor needs (AWS reads items of up "
+        "to 8 MB when an ItemSelector shrinks them)" + _NOTHING_CREATED
+    )
+
+
+def _check_csv_item_sizes(
+    s3: S3Client, where: str, layout: CsvLayout, limit: int, max_items: int | None
+) -> None:
+    largest, index = largest_item(s3, layout, limit, envelope=False, max_rows=max_items)
+    if largest > limit:
+        raise _too_large(where, index, largest, limit)
+    log.info("Largest item of %s: about %d bytes as JSON", layout.uri, largest)
+
+
+def _check_jsonl_item_sizes(
+    s3: S3Client, where: str, bucket: str, key: str, etag: str, limit: int, max_items: int | None
+) -> None:
+    """Read a JSON Lines object once; refuse it when an item, written as compact JSON, exceeds ``limit``."""
+    body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+    index, largest, pending = 0, 0, b""
+    try:
+        while max_items is None or index < max_items:
+            chunk = body.read(_SCAN_CHUNK_BYTES)
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop() if chunk else b""
+            for line in lines:
+                if not line.strip():
+                    continue  # the reader skips blank lines
+                size = len(line)
+                if size > limit:  # spaces may shrink away: measure it as the item it makes
+                    size = len(json_codec.dumps_bytes(json_codec.loads(line)))
+                    if size > limit:
+                        raise _too_large(where, index, size, limit)
+                largest = max(largest, size)
+                index += 1
+                if max_items is not None and index >= max_items:
+                    break
+            if not chunk:
+                break
+    finally:
+        body.close()
+    log.info("Largest item of %s: about %d bytes as JSON", s3_uri(bucket, key), largest)
 
 
 def check_prefix_items(s3: S3Client, state_name: str, bucket: str, prefix: str) -> None:
@@ -145,14 +243,17 @@ def _check_csv(
     bucket: str,
     key: str,
     size: int,
+    etag: str,
     start: bytes,
     config: Mapping[str, Any],
     item_selector: Any,
-) -> None:
+) -> CsvLayout | None:
+    """Check the CSV's first records; return its layout for the size scan (``None`` when unknown)."""
+    delimiter_name = str(config.get("CSVDelimiter", "COMMA"))
     try:
-        delimiter = delimiter_char(str(config.get("CSVDelimiter", "COMMA")))
+        delimiter = delimiter_char(delimiter_name)
     except ValueError:
-        return  # ValidateStateMachineDefinition names a delimiter AWS does not know
+        return None  # ValidateStateMachineDefinition names a delimiter AWS does not know
     try:
         probe = probe_header(s3, bucket, key, size, delimiter, argument="the ItemReader", start=start)
     except CsvInputError as error:  # not UTF-8, no record, a first record that never ends
@@ -161,7 +262,7 @@ def _check_csv(
     if given:
         headers = config.get("CSVHeaders")
         if not isinstance(headers, list):
-            return
+            return None
         headers = [str(h) for h in headers]
         source = "CSVHeaders"
     else:
@@ -189,6 +290,20 @@ def _check_csv(
             "(States.Runtime). To fix this, use column names from the header (they are case-sensitive)"
             + _NOTHING_CREATED
         )
+    # The object as the ItemReader reads it, each item holding every column.
+    return CsvLayout(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag=etag,
+        delimiter_name=delimiter_name,
+        delimiter=delimiter,
+        headers=tuple(headers),
+        columns=tuple(headers),
+        header_in_file=not given,  # under GIVEN every line is an item
+        has_bom=probe.has_bom,
+        header_location="GIVEN" if given else "FIRST_ROW",
+    )
 
 
 def _item_columns(template: Any) -> Iterator[str]:

@@ -8,7 +8,13 @@ import json
 import pytest
 
 from airflow_distmap.exceptions import ItemSourceContentError, ItemSourceNotFoundError
-from airflow_distmap.item_sources import PROBE_BYTES, check_object_items, check_prefix_items
+from airflow_distmap.item_sources import (
+    CHILD_INPUT_LIMIT,
+    PROBE_BYTES,
+    check_object_items,
+    check_prefix_items,
+    item_size_limit,
+)
 
 CSV = {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
 JSON = {"InputType": "JSON"}
@@ -16,10 +22,10 @@ JSONL = {"InputType": "JSONL"}
 BUCKET = "data"  # the s3 fixture's bucket
 
 
-def _check(s3, body: bytes, config: dict, selector=None, key: str = "in/items") -> None:
+def _check(s3, body: bytes, config: dict, selector=None, key: str = "in/items", item_limit=None) -> None:
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     reader = {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": config}
-    check_object_items(s3, "Rows", reader, selector, BUCKET, key)
+    check_object_items(s3, "Rows", reader, selector, BUCKET, key, item_limit=item_limit)
 
 
 @pytest.mark.parametrize(
@@ -106,3 +112,54 @@ def test_an_empty_prefix_is_refused_and_a_listed_one_passes(s3):
         check_prefix_items(s3, "Rows", BUCKET, "daily/")
     s3.put_object(Bucket=BUCKET, Key="daily/a.json", Body=b"{}")
     check_prefix_items(s3, "Rows", BUCKET, "daily/")
+
+
+BIG = "x" * CHILD_INPUT_LIMIT  # one value that alone fills a child's input
+
+
+@pytest.mark.parametrize(
+    ("body", "config", "index"),
+    [
+        (f"id,text\n1,a\n2,{BIG}\n3,c\n".encode(), CSV, 1),
+        # Under GIVEN every line is an item: the big one is item 2.
+        (
+            f"1,a\n2,b\n3,{BIG}\n".encode(),
+            {"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["id", "text"]},
+            2,
+        ),
+        (f'{{"a": 1}}\n\n{{"a": "{BIG}"}}\n'.encode(), JSONL, 1),
+    ],
+)
+def test_an_item_too_large_for_a_child_is_refused_with_its_index(s3, body, config, index):
+    with pytest.raises(ItemSourceContentError, match=rf"whose item {index} \(0-based.* 256 KiB") as info:
+        _check(s3, body, config, item_limit=CHILD_INPUT_LIMIT)
+    assert "fails the Map Run on that item" in str(info.value)
+    assert "add an ItemSelector" in str(info.value)
+    assert str(info.value).endswith("nothing was created.")
+
+
+@pytest.mark.parametrize(
+    ("body", "config"),
+    [
+        # Just under the limit as an item: {"id":"1","text":"..."}.
+        (("id,text\n1," + "x" * (CHILD_INPUT_LIMIT - len('{"id":"1","text":""}')) + "\n").encode(), CSV),
+        # The big row is past MaxItems: the reader never reads it.
+        (f"id,text\n1,a\n2,{BIG}\n".encode(), {**CSV, "MaxItems": 1}),
+        # MaxItemsPath is known at run time only: the scan is skipped.
+        (f"id,text\n1,a\n2,{BIG}\n".encode(), {**CSV, "MaxItemsPath": "$.limit"}),
+        # A line padded with spaces is measured as the compact item it makes.
+        (b'{"a": ' + b" " * CHILD_INPUT_LIMIT + b'"b"}\n', JSONL),
+        # A JSON array is not scanned (it would need a streaming parser).
+        (f'[{{"a": "{BIG}"}}]'.encode(), JSON),
+    ],
+)
+def test_items_that_fit_or_are_not_scanned_pass(s3, body, config):
+    _check(s3, body, config, item_limit=CHILD_INPUT_LIMIT)
+
+
+def test_the_size_scan_runs_only_when_items_reach_the_children_as_they_are(s3):
+    body = f"id,text\n1,{BIG}\n".encode()
+    _check(s3, body, CSV)  # no limit given: the operator's check_item_sizes=False
+    assert item_size_limit({"Type": "Map"}) == CHILD_INPUT_LIMIT
+    assert item_size_limit({"Type": "Map", "ItemBatcher": {"MaxItemsPerBatch": 10}}) < CHILD_INPUT_LIMIT
+    assert item_size_limit({"Type": "Map", "ItemSelector": {"text.$": "$$.Map.Item.Value.text"}}) is None

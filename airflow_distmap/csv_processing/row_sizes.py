@@ -6,9 +6,11 @@ too-large row needs one pass over the file; it is done with pyarrow's C++ reader
 download) before anything is created in AWS, so the run never fails half-way on one row.
 
 A row's size is first estimated from the UTF-8 length of the selected values plus, per column, its name and
-8 bytes of JSON punctuation, plus 32 bytes for ``{"index": ..., "row": ...}``. JSON escapes can make a value
-up to six times longer (a control character takes six characters), so every row whose estimate is over a
-sixth of the limit is measured exactly, as its JSON item; in usual data no row is, and the scan stays in C++.
+8 bytes of JSON punctuation, plus 32 bytes for the CSV operator's ``{"index": ..., "row": ...}``. JSON
+escapes can make a value up to six times longer (a control character takes six characters), so every row
+whose estimate is over a sixth of the limit is measured exactly, as its JSON item; in usual data no row is,
+and the scan stays in C++. The DistributedMapOperator's pre-flight uses the same scan for CSV items sent as
+they are (:mod:`airflow_distmap.item_sources`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _MAX_ESCAPE_GROWTH: Final = 6
 
 
 def _largest_row(
-    chunks: Any, positions: list[int], names: Sequence[str], fixed: int, limit: int
+    chunks: Any, positions: list[int], names: Sequence[str], fixed: int, limit: int, envelope: bool
 ) -> tuple[int, int]:
     """``(size, data row index)`` of the largest row of selected columns (the index only past ``limit``)."""
     largest, where, offset = 0, -1, 0
@@ -60,7 +62,8 @@ def _largest_row(
                         name: columns[position][row].as_py()
                         for name, position in zip(names, positions, strict=True)
                     }
-                    exact = len(json_codec.dumps_bytes({"index": offset + row, "row": values}))
+                    item = {"index": offset + row, "row": values} if envelope else values
+                    exact = len(json_codec.dumps_bytes(item))
                     largest = max(largest, exact)
                     if exact > limit:
                         return exact, offset + row
@@ -104,26 +107,51 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     :return: the size of the largest item, in bytes.
     :raises RowTooLargeError: naming the row and how to fix it.
     """
+    largest, where = largest_item(s3, layout, limit, envelope=True)
+    if largest > limit:
+        raise RowTooLargeError(
+            f"Row {where} (0-based, header not counted) of {layout.uri} sends about {largest // 1024} KiB "
+            f"to the function; a child execution's input is limited to 256 KiB (this operator batches up "
+            f"to {limit // 1024} KiB). To fix this, send fewer columns (columns=[...]) or shorten that row."
+        )
+    return largest
+
+
+def largest_item(
+    s3: S3Client, layout: CsvLayout, limit: int, *, envelope: bool, max_rows: int | None = None
+) -> tuple[int, int]:
+    """Stream the input once and find its largest item; warn where AWS reads the CSV unlike pandas.
+
+    :param s3: a boto3 S3 client.
+    :param layout: the input as the pre-flight saw it; ``layout.columns`` make the item.
+    :param limit: the largest item allowed, in bytes: the scan stops at the first row past it.
+    :param envelope: whether an item is the CSV operator's ``{"index": n, "row": {...}}`` (else ``{...}``).
+    :param max_rows: read at most this many rows (the ItemReader's ``MaxItems``).
+    :return: ``(size of the largest item in bytes, its row index)``; the index is ``-1`` unless the size
+        is past ``limit``. Rows count from the first data row (from the first line without a header line).
+    """
     positions = [layout.headers.index(column) for column in layout.columns]
-    fixed = _ITEM_OVERHEAD + sum(len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns)
+    fixed = (_ITEM_OVERHEAD if envelope else 2) + sum(
+        len(column.encode()) + _COLUMN_OVERHEAD for column in layout.columns
+    )
     body = _open(s3, layout)
     last: list[list[pa.Array]] = []
     try:
-        chunks = _keep_last(arrow_chunks(body, layout), last)
-        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit)
+        chunks = _keep_last(_first_rows(arrow_chunks(body, layout), max_rows), last)
+        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
     except IrregularRowsError:
         log.warning(
             "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader does, "
-            "missing fields are read as empty and extra fields are dropped, for the function and the output.",
+            "missing fields are read as empty and extra fields are dropped.",
             layout.uri,
         )
         body.close()
         body = _open(s3, layout)
-        chunks = _keep_last(python_chunks(body, layout), last)
-        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit)
+        chunks = _keep_last(_first_rows(python_chunks(body, layout), max_rows), last)
+        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
     finally:
         body.close()
-    if body.quotes % 2 and last and _ends_in_multiline_value(last[0]):
+    if body.quotes % 2 and max_rows is None and last and _ends_in_multiline_value(last[0]):
         log.warning(
             "%s holds an odd number of quote characters: a quoted value is probably not closed, and Step "
             "Functions' CSV reader then reads every line after its opening quote, to the end of the file, as "
@@ -135,18 +163,26 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
         log.warning(
             "%s holds %d backslashes. Step Functions' CSV reader treats a backslash as an escape: it keeps "
             "the backslash, quote or delimiter after it, and drops the backslash before any other character "
-            "(C:\\Users reads as C:Users). The function and the output see these fields that way. To keep a "
-            "backslash, double it in the file.",
+            "(C:\\Users reads as C:Users). The items hold these fields that way. To keep a backslash, double "
+            "it in the file.",
             layout.uri,
             body.backslashes,
         )
-    if largest > limit:
-        raise RowTooLargeError(
-            f"Row {where} (0-based, header not counted) of {layout.uri} sends about {largest // 1024} KiB "
-            f"to the function; a child execution's input is limited to 256 KiB (this operator batches up "
-            f"to {limit // 1024} KiB). To fix this, send fewer columns (columns=[...]) or shorten that row."
-        )
-    return largest
+    return largest, where
+
+
+def _first_rows(chunks: Iterator[list[pa.Array]], limit: int | None) -> Iterator[list[pa.Array]]:
+    """Pass ``chunks`` on up to ``limit`` rows in all (all of them when ``limit`` is ``None``)."""
+    if limit is None:
+        yield from chunks
+        return
+    left = limit
+    for chunk in chunks:
+        if left <= 0:
+            return
+        rows = len(chunk[0]) if chunk else 0
+        yield chunk if rows <= left else [column.slice(0, left) for column in chunk]
+        left -= rows
 
 
 def _keep_last(chunks: Iterator[list[pa.Array]], last: list[list[pa.Array]]) -> Iterator[list[pa.Array]]:

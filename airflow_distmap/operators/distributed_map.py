@@ -55,7 +55,7 @@ from airflow_distmap.hooks.distributed_map import (
     no_role_arn_message,
 )
 from airflow_distmap.hooks.s3 import DistributedMapS3Hook
-from airflow_distmap.item_sources import check_object_items, check_prefix_items
+from airflow_distmap.item_sources import check_object_items, check_prefix_items, item_size_limit
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import (
     MAX_NAME_LENGTH,
@@ -227,6 +227,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param check_functions: Before anything is created, check with ``lambda:GetFunction`` that the Lambda
         functions Task states name literally exist (see :meth:`check_functions_exist`). Set ``False`` when the
         Airflow connection cannot reach Lambda.
+    :param check_item_sizes: When the Map sends each CSV or JSON Lines item to its children as it is (no
+        ItemSelector), read the whole object once before anything is created and refuse it when an item is
+        over the 256 KiB a child execution can receive (Step Functions would fail the Map Run on it, after
+        the items before it ran). Set ``False`` to skip that pass over a very large object.
 
     Generic AWS arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``) are those of
     :class:`~airflow.providers.amazon.aws.operators.base_aws.AwsBaseOperator`.
@@ -278,6 +282,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         failed_items_sample: int = 5,
         stop_on_kill: bool = True,
         check_functions: bool = True,
+        check_item_sizes: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -309,6 +314,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.failed_items_sample = failed_items_sample
         self.stop_on_kill = stop_on_kill
         self.check_functions = check_functions
+        self.check_item_sizes = check_item_sizes
         self._execution_arn: str | None = None
         self._try: int | None = None
         #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
@@ -394,16 +400,17 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
         The default checks that the S3 sources the Distributed Maps read exist (the object for
         ``s3:getObject``, the bucket for ``s3:listObjectsV2``) and hold items the reader can parse, from
-        their start (:meth:`check_item_sources`; unless this task run's execution exists already, whose
-        children may have consumed them), that the bucket results go to exists (otherwise every item would
-        run before the export fails), that the results prefix holds no other task run's results
-        (:meth:`check_results_prefix`), and that the Lambda functions it names exist
-        (:meth:`check_functions_exist`). Subclasses raise ``ValueError`` (or
+        their start, none too large for a child (:meth:`check_item_sources`; unless this task run's
+        execution exists already, whose children may have consumed them), that the bucket results go to
+        exists (otherwise every item would run before the export fails), that the results prefix holds no
+        other task run's results (:meth:`check_results_prefix`), and that the Lambda functions it names
+        exist (:meth:`check_functions_exist`). Subclasses raise ``ValueError`` (or
         :class:`~airflow_distmap.exceptions.DistributedMapError`) naming the problem and the fix.
 
         :param context: The task context.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
-        :raises ItemSourceContentError: the ItemReader would read no items, or fail on its source.
+        :raises ItemSourceContentError: the ItemReader would read no items, fail on its source, or read an
+            item too large for a child.
         :raises ValueError: the results bucket does not exist (the task fails without spending its retries).
         :raises ResultsPrefixInUseError: a given ``results_uri`` holds another task run's results.
         :raises FunctionNotFoundError: a Lambda function the definition invokes does not exist.
@@ -439,11 +446,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
         Only the top-level Map every execution reaches through Pass and Wait states alone is checked, and only
         its literal bucket, key or prefix: an earlier Task may write what a later Map reads, and a Map behind
-        a Choice may not run.
+        a Choice may not run. With ``check_item_sizes``, a CSV or JSON Lines object whose items reach the
+        children as they are is read whole, for an item over the child-input quota.
 
         :param definition: The state machine definition.
         :raises ItemSourceNotFoundError: a bucket or object the ItemReader reads does not exist.
-        :raises ItemSourceContentError: the ItemReader would read no items, or fail on its source.
+        :raises ItemSourceContentError: the ItemReader would read no items, fail on its source, or read an
+            item too large for a child.
         """
         state_name = map_reading_at_start(definition)
         if state_name is None:
@@ -458,7 +467,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if resource.endswith("s3:getObject") and isinstance(key, str):
             language = state.get("QueryLanguage", definition.get("QueryLanguage", "JSONPath"))
             selector = state.get("ItemSelector") if language != "JSONata" else None
-            check_object_items(s3, state_name, reader, selector, bucket, key)
+            item_limit = item_size_limit(state) if self.check_item_sizes else None
+            check_object_items(s3, state_name, reader, selector, bucket, key, item_limit=item_limit)
         elif resource.endswith("s3:listObjectsV2"):
             if self._bucket_missing(bucket):
                 raise ItemSourceNotFoundError(

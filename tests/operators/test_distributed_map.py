@@ -268,6 +268,22 @@ def test_an_item_source_without_items_fails_before_anything_is_created(aws):
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
 
 
+def test_an_item_too_large_for_a_child_fails_before_anything_is_created_unless_selected_down(aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key="in/wide.csv", Body=b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n")
+    reader = CsvItemReader(uri=f"s3://{BUCKET}/in/wide.csv")
+    with pytest.raises(ItemSourceContentError, match=r"whose item 1 \(0-based.*about 292 KiB"):
+        _operator(item_reader=reader).execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
+    # An ItemSelector may shrink the item (AWS reads up to 8 MB then), and the scan can be turned off.
+    _defer(_operator(item_reader=reader, item_selector={"id.$": "$$.Map.Item.Value.id"}), _context())
+    _defer(
+        _operator(item_reader=reader, check_item_sizes=False, results_uri=f"s3://{BUCKET}/results-2"),
+        _context(run_id="manual__2"),
+    )
+
+
 def test_a_retry_attaches_even_when_the_children_consumed_the_source(aws):
     first = _defer(_operator(), _context(try_number=1))
     boto3.client("s3", region_name="us-east-1").delete_object(Bucket=BUCKET, Key="in/rows.csv")
