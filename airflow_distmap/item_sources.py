@@ -185,18 +185,22 @@ def _check_jsonl_item_sizes(
 ) -> None:
     """Read a JSON Lines object once; refuse it when an item, written as compact JSON, exceeds ``limit``."""
     body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
-    index, largest, pending = 0, 0, b""
+    index, number, largest, pending = 0, 0, 0, b""
     try:
         while max_items is None or index < max_items:
             chunk = body.read(_SCAN_CHUNK_BYTES)
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop() if chunk else b""
             for line in lines:
+                number += 1
                 if not line.strip():
                     continue  # the reader skips blank lines
                 size = len(line)
                 if size > limit:  # spaces may shrink away: measure it as the item it makes
-                    size = len(json_codec.dumps_bytes(json_codec.loads(line)))
+                    try:
+                        size = len(json_codec.dumps_bytes(json_codec.loads(line)))
+                    except ValueError:
+                        raise _bad_line(where, number, line) from None
                     if size > limit:
                         raise _too_large(where, index, size, limit)
                 largest = max(largest, size)
@@ -400,13 +404,16 @@ def _check_jsonl(where: str, data: bytes, *, whole: bool) -> None:
         try:
             json_codec.loads(line)
         except ValueError:
-            raise ItemSourceContentError(
-                f"{where}; its line {number} is not valid JSON ({line[:60]!r}), and Step Functions fails the "
-                "Map Run on it (States.ItemReaderFailed). To fix this, write one JSON value per line"
-                + _NOTHING_CREATED
-            ) from None
+            raise _bad_line(where, number, line) from None
     if whole and not found:
         raise ItemSourceContentError(
             f"{where}, which holds no JSON lines: the Map would run no items. To fix this, point it at data "
             f"{_SKIP_HINT}{_NOTHING_CREATED}"
         )
+
+
+def _bad_line(where: str, number: int, line: bytes) -> ItemSourceContentError:
+    return ItemSourceContentError(
+        f"{where}; its line {number} is not valid JSON ({line[:60]!r}), and Step Functions fails the Map Run "
+        "on it (States.ItemReaderFailed). To fix this, write one JSON value per line" + _NOTHING_CREATED
+    )

@@ -138,6 +138,12 @@ def test_an_item_too_large_for_a_child_is_refused_with_its_index(s3, body, confi
     assert str(info.value).endswith("nothing was created.")
 
 
+def test_a_long_line_past_the_start_that_does_not_parse_is_named(s3):
+    body = b'{"a": 1}\n' * (PROBE_BYTES // 8) + b'{"a": "' + BIG.encode() + b"\n"
+    with pytest.raises(ItemSourceContentError, match=rf"its line {PROBE_BYTES // 8 + 1} is not valid JSON"):
+        _check(s3, body, JSONL, item_limit=CHILD_INPUT_LIMIT)
+
+
 @pytest.mark.parametrize(
     ("body", "config"),
     [
