@@ -174,7 +174,10 @@ def _too_large(where: str, index: int, size: int, limit: int) -> ItemSourceConte
 def _check_csv_item_sizes(
     s3: S3Client, where: str, layout: CsvLayout, limit: int, max_items: int | None
 ) -> None:
-    largest, index = largest_item(s3, layout, limit, envelope=False, max_rows=max_items)
+    try:
+        largest, index = largest_item(s3, layout, limit, envelope=False, max_rows=max_items)
+    except CsvInputError as error:  # not UTF-8 past the start
+        raise ItemSourceContentError(f"{where}: {error}".rstrip(".") + _NOTHING_CREATED) from None
     if largest > limit:
         raise _too_large(where, index, largest, limit)
     log.info("Largest item of %s: about %d bytes as JSON", layout.uri, largest)

@@ -169,3 +169,10 @@ def test_the_size_scan_runs_only_when_items_reach_the_children_as_they_are(s3):
     assert item_size_limit({"Type": "Map"}) == CHILD_INPUT_LIMIT
     assert item_size_limit({"Type": "Map", "ItemBatcher": {"MaxItemsPerBatch": 10}}) < CHILD_INPUT_LIMIT
     assert item_size_limit({"Type": "Map", "ItemSelector": {"text.$": "$$.Map.Item.Value.text"}}) is None
+
+
+def test_bytes_that_are_not_utf8_past_the_start_are_found_by_the_size_scan(s3):
+    body = b"id,text\n" + b"1,abc\n" * (PROBE_BYTES // 6) + b"3,\xff\n"
+    _check(s3, body, CSV)  # the start alone is fine
+    with pytest.raises(ItemSourceContentError, match=r"not UTF-8 text past its start.*nothing was created"):
+        _check(s3, body, CSV, item_limit=CHILD_INPUT_LIMIT)

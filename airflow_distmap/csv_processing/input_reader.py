@@ -54,12 +54,17 @@ class IrregularRowsError(Exception):
     """Raised by the Arrow reader when a row's field count differs from the header's."""
 
 
+class NotUtf8Error(ValueError):
+    """Raised by either reader when the file holds bytes that are not UTF-8 past the start checked earlier."""
+
+
 def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     """Yield the input's data rows as lists of string columns, in file order (header line dropped).
 
     :param body: a binary file-like object positioned at the start of the file.
     :param layout: the input as the pre-flight saw it.
     :raises IrregularRowsError: a row is shorter or longer than the header.
+    :raises NotUtf8Error: the file holds bytes that are not UTF-8.
     """
     names = layout.reader_headers
 
@@ -97,6 +102,8 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
             if batch.num_rows:
                 yield list(batch.columns)
     except pa.ArrowInvalid as exc:
+        if "invalid UTF8" in str(exc):
+            raise NotUtf8Error(str(exc)) from exc
         raise IrregularRowsError(str(exc)) from exc
 
 
@@ -107,6 +114,7 @@ def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
 
     :param body: a binary file-like object positioned at the start of the file.
     :param layout: the input as the pre-flight saw it.
+    :raises NotUtf8Error: the file holds bytes that are not UTF-8.
     """
     width = len(layout.headers)
     allow_large_fields()
@@ -114,7 +122,10 @@ def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     if layout.header_in_file:
         next(records, None)
     while True:
-        chunk = list(islice(records, PYTHON_CHUNK_ROWS))
+        try:
+            chunk = list(islice(records, PYTHON_CHUNK_ROWS))
+        except UnicodeDecodeError as exc:
+            raise NotUtf8Error(f"{exc.reason}: {exc.object[exc.start : exc.start + 4]!r}") from exc
         if not chunk:
             return
         if any(len(record) != width for record in chunk):

@@ -24,8 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_distmap import json_codec
-from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
-from airflow_distmap.exceptions import RowTooLargeError
+from airflow_distmap.csv_processing.input_reader import (
+    IrregularRowsError,
+    NotUtf8Error,
+    arrow_chunks,
+    python_chunks,
+)
+from airflow_distmap.exceptions import RowTooLargeError, UnsupportedInputError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -106,6 +111,7 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     :param limit: the largest item allowed, in bytes.
     :return: the size of the largest item, in bytes.
     :raises RowTooLargeError: naming the row and how to fix it.
+    :raises UnsupportedInputError: the file holds bytes that are not UTF-8.
     """
     largest, where = largest_item(s3, layout, limit, envelope=True)
     if largest > limit:
@@ -129,6 +135,7 @@ def largest_item(
     :param max_rows: read at most this many rows (the ItemReader's ``MaxItems``).
     :return: ``(size of the largest item in bytes, its row index)``; the index is ``-1`` unless the size
         is past ``limit``. Rows count from the first data row (from the first line without a header line).
+    :raises UnsupportedInputError: the file holds bytes that are not UTF-8.
     """
     positions = [layout.headers.index(column) for column in layout.columns]
     fixed = (_ITEM_OVERHEAD if envelope else 2) + sum(
@@ -137,18 +144,24 @@ def largest_item(
     body = _open(s3, layout)
     last: list[list[pa.Array]] = []
     try:
-        chunks = _keep_last(_first_rows(arrow_chunks(body, layout), max_rows), last)
-        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
-    except IrregularRowsError:
-        log.warning(
-            "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader does, "
-            "missing fields are read as empty and extra fields are dropped.",
-            layout.uri,
-        )
-        body.close()
-        body = _open(s3, layout)
-        chunks = _keep_last(_first_rows(python_chunks(body, layout), max_rows), last)
-        largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+        try:
+            chunks = _keep_last(_first_rows(arrow_chunks(body, layout), max_rows), last)
+            largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+        except IrregularRowsError:
+            log.warning(
+                "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader "
+                "does, missing fields are read as empty and extra fields are dropped.",
+                layout.uri,
+            )
+            body.close()
+            body = _open(s3, layout)
+            chunks = _keep_last(_first_rows(python_chunks(body, layout), max_rows), last)
+            largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+    except NotUtf8Error as error:
+        raise UnsupportedInputError(
+            f"{layout.uri} holds bytes that are not UTF-8 text past its start ({error}). To fix this, "
+            "re-encode the file as UTF-8: the Distributed Map CSV reader reads UTF-8."
+        ) from None
     finally:
         body.close()
     if body.quotes % 2 and max_rows is None and last and _ends_in_multiline_value(last[0]):

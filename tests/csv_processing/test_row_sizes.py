@@ -7,7 +7,7 @@ import pytest
 
 from airflow_distmap.csv_processing.preflight import check_csv_input
 from airflow_distmap.csv_processing.row_sizes import check_row_sizes
-from airflow_distmap.exceptions import RowTooLargeError
+from airflow_distmap.exceptions import RowTooLargeError, UnsupportedInputError
 
 BUCKET = "data"
 
@@ -58,3 +58,12 @@ def test_the_scan_warns_about_a_quote_never_closed(
         check_row_sizes(s3, layout, 10_000)
     warnings = [r.getMessage() for r in caplog.records if "probably not closed" in r.getMessage()]
     assert bool(warnings) is warned
+
+
+@pytest.mark.parametrize("ragged", [False, True])  # the Arrow reader, or the Python one it falls back to
+def test_bytes_that_are_not_utf8_past_the_start_are_named(s3: Any, ragged: bool) -> None:
+    rows = b"1,abc\n" * 20_000 + (b"2\n" if ragged else b"") + b"3,\xff\xfe\n"
+    s3.put_object(Bucket=BUCKET, Key="in.csv", Body=b"id,text\n" + rows)
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in.csv")  # the start is UTF-8
+    with pytest.raises(UnsupportedInputError, match=r"holds bytes that are not UTF-8 text past its start"):
+        check_row_sizes(s3, layout, 10_000)
