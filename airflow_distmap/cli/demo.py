@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from airflow_distmap.demo_data import messy_csv_bytes
+from airflow_distmap.project_files import project_path
 
 DAG_ID = "csv_row_processing"
 TASK_ID = "process_csv"
@@ -40,11 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir", default=".demo", help="where the demo keeps Airflow's home and logs (default .demo)"
     )
-    parser.add_argument("--dags-folder", default="dags", help="folder of the example DAGs")
+    parser.add_argument(
+        "--dags-folder",
+        default="dags",
+        help="folder of the example DAGs (default ./dags, else the project's)",
+    )
     parser.add_argument(
         "--functions-dir",
         default="lambda_functions",
-        help="Lambda handlers to register",
+        help="Lambda handlers to register (default ./lambda_functions, else the project's)",
     )
 
 
@@ -59,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     airflow_home = workdir / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "airflow.log"
-    dags_folder = Path(args.dags_folder).resolve()
+    dags_folder = project_path(args.dags_folder).resolve()
     if not (dags_folder / f"{DAG_ID}.py").exists():
-        console.print(f"[red]No {DAG_ID}.py in {dags_folder}: run the demo from the repository root.")
+        console.print(f"[red]No {DAG_ID}.py in {dags_folder}: pass --dags-folder, the repository's dags/.")
         return 2
 
-    with LocalEndpoint(functions_dir=args.functions_dir) as endpoint:
+    with LocalEndpoint(functions_dir=project_path(args.functions_dir)) as endpoint:
         tune_garbage_collector()  # this process serves the endpoint; Airflow runs in its own processes
         console.print(f"Local AWS endpoint: [bold]{endpoint.url}[/] (Step Functions, S3, Lambda)")
         s3 = endpoint.client("s3")

@@ -15,13 +15,14 @@ from airflow_distmap.local.lambda_api import LambdaApi
 from airflow_distmap.local.lambdas.pool import LambdaPool
 from airflow_distmap.local.lambdas.registry import FunctionRegistry
 from airflow_distmap.local.server import Dispatcher, EndpointServer, LocalEndpointApp
+from airflow_distmap.project_files import project_path
 
 log = logging.getLogger(__name__)
 
 #: Credentials the endpoint accepts (it does not check them); anything non-empty works.
 TEST_ACCESS_KEY_ID = "testing"
 TEST_SECRET_ACCESS_KEY = "testing"
-#: Default folder of the user's Lambda functions, relative to the working directory.
+#: Default folder of the user's Lambda functions, relative to the working directory (else the project's own).
 DEFAULT_FUNCTIONS_DIR = "lambda_functions"
 
 ServiceFactory = Callable[..., Dispatcher]
@@ -75,6 +76,8 @@ class LocalEndpoint:
         self.region = region
         self.processes = processes
         if registry is None:
+            if functions_dir is not None:
+                functions_dir = project_path(functions_dir)
             registry = FunctionRegistry.build(functions_dir=functions_dir, functions=functions)
         self.registry = registry
         self._service_factory = service_factory
