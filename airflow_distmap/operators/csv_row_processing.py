@@ -303,11 +303,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         s3 = self.s3_hook.get_conn()
         self._layout = self._check_input(context)
         self.check_functions_exist(self._definition(self._layout))
+        results_uri = self._results_uri(context)
+        self.check_results_prefix(context, results_uri)  # first: output_uri defaults to a place under it
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
         )
-        results_uri = self._results_uri(context)
-        self.check_results_prefix(context, results_uri)
         stored = load_state(s3, results_uri)
         state = stored.for_input(self._layout.etag)
         if state is not stored:

@@ -420,6 +420,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if results_uri is not None:
             results_bucket, _ = parse_s3_uri(results_uri, what="results_uri")
             if self._bucket_missing(results_bucket):
+                if not self.results_uri:  # the default lies in the bucket the first ItemReader reads
+                    raise ItemSourceNotFoundError(
+                        f"The ItemReader reads bucket {results_bucket!r}, which does not exist (results "
+                        "would go there too, by default). To fix this, create the bucket or correct the "
+                        "ItemReader's bucket; nothing was created."
+                    )
                 raise ValueError(
                     f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "
                     "this, create the bucket or pass another results_uri; nothing was created."

@@ -185,6 +185,13 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
         ),
         (b"id,text\n1,2\n", {"results_uri": f"s3://{BUCKET}/used"}, ResultsPrefixInUseError, "another run"),
         (b"id,text\n1,2\n", {"results_uri": "s3://no-such-bucket/r"}, ResultsLocationError, "does not exist"),
+        # output_uri then defaults to a place under results_uri: the error names results_uri.
+        (
+            b"id,text\n1,2\n",
+            {"results_uri": "s3://no-such-bucket/r", "output_uri": None},
+            ResultsLocationError,
+            "results_uri .*does not exist",
+        ),
         (b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
         # Under the limit as bytes, over it as JSON: each quote and control character is escaped.
         (b'id,text\n1,a\n2,"' + b'""' * 140_000 + b'"\n', {}, RowTooLargeError, "Row 1 "),

@@ -495,6 +495,10 @@ def test_a_task_state_naming_no_function_is_bad_input_and_the_check_can_be_turne
 def test_missing_results_bucket_fails_before_anything_is_created_without_retries(aws):
     with pytest.raises(InvalidTaskArgumentsError, match="bucket 'no-such-bucket' does not exist"):
         _operator(results_uri="s3://no-such-bucket/results").execute(_context())
+    # With the default results_uri, in the bucket the ItemReader reads, the missing input is named.
+    reader = CsvItemReader(uri="s3://no-such-bucket/in.csv")
+    with pytest.raises(ItemSourceNotFoundError, match="The ItemReader reads bucket 'no-such-bucket'"):
+        _operator(results_uri=None, item_reader=reader).execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
 
 
