@@ -151,6 +151,16 @@ def _literal_reader_location(reader: dict[str, Any]) -> tuple[str | None, str | 
     return literal(parameters.get("Bucket")), literal(parameters.get("Key"))
 
 
+def _first_reader_source(definition: dict[str, Any]) -> str:
+    """``The ItemReader of '<state>' reads s3://...`` for the first ItemReader naming its bucket literally."""
+    for state_name, state, _language in iter_distributed_maps(definition):
+        bucket, key = _literal_reader_location(state.get("ItemReader") or {})
+        if bucket:
+            where = s3_uri(bucket, key) if isinstance(key, str) else f"bucket {bucket!r}"
+            return f"The ItemReader of {state_name!r} reads {where}"
+    return "The ItemReader reads an S3 location"
+
+
 def _try_number(context: Context) -> int | None:
     value = getattr(context["ti"], "try_number", None)
     return value if isinstance(value, int) else None
@@ -422,9 +432,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if self._bucket_missing(results_bucket):
                 if not self.results_uri:  # the default lies in the bucket the first ItemReader reads
                     raise ItemSourceNotFoundError(
-                        f"The ItemReader reads bucket {results_bucket!r}, which does not exist (results "
-                        "would go there too, by default). To fix this, create the bucket or correct the "
-                        "ItemReader's bucket; nothing was created."
+                        f"{_first_reader_source(definition)}, whose bucket {results_bucket!r} does not exist "
+                        "(results would go there too, by default). To fix this, create the bucket or correct "
+                        "the ItemReader's bucket; nothing was created."
                     )
                 raise ValueError(
                     f"Results go to {results_uri}, but bucket {results_bucket!r} does not exist. To fix "

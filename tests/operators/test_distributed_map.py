@@ -497,7 +497,7 @@ def test_missing_results_bucket_fails_before_anything_is_created_without_retries
         _operator(results_uri="s3://no-such-bucket/results").execute(_context())
     # With the default results_uri, in the bucket the ItemReader reads, the missing input is named.
     reader = CsvItemReader(uri="s3://no-such-bucket/in.csv")
-    with pytest.raises(ItemSourceNotFoundError, match="The ItemReader reads bucket 'no-such-bucket'"):
+    with pytest.raises(ItemSourceNotFoundError, match=r"reads s3://no-such-bucket/in.csv, whose bucket"):
         _operator(results_uri=None, item_reader=reader).execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
 
