@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.preflight import HEADER_PROBE_BYTES, CsvLayout, probe_header
@@ -45,6 +45,8 @@ CHILD_INPUT_LIMIT: Final = 256 * 1024
 _BATCH_ENVELOPE: Final = 12
 #: Bytes per read of the JSON Lines size scan.
 _SCAN_CHUNK_BYTES: Final = 1024 * 1024
+#: The largest item Step Functions reads from a file (spec section 1.4: 8 MB, for an ItemSelector to shrink).
+MAX_ITEM_READ_BYTES: Final = 8 * 1024 * 1024
 #: Object names the ItemReader decompresses (spec section 1.3); their content is not probed.
 COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd")
 _COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
@@ -121,8 +123,8 @@ def check_object_items(
             return
         whole = len(start) >= size
         max_items = _literal_max_items(config)
-        if "MaxItemsPath" in config:  # known at run time: how far the reader reads is not
-            item_limit = None
+        if "MaxItemsPath" in config or (max_items is None and config.get("MaxItems")):
+            item_limit = None  # how far the reader reads is known at run time only
         if config["InputType"] == "CSV":
             etag = str(head.get("ETag", ""))
             layout = _check_csv(s3, where, bucket, key, size, etag, start, config, item_selector)
@@ -140,7 +142,7 @@ def check_object_items(
                 _check_jsonl_item_sizes(
                     s3, where, bucket, key, str(head.get("ETag", "")), item_limit, max_items
                 )
-    except ClientError as error:
+    except (ClientError, BotoCoreError) as error:  # a read cut short, no permission: the reader will tell
         log.warning("Could not read %s (%s); going on", uri, error)
 
 
@@ -157,15 +159,17 @@ def item_size_limit(state: Mapping[str, Any]) -> int | None:
 
 
 def _literal_max_items(config: Mapping[str, Any]) -> int | None:
+    """A literal positive ``MaxItems`` (``0`` or none: every item; an expression: ``None`` too)."""
     value = config.get("MaxItems")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _too_large(where: str, index: int, size: int, limit: int) -> ItemSourceContentError:
+    measure = f"{size:,} bytes" if size <= MAX_ITEM_READ_BYTES else f"over {MAX_ITEM_READ_BYTES:,} bytes"
     return ItemSourceContentError(
-        f"{where}, whose item {index} (0-based, as $$.Map.Item.Index counts) is about {size // 1024} KiB as "
-        f"JSON: a child execution receives at most {limit // 1024} KiB, and Step Functions fails the Map Run "
-        "on that item after the items before it ran. To fix this, shorten that "
+        f"{where}, whose item {index} (0-based, as $$.Map.Item.Index counts) is {measure} as JSON: a child "
+        f"execution receives at most 256 KiB ({limit:,} bytes for an item here), and Step "
+        "Functions fails the Map Run on that item after the items before it ran. To fix this, shorten that "
         "item, or add an ItemSelector that sends only the fields the processor needs (AWS reads items of up "
         "to 8 MB when an ItemSelector shrinks them)" + _NOTHING_CREATED
     )
@@ -188,12 +192,17 @@ def _check_jsonl_item_sizes(
 ) -> None:
     """Read a JSON Lines object once; refuse it when an item, written as compact JSON, exceeds ``limit``."""
     body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
-    index, number, largest, pending = 0, 0, 0, b""
+    index, number, largest, pending = 0, 0, 0, bytearray()
     try:
         while max_items is None or index < max_items:
             chunk = body.read(_SCAN_CHUNK_BYTES)
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop() if chunk else b""
+            if chunk and b"\n" not in chunk:  # a long line goes on: append, never re-split it
+                pending += chunk
+                if len(pending) > MAX_ITEM_READ_BYTES:  # more than AWS reads for one item, whatever it holds
+                    raise _too_large(where, index, len(pending), limit)
+                continue
+            lines = (bytes(pending) + chunk).split(b"\n")
+            pending = bytearray(lines.pop() if chunk else b"")
             for line in lines:
                 number += 1
                 if not line.strip():
@@ -268,7 +277,7 @@ def _check_csv(
     given = config.get("CSVHeaderLocation") == "GIVEN"
     if given:
         headers = config.get("CSVHeaders")
-        if not isinstance(headers, list):
+        if not isinstance(headers, list) or not headers:  # ValidateStateMachineDefinition names it
             return None
         headers = [str(h) for h in headers]
         source = "CSVHeaders"

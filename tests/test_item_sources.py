@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+from unittest import mock
 
 import pytest
+from botocore.exceptions import ResponseStreamingError
 
 from airflow_distmap.exceptions import ItemSourceContentError, ItemSourceNotFoundError
 from airflow_distmap.item_sources import (
@@ -176,3 +179,54 @@ def test_bytes_that_are_not_utf8_past_the_start_are_found_by_the_size_scan(s3):
     _check(s3, body, CSV)  # the start alone is fine
     with pytest.raises(ItemSourceContentError, match=r"not UTF-8 text past its start.*nothing was created"):
         _check(s3, body, CSV, item_limit=CHILD_INPUT_LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("body", "config"),
+    [
+        # Past what AWS reads for one item (8 MB): a field too long for any reader.
+        (b"id,text\n1,a\n2," + b"x" * (8 * 1024 * 1024 + 10) + b"\n", CSV),
+        # No line break in sight: refused once the line passes 8 MB, without reading the rest.
+        (b'{"a": "' + b"x" * (9 * 1024 * 1024), JSONL),
+    ],
+)
+def test_items_past_what_aws_reads_are_refused(s3, body, config):
+    with pytest.raises(
+        ItemSourceContentError, match=r"whose item 1 .* is over 8,388,608 bytes as JSON: a child"
+    ):
+        _check(s3, b'{"a": 1}\n' + body if config is JSONL else body, config, item_limit=CHILD_INPUT_LIMIT)
+
+
+def test_a_row_wider_than_arrows_blocks_is_not_called_irregular(s3, caplog):
+    body = b"id,text\n1,a\n2," + b"x" * 2_000_000 + b"\n"
+    with caplog.at_level(logging.WARNING), pytest.raises(ItemSourceContentError, match="whose item 1 "):
+        _check(s3, body, CSV, item_limit=CHILD_INPUT_LIMIT)
+    assert "more or fewer fields" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**CSV, "MaxItems": "{% $states.input.limit %}"},  # JSONata: known at run time
+        {"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": []},  # left to the validation
+    ],
+)
+def test_sizes_the_scan_cannot_know_are_left_to_the_run(s3, config):
+    _check(s3, f"id,text\n1,{BIG}\n".encode(), config, item_limit=CHILD_INPUT_LIMIT)
+
+
+def test_bytes_past_max_items_are_not_held_against_the_source(s3, caplog):
+    body = b"id,text\n1,a\n" + b"2,b\n" * 200_000 + b"3,\xff\n"
+    with caplog.at_level(logging.WARNING):
+        _check(s3, body, {**CSV, "MaxItems": 1}, item_limit=CHILD_INPUT_LIMIT)
+    assert "Could not check every item" in caplog.text
+
+
+def test_a_read_cut_short_during_the_scan_lets_the_run_go_on(s3, caplog):
+    cut = ResponseStreamingError(error="Connection broken")
+    with (
+        mock.patch("airflow_distmap.item_sources.largest_item", side_effect=cut),
+        caplog.at_level(logging.WARNING),
+    ):
+        _check(s3, b"id,text\n1,a\n", CSV, item_limit=CHILD_INPUT_LIMIT)
+    assert "Could not read" in caplog.text

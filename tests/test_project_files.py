@@ -22,11 +22,14 @@ def test_the_working_directory_comes_first_then_the_project(tmp_path: Path, monk
     assert project_path("no_such_folder") == Path("no_such_folder")
     (tmp_path / "dags").mkdir()
     assert project_path("dags") == Path("dags")  # the user's own folder wins
+    assert project_path("dags", containing="csv_row_processing.py") == REPO / "dags"  # unless it lacks that
     assert project_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
 
 
 @pytest.mark.timeout(300)
 def test_the_demo_runs_outside_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "dags").mkdir()  # the user's own Airflow project, without the demo's DAG or function
+    (tmp_path / "lambda_functions" / "theirs").mkdir(parents=True)
     done = subprocess.run(
         [sys.executable, "-m", "airflow_distmap.cli", "demo", "--rows", "200", "--batch-size", "50"],
         cwd=tmp_path,

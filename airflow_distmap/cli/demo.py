@@ -32,6 +32,8 @@ DAG_ID = "csv_row_processing"
 TASK_ID = "process_csv"
 BUCKET = "distmap-demo"
 COLUMN = "text"
+#: The Lambda function the demo DAG invokes (a folder of the functions directory).
+FUNCTION = "post_processing"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     airflow_home = workdir / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "airflow.log"
-    dags_folder = project_path(args.dags_folder).resolve()
+    dags_folder = project_path(args.dags_folder, containing=f"{DAG_ID}.py").resolve()
     if not (dags_folder / f"{DAG_ID}.py").exists():
         console.print(f"[red]No {DAG_ID}.py in {dags_folder}: pass --dags-folder, the repository's dags/.")
         return 2
 
-    with LocalEndpoint(functions_dir=project_path(args.functions_dir)) as endpoint:
+    with LocalEndpoint(functions_dir=project_path(args.functions_dir, containing=FUNCTION)) as endpoint:
         tune_garbage_collector()  # this process serves the endpoint; Airflow runs in its own processes
         console.print(f"Local AWS endpoint: [bold]{endpoint.url}[/] (Step Functions, S3, Lambda)")
         s3 = endpoint.client("s3")

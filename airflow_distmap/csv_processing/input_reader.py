@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
@@ -33,8 +33,12 @@ if TYPE_CHECKING:
 
 #: Bytes per block of the Arrow reader. It reads about 14 blocks ahead, so this bounds its memory.
 ARROW_BLOCK_BYTES: Final = 512 * 1024
-#: Rows per chunk of the Python reader.
+#: Rows per chunk of the Python reader, at most.
 PYTHON_CHUNK_ROWS: Final = 32_768
+#: Field text per chunk of the Python reader, at most (wide rows make smaller chunks).
+PYTHON_CHUNK_CHARS: Final = 64 * 1024 * 1024
+#: Rows the Python reader takes at a time while it fills a chunk.
+_PYTHON_STEP_ROWS: Final = 1024
 
 
 #: Largest field the Python reader accepts: AWS reads items of up to 8 MB from a delimited file.
@@ -52,6 +56,21 @@ def allow_large_fields() -> None:
 
 class IrregularRowsError(Exception):
     """Raised by the Arrow reader when a row's field count differs from the header's."""
+
+
+class LargeRowError(IrregularRowsError):
+    """Raised by the Arrow reader for a row larger than its blocks (the Python reader reads it)."""
+
+
+class FieldTooLargeError(ValueError):
+    """Raised by the Python reader for a field over :data:`MAX_FIELD_CHARS`, more than AWS reads as an item.
+
+    :param row: the field's data row (0-based, header not counted).
+    """
+
+    def __init__(self, row: int) -> None:
+        super().__init__(f"row {row} holds a field over {MAX_FIELD_CHARS} characters")
+        self.row = row
 
 
 class NotUtf8Error(ValueError):
@@ -104,6 +123,8 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     except pa.ArrowInvalid as exc:
         if "invalid UTF8" in str(exc):
             raise NotUtf8Error(str(exc)) from exc
+        if "straddling" in str(exc):
+            raise LargeRowError(str(exc)) from exc
         raise IrregularRowsError(str(exc)) from exc
 
 
@@ -115,17 +136,17 @@ def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     :param body: a binary file-like object positioned at the start of the file.
     :param layout: the input as the pre-flight saw it.
     :raises NotUtf8Error: the file holds bytes that are not UTF-8.
+    :raises FieldTooLargeError: a field is longer than AWS reads.
     """
     width = len(layout.headers)
     allow_large_fields()
     records = iter_records(body, delimiter=layout.delimiter, encoding="utf-8-sig")
     if layout.header_in_file:
         next(records, None)
+    rows = 0
     while True:
-        try:
-            chunk = list(islice(records, PYTHON_CHUNK_ROWS))
-        except UnicodeDecodeError as exc:
-            raise NotUtf8Error(f"{exc.reason}: {exc.object[exc.start : exc.start + 4]!r}") from exc
+        chunk = _take_chunk(records, rows)
+        rows += len(chunk)
         if not chunk:
             return
         if any(len(record) != width for record in chunk):
@@ -134,3 +155,23 @@ def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
                 for record in chunk
             ]
         yield [pa.array(column, type=pa.string()) for column in zip(*chunk, strict=True)]
+
+
+def _take_chunk(records: Iterator[list[str]], rows_before: int) -> list[list[str]]:
+    """The next records, up to :data:`PYTHON_CHUNK_ROWS` rows or :data:`PYTHON_CHUNK_CHARS` of field text."""
+    chunk: list[list[str]] = []
+    chars = 0
+    try:
+        while len(chunk) < PYTHON_CHUNK_ROWS and chars < PYTHON_CHUNK_CHARS:
+            start = len(chunk)
+            chunk.extend(islice(records, _PYTHON_STEP_ROWS))  # keeps the rows read before an error
+            if len(chunk) == start:
+                break
+            chars += sum(map(len, chain.from_iterable(chunk[start:])))
+    except UnicodeDecodeError as exc:
+        raise NotUtf8Error(f"{exc.reason}: {exc.object[exc.start : exc.start + 4]!r}") from exc
+    except csv.Error as exc:
+        if "field larger than field limit" not in str(exc):
+            raise
+        raise FieldTooLargeError(rows_before + len(chunk)) from exc
+    return chunk

@@ -25,7 +25,10 @@ import pyarrow.compute as pc
 
 from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import (
+    MAX_FIELD_CHARS,
+    FieldTooLargeError,
     IrregularRowsError,
+    LargeRowError,
     NotUtf8Error,
     arrow_chunks,
     python_chunks,
@@ -147,17 +150,23 @@ def largest_item(
         try:
             chunks = _keep_last(_first_rows(arrow_chunks(body, layout), max_rows), last)
             largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
-        except IrregularRowsError:
-            log.warning(
-                "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV reader "
-                "does, missing fields are read as empty and extra fields are dropped.",
-                layout.uri,
-            )
+        except IrregularRowsError as irregular:
+            if not isinstance(irregular, LargeRowError):  # a row wider than Arrow's blocks is not irregular
+                log.warning(
+                    "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV "
+                    "reader does, missing fields are read as empty and extra fields are dropped.",
+                    layout.uri,
+                )
             body.close()
             body = _open(s3, layout)
             chunks = _keep_last(_first_rows(python_chunks(body, layout), max_rows), last)
             largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+    except FieldTooLargeError as error:  # over the 8 MB AWS reads, so over any limit
+        return MAX_FIELD_CHARS + 1, error.row
     except NotUtf8Error as error:
+        if max_rows is not None:  # the reader may stop before these bytes
+            log.warning("Could not check every item of %s (%s); going on", layout.uri, error)
+            return 0, -1
         raise UnsupportedInputError(
             f"{layout.uri} holds bytes that are not UTF-8 text past its start ({error}). To fix this, "
             "re-encode the file as UTF-8: the Distributed Map CSV reader reads UTF-8."

@@ -51,8 +51,9 @@ class LocalEndpoint:
     :param host: interface to bind; loopback by default.
     :param port: TCP port; 0 picks a free port.
     :param functions: extra or overriding Lambda functions, ``NAME -> "module:callable"``.
-    :param functions_dir: folder whose ``<name>/handler.py`` files define functions ``<name>``; ignored when
-        it does not exist; ``None`` disables discovery.
+    :param functions_dir: folder whose ``<name>/handler.py`` files define functions ``<name>``. A relative
+        folder missing from the working directory is the project's own, if it has one
+        (:func:`~airflow_distmap.project_files.project_path`), else ignored; ``None`` disables discovery.
     :param region: the region reported in ARNs and the Airflow connection.
     :param processes: Lambda worker processes per function; defaults to the number of CPUs.
     :param registry: a ready-made function registry (overrides ``functions`` and ``functions_dir``).

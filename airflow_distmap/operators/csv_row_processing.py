@@ -176,6 +176,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
+        if "check_item_sizes" in kwargs:
+            raise TypeError(
+                "CsvRowProcessingOperator takes check_row_sizes, not check_item_sizes. To fix this, rename "
+                "the argument."
+            )
         super().__init__(
             function_name=function_name,
             results_uri=results_uri,

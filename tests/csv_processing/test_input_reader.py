@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from airflow_distmap.csv_processing import input_reader
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
 from airflow_distmap.csv_processing.preflight import CsvLayout
 
@@ -106,3 +107,11 @@ def test_python_reader_takes_fields_beyond_the_csv_module_default_limit() -> Non
     with pytest.raises(IrregularRowsError):
         list(arrow_chunks(io.BytesIO(body), shape))
     assert rows(python_chunks(io.BytesIO(body), shape)) == [["1", big], ["2", ""]]
+
+
+def test_the_python_reader_bounds_its_chunks_by_text_as_well_as_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(input_reader, "PYTHON_CHUNK_CHARS", 10_000)
+    body = b"id,text\n" + b"".join(b"%d,%s\n" % (i, b"x" * 1000) for i in range(5000))
+    sizes = [len(chunk[0]) for chunk in python_chunks(io.BytesIO(body), layout(("id", "text")))]
+    assert sum(sizes) == 5000
+    assert max(sizes) <= 2 * 1024  # a step of 1,024 rows past 10,000 characters, not 32,768 rows

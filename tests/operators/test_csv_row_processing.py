@@ -213,6 +213,11 @@ def test_bad_input_fails_before_anything_is_created(
     hook.start_execution.assert_not_called()
 
 
+def test_the_distributed_map_operators_size_switch_is_refused_with_the_right_name() -> None:
+    with pytest.raises(TypeError, match="takes check_row_sizes, not check_item_sizes"):
+        operator(check_item_sizes=False)
+
+
 def test_a_missing_role_fails_before_anything_is_written(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,hello\n")
     op = operator(role_arn=None)

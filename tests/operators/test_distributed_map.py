@@ -272,7 +272,7 @@ def test_an_item_too_large_for_a_child_fails_before_anything_is_created_unless_s
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.put_object(Bucket=BUCKET, Key="in/wide.csv", Body=b"id,text\n1,a\n2," + b"x" * 300_000 + b"\n")
     reader = CsvItemReader(uri=f"s3://{BUCKET}/in/wide.csv")
-    with pytest.raises(ItemSourceContentError, match=r"whose item 1 \(0-based.*about 292 KiB"):
+    with pytest.raises(ItemSourceContentError, match=r"whose item 1 \(0-based.*is 300,020 bytes as JSON"):
         _operator(item_reader=reader).execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
