@@ -154,6 +154,8 @@ def test_a_long_line_past_the_start_that_does_not_parse_is_named(s3):
         (("id,text\n1," + "x" * (CHILD_INPUT_LIMIT - len('{"id":"1","text":""}')) + "\n").encode(), CSV),
         # The big row is past MaxItems: the reader never reads it.
         (f"id,text\n1,a\n2,{BIG}\n".encode(), {**CSV, "MaxItems": 1}),
+        # A field past what AWS reads, but past MaxItems too.
+        (b"id,text\n1,a\n2," + b"x" * (8 * 1024 * 1024 + 10) + b"\n", {**CSV, "MaxItems": 1}),
         # MaxItemsPath is known at run time only: the scan is skipped.
         (f"id,text\n1,a\n2,{BIG}\n".encode(), {**CSV, "MaxItemsPath": "$.limit"}),
         # A line padded with spaces is measured as the compact item it makes.

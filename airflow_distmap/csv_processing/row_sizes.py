@@ -162,6 +162,8 @@ def largest_item(
             chunks = _keep_last(_first_rows(python_chunks(body, layout), max_rows), last)
             largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
     except FieldTooLargeError as error:  # over the 8 MB AWS reads, so over any limit
+        if max_rows is not None and error.row >= max_rows:  # past where the reader stops
+            return 0, -1
         return MAX_FIELD_CHARS + 1, error.row
     except NotUtf8Error as error:
         if max_rows is not None:  # the reader may stop before these bytes
