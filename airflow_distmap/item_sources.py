@@ -125,8 +125,8 @@ def check_object_items(
         max_items = _literal_max_items(config)
         if "MaxItemsPath" in config or (max_items is None and config.get("MaxItems")):
             item_limit = None  # how far the reader reads is known at run time only
+        etag = str(head.get("ETag", ""))
         if config["InputType"] == "CSV":
-            etag = str(head.get("ETag", ""))
             layout = _check_csv(s3, where, bucket, key, size, etag, start, config, item_selector)
             if layout is not None and item_limit is not None:
                 _check_csv_item_sizes(s3, where, layout, item_limit, max_items)
@@ -139,9 +139,7 @@ def check_object_items(
         else:
             _check_jsonl(where, start, whole=whole)
             if item_limit is not None:
-                _check_jsonl_item_sizes(
-                    s3, where, bucket, key, str(head.get("ETag", "")), item_limit, max_items
-                )
+                _check_jsonl_item_sizes(s3, where, bucket, key, etag, item_limit, max_items)
     except (ClientError, BotoCoreError) as error:  # a read cut short, no permission: the reader will tell
         log.warning("Could not read %s (%s); going on", uri, error)
 

@@ -151,14 +151,23 @@ def _literal_reader_location(reader: dict[str, Any]) -> tuple[str | None, str | 
     return literal(parameters.get("Bucket")), literal(parameters.get("Key"))
 
 
-def _first_reader_source(definition: dict[str, Any]) -> str:
-    """``The ItemReader of '<state>' reads s3://...`` for the first ItemReader naming its bucket literally."""
+def _first_literal_reader(definition: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """``(state name, bucket, key)`` of the first Distributed Map whose ItemReader names a literal bucket."""
     for state_name, state, _language in iter_distributed_maps(definition):
         bucket, key = _literal_reader_location(state.get("ItemReader") or {})
         if bucket:
-            where = s3_uri(bucket, key) if isinstance(key, str) else f"bucket {bucket!r}"
-            return f"The ItemReader of {state_name!r} reads {where}"
-    return "The ItemReader reads an S3 location"
+            return state_name, bucket, key
+    return None
+
+
+def _first_reader_source(definition: dict[str, Any]) -> str:
+    """``The ItemReader of '<state>' reads s3://...`` for :func:`_first_literal_reader`'s reader."""
+    reader = _first_literal_reader(definition)
+    if reader is None:
+        return "The ItemReader reads an S3 location"
+    state_name, bucket, key = reader
+    where = s3_uri(bucket, key) if isinstance(key, str) else f"bucket {bucket!r}"
+    return f"The ItemReader of {state_name!r} reads {where}"
 
 
 def _try_number(context: Context) -> int | None:
@@ -751,12 +760,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def _default_results_base(self, context: Context) -> str | None:
         """``s3://<the first ItemReader's bucket>/distmap-results/<dag>/<task>``, or ``None``."""
-        for _state_name, state, _language in iter_distributed_maps(self.build_definition(context)):
-            bucket, _key = _literal_reader_location(state.get("ItemReader") or {})
-            if bucket:
-                ti = context["ti"]
-                return s3_uri(bucket, task_results_key(ti.dag_id, ti.task_id))
-        return None
+        reader = _first_literal_reader(self.build_definition(context))
+        if reader is None:
+            return None
+        ti = context["ti"]
+        return s3_uri(reader[1], task_results_key(ti.dag_id, ti.task_id))
 
     def _execution_name(self, context: Context) -> str:
         """The task run's execution name: the one waited for, else ``execution_name`` or the task run's."""
