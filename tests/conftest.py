@@ -64,13 +64,27 @@ def _deploy_function(name: str, region: str = "us-east-1") -> str:
     return str(created["FunctionArn"])
 
 
+#: The throw-away Airflow home (and database directory) :func:`pytest_configure` made.
+_THROWAWAY_HOME = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Give Airflow a throw-away home and SQLite database before anything imports it."""
     import os
     import tempfile
 
     home = tempfile.mkdtemp(prefix="airflow-distmap-tests-")
+    config.stash[_THROWAWAY_HOME] = home
     os.environ.setdefault("AIRFLOW_HOME", home)
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Delete the throw-away Airflow home, so that each test run does not leave a database in the temp dir."""
+    import shutil
+
+    home = config.stash.get(_THROWAWAY_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
