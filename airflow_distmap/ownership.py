@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Final
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from airflow_distmap.exceptions import ResultsLocationError, ResultsPrefixInUseError
@@ -25,6 +26,10 @@ OWNER_METADATA_KEY: Final = "distmap-owner"
 RESULTS_OWNER_OBJECT: Final = "_distmap_owner.json"
 
 _MISSING_CODES: Final = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+#: A conditional write lost: 412 the condition failed; 409 another conditional write to the key raced it.
+_CONDITION_FAILED_CODES: Final = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+#: The requests that create an object in a managed upload (single part, or the end of a multipart one).
+_OBJECT_WRITES: Final = ("PutObject", "CompleteMultipartUpload")
 _PER_RUN_FIX: Final = (
     "To fix this, leave results_uri unset (each task run then gets its own prefix) or template it per run, "
     "e.g. with {{ run_id }}."
@@ -135,14 +140,57 @@ def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
             IfNoneMatch="*",
         )
     except ClientError as exc:
-        # 412: the mark exists; 409 ConditionalRequestConflict: another conditional write raced this one.
-        if exc.response.get("Error", {}).get("Code") not in (
-            "PreconditionFailed",
-            "412",
-            "ConditionalRequestConflict",
-        ):
+        if exc.response.get("Error", {}).get("Code") not in _CONDITION_FAILED_CODES:
             raise
         if not owned_by(head_object(s3, bucket, key), owner):
             raise ResultsPrefixInUseError(
                 f"results_uri {results_uri} was just claimed by another task run. {_PER_RUN_FIX}"
             ) from None
+
+
+def upload_unless_replaced(
+    s3: S3Client, path: str, uri: str, *, seen_etag: str | None, extra_args: dict[str, Any]
+) -> bool:
+    """Upload a file to ``uri`` only if the object there is still the one the caller saw.
+
+    ``seen_etag`` ``None`` means the key was free: the write then carries ``If-None-Match: *``; otherwise
+    ``If-Match: <seen_etag>`` (a retry replacing its own earlier output). Two task runs that found the same
+    key free do not overwrite each other: the second write is refused.
+
+    boto3's managed transfer (multipart for big files) takes no conditional arguments, so the condition is
+    added to its PutObject or CompleteMultipartUpload request with botocore's ``before-parameter-build``
+    event, for this key only, while the upload runs.
+
+    :param s3: a boto3 S3 client.
+    :param path: the local file.
+    :param uri: ``s3://bucket/key``.
+    :param seen_etag: the ETag the caller found at ``uri``, or ``None`` when nothing was there.
+    :param extra_args: ``ExtraArgs`` of ``upload_file`` (content type, metadata).
+    :return: ``False`` when the object changed since it was seen (nothing was written).
+    """
+    bucket, key = parse_s3_uri(uri)
+    condition = {"IfNoneMatch": "*"} if seen_etag is None else {"IfMatch": seen_etag}
+
+    def add_condition(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Bucket") == bucket and params.get("Key") == key:
+            params.update(condition)
+
+    events = s3.meta.events
+    # botocore keeps one registration per unique id, whatever the event: one id per operation.
+    handler_ids = {op: f"distmap-if-match-{op}-{id(add_condition)}" for op in _OBJECT_WRITES}
+    for operation, handler_id in handler_ids.items():
+        events.register(f"before-parameter-build.s3.{operation}", add_condition, unique_id=handler_id)
+    try:
+        s3.upload_file(path, bucket, key, ExtraArgs=extra_args)
+    except (ClientError, S3UploadFailedError) as exc:
+        # upload_file re-raises a ClientError as S3UploadFailedError, raised while handling it.
+        error = exc if isinstance(exc, ClientError) else exc.__context__
+        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+            _CONDITION_FAILED_CODES
+        ):
+            return False
+        raise
+    finally:
+        for operation, handler_id in handler_ids.items():
+            events.unregister(f"before-parameter-build.s3.{operation}", unique_id=handler_id)
+    return True

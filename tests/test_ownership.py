@@ -1,4 +1,4 @@
-"""Owner tokens and the claim on a results prefix."""
+"""Owner tokens, the claim on a results prefix, and uploads that replace only what they saw."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from airflow_distmap.exceptions import ResultsPrefixInUseError
-from airflow_distmap.ownership import check_results_prefix, claim_results_prefix, owner_token
+from airflow_distmap.ownership import (
+    check_results_prefix,
+    claim_results_prefix,
+    owner_token,
+    upload_unless_replaced,
+)
 
 BUCKET = "data"
 OWNER = owner_token("dag", "task", "run-1")
@@ -50,3 +55,48 @@ def test_a_console_folder_placeholder_holds_nothing(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="results/new/x.json", Body=b"{}")
     with pytest.raises(ResultsPrefixInUseError, match=r"for example s3://data/results/new/x\.json"):
         check_results_prefix(s3, "s3://data/results/new", owner=OWNER)
+
+
+def test_an_upload_to_a_free_key_does_not_overwrite_what_another_writer_put_there_meanwhile(
+    s3: Any, tmp_path: Any
+) -> None:
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"a\n1\n")
+    assert upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=None, extra_args={})
+    # A second task run that also found the key free when it checked:
+    path.write_bytes(b"a\n2\n")
+    assert not upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=None, extra_args={})
+    assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"a\n1\n"
+
+
+def test_an_upload_replaces_only_the_object_it_saw(s3: Any, tmp_path: Any) -> None:
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"mine, second try")
+    first = s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"mine, first try")["ETag"]
+    metadata = {"Metadata": {"distmap-owner": OWNER}}
+    assert upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=first, extra_args=metadata)
+    stored = s3.get_object(Bucket=BUCKET, Key="out.csv")
+    assert (stored["Body"].read(), stored["Metadata"]) == (b"mine, second try", {"distmap-owner": OWNER})
+    # Replaced by someone else after this task run looked: left alone.
+    s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"theirs")
+    assert not upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=first, extra_args={})
+    assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"theirs"
+
+
+def test_a_multipart_upload_to_a_free_key_is_conditional_too(s3: Any, tmp_path: Any) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"x" * (9 * 1024 * 1024))  # over boto3's 8 MiB multipart threshold
+    s3.put_object(Bucket=BUCKET, Key="big.csv", Body=b"theirs")
+    assert not upload_unless_replaced(s3, str(path), "s3://data/big.csv", seen_etag=None, extra_args={})
+    assert s3.get_object(Bucket=BUCKET, Key="big.csv")["Body"].read() == b"theirs"
+    assert upload_unless_replaced(s3, str(path), "s3://data/big-free.csv", seen_etag=None, extra_args={})
+    assert s3.head_object(Bucket=BUCKET, Key="big-free.csv")["ContentLength"] == 9 * 1024 * 1024
+
+
+def test_the_condition_applies_to_that_upload_only(s3: Any, tmp_path: Any) -> None:
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"new")
+    s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"old")
+    assert not upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=None, extra_args={})
+    s3.upload_file(str(path), BUCKET, "out.csv")  # the client's other writes carry no condition afterwards
+    assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"new"

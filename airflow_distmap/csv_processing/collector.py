@@ -39,8 +39,9 @@ from airflow_distmap.csv_processing.result_store import (
     utf8_safe,
 )
 from airflow_distmap.csv_processing.writers import TableWriter, string_schema
-from airflow_distmap.ownership import OWNER_METADATA_KEY
-from airflow_distmap.results import RESULT_STATUSES, Manifest, parse_s3_uri
+from airflow_distmap.exceptions import OutputLocationError
+from airflow_distmap.ownership import OWNER_METADATA_KEY, upload_unless_replaced
+from airflow_distmap.results import RESULT_STATUSES, Manifest
 from airflow_distmap.results import iter_records as iter_result_records
 
 if TYPE_CHECKING:
@@ -473,14 +474,17 @@ def _write_files(
         body.close()
 
 
-def _upload(s3: S3Client, path: Path, uri: str, owner: str | None, file_format: str) -> None:
-    bucket, key = parse_s3_uri(uri)
-    extra: dict[str, Any] = {
-        "ContentType": "text/csv; charset=utf-8" if file_format == "csv" else "application/vnd.apache.parquet"
-    }
+def _upload(s3: S3Client, path: Path, uri: str, target: OutputTarget, owner: str | None) -> None:
+    content_type = "text/csv; charset=utf-8" if target.format == "csv" else "application/vnd.apache.parquet"
+    extra: dict[str, Any] = {"ContentType": content_type}
     if owner:
         extra["Metadata"] = {OWNER_METADATA_KEY: owner}
-    s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+    if not upload_unless_replaced(s3, str(path), uri, seen_etag=target.seen_etags.get(uri), extra_args=extra):
+        raise OutputLocationError(
+            f"{uri} was written by someone else while this task run collected its results; it was left as "
+            "it is. To fix this, give each task run its own output_uri (template it, e.g. with {{ ds }}, or "
+            "{{ run_id }} when one date is processed more than once) and clear the task."
+        )
 
 
 def collect(
@@ -535,8 +539,8 @@ def collect(
             except IrregularRowsError:
                 log.info("Rows of %s differ in width from the header: re-reading it row by row", layout.uri)
                 rows, failed, errors = _write_files(s3, stores, layout, paths, schemas, target.format, False)
-        _upload(s3, output_path, target.uri, owner, target.format)
-        _upload(s3, ledger_path, target.ledger_uri, owner, target.format)
+        _upload(s3, output_path, target.uri, target, owner)
+        _upload(s3, ledger_path, target.ledger_uri, target, owner)
     summary = CollectSummary(
         output_uri=target.uri,
         failed_rows_uri=target.ledger_uri,

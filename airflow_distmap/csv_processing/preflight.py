@@ -28,8 +28,8 @@ import io
 import logging
 import posixpath
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
@@ -151,11 +151,14 @@ class OutputTarget:
     :param uri: ``output_uri``.
     :param format: ``csv`` or ``parquet``.
     :param ledger_uri: ``<output stem>.failed.<ext>`` beside it.
+    :param seen_etags: the ETag of each of the two objects when they were checked (an earlier try's), or
+        ``None`` when there was none: the collector writes only if that is still so.
     """
 
     uri: str
     format: str
     ledger_uri: str
+    seen_etags: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def ledger_uri_for(output_uri: str) -> str:
@@ -449,9 +452,11 @@ def check_output_location(
             f"output_uri is the input ({input_uri}). To fix this, write the output to a new key."
         )
     ledger_uri = ledger_uri_for(output_uri)
+    seen_etags: dict[str, str | None] = {}
     for uri in (output_uri, ledger_uri):
         target_bucket, target_key = parse_s3_uri(uri)
         head = head_object(s3, target_bucket, target_key)
+        seen_etags[uri] = None if head is None else head.get("ETag")
         if head is not None and not owned_by(head, owner):
             raise OutputLocationError(
                 f"{uri} already exists and was not written by this task run. To fix this, give each task run "
@@ -462,4 +467,6 @@ def check_output_location(
         raise OutputLocationError(
             f"Bucket {bucket!r} of output_uri does not exist. To fix this, create it or use another bucket."
         )
-    return OutputTarget(uri=output_uri, format=OUTPUT_FORMATS[extension], ledger_uri=ledger_uri)
+    return OutputTarget(
+        uri=output_uri, format=OUTPUT_FORMATS[extension], ledger_uri=ledger_uri, seen_etags=seen_etags
+    )

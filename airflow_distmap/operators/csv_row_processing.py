@@ -103,7 +103,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         checks that it exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param columns: columns sent to the function; default all (templated).
     :param output_uri: ``s3://.../name.csv`` or ``.parquet`` (templated); default
-        ``<results_uri>/output.csv``. Must not exist unless an earlier try of this task run wrote it.
+        ``<results_uri>/output.csv``. Must not exist unless an earlier try of this task run wrote it; the
+        output and the ledger are written with a conditional write, so a task run sharing a fixed
+        ``output_uri`` never overwrites what another one wrote meanwhile (it fails, naming the fix).
     :param output_column: name of the column holding the function's output (strings as returned,
         other JSON values as JSON text, empty for failed rows).
     :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.

@@ -16,6 +16,7 @@ from airflow_distmap.csv_processing.preflight import (
     check_csv_input,
     check_output_location,
 )
+from airflow_distmap.exceptions import OutputLocationError
 from airflow_distmap.formats.csv_records import iter_records, shape_record
 from airflow_distmap.lambda_runtime import row_handler
 from airflow_distmap.ownership import owner_token
@@ -361,3 +362,26 @@ def test_rows_of_a_batch_in_any_order_are_stored_by_index(tmp_path: Any) -> None
         store_entry(store, _entry({"rows": rows}))
         runs = [(run.start, run.values.to_pylist(), run.errors) for run in store.iter_runs()]
     assert runs == [(3, ["d", None, "f"], {})]
+
+
+def test_an_output_written_by_someone_else_during_the_collection_is_left_alone(s3: Any) -> None:
+    body = b"id,text\n1,a\n2,b\n"
+    s3.put_object(Bucket=BUCKET, Key="in/input.csv", Body=body)
+    input_uri = f"s3://{BUCKET}/in/input.csv"
+    layout = check_csv_input(s3, input_uri, delimiter="COMMA", columns=("text",), output_column="result")
+    manifest_uri = write_run(s3, layout, body)
+    target = check_output_location(s3, f"s3://{BUCKET}/out/shared.csv", input_uri=input_uri, owner=OWNER)
+    # Another task run with the same fixed output_uri finishes first.
+    s3.put_object(Bucket=BUCKET, Key="out/shared.csv", Body=b"their rows")
+    entries = iter_child_entries(s3, read_manifest(s3, manifest_uri))
+    with pytest.raises(OutputLocationError, match=r"out/shared\.csv was written by someone else"):
+        collect(s3, entries, layout, target, "result", owner=OWNER)
+    assert s3.get_object(Bucket=BUCKET, Key="out/shared.csv")["Body"].read() == b"their rows"
+
+
+def test_a_retry_replaces_the_output_its_earlier_try_wrote(s3: Any) -> None:
+    body = b"id,text\n1,a\n2,b\n"
+    run_collect(s3, body, output="out/mine.csv")
+    _, summary = run_collect(s3, body.replace(b"b", b"c"), output="out/mine.csv")
+    assert [r["result"] for r in read_csv(s3, "out/mine.csv")] == ["A", "C"]
+    assert summary.rows_total == 2
