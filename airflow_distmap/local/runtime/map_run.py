@@ -338,6 +338,21 @@ class MapRun:
         """Items in children so far."""
         return sum(self.items.values())
 
+    def _most_items(self) -> int | None:
+        """The run's item count once read; before, the most it can be, or ``None`` when nothing bounds it.
+
+        Failures over the tolerated percentage of this bound are over it of the real total too: a run over the
+        state input or under a ``MaxItems`` fails as soon as they pass it, not once every item has run.
+        An ItemReader's object is not counted ahead of the children (a 1 GB CSV would be read twice): without
+        ``MaxItems`` its percentage is checked once it is read to the end. AWS "may continue to run child
+        workflows ... after the tolerated failure threshold is exceeded" (spec); how far is UNCONFIRMED.
+        """
+        if self.reader_done:
+            return self.items_total()
+        if self._max_items is not None and self._max_items > 0:
+            return min(self._max_items, self._state_item_count or self._max_items)
+        return self._state_item_count
+
     def list_entry(self) -> dict[str, Any]:
         """``ListMapRuns`` entry."""
         entry: dict[str, Any] = {
@@ -771,8 +786,7 @@ class MapRun:
     def _child_failed(self, child: Child, status: str, error: str, cause: str) -> None:
         self._finish(child, status, None, error, cause)
         self.failed_items += child.item_count
-        total = self.items_total() if self.reader_done else None
-        if self._failure is None and self.tolerance.breached(self.failed_items, total):
+        if self._failure is None and self.tolerance.breached(self.failed_items, self._most_items()):
             self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
             if not self.express:  # EXPRESS children can't be stopped: the Map Run waits for them (spec)
                 for task in list(self._tasks):

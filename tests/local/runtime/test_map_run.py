@@ -158,6 +158,18 @@ def test_threshold_breach_fails_the_map_and_leaves_pending_children(harness: Har
     assert (map_run["itemCounts"]["total"], map_run["itemCounts"]["pending"]) == (7, 5)
 
 
+def test_a_percentage_threshold_over_the_state_input_fails_once_it_is_passed(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = fail_negative
+    items = [{"n": -i} for i in range(1, 101)]  # every item fails; 10 % of 100 is passed by the 11th
+    definition = distributed_map(lambda_task(), MaxConcurrency=2, ToleratedFailurePercentage=10)
+    arn, done = harness.run(definition, items)
+    assert (done["status"], done["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    counts = harness.map_run(arn)["itemCounts"]
+    assert counts["total"] == 100
+    assert 11 <= counts["failed"] <= 13  # the children already running when it is passed may end too
+    assert counts["pending"] >= 85
+
+
 def test_a_failed_batch_counts_all_its_items(harness: Harness) -> None:
     harness.lambdas.handlers["work"] = fail_negative
     items = [{"n": 1}, {"n": -1}, {"n": 2}, {"n": 3}]
