@@ -127,6 +127,16 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str:
     return f"{head}:execution:{machine.split(':', 1)[0]}:{name}"
 
 
+def _logging_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A ``loggingConfiguration`` with AWS's defaults filled in, to tell a real change from a default."""
+    config = config or {}
+    return {
+        "level": config.get("level", "OFF"),
+        "includeExecutionData": bool(config.get("includeExecutionData", False)),
+        "destinations": list(config.get("destinations") or []),
+    }
+
+
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -260,9 +270,13 @@ class DistributedMapHook(AwsBaseHook):
             changes["definition"] = text
         if role_arn and current.get("roleArn") != role_arn:
             changes["roleArn"] = role_arn
-        if logging_configuration is not None and current.get("loggingConfiguration") != logging_configuration:
+        if logging_configuration is not None and _logging_settings(
+            current.get("loggingConfiguration")
+        ) != _logging_settings(logging_configuration):
             changes["loggingConfiguration"] = logging_configuration
-        if tracing_configuration is not None and current.get("tracingConfiguration") != tracing_configuration:
+        if tracing_configuration is not None and bool(
+            (current.get("tracingConfiguration") or {}).get("enabled")
+        ) != bool(tracing_configuration.get("enabled")):
             changes["tracingConfiguration"] = tracing_configuration
         if not changes:
             self.log.info("State machine %s is up to date", arn)

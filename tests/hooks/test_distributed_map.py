@@ -60,6 +60,34 @@ def test_changed_definition_is_updated(hook):
     assert json.loads(hook.conn.describe_state_machine(stateMachineArn=arn)["definition"]) == changed
 
 
+def test_logging_and_tracing_as_aws_describes_them_are_not_a_change(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    described = hook.conn.describe_state_machine(stateMachineArn=arn)
+    # AWS describes the settings with their defaults filled in; the task asks with only some of them.
+    described["loggingConfiguration"] = {"level": "OFF", "includeExecutionData": False}
+    described.pop("tracingConfiguration", None)
+    with (
+        mock.patch.object(hook.conn, "describe_state_machine", return_value=described),
+        mock.patch.object(hook.conn, "update_state_machine") as update,
+    ):
+        hook.create_or_update_state_machine(
+            "dm-test",
+            DEFINITION,
+            ROLE,
+            logging_configuration={"level": "OFF"},
+            tracing_configuration={"enabled": False},
+        )
+        update.assert_not_called()
+        traced = {"enabled": True}
+        hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE, tracing_configuration=traced)
+        assert update.call_args.kwargs["tracingConfiguration"] == {"enabled": True}
+        update.reset_mock()
+        group = {"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:1:log-group:g:*"}}
+        logged = {"level": "ERROR", "destinations": [group]}
+        hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE, logging_configuration=logged)
+        assert update.call_args.kwargs["loggingConfiguration"] == logged
+
+
 def test_changed_role_is_updated(hook):
     arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
     hook.create_or_update_state_machine("dm-test", DEFINITION, OTHER_ROLE)

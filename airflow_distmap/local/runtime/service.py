@@ -180,6 +180,28 @@ def _execution_timeout(definition_text: str) -> float | None:
 _LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
 
 
+def _logging_settings(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A ``loggingConfiguration`` as stored and described, defaults (``OFF``, no execution data) filled in.
+
+    Requests that differ only by a default ask for the same settings, so CreateStateMachine's idempotency
+    check sees them as equal. That AWS describes the defaults it filled in is UNCONFIRMED (the API reference
+    gives both defaults); it is what DescribeStateMachine shows for a machine created without the field.
+    """
+    config = config or {}
+    settings: dict[str, Any] = {
+        "level": config.get("level", "OFF"),
+        "includeExecutionData": bool(config.get("includeExecutionData", False)),
+    }
+    if config.get("destinations"):
+        settings["destinations"] = config["destinations"]
+    return settings
+
+
+def _tracing_settings(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A ``tracingConfiguration`` as stored and described (``enabled`` defaults to false)."""
+    return {"enabled": bool((config or {}).get("enabled", False))}
+
+
 def _check_settings(request: dict[str, Any]) -> None:
     """``loggingConfiguration``, ``publish`` and ``versionDescription`` of Create/UpdateStateMachine."""
     if request.get("versionDescription") is not None and not request.get("publish"):
@@ -354,11 +376,8 @@ class StepFunctionsService:
         self._validate(definition, machine_type)
         _check_settings(request)
         arn = arns.state_machine_arn(name, self.region, self.account_id)
-        logging_configuration = request.get("loggingConfiguration") or {
-            "level": "OFF",
-            "includeExecutionData": False,
-        }
-        tracing_configuration = request.get("tracingConfiguration") or {"enabled": False}
+        logging_configuration = _logging_settings(request.get("loggingConfiguration"))
+        tracing_configuration = _tracing_settings(request.get("tracingConfiguration"))
         existing = self._live_state_machine(arn)
         if existing is not None:
             self._refuse_if_deleting(existing)
@@ -412,9 +431,9 @@ class StepFunctionsService:
         if role_arn is not None:
             record.role_arn = role_arn
         if request.get("loggingConfiguration"):
-            record.logging_configuration = request["loggingConfiguration"]
+            record.logging_configuration = _logging_settings(request["loggingConfiguration"])
         if request.get("tracingConfiguration"):
-            record.tracing_configuration = request["tracingConfiguration"]
+            record.tracing_configuration = _tracing_settings(request["tracingConfiguration"])
         record.update_date = now()
         record.revision_id = new_revision_id()
         return {"updateDate": record.update_date, "revisionId": record.revision_id}

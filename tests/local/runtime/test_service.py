@@ -92,6 +92,14 @@ def test_create_state_machine_rules(harness: Harness) -> None:
         ).code
         == "StateMachineAlreadyExists"
     )
+    # The defaults, given or not, are the same settings.
+    off = {"level": "OFF"}
+    again = harness.call(
+        "CreateStateMachine", name="ok", definition=definition, roleArn=ROLE_ARN, loggingConfiguration=off
+    )
+    assert again == first
+    assert described["loggingConfiguration"] == {"level": "OFF", "includeExecutionData": False}
+    assert described["tracingConfiguration"] == {"enabled": False}
 
 
 def test_update_describe_list_delete(harness: Harness) -> None:
