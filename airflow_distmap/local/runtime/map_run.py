@@ -902,8 +902,11 @@ class MapRun:
             response["redriveStatus"] = "NOT_REDRIVABLE"
             response["redriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven"
         elif child.status in UNSUCCESSFUL:
-            response["error"] = child.error or ""
-            response["cause"] = child.cause or ""
+            # An aborted child has neither: AWS leaves them out rather than sending "" (as for the parent).
+            if child.error:
+                response["error"] = child.error
+            if child.cause:
+                response["cause"] = child.cause
             response["redriveStatus"] = "REDRIVABLE_BY_MAP_RUN"
         else:
             response["redriveStatus"] = "NOT_REDRIVABLE"

@@ -254,6 +254,10 @@ def test_stop_execution_aborts_running_children(harness: Harness) -> None:
     map_run = harness.map_run(arn)
     assert map_run["status"] == "ABORTED"
     assert (map_run["executionCounts"]["aborted"], map_run["executionCounts"]["running"]) == (2, 0)
+    aborted = harness.call("ListExecutions", mapRunArn=map_run["mapRunArn"], statusFilter="ABORTED")
+    child = harness.call("DescribeExecution", executionArn=aborted["executions"][0]["executionArn"])
+    assert child["status"] == "ABORTED"
+    assert ("error" in child, "cause" in child) == (False, False)  # left out, as for the parent, not ""
     assert harness.event_types(arn)[-1] == "ExecutionAborted"
     with pytest.raises(ServiceError) as too_long:
         harness.call("StopExecution", executionArn=arn, error="e" * 257)
