@@ -34,6 +34,9 @@ class InvocationResultLike(Protocol):
     @property
     def request_id(self) -> str: ...  # noqa: D102
 
+    @property
+    def error_text(self) -> str | None: ...  # noqa: D102
+
 
 class LambdaInvokerLike(Protocol):
     """``airflow_distmap.local.lambdas.LambdaInvoker``, structurally."""

@@ -75,6 +75,7 @@ class _ReplayedResult:
     request_id: str
     function_error: str | None = None
     executed_version: str = "$LATEST"
+    error_text: str | None = None
 
 
 def _replayed(history: History | None) -> _ReplayedResult | None:
@@ -166,11 +167,13 @@ def _function_error(result: InvocationResultLike) -> StatesError:
     """How Step Functions surfaces a function error.
 
     The ``errorType`` is the error name and the whole Lambda error object, as JSON text, is the cause
-    (``Lambda.Unknown`` when the function gave no ``errorType``).
+    (``Lambda.Unknown`` when the function gave no ``errorType``): the text the function's runtime wrote, as
+    it wrote it, when there is one.
     """
     payload = result.payload
     error = payload.get("errorType") if isinstance(payload, dict) else None
-    return StatesError(error if isinstance(error, str) and error else "Lambda.Unknown", to_json(payload))
+    cause = result.error_text if result.error_text is not None else to_json(payload)
+    return StatesError(error if isinstance(error, str) and error else "Lambda.Unknown", cause)
 
 
 class LambdaInvokeIntegration:

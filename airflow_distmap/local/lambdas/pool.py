@@ -88,6 +88,9 @@ class InvocationResult:
         ran out of memory.
     :param executed_version: the function version that ran.
     :param size: bytes of the response as the function's runtime wrote it (``None`` when unknown).
+    :param error_text: on a handler's error, the error object as the function's runtime wrote it (JSON text):
+        Step Functions gives it unchanged as the Cause. ``None`` for errors Lambda itself reports (a timeout,
+        a crash), whose text is :attr:`payload` as compact JSON.
     """
 
     payload: Any
@@ -95,6 +98,7 @@ class InvocationResult:
     function_error: str | None = None
     executed_version: str = "$LATEST"
     size: int | None = None
+    error_text: str | None = None
 
 
 class LambdaInvoker(Protocol):
@@ -237,9 +241,7 @@ class _FunctionPool:
             except (EOFError, OSError):
                 break
             process_cpu, raw = pickle.loads(message)
-            items = [
-                (invocation_id, ok, json_codec.loads(body), len(body)) for invocation_id, ok, body, _ in raw
-            ]
+            items = [(invocation_id, ok, body, json_codec.loads(body)) for invocation_id, ok, body, _ in raw]
             finished: list[tuple[_Invocation, InvocationResult | BaseException]] = []
             with self.lock:
                 now = time.monotonic()
@@ -251,7 +253,7 @@ class _FunctionPool:
                     # Invocations sent before the worker was ready (quarantine) start their clock now.
                     for invocation in worker.inflight.values():
                         self._arm_deadline(invocation)
-                for invocation_id, ok, payload, size in items:
+                for invocation_id, ok, body, payload in items:
                     found = worker.inflight.pop(invocation_id, None)
                     if found is None or found.done:
                         continue
@@ -270,7 +272,8 @@ class _FunctionPool:
                                 payload=payload,
                                 request_id=invocation.request_id,
                                 function_error=None if ok else "Unhandled",
-                                size=size,
+                                size=len(body),
+                                error_text=None if ok else body.decode(),
                             ),
                         )
                     )

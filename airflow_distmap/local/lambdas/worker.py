@@ -103,7 +103,7 @@ def _response_body(response: Any) -> bytes:
 
 def _handler_error(exc: BaseException, request_id: str) -> bytes:
     stack = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])
-    return error_object(type(exc).__name__, str(exc), request_id, [line.rstrip("\n") for line in stack])
+    return error_object(type(exc).__name__, str(exc), request_id, stack)
 
 
 def _limit_memory(memory_mb: int | None, max_threads: int) -> None:

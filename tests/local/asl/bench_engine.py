@@ -19,6 +19,7 @@ class Result:
     function_error: str | None = None
     executed_version: str = "$LATEST"
     request_id: str = "r"
+    error_text: str | None = None
 
 
 class Invoker:

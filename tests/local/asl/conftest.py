@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ class Result:
     function_error: str | None = None
     executed_version: str = "$LATEST"
     request_id: str = "req-1"
+    error_text: str | None = None
 
 
 class FunctionNotFound(Exception):
@@ -54,7 +56,7 @@ class FakeInvoker:
             "requestId": "req-1",
             "stackTrace": ["  File x"],
         }
-        self.outcomes.append(Result(error, function_error="Unhandled"))
+        self.outcomes.append(Result(error, function_error="Unhandled", error_text=json.dumps(error)))
         return self
 
     def not_found(self) -> FakeInvoker:

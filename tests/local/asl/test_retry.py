@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -118,7 +119,7 @@ async def test_catch_routes_to_next_with_error_output(run: Any, services: Any) -
     out = await run(definition, {"row": 1})
     assert out["row"] == 1
     assert out["err"]["Error"] == "ValueError"
-    assert '"errorMessage":"bad row"' in out["err"]["Cause"]
+    assert json.loads(out["err"]["Cause"])["errorMessage"] == "bad row"
 
 
 async def test_catch_default_result_path_replaces_the_input(run: Any, services: Any) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,9 @@ async def test_handler_exception_is_an_unhandled_error_object(pool: LambdaPool) 
     assert result.payload["errorMessage"] == "bad row 7"
     assert result.payload["requestId"] == result.request_id
     assert any("sample_handlers.py" in line and "in fail" in line for line in result.payload["stackTrace"])
+    # As the Python runtime writes it (json.dumps, traceback.format_list lines): Step Functions' Cause.
+    assert all(line.endswith("\n") for line in result.payload["stackTrace"])
+    assert result.error_text == json.dumps(result.payload)
 
 
 async def test_unserialisable_return_value_is_a_marshal_error(pool: LambdaPool) -> None:

@@ -24,6 +24,7 @@ class FakeResult:
     function_error: str | None
     request_id: str = "req"
     executed_version: str = "$LATEST"
+    error_text: str | None = None
 
 
 class FakeLambdas:
