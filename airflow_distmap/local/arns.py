@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 
@@ -39,3 +41,16 @@ def child_execution_arn(
 def resource_name(arn: str) -> str:
     """The last ``:``-separated segment of an ARN (``function:NAME[:qualifier]`` handled by callers)."""
     return arn.rsplit(":", 1)[-1]
+
+
+def generated_map_label(state_machine: str, state_name: str) -> str:
+    """The label of a Distributed Map state that sets no ``Label``: a name-based UUID, one per Map state.
+
+    AWS "automatically generates a unique label" and names it "an auto-generated string that identifies a Map
+    state"; the one recorded is a version 3 (name-based) UUID. So every Map Run of the state gets the same
+    label, and its children the same labelled state machine ARN. AWS's exact inputs are UNCONFIRMED.
+
+    :param state_machine: the ARN (or name) of the state machine holding the Map state.
+    :param state_name: the Map state's name.
+    """
+    return str(uuid.uuid3(uuid.NAMESPACE_URL, f"{state_machine}#{state_name}"))

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_distmap.local import arns
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.config import (
@@ -160,7 +161,8 @@ class RuntimeServices:
         map_run = MapRun(
             parent_arn=parent_arn,
             state_machine_name=machine_name,
-            label=state.get("Label"),
+            label=state.get("Label")
+            or arns.generated_map_label(str(state_machine.get("Id") or machine_name), state_name),
             processor=processor,
             services=self,
             express=express,

@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -561,6 +562,19 @@ def test_label_names_the_map_run_and_children(harness: Harness) -> None:
     assert (machine["mapRunArn"], machine["label"]) == (map_run["mapRunArn"], "rows")
     assert machine["stateMachineArn"] == child["stateMachineArn"]
     assert json.loads(machine["definition"])["StartAt"]  # the ItemProcessor the children run
+
+
+def test_a_map_without_label_gets_one_label_for_all_its_map_runs(harness: Harness) -> None:
+    machine = harness.create(distributed_map())
+    other = harness.create(distributed_map())
+    labelled = []
+    for machine_arn in (machine, machine, other):
+        arn = harness.start(machine_arn, [1])
+        harness.wait(arn)
+        labelled.append(harness.map_run(arn)["mapRunArn"].rsplit(":", 1)[0])
+    # "an auto-generated string that identifies a Map state": the same for each run, another for another state
+    assert labelled[0] == labelled[1] != labelled[2]
+    assert uuid.UUID(labelled[0].rsplit("/", 1)[1]).version == 3
 
 
 def test_redrive_after_a_reader_failure_reads_the_source_again(harness: Harness) -> None:
