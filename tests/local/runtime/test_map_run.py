@@ -508,6 +508,24 @@ def test_a_child_output_over_the_payload_quota_fails_that_child(harness: Harness
     assert "262144 bytes" in described["cause"]
 
 
+def test_a_redrive_after_the_map_output_was_over_the_quota_starts_a_new_map_run(harness: Harness) -> None:
+    calls: list[Any] = []
+
+    async def pad(event: Any) -> Any:
+        calls.append(event)
+        return "x" * 1000
+
+    harness.lambdas.handlers["work"] = pad
+    arn, done = harness.run(distributed_map(lambda_task()), list(range(300)))  # 300 KB of output
+    assert done["error"] == "States.DataLimitExceeded"
+    harness.call("RedriveExecution", executionArn=arn)
+    assert harness.wait(arn)["error"] == "States.DataLimitExceeded"
+    # "a new Map Run is started instead, and successful children are re-run too" (spec, Redrive)
+    map_runs = harness.call("ListMapRuns", executionArn=arn)["mapRuns"]
+    assert len(map_runs) == 2
+    assert len(calls) == 600
+
+
 def test_missing_object_fails_the_reader(harness: Harness) -> None:
     arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "missing.csv"})
     assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
