@@ -526,6 +526,34 @@ def test_a_redrive_after_the_map_output_was_over_the_quota_starts_a_new_map_run(
     assert len(calls) == 600
 
 
+def test_a_redrive_after_a_later_state_failed_replays_the_succeeded_map_run(harness: Harness) -> None:
+    children: list[Any] = []
+    broken = {"on": True}
+
+    def work(event: Any) -> Any:
+        children.append(event)
+        return event
+
+    def after(event: Any) -> Any:
+        if broken["on"]:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers["work"] = work
+    harness.lambdas.handlers["after"] = after
+    definition = distributed_map(lambda_task())
+    definition["States"]["Map"] = {**definition["States"]["Map"], "Next": "After"}
+    del definition["States"]["Map"]["End"]
+    definition["States"]["After"] = {**lambda_task("after")["P"]}
+    arn, first = harness.run(definition, [1, 2, 3])
+    assert first["error"] == "ValueError"
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    assert len(children) == 3  # resumed at After: the Map's children did not run again
+    assert len(harness.call("ListMapRuns", executionArn=arn)["mapRuns"]) == 1
+
+
 def test_missing_object_fails_the_reader(harness: Harness) -> None:
     arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "missing.csv"})
     assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
