@@ -29,6 +29,8 @@ with DAG(
     schedule=None,
     start_date=datetime(2025, 1, 1),
     catchup=False,
+    # Templates render to Python values: an empty output_uri Param becomes None, the operator's "not given".
+    render_template_as_native_obj=True,
     params={
         "input_uri": Param(INPUT_URI, type="string", description="s3://bucket/key.csv to process"),
         "output_uri": Param(
@@ -45,7 +47,7 @@ with DAG(
         input_uri="{{ params.input_uri }}",
         function_name="post_processing",
         columns=["text"],
-        output_uri="{{ params.output_uri or '' }}",
+        output_uri="{{ params.output_uri or None }}",  # empty: <results_uri>/output.csv
         output_column="processed",
         batch_size="{{ params.batch_size }}",
         role_arn="{{ params.role_arn }}",

@@ -72,6 +72,21 @@ def test_csv_row_processing_runs_end_to_end(aws_default_on_endpoint: Any) -> Non
     )
 
 
+def test_csv_row_processing_runs_with_its_default_params(aws_default_on_endpoint: Any) -> None:
+    module = load("csv_row_processing")
+    s3 = aws_default_on_endpoint.client("s3")
+    s3.create_bucket(Bucket=module.BUCKET)
+    bucket, key = module.INPUT_URI.removeprefix("s3://").split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=messy_csv_bytes(50))
+    dag_run = module.dag.test()  # as the Trigger button sends it: output_uri "" means beside the results
+    assert dag_run.state == "success"
+    summary = xcoms(module.dag.dag_id, dag_run.run_id)["process_csv"]
+    assert summary["counts"] == {"total": 50, "succeeded": 50, "failed": 0}
+    assert summary["output_uri"] == summary["results_uri"].rstrip("/") + "/output.csv"
+    output_bucket, output_key = summary["output_uri"].removeprefix("s3://").split("/", 1)
+    assert s3.head_object(Bucket=output_bucket, Key=output_key)["ContentLength"] > 0
+
+
 def test_daily_batch_reads_and_writes_the_data_interval_keys(
     aws_default_on_endpoint: Any, tmp_path: Path
 ) -> None:
