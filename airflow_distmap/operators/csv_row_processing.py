@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import json
 from collections.abc import Sequence
@@ -110,7 +111,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         other JSON values as JSON text, empty for failed rows).
     :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.
     :param csv_headers: column names for a file without a header line (the ItemReader's ``GIVEN``).
-    :param function_config: JSON object handed to ``f(row, config)`` functions (templated).
+    :param function_config: JSON object handed to ``f(row, config)`` functions (templated; a template that
+        renders as text, such as ``"{{ params.config }}"``, is read back as JSON or as a Python dict).
     :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);
         templated.
     :param results_uri: where the Map Run exports its results (templated); default
@@ -240,9 +242,26 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             return [str(c) for c in rendered]
         return [str(c) for c in self.columns]
 
+    def _function_config(self) -> dict[str, Any]:
+        """``function_config`` as a dict; a templated one renders as text (JSON, or a Python dict's repr)."""
+        config: Any = self.function_config if self.function_config is not None else {}
+        if isinstance(config, str):
+            try:
+                config = json.loads(config)
+            except ValueError:
+                with contextlib.suppress(ValueError, SyntaxError):
+                    config = ast.literal_eval(config)
+        if not isinstance(config, dict):
+            raise ValueError(
+                f"function_config must be a JSON object (a dict), not {type(config).__name__} "
+                f"{str(config)[:80]!r}. To fix this, pass a dict, or render its template to JSON with "
+                "'{{ params.config | tojson }}' (or set render_template_as_native_obj=True on the DAG)."
+            )
+        return config
+
     def _check_function_config(self) -> None:
         """``function_config`` travels in every batch's input: it must fit the room kept for it."""
-        config = self.function_config if self.function_config is not None else {}
+        config = self.function_config = self._function_config()
         size = len(dumps_bytes({"config": config, "skip": [0]})) + 64  # + the batch envelope
         if size > BATCH_INPUT_RESERVE:
             raise ValueError(

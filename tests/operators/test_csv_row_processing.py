@@ -137,6 +137,16 @@ def test_definition_reads_given_headers_and_sends_index_and_requested_columns(s3
     assert execution_input["function_config"] == {"k": 1}
 
 
+@pytest.mark.parametrize("rendered", ['{"column": "text"}', "{'column': 'text'}"])
+def test_a_templated_function_config_reaches_the_function_as_a_dict(s3: Any, rendered: str) -> None:
+    # "{{ params.cfg }}" renders as text: JSON with "| tojson", a Python dict's repr without it.
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,a\n")
+    op = operator(function_config=rendered)
+    ctx = context()
+    op.preflight(ctx)
+    assert op.build_execution_input(ctx)["function_config"] == {"column": "text"}
+
+
 def test_plain_header_uses_first_row(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,a\n")
     op = operator()
@@ -197,6 +207,8 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
         (b'id,text\n1,a\n2,"' + b'""' * 140_000 + b'"\n', {}, RowTooLargeError, "Row 1 "),
         (b"id,text\n1,a\n2," + b"\x01" * 60_000 + b"\n", {}, RowTooLargeError, "Row 1 "),
         (b"id,text\n1,2\n", {"function_config": {"table": "x" * 20_000}}, InvalidTaskArgumentsError, "in S3"),
+        (b"id,text\n1,2\n", {"function_config": "column=text"}, InvalidTaskArgumentsError, "not str 'column"),
+        (b"id,text\n1,2\n", {"function_config": "[1, 2]"}, InvalidTaskArgumentsError, "a JSON object"),
         (b"id,text\n1,2\n", {"function_name": "post_procesing"}, FunctionNotFoundError, "'post_procesing'"),
     ],
 )
