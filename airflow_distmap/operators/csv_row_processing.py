@@ -46,6 +46,7 @@ from airflow_distmap.naming import (
 from airflow_distmap.operators.distributed_map import (
     DistributedMapOperator,
     definition_scoped_name,
+    refused_arguments,
     task_run_owner,
 )
 from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
@@ -205,21 +206,25 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self.delimiter = delimiter
         self.csv_headers = list(csv_headers) if csv_headers is not None else None
         self.function_config = function_config
-        # A template ("{{ params.batch_size }}") is checked once rendered, in preflight.
-        self.batch_size: int | str = (
-            batch_size if isinstance(batch_size, str) else check_int(batch_size, "batch_size", 1)
-        )
         self.lambda_timeout_seconds = lambda_timeout_seconds
         self.check_row_sizes = check_row_sizes
-        if not isinstance(output_column, str) or not output_column:
-            raise ValueError("output_column must be a non-empty column name, e.g. output_column='result'.")
-        if max_concurrency is not None:
-            check_int(max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
-        if tolerated_failure_count is not None:
-            check_int(tolerated_failure_count, "tolerated_failure_count", 0)
-        if tolerated_failure_percentage is not None:
-            check_percentage(tolerated_failure_percentage, "tolerated_failure_percentage")
-        check_label(map_label)
+        with refused_arguments():
+            # A template ("{{ params.batch_size }}") is checked once rendered, in preflight.
+            self.batch_size: int | str = (
+                batch_size if isinstance(batch_size, str) else check_int(batch_size, "batch_size", 1)
+            )
+            if not isinstance(output_column, str) or not output_column:
+                raise ValueError(
+                    "output_column must be a non-empty column name. To fix this, pass e.g. "
+                    "output_column='result'."
+                )
+            if max_concurrency is not None:
+                check_int(max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
+            if tolerated_failure_count is not None:
+                check_int(tolerated_failure_count, "tolerated_failure_count", 0)
+            if tolerated_failure_percentage is not None:
+                check_percentage(tolerated_failure_percentage, "tolerated_failure_percentage")
+            check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None

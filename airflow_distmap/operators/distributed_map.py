@@ -8,7 +8,8 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -175,6 +176,26 @@ def _try_number(context: Context) -> int | None:
     return value if isinstance(value, int) else None
 
 
+@contextmanager
+def refused_arguments(log: Any = None) -> Iterator[None]:
+    """Raise a failed argument check (``ValueError``) as :class:`InvalidTaskArgumentsError`.
+
+    A retry cannot fix a bad argument, so Airflow fails the task at once; this matters for a mapped task too,
+    whose arguments are only checked when it runs. The check's own traceback goes to the debug log, so the
+    task log shows the message once.
+
+    :param log: where the original traceback goes (debug level).
+    """
+    try:
+        yield
+    except InvalidTaskArgumentsError:
+        raise
+    except ValueError as error:
+        if log is not None:
+            log.debug("Argument check failed", exc_info=error)
+        raise InvalidTaskArgumentsError(str(error)) from None
+
+
 def _access_denied(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in ("AccessDenied", "403", "Forbidden")
 
@@ -323,12 +344,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.map_label = map_label
         self.execution_type = execution_type
         self.execution_name = execution_name
-        self.waiter_delay = check_int(waiter_delay, "waiter_delay", 1)
-        self.waiter_max_attempts = (
-            math.ceil(DEFAULT_TIMEOUT.total_seconds() / waiter_delay)
-            if waiter_max_attempts is None
-            else check_int(waiter_max_attempts, "waiter_max_attempts", 1)
-        )
+        with refused_arguments():
+            self.waiter_delay = check_int(waiter_delay, "waiter_delay", 1)
+            self.waiter_max_attempts = (
+                math.ceil(DEFAULT_TIMEOUT.total_seconds() / waiter_delay)
+                if waiter_max_attempts is None
+                else check_int(waiter_max_attempts, "waiter_max_attempts", 1)
+            )
         self.deferrable = deferrable
         self.failed_items_sample = failed_items_sample
         self.stop_on_kill = stop_on_kill
@@ -338,7 +360,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._try: int | None = None
         #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
         self._results_claim: tuple[str, str] | None = None
-        self._check_constructor_arguments()
+        with refused_arguments():
+            self._check_constructor_arguments()
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render templates; JSONata expressions (``"{% ... %}"``) in ASL are left as they are.
@@ -867,7 +890,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._execution_arn = None  # set once this try starts or finds its execution
         self._try = _try_number(context)
         self._reserve_links(context)
-        try:
+        with refused_arguments(self.log):
             self._check_rendered_arguments()
             self.preflight(context)
             definition = self._deployable_definition(context)
@@ -878,9 +901,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             machine_name = self._machine_name(context, definition)
             if not self.role_arn and self._retrying(self.hook.find_state_machine, machine_name) is None:
                 raise ValueError(no_role_arn_message(machine_name))
-        except ValueError as error:
-            # Bad arguments stay bad on a retry: fail the task without spending its retries.
-            raise InvalidTaskArgumentsError(str(error)) from error
         name = self._execution_name(context)
         self.claim(context)
 

@@ -638,7 +638,8 @@ def test_bad_input_fails_before_any_aws_call(aws):
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    # Not retried by Airflow: a mapped task's arguments are checked only when it runs.
+    with pytest.raises(InvalidTaskArgumentsError, match=message):
         _operator(**kwargs)
 
 
