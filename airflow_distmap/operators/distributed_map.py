@@ -660,8 +660,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 try:
                     parsed = json.loads(self.definition)
                 except ValueError as error:
+                    # No template_ext: it would take item_reader URIs ending in .json for template files too.
                     raise ValueError(
-                        f"definition is not valid JSON ({error}). To fix this, pass a dict or JSON text."
+                        f"definition is not valid JSON ({error}). To fix this, pass a dict or JSON text (a "
+                        "file name is not read), e.g. definition=json.loads(Path('asl.json').read_text())."
                     ) from None
             else:
                 parsed = self.definition
