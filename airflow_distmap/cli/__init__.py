@@ -17,7 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """Build the parser, importing only the ``selected`` sub-command's module (fast start-up)."""
-    parser = argparse.ArgumentParser(prog="airflow-distmap", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="airflow-distmap",
+        description="Distributed Map pipelines for Airflow: a local AWS endpoint, the demo, run summaries.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

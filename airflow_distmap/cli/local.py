@@ -47,6 +47,22 @@ def _timeout_option(text: str) -> tuple[str, float]:
     return name.strip(), seconds
 
 
+def _port_option(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"Expected a TCP port from 0 to 65535 (0: a free one), got {text!r}")
+    return port
+
+
+def _folder_option(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"No folder {text!r} (from {os.getcwd()})")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``local`` sub-command's options.
 
@@ -55,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: loopback only)"
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--port", type=_port_option, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0: any)"
+    )
     parser.add_argument(
         "--function",
         dest="functions",
@@ -78,8 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--functions-dir",
-        default=DEFAULT_FUNCTIONS_DIR,
-        help="folder of <name>/handler.py Lambda functions (default ./lambda_functions, if present)",
+        type=_folder_option,
+        default=None,
+        help="folder of <name>/handler.py Lambda functions (default ./lambda_functions, if present, or the "
+        "project's)",
     )
     parser.add_argument(
         "--region", default="us-east-1", help="AWS region of the endpoint (default us-east-1)"
@@ -177,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             functions=dict(args.functions),
-            functions_dir=args.functions_dir,
+            functions_dir=args.functions_dir or DEFAULT_FUNCTIONS_DIR,
             region=args.region,
             processes=args.processes,
         )

@@ -96,6 +96,25 @@ def test_a_bad_function_timeout_is_a_usage_error(option: str, capsys: pytest.Cap
     assert "Expected NAME=SECONDS" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "99999"], "Expected a TCP port from 0 to 65535"),
+        (["--port", "http"], "Expected a TCP port from 0 to 65535"),
+        (["--functions-dir", "/no/such/folder"], "No folder '/no/such/folder'"),
+    ],
+)
+def test_a_bad_port_or_functions_folder_is_a_usage_error(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_distmap.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["local", *options])
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_a_timeout_for_an_unregistered_function_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
