@@ -144,6 +144,21 @@ class History:
             if event_type.endswith("StateEntered") and details is not None and "name" in details:
                 self._entered[str(details["name"])] = event_id
 
+    def unexited(self, state_type: str) -> set[str]:
+        """Names of the ``state_type`` states (``"Map"``...) last entered and not exited: where a failure was.
+
+        :param state_type: the state type as event types name it (``Map``, ``Task``...).
+        """
+        entered, exited = f"{state_type}StateEntered", f"{state_type}StateExited"
+        names: set[str] = set()
+        with self._lock:
+            for event in self.events:
+                if event["type"] == entered:
+                    names.add(str(event["stateEnteredEventDetails"]["name"]))
+                elif event["type"] == exited:
+                    names.discard(str(event["stateExitedEventDetails"]["name"]))
+        return names
+
     def entered_event_id(self, state_name: str) -> int:
         """Id of the latest ``*StateEntered`` event of ``state_name`` (0 when unknown)."""
         with self._lock:

@@ -138,8 +138,8 @@ ItemStream = Callable[[int], tuple[str, Iterator[Any]]]
 """Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``."""
 
 
-#: Map Run failures after which a redrive starts a new Map Run (spec, Redrive).
-_STARTS_ANEW: Final = frozenset({"States.DataLimitExceeded", "States.Runtime"})
+#: Map Run or Map state failures after which a redrive starts a new Map Run (spec, Redrive).
+STARTS_ANEW: Final = frozenset({"States.DataLimitExceeded", "States.Runtime"})
 
 
 class MapRun:
@@ -186,6 +186,9 @@ class MapRun:
         # per-child name is stored (AWS's scheme is UNCONFIRMED).
         self._name_prefix = self.run_id[:24]
         self._name_bits = int(self.run_id[24:], 16) ^ (1 << 47 | int(uuid.uuid4().hex[:12], 16))
+        #: The Map state failed after this run succeeded (its output over the quota, a path error): see
+        #: :attr:`starts_anew_on_redrive`; set by the service when the parent is redriven.
+        self.state_failed_after_run = False
         self.label = label or str(uuid.uuid4())
         self.state_machine_name = state_machine_name
         self.arn = arns.map_run_arn(state_machine_name, self.label, self.run_id, region, account)
@@ -332,7 +335,9 @@ class MapRun:
         Map Run is started instead" (spec, Redrive).
         """
         failure = self._failure
-        return self.status == FAILED and failure is not None and failure.error in _STARTS_ANEW
+        return self.state_failed_after_run or (
+            self.status == FAILED and failure is not None and failure.error in STARTS_ANEW
+        )
 
     def items_total(self) -> int:
         """Items in children so far."""

@@ -25,7 +25,7 @@ from airflow_distmap.local.errors import ServiceError, StatesError
 from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.batcher import utf8_size
 from airflow_distmap.local.runtime.history import detail_key
-from airflow_distmap.local.runtime.map_run import iso_ms
+from airflow_distmap.local.runtime.map_run import STARTS_ANEW, SUCCEEDED, MapRun, iso_ms
 from airflow_distmap.local.runtime.services import RuntimeServices
 from airflow_distmap.local.runtime.store import (
     ExecutionRecord,
@@ -37,8 +37,6 @@ from airflow_distmap.local.runtime.store import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-    from airflow_distmap.local.runtime.map_run import MapRun
 
 log = logging.getLogger(__name__)
 
@@ -636,6 +634,24 @@ class StepFunctionsService:
             return
         self._close(record, "SUCCEEDED", output_text=output_text)
 
+    @staticmethod
+    def _mark_maps_failed_after_their_run(record: ExecutionRecord) -> None:
+        """Mark the Map Runs whose Map state failed after they succeeded: a redrive starts them anew.
+
+        "If the Map state failed with States.DataLimitExceeded, or a JSON-interpolation States.Runtime, a new
+        Map Run is started instead" (spec, Redrive): its output was over the payload quota, or shaping it
+        failed. Such a state was entered for that Map Run and never exited; a sibling branch's Map that
+        succeeded was, so it is replayed.
+        """
+        unexited = record.history.unexited("Map")
+        latest: dict[str, tuple[int, MapRun]] = {}
+        for (name, entry), map_run in record.map_runs_by_key.items():
+            if name not in latest or entry > latest[name][0]:
+                latest[name] = (entry, map_run)
+        for name, (_, map_run) in latest.items():
+            if name in unexited and map_run.status == SUCCEEDED:
+                map_run.state_failed_after_run = True
+
     def _close(
         self,
         record: ExecutionRecord,
@@ -813,6 +829,8 @@ class StepFunctionsService:
         failed_entered = sum(
             1 for event in record.history.events if str(event["type"]).endswith("StateEntered")
         )
+        if record.error in STARTS_ANEW:
+            self._mark_maps_failed_after_their_run(record)
         record.redrive_count += 1
         record.redrive_date = now()
         record.status = "RUNNING"

@@ -104,11 +104,7 @@ class RuntimeServices:
             key = (state_name, record.map_entries.get(state_name, 0))
             record.map_entries[state_name] = key[1] + 1
             previous = record.map_runs_by_key.get(key) if record.redriving else None
-            # Entered unmuted, this is the state the redrive resumes at. If its Map Run succeeded, the state
-            # failed shaping its output (over the payload quota, a path error): AWS starts a new Map Run.
-            resumed_here = not record.history.muted
-            failed_after_run = resumed_here and previous is not None and previous.status == SUCCEEDED
-            if previous is not None and not (previous.starts_anew_on_redrive or failed_after_run):
+            if previous is not None and not previous.starts_anew_on_redrive:
                 return await self._redrive(previous, events, record)
         entered = engine.entered_event_id(events)
 

@@ -554,6 +554,37 @@ def test_a_redrive_after_a_later_state_failed_replays_the_succeeded_map_run(harn
     assert len(harness.call("ListMapRuns", executionArn=arn)["mapRuns"]) == 1
 
 
+def test_a_redrive_replays_a_map_run_that_succeeded_beside_the_branch_that_failed(harness: Harness) -> None:
+    children: list[Any] = []
+    broken = {"on": True}
+
+    def work(event: Any) -> Any:
+        children.append(event)
+        return event
+
+    async def slow(event: Any) -> Any:
+        await asyncio.sleep(0.5)  # fails after the other branch's Map Run succeeded
+        if broken["on"]:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers["work"] = work
+    harness.lambdas.handlers["slow"] = slow
+    branches = [
+        {"StartAt": "Map", "States": distributed_map(lambda_task())["States"]},
+        {"StartAt": "P", "States": lambda_task("slow")},
+    ]
+    both = {"Type": "Parallel", "Branches": branches, "End": True}
+    definition = {"StartAt": "Both", "States": {"Both": both}}
+    arn, first = harness.run(definition, [1, 2, 3])
+    assert first["error"] == "ValueError"
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    assert len(children) == 3  # the Map's children did not run again
+    assert len(harness.call("ListMapRuns", executionArn=arn)["mapRuns"]) == 1
+
+
 def test_missing_object_fails_the_reader(harness: Harness) -> None:
     arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "missing.csv"})
     assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
