@@ -142,7 +142,10 @@ class MissingColumnError(CsvInputError):
 
 
 class OutputLocationError(CsvInputError):
-    """Raised when ``output_uri`` has an unsupported extension, equals the input, or already exists."""
+    """Raised when ``output_uri`` has an unsupported extension, equals the input, or already exists.
+
+    Also when someone else wrote it while the task run collected its results (a conditional write failed).
+    """
 
 
 class RowThresholdExceededError(DistributedMapError):

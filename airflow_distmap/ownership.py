@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, Final
 
 from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from airflow_distmap.exceptions import ResultsLocationError, ResultsPrefixInUseError
@@ -30,6 +31,8 @@ _MISSING_CODES: Final = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 _CONDITION_FAILED_CODES: Final = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 #: The requests that create an object in a managed upload (single part, or the end of a multipart one).
 _OBJECT_WRITES: Final = ("PutObject", "CompleteMultipartUpload")
+#: boto3's own transfer client: the CRT one builds its requests without botocore's events.
+_CLASSIC_TRANSFER: Final = TransferConfig(preferred_transfer_client="classic")
 _PER_RUN_FIX: Final = (
     "To fix this, leave results_uri unset (each task run then gets its own prefix) or template it per run, "
     "e.g. with {{ run_id }}."
@@ -149,26 +152,42 @@ def claim_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
 
 
 def upload_unless_replaced(
-    s3: S3Client, path: str, uri: str, *, seen_etag: str | None, extra_args: dict[str, Any]
+    s3: S3Client, path: str, uri: str, *, seen_etag: str | None, owner: str | None, extra_args: dict[str, Any]
 ) -> bool:
     """Upload a file to ``uri`` only if the object there is still the one the caller saw.
 
     ``seen_etag`` ``None`` means the key was free: the write then carries ``If-None-Match: *``; otherwise
     ``If-Match: <seen_etag>`` (a retry replacing its own earlier output). Two task runs that found the same
-    key free do not overwrite each other: the second write is refused.
+    key free do not overwrite each other: the second write is refused. A write whose condition failed because
+    of this task run's own object (botocore retried a write whose answer was lost) counts as done; an object
+    seen and since deleted is written as to a free key.
 
     boto3's managed transfer (multipart for big files) takes no conditional arguments, so the condition is
     added to its PutObject or CompleteMultipartUpload request with botocore's ``before-parameter-build``
-    event, for this key only, while the upload runs.
+    event, for this key only, while the upload runs; the classic transfer client is asked for, as the CRT one
+    builds its own requests. (moto, and so the local endpoint, checks ``If-Match`` on PutObject only.)
 
     :param s3: a boto3 S3 client.
     :param path: the local file.
     :param uri: ``s3://bucket/key``.
     :param seen_etag: the ETag the caller found at ``uri``, or ``None`` when nothing was there.
+    :param owner: :func:`owner_token` of this task run, also in ``extra_args``' metadata (``None``: none).
     :param extra_args: ``ExtraArgs`` of ``upload_file`` (content type, metadata).
-    :return: ``False`` when the object changed since it was seen (nothing was written).
+    :return: ``False`` when someone else's object is there now (nothing was written).
     """
     bucket, key = parse_s3_uri(uri)
+    code = _conditional_upload(s3, path, bucket, key, seen_etag, extra_args)
+    if code is None:
+        return True
+    if code in _MISSING_CODES and seen_etag is not None:  # If-Match on an object deleted meanwhile
+        code = _conditional_upload(s3, path, bucket, key, None, extra_args)
+    return code is None or owned_by(head_object(s3, bucket, key), owner)
+
+
+def _conditional_upload(
+    s3: S3Client, path: str, bucket: str, key: str, seen_etag: str | None, extra_args: dict[str, Any]
+) -> str | None:
+    """``upload_file`` under ``If-None-Match: *`` or ``If-Match``; the error code if its condition failed."""
     condition = {"IfNoneMatch": "*"} if seen_etag is None else {"IfMatch": seen_etag}
 
     def add_condition(params: dict[str, Any], **_: Any) -> None:
@@ -181,16 +200,15 @@ def upload_unless_replaced(
     for operation, handler_id in handler_ids.items():
         events.register(f"before-parameter-build.s3.{operation}", add_condition, unique_id=handler_id)
     try:
-        s3.upload_file(path, bucket, key, ExtraArgs=extra_args)
+        s3.upload_file(path, bucket, key, ExtraArgs=extra_args, Config=_CLASSIC_TRANSFER)
     except (ClientError, S3UploadFailedError) as exc:
         # upload_file re-raises a ClientError as S3UploadFailedError, raised while handling it.
         error = exc if isinstance(exc, ClientError) else exc.__context__
-        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
-            _CONDITION_FAILED_CODES
-        ):
-            return False
+        code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+        if code in _CONDITION_FAILED_CODES or (seen_etag is not None and code in _MISSING_CODES):
+            return str(code)
         raise
     finally:
         for operation, handler_id in handler_ids.items():
             events.unregister(f"before-parameter-build.s3.{operation}", unique_id=handler_id)
-    return True
+    return None

@@ -18,6 +18,12 @@ BUCKET = "data"
 OWNER = owner_token("dag", "task", "run-1")
 
 
+def upload(s3: Any, path: Any, key: str, seen_etag: str | None, extra_args: Any = None) -> bool:
+    return upload_unless_replaced(
+        s3, str(path), f"s3://{BUCKET}/{key}", seen_etag=seen_etag, owner=OWNER, extra_args=extra_args or {}
+    )
+
+
 def test_results_prefix_ownership(s3: Any) -> None:
     uri = "s3://data/results/run-1"
     check_results_prefix(s3, uri, owner=OWNER)  # empty: free
@@ -62,10 +68,10 @@ def test_an_upload_to_a_free_key_does_not_overwrite_what_another_writer_put_ther
 ) -> None:
     path = tmp_path / "out.csv"
     path.write_bytes(b"a\n1\n")
-    assert upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=None, extra_args={})
+    assert upload(s3, path, "out.csv", None)
     # A second task run that also found the key free when it checked:
     path.write_bytes(b"a\n2\n")
-    assert not upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=None, extra_args={})
+    assert not upload(s3, path, "out.csv", None)
     assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"a\n1\n"
 
 
@@ -74,12 +80,12 @@ def test_an_upload_replaces_only_the_object_it_saw(s3: Any, tmp_path: Any) -> No
     path.write_bytes(b"mine, second try")
     first = s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"mine, first try")["ETag"]
     metadata = {"Metadata": {"distmap-owner": OWNER}}
-    assert upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=first, extra_args=metadata)
+    assert upload(s3, path, "out.csv", first, metadata)
     stored = s3.get_object(Bucket=BUCKET, Key="out.csv")
     assert (stored["Body"].read(), stored["Metadata"]) == (b"mine, second try", {"distmap-owner": OWNER})
     # Replaced by someone else after this task run looked: left alone.
     s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"theirs")
-    assert not upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=first, extra_args={})
+    assert not upload(s3, path, "out.csv", first)
     assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"theirs"
 
 
@@ -87,9 +93,9 @@ def test_a_multipart_upload_to_a_free_key_is_conditional_too(s3: Any, tmp_path: 
     path = tmp_path / "big.csv"
     path.write_bytes(b"x" * (9 * 1024 * 1024))  # over boto3's 8 MiB multipart threshold
     s3.put_object(Bucket=BUCKET, Key="big.csv", Body=b"theirs")
-    assert not upload_unless_replaced(s3, str(path), "s3://data/big.csv", seen_etag=None, extra_args={})
+    assert not upload(s3, path, "big.csv", None)
     assert s3.get_object(Bucket=BUCKET, Key="big.csv")["Body"].read() == b"theirs"
-    assert upload_unless_replaced(s3, str(path), "s3://data/big-free.csv", seen_etag=None, extra_args={})
+    assert upload(s3, path, "big-free.csv", None)
     assert s3.head_object(Bucket=BUCKET, Key="big-free.csv")["ContentLength"] == 9 * 1024 * 1024
 
 
@@ -97,6 +103,23 @@ def test_the_condition_applies_to_that_upload_only(s3: Any, tmp_path: Any) -> No
     path = tmp_path / "out.csv"
     path.write_bytes(b"new")
     s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"old")
-    assert not upload_unless_replaced(s3, str(path), "s3://data/out.csv", seen_etag=None, extra_args={})
+    assert not upload(s3, path, "out.csv", None)
     s3.upload_file(str(path), BUCKET, "out.csv")  # the client's other writes carry no condition afterwards
     assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"new"
+
+
+def test_a_write_whose_answer_was_lost_and_retried_counts_as_done(s3: Any, tmp_path: Any) -> None:
+    # botocore retries a write whose answer was lost; the retry's If-None-Match then fails on our own object.
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"mine")
+    s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"mine", Metadata={"distmap-owner": OWNER})
+    assert upload(s3, path, "out.csv", None)
+
+
+def test_an_earlier_output_deleted_meanwhile_is_written_as_to_a_free_key(s3: Any, tmp_path: Any) -> None:
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"second try")
+    first = s3.put_object(Bucket=BUCKET, Key="out.csv", Body=b"first try")["ETag"]
+    s3.delete_object(Bucket=BUCKET, Key="out.csv")
+    assert upload(s3, path, "out.csv", first)
+    assert s3.get_object(Bucket=BUCKET, Key="out.csv")["Body"].read() == b"second try"

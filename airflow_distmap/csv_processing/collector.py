@@ -479,7 +479,8 @@ def _upload(s3: S3Client, path: Path, uri: str, target: OutputTarget, owner: str
     extra: dict[str, Any] = {"ContentType": content_type}
     if owner:
         extra["Metadata"] = {OWNER_METADATA_KEY: owner}
-    if not upload_unless_replaced(s3, str(path), uri, seen_etag=target.seen_etags.get(uri), extra_args=extra):
+    seen_etag = target.seen_etags[uri]
+    if not upload_unless_replaced(s3, str(path), uri, seen_etag=seen_etag, owner=owner, extra_args=extra):
         raise OutputLocationError(
             f"{uri} was written by someone else while this task run collected its results; it was left as "
             "it is. To fix this, give each task run its own output_uri (template it, e.g. with {{ ds }}, or "

@@ -29,7 +29,7 @@ import logging
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
@@ -158,7 +158,7 @@ class OutputTarget:
     uri: str
     format: str
     ledger_uri: str
-    seen_etags: Mapping[str, str | None] = field(default_factory=dict)
+    seen_etags: Mapping[str, str | None]
 
 
 def ledger_uri_for(output_uri: str) -> str:

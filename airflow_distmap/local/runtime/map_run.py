@@ -147,7 +147,7 @@ class MapRun:
 
     :param parent_arn: the execution that ran the Map state.
     :param state_machine_name: the parent's state machine name (first segment of child ARNs).
-    :param label: the Map's ``Label`` or a generated UUID.
+    :param label: the Map's ``Label``, or :func:`~airflow_distmap.local.arns.generated_map_label`'s.
     :param processor: E1's compiled ``ItemProcessor``.
     :param services: the ``Services`` object children run with.
     :param express: whether children are EXPRESS.
@@ -166,7 +166,7 @@ class MapRun:
         *,
         parent_arn: str,
         state_machine_name: str,
-        label: str | None,
+        label: str,
         processor: Any,
         services: Any,
         express: bool,
@@ -189,7 +189,7 @@ class MapRun:
         #: The Map state failed after this run succeeded (its output over the quota, a path error): see
         #: :attr:`starts_anew_on_redrive`; set by the service when the parent is redriven.
         self.state_failed_after_run = False
-        self.label = label or str(uuid.uuid4())
+        self.label = label
         self.state_machine_name = state_machine_name
         self.arn = arns.map_run_arn(state_machine_name, self.label, self.run_id, region, account)
         self._arn_head = arns.child_execution_arn(state_machine_name, self.label, "", region, account)
@@ -907,7 +907,8 @@ class MapRun:
             response["redriveStatus"] = "NOT_REDRIVABLE"
             response["redriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven"
         elif child.status in UNSUCCESSFUL:
-            # An aborted child has neither: AWS leaves them out rather than sending "" (as for the parent).
+            # An aborted child has neither: left out rather than "", as AWS does for executions (UNCONFIRMED
+            # for Map Run children).
             if child.error:
                 response["error"] = child.error
             if child.cause:
