@@ -17,6 +17,7 @@ from types import FrameType
 from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint
 from airflow_distmap.local.gc_tuning import tune_garbage_collector
 from airflow_distmap.local.lambdas.registry import parse_function_option
+from airflow_distmap.project_files import project_path
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _port_option(text: str) -> int:
 
 
 def _folder_option(text: str) -> str:
-    if not os.path.isdir(text):
+    if not project_path(text).is_dir():  # as the endpoint finds it: here, else the project's
         raise argparse.ArgumentTypeError(f"No folder {text!r} (from {os.getcwd()})")
     return text
 

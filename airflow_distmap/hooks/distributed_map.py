@@ -127,7 +127,7 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str:
     return f"{head}:execution:{machine.split(':', 1)[0]}:{name}"
 
 
-def _logging_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+def _logging_with_defaults(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """A ``loggingConfiguration`` with AWS's defaults filled in, to tell a real change from a default."""
     config = config or {}
     return {
@@ -270,9 +270,9 @@ class DistributedMapHook(AwsBaseHook):
             changes["definition"] = text
         if role_arn and current.get("roleArn") != role_arn:
             changes["roleArn"] = role_arn
-        if logging_configuration is not None and _logging_settings(
+        if logging_configuration is not None and _logging_with_defaults(
             current.get("loggingConfiguration")
-        ) != _logging_settings(logging_configuration):
+        ) != _logging_with_defaults(logging_configuration):
             changes["loggingConfiguration"] = logging_configuration
         if tracing_configuration is not None and bool(
             (current.get("tracingConfiguration") or {}).get("enabled")

@@ -252,7 +252,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         config: Any = self.function_config if self.function_config is not None else {}
         if isinstance(config, str):
             try:
-                config = json.loads(config)
+                config = json.loads(config) or {}  # "null" from '{{ params.config | tojson }}': not given
             except ValueError:
                 with contextlib.suppress(ValueError, SyntaxError):
                     config = ast.literal_eval(config)

@@ -258,8 +258,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param execution_name: Force an execution name (default derived from the task run). It must differ for
         every task run: a try finding an execution of that name attaches to it, reuses its results or
         redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
-        CloudWatch Logs takes), so template it from the run id without the others, e.g.
-        ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}"``.
+        CloudWatch Logs takes), so template it from the run id without the others, and the map index in a
+        mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}-{{
+        ti.map_index }}"``.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default

@@ -115,6 +115,16 @@ def test_a_bad_port_or_functions_folder_is_a_usage_error(
     assert message in capsys.readouterr().err
 
 
+def test_the_default_functions_folder_name_is_found_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_distmap.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)  # no lambda_functions/ here: the project's is used, as the endpoint would
+    args = build_parser("local").parse_args(["local", "--functions-dir", "lambda_functions"])
+    assert args.functions_dir == "lambda_functions"
+
+
 def test_a_timeout_for_an_unregistered_function_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -137,14 +137,19 @@ def test_definition_reads_given_headers_and_sends_index_and_requested_columns(s3
     assert execution_input["function_config"] == {"k": 1}
 
 
-@pytest.mark.parametrize("rendered", ['{"column": "text"}', "{'column': 'text'}"])
-def test_a_templated_function_config_reaches_the_function_as_a_dict(s3: Any, rendered: str) -> None:
-    # "{{ params.cfg }}" renders as text: JSON with "| tojson", a Python dict's repr without it.
+@pytest.mark.parametrize(
+    ("rendered", "config"),
+    [('{"column": "text"}', {"column": "text"}), ("{'column': 'text'}", {"column": "text"}), ("null", {})],
+)
+def test_a_templated_function_config_reaches_the_function_as_a_dict(
+    s3: Any, rendered: str, config: dict[str, Any]
+) -> None:
+    # "{{ params.cfg }}" renders as text: JSON with "| tojson" (None: "null"), else a Python dict's repr.
     s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,a\n")
     op = operator(function_config=rendered)
     ctx = context()
     op.preflight(ctx)
-    assert op.build_execution_input(ctx)["function_config"] == {"column": "text"}
+    assert op.build_execution_input(ctx)["function_config"] == config
 
 
 def test_plain_header_uses_first_row(s3: Any) -> None:
