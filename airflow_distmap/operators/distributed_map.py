@@ -20,6 +20,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
+from airflow.sdk.exceptions import AirflowTaskTimeout
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -108,6 +109,9 @@ MAX_DEFINITION_BYTES = 1_048_576
 
 DEFER_TIMEOUT_GRACE_SECONDS = 900
 """Seconds the defer timeout leaves after the trigger's deadline and last poll, for its ``deadline`` event."""
+
+CLOCK_SKEW_SECONDS = 5
+"""Tolerance between the triggerer's and the worker's clocks in telling the ``execution_timeout`` deadline."""
 
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
@@ -938,6 +942,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """Defer to the trigger (``execute_complete`` follows), or poll here, then summarise."""
         if self.deferrable:
             waited = self.waiter_delay * self.waiter_max_attempts
+            deadline = time.time() + waited
+            timeout_at = self._execution_timeout_at(context)
             self.defer(
                 trigger=DistributedMapTrigger(
                     execution_arn=execution_arn,
@@ -949,9 +955,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     stop_on_kill=self.stop_on_kill,
                     min_redrive_count=min_redrive_count,
                     try_number=_try_number(context),
-                    deadline=time.time() + waited,
+                    deadline=deadline if timeout_at is None else min(deadline, timeout_at),
                 ),
                 method_name="execute_complete",
+                kwargs={"execution_timeout_at": timeout_at},
                 # Later than the trigger's own deadline, whose event names the execution and what to do.
                 timeout=timedelta(seconds=waited + self.waiter_delay + DEFER_TIMEOUT_GRACE_SECONDS),
             )
@@ -1088,8 +1095,28 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
         return execution_arn, min_redrive_count
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger fired: check the event, then summarise or raise."""
+    def _execution_timeout_at(self, context: Context) -> float | None:
+        """When ``execution_timeout`` ends this try (seconds since the epoch), or ``None`` without one.
+
+        Airflow 3 does not apply it while a task is deferred, so the trigger's deadline does.
+        """
+        if self.execution_timeout is None:
+            return None
+        started = getattr(context["ti"], "start_date", None)
+        start = started.timestamp() if isinstance(started, datetime) else time.time()
+        return start + self.execution_timeout.total_seconds()
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, execution_timeout_at: float | None = None
+    ) -> dict[str, Any]:
+        """Resume after the trigger fired: check the event, then summarise or raise.
+
+        :param context: The task context.
+        :param event: The trigger's event.
+        :param execution_timeout_at: When ``execution_timeout`` ends the try, if it is set.
+        :raises AirflowTaskTimeout: the execution was still running when ``execution_timeout`` ran out: it is
+            stopped, as Airflow stops a running task that times out (unless ``stop_on_kill=False``).
+        """
         validated = validate_execute_complete_event(event)
         if not validated.get("execution_arn"):
             raise DistributedMapError(
@@ -1099,6 +1126,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         execution_arn = str(validated["execution_arn"])
         self._execution_arn = execution_arn
         if validated.get("reason") == "deadline":
+            if execution_timeout_at is not None and time.time() >= execution_timeout_at - CLOCK_SKEW_SECONDS:
+                self.on_kill()
+                self._execution_arn = None  # stopped: nothing left for Airflow's on_kill after a timeout
+                outcome = "It was stopped" if self.stop_on_kill else "It keeps running (stop_on_kill=False)"
+                raise AirflowTaskTimeout(
+                    f"Execution {execution_arn} was still running when execution_timeout "
+                    f"({self.execution_timeout}) ran out. {outcome}; a retry of the task redrives or "
+                    "attaches to it. To fix this, raise execution_timeout (or leave it unset: "
+                    "waiter_max_attempts bounds the wait)."
+                )
             raise DistributedMapTimeout(self._timeout_message(execution_arn))
         if validated.get("reason") == "api_error":
             raise DistributedMapError(

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from unittest import mock
 
 import boto3
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowTaskTimeout
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
@@ -1020,6 +1021,28 @@ def test_a_deferred_wait_ends_at_the_deadline_with_the_same_advice_as_a_synchron
         DistributedMapTimeout, match=f"{EXEC_ARN} is still running after 21 s.*attaches to it"
     ):
         op.execute_complete(_context(), event)
+
+
+def test_a_deferred_wait_ends_when_execution_timeout_runs_out_and_stops_the_execution(aws):
+    # Airflow 3 does not apply execution_timeout while a task is deferred: the trigger's deadline does.
+    op = _operator(execution_timeout=timedelta(seconds=30))
+    context = _context()
+    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=10)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(context)
+    timeout_at = info.value.kwargs["execution_timeout_at"]
+    assert timeout_at == pytest.approx(time.time() + 20, abs=5)
+    assert info.value.trigger.deadline == timeout_at  # before the waiter's 48 hours
+    event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "deadline", "message": "still running"}
+    with (
+        mock.patch.object(DistributedMapHook, "stop_execution") as stop,
+        pytest.raises(AirflowTaskTimeout, match=r"execution_timeout \(0:00:30\) ran out\. It was stopped"),
+    ):
+        op.execute_complete(_context(), event, execution_timeout_at=time.time() - 1)
+    stop.assert_called_once()
+    assert stop.call_args.kwargs["error"] == "Airflow.TaskKilled"  # the retry redrives it
+    op.on_kill()  # what Airflow calls after a timeout: the execution is not stopped twice
+    stop.assert_called_once()
 
 
 def test_an_execution_running_again_when_the_wait_ended_is_waited_for(aws):
