@@ -67,8 +67,9 @@ def no_role_arn_message(name: str) -> str:
 
 
 #: A StartExecution answer whose ``startDate`` is older than this is AWS's idempotent answer for a running
-#: execution (an earlier try's), not a new one; generous for clock skew between Airflow and AWS.
-_IDEMPOTENT_ANSWER_AGE: Final = timedelta(seconds=30)
+#: execution (an earlier try's), not a new one. Only the log's wording depends on it: short enough for a retry
+#: seconds after a killed worker, long enough for the clock skew between Airflow and AWS.
+_IDEMPOTENT_ANSWER_AGE: Final = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def test_start_then_attach_to_running_execution(hook):
 def test_an_idempotent_start_answer_for_an_earlier_trys_execution_is_an_attach(hook):
     arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
     first = hook.start_execution(arn, "run-1", {"a": 1})
-    earlier = datetime.now(timezone.utc) - timedelta(minutes=5)  # started by a try five minutes ago
+    earlier = datetime.now(timezone.utc) - timedelta(seconds=9)  # by a try killed seconds ago
     answer = {"executionArn": first.execution_arn, "startDate": earlier}
     with mock.patch.object(hook.conn, "start_execution", return_value=answer):
         again = hook.start_execution(arn, "run-1", {"a": 1})
