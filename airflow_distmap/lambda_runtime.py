@@ -25,8 +25,9 @@ dataset, send ``{"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"}``
 
 ``BatchInput`` is optional. ``config`` is handed to functions that take a second parameter
 (``f(row, config)``); ``skip`` lists item indexes answered with ``{"index": i, "skipped": true}``
-without calling the function (the CSV operator reads files with ``GIVEN`` headers, so item 0 is the
-header line). A single item may carry the same two keys next to ``index`` and ``row``.
+without calling the function (when the CSV operator reads a file with ``GIVEN`` synthetic headers,
+for a byte-order mark or column names JSONPath cannot address, item 0 is the header line). A single
+item may carry the same two keys next to ``index`` and ``row``.
 
 A row's exception becomes that row's ``error``; its batch-mates are unaffected and the invocation
 succeeds. An event that does not follow the contract is an infrastructure failure: the handler
@@ -275,6 +276,8 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
     :param event: the Lambda event (see the module docstring).
     :return: one row result for a single item, ``{"rows": [...]}`` for a batch.
     :raises MalformedEventError: the event does not follow the contract.
+    :raises BatchOutputTooLargeError: a batch's answer cannot fit the payload quota even with every output
+        made an error.
     """
     runner = func if isinstance(func, _RowRunner) else _RowRunner(func)
     if not isinstance(event, Mapping):

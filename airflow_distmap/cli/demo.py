@@ -38,8 +38,12 @@ FUNCTION = "post_processing"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the demo's options."""
-    parser.add_argument("--rows", type=int, default=100_000, help="rows in the generated CSV")
-    parser.add_argument("--batch-size", type=int, default=500, help="rows per Lambda invocation")
+    parser.add_argument(
+        "--rows", type=int, default=100_000, help="rows in the generated CSV (default 100,000)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=500, help="rows per Lambda invocation (default 500)"
+    )
     parser.add_argument(
         "--workdir", default=".demo", help="where the demo keeps Airflow's home and logs (default .demo)"
     )

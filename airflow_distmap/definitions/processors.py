@@ -77,12 +77,18 @@ def invoked_functions(definition: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def is_function_reference(text: object) -> bool:
-    """Whether ``text`` is a Lambda function name, partial ARN or ARN (as Lambda's ``FunctionName`` takes)."""
+    """Whether ``text`` is a Lambda function name, partial ARN or ARN (as Lambda's ``FunctionName`` takes).
+
+    :param text: The value to check.
+    """
     return isinstance(text, str) and _FUNCTION.match(text) is not None
 
 
 def check_function_name(function_name: str) -> str:
-    """Return ``function_name`` if it is a Lambda function name or ARN, else raise ``ValueError``."""
+    """Return ``function_name`` if it is a Lambda function name or ARN, else raise ``ValueError``.
+
+    :param function_name: The Lambda function name or ARN.
+    """
     if not is_function_reference(function_name):
         raise ValueError(
             f"function_name={function_name!r} is not a Lambda function name or ARN. To fix this, pass a name "
@@ -159,6 +165,11 @@ def distributed_processor(processor: dict[str, Any], execution_type: str | None 
         )
     result = copy.deepcopy(processor)
     config = result.setdefault("ProcessorConfig", {})
+    if execution_type is not None and config.get("ExecutionType", execution_type) != execution_type:
+        raise ValueError(
+            f"item_processor's ProcessorConfig.ExecutionType is {config['ExecutionType']!r} but "
+            f"execution_type={execution_type!r}. To fix this, set the execution type in one place."
+        )
     mode = config.setdefault("Mode", "DISTRIBUTED")
     if mode != "DISTRIBUTED":
         raise ValueError(

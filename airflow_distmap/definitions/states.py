@@ -7,7 +7,10 @@ from typing import Any
 
 
 def is_distributed_map(state: Any) -> bool:
-    """Whether an ASL state is a Map state in DISTRIBUTED mode."""
+    """Whether an ASL state is a Map state in DISTRIBUTED mode.
+
+    :param state: The ASL state.
+    """
     if not isinstance(state, dict) or state.get("Type") != "Map":
         return False
     processor = state.get("ItemProcessor") or state.get("Iterator") or {}

@@ -35,7 +35,10 @@ class ResultWriter:
     writer_config: dict[str, Any] | None = None
 
     def to_asl(self, *, jsonata: bool = False) -> dict[str, Any]:
-        """Render the ``ResultWriter`` field (``Arguments`` instead of ``Parameters`` for JSONata states)."""
+        """Render the ``ResultWriter`` field.
+
+        :param jsonata: Whether the Map state uses JSONata (``Arguments`` instead of ``Parameters``).
+        """
         if self.uri is not None:
             bucket, prefix = parse_s3_uri(self.uri, what="results_uri")
         else:

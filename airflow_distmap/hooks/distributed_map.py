@@ -59,7 +59,10 @@ def with_default_retries(configured: Config | None) -> Config:
 
 
 def no_role_arn_message(name: str) -> str:
-    """The error for a state machine that must be created without a role."""
+    """The error for a state machine that must be created without a role.
+
+    :param name: The state machine name.
+    """
     return (
         f"State machine {name!r} does not exist and no role_arn was given. To fix this, pass role_arn: "
         "the ARN of an IAM role Step Functions can assume to invoke the Lambda function and read/write S3."
@@ -178,7 +181,8 @@ class DistributedMapHook(AwsBaseHook):
         """The ARN of the state machine called ``name``, or ``None``.
 
         Builds the ARN from the caller's account (STS GetCallerIdentity, cached) and describes it, which is
-        one strongly addressed call; lists state machines only when the account cannot be determined.
+        one strongly addressed call; lists state machines only when the account cannot be determined or that
+        call is refused (``AccessDeniedException``, ``InvalidArn``).
 
         .. seealso::
             - :external+boto3:py:meth:`SFN.Client.describe_state_machine`
@@ -490,7 +494,10 @@ class DistributedMapHook(AwsBaseHook):
         return dict(self.client.describe_map_run(mapRunArn=map_run_arn))
 
     def latest_map_run_arn(self, execution_arn: str) -> str | None:
-        """The ARN of the most recently started Map Run of an execution, or ``None``."""
+        """The ARN of the most recently started Map Run of an execution, or ``None``.
+
+        :param execution_arn: The execution ARN.
+        """
         runs = self.list_map_runs(execution_arn)
         if not runs:
             return None

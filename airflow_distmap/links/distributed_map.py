@@ -18,7 +18,10 @@ class StateMachineLink(BaseAwsLink):
     )
 
     def format_link(self, *, state_machine_arn: str | None = None, **kwargs: Any) -> str:
-        """Format the link; empty until the state machine ARN is known."""
+        """Format the link; empty until the state machine ARN is known.
+
+        :param state_machine_arn: The state machine ARN.
+        """
         if not state_machine_arn:
             return ""
         return super().format_link(state_machine_arn=quote_plus(state_machine_arn), **kwargs)
@@ -34,7 +37,10 @@ class ExecutionLink(BaseAwsLink):
     )
 
     def format_link(self, *, execution_arn: str | None = None, **kwargs: Any) -> str:
-        """Format the link; empty until the execution ARN is known."""
+        """Format the link; empty until the execution ARN is known.
+
+        :param execution_arn: The execution ARN.
+        """
         if not execution_arn:
             return ""
         return super().format_link(execution_arn=quote_plus(execution_arn), **kwargs)
@@ -48,7 +54,10 @@ class MapRunLink(BaseAwsLink):
     format_str = BASE_AWS_CONSOLE_LINK + "/states/home?region={region_name}#/mapruns/{map_run_arn}"
 
     def format_link(self, *, map_run_arn: str | None = None, **kwargs: Any) -> str:
-        """Format the link; empty until the Map Run ARN is known."""
+        """Format the link; empty until the Map Run ARN is known.
+
+        :param map_run_arn: The Map Run ARN.
+        """
         if not map_run_arn:
             return ""
         return super().format_link(map_run_arn=quote_plus(map_run_arn), **kwargs)

@@ -98,7 +98,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     the output (:mod:`airflow_distmap.csv_processing.rerun`); rows that succeeded never run twice.
 
     The input and results locations travel in the execution input, not the definition, so concurrent
-    runs (backfills) share one state machine per CSV layout and never race on its definition.
+    runs (backfills) share one state machine per CSV layout and operator settings and never race on its
+    definition.
 
     :param input_uri: ``s3://bucket/key.csv`` to process (templated).
     :param function_name: Lambda function name or ARN, built on ``row_handler`` (templated). The pre-flight
@@ -117,10 +118,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);
         templated.
     :param results_uri: where the Map Run exports its results (templated); default
-        ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>/``. One prefix per task run: a prefix
-        that holds another task run's results is refused, so template your own with ``{{ run_id }}``.
+        ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/``. One prefix per task
+        run: a prefix that holds another task run's results is refused, so template your own with
+        ``{{ run_id }}``.
     :param state_machine_name: name of the state machine; default derived from the dag, the task and
-        the CSV layout.
+        a digest of the definition (the CSV layout and the operator's settings).
     :param role_arn: IAM role Step Functions assumes (templated).
     :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum).
     :param tolerated_failure_count: failed rows tolerated before the task fails.
@@ -129,7 +131,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child.
     :param map_label: name of the Map state and label of its Map Run.
     :param check_row_sizes: stream the input once before starting, refusing it when a row's selected
-        columns exceed what a child execution can receive (256 KiB); ``False`` skips that pass.
+        columns exceed what a child execution can receive (256 KiB, less 16 KiB kept for
+        ``function_config``); ``False`` skips that pass.
     :param deferrable: wait on the triggerer instead of holding a worker slot; ``True`` by default (a CSV job
         runs for minutes to hours), ``False`` polls in the worker with the same semantics.
 
@@ -442,8 +445,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def build_definition(self, context: Context) -> dict[str, Any]:
         """The Distributed Map over the CSV.
 
-        :mod:`airflow_distmap.csv_processing.preflight` explains why the ItemReader uses ``GIVEN``
-        synthetic headers.
+        :mod:`airflow_distmap.csv_processing.preflight` explains when the ItemReader reads ``FIRST_ROW``
+        and when ``GIVEN`` synthetic headers.
 
         :param context: The task context.
         """

@@ -35,6 +35,7 @@ from airflow_distmap.definitions import (
     iter_distributed_maps,
 )
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
+from airflow_distmap.definitions.processors import distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
 from airflow_distmap.exceptions import (
     DistributedMapError,
@@ -205,7 +206,10 @@ def _access_denied(error: ClientError) -> bool:
 
 
 def task_run_owner(context: Context) -> str:
-    """The :func:`~airflow_distmap.ownership.owner_token` of the context's task run (same for every try)."""
+    """The :func:`~airflow_distmap.ownership.owner_token` of the context's task run (same for every try).
+
+    :param context: The task context.
+    """
     ti = context["ti"]
     return owner_token(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None))
 
@@ -258,7 +262,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param tolerated_failure_count: Failed items tolerated before the run fails.
     :param tolerated_failure_percentage: Failed items tolerated, in percent.
     :param map_label: Name of the Map state and label of its Map Run (at most 40 characters).
-    :param execution_type: ``STANDARD`` or ``EXPRESS`` children, with ``function_name``.
+    :param execution_type: ``STANDARD`` or ``EXPRESS`` children (with an ASL ``item_processor``, unless its
+        ``ProcessorConfig`` says; a ``LambdaItemProcessor`` carries its own).
     :param execution_name: Force an execution name (default derived from the task run). It must differ for
         every task run: a try finding an execution of that name attaches to it, reuses its results or
         redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
@@ -680,6 +685,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             processor = LambdaItemProcessor(
                 function_name=self.function_name, execution_type=self.execution_type
             )
+        elif isinstance(self.item_processor, dict):
+            given = None if self.execution_type == "STANDARD" else self.execution_type
+            processor = distributed_processor(self.item_processor, given)
         elif self.item_processor is not None:
             processor = self.item_processor
         else:
@@ -1053,7 +1061,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         start = self.hook.start_execution(state_machine_arn, name, execution_input)
         base_name, number = name, 1
         while not start.started and start.status in EXECUTION_REDRIVE_STATES and not start.redrivable:
-            # AWS refuses to redrive it (closed over 14 days ago, history quota, EXPRESS...), yet a retry must
+            # AWS refuses to redrive it (closed over 14 days ago, the history quota...), yet a retry must
             # still run: the task run's next execution, under a name every later try derives again.
             reason = (start.description or {}).get("redriveStatusReason") or "not redrivable"
             number += 1
@@ -1328,7 +1336,11 @@ DIGEST_LENGTH: Final = 8
 
 
 def definition_scoped_name(base: str, definition: dict[str, Any]) -> str:
-    """``base`` plus a digest of ``definition`` (at most 80 characters): one state machine per definition."""
+    """``base`` plus a digest of ``definition`` (at most 80 characters): one state machine per definition.
+
+    :param base: The readable part of the name.
+    :param definition: The state machine definition.
+    """
     digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
     return f"{base[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-_')}-{digest}"
 

@@ -86,7 +86,10 @@ def kill_cause(waiting: bool, try_number: int | None) -> str:
 
 
 def killing_try(execution: Mapping[str, Any]) -> int | None:
-    """The try whose kill stopped ``execution`` (a DescribeExecution answer), if a killed task stopped it."""
+    """The try whose kill stopped ``execution``, if a killed task stopped it.
+
+    :param execution: A DescribeExecution answer.
+    """
     if execution.get("error") != KILLED_ERROR:
         return None
     found = _KILLED_TRY.search(str(execution.get("cause") or ""))
@@ -94,7 +97,10 @@ def killing_try(execution: Mapping[str, Any]) -> int | None:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether an API error is throttling, a 5xx or a connection problem (worth retrying)."""
+    """Whether an API error is throttling, a 5xx or a connection problem (worth retrying).
+
+    :param error: The exception a call raised.
+    """
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -141,7 +147,10 @@ class RedriveWatch:
         self._since: float | None = None
 
     def still_shows_old_attempt(self, execution: Mapping[str, Any]) -> bool:
-        """Whether ``execution`` (a DescribeExecution answer) is to be polled again rather than believed."""
+        """Whether ``execution`` (a DescribeExecution answer) is to be polled again rather than believed.
+
+        :param execution: The DescribeExecution answer.
+        """
         if not awaits_redrive(execution, self.min_redrive_count):
             return False
         now = _now()
@@ -160,8 +169,9 @@ class DistributedMapTrigger(BaseTrigger):
 
     Map Run progress (items succeeded/failed/pending/total, percent) is logged when it changes, reading
     DescribeMapRun at most once per ``max(poll_interval, 1)`` seconds. Throttling and transient errors are
-    retried with capped exponential backoff and never end the wait; any other API error ends it with an
-    ``error`` event (``reason: api_error``) rather than an exception, so the operator reports it.
+    retried with capped exponential backoff and end the wait only past the deadline (and its grace); any
+    other API error ends it with an ``error`` event (``reason: api_error``) rather than an exception, so the
+    operator reports it.
 
     Events: ``{"status": "success"|"error", "execution_arn", "execution_status", "reason", "message",
     "map_run_arn", "error", "cause"}`` (``cause`` cut to 1000 characters).
