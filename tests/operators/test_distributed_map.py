@@ -646,6 +646,17 @@ def test_constructor_rejects_bad_arguments(kwargs, message):
         _operator(**kwargs)
 
 
+def test_execution_type_applies_to_an_asl_item_processor():
+    processor = {"StartAt": "P", "States": PASS_ONLY}
+    op = _operator(function_name=None, item_processor=processor, execution_type="EXPRESS")
+    state = op.build_definition(_context())["States"]["DistributedMap"]
+    assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    standard = {**processor, "ProcessorConfig": {"ExecutionType": "STANDARD"}}
+    op = _operator(function_name=None, item_processor=standard, execution_type="EXPRESS")
+    with pytest.raises(ValueError, match="ExecutionType is 'STANDARD' but execution_type='EXPRESS'"):
+        op.build_definition(_context())
+
+
 def test_item_reader_and_results_uri_are_templated():
     reader = CsvItemReader(uri="s3://" + BUCKET + "/in/{{ ds_nodash }}/rows.csv")
     op = _operator(item_reader=reader, results_uri="s3://" + BUCKET + "/results/{{ ds_nodash }}")
