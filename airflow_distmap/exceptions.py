@@ -94,6 +94,12 @@ class DistributedMapExecutionFailed(DistributedMapError):
                 f"Failed item: error={item.get('error')!s} cause={str(item.get('cause'))[:300]} "
                 f"input={json_preview(item.get('input'))}"
             )
+        if self.status == "TIMED_OUT":
+            lines.append(
+                "To fix this, raise the definition's TimeoutSeconds if the run needs longer, then clear the "
+                "task: the retry redrives this execution (only the items that did not finish run again)."
+            )
+            return "\n".join(lines)
         lines.append(
             "To fix this, open the execution in the Step Functions console (see the task's extra links; on "
             "the local endpoint, `airflow-distmap results <manifest.json>` lists the failures by error), fix "

@@ -1,0 +1,14 @@
+"""The messages of the errors a failed execution raises."""
+
+from __future__ import annotations
+
+from airflow_distmap.exceptions import DistributedMapExecutionFailed
+
+
+def test_a_timed_out_execution_says_to_raise_its_timeout_and_clear_the_task() -> None:
+    timed_out = DistributedMapExecutionFailed(execution_arn="a", status="TIMED_OUT", error="States.Timeout")
+    assert "ended TIMED_OUT" in str(timed_out)
+    assert "raise the definition's TimeoutSeconds" in str(timed_out)
+    failed = DistributedMapExecutionFailed(execution_arn="a", status="FAILED", error="States.Runtime")
+    assert "TimeoutSeconds" not in str(failed)
+    assert "fix the cause, then clear the task" in str(failed)
