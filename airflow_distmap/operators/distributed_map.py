@@ -1133,6 +1133,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
         execution_arn = str(validated["execution_arn"])
         self._execution_arn = execution_arn
+        self._try = _try_number(context)  # a stop names the try, so that the next one knows it is not its own
         if validated.get("reason") == "deadline":
             if execution_timeout_at is not None and time.time() >= execution_timeout_at - CLOCK_SKEW_SECONDS:
                 self.on_kill()

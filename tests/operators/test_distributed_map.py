@@ -1052,6 +1052,7 @@ def test_a_deferred_wait_ends_when_execution_timeout_runs_out_and_stops_the_exec
         op.execute_complete(_context(), event, execution_timeout_at=time.time() - 1)
     stop.assert_called_once()
     assert stop.call_args.kwargs["error"] == "Airflow.TaskKilled"  # the retry redrives it
+    assert stop.call_args.kwargs["cause"].endswith("(try 1)")
     op.on_kill()  # what Airflow calls after a timeout: the execution is not stopped twice
     stop.assert_called_once()
 
