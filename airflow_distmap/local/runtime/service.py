@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH: Final = 80
+#: StartExecution's ``traceHeader`` (an AWS X-Ray trace header): up to 256 ASCII characters.
+MAX_TRACE_HEADER_LENGTH: Final = 256
 MAX_DEFINITION_LENGTH: Final = 1_048_576
 MAX_INPUT_LENGTH: Final = 262_144
 EXECUTION_STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -543,6 +545,12 @@ class StepFunctionsService:
     def _StartExecution(self, request: dict[str, Any]) -> dict[str, Any]:
         # Model constraints (lengths, sizes) come before anything else, as AWS checks them.
         _check_length("name", request.get("name"), MAX_NAME_LENGTH)
+        trace_header = request.get("traceHeader")
+        _check_length("traceHeader", trace_header, MAX_TRACE_HEADER_LENGTH)
+        if isinstance(trace_header, str) and not trace_header.isascii():
+            raise _invalid(
+                "traceHeader", trace_header, r"Member must satisfy regular expression pattern: \p{ASCII}*"
+            )
         input_text = request.get("input")
         if input_text is None:
             input_text = "{}"
@@ -578,6 +586,7 @@ class StepFunctionsService:
             definition_snapshot=machine.definition,
             input_text=input_text,
             start_date=now(),
+            trace_header=trace_header if isinstance(trace_header, str) else None,
         )
         compiled = machine.compiled()
         self.store.executions[arn] = record

@@ -79,6 +79,8 @@ class ExecutionRecord:
     redrive_count: int = 0
     redrive_date: float | None = None
     redriving: bool = False
+    #: StartExecution's ``traceHeader``, which DescribeExecution echoes.
+    trace_header: str | None = None
     history: History = field(default_factory=History)
     task: asyncio.Task[None] | None = None
     map_runs: list[MapRun] = field(default_factory=list)
@@ -124,6 +126,8 @@ class ExecutionRecord:
             response["redriveStatusReason"] = reason
         if self.redrive_date is not None:
             response["redriveDate"] = self.redrive_date
+        if self.trace_header is not None:
+            response["traceHeader"] = self.trace_header
         return response
 
     def list_entry(self) -> dict[str, Any]:

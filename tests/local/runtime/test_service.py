@@ -198,6 +198,19 @@ def test_express_machines_are_not_listed_and_cannot_be_updated_to_a_distributed_
     assert refused.code == "InvalidDefinition"
 
 
+def test_a_trace_header_is_checked_and_described(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    arn = harness.call("StartExecution", stateMachineArn=machine, traceHeader=header)["executionArn"]
+    assert harness.call("DescribeExecution", executionArn=arn)["traceHeader"] == header
+    other = harness.call("StartExecution", stateMachineArn=machine)["executionArn"]
+    assert "traceHeader" not in harness.call("DescribeExecution", executionArn=other)
+    for bad in ("x" * 257, "Root=é"):
+        assert error_of(harness, "StartExecution", stateMachineArn=machine, traceHeader=bad).code == (
+            "ValidationException"
+        )
+
+
 def test_start_execution_input_and_name_rules(harness: Harness) -> None:
     machine = harness.create(PASS_MACHINE)
     assert error_of(harness, "StartExecution", stateMachineArn=machine, name="a/b").code == "InvalidName"
