@@ -363,6 +363,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 if waiter_max_attempts is None
                 else check_int(waiter_max_attempts, "waiter_max_attempts", 1)
             )
+            self._check_constructor_arguments()
         self.deferrable = deferrable
         self.failed_items_sample = failed_items_sample
         self.stop_on_kill = stop_on_kill
@@ -372,8 +373,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._try: int | None = None
         #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
         self._results_claim: tuple[str, str] | None = None
-        with refused_arguments():
-            self._check_constructor_arguments()
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render templates; JSONata expressions (``"{% ... %}"``) in ASL are left as they are.

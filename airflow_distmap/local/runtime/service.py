@@ -653,11 +653,9 @@ class StepFunctionsService:
         succeeded was, so it is replayed.
         """
         unexited = record.history.unexited("Map")
-        latest: dict[str, tuple[int, MapRun]] = {}
-        for (name, entry), map_run in record.map_runs_by_key.items():
-            if name not in latest or entry > latest[name][0]:
-                latest[name] = (entry, map_run)
-        for name, (_, map_run) in latest.items():
+        by_entry = sorted(record.map_runs_by_key.items(), key=lambda keyed: keyed[0][1])
+        latest = {name: map_run for (name, _), map_run in by_entry}  # each Map state's last entry
+        for name, map_run in latest.items():
             if name in unexited and map_run.status == SUCCEEDED:
                 map_run.state_failed_after_run = True
 
