@@ -126,7 +126,7 @@ class LocalEndpointApp:
                 raise ServiceError("SerializationException", "Request body must be a JSON object")
             status, body = 200, self.service.dispatch(action, request)
         except ServiceError as exc:
-            status, body = exc.status, {"__type": exc.code, "message": exc.message}
+            status, body = exc.status, {"__type": exc.code, "message": exc.message, **exc.members}
         except Exception as exc:
             # Never hand a stack trace to the client: AWS answers an internal fault with a 500.
             log.exception("Step Functions action %s failed", action)

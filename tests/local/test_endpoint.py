@@ -157,3 +157,20 @@ def test_an_endpoint_process_freezes_start_up_objects_and_rarely_collects_fully(
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "100"]
+
+
+def test_tag_calls_work_through_boto3_with_aws_error_members(local_endpoint: LocalEndpoint) -> None:
+    sfn = local_endpoint.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="endpoint-tags",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/distmap",
+        tags=[{"key": "team", "value": "data"}],
+    )["stateMachineArn"]
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": "env", "value": "dev"}])
+    sfn.untag_resource(resourceArn=arn, tagKeys=["team"])
+
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "env", "value": "dev"}]
+    with pytest.raises(sfn.exceptions.ResourceNotFound) as caught:
+        sfn.list_tags_for_resource(resourceArn=arn + "-missing")
+    assert caught.value.response["resourceName"] == arn + "-missing"

@@ -53,6 +53,10 @@ REDRIVE_TOKEN_SECONDS: Final = 15 * 60
 REDRIVE_TOKENS_KEPT: Final = 10
 _CLIENT_TOKEN = re.compile(r"^[!-~]{1,64}$")
 _ARN = re.compile(r"^arn:aws[a-zA-Z-]*:states:([a-z0-9-]+):(\d{12}):(stateMachine|execution|mapRun):(.+)$")
+#: Tags "may only contain Unicode letters, digits, white space, or these symbols: _ . : / = + - @".
+_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+#: Step Functions' quota of tags per resource.
+MAX_TAGS: Final = 50
 _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
@@ -81,6 +85,9 @@ _REQUIRED: Final = {
     "ListMapRuns": ("executionArn",),
     "DescribeMapRun": ("mapRunArn",),
     "UpdateMapRun": ("mapRunArn",),
+    "TagResource": ("resourceArn",),
+    "UntagResource": ("resourceArn",),
+    "ListTagsForResource": ("resourceArn",),
 }
 
 
@@ -154,6 +161,39 @@ def _page(
     if start + size < len(items):
         result["nextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
     return result
+
+
+def _tags(value: Any) -> dict[str, str]:
+    """A request's ``[{"key", "value"}]`` tag list as a dict, with the API model's constraints checked."""
+    if value is None:
+        raise _invalid("tags", None, "Member must not be null")
+    if not isinstance(value, list):
+        raise ServiceError("SerializationException", f"Expected a list for 'tags', got {value!r}")
+    tags: dict[str, str] = {}
+    for number, tag in enumerate(value, 1):
+        key, text = (tag.get("key"), tag.get("value", "")) if isinstance(tag, dict) else (None, None)
+        if not isinstance(key, str) or not isinstance(text, str):
+            raise ServiceError("SerializationException", f"Expected a tag {{key, value}} in 'tags': {tag!r}")
+        if not 1 <= len(key) <= 128:
+            raise _invalid(f"tags.{number}.member.key", key, "Member must have length between 1 and 128")
+        _check_length(f"tags.{number}.member.value", text, 256)
+        if not _TAG_TEXT.match(key) or not _TAG_TEXT.match(text):
+            # AWS's wording for this refusal is UNCONFIRMED; the rule is the API reference's.
+            raise ServiceError(
+                "ValidationException",
+                f"Invalid tag {key!r}: tags may only contain Unicode letters, digits, white space, or these "
+                "symbols: _ . : / = + - @",
+            )
+        tags[key] = text
+    return tags
+
+
+def _too_many_tags(arn: str, count: int) -> ServiceError:
+    return ServiceError(
+        "TooManyTags",
+        f"The resource would have {count} tags; at most {MAX_TAGS} are allowed",
+        members={"resourceName": arn},
+    )
 
 
 def _without_execution_data(event: dict[str, Any]) -> dict[str, Any]:
@@ -376,6 +416,9 @@ class StepFunctionsService:
         self._validate(definition, machine_type)
         _check_settings(request)
         arn = arns.state_machine_arn(name, self.region, self.account_id)
+        tags = _tags(request["tags"]) if request.get("tags") is not None else {}
+        if len(tags) > MAX_TAGS:
+            raise _too_many_tags(arn, len(tags))
         logging_configuration = _logging_settings(request.get("loggingConfiguration"))
         tracing_configuration = _tracing_settings(request.get("tracingConfiguration"))
         existing = self._live_state_machine(arn)
@@ -400,6 +443,7 @@ class StepFunctionsService:
             creation_date=now(),
             logging_configuration=logging_configuration,
             tracing_configuration=tracing_configuration,
+            tags=tags,
         )
         self.store.state_machines[arn] = record
         return {"stateMachineArn": arn, "creationDate": record.creation_date}
@@ -505,6 +549,42 @@ class StepFunctionsService:
             record.deleting = True
             self._live_state_machine(str(arn))
         return {}
+
+    # ------------------------------------------------------------------ tags
+    def _tagged(self, arn: Any) -> StateMachineRecord:
+        """The state machine a tag call names (activities are not implemented, so their ARNs are invalid)."""
+        _parse_arn(arn, "stateMachine")
+        record = self._live_state_machine(str(arn))
+        if record is None:
+            raise ServiceError(
+                "ResourceNotFound", f"Resource not found: '{arn}'", members={"resourceName": arn}
+            )
+        return record
+
+    def _TagResource(self, request: dict[str, Any]) -> dict[str, Any]:
+        added = _tags(request.get("tags"))  # the model's checks come before the resource's
+        record = self._tagged(request.get("resourceArn"))
+        tags = {**record.tags, **added}
+        if len(tags) > MAX_TAGS:
+            raise _too_many_tags(record.arn, len(tags))
+        record.tags = tags
+        return {}
+
+    def _UntagResource(self, request: dict[str, Any]) -> dict[str, Any]:
+        keys = request.get("tagKeys")
+        if keys is None:
+            raise _invalid("tagKeys", None, "Member must not be null")
+        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+            raise ServiceError(
+                "SerializationException", f"Expected a list of strings for 'tagKeys', got {keys!r}"
+            )
+        record = self._tagged(request.get("resourceArn"))
+        record.tags = {key: value for key, value in record.tags.items() if key not in keys}
+        return {}
+
+    def _ListTagsForResource(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = self._tagged(request.get("resourceArn"))
+        return {"tags": [{"key": key, "value": value} for key, value in record.tags.items()]}
 
     def _ValidateStateMachineDefinition(self, request: dict[str, Any]) -> dict[str, Any]:
         definition = request.get("definition")

@@ -29,6 +29,8 @@ class StateMachineRecord:
     revision_id: str | None = None
     update_date: float | None = None
     description: str = ""
+    #: TagResource's tags, key to value, in the order they were first set.
+    tags: dict[str, str] = field(default_factory=dict)
     #: Deleted while executions ran: it goes once they are closed (DeleteStateMachine's DELETING status).
     deleting: bool = False
     _compiled: Any = None

@@ -148,6 +148,53 @@ def test_a_machine_deleted_while_it_runs_is_deleting_until_its_executions_close(
     assert harness.create(waits, name="busy") == arn  # the name is free again
 
 
+def test_state_machine_tags_are_set_at_creation_added_removed_and_listed(harness: Harness) -> None:
+    definition = json.dumps(PASS_MACHINE)
+    created = harness.call(
+        "CreateStateMachine",
+        name="tagged",
+        definition=definition,
+        roleArn=ROLE_ARN,
+        tags=[{"key": "team", "value": "data"}, {"key": "env", "value": "dev"}],
+    )
+    arn = created["stateMachineArn"]
+
+    harness.call(
+        "TagResource", resourceArn=arn, tags=[{"key": "env", "value": "prod"}, {"key": "cost", "value": ""}]
+    )
+    harness.call("UntagResource", resourceArn=arn, tagKeys=["team", "not-there"])
+
+    listed = harness.call("ListTagsForResource", resourceArn=arn)["tags"]
+    assert listed == [{"key": "env", "value": "prod"}, {"key": "cost", "value": ""}]
+    bad_text = error_of(harness, "TagResource", resourceArn=arn, tags=[{"key": "a#b", "value": "x"}])
+    assert bad_text.code == "ValidationException"
+    assert "may only contain" in bad_text.message
+    fifty_one = [{"key": f"k{number}", "value": "v"} for number in range(51)]
+    too_many = error_of(harness, "TagResource", resourceArn=arn, tags=fifty_one)
+    assert (too_many.code, too_many.members) == ("TooManyTags", {"resourceName": arn})
+    assert harness.call("ListTagsForResource", resourceArn=arn)["tags"] == listed  # nothing half-applied
+
+
+def test_tag_calls_name_a_missing_or_wrong_resource_as_aws_does(harness: Harness) -> None:
+    gone = "arn:aws:states:us-east-1:123456789012:stateMachine:gone"
+    missing = error_of(harness, "ListTagsForResource", resourceArn=gone)
+    assert (missing.code, missing.members) == ("ResourceNotFound", {"resourceName": gone})
+    execution = "arn:aws:states:us-east-1:123456789012:execution:gone:run"
+    assert error_of(harness, "TagResource", resourceArn=execution, tags=[]).code == "InvalidArn"
+    no_tags = error_of(harness, "TagResource", resourceArn=gone)
+    assert no_tags.code == "ValidationException"
+    assert "'tags' failed to satisfy constraint: Member must not be null" in no_tags.message
+    definition = json.dumps(PASS_MACHINE)
+    too_many = [{"key": f"k{number}", "value": "v"} for number in range(51)]
+    refused = error_of(
+        harness, "CreateStateMachine", name="crowded", definition=definition, roleArn=ROLE_ARN, tags=too_many
+    )
+    assert refused.code == "TooManyTags"
+    assert error_of(
+        harness, "DescribeStateMachine", stateMachineArn=gone.replace("gone", "crowded")
+    ).code == ("StateMachineDoesNotExist")
+
+
 def test_validate_state_machine_definition(harness: Harness) -> None:
     ok = harness.call("ValidateStateMachineDefinition", definition=json.dumps(PASS_MACHINE))
     assert ok == {"result": "OK", "diagnostics": [], "truncated": False}
