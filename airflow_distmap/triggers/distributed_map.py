@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from enum import Enum
@@ -96,8 +97,42 @@ def killing_try(execution: Mapping[str, Any]) -> int | None:
     return int(found.group(1)) if found else None
 
 
+#: Causes no retry mends: a file that is missing or cannot be read (a ``verify`` CA bundle, say) and a server
+#: certificate that does not verify. A connection error wrapping one of them is configuration, not an outage.
+_CONFIGURATION_CAUSES = (
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    ssl.SSLCertVerificationError,
+)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps: botocore's ``error`` argument, aiohttp's certificate and OS errors."""
+    found: list[BaseException] = []
+    pending: list[object] = [error]
+    while pending and len(found) < 10:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        wrapped = getattr(current, "kwargs", None)
+        pending += [
+            wrapped.get("error") if isinstance(wrapped, dict) else None,
+            getattr(current, "certificate_error", None),
+            getattr(current, "os_error", None),
+            current.__cause__,
+            current.__context__,
+        ]
+    return found
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether an API error is throttling, a 5xx or a connection problem (worth retrying).
+
+    A connection error caused by the configuration (a missing CA bundle, a certificate that does not verify)
+    is not: retrying it would only hold the task until its deadline.
 
     :param error: The exception a call raised.
     """
@@ -105,6 +140,8 @@ def is_transient(error: BaseException) -> bool:
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return code in THROTTLING_CODES or status >= 500 or status == 429
+    if any(isinstance(cause, _CONFIGURATION_CAUSES) for cause in _causes(error)):
+        return False
     if isinstance(error, (ConnectionError, HTTPClientError, asyncio.TimeoutError, OSError)):
         return True
     # aiohttp's connection errors (aiobotocore's transport) without importing aiohttp here.
@@ -267,7 +304,7 @@ class DistributedMapTrigger(BaseTrigger):
             try:
                 return await stack.enter_async_context(await hook.get_async_conn())  # type: ignore[no-untyped-call]
             except Exception as error:
-                if not is_transient(error):
+                if not is_transient(error) or self._past_deadline(DEADLINE_GRACE_SECONDS):
                     raise
                 attempt += 1
                 delay = self._backoff(attempt)

@@ -2,11 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ssl
 import time
 from unittest import mock
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    HTTPClientError,
+    SSLError,
+)
 
 from airflow_distmap.hooks.distributed_map import EXECUTION_FAILURE_STATES, DistributedMapHook
 from airflow_distmap.triggers import distributed_map as trigger_module
@@ -360,6 +367,35 @@ def test_is_transient():
     assert is_transient(EndpointConnectionError(endpoint_url="x"))
     assert not is_transient(_client_error("ExecutionDoesNotExist"))
     assert not is_transient(ValueError("x"))
+
+
+def test_a_connection_error_caused_by_the_configuration_is_not_transient():
+    assert is_transient(ConnectionClosedError(endpoint_url="x"))  # a dropped connection: retried
+    assert is_transient(ConnectionResetError(104, "Connection reset by peer"))
+    unreadable_bundle = HTTPClientError(error=FileNotFoundError(2, "No such file or directory"))
+    assert not is_transient(unreadable_bundle)
+    untrusted = SSLError(endpoint_url="x", error=ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    assert not is_transient(untrusted)
+
+
+async def test_a_missing_ca_bundle_ends_the_wait_at_once_with_an_error_event():
+    # A real aiobotocore client: the CA bundle is read when the first request goes out.
+    trigger = DistributedMapTrigger(
+        execution_arn=EXECUTION_ARN,
+        poll_interval=0.001,
+        aws_conn_id=None,
+        region_name="us-east-1",
+        verify="/nonexistent/ca.pem",
+        botocore_config={"retries": {"mode": "standard", "max_attempts": 1}},  # botocore's own retries apart
+    )
+    with mock.patch.dict("os.environ", {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}):
+        events = await asyncio.wait_for(_run(trigger), timeout=30)
+    assert [(e["status"], e["reason"]) for e in events] == [("error", "api_error")]
+    assert "No such file or directory" in events[0]["message"]
+
+
+async def _run(trigger: DistributedMapTrigger) -> list[dict]:
+    return [event.payload async for event in trigger.run()]
 
 
 async def test_on_kill_stops_the_execution():
