@@ -28,6 +28,7 @@ from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.preflight import HEADER_PROBE_BYTES, CsvLayout, probe_header
 from airflow_distmap.csv_processing.row_sizes import largest_item
 from airflow_distmap.exceptions import CsvInputError, ItemSourceContentError, ItemSourceNotFoundError
+from airflow_distmap.formats import json_pointer
 from airflow_distmap.formats.csv_records import UTF8_BOM, delimiter_char, duplicate_names
 from airflow_distmap.ownership import head_object
 from airflow_distmap.results import s3_uri
@@ -344,8 +345,8 @@ def _check_json(where: str, data: bytes, *, whole: bool, items_pointer: Any) -> 
                 f"{where}, which is not valid JSON ({error}), and Step Functions fails the Map Run on it "
                 "(States.ItemReaderFailed). To fix this, correct or re-export the file" + _NOTHING_CREATED
             ) from None
-        if isinstance(items_pointer, str) and items_pointer not in ("", "/"):
-            value = _follow_pointer(value, items_pointer)
+        if isinstance(items_pointer, str) and items_pointer:
+            value = json_pointer.follow(value, json_pointer.pointer_tokens(items_pointer))
             what = f"ItemsPointer {items_pointer!r}"
             if value is None:
                 raise ItemSourceContentError(
@@ -376,19 +377,6 @@ def _check_json(where: str, data: bytes, *, whole: bool, items_pointer: Any) -> 
             f"{where}, which does not start with a JSON array ('[' expected, found {text[:20]!r}). To fix "
             "this, put the items in a JSON array, or set ItemsPointer to the array" + _NOTHING_CREATED
         )
-
-
-def _follow_pointer(value: Any, pointer: str) -> Any:
-    """The node a JSON Pointer (RFC 6901) names in ``value``, or ``None`` when there is none."""
-    for part in pointer.lstrip("/").split("/"):
-        token = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and token in value:
-            value = value[token]
-        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
-            value = value[int(token)]
-        else:
-            return None
-    return value
 
 
 def _check_utf8(where: str, data: bytes, *, whole: bool) -> None:

@@ -79,6 +79,9 @@ def test_sources_the_reader_would_fail_on_or_find_empty_are_refused(s3, body, co
         (b"1,a\n", {"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["id", "text"]}, None),
         (b'[{"a": 1}]', JSON, None),
         (b'{"a": {"b": [1]}}', {**JSON, "ItemsPointer": "/a/b"}, None),
+        (b'{"a.b": [1], "a": {"b": 2}}', {**JSON, "ItemsPointer": "/a.b"}, None),
+        (b'{"a": [{"b": 1}, {"b": [1]}]}', {**JSON, "ItemsPointer": "/a/1/b"}, None),
+        (b'{"": [1]}', {**JSON, "ItemsPointer": "/"}, None),
         (b'{"a": 1}\n\n{"a": 2}\n', JSONL, None),
         # Only the start is read: a problem past it is the reader's to report.
         (b"[" + b'{"a": 1},' * (PROBE_BYTES // 8) + b"oops", JSON, None),

@@ -22,6 +22,7 @@ import zstandard
 from botocore.exceptions import ClientError
 
 from airflow_distmap.formats.csv_records import delimiter_char, raw_records, record_shaper
+from airflow_distmap.formats.json_pointer import PointerNotAnArray, pointed_array_items, pointer_tokens
 from airflow_distmap.local.errors import StatesError
 
 if TYPE_CHECKING:
@@ -222,9 +223,14 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
     """
     pointer = reader_config.get("ItemsPointer")
     try:
-        if isinstance(pointer, str) and pointer not in ("", "/"):
-            parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
-            yield from _array_items(stream, ".".join(parts))
+        if isinstance(pointer, str) and pointer:
+            events = ijson.basic_parse(stream, use_float=True)
+            try:
+                yield from pointed_array_items(events, pointer_tokens(pointer))
+            except PointerNotAnArray:
+                # Recorded for a top-level object; used as well for a node that is absent or not an array
+                # (AWS's answer for those is UNCONFIRMED; iterating nothing would hide a typo).
+                raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE) from None
             return
         buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
         head = buffered.peek(64).lstrip()
@@ -234,54 +240,6 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
         yield from ijson.items(buffered, "item", use_float=True)
     except ijson.JSONError as error:
         raise StatesError(ITEM_READER_FAILED, f"The JSON file could not be parsed: {error}") from None
-
-
-def _array_items(stream: IO[bytes], node: str) -> Iterator[Any]:
-    """Yield the elements of the array at ijson prefix ``node``; fail the reader if that node is not an array.
-
-    ijson's C parser builds the elements; a second parser sees the same bytes only until the node starts, so
-    the check costs a parse of what comes before the array, not of the array. The recorded cause for a
-    top-level object is used for a node that is an object, a scalar or absent as well (AWS's answer for those
-    is UNCONFIRMED; iterating nothing would hide a typo in ``ItemsPointer``).
-    """
-    watched = _NodeWatcher(stream, node)
-    yield from ijson.items(watched, node + ".item", use_float=True)
-    if not watched.found:  # the document ended without the node
-        raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
-
-
-class _NodeWatcher:
-    """A byte stream that checks, as ijson reads it, that the node at prefix ``node`` starts an array."""
-
-    def __init__(self, stream: IO[bytes], node: str) -> None:
-        self.stream = stream
-        self.node = node
-        parts = node.split(".")
-        self.ancestors = {".".join(parts[:end]) for end in range(len(parts))}
-        self.found = False
-        self.events: list[tuple[str, str, Any]] = ijson.sendable_list()
-        self.parser = ijson.parse_coro(self.events)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
-        if self.found or not data:  # ijson reads 0 bytes first to learn the stream's type
-            return data
-        self.parser.send(data)
-        for prefix, kind, _value in self.events:
-            if kind == "start_array" and prefix in self.ancestors:
-                # ijson names every array element "item": an index in the pointer cannot be followed.
-                raise StatesError(
-                    ITEM_READER_FAILED,
-                    "The local endpoint cannot follow an ItemsPointer through an array index; point at an "
-                    "array reached through object keys only.",
-                )
-            if prefix == self.node and kind != "map_key":
-                if kind != "start_array":
-                    raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
-                self.found = True
-                break
-        del self.events[:]
-        return data
 
 
 def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:

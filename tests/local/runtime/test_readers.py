@@ -102,11 +102,37 @@ def test_an_items_pointer_to_anything_but_an_array_fails_the_reader(pointer: str
         "Attempting to map over non-iterable node.",
     )
     assert list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "/data/empty"})) == []
-    an_object_with_an_item_key = b'{"a": {"item": 5}}'  # ijson would read 5 as the node's element
+    an_object_with_an_item_key = b'{"a": {"item": 5}}'  # ijson's prefixes would read 5 as the node's element
     with pytest.raises(StatesError):
         list(read_json(io.BufferedReader(io.BytesIO(an_object_with_an_item_key)), {"ItemsPointer": "/a"}))
-    with pytest.raises(StatesError, match="cannot follow an ItemsPointer through an array index"):
-        list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "/data/rows/0"}))
+    with pytest.raises(StatesError):
+        list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "/data/rows/0"}))  # a number
+
+
+@pytest.mark.parametrize(
+    ("pointer", "expected"),
+    [
+        ("/a.b", [1, 2]),  # one key holding a dot...
+        ("/a/b", [9]),  # ...is not the path a, then b
+        ("/data/1/rows", [3]),  # through an array, by index
+        ("/data/0/rows", [{"deep": [1]}, 2]),
+        ("/", [7]),  # RFC 6901: the member whose key is empty
+        ("/m~1n/~0", ["slash and tilde"]),
+        ("/item", ["a key named item"]),
+    ],
+)
+def test_an_items_pointer_names_exactly_one_node(pointer: str, expected: list[object]) -> None:
+    body = json.dumps(
+        {
+            "a": {"b": [9]},
+            "data": [{"rows": [{"deep": [1]}, 2], "skip": {"rows": [0]}}, {"rows": [3]}],
+            "a.b": [1, 2],
+            "": [7],
+            "m/n": {"~": ["slash and tilde"]},
+            "item": ["a key named item"],
+        }
+    ).encode()
+    assert list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": pointer})) == expected
 
 
 def test_jsonl_one_item_per_line_blank_lines_skipped() -> None:
