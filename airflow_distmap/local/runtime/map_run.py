@@ -496,6 +496,10 @@ class MapRun:
             except StatesError as error:
                 self._failure = error
                 await self._abort_children()
+            except Exception as error:  # a fault of this runtime: the Map Run still ends, and ends FAILED
+                log.exception("Map Run %s failed unexpectedly", self.arn)
+                self._failure = StatesError("States.Runtime", f"{type(error).__name__}: {error}")
+                await self._abort_children()
             if self._failure is not None:
                 self._add_unread_as_pending()
             self._settle_pending_redrive()

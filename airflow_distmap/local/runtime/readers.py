@@ -11,6 +11,7 @@ where it is recorded, otherwise an AWS-like cause (marked UNCONFIRMED below).
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -21,7 +22,7 @@ import ijson
 import zstandard
 from botocore.exceptions import ClientError
 
-from airflow_distmap.formats.csv_records import delimiter_char, raw_records, record_shaper
+from airflow_distmap.formats.csv_records import MAX_FIELD_BYTES, delimiter_char, raw_records, record_shaper
 from airflow_distmap.formats.json_pointer import PointerNotAnArray, pointed_array_items, pointer_tokens
 from airflow_distmap.local.errors import StatesError
 
@@ -33,6 +34,10 @@ ITEM_READER_FAILED: Final = "States.ItemReaderFailed"
 NON_ITERABLE_CAUSE: Final = "Attempting to map over non-iterable node."
 GET_OBJECT: Final = "arn:aws:states:::s3:getObject"
 LIST_OBJECTS_V2: Final = "arn:aws:states:::s3:listObjectsV2"
+#: "Step Functions supports reading an item of up to 8 MB from a text delimited file, JSON, or JSON Lines
+#: file" (spec section 1.4). AWS's error for a larger one is UNCONFIRMED: the reader fails, as for bad input.
+MAX_ITEM_BYTES: Final = MAX_FIELD_BYTES
+_TOO_LARGE_CAUSE: Final = "An item is larger than the 8 MB that Step Functions reads from a file"
 GZIP_MAGIC: Final = b"\x1f\x8b"
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _READ_CHUNK: Final = 1 << 20
@@ -250,6 +255,8 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_ITEM_BYTES:
+            raise StatesError(ITEM_READER_FAILED, f"{_TOO_LARGE_CAUSE} (line {number} has {len(line)} bytes)")
         try:
             yield json.loads(line)
         except ValueError:
@@ -315,6 +322,9 @@ def iter_reader_items(
                 yield from read_json(stream, reader_config)
         except (OSError, EOFError, UnicodeDecodeError, zstandard.ZstdError) as error:
             raise StatesError(ITEM_READER_FAILED, f"Could not read s3://{bucket}/{key}: {error}") from None
+        except csv.Error as error:  # "field larger than field limit": over the 8 MB an item may have
+            what = _TOO_LARGE_CAUSE if "field limit" in str(error) else "Could not read the CSV file"
+            raise StatesError(ITEM_READER_FAILED, f"{what} (s3://{bucket}/{key}: {error})") from None
         finally:
             stream.close()
 

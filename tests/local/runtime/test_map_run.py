@@ -600,6 +600,32 @@ def test_missing_object_fails_the_reader(harness: Harness) -> None:
     ]
 
 
+def test_an_item_over_8_mb_fails_the_reader_and_the_map_run_ends(harness: Harness) -> None:
+    harness.put("huge.csv", "id,text\n1," + "z" * (8 * 1024 * 1024 + 1) + "\n2,b\n")
+    arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "huge.csv"})
+    assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
+    assert done["cause"].startswith("An item is larger than the 8 MB that Step Functions reads from a file")
+    map_run = harness.map_run(arn)
+    assert map_run["status"] == "FAILED"
+    assert map_run["stopDate"] >= map_run["startDate"]
+    assert harness.event_types(arn)[-3:] == ["MapRunFailed", "MapStateFailed", "ExecutionFailed"]
+
+
+def test_a_fault_of_the_runtime_fails_the_map_run_instead_of_leaving_it_running(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.put("rows.csv", "id\n1\n")
+
+    async def broken(self: Any) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(map_run_module.MapRun, "_read_and_dispatch", broken)
+    arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "rows.csv"})
+    assert (done["status"], done["error"], done["cause"]) == ("FAILED", "States.Runtime", "KeyError: 'a bug'")
+    assert harness.map_run(arn)["status"] == "FAILED"
+    assert harness.event_types(arn)[-2:] == ["MapRunFailed", "ExecutionFailed"]  # as any States.Runtime
+
+
 def test_a_missing_results_bucket_fails_the_writer_and_counts_nothing_written(harness: Harness) -> None:
     harness.put("rows.csv", "id\n1\n2\n3\n")
     writer = {"Resource": WRITER["Resource"], "Parameters": {"Bucket": "no-such-results-bucket"}}

@@ -145,6 +145,13 @@ def test_jsonl_bad_line_fails_the_reader_naming_the_line() -> None:
         list(read_jsonl(io.BytesIO(b"1\nnot json\n")))
 
 
+def test_a_jsonl_line_over_8_mb_fails_the_reader() -> None:
+    line = b'{"a": "' + b"z" * (8 * 1024 * 1024) + b'"}\n'
+    with pytest.raises(StatesError, match="larger than the 8 MB") as caught:
+        list(read_jsonl(io.BytesIO(b"1\n" + line)))
+    assert "line 2" in caught.value.cause
+
+
 def test_s3_sources_and_missing_objects() -> None:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
