@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -740,7 +741,12 @@ class CompiledStateMachine:
         )
 
     async def run(
-        self, input: Any, context: Mapping[str, Any], services: Services, events: EventSink | None = None
+        self,
+        input: Any,
+        context: Mapping[str, Any],
+        services: Services,
+        events: EventSink | None = None,
+        resume: ResumePoint | None = None,
     ) -> Any:
         """Execute the state machine.
 
@@ -749,12 +755,19 @@ class CompiledStateMachine:
             in here).
         :param services: the Lambda invoker and the Distributed Map runtime.
         :param events: the parent execution's history sink; ``None`` for child executions (no overhead).
+        :param resume: go on from this state instead of ``StartAt`` (a redriven Map Run child, see
+            :func:`resume_point`).
         :return: the execution output.
         :raises StatesError: when the execution fails (``error``/``cause`` as ``ExecutionFailed``
             reports them).
         """
         variables: dict[str, Any] | None = {} if self.uses_variables else None
-        return await self._execute(input, _Run(services, _History(events), context, variables))
+        if resume is None:
+            return await self._execute(input, _Run(services, _History(events), context, variables))
+        if variables is not None and resume.variables is not None:
+            variables = dict(resume.variables)
+        run = _Run(services, _History(events), context, variables)
+        return await self._execute(json.loads(resume.input_text), run, self.states[resume.state])
 
     def run_now(self, input: Any, context: Mapping[str, Any], services: Services) -> Any:
         """Execute an :attr:`immediate` state machine synchronously (no event loop, no task; no history).
@@ -773,16 +786,49 @@ class CompiledStateMachine:
         coroutine.close()
         raise RuntimeError("run_now() needs a state machine whose states never wait")
 
-    async def _execute(self, data: Any, run: _Run) -> Any:
+    async def _execute(self, data: Any, run: _Run, state: _State | None = None) -> Any:
         if run.variables is None and self.uses_variables:
             run = _Run(run.services, run.history, run.context, {})
-        state = self.start
+        state = state or self.start
         states = self.states
         while True:
-            data, next_name = await state.execute(data, run)
+            try:
+                data, next_name = await state.execute(data, run)
+            except (StatesError, asyncio.CancelledError) as error:
+                # Where a redrive goes on. A branch's or an iteration's own point is overwritten on the way
+                # out, so the point left is the state of the outermost machine.
+                variables = None if run.variables is None else dict(run.variables)
+                setattr(error, _RESUME_ATTRIBUTE, ResumePoint(state.name, to_json(data), variables))
+                raise
             if next_name is None:
                 return data
             state = states[next_name]
+
+
+_RESUME_ATTRIBUTE = "_distmap_resume_point"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a failed or stopped execution stood: the state it was in, that state's input and the variables.
+
+    :param state: the state's name.
+    :param input_text: the state's input, JSON encoded (kept as text: it outlives the execution).
+    :param variables: the variables in scope (``Assign``), or ``None`` when the machine has none.
+    """
+
+    state: str
+    input_text: str
+    variables: dict[str, Any] | None
+
+
+def resume_point(error: BaseException) -> ResumePoint | None:
+    """The state a failed or stopped run was in when ``error`` ended it (``None``: it never reached one).
+
+    :param error: the ``StatesError`` or ``CancelledError`` that :meth:`CompiledStateMachine.run` raised.
+    """
+    point = getattr(error, _RESUME_ATTRIBUTE, None)
+    return point if isinstance(point, ResumePoint) else None
 
 
 def compile_state_machine(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow_distmap.json_codec import EncodedObject, dumps, dumps_bytes
 from airflow_distmap.local import arns
 from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT
+from airflow_distmap.local.asl.machine import ResumePoint, resume_point
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
 from airflow_distmap.local.runtime.config import BatchLimits, Tolerance, effective_concurrency
@@ -110,6 +111,7 @@ class Child:
         "redrive_count",
         "redrive_date",
         "ref",
+        "resume",
         "start",
         "status",
         "stop",
@@ -128,6 +130,8 @@ class Child:
         self.cause: str | None = None
         self.input_text: str | None = input_text
         self.ref: tuple[int, int] | None = None
+        #: A STANDARD child that failed or was aborted: the state a redrive goes on from.
+        self.resume: ResumePoint | None = None
 
 
 ChunkSelector = Callable[[int, list[Any], str], tuple[list[Any], Exception | None]]
@@ -531,7 +535,8 @@ class MapRun:
         for child in again:
             if child.status != PENDING:  # never-started children stay pending: only unsuccessful ones wait
                 child.redrive_count += 1
-                child.redrive_date = self.redrive_date
+                if not self.express:  # "DescribeExecution.redriveDate is unavailable for Express children"
+                    child.redrive_date = self.redrive_date
                 self._move(child, PENDING_REDRIVE)
         for child in again:
             if self._failure is not None:
@@ -707,7 +712,10 @@ class MapRun:
             await self._slot_free.wait()
         if self._failure is not None:
             return
-        child.start = time.time()
+        if child.start is None or self.express:
+            # A redriven STANDARD child is the same execution going on: it keeps its start (spec, Redrive).
+            # EXPRESS children are started again.
+            child.start = time.time()
         if self._immediate:
             # Pass/Choice/Succeed/Fail children finish in one step: run them here, without a task each.
             self._move(child, RUNNING)
@@ -718,9 +726,11 @@ class MapRun:
         self._move(child, RUNNING)
         task = asyncio.get_running_loop().create_task(self._run_child(child, value))
         self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._child_done, size))
+        task.add_done_callback(functools.partial(self._child_done, child, size))
 
-    def _child_done(self, size: int, task: asyncio.Task[None]) -> None:
+    def _child_done(self, child: Child, size: int, task: asyncio.Task[None]) -> None:
+        if child.status == RUNNING:  # cancelled (a threshold breach, a stop) before its coroutine ever ran
+            self._finish(child, ABORTED, None, None, None)
         self._tasks.discard(task)
         self._running -= 1
         self._inflight_bytes -= size
@@ -737,6 +747,8 @@ class MapRun:
                 "StartTime": iso_ms(child.start or time.time()),
                 "RoleArn": self.role_arn,
                 "RedriveCount": child.redrive_count,
+                # "RedriveTime is available only for Standard children of a redriven Map Run" (spec).
+                **({"RedriveTime": iso_ms(child.redrive_date)} if child.redrive_date is not None else {}),
             },
             "StateMachine": {"Id": self.state_machine_arn, "Name": self._machine_label},
         }
@@ -752,19 +764,25 @@ class MapRun:
         self._child_succeeded(child, value, output)
 
     async def _run_child(self, child: Child, value: Any) -> None:
+        # A redriven STANDARD child goes on "from the failing state": steps that succeeded do not run again.
+        resume, child.resume = child.resume, None
         try:
-            run = self.processor.run(value, self._child_context(child, value), self.services, None)
+            run = self.processor.run(value, self._child_context(child, value), self.services, None, resume)
             if self.express:
                 output = await asyncio.wait_for(run, EXPRESS_TIMEOUT_SECONDS)
             else:
                 output = await run
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as error:
+            if not self.express:
+                child.resume = resume_point(error) or resume
             self._finish(child, ABORTED, None, None, None)
             return
         except TimeoutError:
             self._child_failed(child, TIMED_OUT, "States.Timeout", "The execution timed out.")
             return
         except Exception as error:
+            if not self.express:
+                child.resume = resume_point(error)
             self._child_raised(child, error)
             return
         try:

@@ -320,6 +320,125 @@ def test_redrive_reruns_only_failed_children_and_counts_redrives(harness: Harnes
     assert refused.value.code == "ExecutionNotRedrivable"
 
 
+def test_a_child_stopped_before_it_began_is_aborted_and_redriven(harness: Harness) -> None:
+    broken = {"on": True}
+    seen: list[int] = []
+
+    def flaky(event: Any) -> Any:
+        seen.append(event["n"])
+        if broken["on"] and event["n"] < 0:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers["work"] = flaky
+    definition = distributed_map(lambda_task(), ToleratedFailureCount=0, ResultWriter=WRITER)
+    # All three children start at once; the second one's failure stops the third before its first step.
+    arn, first = harness.run(definition, [{"n": 1}, {"n": -1}, {"n": 2}])
+    assert first["status"] == "FAILED"
+    counts = harness.map_run(arn)["itemCounts"]
+    assert (counts["running"], counts["succeeded"], counts["failed"], counts["aborted"]) == (0, 1, 1, 1)
+
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    done = harness.wait(arn)
+    assert done["status"] == "SUCCEEDED"
+    assert sorted(seen) == [-1, -1, 1, 2]
+    files = result_files(harness, json.loads(done["output"]))
+    assert sorted(json.loads(e["Input"])["n"] for e in files["SUCCEEDED"]) == [-1, 1, 2]
+
+
+def three_step_processor() -> dict[str, Any]:
+    """A (counted) -> B (fails while broken, assigning on the way) -> C (its output: the child's context)."""
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:"
+    return {
+        "A": {"Type": "Task", "Resource": arn + "count", "Next": "B", "Assign": {"fromA.$": "$.n"}},
+        "B": {"Type": "Task", "Resource": arn + "flaky", "Next": "C"},
+        "C": {
+            "Type": "Pass",
+            "Parameters": {"execution.$": "$$.Execution", "fromA.$": "$fromA"},
+            "End": True,
+        },
+    }
+
+
+def test_a_redriven_standard_child_goes_on_from_the_state_that_failed(harness: Harness) -> None:
+    broken = {"on": True}
+    counted: list[Any] = []
+
+    def count(event: Any) -> Any:
+        counted.append(event["n"])
+        return {**event, "counted": True}
+
+    def flaky(event: Any) -> Any:
+        if broken["on"] and event["n"] < 0:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers.update(count=count, flaky=flaky)
+    definition = distributed_map(
+        three_step_processor(), start_at="A", ToleratedFailureCount=0, ResultWriter=WRITER
+    )
+    arn, first = harness.run(definition, [{"n": 1}, {"n": -1}, {"n": -2}])
+    assert first["error"] == "States.ExceedToleratedFailureThreshold"
+    map_run_arn = harness.map_run(arn)["mapRunArn"]
+    failed = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="FAILED")["executions"]
+    first_starts = {child["executionArn"]: child["startDate"] for child in failed}
+
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    done = harness.wait(arn)
+
+    assert done["status"] == "SUCCEEDED"
+    assert sorted(counted) == [-2, -1, 1]  # A ran once per child: the failed children went on from B
+    outputs = {
+        json.loads(e["Input"])["n"]: json.loads(e["Output"])
+        for e in result_files(harness, json.loads(done["output"]))["SUCCEEDED"]
+    }
+    assert {n: output["fromA"] for n, output in outputs.items()} == {1: 1, -1: -1, -2: -2}  # variables kept
+    redriven = outputs[-1]["execution"]
+    assert redriven["RedriveCount"] == 1
+    assert "RedriveTime" in redriven
+    assert "RedriveTime" not in outputs[1]["execution"]
+    for child_arn, started in first_starts.items():
+        described = harness.call("DescribeExecution", executionArn=child_arn)
+        assert described["startDate"] == started  # the same execution, going on
+        assert described["redriveDate"] >= started
+
+
+def test_a_redriven_express_child_starts_again_without_a_redrive_date(harness: Harness) -> None:
+    broken = {"on": True}
+    counted: list[Any] = []
+
+    def count(event: Any) -> Any:
+        counted.append(event["n"])
+        return event
+
+    def flaky(event: Any) -> Any:
+        if broken["on"] and event["n"] < 0:
+            raise ValueError("not yet")
+        return event
+
+    harness.lambdas.handlers.update(count=count, flaky=flaky)
+    definition = distributed_map(
+        three_step_processor(),
+        start_at="A",
+        ToleratedFailureCount=0,
+        ResultWriter=WRITER,
+        ExecutionType="EXPRESS",
+    )
+    arn, first = harness.run(definition, [{"n": 1}, {"n": -1}])
+    assert first["status"] == "FAILED"
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    assert sorted(counted) == [-1, -1, 1]  # an EXPRESS child is started again from its first state
+    map_run_arn = harness.map_run(arn)["mapRunArn"]
+    children = harness.call("ListExecutions", mapRunArn=map_run_arn)["executions"]
+    assert all("redriveDate" not in child for child in children)
+    for child in children:
+        assert "redriveDate" not in harness.call("DescribeExecution", executionArn=child["executionArn"])
+
+
 def stop_after_invocations(harness: Harness, arn: str, calls: int) -> dict[str, Any]:
     """Stop ``arn`` once the Lambda invoker had ``calls`` calls; return its Map Run once that has ended."""
     deadline = time.monotonic() + 10
