@@ -63,8 +63,8 @@ class _SpooledObjectReader(io.RawIOBase):
         return count
 
 
-def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> io.BufferedReader:
-    """Open ``s3://bucket/key`` from moto's backend as a buffered binary stream.
+def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> tuple[io.BufferedReader, str]:
+    """Open ``s3://bucket/key`` from moto's backend as a buffered binary stream; return it and the ETag.
 
     :param bucket: bucket name.
     :param key: object key.
@@ -77,7 +77,7 @@ def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> 
     fake_key = backend.get_object(bucket, key)
     if fake_key is None:
         raise NoSuchObject("NoSuchKey", f"The specified key does not exist: s3://{bucket}/{key}")
-    return io.BufferedReader(_SpooledObjectReader(fake_key), buffer_size=1 << 20)
+    return io.BufferedReader(_SpooledObjectReader(fake_key), buffer_size=1 << 20), str(fake_key.etag)
 
 
 class _JoinedParts:

@@ -21,11 +21,12 @@ def test_streams_an_object_in_chunks_without_changing_it() -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="data")
     body = b"id,text\n" + b"".join(b"%d,row %d\n" % (i, i) for i in range(300_000))
-    s3.put_object(Bucket="data", Key="big.csv", Body=body)
+    etag = s3.put_object(Bucket="data", Key="big.csv", Body=body)["ETag"]
 
-    stream = open_object("data", "big.csv")
+    stream, opened_etag = open_object("data", "big.csv")
     chunks = iter(lambda: stream.read(65_536), b"")
     assert b"".join(chunks) == body
+    assert opened_etag == etag
 
 
 @mock_aws

@@ -26,6 +26,7 @@ from airflow_distmap.local.asl.machine import ResumePoint, resume_point
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
 from airflow_distmap.local.runtime.config import BatchLimits, Tolerance, effective_concurrency
+from airflow_distmap.local.runtime.readers import ITEM_READER_FAILED, ObjectPin
 from airflow_distmap.local.runtime.results import WriterConfig, transform_entry, write_result_files
 from airflow_distmap.local.runtime.spool import ResultSpool
 
@@ -138,8 +139,9 @@ ChunkSelector = Callable[[int, list[Any], str], tuple[list[Any], Exception | Non
 """Applies ``ItemSelector`` to ``(index of the first item, items, $$.Map.Item.Source)``: returns the selected
 values and, when an item's selection failed, the error (the values then stop before that item)."""
 
-ItemStream = Callable[[int], tuple[str, Iterator[Any]]]
-"""Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``."""
+ItemStream = Callable[[int, ObjectPin], tuple[str, Iterator[Any]]]
+"""Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``. An S3 object
+is read at the version the pin holds (the Map Run's first read sets it)."""
 
 
 #: Map Run or Map state failures after which a redrive starts a new Map Run (spec, Redrive).
@@ -242,6 +244,7 @@ class MapRun:
         self._inflight_bytes = 0
         # set per execute() call
         self._open_items: ItemStream | None = None
+        self._source_pin = ObjectPin()
         self._state_item_count: int | None = None
         self._item_selector: Any = None
         self._effective_input: Any = None
@@ -499,6 +502,8 @@ class MapRun:
                     self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
             except StatesError as error:
                 self._failure = error
+                if error.error == ITEM_READER_FAILED:  # a redrive "re-reads S3" then (spec, Redrive)
+                    self._source_pin = ObjectPin()
                 await self._abort_children()
             except Exception as error:  # a fault of this runtime: the Map Run still ends, and ends FAILED
                 log.exception("Map Run %s failed unexpectedly", self.arn)
@@ -556,7 +561,7 @@ class MapRun:
         if self.reader_done or self._open_items is None or self._state_item_count is None:
             return  # an ItemReader's source is not opened again (its failure may be why the run failed)
         first = self.items_read
-        source, items = self._open_items(first)
+        source, items = self._open_items(first, self._source_pin)
         if self._max_items is not None:
             items = itertools.islice(items, max(self._max_items - first, 0))
         chunk = list(items)
@@ -615,7 +620,7 @@ class MapRun:
 
         def produce() -> None:
             try:
-                source, items = self._open_items(skip)  # type: ignore[misc]
+                source, items = self._open_items(skip, self._source_pin)  # type: ignore[misc]
                 if limit is not None:
                     items = itertools.islice(items, limit - skip)
                 while not stop.is_set():

@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import ijson
@@ -153,7 +154,37 @@ def s3_error_cause(error: ClientError, bucket: str, key: str | None = None) -> s
     )
 
 
-def _open_in_process(bucket: str, key: str) -> IO[bytes] | None:
+@dataclass
+class ObjectPin:
+    """The object version a Map Run reads its items from: reading the rest later must find the same object.
+
+    Spec, Redrive: when the run failed after starting children, a redrive uses "the same items as the
+    original". How AWS keeps them is UNCONFIRMED; this runtime reads the object again from where it stopped,
+    under ``If-Match`` on the ETag it first saw, and fails the reader when the object changed rather than mix
+    two versions' items.
+
+    :param etag: the ETag of the first read (unquoted), ``None`` before it.
+    """
+
+    etag: str | None = None
+
+    def check(self, etag: str, bucket: str, key: str) -> None:
+        """Remember the first read's ``etag``; refuse a later read of another version."""
+        etag = etag.strip('"')
+        if self.etag is None:
+            self.etag = etag
+        elif etag != self.etag:
+            raise StatesError(ITEM_READER_FAILED, self.changed_cause(bucket, key))
+
+    def changed_cause(self, bucket: str, key: str) -> str:
+        """The cause of a read that found another version of the object."""
+        return (
+            f"s3://{bucket}/{key} changed since this Map Run began reading it (ETag {self.etag}); a redrive "
+            "goes on with the same items, so restore the object or start a new execution."
+        )
+
+
+def _open_in_process(bucket: str, key: str) -> tuple[IO[bytes], str] | None:
     """Open the object straight from moto's in-process backend when the endpoint serves it from this process.
 
     moto's HTTP GET loads a whole object into memory; reading its spooled buffer directly keeps a 1 GB CSV
@@ -169,7 +200,7 @@ def _open_in_process(bucket: str, key: str) -> IO[bytes] | None:
         return None
 
 
-def _get_object_body(s3: S3Client, parameters: Mapping[str, Any]) -> tuple[Any, str, str]:
+def _get_object_body(s3: S3Client, parameters: Mapping[str, Any], pin: ObjectPin) -> tuple[Any, str, str]:
     bucket = parameters.get("Bucket")
     key = parameters.get("Key")
     if not isinstance(bucket, str) or not isinstance(key, str):
@@ -177,16 +208,27 @@ def _get_object_body(s3: S3Client, parameters: Mapping[str, Any]) -> tuple[Any, 
     if "VersionId" not in parameters:
         local = _open_in_process(bucket, key)
         if local is not None:
-            return local, bucket, key
+            body, etag = local
+            try:
+                pin.check(etag, bucket, key)
+            except StatesError:
+                body.close()
+                raise
+            return body, bucket, key
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if isinstance(parameters.get("VersionId"), str):
         kwargs["VersionId"] = parameters["VersionId"]
     if isinstance(parameters.get("ExpectedBucketOwner"), str):
         kwargs["ExpectedBucketOwner"] = parameters["ExpectedBucketOwner"]
+    if pin.etag is not None:
+        kwargs["IfMatch"] = f'"{pin.etag}"'
     try:
         response = s3.get_object(**kwargs)
     except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            raise StatesError(ITEM_READER_FAILED, pin.changed_cause(bucket, key)) from None
         raise StatesError(ITEM_READER_FAILED, s3_error_cause(error, bucket, key)) from None
+    pin.check(str(response["ETag"]), bucket, key)
     return response["Body"], bucket, key
 
 
@@ -292,7 +334,11 @@ def list_objects(s3: S3Client, parameters: Mapping[str, Any]) -> Iterator[dict[s
 
 
 def iter_reader_items(
-    s3: S3Client, resource: str, parameters: Mapping[str, Any], reader_config: Mapping[str, Any]
+    s3: S3Client,
+    resource: str,
+    parameters: Mapping[str, Any],
+    reader_config: Mapping[str, Any],
+    pin: ObjectPin | None = None,
 ) -> tuple[str, Iterator[Any]]:
     """Open an ItemReader source: return ``($$.Map.Item.Source, item iterator)``.
 
@@ -300,6 +346,7 @@ def iter_reader_items(
     :param resource: ``ItemReader.Resource``.
     :param parameters: the evaluated ``Parameters`` / ``Arguments``.
     :param reader_config: the evaluated ``ReaderConfig`` (MaxItems is applied by the caller).
+    :param pin: the object version an earlier read of this Map Run found (see :class:`ObjectPin`).
     """
     if resource == LIST_OBJECTS_V2:
         bucket = str(parameters.get("Bucket", ""))
@@ -309,7 +356,7 @@ def iter_reader_items(
     input_type = reader_config.get("InputType")
     if input_type not in ("CSV", "JSON", "JSONL"):
         raise StatesError(ITEM_READER_FAILED, f"ReaderConfig InputType {input_type!r} is not supported.")
-    body, bucket, key = _get_object_body(s3, parameters)
+    body, bucket, key = _get_object_body(s3, parameters, pin or ObjectPin())
     stream = open_body(body, key)
 
     def generate() -> Iterator[Any]:

@@ -26,8 +26,8 @@ from airflow_distmap.local.runtime.config import (
     resolve_tolerance,
 )
 from airflow_distmap.local.runtime.history import History
-from airflow_distmap.local.runtime.map_run import FAILED, SUCCEEDED, MapRun
-from airflow_distmap.local.runtime.readers import iter_reader_items
+from airflow_distmap.local.runtime.map_run import FAILED, SUCCEEDED, ItemStream, MapRun
+from airflow_distmap.local.runtime.readers import ObjectPin, iter_reader_items
 from airflow_distmap.local.runtime.results import parse_writer
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ class RuntimeServices:
 
     def _item_source(
         self, state: Mapping[str, Any], effective_input: Any, context: dict[str, Any], resolver: FieldResolver
-    ) -> tuple[Callable[[int], tuple[str, Iterator[Any]]], int | None, list[Any] | None, int | None]:
+    ) -> tuple[ItemStream, int | None, list[Any] | None, int | None]:
         """Where the Map's items come from.
 
         :return: ``(open items skipping n, MaxItems limit, object keys for $$.Map.Item.Key or None, how many
@@ -243,8 +243,8 @@ class RuntimeServices:
             max_items = resolve_max_items(resolver, reader_config)
             resource = str(reader.get("Resource", ""))
 
-            def open_s3(skip: int) -> tuple[str, Iterator[Any]]:
-                source, items = iter_reader_items(self.s3(), resource, parameters, reader_config)
+            def open_s3(skip: int, pin: ObjectPin) -> tuple[str, Iterator[Any]]:
+                source, items = iter_reader_items(self.s3(), resource, parameters, reader_config, pin)
                 return source, itertools.islice(items, skip, None)
 
             return open_s3, max_items, None, None
@@ -265,7 +265,7 @@ class RuntimeServices:
             )
         values = items
 
-        def open_state(skip: int) -> tuple[str, Iterator[Any]]:
+        def open_state(skip: int, _pin: ObjectPin) -> tuple[str, Iterator[Any]]:
             return "STATE_DATA", itertools.islice(iter(values), skip, None)
 
         return open_state, None, keys, len(values)

@@ -14,6 +14,7 @@ import pytest
 
 from airflow_distmap.local.errors import ServiceError
 from airflow_distmap.local.runtime import map_run as map_run_module
+from airflow_distmap.local.runtime import readers as readers_module
 from tests.local.runtime.helpers import BUCKET, Harness, distributed_map, lambda_task, sleep_forever
 
 CSV_READER = {
@@ -896,6 +897,36 @@ def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness)
     broken["on"] = False
     harness.call("RedriveExecution", executionArn=arn)
     assert processed_once(harness, arn) == list(range(50))
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["moto-in-process", "get-object"])
+def test_a_redrive_refuses_to_go_on_over_a_source_that_changed(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, in_process: bool
+) -> None:
+    if not in_process:
+        monkeypatch.setattr(readers_module, "_open_in_process", lambda bucket, key: None)
+    harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(50)))
+    broken = {"on": True}
+
+    def fails_first_batch_once(event: Any) -> Any:
+        numbers = [int(item["n"]) for item in event["Items"]]
+        if broken["on"] and 0 in numbers:
+            raise ValueError("not yet")
+        return numbers
+
+    harness.lambdas.handlers["work"] = fails_first_batch_once
+    arn, first = harness.run(batches_of_four(max_concurrency=1), {"key": "rows.csv"})
+    assert first["error"] == "States.ExceedToleratedFailureThreshold", first
+    harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(100, 170)))  # replaced meanwhile
+    broken["on"] = False
+    harness.call("RedriveExecution", executionArn=arn)
+    done = harness.wait(arn)
+
+    assert (done["status"], done["error"]) == (
+        "FAILED",
+        "States.ItemReaderFailed",
+    )  # never a mix of both files
+    assert "rows.csv changed since this Map Run began reading it" in done["cause"]
 
 
 def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:
