@@ -621,8 +621,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def check_definition(self, definition: dict[str, Any]) -> None:
         """Have Step Functions check the definition (ValidateStateMachineDefinition) before anything is made.
 
-        Catches what CreateStateMachine would refuse (and, on the local endpoint, an ASL feature it does not
-        implement) before the results prefix is claimed, as bad input rather than an error Airflow retries.
+        Catches what CreateStateMachine would refuse before the results prefix is claimed, as bad input rather
+        than an error Airflow retries.
         When validation cannot run (no ``states:ValidateStateMachineDefinition`` permission, an emulator
         without it) a warning is logged and the deploy itself reports any problem.
 
@@ -631,7 +631,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """
         try:
             errors = self._retrying(self.hook.definition_errors, definition)
-        except (ClientError, BotoCoreError, NotImplementedError) as error:  # NotImplementedError: moto
+        except (ClientError, BotoCoreError) as error:
             self.log.warning("Could not validate the state machine definition (%s); going on", error)
             return
         if errors:
@@ -640,8 +640,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 for e in errors[:5]
             )
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-            if any(e.get("code") == "UNSUPPORTED_FEATURE" for e in errors):  # the local endpoint's code
-                more += "; the local endpoint does not implement it, so leave it out to run locally"
             raise ValueError(
                 f"Step Functions refuses the state machine definition: {listed}{more}. To fix this, correct "
                 "the definition (or the arguments it is built from); nothing was created."

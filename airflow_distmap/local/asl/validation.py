@@ -145,7 +145,11 @@ class _Validator:
         self.diagnostics.append(Diagnostic("ERROR", code, message, location or "/"))
 
     def unsupported(self, feature: str, location: str) -> None:
-        self.error(UNSUPPORTED, f"{feature} is not supported by the local runtime", location)
+        self.error(
+            UNSUPPORTED,
+            f"{feature} is not supported by the local runtime (AWS runs it; leave it out to run locally)",
+            location,
+        )
 
     # -- state machines ---------------------------------------------------------------------------------
     def machine(self, definition: Mapping[str, Any], location: str, inherited: str = "JSONPath") -> None:
