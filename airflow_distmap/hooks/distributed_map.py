@@ -42,9 +42,6 @@ DEFAULT_RETRIES: _RetryDict = {"mode": "standard", "total_max_attempts": 10}
 refill at one request per second), 5xx answers and connection errors are retried with jittered exponential
 backoff (up to 20 s between attempts), so a backfill deploying many tasks at once does not fail on quotas."""
 
-MAP_RUN_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ABORTED"})
-"""DescribeMapRun statuses that are final (``RUNNING`` is the only other one)."""
-
 
 def with_default_retries(configured: Config | None) -> Config:
     """``configured`` with :data:`DEFAULT_RETRIES` when it sets no ``retries`` of its own.

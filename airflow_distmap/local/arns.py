@@ -38,11 +38,6 @@ def child_execution_arn(
     return f"arn:aws:states:{region}:{account}:execution:{state_machine}/{label}:{name}"
 
 
-def resource_name(arn: str) -> str:
-    """The last ``:``-separated segment of an ARN (``function:NAME[:qualifier]`` handled by callers)."""
-    return arn.rsplit(":", 1)[-1]
-
-
 def generated_map_label(state_machine: str, state_name: str) -> str:
     """The label of a Distributed Map state that sets no ``Label``: a name-based UUID, one per Map state.
 

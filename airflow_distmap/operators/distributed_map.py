@@ -1179,7 +1179,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                         if counts != last_counts:
                             last_counts = counts
                             self.log.info("Map Run %s progress: %s", map_run_arn, counts)
-                except ClientError as error:
+                except (ClientError, BotoCoreError) as error:  # progress is informational: the wait goes on
                     self.log.debug("Could not read Map Run progress: %s", error)
             if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
                 return
@@ -1320,7 +1320,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 error=KILLED_ERROR,
                 cause=kill_cause(False, self._try),
             )
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             self.log.warning("Could not stop execution %s: %s", self._execution_arn, error)
 
 

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any, Final, Protocol
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from airflow_distmap.hooks.distributed_map import (
     EXECUTION_FAILURE_STATES,
@@ -54,6 +54,9 @@ MIN_MAP_RUN_INTERVAL = 1.0
 
 MAX_CAUSE_CHARS = 1000
 """Causes can be 32 KiB; events stay small, the operator re-reads the full execution."""
+
+STOP_TIMEOUT_SECONDS = 25.0
+"""How long ``on_kill`` tries to stop it: Airflow allows ``[triggerer] on_kill_timeout`` (30 s)."""
 
 DEADLINE_GRACE_SECONDS = 300.0
 """Seconds past its deadline a trigger that gets no status (throttled, unreachable) keeps trying."""
@@ -261,6 +264,7 @@ class DistributedMapTrigger(BaseTrigger):
         self.min_redrive_count = min_redrive_count
         self._map_run_arn: str | None = None
         self._last_counts: dict[str, int] | None = None
+        self._progress_unreadable = False
         self._last_map_run_call: float | None = None
         self._redrive = RedriveWatch(execution_arn, min_redrive_count, self.log)
 
@@ -385,18 +389,19 @@ class DistributedMapTrigger(BaseTrigger):
         """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""
         if not self.stop_on_kill:
             return
-        hook = self.hook()
-        async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]
-            try:
-                await client.stop_execution(
-                    executionArn=self.execution_arn,
-                    error=KILLED_ERROR,
-                    cause=kill_cause(True, self.try_number),
-                )
-            except ClientError as error:
-                self.log.warning("Could not stop execution %s: %s", self.execution_arn, error)
-                return
+        try:
+            await asyncio.wait_for(self._stop_execution(), STOP_TIMEOUT_SECONDS)
+        except (ClientError, BotoCoreError, TimeoutError) as error:
+            problem = str(error) or f"no answer in {STOP_TIMEOUT_SECONDS:.0f} s"
+            self.log.warning("Could not stop execution %s: %s", self.execution_arn, problem)
+            return
         self.log.info("Stopped execution %s", self.execution_arn)
+
+    async def _stop_execution(self) -> None:
+        async with await self.hook().get_async_conn() as client:  # type: ignore[no-untyped-call]
+            await client.stop_execution(
+                executionArn=self.execution_arn, error=KILLED_ERROR, cause=kill_cause(True, self.try_number)
+            )
 
     async def _log_progress(self, hook: DistributedMapHook, client: Any) -> None:
         """Log Map Run item counts when they changed, within DescribeMapRun's 1 request/s quota."""
@@ -414,8 +419,11 @@ class DistributedMapTrigger(BaseTrigger):
                 self.log.info("Map Run started: %s", self._map_run_arn)
             map_run = await hook.async_describe_map_run(client, self._map_run_arn)
         except Exception as error:
-            # Progress is informational: it never ends or fails the wait.
-            self.log.debug("Could not read Map Run progress of %s: %s", self.execution_arn, error)
+            # Progress is informational: it never ends or fails the wait. Said once (a missing
+            # states:DescribeMapRun permission would fail every call), then only in the debug log.
+            report = self.log.debug if self._progress_unreadable else self.log.warning
+            self._progress_unreadable = True
+            report("Could not read Map Run progress of %s: %s", self.execution_arn, error)
             return
         items = map_run.get("itemCounts") or {}
         counts = {

@@ -1178,6 +1178,22 @@ def test_synchronous_wait_polls_until_the_execution_closes():
     assert [c.args for c in sleep.call_args_list] == [(7,), (7,)]
 
 
+def test_synchronous_wait_goes_on_when_progress_cannot_be_read():
+    op = _operator(deferrable=False, waiter_delay=7)
+    unreachable = EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
+    with (
+        mock.patch.object(
+            DistributedMapHook,
+            "describe_execution",
+            side_effect=[{"status": "RUNNING"}, {"status": "SUCCEEDED"}],
+        ) as describe,
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", side_effect=unreachable),
+        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
+    ):
+        op._wait(EXEC_ARN)  # progress is informational: its errors never end the wait
+    assert describe.call_count == 2
+
+
 def test_synchronous_wait_gives_up_after_max_attempts():
     op = _operator(deferrable=False, waiter_delay=7, waiter_max_attempts=3)
     with (

@@ -398,6 +398,16 @@ async def _run(trigger: DistributedMapTrigger) -> list[dict]:
     return [event.payload async for event in trigger.run()]
 
 
+async def test_unreadable_progress_is_a_warning_once_and_never_ends_the_wait(capsys, monkeypatch):
+    denied = _client_error("AccessDeniedException")
+    client = FakeSFN([{"status": "RUNNING"}] * 3 + [{"status": "SUCCEEDED"}], map_runs=[denied] * 4)
+    monkeypatch.setattr(trigger_module, "MIN_MAP_RUN_INTERVAL", 0)
+    events = await _collect(_trigger(), client)
+    assert [e["status"] for e in events] == ["success"]
+    assert client.calls.count("describe_map_run") == 4
+    assert len(_log_lines(capsys, "Could not read Map Run progress")) == 1
+
+
 async def test_on_kill_stops_the_execution():
     client = FakeSFN([{"status": "RUNNING"}])
 
@@ -412,3 +422,29 @@ async def test_on_kill_stops_the_execution():
     assert killing_try({"error": client.stopped["error"], "cause": client.stopped["cause"]}) == 2
     assert client.stopped["executionArn"] == EXECUTION_ARN
     assert client.stopped["error"] == "Airflow.TaskKilled"
+
+
+async def test_on_kill_gives_up_within_its_bound_when_step_functions_does_not_answer(capsys, monkeypatch):
+    class Unanswered(FakeSFN):
+        async def stop_execution(self, **kwargs) -> dict:
+            await asyncio.sleep(3600)  # throttled and retrying, say
+            return {}
+
+    async def fake_conn(self):
+        return Unanswered([])
+
+    monkeypatch.setattr(trigger_module, "STOP_TIMEOUT_SECONDS", 0.05)
+    with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
+        await asyncio.wait_for(_trigger().on_kill(), timeout=5)  # Airflow's own bound is 30 s
+    assert _log_lines(capsys, "Could not stop execution") == [
+        f"Could not stop execution {EXECUTION_ARN}: no answer in 0 s"
+    ]
+
+
+async def test_on_kill_logs_a_connection_error_instead_of_raising(capsys):
+    async def unreachable(self):
+        raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", unreachable):
+        await _trigger().on_kill()
+    assert len(_log_lines(capsys, "Could not stop execution")) == 1

@@ -246,8 +246,6 @@ class MapRun:
         self._open_items: ItemStream | None = None
         self._source_pin = ObjectPin()
         self._state_item_count: int | None = None
-        self._item_selector: Any = None
-        self._effective_input: Any = None
         self._context: dict[str, Any] = {}
         self._select: ChunkSelector | None = None
         self._batching: tuple[BatchLimits, Any] | None = None
