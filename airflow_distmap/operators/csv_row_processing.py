@@ -29,7 +29,7 @@ from airflow_distmap.csv_processing.rerun import (
     write_rerun_items,
 )
 from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
-from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_label, check_percentage
+from airflow_distmap.definitions._checks import check_int, check_label
 from airflow_distmap.exceptions import (
     InputChangedError,
     MissingResultsError,
@@ -221,16 +221,13 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                     "output_column must be a non-empty column name. To fix this, pass e.g. "
                     "output_column='result'."
                 )
-            if max_concurrency is not None:
-                check_int(max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
-            if tolerated_failure_count is not None:
-                check_int(tolerated_failure_count, "tolerated_failure_count", 0)
-            if tolerated_failure_percentage is not None:
-                check_percentage(tolerated_failure_percentage, "tolerated_failure_percentage")
             check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None
+
+    def _check_building_blocks(self) -> None:
+        """Nothing to check: the definition is built from this operator's own arguments."""
 
     # -- helpers ---------------------------------------------------------------------------------------
 

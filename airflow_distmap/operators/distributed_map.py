@@ -390,8 +390,19 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def _check_constructor_arguments(self) -> None:
         """Checks that do not depend on templates: they fail at DAG parse time."""
-        if type(self) is not DistributedMapOperator:
-            return  # subclasses build their own definitions; they check their own arguments
+        self._check_building_blocks()
+        if self.max_concurrency is not None:
+            check_int(self.max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
+        if self.tolerated_failure_count is not None:
+            check_int(self.tolerated_failure_count, "tolerated_failure_count", 0)
+        if self.tolerated_failure_percentage is not None:
+            check_percentage(self.tolerated_failure_percentage, "tolerated_failure_percentage")
+
+    def _check_building_blocks(self) -> None:
+        """A full ``definition`` or building blocks, not both and not neither.
+
+        Subclasses that build the definition themselves from their own arguments override this.
+        """
         has_blocks = self.function_name is not None or self.item_processor is not None
         if self.definition is not None:
             blocks = {
@@ -423,12 +434,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "Both function_name and item_processor were given. To fix this, pass only one: "
                 "function_name builds a LambdaItemProcessor for you."
             )
-        if self.max_concurrency is not None:
-            check_int(self.max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
-        if self.tolerated_failure_count is not None:
-            check_int(self.tolerated_failure_count, "tolerated_failure_count", 0)
-        if self.tolerated_failure_percentage is not None:
-            check_percentage(self.tolerated_failure_percentage, "tolerated_failure_percentage")
 
     def _check_rendered_arguments(self) -> None:
         """Checks of templated arguments, after rendering and before any AWS call."""

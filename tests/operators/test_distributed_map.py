@@ -647,6 +647,16 @@ def test_constructor_rejects_bad_arguments(kwargs, message):
         _operator(**kwargs)
 
 
+def test_a_subclass_keeps_the_constructor_checks():
+    class TeamOperator(DistributedMapOperator):
+        """A thin company wrapper, as users write them."""
+
+    with pytest.raises(InvalidTaskArgumentsError, match="max_concurrency"):
+        TeamOperator(task_id="t", function_name="f", max_concurrency=20000)
+    with pytest.raises(InvalidTaskArgumentsError, match="Nothing to run"):
+        TeamOperator(task_id="t")
+
+
 def test_execution_type_applies_to_an_asl_item_processor():
     processor = {"StartAt": "P", "States": PASS_ONLY}
     op = _operator(function_name=None, item_processor=processor, execution_type="EXPRESS")
