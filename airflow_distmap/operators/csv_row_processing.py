@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 BATCH_INPUT_RESERVE = 16 * 1024
 #: Byte cap of one batch's items: under the 256 KiB child-input quota, leaving :data:`BATCH_INPUT_RESERVE`
 #: (whether AWS counts ``BatchInput`` in MaxInputBytesPerBatch is UNCONFIRMED: it fits either way).
-MAX_INPUT_BYTES_PER_BATCH = 256 * 1024 - BATCH_INPUT_RESERVE
+CSV_BATCH_INPUT_BYTES = 256 * 1024 - BATCH_INPUT_RESERVE
 
 #: Retried besides the recommended Lambda service-error retrier: an invocation that crashed, hung past
 #: the function timeout or ran out of memory (a handler built on ``row_handler`` never raises for a row,
@@ -346,7 +346,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 "%s was replaced since the last try: processing it from the start", self._layout.uri
             )
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
-            largest = row_sizes.check_row_sizes(s3, self._layout, MAX_INPUT_BYTES_PER_BATCH)
+            largest = row_sizes.check_row_sizes(s3, self._layout, CSV_BATCH_INPUT_BYTES)
             self.log.info("Largest row sends about %d bytes to the function", largest)
         self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         if self.state_machine_name is None:
@@ -417,7 +417,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             "ItemSelector": {"index.$": index_path, "row": row},
             "ItemBatcher": {
                 "MaxItemsPerBatch": self._batch_size(),
-                "MaxInputBytesPerBatch": MAX_INPUT_BYTES_PER_BATCH,
+                "MaxInputBytesPerBatch": CSV_BATCH_INPUT_BYTES,
                 "BatchInput": {
                     "config.$": "$.function_config",
                     "skip": skip,

@@ -28,7 +28,7 @@ from airflow_distmap.exceptions import (
 from airflow_distmap.hooks.distributed_map import DistributedMapHook
 from airflow_distmap.operators.csv_row_processing import (
     CRASH_RETRY,
-    MAX_INPUT_BYTES_PER_BATCH,
+    CSV_BATCH_INPUT_BYTES,
     CsvRowProcessingOperator,
 )
 
@@ -117,10 +117,10 @@ def test_definition_reads_given_headers_and_sends_index_and_requested_columns(s3
     }
     assert state["ItemBatcher"] == {
         "MaxItemsPerBatch": 2,
-        "MaxInputBytesPerBatch": MAX_INPUT_BYTES_PER_BATCH,
+        "MaxInputBytesPerBatch": CSV_BATCH_INPUT_BYTES,
         "BatchInput": {"config.$": "$.function_config", "skip": [0]},
     }
-    assert MAX_INPUT_BYTES_PER_BATCH < 256 * 1024
+    assert CSV_BATCH_INPUT_BYTES < 256 * 1024
     assert state["ToleratedFailurePercentage"] == 100
     assert state["MaxConcurrency"] == 50
     task = state["ItemProcessor"]["States"]["ProcessBatch"]
