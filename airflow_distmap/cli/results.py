@@ -77,16 +77,16 @@ class _Tally:
     def add(self, entry: ChildEntry) -> None:
         self.children[entry.status] += 1
         if entry.status != "SUCCEEDED":
-            from airflow_distmap.csv_processing.collector import ITEM_NOT_STARTED
+            from airflow_distmap.csv_processing.collector import child_failure
 
-            error = entry.error or (ITEM_NOT_STARTED if entry.status == "PENDING" else "Unknown")
+            error, message = child_failure(entry.status, entry.error, entry.cause)  # as the CSV ledger says
             items = _items(entry.input)
             self.rows["failed"] += len(items) or 1
             self.errors[error] += len(items) or 1
             for item in items[: max(self.samples - len(self.failed), 0)]:
                 index = item.get("index") if isinstance(item, dict) else None
                 row = item.get("row", item) if isinstance(item, dict) else item  # the row, as for row errors
-                self._sample(index=index, error=error, message=_preview(entry.cause or ""), input=row)
+                self._sample(index=index, error=error, message=_preview(message), input=row)
             return
         output = entry.output
         rows = output.get("rows") if isinstance(output, dict) else None

@@ -99,11 +99,18 @@ def _input_indexes(child_input: Any) -> list[int]:
     return []
 
 
-def _failure_message(error: str | None, cause: str | None, status: str) -> tuple[str, str]:
-    """Error type and message of a failed child; a Lambda error object in ``Cause`` is unpacked.
+def child_failure(status: str, error: str | None, cause: str | None) -> tuple[str, str]:
+    """Error type and message of a child that did not succeed, as the ledger and ``results`` name them.
 
-    A child with no ``Error`` (an ABORTED one) is reported under its status.
+    A Lambda error object in ``Cause`` is unpacked to its ``errorMessage``; a child with no ``Error`` (an
+    ABORTED one) is reported under its status, and a never-started (PENDING) one as :data:`ITEM_NOT_STARTED`.
+
+    :param status: the result entry's ``Status``.
+    :param error: its ``Error``.
+    :param cause: its ``Cause``.
     """
+    if status == "PENDING":
+        return ITEM_NOT_STARTED, "The child execution was not started: the Map Run failed or was aborted."
     message = cause or ""
     try:
         decoded = json.loads(message) if message.startswith("{") else None
@@ -263,11 +270,7 @@ def store_entry(store: ResultStore | OverrideStore, entry: ChildEntry | ResultEn
     :param entry: a result-file entry (a batch or a single item, succeeded or not).
     """
     if entry.status != "SUCCEEDED":
-        if entry.status == "PENDING":
-            error_type = ITEM_NOT_STARTED
-            message = "The child execution was not started: the Map Run failed or was aborted."
-        else:
-            error_type, message = _failure_message(entry.error, entry.cause, entry.status)
+        error_type, message = child_failure(entry.status, entry.error, entry.cause)
         _store_failed(store, _input_indexes(entry.input), error_type, message)
         return
     succeeded = entry.succeeded_rows() if isinstance(entry, ChildEntry) else None

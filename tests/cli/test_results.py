@@ -74,6 +74,9 @@ def test_summary_counts_rows_and_groups_failures(manifest_uri: str) -> None:
     }
     assert [s["index"] for s in summary["failed_samples"]] == [2, 4, 5]
     assert summary["failed_samples"][1]["input"] == {"text": "t4"}
+    assert (
+        summary["failed_samples"][1]["message"] == "crashed"
+    )  # the Lambda error's message, as in the ledger
     assert summary["result_files"]["FAILED"] == {"count": 1, "bytes": 50}
 
 
@@ -165,3 +168,24 @@ def test_json_output_is_the_only_thing_on_stdout_in_a_fresh_process(tmp_path: An
             check=True,
         )
     assert json.loads(done.stdout)["counts"]["total"] == 0
+
+
+def test_a_child_without_an_error_is_named_by_its_status_as_in_the_ledger() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        aborted = [entry("ABORTED", [{"index": 0, "row": {"text": "a"}}])]
+        s3.put_object(Bucket=BUCKET, Key="r/run/FAILED_0.json", Body=json.dumps(aborted).encode())
+        manifest = {
+            "DestinationBucket": BUCKET,
+            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
+            "ResultFiles": {
+                "SUCCEEDED": [],
+                "FAILED": [{"Key": "r/run/FAILED_0.json", "Size": 9}],
+                "PENDING": [],
+            },
+        }
+        s3.put_object(Bucket=BUCKET, Key="r/run/manifest.json", Body=json.dumps(manifest).encode())
+        summary = summarise(s3, f"s3://{BUCKET}/r/run/manifest.json")
+    assert summary["failures_by_error"] == {"ABORTED": 1}
+    assert summary["failed_samples"][0]["message"] == "The child execution ended ABORTED."
