@@ -43,7 +43,10 @@ class EncodedObject(dict[str, Any]):
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Decode one JSON text (``json.loads`` semantics and errors)."""
+    """Decode one JSON text (``json.loads`` semantics and errors).
+
+    :param data: the JSON text, as bytes or str.
+    """
     try:
         return _decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -51,7 +54,10 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
 
 
 def dumps_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON of ``value``."""
+    """Compact UTF-8 JSON of ``value``.
+
+    :param value: any JSON-able value.
+    """
     if type(value) is EncodedObject:
         return value.text
     try:
@@ -61,7 +67,10 @@ def dumps_bytes(value: Any) -> bytes:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text of ``value``."""
+    """Compact JSON text of ``value``.
+
+    :param value: any JSON-able value.
+    """
     if type(value) is EncodedObject:
         return value.text.decode()
     try:

@@ -53,7 +53,12 @@ def owner_token(dag_id: str, task_id: str, run_id: str, map_index: int | None = 
 
 
 def head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
-    """HeadObject, or ``None`` when the object does not exist."""
+    """HeadObject, or ``None`` when the object does not exist.
+
+    :param s3: a boto3 S3 client.
+    :param bucket: the bucket name.
+    :param key: the object key.
+    """
     try:
         return dict(s3.head_object(Bucket=bucket, Key=key))
     except ClientError as exc:
@@ -64,7 +69,11 @@ def head_object(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
 
 
 def owned_by(head: dict[str, Any] | None, owner: str | None) -> bool:
-    """Whether a HeadObject answer carries ``owner``'s token."""
+    """Whether a HeadObject answer carries ``owner``'s token.
+
+    :param head: a :func:`head_object` answer (``None``: no object).
+    :param owner: the task run's :func:`owner_token`.
+    """
     return (
         head is not None and owner is not None and head.get("Metadata", {}).get(OWNER_METADATA_KEY) == owner
     )

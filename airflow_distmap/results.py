@@ -50,7 +50,11 @@ def parse_s3_uri(uri: str, *, what: str = "S3 URI") -> tuple[str, str]:
 
 
 def s3_uri(bucket: str, key: str) -> str:
-    """Build ``s3://bucket/key``."""
+    """Build ``s3://bucket/key``.
+
+    :param bucket: the bucket name.
+    :param key: the object key (or prefix).
+    """
     return f"s3://{bucket}/{key}"
 
 
@@ -438,6 +442,7 @@ def manifest_uri_from_output(output: Any) -> tuple[str | None, str | None]:
 
     The Map's result may sit anywhere in the output (``ResultPath``), so the output is searched depth first.
 
+    :param output: the parsed execution output.
     :return: ``(manifest_uri, map_run_arn)``; ``(None, None)`` when there is none.
     """
     stack = [output]
@@ -457,6 +462,9 @@ def manifest_uri_for_map_run(results_uri: str, map_run_arn: str) -> str:
     """Where a ResultWriter writing under ``results_uri`` puts the manifest of ``map_run_arn``.
 
     ``<prefix>/<mapRunUuid>/manifest.json``, the UUID being the last ``:`` segment of the Map Run ARN.
+
+    :param results_uri: the ResultWriter's ``s3://bucket/prefix``.
+    :param map_run_arn: the Map Run's ARN.
     """
     bucket, prefix = parse_s3_uri(results_uri, what="results_uri")
     run_id = map_run_arn.rsplit(":", 1)[-1]
@@ -488,6 +496,8 @@ def iter_result_entries(
 def count_entries(s3: S3Client, manifest: Manifest) -> dict[str, int]:
     """Count the entries (child executions) of each result group by streaming the files.
 
+    :param s3: A boto3 S3 client.
+    :param manifest: The parsed manifest.
     :return: ``{"SUCCEEDED": n, "FAILED": n, "PENDING": n}``.
     """
     counts = dict.fromkeys(RESULT_STATUSES, 0)
@@ -503,6 +513,9 @@ def sample_failed_items(s3: S3Client, manifest: Manifest, limit: int = 5) -> lis
     ``FAILED_<n>.json`` also lists children that were ABORTED because the Map Run failed (spec §3.2); they
     did not fail on their own, so they are skipped.
 
+    :param s3: A boto3 S3 client.
+    :param manifest: The parsed manifest.
+    :param limit: How many to return at most.
     :return: Small dicts ``{"error", "cause", "input", "execution_arn", "status"}``.
     """
     samples: list[dict[str, Any]] = []
@@ -581,11 +594,17 @@ class CompletedRun:
         return str(self.execution["status"])
 
     def iter_results(self, statuses: Iterable[str] = RESULT_STATUSES) -> Iterator[ResultEntry]:
-        """Stream the result entries (nothing when no manifest was written)."""
+        """Stream the result entries (nothing when no manifest was written).
+
+        :param statuses: Which groups to read (``SUCCEEDED``, ``FAILED``, ``PENDING``).
+        """
         if self.manifest is None:
             return iter(())
         return iter_result_entries(self.s3, self.manifest, statuses)
 
     def sample_failed_items(self, limit: int = 5) -> list[dict[str, Any]]:
-        """A few failed items from the ``FAILED`` result files."""
+        """A few failed items from the ``FAILED`` result files (see :func:`sample_failed_items`).
+
+        :param limit: How many to return at most.
+        """
         return sample_failed_items(self.s3, self.manifest, limit) if self.manifest else []

@@ -45,7 +45,10 @@ MAX_FIELD_BYTES: Final = 8 * 1024 * 1024
 
 
 def delimiter_char(name: str) -> str:
-    """Return the character for a ``CSVDelimiter`` name, or raise ``ValueError`` naming the valid ones."""
+    """Return the character for a ``CSVDelimiter`` name, or raise ``ValueError`` naming the valid ones.
+
+    :param name: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE`` or ``TAB``.
+    """
     try:
         return CSV_DELIMITERS[name]
     except KeyError:
@@ -112,7 +115,12 @@ def _drop_line_break_escapes(data: bytes) -> bytes:
 
 
 def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8") -> Iterator[list[str]]:
-    """Like :func:`iter_records`, but an empty line comes out as ``[]`` (the csv module's own reader)."""
+    """Like :func:`iter_records`, but an empty line comes out as ``[]`` (the csv module's own reader).
+
+    :param binary: a readable binary stream.
+    :param delimiter: the single delimiter character.
+    :param encoding: text encoding of the stream.
+    """
     if csv.field_size_limit() < MAX_FIELD_BYTES:
         csv.field_size_limit(MAX_FIELD_BYTES)
     text = io.TextIOWrapper(LineBreakEscapes(binary), encoding=encoding, newline="")  # type: ignore[type-var]
@@ -133,12 +141,19 @@ def iter_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8
 
 
 def duplicate_names(headers: Sequence[str]) -> list[str]:
-    """The names that appear more than once in ``headers``, sorted."""
+    """The names that appear more than once in ``headers``, sorted.
+
+    :param headers: the header names.
+    """
     return sorted(name for name, count in Counter(headers).items() if count > 1)
 
 
 def shape_record(headers: list[str], record: list[str]) -> dict[str, str]:
-    """Map a record onto headers as AWS does: missing fields become ``""``, extra fields are dropped."""
+    """Map a record onto headers as AWS does: missing fields become ``""``, extra fields are dropped.
+
+    :param headers: the header names.
+    :param record: the record's fields.
+    """
     width = len(headers)
     if len(record) == width:
         return dict(zip(headers, record, strict=True))
@@ -148,7 +163,10 @@ def shape_record(headers: list[str], record: list[str]) -> dict[str, str]:
 
 
 def record_shaper(headers: list[str]) -> Callable[[list[str]], dict[str, str]]:
-    """:func:`shape_record` for one header list, with the common case (a full record) first."""
+    """:func:`shape_record` for one header list, with the common case (a full record) first.
+
+    :param headers: the header names.
+    """
     width = len(headers)
 
     def shape(record: list[str]) -> dict[str, str]:
