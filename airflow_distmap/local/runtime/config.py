@@ -156,7 +156,8 @@ class Tolerance:
             return True
         if self.percentage is not None and total_items:
             return failed_items * 100.0 / total_items > self.percentage
-        return False
+        # While the total is unknown only 0 % is decided: one failure exceeds it however many items follow.
+        return self.percentage == 0 and failed_items > 0
 
 
 def resolve_tolerance(resolver: FieldResolver, state: Mapping[str, Any]) -> Tolerance:

@@ -172,6 +172,17 @@ def test_a_percentage_threshold_over_the_state_input_fails_once_it_is_passed(har
     assert counts["pending"] >= 85
 
 
+def test_a_zero_percent_threshold_over_an_item_reader_fails_at_the_first_failure(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = fail_negative
+    harness.put("all-fail.csv", "n\n" + "".join(f"-{i}\n" for i in range(1, 301)))
+    definition = distributed_map(
+        lambda_task(), ItemReader=CSV_READER, MaxConcurrency=2, ToleratedFailurePercentage=0
+    )
+    arn, done = harness.run(definition, {"key": "all-fail.csv"})
+    assert (done["status"], done["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    assert harness.map_run(arn)["itemCounts"]["failed"] <= 3  # as ToleratedFailureCount 0 would, not all 300
+
+
 def test_a_failed_batch_counts_all_its_items(harness: Harness) -> None:
     harness.lambdas.handlers["work"] = fail_negative
     items = [{"n": 1}, {"n": -1}, {"n": 2}, {"n": 3}]
