@@ -40,6 +40,13 @@ _FUNCTION = re.compile(
     r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?"
     r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
 )
+#: Lambda's name formats are a name, a partial ARN (``123456789012:function:name``) or a full ARN: text that
+#: starts as an ARN must be a whole one (the pattern above would read ``arn:aws:lambda:us-east-1:12:function``
+#: as function ``12``, version ``function``).
+_FULL_FUNCTION_ARN = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:[a-zA-Z0-9_.-]{1,64}"
+    r"(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
 
 
 # A Task's bare Lambda ARN Resource (the legacy integration), optionally qualified.
@@ -81,7 +88,10 @@ def is_function_reference(text: object) -> bool:
 
     :param text: The value to check.
     """
-    return isinstance(text, str) and _FUNCTION.match(text) is not None
+    if not isinstance(text, str):
+        return False
+    pattern = _FULL_FUNCTION_ARN if text.startswith("arn:") else _FUNCTION
+    return pattern.match(text) is not None
 
 
 def check_function_name(function_name: str) -> str:

@@ -154,6 +154,12 @@ def test_processor_from_asl_becomes_distributed():
         (lambda: CsvItemReader(uri="b-1/k.csv").to_asl(), "Invalid CSV input URI"),
         (lambda: JsonItemReader(uri="s3://b-1/k.json", items_pointer="data").to_asl(), "JSON Pointer"),
         (lambda: LambdaItemProcessor("bad name!").to_asl(), "function_name"),
+        (
+            lambda: LambdaItemProcessor(
+                "arn:aws:lambda:us-east-1:12:function"
+            ).to_asl(),  # no account, no name
+            "is not a Lambda function name or ARN",
+        ),
         (lambda: LambdaItemProcessor("f", execution_type="FAST").to_asl(), "STANDARD, EXPRESS"),
         (lambda: LambdaItemProcessor("f", execution_type="EXPRESS", timeout_seconds=301).to_asl(), "300"),
         (lambda: ResultWriter(uri="s3://b-1/p", writer_config={"Format": "x"}).to_asl(), "unknown keys"),
@@ -165,6 +171,21 @@ def test_invalid_arguments_name_the_problem_and_the_fix(build, message):
     with pytest.raises(ValueError, match="To fix this") as info:
         build()
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "process-row",
+        "process-row:prod",
+        "123456789012:function:process-row",
+        "arn:aws:lambda:us-east-1:123456789012:function:process-row",
+        "arn:aws:lambda:us-east-1:123456789012:function:process-row:$LATEST",
+        "arn:aws-cn:lambda:cn-north-1:123456789012:function:process-row",
+    ],
+)
+def test_every_lambda_name_format_is_accepted(reference):
+    assert LambdaItemProcessor(reference).to_asl()
 
 
 def test_ensure_result_writer_adds_one_to_every_distributed_map():
