@@ -36,13 +36,24 @@ COLUMN = "text"
 FUNCTION = "post_processing"
 
 
+def _positive(text: str) -> int:
+    """An option that counts something: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"Expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the demo's options."""
     parser.add_argument(
-        "--rows", type=int, default=100_000, help="rows in the generated CSV (default 100,000)"
+        "--rows", type=_positive, default=100_000, help="rows in the generated CSV (default 100,000)"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=500, help="rows per Lambda invocation (default 500)"
+        "--batch-size", type=_positive, default=500, help="rows per Lambda invocation (default 500)"
     )
     parser.add_argument(
         "--workdir", default=".demo", help="where the demo keeps Airflow's home and logs (default .demo)"
