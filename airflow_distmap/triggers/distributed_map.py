@@ -56,7 +56,7 @@ MAX_CAUSE_CHARS = 1000
 """Causes can be 32 KiB; events stay small, the operator re-reads the full execution."""
 
 STOP_TIMEOUT_SECONDS = 25.0
-"""How long ``on_kill`` tries to stop it: Airflow allows ``[triggerer] on_kill_timeout`` (30 s)."""
+"""Seconds ``on_kill`` spends stopping the execution, within ``[triggerer] on_kill_timeout`` (30 s)."""
 
 DEADLINE_GRACE_SECONDS = 300.0
 """Seconds past its deadline a trigger that gets no status (throttled, unreachable) keeps trying."""

@@ -797,8 +797,7 @@ class CompiledStateMachine:
             except (StatesError, asyncio.CancelledError) as error:
                 # Where a redrive goes on. A branch's or an iteration's own point is overwritten on the way
                 # out, so the point left is the state of the outermost machine.
-                variables = None if run.variables is None else dict(run.variables)
-                setattr(error, _RESUME_ATTRIBUTE, ResumePoint(state.name, to_json(data), variables))
+                _mark_resume_point(error, state.name, data, run.variables)
                 raise
             if next_name is None:
                 return data
@@ -806,6 +805,16 @@ class CompiledStateMachine:
 
 
 _RESUME_ATTRIBUTE = "_distmap_resume_point"
+
+
+def _mark_resume_point(error: BaseException, state: str, data: Any, variables: dict[str, Any] | None) -> None:
+    try:
+        point: ResumePoint | None = ResumePoint(
+            state, to_json(data), None if variables is None else dict(variables)
+        )
+    except (TypeError, ValueError):  # never hide the error itself: a redrive then runs from StartAt
+        point = None
+    setattr(error, _RESUME_ATTRIBUTE, point)  # replaces a nested machine's point
 
 
 @dataclass(frozen=True)

@@ -742,17 +742,18 @@ class MapRun:
 
     def _child_context(self, child: Child, value: Any) -> dict[str, Any]:
         name = self.child_name(child.index)
+        execution = {
+            "Id": self._arn_head + name,
+            "Name": name,
+            "Input": value,
+            "StartTime": iso_ms(child.start or time.time()),
+            "RoleArn": self.role_arn,
+            "RedriveCount": child.redrive_count,
+        }
+        if child.redrive_date is not None:  # "available only for Standard children of a redriven Map Run"
+            execution["RedriveTime"] = iso_ms(child.redrive_date)
         return {
-            "Execution": {
-                "Id": self._arn_head + name,
-                "Name": name,
-                "Input": value,
-                "StartTime": iso_ms(child.start or time.time()),
-                "RoleArn": self.role_arn,
-                "RedriveCount": child.redrive_count,
-                # "RedriveTime is available only for Standard children of a redriven Map Run" (spec).
-                **({"RedriveTime": iso_ms(child.redrive_date)} if child.redrive_date is not None else {}),
-            },
+            "Execution": execution,
             "StateMachine": {"Id": self.state_machine_arn, "Name": self._machine_label},
         }
 
