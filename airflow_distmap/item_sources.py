@@ -369,7 +369,7 @@ def _check_json(where: str, data: bytes, *, whole: bool, items_pointer: Any) -> 
                 f"data {_SKIP_HINT}{_NOTHING_CREATED}"
             )
         return
-    if isinstance(items_pointer, str) and items_pointer not in ("", "/"):
+    if isinstance(items_pointer, str) and items_pointer:
         return  # the node may start anywhere in the file
     text = data.lstrip(b" \t\r\n")
     if not text.startswith(b"["):

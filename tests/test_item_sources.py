@@ -85,6 +85,8 @@ def test_sources_the_reader_would_fail_on_or_find_empty_are_refused(s3, body, co
         (b'{"a": 1}\n\n{"a": 2}\n', JSONL, None),
         # Only the start is read: a problem past it is the reader's to report.
         (b"[" + b'{"a": 1},' * (PROBE_BYTES // 8) + b"oops", JSON, None),
+        # "/" names the member whose key is empty (RFC 6901), in a file past the probe too.
+        (b'{"": [' + b'{"a": 1},' * (PROBE_BYTES // 8) + b'{"a": 1}]}', {**JSON, "ItemsPointer": "/"}, None),
         (b'{"a": 1}\n' * (PROBE_BYTES // 8) + b"oops\n", JSONL, None),
         # A config the checks do not know is left to Step Functions, and so is an Athena manifest.
         (b"anything", {"InputType": "MANIFEST"}, None),

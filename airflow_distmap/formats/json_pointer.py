@@ -23,11 +23,22 @@ class PointerNotAnArray(Exception):
     """The pointer names nothing, or a node that is not an array."""
 
 
+def is_pointer(text: object) -> bool:
+    """Whether ``text`` is a JSON Pointer: ``""`` (the whole document) or ``/`` and reference tokens.
+
+    :param text: the value to check.
+    """
+    return isinstance(text, str) and (not text or text.startswith("/"))
+
+
 def pointer_tokens(pointer: str) -> list[str]:
     """The reference tokens of ``pointer``, unescaped (``~1`` is ``/``, ``~0`` is ``~``); ``[]`` for ``""``.
 
     :param pointer: a JSON Pointer such as ``/data/rows``.
+    :raises ValueError: ``pointer`` is not a JSON Pointer (see :func:`is_pointer`).
     """
+    if not is_pointer(pointer):
+        raise ValueError(f"{pointer!r} is not a JSON Pointer: it must be empty or start with '/'")
     if not pointer:
         return []
     return [part.replace("~1", "/").replace("~0", "~") for part in pointer[1:].split("/")]

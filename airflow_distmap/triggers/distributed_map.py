@@ -328,7 +328,11 @@ class DistributedMapTrigger(BaseTrigger):
         async with contextlib.AsyncExitStack() as stack:
             try:
                 client = await self._connect(hook, stack)
-            except Exception as error:  # not transient: no region, no credentials, a bad endpoint URL...
+            except Exception as error:
+                if is_transient(error):  # given up on only at the deadline: end as any wait does there
+                    yield TriggerEvent(self._deadline_event())  # type: ignore[no-untyped-call]
+                    return
+                # Not transient: no region, no credentials, a bad endpoint URL...
                 self.log.error("Connecting to Step Functions failed: %s", error)
                 message = f"{type(error).__name__}: {error}"
                 yield TriggerEvent(self._event(DistributedMapEventReason.API_ERROR, None, message))  # type: ignore[no-untyped-call]

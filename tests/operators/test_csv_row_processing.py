@@ -25,7 +25,6 @@ from airflow_distmap.exceptions import (
     RowThresholdExceededError,
     RowTooLargeError,
 )
-from airflow_distmap.hooks.distributed_map import DistributedMapHook
 from airflow_distmap.operators.csv_row_processing import (
     CRASH_RETRY,
     CSV_BATCH_INPUT_BYTES,
@@ -87,8 +86,7 @@ def test_waits_on_the_triggerer_unless_told_otherwise(s3: Any) -> None:
 
 @pytest.fixture
 def s3(deploy_function: Callable[..., str]) -> Iterator[Any]:
-    # moto in-process does not implement ValidateStateMachineDefinition (the local endpoint does).
-    with mock_aws(), mock.patch.object(DistributedMapHook, "definition_errors", return_value=[]):
+    with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         deploy_function("post_processing")

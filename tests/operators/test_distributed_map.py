@@ -70,8 +70,7 @@ def _operator(**kwargs) -> DistributedMapOperator:
 
 @pytest.fixture
 def aws(deploy_function):
-    # moto in-process does not implement ValidateStateMachineDefinition (the local endpoint does).
-    with mock_aws(), mock.patch.object(DistributedMapHook, "definition_errors", return_value=[]):
+    with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         for key in ("in/rows.csv", "in/2025-01-01.csv", "in/2025-01-02.csv"):

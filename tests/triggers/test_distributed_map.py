@@ -290,6 +290,17 @@ async def test_a_transient_error_creating_the_client_is_retried(capsys):
     ]
 
 
+async def test_a_client_still_unreachable_past_the_deadline_ends_the_wait_as_the_deadline_does():
+    async def unreachable(self):
+        raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    past = time.time() - trigger_module.DEADLINE_GRACE_SECONDS - 1
+    with mock.patch.object(DistributedMapHook, "get_async_conn", unreachable):
+        events = [event.payload async for event in _trigger(deadline=past).run()]
+    # "deadline", not "api_error": the operator then stops the execution as for any execution_timeout.
+    assert [(e["status"], e["reason"]) for e in events] == [("error", "deadline")]
+
+
 async def test_a_client_that_cannot_be_made_ends_with_an_error_event_not_a_crash():
     from botocore.exceptions import NoRegionError
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_distmap.formats.json_pointer import is_pointer
 from airflow_distmap.local.asl.choice import COMPARISON_OPERATORS, compile_rule, parse_timestamp
 from airflow_distmap.local.asl.jsonata import JsonataTemplate, is_expression
 from airflow_distmap.local.asl.paths import compile_path
@@ -724,6 +725,13 @@ class _Validator:
             )
         if "ItemsPointer" in config and input_type != "JSON":
             self.error(SCHEMA, "ItemsPointer is only allowed for InputType JSON", f"{where}/ItemsPointer")
+        elif "ItemsPointer" in config and not (
+            is_pointer(config["ItemsPointer"]) or is_expression(config["ItemsPointer"])
+        ):
+            # AWS's wording is UNCONFIRMED; RFC 6901 is the rule ("/a/b", or "" for the whole document).
+            self.error(
+                SCHEMA, "ItemsPointer must be a JSON Pointer such as /data/rows", f"{where}/ItemsPointer"
+            )
         self.exclusive(config, "MaxItems", "MaxItemsPath", where)
         self.integer(config, "MaxItems", 0, 100000000, where)
         self.path(config, "MaxItemsPath", where, reference=True)

@@ -26,7 +26,7 @@ from airflow_distmap.local.asl.machine import ResumePoint, resume_point
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
 from airflow_distmap.local.runtime.config import BatchLimits, Tolerance, effective_concurrency
-from airflow_distmap.local.runtime.readers import ITEM_READER_FAILED, ObjectPin
+from airflow_distmap.local.runtime.readers import ITEM_READER_FAILED, ObjectPin, SourceChangedError
 from airflow_distmap.local.runtime.results import WriterConfig, transform_entry, write_result_files
 from airflow_distmap.local.runtime.spool import ResultSpool
 
@@ -209,6 +209,7 @@ class MapRun:
         self.processor = processor
         self.processor_definition = processor_definition
         self._immediate = bool(getattr(processor, "immediate", False))
+        self._first_state = getattr(getattr(processor, "start", None), "name", None)
         self.services = services
         self.express = express
         #: Set by StopExecution: running EXPRESS children are waited for, not cancelled (they "can't be
@@ -500,8 +501,8 @@ class MapRun:
                     self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
             except StatesError as error:
                 self._failure = error
-                if error.error == ITEM_READER_FAILED:  # a redrive "re-reads S3" then (spec, Redrive)
-                    self._source_pin = ObjectPin()
+                if error.error == ITEM_READER_FAILED and not isinstance(error, SourceChangedError):
+                    self._source_pin = ObjectPin()  # a redrive "re-reads S3" then (spec, Redrive)
                 await self._abort_children()
             except Exception as error:  # a fault of this runtime: the Map Run still ends, and ends FAILED
                 log.exception("Map Run %s failed unexpectedly", self.arn)
@@ -528,6 +529,8 @@ class MapRun:
             raise self._failure
         self.status = SUCCEEDED
         self.result = result
+        for child in self.children:  # a Map state that succeeded is never redriven
+            child.resume = None
         return result
 
     async def _redrive_children(self) -> None:
@@ -732,13 +735,13 @@ class MapRun:
         task.add_done_callback(functools.partial(self._child_done, child, size))
 
     def _child_done(self, child: Child, size: int, task: asyncio.Task[None]) -> None:
-        if child.status == RUNNING:  # cancelled (a threshold breach, a stop) before its coroutine ever ran
-            self._finish(child, ABORTED, None, None, None)
         self._tasks.discard(task)
         self._running -= 1
         self._inflight_bytes -= size
         if self._slot_free is not None:
             self._slot_free.set()
+        if child.status == RUNNING:  # cancelled (a threshold breach, a stop) before its coroutine ever ran
+            self._finish(child, ABORTED, None, None, None)
 
     def _child_context(self, child: Child, value: Any) -> dict[str, Any]:
         name = self.child_name(child.index)
@@ -767,6 +770,16 @@ class MapRun:
             return
         self._child_succeeded(child, value, output)
 
+    def _kept_resume_point(self, point: ResumePoint | None) -> ResumePoint | None:
+        """The point a redrive of a STANDARD child goes on from; ``None`` where that is its start anyway.
+
+        A failure in the first state (every one-Task processor's) restarts the child with its own input, which
+        the spool keeps: only points past it hold their input in memory.
+        """
+        if self.express or point is None or point.state == self._first_state:
+            return None
+        return point
+
     async def _run_child(self, child: Child, value: Any) -> None:
         # A redriven STANDARD child goes on "from the failing state": steps that succeeded do not run again.
         resume, child.resume = child.resume, None
@@ -777,16 +790,14 @@ class MapRun:
             else:
                 output = await run
         except asyncio.CancelledError as error:
-            if not self.express:
-                child.resume = resume_point(error) or resume
+            child.resume = self._kept_resume_point(resume_point(error) or resume)
             self._finish(child, ABORTED, None, None, None)
             return
         except TimeoutError:
             self._child_failed(child, TIMED_OUT, "States.Timeout", "The execution timed out.")
             return
         except Exception as error:
-            if not self.express:
-                child.resume = resume_point(error)
+            child.resume = self._kept_resume_point(resume_point(error))
             self._child_raised(child, error)
             return
         try:

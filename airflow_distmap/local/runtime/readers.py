@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import ijson
 import zstandard
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.formats.csv_records import MAX_FIELD_BYTES, delimiter_char, raw_records, record_shaper
 from airflow_distmap.formats.json_pointer import PointerNotAnArray, pointed_array_items, pointer_tokens
@@ -154,6 +154,10 @@ def s3_error_cause(error: ClientError, bucket: str, key: str | None = None) -> s
     )
 
 
+class SourceChangedError(StatesError):
+    """``States.ItemReaderFailed`` because the object changed since the Map Run began reading it."""
+
+
 @dataclass
 class ObjectPin:
     """The object version a Map Run reads its items from: reading the rest later must find the same object.
@@ -174,7 +178,7 @@ class ObjectPin:
         if self.etag is None:
             self.etag = etag
         elif etag != self.etag:
-            raise StatesError(ITEM_READER_FAILED, self.changed_cause(bucket, key))
+            raise SourceChangedError(ITEM_READER_FAILED, self.changed_cause(bucket, key))
 
     def changed_cause(self, bucket: str, key: str) -> str:
         """The cause of a read that found another version of the object."""
@@ -226,7 +230,7 @@ def _get_object_body(s3: S3Client, parameters: Mapping[str, Any], pin: ObjectPin
         response = s3.get_object(**kwargs)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            raise StatesError(ITEM_READER_FAILED, pin.changed_cause(bucket, key)) from None
+            raise SourceChangedError(ITEM_READER_FAILED, pin.changed_cause(bucket, key)) from None
         raise StatesError(ITEM_READER_FAILED, s3_error_cause(error, bucket, key)) from None
     pin.check(str(response["ETag"]), bucket, key)
     return response["Body"], bucket, key
@@ -271,9 +275,13 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
     pointer = reader_config.get("ItemsPointer")
     try:
         if isinstance(pointer, str) and pointer:
+            try:
+                tokens = pointer_tokens(pointer)
+            except ValueError as error:
+                raise StatesError(ITEM_READER_FAILED, f"ItemsPointer {error}") from None
             events = ijson.basic_parse(stream, use_float=True)
             try:
-                yield from pointed_array_items(events, pointer_tokens(pointer))
+                yield from pointed_array_items(events, tokens)
             except PointerNotAnArray:
                 # Recorded for a top-level object; used as well for a node that is absent or not an array
                 # (AWS's answer for those is UNCONFIRMED; iterating nothing would hide a typo).
@@ -297,8 +305,9 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
-        if len(line) > MAX_ITEM_BYTES:
-            raise StatesError(ITEM_READER_FAILED, f"{_TOO_LARGE_CAUSE} (line {number} has {len(line)} bytes)")
+        size = len(line.rstrip(b"\r\n"))
+        if size > MAX_ITEM_BYTES:
+            raise StatesError(ITEM_READER_FAILED, f"{_TOO_LARGE_CAUSE} (line {number} has {size} bytes)")
         try:
             yield json.loads(line)
         except ValueError:
@@ -367,7 +376,8 @@ def iter_reader_items(
                 yield from read_jsonl(stream)
             else:
                 yield from read_json(stream, reader_config)
-        except (OSError, EOFError, UnicodeDecodeError, zstandard.ZstdError) as error:
+        except (OSError, EOFError, UnicodeDecodeError, zstandard.ZstdError, BotoCoreError) as error:
+            # BotoCoreError: the body's stream cut (IncompleteReadError, ResponseStreamingError...).
             raise StatesError(ITEM_READER_FAILED, f"Could not read s3://{bucket}/{key}: {error}") from None
         except csv.Error as error:  # "field larger than field limit": over the 8 MB an item may have
             what = _TOO_LARGE_CAUSE if "field limit" in str(error) else "Could not read the CSV file"

@@ -184,6 +184,15 @@ def test_unknown_fields_and_types() -> None:
             },
             "Transformation is only allowed with arn:aws:states:::s3:listObjectsV2",
         ),
+        (
+            "ItemReader",
+            {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSON", "ItemsPointer": "data/rows"},  # no leading /
+                "Parameters": {"Bucket": "b", "Key": "k"},
+            },
+            "ItemsPointer must be a JSON Pointer",
+        ),
     ],
 )
 def test_distributed_map_field_rules(field: str, value: Any, fragment: str) -> None:

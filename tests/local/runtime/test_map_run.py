@@ -15,6 +15,7 @@ import pytest
 from airflow_distmap.local.errors import ServiceError
 from airflow_distmap.local.runtime import map_run as map_run_module
 from airflow_distmap.local.runtime import readers as readers_module
+from airflow_distmap.local.runtime import spool as spool_module
 from tests.local.runtime.helpers import BUCKET, Harness, distributed_map, lambda_task, sleep_forever
 
 CSV_READER = {
@@ -359,6 +360,11 @@ def test_a_child_stopped_before_it_began_is_aborted_and_redriven(harness: Harnes
     assert sorted(json.loads(e["Input"])["n"] for e in files["SUCCEEDED"]) == [-1, 1, 2]
 
 
+def map_run_record(harness: Harness, arn: str) -> Any:
+    """The runtime's own record of the execution's Map Run."""
+    return harness.service.store.map_runs[harness.map_run(arn)["mapRunArn"]]
+
+
 def three_step_processor() -> dict[str, Any]:
     """A (counted) -> B (fails while broken, assigning on the way) -> C (its output: the child's context)."""
     arn = "arn:aws:lambda:us-east-1:123456789012:function:"
@@ -382,6 +388,7 @@ def test_a_redriven_standard_child_goes_on_from_the_state_that_failed(harness: H
         return {**event, "counted": True}
 
     def flaky(event: Any) -> Any:
+        assert event["counted"], event  # B's input is A's output, on a redrive too
         if broken["on"] and event["n"] < 0:
             raise ValueError("not yet")
         return event
@@ -415,6 +422,16 @@ def test_a_redriven_standard_child_goes_on_from_the_state_that_failed(harness: H
         described = harness.call("DescribeExecution", executionArn=child_arn)
         assert described["startDate"] == started  # the same execution, going on
         assert described["redriveDate"] >= started
+    assert all(child.resume is None for child in map_run_record(harness, arn).children)  # nothing kept
+
+
+def test_a_child_failing_in_its_first_state_keeps_no_resume_point(harness: Harness) -> None:
+    harness.lambdas.handlers["work"] = fail_negative
+    definition = distributed_map(lambda_task(), ToleratedFailureCount=0)
+    arn, done = harness.run(definition, [{"n": -1}, {"n": -2}])
+    assert done["status"] == "FAILED"
+    # A redrive restarts such a child with its input, which the spool keeps: no copy of it stays in memory.
+    assert all(child.resume is None for child in map_run_record(harness, arn).children)
 
 
 def test_a_redriven_express_child_starts_again_without_a_redrive_date(harness: Harness) -> None:
@@ -742,6 +759,22 @@ def test_an_item_over_8_mb_fails_the_reader_and_the_map_run_ends(harness: Harnes
     assert harness.event_types(arn)[-3:] == ["MapRunFailed", "MapStateFailed", "ExecutionFailed"]
 
 
+def test_a_result_that_cannot_be_kept_does_not_hang_the_map_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def slow(event: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return event
+
+    def disk_full(self: Any, data: bytes) -> Any:
+        raise OSError(28, "No space left on device")
+
+    harness.lambdas.handlers["work"] = slow
+    monkeypatch.setattr(spool_module.ResultSpool, "append", disk_full)
+    arn = harness.start(harness.create(distributed_map(lambda_task())), [{"n": 1}])
+    assert harness.wait(arn, timeout=10)["status"] in ("FAILED", "SUCCEEDED")  # it ends, whatever it reports
+
+
 def test_a_fault_of_the_runtime_fails_the_map_run_instead_of_leaving_it_running(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -933,11 +966,15 @@ def test_a_redrive_refuses_to_go_on_over_a_source_that_changed(
     harness.call("RedriveExecution", executionArn=arn)
     done = harness.wait(arn)
 
-    assert (done["status"], done["error"]) == (
-        "FAILED",
-        "States.ItemReaderFailed",
-    )  # never a mix of both files
+    # Never a mix of both files:
+    assert (done["status"], done["error"]) == ("FAILED", "States.ItemReaderFailed")
     assert "rows.csv changed since this Map Run began reading it" in done["cause"]
+    harness.call("RedriveExecution", executionArn=arn)  # again, nothing restored: still refused
+    assert harness.wait(arn)["cause"] == done["cause"]
+
+    harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(50)))  # the same bytes, the same ETag
+    harness.call("RedriveExecution", executionArn=arn)
+    assert processed_once(harness, arn) == list(range(50))
 
 
 def test_redrive_after_a_stop_runs_every_item_once(harness: Harness) -> None:

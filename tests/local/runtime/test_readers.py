@@ -3,13 +3,17 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
 import zstandard
+from botocore.exceptions import IncompleteReadError
 from moto import mock_aws
 
 from airflow_distmap.local.errors import StatesError
+from airflow_distmap.local.runtime import readers as readers_module
 from airflow_distmap.local.runtime.readers import (
     GET_OBJECT,
     LIST_OBJECTS_V2,
@@ -150,6 +154,44 @@ def test_a_jsonl_line_over_8_mb_fails_the_reader() -> None:
     with pytest.raises(StatesError, match="larger than the 8 MB") as caught:
         list(read_jsonl(io.BytesIO(b"1\n" + line)))
     assert "line 2" in caught.value.cause
+    exactly = b'"' + b"z" * (8 * 1024 * 1024 - 2) + b'"\r\n'  # 8 MiB, its line break not counted
+    assert len(list(read_jsonl(io.BytesIO(exactly)))) == 1
+
+
+def test_a_pointer_without_its_leading_slash_fails_the_reader() -> None:
+    body = json.dumps({"ows": [1], "rows": [2]}).encode()
+    with pytest.raises(StatesError, match="is not a JSON Pointer"):
+        list(read_json(io.BufferedReader(io.BytesIO(body)), {"ItemsPointer": "rows"}))
+
+
+def test_a_stream_cut_while_reading_fails_the_reader() -> None:
+    class CutBody(io.RawIOBase):
+        """The first bytes of an object, then the connection drops (botocore's own error, not an OSError)."""
+
+        served = False
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.served:
+                raise IncompleteReadError(actual_bytes=10, expected_bytes=100)
+            self.served = True
+            buffer[:10] = b"a\n1\n2\n3\n4\n"
+            return 10
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="cut-bucket")
+        s3.put_object(Bucket="cut-bucket", Key="rows.csv", Body=b"a\n1\n")
+        with mock.patch.object(readers_module, "_open_in_process", return_value=(CutBody(), '"x"')):
+            _, items = iter_reader_items(
+                s3, GET_OBJECT, {"Bucket": "cut-bucket", "Key": "rows.csv"}, {"InputType": "CSV"}
+            )
+            with pytest.raises(StatesError) as caught:
+                list(items)
+    assert caught.value.error == "States.ItemReaderFailed"
+    assert "Could not read s3://cut-bucket/rows.csv" in caught.value.cause
 
 
 def test_s3_sources_and_missing_objects() -> None:
