@@ -796,8 +796,10 @@ class CompiledStateMachine:
                 data, next_name = await state.execute(data, run)
             except (StatesError, asyncio.CancelledError) as error:
                 # Where a redrive goes on. A branch's or an iteration's own point is overwritten on the way
-                # out, so the point left is the state of the outermost machine.
-                _mark_resume_point(error, state.name, data, run.variables)
+                # out, so the point left is the state of the outermost machine; none at StartAt, whose input
+                # is the execution's own (a redrive there is a restart).
+                point = None if state is self.start else _resume_point(state.name, data, run.variables)
+                setattr(error, _RESUME_ATTRIBUTE, point)
                 raise
             if next_name is None:
                 return data
@@ -807,14 +809,11 @@ class CompiledStateMachine:
 _RESUME_ATTRIBUTE = "_distmap_resume_point"
 
 
-def _mark_resume_point(error: BaseException, state: str, data: Any, variables: dict[str, Any] | None) -> None:
+def _resume_point(state: str, data: Any, variables: dict[str, Any] | None) -> ResumePoint | None:
     try:
-        point: ResumePoint | None = ResumePoint(
-            state, to_json(data), None if variables is None else dict(variables)
-        )
+        return ResumePoint(state, to_json(data), None if variables is None else dict(variables))
     except (TypeError, ValueError):  # never hide the error itself: a redrive then runs from StartAt
-        point = None
-    setattr(error, _RESUME_ATTRIBUTE, point)  # replaces a nested machine's point
+        return None
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,6 @@ class MapRun:
         self.processor = processor
         self.processor_definition = processor_definition
         self._immediate = bool(getattr(processor, "immediate", False))
-        self._first_state = getattr(getattr(processor, "start", None), "name", None)
         self.services = services
         self.express = express
         #: Set by StopExecution: running EXPRESS children are waited for, not cancelled (they "can't be
@@ -770,16 +769,6 @@ class MapRun:
             return
         self._child_succeeded(child, value, output)
 
-    def _kept_resume_point(self, point: ResumePoint | None) -> ResumePoint | None:
-        """The point a redrive of a STANDARD child goes on from; ``None`` where that is its start anyway.
-
-        A failure in the first state (every one-Task processor's) restarts the child with its own input, which
-        the spool keeps: only points past it hold their input in memory.
-        """
-        if self.express or point is None or point.state == self._first_state:
-            return None
-        return point
-
     async def _run_child(self, child: Child, value: Any) -> None:
         # A redriven STANDARD child goes on "from the failing state": steps that succeeded do not run again.
         resume, child.resume = child.resume, None
@@ -790,14 +779,15 @@ class MapRun:
             else:
                 output = await run
         except asyncio.CancelledError as error:
-            child.resume = self._kept_resume_point(resume_point(error) or resume)
+            # Points exist past StartAt only: a one-Task child keeps none. EXPRESS children start again.
+            child.resume = None if self.express else resume_point(error)
             self._finish(child, ABORTED, None, None, None)
             return
         except TimeoutError:
             self._child_failed(child, TIMED_OUT, "States.Timeout", "The execution timed out.")
             return
         except Exception as error:
-            child.resume = self._kept_resume_point(resume_point(error))
+            child.resume = None if self.express else resume_point(error)
             self._child_raised(child, error)
             return
         try:
