@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from airflow_distmap.local.asl import compile_state_machine
+from airflow_distmap.local.asl.machine import resume_point
 from airflow_distmap.local.errors import StatesError
 
 
@@ -465,3 +468,59 @@ def test_machines_with_waiting_states_are_not_immediate() -> None:
         {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 0, "End": True}}}
     )
     assert not machine.immediate
+
+
+LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
+CONTEXT: dict[str, Any] = {}  # these machines read no $$
+
+
+def three_tasks() -> dict[str, Any]:
+    """A (Assigns) -> B -> C, each a bare Lambda Task."""
+    return {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": LAMBDA_ARN, "Assign": {"seen.$": "$.n"}, "Next": "B"},
+            "B": {"Type": "Task", "Resource": LAMBDA_ARN, "Next": "C"},
+            "C": {"Type": "Pass", "Parameters": {"n.$": "$.n", "seen.$": "$seen"}, "End": True},
+        },
+    }
+
+
+async def test_a_failure_leaves_where_a_redrive_goes_on_and_resuming_runs_only_what_is_left(
+    services: Any,
+) -> None:
+    machine = compile_state_machine(three_tasks())
+    services.lambdas.returns({"n": 2}).fails("ValueError")  # A answers, B fails
+    with pytest.raises(StatesError) as info:
+        await machine.run({"n": 1}, CONTEXT, services)
+    point = resume_point(info.value)
+    assert point is not None
+    assert (point.state, json.loads(point.input_text), point.variables) == ("B", {"n": 2}, {"seen": 2})
+
+    services.lambdas.calls.clear()
+    assert await machine.run({"n": 1}, CONTEXT, services, None, point) == {"n": 2, "seen": 2}
+    assert [payload for _, payload in services.lambdas.calls] == [{"n": 2}]  # B only, with A's output
+
+
+async def test_a_failure_at_start_at_leaves_no_point_a_redrive_simply_restarts(services: Any) -> None:
+    machine = compile_state_machine(three_tasks())
+    services.lambdas.fails("ValueError")
+    with pytest.raises(StatesError) as info:
+        await machine.run({"n": 1}, CONTEXT, services)
+    assert resume_point(info.value) is None
+
+
+async def test_a_failure_inside_a_branch_resumes_at_the_outer_state(services: Any) -> None:
+    branch = {"StartAt": "In1", "States": {"In1": {"Type": "Pass", "Next": "In2"}, "In2": {"Type": "Fail"}}}
+    definition = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Pass", "Next": "Both"},
+            "Both": {"Type": "Parallel", "Branches": [branch], "End": True},
+        },
+    }
+    with pytest.raises(StatesError) as info:
+        await compile_state_machine(definition).run({"x": 1}, CONTEXT, services)
+    point = resume_point(info.value)
+    assert point is not None
+    assert point.state == "Both"  # not the branch's In2
