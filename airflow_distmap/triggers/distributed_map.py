@@ -125,8 +125,7 @@ def _causes(error: BaseException) -> list[BaseException]:
             wrapped.get("error") if isinstance(wrapped, dict) else None,
             getattr(current, "certificate_error", None),
             getattr(current, "os_error", None),
-            current.__cause__,
-            current.__context__,
+            current.__cause__,  # explicit chaining only: an unrelated error being handled is no cause
         ]
     return found
 

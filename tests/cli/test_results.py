@@ -74,9 +74,8 @@ def test_summary_counts_rows_and_groups_failures(manifest_uri: str) -> None:
     }
     assert [s["index"] for s in summary["failed_samples"]] == [2, 4, 5]
     assert summary["failed_samples"][1]["input"] == {"text": "t4"}
-    assert (
-        summary["failed_samples"][1]["message"] == "crashed"
-    )  # the Lambda error's message, as in the ledger
+    # The Lambda error's message, as in the ledger:
+    assert summary["failed_samples"][1]["message"] == "crashed"
     assert summary["result_files"]["FAILED"] == {"count": 1, "bytes": 50}
 
 

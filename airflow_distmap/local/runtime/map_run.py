@@ -498,14 +498,14 @@ class MapRun:
                 await self._wait_children()
                 if self._failure is None and self.tolerance.breached(self.failed_items, self.items_total()):
                     self._failure = StatesError(THRESHOLD_ERROR, THRESHOLD_CAUSE)
-            except StatesError as error:
-                self._failure = error
-                if error.error == ITEM_READER_FAILED and not isinstance(error, SourceChangedError):
-                    self._source_pin = ObjectPin()  # a redrive "re-reads S3" then (spec, Redrive)
-                await self._abort_children()
-            except Exception as error:  # a fault of this runtime: the Map Run still ends, and ends FAILED
-                log.exception("Map Run %s failed unexpectedly", self.arn)
-                self._failure = StatesError("States.Runtime", f"{type(error).__name__}: {error}")
+            except Exception as error:
+                if isinstance(error, StatesError):
+                    self._failure = error
+                    if error.error == ITEM_READER_FAILED and not isinstance(error, SourceChangedError):
+                        self._source_pin = ObjectPin()  # a redrive "re-reads S3" then (spec, Redrive)
+                else:  # a fault of this runtime: the Map Run still ends, and ends FAILED
+                    log.exception("Map Run %s failed unexpectedly", self.arn)
+                    self._failure = StatesError("States.Runtime", f"{type(error).__name__}: {error}")
                 await self._abort_children()
             if self._failure is not None:
                 self._add_unread_as_pending()
@@ -539,6 +539,8 @@ class MapRun:
         again = [c for c in self.children if c.status in (*UNSUCCESSFUL, PENDING)]
         for child in again:
             if child.status != PENDING:  # never-started children stay pending: only unsuccessful ones wait
+                # Counted for EXPRESS children too; their redrives "cannot be told apart", and whether AWS
+                # shows them a RedriveCount is UNCONFIRMED.
                 child.redrive_count += 1
                 if not self.express:  # "DescribeExecution.redriveDate is unavailable for Express children"
                     child.redrive_date = self.redrive_date

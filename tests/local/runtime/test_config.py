@@ -72,9 +72,8 @@ def test_breach_is_strictly_greater_and_either_limit_fails() -> None:
     assert Tolerance(None, 20.0).breached(3, 10)
     assert Tolerance(100, 10.0).breached(2, 10)
     assert not Tolerance(None, 10.0).breached(5, None)  # percentage waits for the total
-    assert Tolerance(None, 0.0).breached(
-        1, None
-    )  # ...except 0 %, which one failure exceeds whatever the total
+    # ...except 0 %, which one failure exceeds whatever the total:
+    assert Tolerance(None, 0.0).breached(1, None)
     assert not Tolerance(None, 0.0).breached(0, None)
 
 
