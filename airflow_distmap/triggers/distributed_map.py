@@ -55,6 +55,9 @@ MIN_MAP_RUN_INTERVAL = 1.0
 MAX_CAUSE_CHARS = 1000
 """Causes can be 32 KiB; events stay small, the operator re-reads the full execution."""
 
+#: StopExecution calls going on after their ``on_kill`` was cancelled (``DistributedMapTrigger.on_kill``).
+_STOPS_UNDER_WAY: set[asyncio.Future[None]] = set()
+
 STOP_TIMEOUT_SECONDS = 25.0
 """Seconds ``on_kill`` spends stopping the execution, within ``[triggerer] on_kill_timeout`` (30 s)."""
 
@@ -389,9 +392,20 @@ class DistributedMapTrigger(BaseTrigger):
         return self._event(DistributedMapEventReason.DEADLINE, None, message)
 
     async def on_kill(self) -> None:
-        """Stop the execution when a user kills the deferred task (not on triggerer restarts)."""
+        """Stop the execution when a user kills the deferred task (not on triggerer restarts).
+
+        Airflow's triggerer cancels a killed trigger again on each of its loops (about every second) while
+        ``on_kill`` runs, so the stop runs shielded in a task of its own: a throttled or slow StopExecution
+        still goes through (within :data:`STOP_TIMEOUT_SECONDS`) and logs its outcome.
+        """
         if not self.stop_on_kill:
             return
+        stop = asyncio.ensure_future(self._stop_and_log())
+        _STOPS_UNDER_WAY.add(stop)  # the event loop keeps only a weak reference to a task
+        stop.add_done_callback(_STOPS_UNDER_WAY.discard)
+        await asyncio.shield(stop)
+
+    async def _stop_and_log(self) -> None:
         try:
             await asyncio.wait_for(self._stop_execution(), STOP_TIMEOUT_SECONDS)
         except (ClientError, BotoCoreError, TimeoutError) as error:

@@ -435,6 +435,33 @@ async def test_on_kill_stops_the_execution():
     assert client.stopped["error"] == "Airflow.TaskKilled"
 
 
+async def test_a_slow_stop_goes_through_though_the_triggerer_cancels_on_kill_again(capsys):
+    class Throttled(FakeSFN):
+        async def stop_execution(self, **kwargs) -> dict:
+            await asyncio.sleep(0.3)  # botocore retrying a throttled StopExecution, say
+            return await super().stop_execution(**kwargs)
+
+    client = Throttled([])
+
+    async def fake_conn(self):
+        return client
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
+        # Airflow 3's triggerer cancels a killed trigger's task on every loop, on_kill included.
+        killing = asyncio.ensure_future(_trigger().on_kill())
+        await asyncio.sleep(0.05)
+        killing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await killing
+        for _ in range(50):  # the shielded stop goes on by itself
+            if not trigger_module._STOPS_UNDER_WAY:
+                break
+            await asyncio.sleep(0.05)
+    assert client.calls == ["stop_execution"]
+    assert client.stopped["error"] == "Airflow.TaskKilled"
+    assert _log_lines(capsys, "Stopped execution") == [f"Stopped execution {EXECUTION_ARN}"]
+
+
 async def test_on_kill_gives_up_within_its_bound_when_step_functions_does_not_answer(capsys, monkeypatch):
     class Unanswered(FakeSFN):
         async def stop_execution(self, **kwargs) -> dict:
