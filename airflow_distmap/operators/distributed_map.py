@@ -1150,10 +1150,19 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 )
             raise DistributedMapTimeout(self._timeout_message(execution_arn))
         if validated.get("reason") == "api_error":
+            message = str(validated.get("message"))
+            if "ExecutionDoesNotExist" in message:  # gone: a restarted local endpoint, another account...
+                fix = (
+                    "check that the AWS connection reaches the account and region it started in; clearing "
+                    "the task starts the execution again (a restarted local endpoint keeps nothing)"
+                )
+            else:
+                fix = (
+                    "check the AWS connection (its region, credentials and states:DescribeExecution "
+                    "permission) and that the execution exists"
+                )
             raise DistributedMapError(
-                f"Waiting for execution {execution_arn} failed: {validated.get('message')}. "
-                "To fix this, check the AWS connection (its region, credentials and "
-                "states:DescribeExecution permission) and that the execution exists."
+                f"Waiting for execution {execution_arn} failed: {message}. To fix this, {fix}."
             )
         return self._complete(context, execution_arn)
 

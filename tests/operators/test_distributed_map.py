@@ -1016,18 +1016,20 @@ def test_an_event_without_an_execution_raises_a_clear_error():
         _operator().execute_complete(_context(), {"status": "success"})
 
 
-def test_api_error_event_raises_a_clear_error():
+@pytest.mark.parametrize(
+    ("message", "advice"),
+    [
+        ("An error occurred (ExecutionDoesNotExist)", "clearing the task starts the execution again"),
+        ("An error occurred (AccessDeniedException)", "states:DescribeExecution permission"),
+    ],
+)
+def test_api_error_event_raises_a_clear_error(message, advice):
     op = _operator()
-    with pytest.raises(DistributedMapError, match="ExecutionDoesNotExist"):
-        op.execute_complete(
-            _context(),
-            {
-                "status": "error",
-                "execution_arn": EXEC_ARN,
-                "reason": "api_error",
-                "message": "ExecutionDoesNotExist",
-            },
-        )
+    event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "api_error", "message": message}
+    with pytest.raises(DistributedMapError) as info:
+        op.execute_complete(_context(), event)
+    assert message in str(info.value)
+    assert advice in str(info.value)
 
 
 def test_a_deferred_wait_ends_at_the_deadline_with_the_same_advice_as_a_synchronous_one(aws):
