@@ -91,7 +91,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
             lines.append("Item counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
         for item in self.failed_items:
             lines.append(
-                f"Failed item: error={item.get('error')!s} cause={str(item.get('cause'))[:300]} "
+                f"Failed item: error={item.get('error')!s}; cause={_shortened(str(item.get('cause')))}; "
                 f"input={json_preview(item.get('input'))}"
             )
         if self.status == "TIMED_OUT":
@@ -109,13 +109,21 @@ class DistributedMapExecutionFailed(DistributedMapError):
 
 
 def json_preview(value: Any, limit: int = 300) -> str:
-    """A one-line JSON preview of ``value`` cut to ``limit`` characters, for error messages."""
+    """A one-line JSON preview of ``value`` cut to ``limit`` characters, for error messages.
+
+    :param value: any value (not JSON-able ones are shown by ``repr``).
+    :param limit: the most characters shown, ``...`` included.
+    """
     import json
 
     try:
         text = json.dumps(value, default=str, separators=(",", ":"))
     except (TypeError, ValueError):
         text = repr(value)
+    return _shortened(text, limit)
+
+
+def _shortened(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

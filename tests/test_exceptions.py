@@ -12,3 +12,10 @@ def test_a_timed_out_execution_says_to_raise_its_timeout_and_clear_the_task() ->
     failed = DistributedMapExecutionFailed(execution_arn="a", status="FAILED", error="States.Runtime")
     assert "TimeoutSeconds" not in str(failed)
     assert "fix the cause, then clear the task" in str(failed)
+
+
+def test_a_long_cause_is_marked_as_cut_before_the_items_input() -> None:
+    item = {"error": "RuntimeError", "cause": "x" * 500, "input": {"Items": [{"index": 1}]}}
+    failed = DistributedMapExecutionFailed(execution_arn="a", status="FAILED", failed_items=[item])
+    line = next(line for line in str(failed).splitlines() if line.startswith("Failed item"))
+    assert line == f'Failed item: error=RuntimeError; cause={"x" * 297}...; input={{"Items":[{{"index":1}}]}}'
