@@ -925,7 +925,9 @@ def processed_once(harness: Harness, arn: str) -> list[int]:
     return sorted(n for entry in files["SUCCEEDED"] for n in json.loads(entry["Output"]))
 
 
-def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness) -> None:
+def failed_on_the_first_batch(harness: Harness) -> tuple[str, dict[str, bool]]:
+    """Run 50 rows of ``rows.csv`` in batches of four, one batch at a time, the first batch failing while
+    ``broken["on"]``; return the FAILED execution and that switch."""
     harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(50)))
     broken = {"on": True}
 
@@ -938,6 +940,11 @@ def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness)
     harness.lambdas.handlers["work"] = fails_first_batch_once
     arn, first = harness.run(batches_of_four(max_concurrency=1), {"key": "rows.csv"})
     assert first["error"] == "States.ExceedToleratedFailureThreshold", first
+    return arn, broken
+
+
+def test_redrive_after_a_mid_read_failure_runs_every_item_once(harness: Harness) -> None:
+    arn, broken = failed_on_the_first_batch(harness)
     broken["on"] = False
     harness.call("RedriveExecution", executionArn=arn)
     assert processed_once(harness, arn) == list(range(50))
@@ -949,18 +956,7 @@ def test_a_redrive_refuses_to_go_on_over_a_source_that_changed(
 ) -> None:
     if not in_process:
         monkeypatch.setattr(readers_module, "_open_in_process", lambda bucket, key: None)
-    harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(50)))
-    broken = {"on": True}
-
-    def fails_first_batch_once(event: Any) -> Any:
-        numbers = [int(item["n"]) for item in event["Items"]]
-        if broken["on"] and 0 in numbers:
-            raise ValueError("not yet")
-        return numbers
-
-    harness.lambdas.handlers["work"] = fails_first_batch_once
-    arn, first = harness.run(batches_of_four(max_concurrency=1), {"key": "rows.csv"})
-    assert first["error"] == "States.ExceedToleratedFailureThreshold", first
+    arn, broken = failed_on_the_first_batch(harness)
     harness.put("rows.csv", "n\n" + "".join(f"{i}\n" for i in range(100, 170)))  # replaced meanwhile
     broken["on"] = False
     harness.call("RedriveExecution", executionArn=arn)
