@@ -148,6 +148,10 @@ is read at the version the pin holds (the Map Run's first read sets it)."""
 STARTS_ANEW: Final = frozenset({"States.DataLimitExceeded", "States.Runtime"})
 
 
+class RuntimeFault(StatesError):
+    """``States.Runtime`` for a fault of this runtime, not of the definition: a redrive goes on in place."""
+
+
 class MapRun:
     """A Distributed Map run and its children.
 
@@ -341,7 +345,10 @@ class MapRun:
         """
         failure = self._failure
         return self.state_failed_after_run or (
-            self.status == FAILED and failure is not None and failure.error in STARTS_ANEW
+            self.status == FAILED
+            and failure is not None
+            and failure.error in STARTS_ANEW
+            and not isinstance(failure, RuntimeFault)
         )
 
     def items_total(self) -> int:
@@ -505,7 +512,7 @@ class MapRun:
                         self._source_pin = ObjectPin()  # a redrive "re-reads S3" then (spec, Redrive)
                 else:  # a fault of this runtime: the Map Run still ends, and ends FAILED
                     log.exception("Map Run %s failed unexpectedly", self.arn)
-                    self._failure = StatesError("States.Runtime", f"{type(error).__name__}: {error}")
+                    self._failure = RuntimeFault("States.Runtime", f"{type(error).__name__}: {error}")
                 await self._abort_children()
             if self._failure is not None:
                 self._add_unread_as_pending()

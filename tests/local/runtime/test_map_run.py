@@ -789,6 +789,11 @@ def test_a_fault_of_the_runtime_fails_the_map_run_instead_of_leaving_it_running(
     assert harness.map_run(arn)["status"] == "FAILED"
     assert harness.event_types(arn)[-2:] == ["MapRunFailed", "ExecutionFailed"]  # as any States.Runtime
 
+    monkeypatch.undo()  # mended: a redrive goes on with the same Map Run, not a new one rerunning everything
+    harness.call("RedriveExecution", executionArn=arn)
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    assert len(harness.call("ListMapRuns", executionArn=arn)["mapRuns"]) == 1
+
 
 def test_a_missing_results_bucket_fails_the_writer_and_counts_nothing_written(harness: Harness) -> None:
     harness.put("rows.csv", "id\n1\n2\n3\n")
