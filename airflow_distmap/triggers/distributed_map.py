@@ -59,7 +59,7 @@ MAX_CAUSE_CHARS = 1000
 _STOPS_UNDER_WAY: set[asyncio.Future[None]] = set()
 
 STOP_TIMEOUT_SECONDS = 25.0
-"""Seconds ``on_kill`` spends stopping the execution, within ``[triggerer] on_kill_timeout`` (30 s)."""
+"""Seconds a stop on kill may take; it goes on shielded from the triggerer's cancellations (``on_kill``)."""
 
 DEADLINE_GRACE_SECONDS = 300.0
 """Seconds past its deadline a trigger that gets no status (throttled, unreachable) keeps trying."""
