@@ -157,19 +157,31 @@ class _State:
         return data
 
     def _finish(self, raw: Any, result: Any, context: Mapping[str, Any], run: _Run) -> Any:
-        """The output: ResultSelector, Assign, ResultPath, OutputPath (JSONPath), or Assign and Output."""
+        """The output: ResultSelector, Assign, ResultPath, OutputPath (JSONPath), or Assign and Output.
+
+        Assignments are evaluated with the variables as the state found them and take effect only once its
+        output is made: an output that fails leaves the variables as they were (a redrive runs it again).
+        """
+        assigned: dict[str, Any] | None = None
         if self.jsonata:
             bindings = self._bindings(run, raw, context, result=result)
             if self.assign_jsonata is not None and run.variables is not None:
-                run.variables.update(self.assign_jsonata.evaluate(bindings))
-            return self.output.evaluate(bindings) if self.output is not None else result
-        if self.result_selector is not None:
-            result = self.result_selector.evaluate(result, context)
-        if self.assign is not None:
-            self._assign(run, result, context)
-        output = apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
-        if self.output_path is not None:
-            output = select(self.output_path, output, context)
+                assigned = self.assign_jsonata.evaluate(bindings)
+            output = self.output.evaluate(bindings) if self.output is not None else result
+        else:
+            if self.result_selector is not None:
+                result = self.result_selector.evaluate(result, context)
+            if self.assign is not None and run.variables is not None:
+                # UNCONFIRMED: which value "$" means inside a JSONPath Assign; we use the state's result where
+                # it has one (Task, Map, Parallel, Pass with Result) and its effective input otherwise.
+                assigned = self.assign.evaluate(result, context)
+            output = (
+                apply_result_path(self.result_path, raw, result) if self.result_path is not None else result
+            )
+            if self.output_path is not None:
+                output = select(self.output_path, output, context)
+        if assigned and run.variables is not None:
+            run.variables.update(assigned)
         return output
 
     def _context(self, run: _Run, entered_time: str, retry_count: int = 0) -> Mapping[str, Any]:
@@ -206,13 +218,6 @@ class _State:
         history.record(
             self.exited_event, {"name": self.name, "output": text, "outputDetails": _NOT_TRUNCATED}
         )
-
-    def _assign(self, run: _Run, data: Any, context: Mapping[str, Any]) -> None:
-        # UNCONFIRMED: which value "$" means inside a JSONPath Assign; we use the state's result where it has
-        # one (Task, Map, Parallel, Pass with Result) and its effective input otherwise.
-        if self.assign is None or run.variables is None:
-            return
-        run.variables.update(self.assign.evaluate(data, context))
 
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         """Run the state on its raw input; returns ``(output, next state name or None)``."""

@@ -524,3 +524,18 @@ async def test_a_failure_inside_a_branch_resumes_at_the_outer_state(services: An
     point = resume_point(info.value)
     assert point is not None
     assert point.state == "Both"  # not the branch's In2
+
+
+async def test_assignments_take_effect_only_once_the_state_output_is_made(services: Any) -> None:
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Assign": {"y": 1}, "Next": "B"},
+            "B": {"Type": "Pass", "Assign": {"x": 2}, "OutputPath": "$.nope", "End": True},
+        },
+    }
+    with pytest.raises(StatesError) as info:
+        await compile_state_machine(definition).run({}, CONTEXT, services)
+    point = resume_point(info.value)
+    assert point is not None
+    assert (point.state, point.variables) == ("B", {"y": 1})  # B's failed output assigned nothing
