@@ -415,7 +415,7 @@ class DistributedMapHook(AwsBaseHook):
                 try:
                     status = self.client.describe_execution(executionArn=arn)["status"]
                 except ClientError as error:
-                    if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                    if _error_code(error) == "ExecutionDoesNotExist":
                         continue
                     raise
                 if status in EXECUTION_RUNNING_STATES:
