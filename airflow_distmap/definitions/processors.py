@@ -34,18 +34,15 @@ It is the Best-practices retrier (2 s, 6 attempts, backoff 2) plus ``Lambda.TooM
 as the batching tutorials do, plus ``JitterStrategy: FULL`` so thousands of throttled children do not retry
 in lockstep. Errors raised by the handler itself are not retried: they are the row's own failure."""
 
-# Name, partial ARN (123456789012:function:name) or full ARN, with an optional version or alias
-# (the FunctionName pattern of the Lambda Invoke API).
-_FUNCTION = re.compile(
-    r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?"
-    r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
-)
-#: Lambda's name formats are a name, a partial ARN (``123456789012:function:name``) or a full ARN: text that
-#: starts as an ARN must be a whole one (the pattern above would read ``arn:aws:lambda:us-east-1:12:function``
-#: as function ``12``, version ``function``).
+# The FunctionName formats of the Lambda Invoke API, each with an optional version or alias.
+_REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"
+_NAME_AND_QUALIFIER = r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?"
+#: Lambda's name formats: a name (optionally qualified) or a partial ARN (``123456789012:function:name``)...
+_FUNCTION = re.compile(rf"^({_REGION}:)?(\d{{12}}:)?(function:)?{_NAME_AND_QUALIFIER}$")
+#: ...or a full ARN. Text that starts as an ARN must be a whole one (a lenient pattern would read
+#: ``arn:aws:lambda:us-east-1:12:function`` as function ``12``, version ``function``).
 _FULL_FUNCTION_ARN = re.compile(
-    r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:[a-zA-Z0-9_.-]{1,64}"
-    r"(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
+    rf"^arn:aws[a-zA-Z-]*:lambda:{_REGION}:\d{{12}}:function:{_NAME_AND_QUALIFIER}$"
 )
 
 
