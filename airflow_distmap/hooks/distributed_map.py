@@ -432,6 +432,17 @@ class DistributedMapHook(AwsBaseHook):
         """
         return dict(self.client.describe_execution(executionArn=execution_arn))
 
+    def execution_definition(self, execution_arn: str) -> Any:
+        """The parsed definition an execution started with (a redrive runs it again, not a later update).
+
+        .. seealso::
+            - :external+boto3:py:meth:`SFN.Client.describe_state_machine_for_execution`
+
+        :param execution_arn: The execution ARN.
+        """
+        response = self.client.describe_state_machine_for_execution(executionArn=execution_arn)
+        return json.loads(response["definition"])
+
     def stop_execution(self, execution_arn: str, error: str | None = None, cause: str | None = None) -> None:
         """Stop a running execution (its Map Run aborts its running children).
 

@@ -54,6 +54,7 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_RUNNING_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
+    ExecutionStart,
     execution_arn_for,
     no_role_arn_message,
 )
@@ -1063,10 +1064,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         )
         start = self.hook.start_execution(state_machine_arn, name, execution_input)
         base_name, number = name, 1
-        while not start.started and start.status in EXECUTION_REDRIVE_STATES and not start.redrivable:
-            # AWS refuses to redrive it (closed over 14 days ago, the history quota...), yet a retry must
-            # still run: the task run's next execution, under a name every later try derives again.
-            reason = (start.description or {}).get("redriveStatusReason") or "not redrivable"
+        while (reason := self._redrive_refusal(start, definition)) is not None:
+            # AWS refuses to redrive it (closed over 14 days ago, the history quota...) or a redrive would run
+            # an outdated definition, yet a retry must still run: the task run's next execution, under a name
+            # every later try derives again.
             number += 1
             name = successor_name(base_name, number)
             self.log.warning(
@@ -1105,6 +1106,26 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         elif start.attached:
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
         return execution_arn, min_redrive_count
+
+    def _redrive_refusal(self, start: ExecutionStart, definition: dict[str, Any]) -> str | None:
+        """Why the task run's closed execution cannot be redriven; ``None`` when it can (or is not closed).
+
+        AWS redrives an execution with the definition it started with: after the state machine was updated
+        (a ``state_machine_name`` of the user's, whose definition changed), only a new execution runs the
+        update.
+        """
+        if start.started or start.status not in EXECUTION_REDRIVE_STATES:
+            return None
+        if not start.redrivable:
+            return str((start.description or {}).get("redriveStatusReason") or "not redrivable")
+        try:
+            ran = self.hook.execution_definition(start.execution_arn)
+        except (ClientError, BotoCoreError) as error:  # e.g. no states:DescribeStateMachineForExecution
+            self.log.warning("Could not read the definition execution %s ran: %s", start.execution_arn, error)
+            return None
+        if ran != json.loads(json.dumps(definition)):
+            return "it ran an earlier definition of the state machine, which a redrive would run again"
+        return None
 
     def _execution_timeout_at(self, context: Context) -> float | None:
         """When ``execution_timeout`` ends this try (seconds since the epoch), or ``None`` without one.

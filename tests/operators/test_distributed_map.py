@@ -1356,3 +1356,45 @@ def test_runs_of_a_task_share_one_state_machine_and_export_under_their_own_prefi
             == f"s3://{BUCKET}/distmap-results/etl/rows/{name}/{map_run_id}/manifest.json"
         )
         assert summary["counts"]["succeeded"] == 3
+
+
+def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redrive_would_run_the_old_one(
+    tmp_path, monkeypatch
+):
+    """AWS redrives an execution with the definition it started with, so under a user's state machine name a
+    retry with a changed definition (here, the function fixed by replacing it) runs the task run's next
+    execution instead."""
+    from airflow_distmap.definitions import JsonItemReader
+    from airflow_distmap.local import LocalEndpoint
+
+    fixed_handler = "def handler(event, context):\n    return 1\n"
+    for function, code in (("flaky", FLAKY_HANDLER), ("fixed", fixed_handler)):
+        (tmp_path / "functions" / function).mkdir(parents=True)
+        (tmp_path / "functions" / function / "handler.py").write_text(code)
+    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "never-written"))
+    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(["a", "bad"]).encode())
+
+        def operator(function_name: str) -> DistributedMapOperator:
+            return _operator(
+                aws_conn_id="aws_local",
+                region_name=None,
+                deferrable=False,
+                state_machine_name="users-machine",
+                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
+                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
+                item_batcher=None,
+                function_name=function_name,
+            )
+
+        with pytest.raises(DistributedMapExecutionFailed) as info:
+            operator("flaky").execute(_context(try_number=1))
+        summary = operator("fixed").execute(_context(try_number=2))
+
+        assert summary["status"] == "SUCCEEDED"
+        assert summary["execution_arn"] == f"{info.value.execution_arn}-n2"
+        sfn = endpoint.client("stepfunctions")
+        assert sfn.describe_execution(executionArn=info.value.execution_arn)["redriveCount"] == 0

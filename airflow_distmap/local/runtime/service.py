@@ -664,17 +664,17 @@ class StepFunctionsService:
             name=name,
             state_machine=machine,
             definition_snapshot=machine.definition,
+            compiled=machine.compiled(),
             input_text=input_text,
             start_date=now(),
             trace_header=trace_header if isinstance(trace_header, str) else None,
         )
-        compiled = machine.compiled()
         self.store.executions[arn] = record
         record.history.record(
             "ExecutionStarted",
             {"input": input_text, "inputDetails": {"truncated": False}, "roleArn": machine.role_arn},
         )
-        self._launch(record, compiled, input_value)
+        self._launch(record, record.compiled, input_value)
         return {"executionArn": arn, "startDate": record.start_date}
 
     def _launch(self, record: ExecutionRecord, compiled: Any, input_value: Any) -> None:
@@ -934,7 +934,9 @@ class StepFunctionsService:
         # are pure. When results cannot be paired one to one (a Parallel branch, an inline Map iteration, a
         # retried or caught Task before the failure), those Tasks are invoked again: a documented deviation.
         record.history.mute_until_entered(failed_entered)
-        self._launch(record, record.state_machine.compiled(), json.loads(record.input_text))
+        # "Redriven executions use the same state machine definition ... that was used for the original
+        # execution attempt" (AWS, Redrive): not one set by UpdateStateMachine since.
+        self._launch(record, record.compiled, json.loads(record.input_text))
         answer = {"redriveDate": record.redrive_date}
         if token is not None:
             record.redrive_tokens = [*record.redrive_tokens, (token, clock, answer)][-REDRIVE_TOKENS_KEPT:]

@@ -71,6 +71,8 @@ class ExecutionRecord:
     name: str
     state_machine: StateMachineRecord
     definition_snapshot: Any
+    #: The compiled definition the execution started with: a redrive runs it again, even after an update.
+    compiled: Any
     input_text: str
     start_date: float
     status: str = "RUNNING"

@@ -345,6 +345,18 @@ def test_redrive_of_a_succeeded_execution_is_refused(harness: Harness) -> None:
     assert "SUCCEEDED" in refused.message
 
 
+def test_a_redrive_runs_the_definition_the_execution_started_with(harness: Harness) -> None:
+    failing = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Broken"}}}
+    machine = harness.create(failing)
+    arn = harness.start(machine)
+    assert harness.wait(arn)["status"] == "FAILED"
+    harness.call("UpdateStateMachine", stateMachineArn=machine, definition=json.dumps(PASS_MACHINE))
+    harness.call("RedriveExecution", executionArn=arn)
+    redriven = harness.wait(arn)
+    assert (redriven["status"], redriven["error"], redriven["redriveCount"]) == ("FAILED", "Broken", 1)
+    assert harness.wait(harness.start(machine))["status"] == "SUCCEEDED"  # a new execution runs the update
+
+
 def test_map_run_api_errors(harness: Harness) -> None:
     missing = "arn:aws:states:us-east-1:123456789012:mapRun:sm/label:00000000-0000-0000-0000-000000000000"
     assert error_of(harness, "DescribeMapRun", mapRunArn=missing).code == "ResourceNotFound"
