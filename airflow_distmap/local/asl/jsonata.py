@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import jsonata
+from jsonata.utils import Utils as JsonataUtils
 
 from airflow_distmap.local.errors import StatesError
 
@@ -32,9 +33,12 @@ def is_expression(value: Any) -> bool:
 @lru_cache(maxsize=2048)
 def _parse(text: str) -> jsonata.Jsonata:
     try:
-        return jsonata.Jsonata(text)
+        expression = jsonata.Jsonata(text)
     except Exception as exc:  # jsonata-python raises JException (a RuntimeError) for syntax errors
         raise ValueError(f"Invalid JSONata expression '{text}': {exc}") from exc
+    # Keep JSON null (the library's NULL_VALUE) apart from "undefined" (None) until the result is checked.
+    expression.set_output_convert_nulls(False)
+    return expression
 
 
 def make_bindings(
@@ -86,17 +90,28 @@ def _compile(template: Any, field: str) -> JsonataEvaluator | None:
         def evaluate(bindings: Bindings) -> Any:
             states = bindings.get("states", {})
             try:
-                return expression.evaluate(states.get("input"), bindings)
+                result = expression.evaluate(states.get("input"), bindings)
             except Exception as exc:  # JException and the library's internal errors
                 raise StatesError(
                     "States.QueryEvaluationError",
                     f"The JSONata expression '{text}' specified for the field '{field}' threw an error: "
                     f"{exc}",
                 ) from None
+            if result is None:  # AWS fails the state rather than write null or leave the field out
+                raise StatesError(
+                    "States.QueryEvaluationError",
+                    f"The JSONata expression '{text}' specified for the field '{field}' returned nothing "
+                    "(undefined).",
+                )
+            return JsonataUtils.convert_nulls(result)
 
         return evaluate
     if isinstance(template, dict):
-        parts = [(key, _compile(value, key), value) for key, value in template.items()]
+        # AWS names a nested field by its path: 'Output/result', 'Arguments/Input/key'.
+        parts = [
+            (key, _compile(value, f"{field}/{key}" if field else key), value)
+            for key, value in template.items()
+        ]
         if all(get is None for _, get, _ in parts):
             return None
 
@@ -105,7 +120,8 @@ def _compile(template: Any, field: str) -> JsonataEvaluator | None:
 
         return evaluate_object
     if isinstance(template, list):
-        items = [(_compile(item, field), item) for item in template]
+        # UNCONFIRMED: how AWS names an array element's field; "[index]" after the array's.
+        items = [(_compile(item, f"{field}[{index}]"), item) for index, item in enumerate(template)]
         if all(get is None for get, _ in items):
             return None
 

@@ -49,6 +49,11 @@ def call(expression: str, data: object = DATA) -> object:
         ("States.Hash('input data', 'MD5')", hashlib.md5(b"input data").hexdigest()),
         ("States.JsonMerge($.obj1, $.obj2, false)", {"a": 1, "b": {"y": 2}, "c": 3}),
         ("States.MathAdd($.n, -10)", -3),
+        # AWS rounds non-integers half up (recorded: 1.49 + 1.5 = 3, 2.5 + 0 = 3, -2.5 + 0 = -2).
+        ("States.MathAdd(1.49, 1.5)", 3),
+        ("States.MathAdd(2.5, 0)", 3),
+        ("States.MathAdd(-2.5, 0)", -2),
+        ("States.MathAdd(-1.5, -1.51)", -3),
         ("States.StringSplit($.csv, ',')", ["1", "2", "3"]),
         ("States.StringSplit('This.is+a,test=string', '.+,=')", ["This", "is", "a", "test", "string"]),
     ],
@@ -61,6 +66,7 @@ def test_math_random_is_in_range_and_reproducible_with_a_seed() -> None:
     values = {call("States.MathRandom(1, 4)") for _ in range(200)}
     assert values <= {1, 2, 3}
     assert call("States.MathRandom(0, 1000, 42)") == call("States.MathRandom(0, 1000, 42)")
+    assert 13 <= call("States.MathRandom(12.50, 44.51)") < 45  # AWS rounds both ends
 
 
 def test_uuid_returns_a_fresh_uuid4() -> None:
@@ -78,6 +84,7 @@ def test_uuid_returns_a_fresh_uuid4() -> None:
         "States.JsonMerge($.obj1, $.obj2, true)",
         "States.Hash('x', 'SHA-3')",
         "States.MathAdd('a', 1)",
+        "States.MathAdd(2147483648, 1)",
         "States.Format('{} {}', 'only one')",
         "States.Base64Decode('%%%')",
         "States.Format('{}', $.missing)",

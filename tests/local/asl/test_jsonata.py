@@ -127,6 +127,30 @@ async def test_expression_errors_are_query_evaluation_errors(run: Any) -> None:
     assert info.value.error == "States.QueryEvaluationError"
 
 
+@pytest.mark.parametrize(
+    ("field", "template", "named"),
+    [
+        ("Output", "{% $states.input.absent %}", "Output"),
+        ("Output", {"kept": {"v": "{% $doesNotExist %}"}}, "Output/kept/v"),
+        ("Assign", {"x": "{% $states.input.absent %}"}, "Assign/x"),
+    ],
+)
+async def test_an_expression_that_returns_nothing_fails_the_state(
+    run: Any, field: str, template: Any, named: str
+) -> None:
+    definition = machine({"A": {"Type": "Pass", field: template, "End": True}})
+    with pytest.raises(StatesError) as info:
+        await run(definition, {"present": None})
+    assert info.value.error == "States.QueryEvaluationError"
+    assert f"specified for the field '{named}' returned nothing (undefined)." in info.value.cause
+
+
+async def test_json_null_is_a_value_not_nothing(run: Any) -> None:
+    output = {"v": "{% $states.input.present %}", "n": "{% null %}"}
+    definition = machine({"A": {"Type": "Pass", "Output": output, "End": True}})
+    assert await run(definition, {"present": None}) == {"v": None, "n": None}
+
+
 async def test_distributed_map_gets_a_jsonata_context_with_state(run: Any, services: Any) -> None:
     services.distributed_result = []
     processor = {
