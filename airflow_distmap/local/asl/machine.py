@@ -100,6 +100,10 @@ def _prefixed(state_name: str, entered_id: int, error: PathRuntimeError) -> Stat
     )
 
 
+#: Fields holding state machines of their own, compiled apart from the state that holds them.
+_NESTED_MACHINES = frozenset({"ItemProcessor", "Iterator", "Branches"})
+
+
 class _State:
     """Fields and I/O processing common to every state type."""
 
@@ -128,9 +132,9 @@ class _State:
         self.result_selector = CompiledTemplate(selector) if selector is not None else None
         assign = spec.get("Assign")
         self.assign = CompiledTemplate(assign) if assign is not None else None
-        self.uses_state_context = any(
-            template is not None and template.uses_context
-            for template in (self.parameters, self.result_selector, self.assign)
+        # Any field that may read the context object (a path, a Choice rule, a template) sees $$.State too.
+        self.uses_state_context = "$$" in json.dumps(
+            {key: value for key, value in spec.items() if key not in _NESTED_MACHINES}
         )
 
     def _init_jsonata(self, spec: Mapping[str, Any]) -> None:
@@ -269,7 +273,7 @@ class _FailState(_State):
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         entered = self._enter(run, raw)
         try:
-            context = self._context(run, iso_now()) if self.jsonata else run.context
+            context = self._context(run, iso_now()) if self.uses_state_context else run.context
             bindings = self._bindings(run, raw, context) if self.jsonata else None
             error = self.error.value(raw, context, bindings)
             cause = self.cause.value(raw, context, bindings)
@@ -420,8 +424,10 @@ class _WorkState(_State):
         ]
         self.has_retry = bool(self.retry.retriers)
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
-        """Do the state's work on its effective input and return the raw result."""
+    async def work(
+        self, raw: Any, effective: Any, context: Mapping[str, Any], run: _Run, entered: int
+    ) -> Any:
+        """Do the state's work on its effective input (``raw``: the state's input); return the raw result."""
         raise NotImplementedError
 
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
@@ -434,7 +440,7 @@ class _WorkState(_State):
             retries = 0
             while True:
                 try:
-                    result = await self.work(effective, context, run, entered)
+                    result = await self.work(raw, effective, context, run, entered)
                     break
                 except PathRuntimeError:
                     raise
@@ -488,10 +494,14 @@ class _TaskState(_WorkState):
         self.timeout = float(timeout) if isinstance(timeout, int | float) else None
         self.timeout_path = compile_path(spec["TimeoutSecondsPath"]) if "TimeoutSecondsPath" in spec else None
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
+    async def work(
+        self, raw: Any, effective: Any, context: Mapping[str, Any], run: _Run, entered: int
+    ) -> Any:
         timeout = self.timeout
         if self.timeout_path is not None:
-            value = select(self.timeout_path, effective, context)
+            # A reference path into the state's input (after InputPath), not into what Parameters made of it:
+            # AWS's recorded run reads it from the input of a Task whose Parameters drop it.
+            value = select(self.timeout_path, select(self.input_path, raw, context), context)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise PathRuntimeError(
                     "The TimeoutSecondsPath parameter does not reference a valid positive integer: "
@@ -559,7 +569,9 @@ class _MapState(_WorkState):
             f"{to_json(items)}"
         )
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
+    async def work(
+        self, raw: Any, effective: Any, context: Mapping[str, Any], run: _Run, entered: int
+    ) -> Any:
         history = run.history
         if self.distributed:
             length = 0 if self.has_reader else len(self._items(effective, context, run))
@@ -661,7 +673,9 @@ class _ParallelState(_WorkState):
         language = "JSONata" if jsonata else "JSONPath"
         self.branches = [compile_state_machine(branch, language) for branch in spec.get("Branches", [])]
 
-    async def work(self, effective: Any, context: Mapping[str, Any], run: _Run, entered: int) -> Any:
+    async def work(
+        self, raw: Any, effective: Any, context: Mapping[str, Any], run: _Run, entered: int
+    ) -> Any:
         history = run.history
         history.record("ParallelStateStarted")
         tasks = [

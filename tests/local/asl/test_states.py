@@ -79,6 +79,25 @@ async def test_context_state_fields_are_available(run: Any) -> None:
     assert datetime.fromisoformat(out["t"]) <= datetime.now(timezone.utc)
 
 
+async def test_the_state_context_is_read_by_paths_and_choice_rules_too(run: Any) -> None:
+    assert await run(one({"Type": "Pass", "InputPath": "$$.State.Name"})) == "S"
+    assert await run(one({"Type": "Succeed", "OutputPath": "$$.State.RetryCount"})) == 0
+    choice = {
+        "StartAt": "S",
+        "States": {
+            "S": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$$.State.Name", "IsString": True, "Next": "Y"}],
+            },
+            "Y": {"Type": "Succeed"},
+        },
+    }
+    assert await run(choice, {"x": 1}) == {"x": 1}
+    with pytest.raises(StatesError) as info:
+        await run(one({"Type": "Fail", "Error": "E", "CausePath": "States.Format('in {}', $$.State.Name)"}))
+    assert info.value.cause == "in S"
+
+
 async def test_succeed_and_fail(run: Any) -> None:
     assert await run(one({"Type": "Succeed", "OutputPath": "$.a"}), {"a": 3}) == 3
     with pytest.raises(StatesError) as info:

@@ -98,6 +98,16 @@ async def test_timeout_seconds_raises_states_timeout(run: Any, services: Any) ->
     assert info.value.error == "States.Timeout"
 
 
+async def test_timeout_seconds_path_reads_the_state_input_not_the_parameters(run: Any, services: Any) -> None:
+    services.lambdas.hangs()
+    definition = task(
+        Resource=INVOKE, Parameters={"FunctionName": "rows"}, TimeoutSecondsPath="$.limit", InputPath="$.in"
+    )
+    with pytest.raises(StatesError) as info:
+        await run(definition, {"in": {"limit": 1}})
+    assert info.value.error == "States.Timeout"
+
+
 async def test_states_timeout_is_not_matched_by_task_failed(run: Any, services: Any) -> None:
     services.lambdas.hangs()
     definition = {
