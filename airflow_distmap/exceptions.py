@@ -61,6 +61,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
     :param counts: Item counts of the Map Run (``total``, ``succeeded``, ``failed``...).
     :param failed_items: A few failed items read from the ``FAILED_*.json`` result files.
     :param map_run_arn: ARN of the Map Run, when one started.
+    :param manifest_uri: ``s3://`` URI of the exported manifest, when the Map Run wrote one.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
         counts: dict[str, int] | None = None,
         failed_items: list[dict[str, Any]] | None = None,
         map_run_arn: str | None = None,
+        manifest_uri: str | None = None,
     ) -> None:
         self.execution_arn = execution_arn
         self.status = status
@@ -81,6 +83,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
         self.counts = dict(counts or {})
         self.failed_items = list(failed_items or [])
         self.map_run_arn = map_run_arn
+        self.manifest_uri = manifest_uri
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -94,16 +97,19 @@ class DistributedMapExecutionFailed(DistributedMapError):
                 f"Failed item: error={item.get('error')!s}; cause={_shortened(str(item.get('cause')))}; "
                 f"input={json_preview(item.get('input'))}"
             )
+        if self.manifest_uri:
+            lines.append(f"Results: {self.manifest_uri}")
         if self.status == "TIMED_OUT":
             lines.append(
                 "To fix this, raise the definition's TimeoutSeconds if the run needs longer, then clear the "
                 "task: the retry redrives this execution (only the items that did not finish run again)."
             )
             return "\n".join(lines)
+        manifest = self.manifest_uri or "<manifest.json>"
         lines.append(
-            "To fix this, open the execution in the Step Functions console (see the task's extra links; on "
-            "the local endpoint, `airflow-distmap results <manifest.json>` lists the failures by error), fix "
-            "the cause, then clear the task: the retry redrives the failed items of this execution."
+            "To fix this, open the execution in the Step Functions console (see the task's extra links; "
+            f"`airflow-distmap results {manifest}` lists the failures by error), fix the cause, then clear "
+            "the task: the retry redrives the failed items of this execution."
         )
         return "\n".join(lines)
 

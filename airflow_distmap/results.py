@@ -553,6 +553,32 @@ def counts_from_map_run(map_run: dict[str, Any] | None, key: str = "itemCounts")
     return {name: int(source.get(names.get(name, name), 0) or 0) for name in COUNT_FIELDS}
 
 
+def progress_message(status: str, counts: dict[str, int]) -> str:
+    """One log line of a Map Run's progress, from :func:`counts_from_map_run`'s counts.
+
+    While the Map Run runs, ``total`` counts the items read so far (the reader streams), so the line says so
+    rather than give a percentage that would run ahead of the work.
+
+    :param status: The Map Run's status.
+    :param counts: Its item counts.
+    """
+    done = counts["succeeded"] + counts["failed"] + counts["timed_out"] + counts["aborted"]
+    of = f"the {counts['total']} items read so far are" if status == "RUNNING" else f"{counts['total']} items"
+    parts = [
+        f"{counts[key]} {label}"
+        for key, label in (
+            ("succeeded", "succeeded"),
+            ("failed", "failed"),
+            ("timed_out", "timed out"),
+            ("aborted", "aborted"),
+            ("running", "running"),
+            ("pending", "pending"),
+        )
+        if counts[key] or key == "succeeded"
+    ]
+    return f"Map Run {status}: {done} of {of} done: {', '.join(parts)}"
+
+
 @dataclass
 class CompletedRun:
     """A finished execution and its exported Map Run, as handed to ``on_run_complete``.

@@ -314,3 +314,26 @@ def test_iter_array_batches_finds_boundaries_far_from_the_end(chunk: int) -> Non
     batches = list(iter_array_batches(io.BytesIO(json.dumps(document).encode()).read, chunk=chunk))
     assert [element for batch in batches for element in batch] == document
     assert len(batches) > 1
+
+
+def test_a_progress_line_counts_items_read_so_far_while_running_and_names_every_outcome():
+    from airflow_distmap.results import progress_message
+
+    counts = {
+        "total": 13,
+        "succeeded": 9,
+        "failed": 1,
+        "timed_out": 0,
+        "aborted": 1,
+        "running": 1,
+        "pending": 1,
+    }
+    assert progress_message("RUNNING", counts) == (
+        "Map Run RUNNING: 11 of the 13 items read so far are done: "
+        "9 succeeded, 1 failed, 1 aborted, 1 running, 1 pending"
+    )
+    closed = {**counts, "running": 0, "pending": 0, "aborted": 3}
+    assert (
+        progress_message("FAILED", closed)
+        == "Map Run FAILED: 13 of 13 items done: 9 succeeded, 1 failed, 3 aborted"
+    )

@@ -81,6 +81,7 @@ from airflow_distmap.results import (
     manifest_uri_for_map_run,
     manifest_uri_from_output,
     parse_s3_uri,
+    progress_message,
     read_manifest,
     s3_uri,
     sample_failed_items,
@@ -968,6 +969,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     min_redrive_count=min_redrive_count,
                     try_number=_try_number(context),
                     deadline=deadline if timeout_at is None else min(deadline, timeout_at),
+                    execution_timeout_at=timeout_at,
                 ),
                 method_name="execute_complete",
                 kwargs={"execution_timeout_at": timeout_at},
@@ -1159,6 +1161,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._execution_arn = execution_arn
         self._try = _try_number(context)  # a stop names the try, so that the next one knows it is not its own
         if validated.get("reason") == "deadline":
+            if execution_timeout_at is None:  # resume arguments lost (dag.test() keeps only the event)
+                execution_timeout_at = validated.get("execution_timeout_at")
             if execution_timeout_at is not None and time.time() >= execution_timeout_at - CLOCK_SKEW_SECONDS:
                 self.on_kill()
                 self._execution_arn = None  # stopped: nothing left for Airflow's on_kill after a timeout
@@ -1211,10 +1215,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 try:
                     map_run_arn = map_run_arn or self.hook.latest_map_run_arn(execution_arn)
                     if map_run_arn:
-                        counts = counts_from_map_run(self.hook.describe_map_run(map_run_arn))
+                        map_run = self.hook.describe_map_run(map_run_arn)
+                        counts = counts_from_map_run(map_run)
                         if counts != last_counts:
                             last_counts = counts
-                            self.log.info("Map Run %s progress: %s", map_run_arn, counts)
+                            self.log.info("%s", progress_message(str(map_run.get("status", "")), counts))
                 except (ClientError, BotoCoreError) as error:  # progress is informational: the wait goes on
                     self.log.debug("Could not read Map Run progress: %s", error)
             if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
@@ -1324,6 +1329,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 counts=counts,
                 failed_items=failed_items,
                 map_run_arn=map_run_arn,
+                manifest_uri=manifest_uri if manifest is not None else None,
             )
         if manifest is None:
             raise ResultsNotFoundError(

@@ -20,6 +20,7 @@ from airflow_distmap.hooks.distributed_map import (
     DistributedMapHook,
     awaits_redrive,
 )
+from airflow_distmap.results import counts_from_map_run, progress_message
 
 THROTTLING_CODES = frozenset(
     {
@@ -209,14 +210,15 @@ class RedriveWatch:
 class DistributedMapTrigger(BaseTrigger):
     """Poll DescribeExecution until the execution is closed and yield exactly one event.
 
-    Map Run progress (items succeeded/failed/pending/total, percent) is logged when it changes, reading
+    Map Run progress (items done of those read so far, by status) is logged when it changes, reading
     DescribeMapRun at most once per ``max(poll_interval, 1)`` seconds. Throttling and transient errors are
     retried with capped exponential backoff and end the wait only past the deadline (and its grace); any
     other API error ends it with an ``error`` event (``reason: api_error``) rather than an exception, so the
     operator reports it.
 
     Events: ``{"status": "success"|"error", "execution_arn", "execution_status", "reason", "message",
-    "map_run_arn", "error", "cause"}`` (``cause`` cut to 1000 characters).
+    "map_run_arn", "error", "cause"}`` (``cause`` cut to 1000 characters); a ``deadline`` event adds
+    ``execution_timeout_at``.
 
     :param execution_arn: ARN of the execution to wait for.
     :param poll_interval: Seconds between DescribeExecution calls.
@@ -235,6 +237,9 @@ class DistributedMapTrigger(BaseTrigger):
         after each status, so an execution that closed meanwhile is reported as closed; when no status comes
         (the API keeps failing), the event comes :data:`DEADLINE_GRACE_SECONDS` after it. ``None`` waits until
         the execution closes (or the task's defer timeout ends the wait).
+    :param execution_timeout_at: When the task's ``execution_timeout`` ends the try (seconds since the epoch),
+        if it has one: the ``deadline`` event carries it, so the task knows the deadline was its timeout even
+        where the resume arguments are lost (``dag.test()`` replaces them with the event).
     """
 
     def __init__(
@@ -251,10 +256,12 @@ class DistributedMapTrigger(BaseTrigger):
         min_redrive_count: int = 0,
         try_number: int | None = None,
         deadline: float | None = None,
+        execution_timeout_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.try_number = try_number
         self.deadline = deadline
+        self.execution_timeout_at = execution_timeout_at
         self.execution_arn = execution_arn
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -287,6 +294,7 @@ class DistributedMapTrigger(BaseTrigger):
                 "min_redrive_count": self.min_redrive_count,
                 "try_number": self.try_number,
                 "deadline": self.deadline,
+                "execution_timeout_at": self.execution_timeout_at,
             },
         )
 
@@ -389,7 +397,9 @@ class DistributedMapTrigger(BaseTrigger):
 
     def _deadline_event(self) -> dict[str, Any]:
         message = f"Execution {self.execution_arn} is still running at the task's deadline"
-        return self._event(DistributedMapEventReason.DEADLINE, None, message)
+        event = self._event(DistributedMapEventReason.DEADLINE, None, message)
+        event["execution_timeout_at"] = self.execution_timeout_at
+        return event
 
     async def on_kill(self) -> None:
         """Stop the execution when a user kills the deferred task (not on triggerer restarts).
@@ -442,27 +452,11 @@ class DistributedMapTrigger(BaseTrigger):
             self._progress_unreadable = True
             report("Could not read Map Run progress of %s: %s", self.execution_arn, error)
             return
-        items = map_run.get("itemCounts") or {}
-        counts = {
-            key: int(items.get(key, 0) or 0)
-            for key in ("total", "succeeded", "failed", "timedOut", "aborted", "running", "pending")
-        }
+        counts = counts_from_map_run(map_run)
         if counts == self._last_counts:
             return
         self._last_counts = counts
-        done = counts["succeeded"] + counts["failed"] + counts["timedOut"] + counts["aborted"]
-        percent = 100.0 * done / counts["total"] if counts["total"] else 0.0
-        self.log.info(
-            "Map Run %s: %d/%d items done (%.1f%%): %d succeeded, %d failed, %d running, %d pending",
-            map_run.get("status", ""),
-            done,
-            counts["total"],
-            percent,
-            counts["succeeded"],
-            counts["failed"] + counts["timedOut"] + counts["aborted"],
-            counts["running"],
-            counts["pending"],
-        )
+        self.log.info("%s", progress_message(str(map_run.get("status", "")), counts))
 
     def _event(
         self,

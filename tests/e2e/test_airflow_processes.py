@@ -83,5 +83,5 @@ def test_dag_run_defers_to_the_triggerer_and_returns_the_summary(
     trigger_logs = list((cluster.home / "logs").glob(pattern))
     assert trigger_logs, "the task never deferred to the triggerer"
     trigger_log = trigger_logs[0].read_text()
-    assert f"Map Run SUCCEEDED: {ROWS}/{ROWS} items done" in trigger_log
+    assert f"Map Run SUCCEEDED: {ROWS} of {ROWS} items done" in trigger_log
     assert "Trigger fired event" in trigger_log

@@ -1069,6 +1069,27 @@ def test_a_deferred_wait_ends_when_execution_timeout_runs_out_and_stops_the_exec
     stop.assert_called_once()
 
 
+def test_a_deadline_event_says_it_was_execution_timeout_where_the_resume_arguments_are_lost(aws):
+    # dag.test() resumes a deferred task with the event alone, without the kwargs given to defer().
+    op = _operator(execution_timeout=timedelta(seconds=30))
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(_context())
+    assert info.value.trigger.execution_timeout_at == info.value.kwargs["execution_timeout_at"]
+    event = {
+        "status": "error",
+        "execution_arn": EXEC_ARN,
+        "reason": "deadline",
+        "message": "still running",
+        "execution_timeout_at": time.time() - 1,
+    }
+    with (
+        mock.patch.object(DistributedMapHook, "stop_execution") as stop,
+        pytest.raises(AirflowTaskTimeout, match=r"It was stopped"),
+    ):
+        op.execute_complete(_context(), event)
+    stop.assert_called_once()
+
+
 def test_an_execution_running_again_when_the_wait_ended_is_waited_for(aws):
     """Redriven from the console after the trigger fired (or a redrive that showed late): wait, not fail."""
     op = _operator(deferrable=False)
@@ -1287,6 +1308,9 @@ def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch
         assert failure.counts["total"] == 4
         assert [item["input"] for item in failure.failed_items] == [{"index": 1, "value": "bad"}]
         assert failure.failed_items[0]["error"] == "ValueError"
+        assert failure.manifest_uri is not None
+        assert failure.manifest_uri.endswith("/manifest.json")
+        assert f"airflow-distmap results {failure.manifest_uri}" in str(failure)
 
         marker.write_text("fixed")
         summary = operator().execute(_context(try_number=2))

@@ -128,6 +128,7 @@ def test_serialization_round_trip():
         botocore_config={"retries": {"mode": "standard"}},
         try_number=3,
         deadline=1_700_000_000.5,
+        execution_timeout_at=1_700_000_000.5,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_distmap.triggers.distributed_map.DistributedMapTrigger"
@@ -143,6 +144,7 @@ def test_serialization_round_trip():
         "min_redrive_count": 0,
         "try_number": 3,
         "deadline": 1_700_000_000.5,
+        "execution_timeout_at": 1_700_000_000.5,
     }
     module_name, class_name = classpath.rsplit(".", 1)
     rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
@@ -196,6 +198,7 @@ async def test_the_deadline_ends_the_wait_with_a_timeout_event_naming_the_execut
     assert events[0]["execution_arn"] == EXECUTION_ARN
     assert client.calls.count("describe_execution") > 1  # it polled until then
     assert "stop_execution" not in client.calls  # the execution keeps running
+    assert events[0]["execution_timeout_at"] is None  # the task has no execution_timeout
 
 
 async def test_a_deadline_passed_during_a_triggerer_restart_ends_the_wait_after_one_last_poll():
@@ -348,9 +351,9 @@ async def test_progress_is_logged_only_when_counts_change(capsys, monkeypatch):
     assert events[0]["status"] == "success"
     assert _log_lines(capsys, "Map Run ") == [
         f"Map Run started: {MAP_RUN_ARN}",
-        "Map Run RUNNING: 0/4 items done (0.0%): 0 succeeded, 0 failed, 0 running, 4 pending",
-        "Map Run RUNNING: 2/4 items done (50.0%): 2 succeeded, 0 failed, 2 running, 0 pending",
-        "Map Run RUNNING: 4/4 items done (100.0%): 3 succeeded, 1 failed, 0 running, 0 pending",
+        "Map Run RUNNING: 0 of the 4 items read so far are done: 0 succeeded, 4 pending",
+        "Map Run RUNNING: 2 of the 4 items read so far are done: 2 succeeded, 2 running",
+        "Map Run RUNNING: 4 of the 4 items read so far are done: 3 succeeded, 1 failed",
     ]
     assert client.calls.count("list_map_runs") == 1
 
