@@ -120,6 +120,10 @@ class LocalEndpointApp:
             raw = read_body(environ)
             try:
                 request = json.loads(raw) if raw.strip() else {}
+            except RecursionError:
+                raise ServiceError(
+                    "SerializationException", "Malformed request body: nested too deeply"
+                ) from None
             except ValueError as exc:
                 raise ServiceError("SerializationException", f"Malformed request body: {exc}") from None
             if not isinstance(request, dict):

@@ -116,9 +116,12 @@ def validate_definition(definition_text: str, machine_type: str = "STANDARD") ->
     """
     try:
         definition = json.loads(definition_text)
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (json.JSONDecodeError, TypeError, RecursionError) as exc:
+        reason = "it nests too deeply" if isinstance(exc, RecursionError) else exc
         return [
-            Diagnostic("ERROR", "INVALID_JSON_DESCRIPTION", f"The definition is not valid JSON: {exc}", "/")
+            Diagnostic(
+                "ERROR", "INVALID_JSON_DESCRIPTION", f"The definition is not valid JSON: {reason}", "/"
+            )
         ]
     validator = _Validator(machine_type)
     if not isinstance(definition, dict):

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from airflow_distmap.json_codec import dumps
 from airflow_distmap.local import arns
@@ -26,6 +27,7 @@ from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.batcher import utf8_size
 from airflow_distmap.local.runtime.history import detail_key
 from airflow_distmap.local.runtime.map_run import STARTS_ANEW, SUCCEEDED, MapRun, iso_ms
+from airflow_distmap.local.runtime.request_model import check_request
 from airflow_distmap.local.runtime.services import RuntimeServices
 from airflow_distmap.local.runtime.store import (
     ExecutionRecord,
@@ -40,12 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_NAME_LENGTH: Final = 80
-#: StartExecution's ``traceHeader`` (an AWS X-Ray trace header): up to 256 ASCII characters.
-MAX_TRACE_HEADER_LENGTH: Final = 256
-MAX_DEFINITION_LENGTH: Final = 1_048_576
+#: StartExecution's input limit in UTF-8 bytes (``check_request`` checks the API model's other limits).
 MAX_INPUT_LENGTH: Final = 262_144
-EXECUTION_STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 _INVALID_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ufffe\uffff]|[\ud800-\udfff]")
 #: ``RedriveExecution`` answers a repeated client token with its first answer for this long (spec: 15
 #: minutes), for the last :data:`REDRIVE_TOKENS_KEPT` tokens of an execution.
@@ -69,52 +67,7 @@ def _invalid(field: str, value: Any, constraint: str) -> ServiceError:
     )
 
 
-#: Each operation's required string members (the API reference); SDKs check them before sending.
-_REQUIRED: Final = {
-    "CreateStateMachine": ("name", "definition", "roleArn"),
-    "UpdateStateMachine": ("stateMachineArn",),
-    "DescribeStateMachine": ("stateMachineArn",),
-    "DescribeStateMachineForExecution": ("executionArn",),
-    "DeleteStateMachine": ("stateMachineArn",),
-    "ValidateStateMachineDefinition": ("definition",),
-    "StartExecution": ("stateMachineArn",),
-    "DescribeExecution": ("executionArn",),
-    "StopExecution": ("executionArn",),
-    "RedriveExecution": ("executionArn",),
-    "GetExecutionHistory": ("executionArn",),
-    "ListMapRuns": ("executionArn",),
-    "DescribeMapRun": ("mapRunArn",),
-    "UpdateMapRun": ("mapRunArn",),
-    "TagResource": ("resourceArn",),
-    "UntagResource": ("resourceArn",),
-    "ListTagsForResource": ("resourceArn",),
-}
-
-
-def _check_required(action: str, request: dict[str, Any]) -> None:
-    """A missing required member is a ``ValidationException``; one that is not a string cannot be read."""
-    for member in _REQUIRED.get(action, ()):
-        value = request.get(member)
-        if value is None:
-            raise ServiceError(
-                "ValidationException",
-                f"1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member "
-                "must not be null",
-            )
-        if not isinstance(value, str):
-            # The wording of AWS's deserialisation error is UNCONFIRMED; its type is SerializationException.
-            raise ServiceError("SerializationException", f"Expected a string for '{member}', got {value!r}")
-
-
-def _check_length(field: str, value: Any, maximum: int, shown: bool = True) -> None:
-    """Raise AWS's ``ValidationException`` for a string over ``maximum`` characters (checked first)."""
-    if isinstance(value, str) and len(value) > maximum:
-        constraint = f"Member must have length less than or equal to {maximum}"
-        raise _invalid(field, value if shown else None, constraint)
-
-
 def _check_name(name: Any) -> str:
-    _check_length("name", name, MAX_NAME_LENGTH)
     if not isinstance(name, str) or not name or _INVALID_NAME.search(name):
         raise ServiceError("InvalidName", f"Invalid Name: '{name}'")
     return name
@@ -126,14 +79,20 @@ def _strict_json(text: str) -> Any:
     def refuse(literal: str) -> Any:
         raise ValueError(f"Unrecognized token '{literal}': was expecting a JSON value")
 
-    return json.loads(text, parse_constant=refuse)
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("the JSON nests too deeply") from None
 
 
 def _parse_arn(arn: Any, kind: str) -> str:
     """Return the resource part of a ``states`` ARN of ``kind``, or raise ``InvalidArn``."""
     match = _ARN.match(arn) if isinstance(arn, str) else None
     if match is None:
-        raise ServiceError("InvalidArn", f"Invalid Arn: '{arn}'")
+        reason = (
+            f"Invalid ARN prefix: {arn}" if not str(arn).startswith("arn:") else arn
+        )  # AWS's recorded text
+        raise ServiceError("InvalidArn", f"Invalid Arn: '{reason}'")
     if match.group(3) != kind:
         raise ServiceError(
             "InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {match.group(3)}'"
@@ -141,42 +100,63 @@ def _parse_arn(arn: Any, kind: str) -> str:
     return match.group(4)
 
 
+_Item = TypeVar("_Item")
+
+
+def _parse_machine_arn(arn: Any) -> str:
+    """The resource part of a state machine's ARN; a Distributed Map's (``<machine>/<label>``) is refused."""
+    resource = _parse_arn(arn, "stateMachine")
+    if "/" in resource and ":" not in resource:
+        raise ServiceError(
+            "ValidationException", f"Invalid Arn: a Map Run's state machine cannot be used here: '{arn}'"
+        )
+    return resource
+
+
 def _page(
-    items: list[Any], request: dict[str, Any], default: int = 100, maximum: int = 1000
+    items: Sequence[_Item], request: dict[str, Any], identity: Callable[[_Item], Any], default: int = 100
 ) -> dict[str, Any]:
-    """Slice ``items`` by ``maxResults``/``nextToken``; return ``{"items", "nextToken"?}``."""
+    """Slice ``items`` by ``maxResults``/``nextToken``; return ``{"items", "nextToken"?}``.
+
+    A token names the last item given (by ``identity``) and the request it belongs to (every member but
+    ``nextToken`` and ``maxResults``): a page goes on after that item even when newer ones were listed first
+    since, and a token of another request is an ``InvalidToken``. The model checked ``maxResults`` (0: the
+    default).
+    """
     size = request.get("maxResults") or default
-    if not isinstance(size, int) or size < 0:
-        raise _invalid("maxResults", size, "Member must have value greater than or equal to 0")
-    if size > maximum:
-        raise _invalid("maxResults", size, f"Member must have value less than or equal to {maximum}")
+    asked = _request_digest(request)
     start = 0
     token = request.get("nextToken")
     if token:
         try:
-            start = int(json.loads(base64.b64decode(token))["offset"])
+            state = json.loads(base64.b64decode(token, validate=True))
+            if state["request"] != asked:
+                raise ValueError("the token belongs to another request")
+            start = next(
+                (n + 1 for n, item in enumerate(items) if identity(item) == state["after"]),
+                int(state["offset"]),
+            )
+            if start < 0:
+                raise ValueError("negative offset")
         except (ValueError, KeyError, TypeError):
             raise ServiceError("InvalidToken", f"Invalid Token: '{token}'") from None
-    result: dict[str, Any] = {"items": items[start : start + size]}
+    result: dict[str, Any] = {"items": list(items[start : start + size])}
     if start + size < len(items):
-        result["nextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
+        state = {"request": asked, "after": identity(items[start + size - 1]), "offset": start + size}
+        result["nextToken"] = base64.b64encode(json.dumps(state).encode()).decode()
     return result
 
 
+def _request_digest(request: dict[str, Any]) -> str:
+    asked = {key: value for key, value in request.items() if key not in ("nextToken", "maxResults")}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _tags(value: Any) -> dict[str, str]:
-    """A request's ``[{"key", "value"}]`` tag list as a dict, with the API model's constraints checked."""
-    if value is None:
-        raise _invalid("tags", None, "Member must not be null")
-    if not isinstance(value, list):
-        raise ServiceError("SerializationException", f"Expected a list for 'tags', got {value!r}")
+    """A request's ``[{"key", "value"}]`` tag list as a dict (the API model checked types and lengths)."""
     tags: dict[str, str] = {}
-    for number, tag in enumerate(value, 1):
-        key, text = (tag.get("key"), tag.get("value", "")) if isinstance(tag, dict) else (None, None)
-        if not isinstance(key, str) or not isinstance(text, str):
-            raise ServiceError("SerializationException", f"Expected a tag {{key, value}} in 'tags': {tag!r}")
-        if not 1 <= len(key) <= 128:
-            raise _invalid(f"tags.{number}.member.key", key, "Member must have length between 1 and 128")
-        _check_length(f"tags.{number}.member.value", text, 256)
+    for tag in value or []:
+        key, text = tag.get("key", ""), tag.get("value", "")
         if not _TAG_TEXT.match(key) or not _TAG_TEXT.match(text):
             # AWS's wording for this refusal is UNCONFIRMED; the rule is the API reference's.
             raise ServiceError(
@@ -217,9 +197,6 @@ def _execution_timeout(definition_text: str) -> float | None:
     )
 
 
-_LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
-
-
 def _logging_settings(config: dict[str, Any] | None) -> dict[str, Any]:
     """A ``loggingConfiguration`` as stored and described, defaults (``OFF``, no execution data) filled in.
 
@@ -256,10 +233,7 @@ def _check_settings(request: dict[str, Any]) -> None:
     config = request.get("loggingConfiguration")
     if not config:
         return
-    level = config.get("level", "OFF") if isinstance(config, dict) else None
-    if level not in _LOG_LEVELS:
-        constraint = "Member must satisfy enum value set: [ALL, ERROR, FATAL, OFF]"
-        raise _invalid("loggingConfiguration.level", level, constraint)
+    level = config.get("level", "OFF")
     destinations = config.get("destinations") or []
     # "Limited to size 1. Required, if your log level is not set to OFF."
     if len(destinations) > 1 or (level != "OFF" and not destinations):
@@ -302,7 +276,7 @@ class StepFunctionsService:
         if handler is None:
             raise ServiceError("UnknownOperationException", f"Unknown operation {action}")
         request = request if isinstance(request, dict) else {}
-        _check_required(action, request)
+        check_request(action, request)
         with self.store.lock:
             result: dict[str, Any] = handler(request)
             return result
@@ -329,11 +303,7 @@ class StepFunctionsService:
             map_run.close()
 
     def _state_machine(self, arn: Any) -> StateMachineRecord:
-        resource = _parse_arn(arn, "stateMachine")
-        if "/" in resource and ":" not in resource:
-            raise ServiceError(
-                "ValidationException", f"Invalid Arn: a Map Run's state machine cannot be used here: '{arn}'"
-            )
+        _parse_machine_arn(arn)
         record = self._live_state_machine(str(arn))
         if record is None:
             raise ServiceError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
@@ -383,7 +353,6 @@ class StepFunctionsService:
     def _validate(self, definition: Any, machine_type: str) -> None:
         if not isinstance(definition, str) or not definition:
             raise ServiceError("MissingRequiredParameter", "Missing required parameter: definition")
-        _check_length("definition", definition, MAX_DEFINITION_LENGTH, shown=False)
         errors = [
             d
             for d in engine.validate_definition(definition, machine_type)
@@ -405,13 +374,6 @@ class StepFunctionsService:
         if not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn):
             raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
         machine_type = request.get("type") or "STANDARD"
-        if machine_type not in ("STANDARD", "EXPRESS"):
-            raise ServiceError(
-                "ValidationException",
-                f"1 validation error detected: Value '{machine_type}' at 'type' failed to satisfy "
-                "constraint: "
-                "Member must satisfy enum value set: [STANDARD, EXPRESS]",
-            )
         definition = request.get("definition")
         self._validate(definition, machine_type)
         _check_settings(request)
@@ -532,7 +494,7 @@ class StepFunctionsService:
             {"stateMachineArn": m.arn, "name": m.name, "type": m.type, "creationDate": m.creation_date}
             for m in machines
         ]
-        page = _page(entries, request)
+        page = _page(entries, request, lambda entry: entry["stateMachineArn"])
         response: dict[str, Any] = {"stateMachines": page["items"]}
         if "nextToken" in page:
             response["nextToken"] = page["nextToken"]
@@ -540,7 +502,7 @@ class StepFunctionsService:
 
     def _DeleteStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
         arn = request.get("stateMachineArn")
-        _parse_arn(arn, "stateMachine")
+        _parse_machine_arn(arn)
         record = self.store.state_machines.get(str(arn))
         if record is not None:
             # AWS: "it sets the state machine's status to DELETING ... A state machine is deleted only when
@@ -571,13 +533,7 @@ class StepFunctionsService:
         return {}
 
     def _UntagResource(self, request: dict[str, Any]) -> dict[str, Any]:
-        keys = request.get("tagKeys")
-        if keys is None:
-            raise _invalid("tagKeys", None, "Member must not be null")
-        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
-            raise ServiceError(
-                "SerializationException", f"Expected a list of strings for 'tagKeys', got {keys!r}"
-            )
+        keys = request["tagKeys"]
         record = self._tagged(request.get("resourceArn"))
         record.tags = {key: value for key, value in record.tags.items() if key not in keys}
         return {}
@@ -587,21 +543,11 @@ class StepFunctionsService:
         return {"tags": [{"key": key, "value": value} for key, value in record.tags.items()]}
 
     def _ValidateStateMachineDefinition(self, request: dict[str, Any]) -> dict[str, Any]:
-        definition = request.get("definition")
-        if not isinstance(definition, str):
-            raise ServiceError(
-                "ValidationException", "1 validation error detected: definition must not be null"
-            )
-        _check_length("definition", definition, MAX_DEFINITION_LENGTH, shown=False)
+        # The API model (check_request) has checked the members' types, enums and ranges.
+        definition = str(request["definition"])
         severity = request.get("severity") or "ERROR"
-        if severity not in ("ERROR", "WARNING"):
-            raise _invalid("severity", severity, "Member must satisfy enum value set: [ERROR, WARNING]")
         machine_type = request.get("type") or "STANDARD"
-        if machine_type not in ("STANDARD", "EXPRESS"):
-            raise _invalid("type", machine_type, "Member must satisfy enum value set: [STANDARD, EXPRESS]")
         max_results = request.get("maxResults") or 100  # 0 also means the default, 100
-        if not isinstance(max_results, int) or not 0 <= max_results <= 100:
-            raise _invalid("maxResults", max_results, "Member must have value less than or equal to 100")
         found = engine.validate_definition(definition, machine_type)
         wanted = ("ERROR",) if severity == "ERROR" else ("ERROR", "WARNING")
         diagnostics = [
@@ -623,10 +569,8 @@ class StepFunctionsService:
 
     # ------------------------------------------------------------------ executions
     def _StartExecution(self, request: dict[str, Any]) -> dict[str, Any]:
-        # Model constraints (lengths, sizes) come before anything else, as AWS checks them.
-        _check_length("name", request.get("name"), MAX_NAME_LENGTH)
+        # Model constraints (a pattern, the input's size in bytes) come first, as AWS checks them.
         trace_header = request.get("traceHeader")
-        _check_length("traceHeader", trace_header, MAX_TRACE_HEADER_LENGTH)
         if isinstance(trace_header, str) and not trace_header.isascii():
             raise _invalid(
                 "traceHeader", trace_header, r"Member must satisfy regular expression pattern: \p{ASCII}*"
@@ -794,23 +738,18 @@ class StepFunctionsService:
             )
         status_filter = request.get("statusFilter")
         redrive_filter = request.get("redriveFilter")
-        if redrive_filter not in (None, "REDRIVEN", "NOT_REDRIVEN"):
-            enum = "Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]"
-            raise _invalid("redriveFilter", redrive_filter, enum)
 
         def redrive_ok(count: int) -> bool:
             return redrive_filter is None or (count > 0) == (redrive_filter == "REDRIVEN")
 
-        if status_filter is not None and status_filter not in EXECUTION_STATUSES:
-            enum = f"Member must satisfy enum value set: [{', '.join(EXECUTION_STATUSES)}]"
-            raise _invalid("statusFilter", status_filter, enum)
         if machine_arn is not None:
             if status_filter == "PENDING_REDRIVE":
                 raise ServiceError("ValidationException", "statusFilter PENDING_REDRIVE requires mapRunArn")
             machine = self._state_machine(machine_arn)
             if machine.type == "EXPRESS":
                 # "This API action is not supported by EXPRESS state machines" (except with mapRunArn).
-                raise ServiceError("StateMachineTypeNotSupported", "State machine type is not supported")
+                message = "This operation is not supported by this type of state machine"
+                raise ServiceError("StateMachineTypeNotSupported", message)
             records = [r for r in self.store.executions.values() if r.state_machine.arn == machine.arn]
             records = [
                 r
@@ -819,7 +758,7 @@ class StepFunctionsService:
             ]
             records.sort(key=lambda r: r.start_date, reverse=True)
             entries = [r.list_entry() for r in records]
-            page = _page(entries, request)
+            page = _page(entries, request, lambda entry: entry["executionArn"])
         else:
             map_run = self._map_run(map_run_arn)
             children = [
@@ -830,7 +769,7 @@ class StepFunctionsService:
                 and redrive_ok(c.redrive_count)
             ]
             children.sort(key=lambda c: (c.start or 0.0, c.index), reverse=True)
-            page = _page(children, request)
+            page = _page(children, request, lambda child: child.index)
             page["items"] = [self._child_entry(map_run, c) for c in page["items"]]
         response: dict[str, Any] = {"executions": page["items"]}
         if "nextToken" in page:
@@ -889,9 +828,7 @@ class StepFunctionsService:
 
     def _RedriveExecution(self, request: dict[str, Any]) -> dict[str, Any]:
         token = request.get("clientToken")
-        if isinstance(token, str) and len(token) > 64:
-            raise _invalid("clientToken", token, "Member must have length less than or equal to 64")
-        if token is not None and (not isinstance(token, str) or not _CLIENT_TOKEN.match(token)):
+        if token is not None and not _CLIENT_TOKEN.match(token):
             raise _invalid("clientToken", token, "Member must satisfy regular expression pattern: [!-~]+")
         arn = request.get("executionArn")
         if str(arn) not in self.store.executions and self._child(arn) is not None:
@@ -953,7 +890,7 @@ class StepFunctionsService:
             events.reverse()
         if request.get("includeExecutionData") is False:  # "the input or output of a history event" only
             events = [_without_execution_data(event) for event in events]
-        page = _page(events, request)
+        page = _page(events, request, lambda event: event["id"])
         response: dict[str, Any] = {"events": page["items"]}
         if "nextToken" in page:
             response["nextToken"] = page["nextToken"]
@@ -1018,7 +955,7 @@ class StepFunctionsService:
         else:
             runs = list(self._execution(arn).map_runs)
         entries = [m.list_entry() for m in reversed(runs)]
-        page = _page(entries, request)
+        page = _page(entries, request, lambda entry: entry["mapRunArn"])
         response: dict[str, Any] = {"mapRuns": page["items"]}
         if "nextToken" in page:
             response["nextToken"] = page["nextToken"]

@@ -457,3 +457,81 @@ def test_a_fail_state_without_error_or_cause_reports_neither(harness: Harness) -
     events = harness.call("GetExecutionHistory", executionArn=arn)["events"]
     assert events[-1]["type"] == "ExecutionFailed"
     assert events[-1]["executionFailedEventDetails"] == {}
+
+
+def test_members_of_the_wrong_type_cannot_be_read(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    for action, request in [
+        ("UpdateStateMachine", {"stateMachineArn": machine, "tracingConfiguration": [1]}),
+        ("UpdateStateMachine", {"stateMachineArn": machine, "tracingConfiguration": {"enabled": "false"}}),
+        ("ListExecutions", {"stateMachineArn": machine, "maxResults": "5"}),
+        ("ListExecutions", {"stateMachineArn": machine, "maxResults": True}),
+        ("StartExecution", {"stateMachineArn": machine, "name": 7}),
+    ]:
+        assert error_of(harness, action, **request).code == "SerializationException", (action, request)
+
+
+def test_every_broken_model_constraint_is_listed_in_one_validation_error(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    enum = error_of(harness, "DescribeStateMachine", stateMachineArn=machine, includedData="NONE")
+    assert enum.message == (
+        "1 validation error detected: Value 'NONE' at 'includedData' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]"
+    )
+    encryption = {"type": "BOGUS"}
+    refused = error_of(
+        harness,
+        "CreateStateMachine",
+        name="x" * 81,
+        definition=json.dumps(PASS_MACHINE),
+        roleArn=ROLE_ARN,
+        encryptionConfiguration=encryption,
+    )
+    assert refused.message.startswith("2 validation errors detected: Value '" + "x" * 81 + "' at 'name'")
+    assert "at 'encryptionConfiguration.type' failed to satisfy constraint: Member must satisfy enum" in (
+        refused.message
+    )
+    long_token = error_of(harness, "ListStateMachines", nextToken="t" * 1025)
+    assert long_token.code == "ValidationException"
+    assert long_token.message.endswith("Member must have length less than or equal to 1024")
+
+
+def test_a_page_token_belongs_to_its_request_and_goes_on_after_its_last_item(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    for number in range(3):
+        harness.wait(harness.start(machine, name=f"e{number}"))
+    first = harness.call("ListExecutions", stateMachineArn=machine, maxResults=2)
+    assert [e["name"] for e in first["executions"]] == ["e2", "e1"]
+    harness.wait(harness.start(machine, name="e3"))  # listed first from now on
+    rest = harness.call("ListExecutions", stateMachineArn=machine, maxResults=2, nextToken=first["nextToken"])
+    assert [e["name"] for e in rest["executions"]] == ["e0"]
+    token = first["nextToken"]
+    other = error_of(
+        harness, "ListExecutions", stateMachineArn=machine, statusFilter="FAILED", nextToken=token
+    )
+    assert other.code == "InvalidToken"
+    assert error_of(harness, "ListStateMachines", nextToken=token).code == "InvalidToken"
+
+
+def test_a_distributed_maps_state_machine_arn_cannot_be_deleted(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    refused = error_of(harness, "DeleteStateMachine", stateMachineArn=f"{machine}/mapLabel")
+    assert refused.code == "ValidationException"
+    assert harness.call("DescribeStateMachine", stateMachineArn=machine)["status"] == "ACTIVE"
+    garbage = error_of(harness, "DescribeStateMachine", stateMachineArn="not_a_valid_arn")
+    assert (garbage.code, garbage.message) == (
+        "InvalidArn",
+        "Invalid Arn: 'Invalid ARN prefix: not_a_valid_arn'",
+    )
+
+
+def test_json_nested_too_deeply_is_refused_as_bad_input_not_a_fault(harness: Harness) -> None:
+    machine = harness.create(PASS_MACHINE)
+    deep = "[" * 100_000 + "]" * 100_000
+    assert (
+        error_of(harness, "StartExecution", stateMachineArn=machine, input=deep).code
+        == "InvalidExecutionInput"
+    )
+    refused = error_of(harness, "CreateStateMachine", name="deep", definition=deep, roleArn=ROLE_ARN)
+    assert refused.code == "InvalidDefinition"
+    assert harness.call("ValidateStateMachineDefinition", definition=deep)["result"] == "FAIL"
