@@ -20,6 +20,13 @@ def execution_arn(
     return f"arn:aws:states:{region}:{account}:execution:{state_machine}:{name}"
 
 
+def express_execution_arn(
+    state_machine: str, name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT_ID
+) -> str:
+    """``arn:aws:states:<region>:<account>:express:<stateMachine>:<name>:<uuid>``: a top-level EXPRESS run."""
+    return f"arn:aws:states:{region}:{account}:express:{state_machine}:{name}:{uuid.uuid4()}"
+
+
 def map_run_arn(
     state_machine: str,
     label: str,

@@ -535,3 +535,30 @@ def test_json_nested_too_deeply_is_refused_as_bad_input_not_a_fault(harness: Har
     refused = error_of(harness, "CreateStateMachine", name="deep", definition=deep, roleArn=ROLE_ARN)
     assert refused.code == "InvalidDefinition"
     assert harness.call("ValidateStateMachineDefinition", definition=deep)["result"] == "FAIL"
+
+
+def test_an_express_execution_is_started_afresh_each_time_and_the_execution_apis_cannot_read_it(
+    harness: Harness,
+) -> None:
+    machine = harness.call(
+        "CreateStateMachine",
+        name="fast",
+        definition=json.dumps(PASS_MACHINE),
+        roleArn=ROLE_ARN,
+        type="EXPRESS",
+    )["stateMachineArn"]
+    first = harness.call("StartExecution", stateMachineArn=machine, name="same")["executionArn"]
+    second = harness.call("StartExecution", stateMachineArn=machine, name="same")["executionArn"]
+    assert first.startswith("arn:aws:states:us-east-1:123456789012:express:fast:same:")
+    assert first != second
+    for action in (
+        "DescribeExecution",
+        "GetExecutionHistory",
+        "StopExecution",
+        "DescribeStateMachineForExecution",
+    ):
+        refused = error_of(harness, action, executionArn=first)
+        assert (refused.code, refused.message) == (
+            "InvalidArn",
+            "Invalid Arn: 'Resource type not valid in this context: express'",
+        ), action
