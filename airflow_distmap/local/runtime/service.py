@@ -57,6 +57,7 @@ _ARN = re.compile(
 _TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
 #: Step Functions' quota of tags per resource.
 MAX_TAGS: Final = 50
+_LOG_GROUP_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:logs:[a-z0-9-]+:\d{12}:log-group:[\w#/.-]+:\*$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
@@ -243,6 +244,13 @@ def _check_settings(request: dict[str, Any]) -> None:
             "InvalidLoggingConfiguration",
             "Invalid Logging Configuration: Must specify exactly one Log Destination.",
         )
+    for destination in destinations:
+        group = (destination.get("cloudWatchLogsLogGroup") or {}).get("logGroupArn")
+        if not isinstance(group, str) or not _LOG_GROUP_ARN.match(group):
+            # AWS's recorded answer for a missing log group (whether one exists is not checked here).
+            raise ServiceError(
+                "InvalidLoggingConfiguration", "Invalid Logging Configuration: Log Destination not found."
+            )
 
 
 class StepFunctionsService:

@@ -100,6 +100,19 @@ def test_create_state_machine_rules(harness: Harness) -> None:
     assert again == first
     assert described["loggingConfiguration"] == {"level": "OFF", "includeExecutionData": False}
     assert described["tracingConfiguration"] == {"enabled": False}
+    not_a_group = {**logged, "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": "bogus"}}]}
+    refused = error_of(
+        harness,
+        "CreateStateMachine",
+        name="l",
+        definition=definition,
+        roleArn=ROLE_ARN,
+        loggingConfiguration=not_a_group,
+    )
+    assert (refused.code, refused.message) == (
+        "InvalidLoggingConfiguration",
+        "Invalid Logging Configuration: Log Destination not found.",
+    )
 
 
 def test_update_describe_list_delete(harness: Harness) -> None:
