@@ -13,6 +13,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import inspect
 import json
 import math
 import random
@@ -33,6 +34,8 @@ _HASH_ALGORITHMS = {
     "SHA-512": "sha512",
 }
 _MAX_ARRAY_RANGE = 1000
+#: "You can nest up to 10 intrinsic functions within a field" (AWS, Intrinsic functions).
+_MAX_NESTING = 10
 _MAX_BASE64_INPUT = 10000
 
 
@@ -76,6 +79,7 @@ class _Parser:
         self.text = text
         self.field = field
         self.position = 0
+        self.depth = 0
 
     def skip_spaces(self) -> None:
         while self.position < len(self.text) and self.text[self.position].isspace():
@@ -94,6 +98,11 @@ class _Parser:
         function = _FUNCTIONS.get(name)
         if function is None:
             raise IntrinsicSyntaxError(f"The intrinsic function {name} is not supported")
+        self.depth += 1
+        if self.depth > _MAX_NESTING:
+            raise IntrinsicSyntaxError(
+                f"Intrinsic functions nest at most {_MAX_NESTING} deep in {self.text!r}"
+            )
         self.skip_spaces()
         if self.position >= len(self.text) or self.text[self.position] != "(":
             raise IntrinsicSyntaxError(f"Expected '(' after {name}")
@@ -116,6 +125,15 @@ class _Parser:
                     raise IntrinsicSyntaxError(
                         f"Expected ',' or ')' in {self.text!r} at position {self.position}"
                     )
+        self.depth -= 1
+        fewest, most = _arity(function)
+        if not fewest <= len(args) <= (len(args) if most is None else most):
+            wanted = (
+                f"{fewest} or more"
+                if most is None
+                else (f"{fewest}" if fewest == most else f"{fewest} to {most}")
+            )
+            raise IntrinsicSyntaxError(f"{name} takes {wanted} arguments, not {len(args)}")
         return _bind(name, function, args, self.text, self.field)
 
     def parse_argument(self) -> Any:
@@ -207,6 +225,17 @@ class _Parser:
             return value
 
         return get
+
+
+@functools.cache
+def _arity(function: Callable[..., Any]) -> tuple[int, int | None]:
+    """The fewest and most arguments an intrinsic takes (``None``: any number)."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return sum(
+            p.default is inspect.Parameter.empty and p.kind is not p.VAR_POSITIONAL for p in parameters
+        ), None
+    return sum(p.default is inspect.Parameter.empty for p in parameters), len(parameters)
 
 
 def _fail(token: str) -> Any:

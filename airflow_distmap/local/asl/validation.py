@@ -274,7 +274,7 @@ class _Validator:
         for field in ("InputPath", "OutputPath"):
             self.path(state, field, location, reference=False)
         if kind in ("Pass", "Task", "Parallel", "Map"):
-            self.path(state, "ResultPath", location, reference=True)
+            self.path(state, "ResultPath", location, reference=True, into_input=True)
         if "Assign" in state and not isinstance(state["Assign"], dict):
             self.error(SCHEMA, "'Assign' must be an object of variable names", f"{location}/Assign")
         for field in ("Parameters", "ResultSelector", "Assign", "Arguments", "Output", "Items"):
@@ -298,7 +298,10 @@ class _Validator:
                 "MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {state['Next']}", f"{location}/Next"
             )
 
-    def path(self, spec: Mapping[str, Any], field: str, location: str, reference: bool) -> None:
+    def path(
+        self, spec: Mapping[str, Any], field: str, location: str, reference: bool, into_input: bool = False
+    ) -> None:
+        """Check a path field (``into_input``: it writes into the state input, as ResultPath does)."""
         if field not in spec or spec[field] is None:
             return
         value = spec[field]
@@ -306,7 +309,11 @@ class _Validator:
             path = compile_path(value) if isinstance(value, str) else None
         except ValueError:
             path = None
-        if path is None or (reference and not path.is_reference_path):
+        if (
+            path is None
+            or (reference and not path.is_reference_path)
+            or (into_input and path.source != "data")
+        ):
             kind = "reference path" if reference else "JSONPath"
             self.error(
                 SCHEMA, f"The value for the field '{field}' must be a valid {kind}", f"{location}/{field}"
@@ -403,7 +410,7 @@ class _Validator:
                 self.error(
                     "MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {catcher.get('Next')}", where
                 )
-            self.path(catcher, "ResultPath", where, reference=True)
+            self.path(catcher, "ResultPath", where, reference=True, into_input=True)
 
     # -- state types ----------------------------------------------------------------------------------------
     def state_pass(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:

@@ -104,8 +104,17 @@ def test_a_failing_intrinsic_is_a_states_runtime_error(expression: str) -> None:
         "States.Format('a') trailing",
         "States.Array(bad)",
         "States.Format('x",
+        "States.UUID(1)",
+        "States.ArrayLength()",
+        "States.MathAdd(1, 2, 3)",
+        "States.Format()",
+        "States.Array(" * 11 + ")" * 11,  # "You can nest up to 10 intrinsic functions within a field"
     ],
 )
 def test_malformed_calls_are_rejected_at_compile_time(expression: str) -> None:
     with pytest.raises(IntrinsicSyntaxError):
         compile_intrinsic(expression)
+
+
+def test_ten_nested_calls_are_allowed() -> None:
+    assert call("States.Array(" * 10 + "1" + ")" * 10) == [[[[[[[[[[1]]]]]]]]]]

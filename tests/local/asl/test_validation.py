@@ -345,6 +345,11 @@ def test_invalid_paths_and_templates() -> None:
         "SCHEMA_VALIDATION_FAILED",
         "ResultPath",
     )
+    assert_error(  # the context object is read-only
+        {"StartAt": "A", "States": {"A": {**PASS, "ResultPath": "$$.Execution"}}},
+        "SCHEMA_VALIDATION_FAILED",
+        "ResultPath",
+    )
     assert_error(
         {"StartAt": "A", "States": {"A": {**PASS, "Parameters": {"x.$": "States.Nope()"}}}},
         "SCHEMA_VALIDATION_FAILED",
