@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_distmap.local.asl.choice import compile_rule, parse_timestamp
+from airflow_distmap.local.asl.intrinsics import compile_intrinsic, is_intrinsic
 from airflow_distmap.local.asl.io import (
     PAYLOAD_LIMIT,
     apply_result_path,
@@ -25,7 +26,15 @@ from airflow_distmap.local.asl.io import (
     select,
 )
 from airflow_distmap.local.asl.jsonata import JsonataTemplate, make_bindings
-from airflow_distmap.local.asl.paths import ContextDict, PathRuntimeError, compile_path, to_json, variables_of
+from airflow_distmap.local.asl.paths import (
+    MISSING,
+    ContextDict,
+    PathRuntimeError,
+    compile_path,
+    field_path_getter,
+    to_json,
+    variables_of,
+)
 from airflow_distmap.local.asl.protocols import EventSink, Services
 from airflow_distmap.local.asl.retry import UNCATCHABLE_ERRORS, Catcher, RetryPolicy, find_catcher
 from airflow_distmap.local.asl.tasks import compile_task_resource
@@ -288,7 +297,12 @@ class _StringField:
     def __init__(self, spec: Mapping[str, Any], field: str, jsonata: bool) -> None:
         self.constant: str = spec.get(field, "")
         path = spec.get(f"{field}Path")
-        self.template = CompiledTemplate({f"{field}Path.$": path}) if path is not None else None
+        name = f"{field}Path"  # AWS names the field without ".$" in a missing path's cause
+        self.getter = (
+            None
+            if path is None
+            else (compile_intrinsic(path, name) if is_intrinsic(path) else field_path_getter(name, path))
+        )
         self.expression = JsonataTemplate(self.constant, field) if jsonata else None
         self.field = field
 
@@ -296,9 +310,9 @@ class _StringField:
         if self.expression is not None and bindings is not None and not self.expression.is_constant:
             value = self.expression.evaluate(bindings)
             return value if isinstance(value, str) else to_json(value)
-        if self.template is None:
+        if self.getter is None:
             return self.constant
-        value = self.template.evaluate(data, context)[f"{self.field}Path"]
+        value = self.getter(data, context)
         if not isinstance(value, str):
             raise PathRuntimeError(
                 f"The {self.field}Path field refers to value {to_json(value)} which is not a valid string"
@@ -377,19 +391,28 @@ class _WaitState(_State):
             return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
         if self.seconds is not None:
             return float(self.seconds)
+        # The causes below are AWS's recorded ones.
         if self.seconds_path is not None:
-            value = select(self.seconds_path, data, context)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            path = self.spec["SecondsPath"]
+            value = self.seconds_path.find(data, context)
+            if value is MISSING:
+                raise PathRuntimeError(f"The SecondsPath parameter does not reference an input value: {path}")
+            if isinstance(value, bool) or not isinstance(value, int):
                 raise PathRuntimeError(
-                    f"The SecondsPath parameter does not reference a valid integer value: {to_json(value)}"
+                    f"The SecondsPath parameter cannot be parsed as a long value: {path} == {to_json(value)}"
+                )
+            if value < 0:
+                raise PathRuntimeError(
+                    f"The SecondsPath parameter references a negative value: {path} == {value}"
                 )
             return float(value)
         text = self.timestamp if self.timestamp is not None else select(self.timestamp_path, data, context)
         moment = parse_timestamp(text) if isinstance(text, str) else None
         if moment is None:
+            shown = text if isinstance(text, str) else to_json(text)
             raise PathRuntimeError(
-                f"The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time "
-                f"format string: {to_json(text)}"
+                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time "
+                f"format string: {self.spec.get('TimestampPath', 'Timestamp')} == {shown}"
             )
         return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 

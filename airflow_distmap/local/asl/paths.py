@@ -217,7 +217,24 @@ def evaluate_path(path: str, data: Any, context: Mapping[str, Any]) -> Any:
 
 
 def missing_path_cause(path: Path, data: Any, context: Mapping[str, Any]) -> str:
-    """AWS's cause text for a reference path (InputPath, ItemsPath…) that matches nothing."""
+    """AWS's cause text for a reference path (InputPath, ItemsPath…) that matches nothing.
+
+    As Jayway (AWS's JSONPath library) words it: a missing last property gives "No results for path", a
+    missing property before it "Missing property in path" up to that property (both recorded on AWS).
+    """
+    steps = path._steps
+    if steps and path.source == "data":
+        current = data
+        for position, step in enumerate(steps[:-1]):
+            if isinstance(step, str) and isinstance(current, dict) and step not in current:
+                prefix = "$" + "".join(
+                    f"[{s}]" if isinstance(s, int) else f"['{s}']" for s in steps[: position + 1]
+                )
+                return f"Invalid path '{path.text}' : Missing property in path {prefix}"
+            try:
+                current = current[step]
+            except (KeyError, IndexError, TypeError):
+                break
     return f"Invalid path '{path.text}' : No results for path: {_bracketed(path.text)}"
 
 

@@ -128,6 +128,45 @@ async def test_wait_with_a_bad_seconds_path_is_a_runtime_error(run: Any) -> None
         await run(one({"Type": "Wait", "SecondsPath": "$.s", "End": True}), {"s": "ten"})
 
 
+WAIT_SECONDS = {"Type": "Wait", "SecondsPath": "$.w"}
+BAD_TIMESTAMP = "2016-12-05 21:29:29Z"
+
+
+@pytest.mark.parametrize(
+    ("state", "state_input", "cause"),
+    [  # AWS's recorded causes
+        (WAIT_SECONDS, {"w": -1}, "The SecondsPath parameter references a negative value: $.w == -1"),
+        (WAIT_SECONDS, {"w": 1.5}, "The SecondsPath parameter cannot be parsed as a long value: $.w == 1.5"),
+        (WAIT_SECONDS, {}, "The SecondsPath parameter does not reference an input value: $.w"),
+        (
+            {"Type": "Wait", "TimestampPath": "$.t"},
+            {"t": BAD_TIMESTAMP},
+            "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time "
+            f"format string: $.t == {BAD_TIMESTAMP}",
+        ),
+        (
+            {"Type": "Pass", "OutputPath": "$.no.such"},
+            {},
+            "Invalid path '$.no.such' : Missing property in path $['no']",
+        ),
+        (
+            {"Type": "Fail", "ErrorPath": "$.e"},
+            {},
+            "The JSONPath '$.e' specified for the field 'ErrorPath' could not be found in the input '{}'",
+        ),
+    ],
+)
+async def test_runtime_causes_are_worded_as_aws_words_them(
+    run: Any, no_sleep: list[float], state: dict[str, Any], state_input: Any, cause: str
+) -> None:
+    if state["Type"] != "Fail":
+        state = {**state, "End": True}
+    with pytest.raises(StatesError) as info:
+        await run(one(state), state_input)
+    prefix = "An error occurred while executing the state 'S' (entered at the event id #2)."
+    assert info.value.cause == f"{prefix} {cause}"
+
+
 async def test_inline_map_with_item_selector_and_concurrency(run: Any) -> None:
     definition = one(
         {
