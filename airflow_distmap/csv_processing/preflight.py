@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import logging
 import posixpath
 import re
@@ -278,6 +279,22 @@ def _check_header(header: Sequence[str], uri: str, delimiter: str, *, given: boo
     return tuple(header)
 
 
+def _refuse_json(header: Sequence[str], input_uri: str, delimiter_char: str) -> None:
+    """A first line that is a JSON object or array: the file is JSON or JSON Lines, not a CSV."""
+    line = delimiter_char.join(header).strip()
+    if not line.startswith(("{", "[")):
+        return
+    try:
+        json.loads(line)
+    except ValueError:
+        return
+    raise UnsupportedInputError(
+        f"The first line of {input_uri} is JSON ({line[:60]}), not a CSV header: the file looks like JSON "
+        "or JSON Lines. To fix this, point input_uri at a CSV, or run the file with DistributedMapOperator "
+        "and a JsonItemReader or JsonlItemReader."
+    )
+
+
 def check_csv_input(
     s3: S3Client,
     input_uri: str,
@@ -343,6 +360,7 @@ def check_csv_input(
         headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
         header_in_file = False
     else:
+        _refuse_json(probe.header, input_uri, delimiter_char)
         headers = _check_header(probe.header, input_uri, delimiter_char, given=False)
         header_in_file = True
         if not probe.has_data_row and any("\n" in header for header in headers):

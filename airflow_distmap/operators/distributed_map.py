@@ -1151,6 +1151,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :raises AirflowTaskTimeout: the execution was still running when ``execution_timeout`` ran out: it is
             stopped, as Airflow stops a running task that times out (unless ``stop_on_kill=False``).
         """
+        if event is None:  # e.g. `airflow tasks test` of a task whose deferred run was interrupted
+            raise DistributedMapError(
+                "The task resumed without its trigger's event, so it does not know how its execution ended. "
+                "To fix this, clear the task: it attaches to the task run's execution, or reuses its results."
+            )
         validated = validate_execute_complete_event(event)
         if not validated.get("execution_arn"):
             raise DistributedMapError(

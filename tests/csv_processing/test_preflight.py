@@ -154,6 +154,8 @@ def test_a_byte_order_mark_without_a_header_line_is_warned_about(
         ("id,,text\n1,2,3\n", BadHeaderError, "empty column name at position 2"),
         ("id,text,id\n1,2,3\n", BadHeaderError, "duplicate column names: 'id'"),
         (b"id,t\xe9xt\n1,2\n", UnsupportedInputError, "not UTF-8"),
+        ('{"k": 1, "v": 1}\n{"k": 2, "v": 2}\n', UnsupportedInputError, "looks like JSON or JSON Lines"),
+        ('[{"k": 1}]\n', UnsupportedInputError, "JsonItemReader or JsonlItemReader"),
     ],
 )
 def test_bad_files(s3: Any, body: str | bytes, error: type[Exception], message: str) -> None:

@@ -1014,6 +1014,8 @@ def test_a_stop_by_an_earlier_trys_kill_is_redriven_not_reported(aws):
 def test_an_event_without_an_execution_raises_a_clear_error():
     with pytest.raises(DistributedMapError, match=r"names no execution.*To fix this, clear the task"):
         _operator().execute_complete(_context(), {"status": "success"})
+    with pytest.raises(DistributedMapError, match=r"without its trigger's event.*To fix this, clear"):
+        _operator().execute_complete(_context(), None)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,8 @@ _HASH_ALGORITHMS = {
     "SHA-512": "sha512",
 }
 _MAX_ARRAY_RANGE = 1000
+#: The characters a backslash escapes in a string literal.
+_RESERVED = frozenset("'{}\\")
 #: "You can nest up to 10 intrinsic functions within a field" (AWS, Intrinsic functions).
 _MAX_NESTING = 10
 _MAX_BASE64_INPUT = 10000
@@ -47,6 +49,9 @@ class IntrinsicSyntaxError(ValueError):
 class _StringLiteral:
     value: str
     raw: str  # with escapes kept, for States.Format placeholders
+    #: A backslash before a character that is not reserved: "If an open escape backslash \ is found in the
+    #: intrinsic invocation string, the interpreter will throw a runtime error" (AWS, Intrinsic functions).
+    open_escape: bool = False
 
 
 def is_intrinsic(text: str) -> bool:
@@ -168,16 +173,18 @@ class _Parser:
         self.position += 1
         value: list[str] = []
         start = self.position
+        open_escape = False
         while self.position < len(text):
             char = text[self.position]
             if char == "\\" and self.position + 1 < len(text):
+                open_escape = open_escape or text[self.position + 1] not in _RESERVED
                 value.append(text[self.position + 1])
                 self.position += 2
                 continue
             if char == "'":
                 raw = text[start : self.position]
                 self.position += 1
-                return _StringLiteral("".join(value), raw)
+                return _StringLiteral("".join(value), raw, open_escape)
             value.append(char)
             self.position += 1
         raise IntrinsicSyntaxError(f"Unterminated string literal in {text!r}")
@@ -254,8 +261,13 @@ def _bind(name: str, function: Callable[..., Any], args: list[Any], text: str, f
             getters.append(None)
             constants.append(arg)
     takes_raw = name == "States.Format"
+    open_escape = any(isinstance(arg, _StringLiteral) and arg.open_escape for arg in args)
 
     def evaluate(data: Any, context: Mapping[str, Any]) -> Any:
+        if open_escape:
+            raise PathRuntimeError(
+                f"The function '{text}' has an open escape: a backslash before no reserved character"
+            )
         values = []
         for getter, constant in zip(getters, constants, strict=True):
             if getter is not None:

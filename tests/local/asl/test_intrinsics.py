@@ -88,6 +88,8 @@ def test_uuid_returns_a_fresh_uuid4() -> None:
         "States.Format('{} {}', 'only one')",
         "States.Base64Decode('%%%')",
         "States.Format('{}', $.missing)",
+        "States.Format('a\\qb')",  # an open escape: a backslash before no reserved character
+        "States.Array('x\\n')",
     ],
 )
 def test_a_failing_intrinsic_is_a_states_runtime_error(expression: str) -> None:
