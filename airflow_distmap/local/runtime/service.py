@@ -106,6 +106,22 @@ def _parse_arn(arn: Any, kind: str) -> str:
 _Item = TypeVar("_Item")
 
 
+def _metadata_only(request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """A Describe answer without its data (definition, input, output) when ``includedData=METADATA_ONLY``.
+
+    UNCONFIRMED: AWS documents the option for encrypted data ("a successful response without the encrypted
+    definition"); the endpoint leaves the data out whatever the encryption, and marks input and output as not
+    included.
+    """
+    if request.get("includedData") != "METADATA_ONLY":
+        return response
+    trimmed = {key: value for key, value in response.items() if key not in ("definition", "input", "output")}
+    for data in ("input", "output"):
+        if f"{data}Details" in trimmed:
+            trimmed[f"{data}Details"] = {"included": False}
+    return trimmed
+
+
 def _parse_machine_arn(arn: Any) -> str:
     """The resource part of a state machine's ARN; a Distributed Map's (``<machine>/<label>``) is refused."""
     resource = _parse_arn(arn, "stateMachine")
@@ -455,12 +471,12 @@ class StepFunctionsService:
         return {"updateDate": record.update_date, "revisionId": record.revision_id}
 
     def _DescribeStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._state_machine(request.get("stateMachineArn")).describe()
+        return _metadata_only(request, self._state_machine(request.get("stateMachineArn")).describe())
 
     def _DescribeStateMachineForExecution(self, request: dict[str, Any]) -> dict[str, Any]:
         arn = request.get("executionArn")
         if isinstance(arn, str) and arn not in self.store.executions and (found := self._child(arn)):
-            return self._describe_map_run_machine(found[0])
+            return _metadata_only(request, self._describe_map_run_machine(found[0]))
         record = self._execution(arn)
         machine = record.state_machine
         response = {
@@ -472,7 +488,7 @@ class StepFunctionsService:
             "loggingConfiguration": machine.logging_configuration,
             "tracingConfiguration": machine.tracing_configuration,
         }
-        return response
+        return _metadata_only(request, response)
 
     def _describe_map_run_machine(self, map_run: MapRun) -> dict[str, Any]:
         """DescribeStateMachineForExecution of a Map Run child: the machine "associated with the Map Run".
@@ -735,12 +751,12 @@ class StepFunctionsService:
         arn = request.get("executionArn")
         record = self.store.executions.get(arn) if isinstance(arn, str) else None
         if record is not None:
-            return record.describe()
+            return _metadata_only(request, record.describe())
         found = self._child(arn)
         if found is None:
             raise ServiceError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
         map_run, child = found
-        return map_run.child_description(child)
+        return _metadata_only(request, map_run.child_description(child))
 
     def _ListExecutions(self, request: dict[str, Any]) -> dict[str, Any]:
         machine_arn = request.get("stateMachineArn")

@@ -575,3 +575,18 @@ def test_an_express_execution_is_started_afresh_each_time_and_the_execution_apis
             "InvalidArn",
             "Invalid Arn: 'Resource type not valid in this context: express'",
         ), action
+
+
+def test_metadata_only_leaves_the_definition_input_and_output_out(harness: Harness) -> None:
+    arn, _ = harness.run(PASS_MACHINE, {"secret": 1})
+    described = harness.call("DescribeExecution", executionArn=arn, includedData="METADATA_ONLY")
+    assert "input" not in described
+    assert "output" not in described
+    assert described["status"] == "SUCCEEDED"
+    machine = described["stateMachineArn"]
+    assert "definition" not in harness.call(
+        "DescribeStateMachine", stateMachineArn=machine, includedData="METADATA_ONLY"
+    )
+    assert "definition" in harness.call(
+        "DescribeStateMachine", stateMachineArn=machine, includedData="ALL_DATA"
+    )
