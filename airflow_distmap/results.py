@@ -563,7 +563,11 @@ def progress_message(status: str, counts: dict[str, int]) -> str:
     :param counts: Its item counts.
     """
     done = counts["succeeded"] + counts["failed"] + counts["timed_out"] + counts["aborted"]
-    of = f"the {counts['total']} items read so far are" if status == "RUNNING" else f"{counts['total']} items"
+    total = counts["total"]
+    if status == "RUNNING":
+        of = "the 1 item read so far is" if total == 1 else f"the {total} items read so far are"
+    else:
+        of = "1 item" if total == 1 else f"{total} items"
     parts = [
         f"{counts[key]} {label}"
         for key, label in (

@@ -175,11 +175,13 @@ class HeaderProbe:
     :param header: the first record's fields.
     :param has_data_row: whether a second record follows.
     :param has_bom: whether the object starts with a UTF-8 byte-order mark (not part of ``header``).
+    :param first_line: the object's first line as written (up to its first line break), without the mark.
     """
 
     header: list[str]
     has_data_row: bool
     has_bom: bool
+    first_line: str = ""
 
 
 def probe_header(
@@ -237,7 +239,8 @@ def probe_header(
                 )
         elif whole or second is not None:
             # The first record is complete once a second one starts (or the file ends).
-            return HeaderProbe(header=header, has_data_row=second is not None, has_bom=has_bom)
+            first_line = text.split("\n", 1)[0].rstrip("\r")
+            return HeaderProbe(header, second is not None, has_bom, first_line)
         if length >= MAX_HEADER_BYTES:
             raise BadHeaderError(
                 f"The first record of {s3_uri(bucket, key)} is longer than {MAX_HEADER_BYTES} bytes. "
@@ -279,15 +282,16 @@ def _check_header(header: Sequence[str], uri: str, delimiter: str, *, given: boo
     return tuple(header)
 
 
-def _refuse_json(header: Sequence[str], input_uri: str, delimiter_char: str) -> None:
-    """A first line that is a JSON object or array: the file is JSON or JSON Lines, not a CSV."""
-    line = delimiter_char.join(header).strip()
-    if not line.startswith(("{", "[")):
-        return
-    try:
-        json.loads(line)
-    except ValueError:
-        return
+def _refuse_json(first_line: str, input_uri: str) -> None:
+    """A first line that is a JSON object or array, or opens one: the file is JSON (Lines), not a CSV."""
+    line = first_line.strip()
+    if line not in ("{", "["):
+        if not line.startswith(("{", "[")):
+            return
+        try:
+            json.loads(line)
+        except ValueError:
+            return
     raise UnsupportedInputError(
         f"The first line of {input_uri} is JSON ({line[:60]}), not a CSV header: the file looks like JSON "
         "or JSON Lines. To fix this, point input_uri at a CSV, or run the file with DistributedMapOperator "
@@ -360,7 +364,7 @@ def check_csv_input(
         headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
         header_in_file = False
     else:
-        _refuse_json(probe.header, input_uri, delimiter_char)
+        _refuse_json(probe.first_line, input_uri)
         headers = _check_header(probe.header, input_uri, delimiter_char, given=False)
         header_in_file = True
         if not probe.has_data_row and any("\n" in header for header in headers):

@@ -432,16 +432,27 @@ class DistributedMapHook(AwsBaseHook):
         """
         return dict(self.client.describe_execution(executionArn=execution_arn))
 
-    def execution_definition(self, execution_arn: str) -> Any:
-        """The parsed definition an execution started with (a redrive runs it again, not a later update).
+    def started_with_other_definition(self, execution_arn: str, definition: dict[str, Any] | str) -> bool:
+        """Whether an execution started with another definition than ``definition``.
+
+        A redrive runs the definition the execution started with, not a later update. When that definition
+        cannot be read (no ``states:DescribeStateMachineForExecution`` permission), this says ``False`` and
+        logs a warning.
 
         .. seealso::
             - :external+boto3:py:meth:`SFN.Client.describe_state_machine_for_execution`
 
         :param execution_arn: The execution ARN.
+        :param definition: The definition deployed now (dict or JSON text).
         """
-        response = self.client.describe_state_machine_for_execution(executionArn=execution_arn)
-        return json.loads(response["definition"])
+        try:
+            response = self.client.describe_state_machine_for_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError) as error:
+            self.log.warning(
+                "Could not read the definition execution %s started with: %s", execution_arn, error
+            )
+            return False
+        return bool(json.loads(response["definition"]) != _as_json(definition))
 
     def stop_execution(self, execution_arn: str, error: str | None = None, cause: str | None = None) -> None:
         """Stop a running execution (its Map Run aborts its running children).

@@ -555,9 +555,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """The execution an earlier try of this task run started, when this try will not start a new one.
 
         That is one still running (attached to), or a closed one with this try's input that SUCCEEDED
-        (reused) or can be redriven. Otherwise ``None``: this try starts an execution, on the source as it is.
+        (reused) or can be redriven with the definition deployed now (see :meth:`_redrive_refusal`). Otherwise
+        ``None``: this try starts an execution, on the source as it is.
         """
-        machine_name = self._machine_name(context, self._deployable_definition(context))
+        definition = self._deployable_definition(context)
+        machine_name = self._machine_name(context, definition)
         name = self._execution_name(context)
         running_elsewhere = self._running_under_another_definition(machine_name, name)
         if running_elsewhere is not None:
@@ -575,8 +577,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if execution.get("status") in EXECUTION_RUNNING_STATES:
             return execution_arn
         same_input = json.loads(execution.get("input") or "{}") == self.build_execution_input(context)
-        reusable = execution.get("status") == "SUCCEEDED" or execution.get("redriveStatus") == "REDRIVABLE"
-        return execution_arn if same_input and reusable else None
+        if not same_input:
+            return None
+        if execution.get("status") == "SUCCEEDED":
+            return execution_arn
+        redriven = execution.get("redriveStatus") == "REDRIVABLE" and not (
+            self.hook.started_with_other_definition(execution_arn, definition)
+        )
+        return execution_arn if redriven else None
 
     def check_functions_exist(self, definition: dict[str, Any]) -> None:
         """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).
@@ -1120,12 +1128,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             return None
         if not start.redrivable:
             return str((start.description or {}).get("redriveStatusReason") or "not redrivable")
-        try:
-            ran = self.hook.execution_definition(start.execution_arn)
-        except (ClientError, BotoCoreError) as error:  # e.g. no states:DescribeStateMachineForExecution
-            self.log.warning("Could not read the definition execution %s ran: %s", start.execution_arn, error)
-            return None
-        if ran != json.loads(json.dumps(definition)):
+        if self.hook.started_with_other_definition(start.execution_arn, definition):
             return "it ran an earlier definition of the state machine, which a redrive would run again"
         return None
 
@@ -1218,7 +1221,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if time.monotonic() - last_map_run_call >= max(self.waiter_delay, 1):
                 last_map_run_call = time.monotonic()
                 try:
-                    map_run_arn = map_run_arn or self.hook.latest_map_run_arn(execution_arn)
+                    if map_run_arn is None:
+                        map_run_arn = self.hook.latest_map_run_arn(execution_arn)
+                        if map_run_arn:
+                            self.log.info("Map Run started: %s", map_run_arn)
                     if map_run_arn:
                         map_run = self.hook.describe_map_run(map_run_arn)
                         counts = counts_from_map_run(map_run)

@@ -156,6 +156,13 @@ def test_a_byte_order_mark_without_a_header_line_is_warned_about(
         (b"id,t\xe9xt\n1,2\n", UnsupportedInputError, "not UTF-8"),
         ('{"k": 1, "v": 1}\n{"k": 2, "v": 2}\n', UnsupportedInputError, "looks like JSON or JSON Lines"),
         ('[{"k": 1}]\n', UnsupportedInputError, "JsonItemReader or JsonlItemReader"),
+        (
+            '{"k":1,"v":1}\n{"k":2,"v":2}\n',
+            UnsupportedInputError,
+            "looks like JSON",
+        ),  # compact, as jq -c writes
+        ('[\n  {"k": 1}\n]\n', UnsupportedInputError, "looks like JSON"),  # pretty-printed
+        ('["a","b"]\n', UnsupportedInputError, "looks like JSON"),
     ],
 )
 def test_bad_files(s3: Any, body: str | bytes, error: type[Exception], message: str) -> None:

@@ -174,6 +174,24 @@ def test_closed_execution_with_another_input_starts_a_new_execution_for_that_inp
     assert hook.describe_execution(first.execution_arn)["status"] == "ABORTED"
 
 
+def test_started_with_other_definition_compares_parsed_definitions_and_says_no_when_it_cannot_read(hook):
+    from botocore.exceptions import ClientError
+
+    arn = "arn:aws:states:us-east-1:123456789012:execution:dm-test:run-1"
+    ran = {"definition": json.dumps(DEFINITION, indent=2)}
+    with mock.patch.object(hook.conn, "describe_state_machine_for_execution", return_value=ran) as describe:
+        assert not hook.started_with_other_definition(arn, DEFINITION)
+        assert hook.started_with_other_definition(arn, {**DEFINITION, "Comment": "changed"})
+    assert describe.call_args.kwargs == {"executionArn": arn}
+    denied = ClientError({"Error": {"Code": "AccessDeniedException"}}, "DescribeStateMachineForExecution")
+    with (
+        mock.patch.object(hook.conn, "describe_state_machine_for_execution", side_effect=denied),
+        mock.patch.object(hook.log, "warning") as warning,
+    ):
+        assert not hook.started_with_other_definition(arn, {**DEFINITION, "Comment": "changed"})
+    assert warning.call_args.args[0].startswith("Could not read the definition execution")
+
+
 def test_redrive_and_map_run_calls_pass_aws_parameters(hook):
     with (
         mock.patch.object(hook.conn, "redrive_execution") as redrive,

@@ -293,19 +293,24 @@ def test_a_retry_attaches_even_when_the_children_consumed_the_source(aws):
 
 
 @pytest.mark.parametrize(
-    ("earlier", "goes_on"),
+    ("earlier", "other_definition", "goes_on"),
     [
-        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": "{}"}, True),  # redriven
-        ({"status": "SUCCEEDED", "input": "{}"}, True),  # its results are reused
-        ({"status": "FAILED", "redriveStatus": "NOT_REDRIVABLE", "input": "{}"}, False),  # a new execution
-        ({"status": "SUCCEEDED", "input": '{"day": "yesterday"}'}, False),  # another input: a new execution
+        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": "{}"}, False, True),  # redriven
+        ({"status": "SUCCEEDED", "input": "{}"}, False, True),  # its results are reused
+        ({"status": "FAILED", "redriveStatus": "NOT_REDRIVABLE", "input": "{}"}, False, False),  # a new one
+        ({"status": "SUCCEEDED", "input": '{"day": "yesterday"}'}, False, False),  # another input: a new one
+        # It ran another definition, which a redrive would run again: the retry starts a new execution.
+        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": "{}"}, True, False),
     ],
 )
-def test_a_missing_source_is_refused_unless_the_try_reuses_an_execution(aws, earlier, goes_on):
+def test_a_missing_source_is_refused_unless_the_try_reuses_an_execution(
+    aws, earlier, other_definition, goes_on
+):
     op = _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/consumed.csv"))
     with (
         mock.patch.object(DistributedMapHook, "find_state_machine", return_value=MACHINE_ARN),
         mock.patch.object(DistributedMapHook, "describe_execution", return_value=earlier),
+        mock.patch.object(DistributedMapHook, "started_with_other_definition", return_value=other_definition),
     ):
         if goes_on:
             op.preflight(_context(try_number=2))
@@ -1388,16 +1393,16 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
     tmp_path, monkeypatch
 ):
     """AWS redrives an execution with the definition it started with, so under a user's state machine name a
-    retry with a changed definition (here, the function fixed by replacing it) runs the task run's next
-    execution instead."""
+    retry with a changed definition (here, another function) runs the task run's next execution instead; a
+    later retry with that same definition redrives that one."""
     from airflow_distmap.definitions import JsonItemReader
     from airflow_distmap.local import LocalEndpoint
 
-    fixed_handler = "def handler(event, context):\n    return 1\n"
-    for function, code in (("flaky", FLAKY_HANDLER), ("fixed", fixed_handler)):
+    for function in ("flaky", "flaky2"):
         (tmp_path / "functions" / function).mkdir(parents=True)
-        (tmp_path / "functions" / function / "handler.py").write_text(code)
-    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "never-written"))
+        (tmp_path / "functions" / function / "handler.py").write_text(FLAKY_HANDLER)
+    marker = tmp_path / "fixed"
+    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(marker))
     with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
         s3 = endpoint.client("s3")
@@ -1416,11 +1421,18 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
                 function_name=function_name,
             )
 
-        with pytest.raises(DistributedMapExecutionFailed) as info:
+        with pytest.raises(DistributedMapExecutionFailed) as first:
             operator("flaky").execute(_context(try_number=1))
-        summary = operator("fixed").execute(_context(try_number=2))
+        with pytest.raises(DistributedMapExecutionFailed) as second:
+            operator("flaky2").execute(_context(try_number=2))
+        assert second.value.execution_arn == f"{first.value.execution_arn}-n2"
+        marker.write_text("fixed")
+        summary = operator("flaky2").execute(_context(try_number=3))
 
         assert summary["status"] == "SUCCEEDED"
-        assert summary["execution_arn"] == f"{info.value.execution_arn}-n2"
+        assert summary["execution_arn"] == second.value.execution_arn  # redriven: same definition
         sfn = endpoint.client("stepfunctions")
-        assert sfn.describe_execution(executionArn=info.value.execution_arn)["redriveCount"] == 0
+        assert sfn.describe_execution(executionArn=first.value.execution_arn)["redriveCount"] == 0
+        assert sfn.describe_execution(executionArn=second.value.execution_arn)["redriveCount"] == 1
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2

@@ -51,6 +51,7 @@ class _StringLiteral:
     raw: str  # with escapes kept, for States.Format placeholders
     #: A backslash before a character that is not reserved: "If an open escape backslash \ is found in the
     #: intrinsic invocation string, the interpreter will throw a runtime error" (AWS, Intrinsic functions).
+    #: UNCONFIRMED that "open escape" means this rather than only a backslash that ends the string.
     open_escape: bool = False
 
 
@@ -132,7 +133,7 @@ class _Parser:
                     )
         self.depth -= 1
         fewest, most = _arity(function)
-        if not fewest <= len(args) <= (len(args) if most is None else most):
+        if len(args) < fewest or (most is not None and len(args) > most):
             wanted = (
                 f"{fewest} or more"
                 if most is None

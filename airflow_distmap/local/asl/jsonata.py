@@ -51,7 +51,10 @@ def make_bindings(
     :param variables: workflow variables in scope.
     :param states: more ``$states`` fields (``result``, ``errorOutput``).
     """
-    bindings: Bindings = dict(variables) if variables else {}
+    # A variable holding JSON null is bound as the library's null: a bare None would read as "undefined".
+    bindings: Bindings = {
+        name: JsonataUtils.NULL_VALUE if value is None else value for name, value in (variables or {}).items()
+    }
     bindings["states"] = {"input": input, "context": dict(context), **states}
     return bindings
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -111,6 +112,19 @@ def _prefixed(state_name: str, entered_id: int, error: PathRuntimeError) -> Stat
 
 #: Fields holding state machines of their own, compiled apart from the state that holds them.
 _NESTED_MACHINES = frozenset({"ItemProcessor", "Iterator", "Branches"})
+#: ``$$.State``, or the whole context object (a bare ``$$``, as an intrinsic's argument too).
+_STATE_CONTEXT_RE = re.compile(r"\$\$(?:\.State\b|\['State'\]|\[\"State\"\]|\s*(?:[,)]|$))")
+
+
+def _reads_state_context(value: Any) -> bool:
+    """Whether any string in a state's fields reads ``$$.State``, which is built per state only if so."""
+    if isinstance(value, str):
+        return _STATE_CONTEXT_RE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_reads_state_context(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_reads_state_context(item) for item in value)
+    return False
 
 
 class _State:
@@ -141,8 +155,8 @@ class _State:
         self.result_selector = CompiledTemplate(selector) if selector is not None else None
         assign = spec.get("Assign")
         self.assign = CompiledTemplate(assign) if assign is not None else None
-        # Any field that may read the context object (a path, a Choice rule, a template) sees $$.State too.
-        self.uses_state_context = "$$" in json.dumps(
+        # Any field that reads the context object (a path, a Choice rule, a template) sees $$.State too.
+        self.uses_state_context = _reads_state_context(
             {key: value for key, value in spec.items() if key not in _NESTED_MACHINES}
         )
 

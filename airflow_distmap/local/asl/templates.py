@@ -12,7 +12,6 @@ shared
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,10 +36,9 @@ class CompiledTemplate:
     :raises ValueError: when a ``.$`` value is not a valid path or intrinsic call.
     """
 
-    __slots__ = ("evaluate", "is_constant", "uses_context")
+    __slots__ = ("evaluate", "is_constant")
 
     def __init__(self, template: Any) -> None:
-        self.uses_context = _uses_context(template)
         evaluator = _compile(template)
         self.is_constant = evaluator is None
         if evaluator is None:
@@ -51,22 +49,6 @@ class CompiledTemplate:
             self.evaluate: Evaluator = constant
         else:
             self.evaluate = evaluator
-
-
-_STATE_CONTEXT_RE = re.compile(r"\$\$(?:\.State\b|\['State'\]|\[\"State\"\]|\s*(?:[,)]|$))")
-
-
-def _uses_context(template: Any) -> bool:
-    """Whether a template reads ``$$.State`` (or the whole context), which the engine builds per state."""
-    if isinstance(template, dict):
-        for key, value in template.items():
-            if key.endswith(".$") and isinstance(value, str) and _STATE_CONTEXT_RE.search(value):
-                return True
-            if _uses_context(value):
-                return True
-    elif isinstance(template, list):
-        return any(_uses_context(item) for item in template)
-    return False
 
 
 def _compile(template: Any) -> Evaluator | None:

@@ -74,7 +74,7 @@ def _check_types(shape: Shape, value: Any, field: str) -> None:
     if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
         # The wording of AWS's deserialisation error is UNCONFIRMED; its type is SerializationException.
         raise ServiceError(
-            "SerializationException", f"Expected a {shape.type_name} for '{field}', got {value!r}"
+            "SerializationException", f"Expected type {shape.type_name} for '{field}', got {value!r}"
         )
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         for name, member in shape.members.items():
@@ -100,21 +100,27 @@ def _problems(shape: Shape, value: Any, field: str) -> Iterator[str]:
         return
     if isinstance(shape, ListShape):
         for index, item in enumerate(value, 1):
-            yield from _problems(shape.member, item, f"{field}.{index}.member")
-    shown = "" if shape.serialization.get("sensitive") or shape.metadata.get("sensitive") else f" '{value}'"
-    prefix = f"Value{shown} at '{field}' failed to satisfy constraint: "
+            inner = f"{field}.{index}.member"
+            if item is None:
+                yield f"Value null at '{inner}' failed to satisfy constraint: Member must not be null"
+            else:
+                yield from _problems(shape.member, item, inner)
+    broken: list[str] = []
     enum = shape.metadata.get("enum")
     if enum and value not in enum:
-        yield f"{prefix}Member must satisfy enum value set: [{', '.join(enum)}]"
-    if shape.name in _SIZED_IN_BYTES:
-        return
+        broken.append(f"Member must satisfy enum value set: [{', '.join(enum)}]")
     minimum, maximum = shape.metadata.get("min"), shape.metadata.get("max")
-    measured = len(value) if isinstance(value, str | list | dict) else value
-    what = "length" if isinstance(value, str | list | dict) else "value"
-    if minimum is not None and measured < minimum:
-        yield f"{prefix}Member must have {what} greater than or equal to {minimum}"
-    if maximum is not None and measured > maximum:
-        yield f"{prefix}Member must have {what} less than or equal to {maximum}"
+    if shape.name not in _SIZED_IN_BYTES and (minimum is not None or maximum is not None):
+        measured = len(value) if isinstance(value, str | list | dict) else value
+        what = "length" if isinstance(value, str | list | dict) else "value"
+        if minimum is not None and measured < minimum:
+            broken.append(f"Member must have {what} greater than or equal to {minimum}")
+        if maximum is not None and measured > maximum:
+            broken.append(f"Member must have {what} less than or equal to {maximum}")
+    if broken:
+        sensitive = shape.serialization.get("sensitive") or shape.metadata.get("sensitive")
+        shown = "" if sensitive else f" '{value}'"
+        yield from (f"Value{shown} at '{field}' failed to satisfy constraint: {rule}" for rule in broken)
 
 
 def _join(field: str, name: str) -> str:

@@ -70,8 +70,9 @@ def _invalid(field: str, value: Any, constraint: str) -> ServiceError:
     )
 
 
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name or _INVALID_NAME.search(name):
+def _check_name(name: str) -> str:
+    """A state machine or execution name (the API model checked its type and length)."""
+    if _INVALID_NAME.search(name):
         raise ServiceError("InvalidName", f"Invalid Name: '{name}'")
     return name
 
@@ -92,9 +93,7 @@ def _parse_arn(arn: Any, kind: str) -> str:
     """Return the resource part of a ``states`` ARN of ``kind``, or raise ``InvalidArn``."""
     match = _ARN.match(arn) if isinstance(arn, str) else None
     if match is None:
-        reason = (
-            f"Invalid ARN prefix: {arn}" if not str(arn).startswith("arn:") else arn
-        )  # AWS's recorded text
+        reason = arn if str(arn).startswith("arn:") else f"Invalid ARN prefix: {arn}"  # AWS's recorded text
         raise ServiceError("InvalidArn", f"Invalid Arn: '{reason}'")
     if match.group(3) != kind:
         raise ServiceError(
@@ -151,10 +150,13 @@ def _page(
             state = json.loads(base64.b64decode(token, validate=True))
             if state["request"] != asked:
                 raise ValueError("the token belongs to another request")
-            start = next(
-                (n + 1 for n, item in enumerate(items) if identity(item) == state["after"]),
-                int(state["offset"]),
-            )
+            offset = int(state["offset"])
+            if 0 < offset <= len(items) and identity(items[offset - 1]) == state["after"]:
+                start = offset  # nothing moved since the last page
+            else:
+                start = next(
+                    (n + 1 for n, item in enumerate(items) if identity(item) == state["after"]), offset
+                )
             if start < 0:
                 raise ValueError("negative offset")
         except (ValueError, KeyError, TypeError):
@@ -174,8 +176,10 @@ def _request_digest(request: dict[str, Any]) -> str:
 def _tags(value: Any) -> dict[str, str]:
     """A request's ``[{"key", "value"}]`` tag list as a dict (the API model checked types and lengths)."""
     tags: dict[str, str] = {}
-    for tag in value or []:
-        key, text = tag.get("key", ""), tag.get("value", "")
+    for number, tag in enumerate(value or [], 1):
+        key, text = tag.get("key"), tag.get("value", "")
+        if key is None:  # optional in the model, yet a tag is named by its key (AWS's wording is UNCONFIRMED)
+            raise _invalid(f"tags.{number}.member.key", None, "Member must not be null")
         if not _TAG_TEXT.match(key) or not _TAG_TEXT.match(text):
             # AWS's wording for this refusal is UNCONFIRMED; the rule is the API reference's.
             raise ServiceError(
@@ -377,8 +381,6 @@ class StepFunctionsService:
         return map_run
 
     def _validate(self, definition: Any, machine_type: str) -> None:
-        if not isinstance(definition, str) or not definition:
-            raise ServiceError("MissingRequiredParameter", "Missing required parameter: definition")
         errors = [
             d
             for d in engine.validate_definition(definition, machine_type)
@@ -395,7 +397,7 @@ class StepFunctionsService:
 
     # ------------------------------------------------------------------ state machines
     def _CreateStateMachine(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = _check_name(request.get("name"))
+        name = _check_name(request["name"])
         role_arn = request.get("roleArn")
         if not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn):
             raise ServiceError("InvalidArn", f"Invalid Role Arn: '{role_arn}'")
@@ -604,7 +606,7 @@ class StepFunctionsService:
         input_text = request.get("input")
         if input_text is None:
             input_text = "{}"
-        if isinstance(input_text, str) and len(input_text.encode("utf-8")) > MAX_INPUT_LENGTH:
+        if len(input_text.encode("utf-8")) > MAX_INPUT_LENGTH:
             size = f"Member must have size less than or equal to {MAX_INPUT_LENGTH} bytes in UTF-8 encoding"
             raise _invalid("input", None, size)
         machine = self._state_machine(request.get("stateMachineArn"))
@@ -612,8 +614,6 @@ class StepFunctionsService:
         name = request.get("name")
         name = str(uuid.uuid4()) if name is None else _check_name(name)
         try:
-            if not isinstance(input_text, str):
-                raise ValueError("the input must be JSON text")
             input_value = _strict_json(input_text)
         except ValueError as error:
             raise ServiceError(

@@ -145,6 +145,16 @@ async def test_an_expression_that_returns_nothing_fails_the_state(
     assert f"specified for the field '{named}' returned nothing (undefined)." in info.value.cause
 
 
+async def test_a_variable_holding_null_is_a_value_not_nothing(run: Any) -> None:
+    definition = machine(
+        {
+            "A": {"Type": "Pass", "Assign": {"v": None}, "Next": "B"},
+            "B": {"Type": "Pass", "Output": {"v": "{% $v %}"}, "End": True},
+        }
+    )
+    assert await run(definition, {}) == {"v": None}
+
+
 async def test_json_null_is_a_value_not_nothing(run: Any) -> None:
     output = {"v": "{% $states.input.present %}", "n": "{% null %}"}
     definition = machine({"A": {"Type": "Pass", "Output": output, "End": True}})

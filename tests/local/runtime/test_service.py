@@ -482,6 +482,15 @@ def test_members_of_the_wrong_type_cannot_be_read(harness: Harness) -> None:
         ("StartExecution", {"stateMachineArn": machine, "name": 7}),
     ]:
         assert error_of(harness, action, **request).code == "SerializationException", (action, request)
+    for action, request in [
+        ("TagResource", {"resourceArn": machine, "tags": [None]}),
+        ("TagResource", {"resourceArn": machine, "tags": [{"value": "no key"}]}),
+        ("UntagResource", {"resourceArn": machine, "tagKeys": [None]}),
+    ]:
+        refused = error_of(harness, action, **request)
+        assert refused.code == "ValidationException", (action, request)
+        assert refused.message.endswith("Member must not be null"), refused.message
+    assert harness.call("ListTagsForResource", resourceArn=machine)["tags"] == []
 
 
 def test_every_broken_model_constraint_is_listed_in_one_validation_error(harness: Harness) -> None:
@@ -582,7 +591,12 @@ def test_metadata_only_leaves_the_definition_input_and_output_out(harness: Harne
     described = harness.call("DescribeExecution", executionArn=arn, includedData="METADATA_ONLY")
     assert "input" not in described
     assert "output" not in described
+    assert described["inputDetails"] == described["outputDetails"] == {"included": False}
     assert described["status"] == "SUCCEEDED"
+    for_execution = harness.call(
+        "DescribeStateMachineForExecution", executionArn=arn, includedData="METADATA_ONLY"
+    )
+    assert "definition" not in for_execution
     machine = described["stateMachineArn"]
     assert "definition" not in harness.call(
         "DescribeStateMachine", stateMachineArn=machine, includedData="METADATA_ONLY"
