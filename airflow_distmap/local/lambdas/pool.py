@@ -113,6 +113,29 @@ class PoolClosed(RuntimeError):
     """Raised for invocations still waiting when the pool closes."""
 
 
+def lambda_environment(name: str, handler: str, memory_mb: int | None, code_dir: str) -> dict[str, str]:
+    """The runtime environment variables Lambda defines for a Python function (reserved: they win).
+
+    :param name: the function name.
+    :param handler: ``module.function``, as Lambda's ``_HANDLER`` names it.
+    :param memory_mb: the function's memory size (``None``: unlimited here; Lambda always has one).
+    :param code_dir: the folder the code runs in (Lambda's ``LAMBDA_TASK_ROOT``, ``/var/task``).
+    """
+    started = time.strftime("%Y/%m/%d", time.gmtime())
+    return {
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb or 0),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{started}/[$LATEST]{uuid.uuid4().hex}",
+        "LAMBDA_TASK_ROOT": code_dir,
+        "TZ": "UTC",
+        "_HANDLER": handler,
+    }
+
+
 @dataclass(eq=False)
 class _Invocation:
     id: int
@@ -178,6 +201,7 @@ class _FunctionPool:
         self.wall_per_invocation = 0.0  # seconds from send to result per invocation (moving average)
         self.closed = False
         module, attr = spec.module_and_attr()
+        code_dir = spec.code_dir or os.getcwd()
         self.worker_spec: dict[str, Any] = {
             "name": spec.name,
             "module": module,
@@ -190,13 +214,12 @@ class _FunctionPool:
             "environment": {
                 **owner.environment,
                 **spec.environment,
-                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb or 0),
-                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+                **lambda_environment(spec.name, f"{module}.{attr}", spec.memory_mb, code_dir),
             },
-            "sys_path": [entry for entry in sys.path if entry],
-            "cwd": os.getcwd(),
+            # The endpoint's import path, with its working folder for '': imports work as they do there.
+            "sys_path": [entry or os.getcwd() for entry in sys.path],
+            # Lambda runs a handler in its code's folder (/var/task); a module:callable has none of its own.
+            "cwd": code_dir,
         }
         # glibc's per-thread malloc arenas would reserve gigabytes of address space across hundreds of handler
         # threads (and trip RLIMIT_AS): two arenas are plenty for handlers that mostly wait.

@@ -15,6 +15,7 @@ This module is imported in every worker: keep its imports to the standard librar
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
 import pickle
@@ -59,8 +60,6 @@ class LambdaContext:
     """
 
     function_version = "$LATEST"
-    log_group_name = ""
-    log_stream_name = ""
     identity = None
     client_context = None
 
@@ -74,9 +73,11 @@ class LambdaContext:
     ) -> None:
         self.function_name = function_name
         self.aws_request_id = aws_request_id
-        self.memory_limit_in_mb = memory_limit_in_mb
+        # A string, as AWS's runtime reads it from AWS_LAMBDA_FUNCTION_MEMORY_SIZE.
+        self.memory_limit_in_mb = str(memory_limit_in_mb)
         self.invoked_function_arn = invoked_function_arn
-        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", f"/aws/lambda/{function_name}")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         self._deadline = time.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:
@@ -98,7 +99,26 @@ def _response_body(response: Any) -> bytes:
     twice.
     """
     text = response.unchanged_text() if type(response) is EncodedResult else None
-    return (json.dumps(response) if text is None else text).encode()
+    return (json.dumps(_as_aws_encodes(response), default=_decimal) if text is None else text).encode()
+
+
+def _as_aws_encodes(value: Any) -> Any:
+    """A response with namedtuples as objects, as AWS's runtime encoder (simplejson) writes them."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {key: _as_aws_encodes(item) for key, item in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_as_aws_encodes(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_aws_encodes(item) for key, item in value.items()}
+    return value
+
+
+def _decimal(value: Any) -> Any:
+    """AWS's runtime writes a ``Decimal`` (DynamoDB's numbers) as a JSON number: here an int or a float."""
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _handler_error(exc: BaseException, request_id: str) -> bytes:
@@ -187,6 +207,8 @@ def main(conn: Connection) -> None:
                 return (invocation_id, False, _out_of_memory(request_id))
             except Exception as exc:
                 return (invocation_id, False, _handler_error(exc, request_id))
+            except SystemExit as exc:  # on Lambda the runtime process exits: a crash, not a handler error
+                return (invocation_id, False, _exit_error(exc, request_id))
             try:
                 body = _response_body(response)
             except (TypeError, ValueError) as exc:
@@ -286,6 +308,16 @@ class _HandlerThreads:
         except BaseException:
             # The pool is gone (or this process is out of memory): nothing useful is left to do.
             os._exit(1)
+
+
+def _exit_error(exc: SystemExit, request_id: str) -> bytes:
+    """``sys.exit()`` in a handler, reported as Lambda reports its runtime exiting (the worker lives on)."""
+    status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return error_object(
+        "Runtime.ExitError",
+        f"RequestId: {request_id} Error: Runtime exited with error: exit status {status}",
+        request_id,
+    )
 
 
 def _out_of_memory(request_id: str) -> bytes:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 import signal
+import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
 
 
 class RowRejected(Exception):
@@ -22,6 +29,18 @@ def echo(event: Any, context: Any) -> Any:
         "arn": context.invoked_function_arn,
         "remaining_ms": context.get_remaining_time_in_millis(),
         "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "cwd": os.getcwd(),
+        "log_stream": context.log_stream_name,
+        "env": {
+            key: os.environ.get(key)
+            for key in (
+                "AWS_EXECUTION_ENV",
+                "LAMBDA_TASK_ROOT",
+                "_HANDLER",
+                "TZ",
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+            )
+        },
     }
 
 
@@ -42,6 +61,10 @@ def behave(event: Any, context: Any) -> Any:
     if action == "touch":  # a side effect an asynchronous (Event) invocation leaves behind
         with open(event["path"], "w"):
             pass
+    if action == "sys_exit":
+        sys.exit(4)
+    if action == "numbers":  # what DynamoDB items and namedtuples look like in a response
+        return {"price": decimal.Decimal("1.10"), "count": decimal.Decimal("3"), "point": Point(1, 2)}
     if action == "allocate":
         block = bytearray(event["mb"] * 1024 * 1024)
         return len(block)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +57,31 @@ async def test_success_returns_the_handler_value_with_a_lambda_context(pool: Lam
     assert result.payload["event"] == {"row": [1, "a"]}
     assert result.payload["function"] == "echo"
     assert result.payload["request_id"] == result.request_id
-    assert result.payload["memory"] == 1024
+    assert result.payload["memory"] == "1024"  # a string, as AWS's runtime gives it
     assert result.payload["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:echo"
     assert 0 < result.payload["remaining_ms"] <= 3000
     assert result.payload["endpoint"] == "http://127.0.0.1:1"
+    # Lambda runs the handler in its code's folder, with its reserved variables set.
+    assert result.payload["cwd"] == str(HERE)
+    assert result.payload["env"] == {
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+        "LAMBDA_TASK_ROOT": str(HERE),
+        "_HANDLER": "sample_handlers.echo",
+        "TZ": "UTC",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/echo",
+    }
+    assert "/[$LATEST]" in result.payload["log_stream"]
+
+
+async def test_sys_exit_is_the_runtime_exiting_and_aws_encodes_decimals_and_namedtuples(
+    pool: LambdaPool,
+) -> None:
+    exited = await pool.invoke("behave", {"action": "sys_exit"})
+    assert exited.function_error == "Unhandled"
+    assert exited.payload["errorType"] == "Runtime.ExitError"
+    assert exited.payload["errorMessage"].endswith("Runtime exited with error: exit status 4")
+    numbers = await pool.invoke("behave", {"action": "numbers"})
+    assert numbers.payload == {"price": 1.1, "count": 3, "point": {"x": 1, "y": 2}}
 
 
 async def test_handler_exception_is_an_unhandled_error_object(pool: LambdaPool) -> None:
