@@ -485,7 +485,7 @@ class DistributedMapHook(AwsBaseHook):
         if client_token:
             params["clientToken"] = client_token[:64]
         self.client.redrive_execution(**params)
-        self.log.info("Redrove execution %s", execution_arn)
+        self.log.info("Redriving execution %s", execution_arn)
 
     # -- map runs ------------------------------------------------------------------------------------
 

@@ -73,6 +73,12 @@ CRASH_RETRY: dict[str, Any] = {
 }
 
 
+#: DistributedMapOperator's building blocks: this operator builds the Map from its own arguments.
+_BUILT_FROM_ITS_OWN_ARGUMENTS = frozenset(
+    {"definition", "item_reader", "item_processor", "item_selector", "item_batcher", "execution_input"}
+)
+
+
 class CsvRowProcessingOperator(DistributedMapOperator):
     """Apply a Lambda function to every row of an S3 CSV; write the rows plus its output, in input order.
 
@@ -93,7 +99,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     fails only its batch's rows. ``tolerated_failure_count``/``tolerated_failure_percentage`` count
     failed **rows** (default: none tolerated).
 
-    Retries: an execution that failed is redrived (``DistributedMapOperator``); after a task that failed
+    Retries: an execution that failed is redriven (``DistributedMapOperator``); after a task that failed
     on its row threshold, the retry runs only the ledger's rows again and merges their new results into
     the output (:mod:`airflow_distmap.csv_processing.rerun`); rows that succeeded never run twice.
 
@@ -136,12 +142,20 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param deferrable: wait on the triggerer instead of holding a worker slot; ``True`` by default (a CSV job
         runs for minutes to hours), ``False`` polls in the worker with the same semantics.
 
-    Other arguments (``aws_conn_id``, ``waiter_delay``...) are those of
-    :class:`~airflow_distmap.operators.distributed_map.DistributedMapOperator`.
+    Other arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``, ``waiter_delay``,
+    ``waiter_max_attempts``, ``execution_name``, ``stop_on_kill``, ``check_functions``,
+    ``failed_items_sample``) are those of
+    :class:`~airflow_distmap.operators.distributed_map.DistributedMapOperator`; its building blocks
+    (``definition``, ``item_reader``, ``item_processor``, ``item_selector``, ``item_batcher``,
+    ``execution_input``) are refused, as this operator builds the Map from its own arguments.
 
     :return: the summary of ``DistributedMapOperator`` with ``counts`` in rows, plus ``output_uri``,
         ``failed_rows_uri``, ``rows_total``, ``rows_succeeded``, ``rows_failed``, ``errors_by_type``,
-        ``input_uri``, ``collect_seconds``.
+        ``input_uri``, ``collect_seconds``; after a retry that re-ran the failed rows, also ``rerun`` (its
+        number) and ``rows_rerun``, and then the Map Run fields (``manifest_uri``, ``item_counts``,
+        ``execution_counts``, ``result_files``, the dates) describe that re-run's Map Run while ``counts`` and
+        ``rows_*`` cover every row. The summary is also pushed under the XCom key ``summary``, even when the
+        task fails on its row threshold.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -188,6 +202,13 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             raise TypeError(
                 "CsvRowProcessingOperator takes check_row_sizes, not check_item_sizes. To fix this, rename "
                 "the argument."
+            )
+        ignored = sorted(_BUILT_FROM_ITS_OWN_ARGUMENTS & kwargs.keys())
+        if ignored:
+            raise TypeError(
+                "CsvRowProcessingOperator builds its Distributed Map from its own arguments, so it does not "
+                f"take {', '.join(ignored)}. To fix this, use batch_size, columns, function_config and the "
+                "other arguments it documents, or DistributedMapOperator for a Map of your own."
             )
         super().__init__(
             function_name=function_name,

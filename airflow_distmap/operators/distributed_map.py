@@ -271,7 +271,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
         CloudWatch Logs takes), so template it from the run id without the others, and the map index in a
         mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}-{{
-        ti.map_index }}"``.
+        ti.map_index }}"``. A given name puts the run's results prefix into the definition, so each run then
+        deploys a state machine of its own (or updates a ``state_machine_name`` of yours): leave it unset
+        unless you need it.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
@@ -795,7 +797,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         index), so retries and backfills never mix results. The ResultWriter reads the execution name from the
         context object, so the definition, and the state machine, stay the same for every run. With a given
         ``execution_name`` it is ``.../<dag>/<task>/<run>[/<map index>]`` instead, written into the definition
-        (a given name may not differ between runs). ``None`` when no ItemReader names a bucket (items from the
+        (a given name need not carry the run). ``None`` when no ItemReader names a bucket (items from the
         state input, or ``Bucket.$``): then ``results_uri`` is required.
 
         :param context: The task context.

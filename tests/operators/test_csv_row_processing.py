@@ -235,6 +235,12 @@ def test_the_distributed_map_operators_size_switch_is_refused_with_the_right_nam
         operator(check_item_sizes=False)
 
 
+@pytest.mark.parametrize("argument", ["item_batcher", "execution_input", "definition", "item_selector"])
+def test_the_distributed_map_operators_building_blocks_are_refused_not_ignored(argument: str) -> None:
+    with pytest.raises(TypeError, match=f"does not take {argument}. To fix this, use batch_size"):
+        operator(**{argument: {"MaxItemsPerBatch": 1}})
+
+
 def test_a_missing_role_fails_before_anything_is_written(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,hello\n")
     op = operator(role_arn=None)
