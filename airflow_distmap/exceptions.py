@@ -40,7 +40,10 @@ class FunctionNotFoundError(DistributedMapError, AirflowFailException):
 
 
 class ResultsLocationError(DistributedMapError, AirflowFailException):
-    """Raised before anything is created when ``results_uri`` cannot be used (its bucket does not exist)."""
+    """Raised before anything is created when ``results_uri`` cannot be used.
+
+    Its bucket does not exist (the CSV operator), or the task run's ownership mark cannot be written there.
+    """
 
 
 class ResultsPrefixInUseError(ResultsLocationError):

@@ -107,7 +107,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     runs (backfills) share one state machine per CSV layout and operator settings and never race on its
     definition.
 
-    :param input_uri: ``s3://bucket/key.csv`` to process (templated).
+    :param input_uri: ``s3://bucket/key.csv`` to process (templated), uncompressed: the output is written in
+        input order by reading the file again.
     :param function_name: Lambda function name or ARN, built on ``row_handler`` (templated). The pre-flight
         checks that it exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param columns: columns sent to the function; default all (templated).
@@ -342,6 +343,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
 
         :param context: The task context.
         :raises CsvInputError: a subclass naming the problem and the fix.
+        :raises FunctionNotFoundError: Lambda answers that the function does not exist.
+        :raises ResultsPrefixInUseError: another task run claimed ``results_uri``.
+        :raises InvalidTaskArgumentsError: ``batch_size`` or ``function_config`` rendered to a bad value.
         """
         check_function_name(str(self.function_name))
         if self.output_uri is not None and not str(self.output_uri).strip():
