@@ -138,24 +138,26 @@ _INVOKE_ENVELOPE_BYTES = 1024
 
 
 def _invoke_response(result: InvocationResultLike) -> dict[str, Any]:
-    """The ``lambda:invoke`` task result: the Invoke API response around the function's payload."""
-    date = http_date()
+    """The ``lambda:invoke`` task result: the Invoke API response around the function's payload.
+
+    The headers are those AWS's recorded results show (``X-Amzn-Trace-Id`` left out: nothing is traced here).
+    """
+    size = getattr(result, "size", None)
+    headers = {
+        "Connection": "keep-alive",
+        "Content-Length": str(size if isinstance(size, int) else len(to_json(result.payload).encode())),
+        "Content-Type": "application/json",
+        "Date": http_date(),
+        "X-Amz-Executed-Version": result.executed_version,
+        "x-amzn-Remapped-Content-Length": "0",
+        "x-amzn-RequestId": result.request_id,
+    }
     return {
         "ExecutedVersion": result.executed_version,
         "Payload": result.payload,
         "SdkHttpMetadata": {
-            "AllHttpHeaders": {
-                "X-Amz-Executed-Version": [result.executed_version],
-                "x-amz-request-id": [result.request_id],
-                "Content-Type": ["application/json"],
-                "Date": [date],
-            },
-            "HttpHeaders": {
-                "X-Amz-Executed-Version": result.executed_version,
-                "x-amz-request-id": result.request_id,
-                "Content-Type": "application/json",
-                "Date": date,
-            },
+            "AllHttpHeaders": {name: [value] for name, value in headers.items()},
+            "HttpHeaders": headers,
             "HttpStatusCode": 200,
         },
         "SdkResponseMetadata": {"RequestId": result.request_id},

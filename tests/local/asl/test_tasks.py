@@ -24,7 +24,11 @@ async def test_lambda_invoke_output_shape(run: Any, services: Any) -> None:
     assert out["ExecutedVersion"] == "$LATEST"
     assert out["SdkResponseMetadata"] == {"RequestId": "req-1"}
     assert out["SdkHttpMetadata"]["HttpStatusCode"] == 200
-    assert out["SdkHttpMetadata"]["HttpHeaders"]["x-amz-request-id"] == "req-1"
+    headers = out["SdkHttpMetadata"]["HttpHeaders"]
+    assert headers["x-amzn-RequestId"] == "req-1"  # the header names AWS's recorded results show
+    assert headers["X-Amz-Executed-Version"] == "$LATEST"
+    assert headers["Content-Length"] == "8"  # the payload's size ({"ok":1} here: the fake gives no size)
+    assert out["SdkHttpMetadata"]["AllHttpHeaders"]["x-amzn-RequestId"] == ["req-1"]
     assert set(out) == {"ExecutedVersion", "Payload", "SdkHttpMetadata", "SdkResponseMetadata", "StatusCode"}
 
 
