@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import math
@@ -24,6 +25,8 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+import botocore.session
 
 from airflow_distmap.local.errors import ServiceError
 from airflow_distmap.local.lambdas.pool import PoolClosed
@@ -161,6 +164,14 @@ class LambdaApi:
         return answer
 
     def _resolve(self, function: str) -> FunctionSpec:
+        pattern = _function_name_pattern()
+        if not 1 <= len(function) <= 256 or not re.fullmatch(pattern, function):
+            raise ServiceError(
+                "ValidationException",
+                f"1 validation error detected: Value '{function}' at 'functionName' failed to satisfy "
+                f"constraint: Member must satisfy regular expression pattern: {pattern}",
+                400,
+            )
         try:
             return self.registry.resolve(function)
         except FunctionNotFound:
@@ -234,6 +245,15 @@ class LambdaApi:
             )
             headers.append(("X-Amz-Log-Result", base64.b64encode(tail.encode()).decode()))
         return 200, json.dumps(result.payload).encode(), headers
+
+
+@functools.cache
+def _function_name_pattern() -> str:
+    """Lambda's pattern for a function name, partial ARN or ARN (from the API model botocore ships)."""
+    model = botocore.session.get_session().get_service_model("lambda")
+    shape = model.operation_model("Invoke").input_shape
+    assert shape is not None
+    return str(shape.members["FunctionName"].metadata["pattern"])
 
 
 def _error(code: str, message: str, status: int) -> tuple[int, bytes, list[tuple[str, str]]]:

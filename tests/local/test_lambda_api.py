@@ -67,6 +67,16 @@ def test_an_unknown_function_is_resource_not_found_with_its_arn(lambda_client: A
         lambda_client.invoke(FunctionName="ehco", Payload=b"{}")
 
 
+@pytest.mark.parametrize("name", ["bad name!", "arn:aws:lambda:us-east-1:123:function:echo"])
+def test_a_malformed_function_name_is_a_validation_error(lambda_client: Any, name: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        lambda_client.invoke(FunctionName=name, Payload=b"{}")
+    error = raised.value.response
+    assert error["Error"]["Code"] == "ValidationException"
+    assert "at 'functionName' failed to satisfy constraint" in error["Error"]["Message"]
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
 def test_invoke_runs_the_handler_and_reports_its_error_as_lambda_does(lambda_client: Any) -> None:
     answer = lambda_client.invoke(FunctionName="echo", Payload=json.dumps({"row": 7}))
     failed = lambda_client.invoke(FunctionName="fail", Payload=json.dumps({"row": 7}))
