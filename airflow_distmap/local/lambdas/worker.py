@@ -49,6 +49,13 @@ MAX_RESPONSE_BYTES = 6291556
 Handler = Callable[[Any, "LambdaContext"], Any]
 
 
+class CognitoIdentity:
+    """``context.identity``: AWS's runtime gives one whose fields are ``None`` outside the mobile SDKs."""
+
+    cognito_identity_id = None
+    cognito_identity_pool_id = None
+
+
 class LambdaContext:
     """The ``context`` argument handlers receive, with the attributes of AWS's Python runtime context.
 
@@ -60,8 +67,9 @@ class LambdaContext:
     """
 
     function_version = "$LATEST"
-    identity = None
+    identity = CognitoIdentity()
     client_context = None
+    tenant_id = None
 
     def __init__(
         self,
@@ -196,7 +204,8 @@ def main(conn: Connection) -> None:
     def run(invocation_id: int, request_id: str, event_json: bytes) -> tuple[int, bool, bytes]:
         try:
             if init_error is not None:
-                return (invocation_id, False, error_object(init_error[0], init_error[1], request_id))
+                # An init error belongs to no invocation: AWS's runtime reports it without a request id.
+                return (invocation_id, False, error_object(init_error[0], init_error[1], ""))
             assert handler is not None
             context = LambdaContext(
                 spec["name"], request_id, spec["memory_mb"] or 0, spec["arn"], spec["timeout"]

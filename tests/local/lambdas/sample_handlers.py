@@ -31,6 +31,7 @@ def echo(event: Any, context: Any) -> Any:
         "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
         "cwd": os.getcwd(),
         "log_stream": context.log_stream_name,
+        "identity": context.identity.cognito_identity_id,
         "env": {
             key: os.environ.get(key)
             for key in (

@@ -71,6 +71,8 @@ async def test_success_returns_the_handler_value_with_a_lambda_context(pool: Lam
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/echo",
     }
     assert "/[$LATEST]" in result.payload["log_stream"]
+    assert "identity" in result.payload  # context.identity's fields can be read, as on AWS (None here)
+    assert result.payload["identity"] is None
 
 
 async def test_sys_exit_is_the_runtime_exiting_and_aws_encodes_decimals_and_namedtuples(
@@ -116,6 +118,7 @@ async def test_import_failure_is_reported_per_invocation(pool: LambdaPool) -> No
 
     assert result.payload["errorType"] == "Runtime.ImportModuleError"
     assert "no_such_module" in result.payload["errorMessage"]
+    assert result.payload["requestId"] == ""  # an init error belongs to no invocation
 
 
 async def test_unknown_function_raises_function_not_found(pool: LambdaPool) -> None:
