@@ -59,13 +59,16 @@ class Harness:
     def call(self, action: str, **request: Any) -> dict[str, Any]:
         return self.service.dispatch(action, request)
 
-    def create(self, definition: dict[str, Any], name: str | None = None) -> str:
+    def create(
+        self, definition: dict[str, Any], name: str | None = None, machine_type: str = "STANDARD"
+    ) -> str:
         self._count += 1
         response = self.call(
             "CreateStateMachine",
             name=name or f"sm-{self._count}",
             definition=json.dumps(definition),
             roleArn=ROLE_ARN,
+            type=machine_type,
         )
         return str(response["stateMachineArn"])
 

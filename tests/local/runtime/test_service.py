@@ -244,13 +244,7 @@ def test_logging_publish_and_version_description_are_checked(harness: Harness) -
 
 
 def test_express_machines_are_not_listed_and_cannot_be_updated_to_a_distributed_map(harness: Harness) -> None:
-    arn = harness.call(
-        "CreateStateMachine",
-        name="express",
-        definition=json.dumps(PASS_MACHINE),
-        roleArn=ROLE_ARN,
-        type="EXPRESS",
-    )["stateMachineArn"]
+    arn = harness.create(PASS_MACHINE, name="express", machine_type="EXPRESS")
     assert error_of(harness, "ListExecutions", stateMachineArn=arn).code == "StateMachineTypeNotSupported"
     refused = error_of(
         harness, "UpdateStateMachine", stateMachineArn=arn, definition=json.dumps(distributed_map())
@@ -562,13 +556,7 @@ def test_json_nested_too_deeply_is_refused_as_bad_input_not_a_fault(harness: Har
 def test_an_express_execution_is_started_afresh_each_time_and_the_execution_apis_cannot_read_it(
     harness: Harness,
 ) -> None:
-    machine = harness.call(
-        "CreateStateMachine",
-        name="fast",
-        definition=json.dumps(PASS_MACHINE),
-        roleArn=ROLE_ARN,
-        type="EXPRESS",
-    )["stateMachineArn"]
+    machine = harness.create(PASS_MACHINE, name="fast", machine_type="EXPRESS")
     first = harness.call("StartExecution", stateMachineArn=machine, name="same")["executionArn"]
     second = harness.call("StartExecution", stateMachineArn=machine, name="same")["executionArn"]
     assert first.startswith("arn:aws:states:us-east-1:123456789012:express:fast:same:")
