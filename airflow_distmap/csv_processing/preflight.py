@@ -307,6 +307,7 @@ def check_csv_input(
     columns: Sequence[str] | None = None,
     csv_headers: Sequence[str] | None = None,
     output_column: str | None = None,
+    announce: bool = True,
 ) -> CsvLayout:
     """Check the input CSV and the columns asked for; return how the Map will read it.
 
@@ -316,6 +317,7 @@ def check_csv_input(
     :param columns: columns sent to the function; ``None`` means all.
     :param csv_headers: column names for a file that has no header line (``CSVHeaderLocation: GIVEN``).
     :param output_column: the column the function's output is written to; must not be a header name.
+    :param announce: log the layout found at INFO (``False``: at DEBUG, for a check the task made before).
     :raises CsvInputError: a subclass naming the problem and the fix.
     """
     try:
@@ -413,7 +415,7 @@ def check_csv_input(
         reading = "the Map reads it with GIVEN names and skips its header line"
     else:
         reading = "no header line: GIVEN names"
-    log.info(
+    (log.info if announce else log.debug)(
         "Pre-flight of %s: %d columns, delimiter %s%s; %s",
         input_uri,
         len(headers),

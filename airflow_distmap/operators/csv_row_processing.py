@@ -310,7 +310,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         results = self._results_uri(context)
         return f"{str(results).rstrip('/')}/output.csv"
 
-    def _check_input(self, context: Context) -> CsvLayout:
+    def _check_input(self, context: Context, announce: bool = True) -> CsvLayout:
         s3 = self.s3_hook.get_conn()
         return check_csv_input(
             s3,
@@ -319,6 +319,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             columns=self._columns(),
             csv_headers=self.csv_headers,
             output_column=self.output_column,
+            announce=announce,
         )
 
     # -- extension points of DistributedMapOperator -------------------------------------------------
@@ -504,7 +505,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         summary = super().on_run_complete(context, run)
         owner = task_run_owner(context)
-        layout = self._layout or self._check_input(context)
+        # Resumed after the trigger, this is a new operator: it checks the input again, quietly.
+        layout = self._layout or self._check_input(context, announce=False)
         started_with = json.loads(run.execution.get("input") or "{}")
         etag = started_with.get("source_etag")
         if etag and layout.etag and etag != layout.etag:

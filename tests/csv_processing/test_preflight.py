@@ -133,6 +133,17 @@ def test_given_headers_for_a_file_without_header(s3: Any) -> None:
     assert layout.headers == ("id", "text")
 
 
+def test_the_layout_is_announced_once_and_a_second_check_is_quiet(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    uri = put(s3, "announced.csv", "id,text\n1,a\n")
+    with caplog.at_level(logging.DEBUG):
+        check_csv_input(s3, uri)
+        check_csv_input(s3, uri, announce=False)
+    levels = [r.levelno for r in caplog.records if r.getMessage().startswith("Pre-flight of")]
+    assert levels == [logging.INFO, logging.DEBUG]
+
+
 def test_a_byte_order_mark_without_a_header_line_is_warned_about(
     s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
