@@ -24,6 +24,22 @@ def entry(status: str, items: list[dict[str, Any]], output: Any = None, **extra:
     return record
 
 
+def put_failed_run(s3: Any, prefix: str, failed: list[dict[str, Any]]) -> str:
+    """Write a Map Run's results whose one file is ``FAILED_0.json``; return its manifest's URI."""
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/FAILED_0.json", Body=json.dumps(failed).encode())
+    manifest = {
+        "DestinationBucket": BUCKET,
+        "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
+        "ResultFiles": {
+            "SUCCEEDED": [],
+            "FAILED": [{"Key": f"{prefix}/FAILED_0.json", "Size": 9}],
+            "PENDING": [],
+        },
+    }
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    return f"s3://{BUCKET}/{prefix}/manifest.json"
+
+
 @pytest.fixture
 def manifest_uri() -> Iterator[str]:
     with mock_aws():
@@ -95,18 +111,7 @@ def test_failed_items_without_a_row_index_are_shown_as_items(capsys: pytest.Capt
         s3.create_bucket(Bucket=BUCKET)
         failed = [entry("FAILED", [{"h1": "a"}], Error="States.TaskFailed", Cause="boom")]
         failed[0]["Input"] = json.dumps({"h1": "a"})  # one plain CSV row per child, no row_handler index
-        s3.put_object(Bucket=BUCKET, Key="q/run/FAILED_0.json", Body=json.dumps(failed).encode())
-        manifest = {
-            "DestinationBucket": BUCKET,
-            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
-            "ResultFiles": {
-                "SUCCEEDED": [],
-                "FAILED": [{"Key": "q/run/FAILED_0.json", "Size": 9}],
-                "PENDING": [],
-            },
-        }
-        s3.put_object(Bucket=BUCKET, Key="q/run/manifest.json", Body=json.dumps(manifest).encode())
-        assert main(["results", f"s3://{BUCKET}/q/run/manifest.json"]) == 0
+        assert main(["results", put_failed_run(s3, "q/run", failed)]) == 0
     text = capsys.readouterr().out
     assert "  item: States.TaskFailed: boom" in text
     assert "None" not in text
@@ -174,17 +179,6 @@ def test_a_child_without_an_error_is_named_by_its_status_as_in_the_ledger() -> N
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         aborted = [entry("ABORTED", [{"index": 0, "row": {"text": "a"}}])]
-        s3.put_object(Bucket=BUCKET, Key="r/run/FAILED_0.json", Body=json.dumps(aborted).encode())
-        manifest = {
-            "DestinationBucket": BUCKET,
-            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
-            "ResultFiles": {
-                "SUCCEEDED": [],
-                "FAILED": [{"Key": "r/run/FAILED_0.json", "Size": 9}],
-                "PENDING": [],
-            },
-        }
-        s3.put_object(Bucket=BUCKET, Key="r/run/manifest.json", Body=json.dumps(manifest).encode())
-        summary = summarise(s3, f"s3://{BUCKET}/r/run/manifest.json")
+        summary = summarise(s3, put_failed_run(s3, "r/run", aborted))
     assert summary["failures_by_error"] == {"ABORTED": 1}
     assert summary["failed_samples"][0]["message"] == "The child execution ended ABORTED."
