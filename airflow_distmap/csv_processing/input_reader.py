@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Final
 
@@ -60,6 +61,18 @@ class IrregularRowsError(Exception):
 
 class LargeRowError(IrregularRowsError):
     """Raised by the Arrow reader for a row larger than its blocks (the Python reader reads it)."""
+
+
+@dataclass
+class IrregularRows:
+    """What :func:`python_chunks` saw of rows whose field count differs from the header's.
+
+    :param limit: count only the rows before this one (the ItemReader's ``MaxItems``; ``None``: all).
+    """
+
+    limit: int | None = None
+    count: int = 0
+    first: int = -1  # 0-based, header not counted; -1 while none was seen
 
 
 class FieldTooLargeError(ValueError):
@@ -128,13 +141,16 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
         raise IrregularRowsError(str(exc)) from exc
 
 
-def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
+def python_chunks(
+    body: Any, layout: CsvLayout, irregular: IrregularRows | None = None
+) -> Iterator[list[pa.Array]]:
     """Same as :func:`arrow_chunks` with :func:`~airflow_distmap.formats.csv_records.iter_records`.
 
     Short rows are padded with ``""`` and long rows cut to the header's width, as AWS shapes items.
 
     :param body: a binary file-like object positioned at the start of the file.
     :param layout: the input as the pre-flight saw it.
+    :param irregular: where to count the rows padded or cut (none: they are not counted).
     :raises NotUtf8Error: the file holds bytes that are not UTF-8.
     :raises FieldTooLargeError: a field is longer than AWS reads.
     """
@@ -150,11 +166,22 @@ def python_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
         if not chunk:
             return
         if any(len(record) != width for record in chunk):
+            if irregular is not None:
+                _count_irregular(chunk, rows - len(chunk), width, irregular)
             chunk = [
                 record[:width] if len(record) >= width else record + [""] * (width - len(record))
                 for record in chunk
             ]
         yield [pa.array(column, type=pa.string()) for column in zip(*chunk, strict=True)]
+
+
+def _count_irregular(chunk: list[list[str]], first_row: int, width: int, irregular: IrregularRows) -> None:
+    end = len(chunk) if irregular.limit is None else max(0, min(len(chunk), irregular.limit - first_row))
+    for position in range(end):
+        if len(chunk[position]) != width:
+            irregular.count += 1
+            if irregular.first < 0:
+                irregular.first = first_row + position
 
 
 def _take_chunk(records: Iterator[list[str]], rows_before: int) -> list[list[str]]:

@@ -27,8 +27,8 @@ from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import (
     MAX_FIELD_CHARS,
     FieldTooLargeError,
+    IrregularRows,
     IrregularRowsError,
-    LargeRowError,
     NotUtf8Error,
     arrow_chunks,
     python_chunks,
@@ -150,17 +150,14 @@ def largest_item(
         try:
             chunks = _keep_last(_first_rows(arrow_chunks(body, layout), max_rows), last)
             largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
-        except IrregularRowsError as irregular:
-            if not isinstance(irregular, LargeRowError):  # a row wider than Arrow's blocks is not irregular
-                log.warning(
-                    "Some rows of %s have more or fewer fields than the header. As Step Functions' CSV "
-                    "reader does, missing fields are read as empty and extra fields are dropped.",
-                    layout.uri,
-                )
+        except IrregularRowsError:
+            # Arrow stops at a row whose width differs from the header's, or at one wider than its blocks.
             body.close()
             body = _open(s3, layout)
-            chunks = _keep_last(_first_rows(python_chunks(body, layout), max_rows), last)
+            irregular = IrregularRows(limit=max_rows)
+            chunks = _keep_last(_first_rows(python_chunks(body, layout, irregular), max_rows), last)
             largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+            _warn_irregular(layout, irregular)
     except FieldTooLargeError as error:  # over the 8 MB AWS reads, so over any limit
         if max_rows is not None and error.row >= max_rows:  # past where the reader stops
             return 0, -1
@@ -193,6 +190,18 @@ def largest_item(
             body.backslashes,
         )
     return largest, where
+
+
+def _warn_irregular(layout: CsvLayout, irregular: IrregularRows) -> None:
+    if irregular.count:
+        log.warning(
+            "Rows of %s with more or fewer fields than the header: %d (the first is row %d, 0-based, header "
+            "not counted). As Step Functions' CSV reader does, missing fields are read as empty and extra "
+            "fields are dropped. To keep every value, give those rows the header's number of fields.",
+            layout.uri,
+            irregular.count,
+            irregular.first,
+        )
 
 
 def _first_rows(chunks: Iterator[list[pa.Array]], limit: int | None) -> Iterator[list[pa.Array]]:

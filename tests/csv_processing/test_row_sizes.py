@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from airflow_distmap.csv_processing.preflight import check_csv_input
-from airflow_distmap.csv_processing.row_sizes import check_row_sizes
+from airflow_distmap.csv_processing.row_sizes import check_row_sizes, largest_item
 from airflow_distmap.exceptions import RowTooLargeError, UnsupportedInputError
 
 BUCKET = "data"
@@ -30,7 +30,7 @@ def test_the_scan_warns_where_aws_reads_csv_unlike_pandas(s3: Any, caplog: pytes
     with caplog.at_level(logging.WARNING):
         check_row_sizes(s3, layout, 10_000)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("more or fewer fields than the header" in w for w in warnings)
+    assert any("more or fewer fields than the header: 1 (the first is row 1," in w for w in warnings)
     assert any("holds 4 backslashes" in w and "double it" in w for w in warnings)
 
     s3.put_object(Bucket=BUCKET, Key="plain.csv", Body=b"id,path\n1,a\n2,b\n")
@@ -38,6 +38,23 @@ def test_the_scan_warns_where_aws_reads_csv_unlike_pandas(s3: Any, caplog: pytes
     with caplog.at_level(logging.WARNING):
         check_row_sizes(s3, check_csv_input(s3, f"s3://{BUCKET}/plain.csv", columns=["path"]), 10_000)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_the_irregular_rows_warning_counts_only_rows_the_reader_reaches(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b"id,text\n0,a\n1\n2,b\n3,c,extra\n4\n5,d\n"
+    s3.put_object(Bucket=BUCKET, Key="in.csv", Body=body)
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in.csv", columns=["text"])
+    for max_rows, expected in ((None, ": 3 (the first is row 1,"), (4, ": 2 (the first is row 1,")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            largest_item(s3, layout, 10_000, envelope=True, max_rows=max_rows)
+        assert expected in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        largest_item(s3, layout, 10_000, envelope=True, max_rows=1)  # the short row 1 is never read
+    assert "more or fewer fields" not in caplog.text
 
 
 @pytest.mark.parametrize(
