@@ -12,9 +12,8 @@ QueryLanguage JSONata (via jsonata-python); the intrinsics listed in
 
 Rejected by :func:`validate_definition` as not implemented (``UNSUPPORTED_FEATURE``, naming the feature):
 other Task resources and ``.sync``/``.waitForTaskToken``, HeartbeatSeconds, Credentials, TimeoutSeconds of an
-ItemProcessor or branch (the execution's own is honoured), ItemReader PARQUET/MANIFEST/ManifestType/
-LOAD_AND_FLATTEN, ``Assign`` in JSONPath catchers and Choice rules, JSONata TimeoutSeconds and INLINE
-MaxConcurrency expressions.
+ItemProcessor or branch (the execution's own is honoured), ItemReader MANIFEST/ManifestType, ``Assign`` in
+JSONPath catchers and Choice rules, JSONata TimeoutSeconds and INLINE MaxConcurrency expressions.
 """
 
 from __future__ import annotations

@@ -683,9 +683,9 @@ class _Validator:
                     SCHEMA, f"The field '{field}' is not supported in ReaderConfig", f"{where}/{field}"
                 )
         input_type = config.get("InputType")
-        if input_type in ("PARQUET", "MANIFEST"):
+        if input_type == "MANIFEST":
             self.unsupported(f"ItemReader InputType {input_type}", f"{where}/InputType")
-        elif input_type is not None and input_type not in ("CSV", "JSON", "JSONL"):
+        elif input_type is not None and input_type not in ("CSV", "JSON", "JSONL", "PARQUET"):
             self.error(
                 SCHEMA,
                 "ItemReader InputType must be CSV, JSON, JSONL, PARQUET or MANIFEST",
@@ -700,10 +700,12 @@ class _Validator:
                 "ReaderConfig Transformation is only allowed with arn:aws:states:::s3:listObjectsV2",
                 f"{where}/Transformation",
             )
-        elif config.get("Transformation", "NONE") != "NONE":
-            self.unsupported(
-                f"ItemReader Transformation {config['Transformation']}", f"{where}/Transformation"
-            )
+        elif config.get("Transformation", "NONE") not in ("NONE", "LOAD_AND_FLATTEN"):
+            message = "ReaderConfig Transformation must be NONE or LOAD_AND_FLATTEN"
+            self.error(SCHEMA, message, f"{where}/Transformation")
+        elif config.get("Transformation") == "LOAD_AND_FLATTEN" and input_type is None:
+            # Spec §1.2: "LOAD_AND_FLATTEN requires InputType".
+            self.error(SCHEMA, "ReaderConfig Transformation LOAD_AND_FLATTEN requires InputType", where)
         if (
             resource == "arn:aws:states:::s3:getObject"
             and input_type is None

@@ -1,8 +1,10 @@
-"""ItemReader sources: S3 objects (CSV, JSON, JSONL) and S3 prefix listings, read as streams.
+"""ItemReader sources: S3 objects (CSV, JSON, JSONL, Parquet) and S3 prefix listings, read as streams.
 
 Every reader is a plain (synchronous) generator of ``(item, source)`` pairs; the Map Run drives it from a
 worker thread through a bounded queue (:meth:`MapRun._items`), so a 1 GB object never sits in memory: CSV and
-JSONL are read line by line, JSON with ``ijson``'s incremental parser.
+JSONL are read line by line, JSON with ``ijson``'s incremental parser, Parquet a record batch at a time from
+a local copy (its footer is at the end). A listing with ``Transformation: LOAD_AND_FLATTEN`` reads every
+listed object in turn, in key order.
 
 Rules follow ``docs/distributed-map-spec.md`` section 1. Failures raise
 :class:`~airflow_distmap.local.errors.StatesError` ``States.ItemReaderFailed`` with the cause AWS reports
@@ -11,12 +13,18 @@ where it is recorded, otherwise an AWS-like cause (marked UNCONFIRMED below).
 
 from __future__ import annotations
 
+import base64
 import csv
+import datetime
+import decimal
 import gzip
 import io
 import json
+import math
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import ijson
@@ -35,6 +43,11 @@ ITEM_READER_FAILED: Final = "States.ItemReaderFailed"
 NON_ITERABLE_CAUSE: Final = "Attempting to map over non-iterable node."
 GET_OBJECT: Final = "arn:aws:states:::s3:getObject"
 LIST_OBJECTS_V2: Final = "arn:aws:states:::s3:listObjectsV2"
+LOAD_AND_FLATTEN: Final = "LOAD_AND_FLATTEN"
+#: The ``InputType`` values whose objects this runtime reads (``MANIFEST`` is refused at creation).
+OBJECT_INPUT_TYPES: Final = ("CSV", "JSON", "JSONL", "PARQUET")
+#: Rows of a Parquet file decoded at a time.
+PARQUET_BATCH_ROWS: Final = 1024
 #: "Step Functions supports reading an item of up to 8 MB from a text delimited file, JSON, or JSON Lines
 #: file" (spec section 1.4). AWS's error for a larger one is UNCONFIRMED: the reader fails, as for bad input.
 MAX_ITEM_BYTES: Final = MAX_FIELD_BYTES
@@ -160,31 +173,34 @@ class SourceChangedError(StatesError):
 
 @dataclass
 class ObjectPin:
-    """The object version a Map Run reads its items from: reading the rest later must find the same object.
+    """The object versions a Map Run reads its items from: reading the rest later must find the same objects.
 
     Spec, Redrive: when the run failed after starting children, a redrive uses "the same items as the
     original". How AWS keeps them is UNCONFIRMED; this runtime reads the object again from where it stopped,
     under ``If-Match`` on the ETag it first saw, and fails the reader when the object changed rather than mix
     two versions' items.
 
-    :param etag: the ETag of the first read (unquoted), ``None`` before it.
+    :param etags: ``bucket/key`` -> the ETag (unquoted) of the object's first read.
     """
 
-    etag: str | None = None
+    etags: dict[str, str] = field(default_factory=dict)
+
+    def etag(self, bucket: str, key: str) -> str | None:
+        """The ETag the first read of ``bucket/key`` found; ``None`` before it."""
+        return self.etags.get(f"{bucket}/{key}")
 
     def check(self, etag: str, bucket: str, key: str) -> None:
         """Remember the first read's ``etag``; refuse a later read of another version."""
         etag = etag.strip('"')
-        if self.etag is None:
-            self.etag = etag
-        elif etag != self.etag:
+        if self.etags.setdefault(f"{bucket}/{key}", etag) != etag:
             raise SourceChangedError(ITEM_READER_FAILED, self.changed_cause(bucket, key))
 
     def changed_cause(self, bucket: str, key: str) -> str:
         """The cause of a read that found another version of the object."""
         return (
-            f"s3://{bucket}/{key} changed since this Map Run began reading it (ETag {self.etag}); a redrive "
-            "goes on with the same items, so restore the object or start a new execution."
+            f"s3://{bucket}/{key} changed since this Map Run began reading it (ETag "
+            f"{self.etag(bucket, key)}); a redrive goes on with the same items, so restore the object or "
+            "start a new execution."
         )
 
 
@@ -224,8 +240,9 @@ def _get_object_body(s3: S3Client, parameters: Mapping[str, Any], pin: ObjectPin
         kwargs["VersionId"] = parameters["VersionId"]
     if isinstance(parameters.get("ExpectedBucketOwner"), str):
         kwargs["ExpectedBucketOwner"] = parameters["ExpectedBucketOwner"]
-    if pin.etag is not None:
-        kwargs["IfMatch"] = f'"{pin.etag}"'
+    pinned = pin.etag(bucket, key)
+    if pinned is not None:
+        kwargs["IfMatch"] = f'"{pinned}"'
     try:
         response = s3.get_object(**kwargs)
     except ClientError as error:
@@ -316,6 +333,54 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:
             ) from None
 
 
+def read_parquet(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Yield one object per Parquet row, column name -> JSON value.
+
+    The object is copied to a temporary file first (Parquet's footer, which says where the rows are, is at
+    its end), then decoded :data:`PARQUET_BATCH_ROWS` rows at a time. How AWS types Parquet values is
+    UNCONFIRMED (spec section 1.1); this runtime writes them as a Java JSON library would: numbers, strings
+    and booleans as they are, dates and times as ISO 8601 text, decimals as numbers, binary as base64, NaN
+    and infinities as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"``.
+
+    :param stream: the object's bytes.
+    """
+    import pyarrow as pa  # imported on first use: only Parquet readers need it
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryFile(prefix="distmap-parquet-") as copy:
+        shutil.copyfileobj(stream, copy, _READ_CHUNK)
+        copy.seek(0)
+        try:
+            for batch in pq.ParquetFile(copy).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                for row in batch.to_pylist(maps_as_pydicts="lossy"):
+                    yield {name: _json_value(value) for name, value in row.items()}
+        except pa.ArrowException as error:
+            raise OSError(f"it is not a Parquet file Arrow can read ({error})") from None
+
+
+def _json_value(value: Any) -> Any:
+    """A value decoded from Parquet as JSON can hold it (see :func:`read_parquet`)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):  # a struct, or a MAP (keys of any type become strings)
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return str(value)
+
+
 def list_objects(s3: S3Client, parameters: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Yield one summary per key: ``Etag, Key, LastModified (epoch seconds), Size, StorageClass``.
 
@@ -357,16 +422,53 @@ def iter_reader_items(
     :param reader_config: the evaluated ``ReaderConfig`` (MaxItems is applied by the caller).
     :param pin: the object version an earlier read of this Map Run found (see :class:`ObjectPin`).
     """
+    pin = pin or ObjectPin()
     if resource == LIST_OBJECTS_V2:
         bucket = str(parameters.get("Bucket", ""))
-        return f"S3://{bucket}", list_objects(s3, parameters)
+        listing = list_objects(s3, parameters)
+        if reader_config.get("Transformation", "NONE") == LOAD_AND_FLATTEN:
+            # $$.Map.Item.Source of a flattened item: the listed bucket, as for a plain listing (UNCONFIRMED).
+            return f"S3://{bucket}", _flattened(s3, bucket, listing, reader_config, pin)
+        return f"S3://{bucket}", listing
     if resource != GET_OBJECT:
         raise StatesError(ITEM_READER_FAILED, f"ItemReader Resource {resource!r} is not supported.")
+    bucket, key = str(parameters.get("Bucket")), str(parameters.get("Key"))
+    return f"S3://{bucket}/{key}", _object_items(s3, parameters, reader_config, pin)
+
+
+def _flattened(
+    s3: S3Client,
+    bucket: str,
+    listing: Iterator[dict[str, Any]],
+    reader_config: Mapping[str, Any],
+    pin: ObjectPin,
+) -> Iterator[Any]:
+    """The items of every listed object in turn (``LOAD_AND_FLATTEN``), each read with ``reader_config``.
+
+    A key ending in ``/`` (the console's folder marker) holds no records and is passed over (UNCONFIRMED).
+    On a redrive the prefix is listed again: an object added or removed before where the first read stopped
+    moves the items after it (how AWS keeps a listing's items for a redrive is UNCONFIRMED).
+    """
+    for entry in listing:
+        key = entry["Key"]
+        if key.endswith("/"):
+            continue
+        yield from _object_items(s3, {"Bucket": bucket, "Key": key}, reader_config, pin)
+
+
+def _object_items(
+    s3: S3Client, parameters: Mapping[str, Any], reader_config: Mapping[str, Any], pin: ObjectPin
+) -> Iterator[Any]:
+    """Open the object now (so its S3 errors raise here) and return a generator of its items."""
     input_type = reader_config.get("InputType")
-    if input_type not in ("CSV", "JSON", "JSONL"):
+    if input_type not in OBJECT_INPUT_TYPES:
         raise StatesError(ITEM_READER_FAILED, f"ReaderConfig InputType {input_type!r} is not supported.")
-    body, bucket, key = _get_object_body(s3, parameters, pin or ObjectPin())
-    stream = open_body(body, key)
+    if input_type == "PARQUET" and "VersionId" in parameters:
+        # Spec section 1.2: "Parquet files are the one exception which does not support VersionId."
+        raise StatesError(ITEM_READER_FAILED, "VersionId is not supported for InputType PARQUET.")
+    body, bucket, key = _get_object_body(s3, parameters, pin)
+    # Parquet compresses its pages itself ("no extension needed"): the file is read as it is.
+    stream = body if input_type == "PARQUET" else open_body(body, key)
 
     def generate() -> Iterator[Any]:
         try:
@@ -374,6 +476,8 @@ def iter_reader_items(
                 yield from read_csv(stream, reader_config)
             elif input_type == "JSONL":
                 yield from read_jsonl(stream)
+            elif input_type == "PARQUET":
+                yield from read_parquet(stream)
             else:
                 yield from read_json(stream, reader_config)
         except (OSError, EOFError, UnicodeDecodeError, zstandard.ZstdError, BotoCoreError) as error:
@@ -385,4 +489,4 @@ def iter_reader_items(
         finally:
             stream.close()
 
-    return f"S3://{bucket}/{key}", generate()
+    return generate()

@@ -37,6 +37,36 @@ def assert_error(definition: Any, code: str, fragment: str) -> None:
     assert any(c == code and fragment in m for c, m, _ in found), found
 
 
+@pytest.mark.parametrize(
+    "reader",
+    [
+        {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "PARQUET"},
+            "Parameters": {"Bucket": "b", "Key": "k.parquet"},
+        },
+        {
+            "Resource": "arn:aws:states:::s3:listObjectsV2",
+            "ReaderConfig": {"InputType": "CSV", "Transformation": "LOAD_AND_FLATTEN", "CSVDelimiter": "TAB"},
+            "Parameters": {"Bucket": "b", "Prefix": "parts/"},
+        },
+    ],
+)
+def test_parquet_files_and_flattened_listings_are_valid_readers(reader: dict[str, Any]) -> None:
+    assert errors(distributed_map(ItemReader=reader)) == []
+
+
+def test_a_flattened_listing_needs_an_input_type() -> None:
+    reader = {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "ReaderConfig": {"Transformation": "LOAD_AND_FLATTEN"},
+        "Parameters": {"Bucket": "b"},
+    }
+    assert_error(distributed_map(ItemReader=reader), "SCHEMA_VALIDATION_FAILED", "requires InputType")
+    reader["ReaderConfig"] = {"InputType": "CSV", "Transformation": "EXPAND"}
+    assert_error(distributed_map(ItemReader=reader), "SCHEMA_VALIDATION_FAILED", "NONE or LOAD_AND_FLATTEN")
+
+
 def test_a_valid_definition_has_no_diagnostics() -> None:
     definition = distributed_map(
         ItemReader={
@@ -268,11 +298,11 @@ def test_catcher_rules() -> None:
             distributed_map(
                 ItemReader={
                     "Resource": "arn:aws:states:::s3:getObject",
-                    "ReaderConfig": {"InputType": "PARQUET"},
+                    "ReaderConfig": {"InputType": "MANIFEST"},
                     "Parameters": {"Bucket": "b", "Key": "k"},
                 }
             ),
-            "ItemReader InputType PARQUET",
+            "ItemReader InputType MANIFEST",
         ),
         (
             distributed_map(
@@ -283,16 +313,6 @@ def test_catcher_rules() -> None:
                 }
             ),
             "ManifestType S3_INVENTORY",
-        ),
-        (
-            distributed_map(
-                ItemReader={
-                    "Resource": "arn:aws:states:::s3:listObjectsV2",
-                    "ReaderConfig": {"InputType": "CSV", "Transformation": "LOAD_AND_FLATTEN"},
-                    "Parameters": {"Bucket": "b"},
-                }
-            ),
-            "Transformation LOAD_AND_FLATTEN",
         ),
         (
             {

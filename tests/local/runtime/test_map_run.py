@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import threading
@@ -10,6 +11,8 @@ import time
 import uuid
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from airflow_distmap.local.errors import ServiceError
@@ -110,6 +113,42 @@ def test_csv_reader_selector_batcher_and_result_writer(harness: Harness) -> None
         "MapStateExited",
         "ExecutionSucceeded",
     ]
+
+
+def test_a_flattened_listing_and_a_parquet_file_feed_children_their_records(harness: Harness) -> None:
+    harness.put("parts/part-0.csv", "id,name\n0,a\n1,b\n")
+    harness.put("parts/part-1.csv", "id,name\n2,c\n3,d\n")
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"id": [0, 1], "name": ["a", None]}), sink)
+    harness.put("rows.parquet", sink.getvalue())
+    flattened = {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "ReaderConfig": {"InputType": "CSV", "Transformation": "LOAD_AND_FLATTEN", "MaxItems": 3},
+        "Parameters": {"Bucket": BUCKET, "Prefix": "parts/"},
+    }
+    parquet = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "PARQUET"},
+        "Parameters": {"Bucket": BUCKET, "Key": "rows.parquet"},
+    }
+    selector = {"row.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"}
+    for reader, expected in (
+        (
+            flattened,
+            [{"id": "0", "name": "a"}, {"id": "1", "name": "b"}, {"id": "2", "name": "c"}],
+        ),
+        (parquet, [{"id": 0, "name": "a"}, {"id": 1, "name": None}]),
+    ):
+        definition = distributed_map(ItemReader=reader, ItemSelector=selector, ResultWriter=WRITER)
+        arn, done = harness.run(definition)
+        assert done["status"] == "SUCCEEDED", done
+        inputs = [
+            json.loads(e["Input"]) for e in result_files(harness, json.loads(done["output"]))["SUCCEEDED"]
+        ]
+        assert sorted(inputs, key=lambda item: item["index"]) == [
+            {"row": row, "index": index} for index, row in enumerate(expected)
+        ]
+        assert harness.map_run(arn)["itemCounts"]["total"] == len(expected)
 
 
 def test_tolerated_failures_keep_the_run_and_show_in_the_output(harness: Harness) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime
+import decimal
 import gzip
 import io
 import json
@@ -7,6 +9,8 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 from botocore.exceptions import IncompleteReadError
@@ -286,3 +290,153 @@ def test_json_array_is_parsed_incrementally() -> None:
     items = read_json(open_body(raw, "rows.json"), {})  # type: ignore[arg-type]
     assert next(items) == {"i": 0, "pad": "y" * 100}
     assert raw.pulled < 4 * 1024 * 1024 < len(data)
+
+
+def parquet_bytes(table: pa.Table, **options: Any) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, **options)
+    return sink.getvalue()
+
+
+def test_parquet_rows_are_items_with_json_values() -> None:
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "name": ["a", None],
+            "score": [0.5, float("nan")],
+            "ok": [True, False],
+            "day": pa.array([datetime.date(2026, 1, 2), None], pa.date32()),
+            "at": pa.array([datetime.datetime(2026, 1, 2, 3, 4, 5), None], pa.timestamp("ms")),
+            "price": pa.array([decimal.Decimal("1.50"), decimal.Decimal("2")], pa.decimal128(5, 2)),
+            "raw": [b"\x00\x01", b""],
+            "tags": [["x", "y"], []],
+            "meta": pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int64())),
+            "point": [{"x": 1, "y": 2}, None],
+        }
+    )
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        # Internal compression, no extension: read as Parquet all the same.
+        s3.put_object(Bucket="reader-bucket", Key="in/data", Body=parquet_bytes(table, compression="zstd"))
+        source, items = iter_reader_items(
+            s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/data"}, {"InputType": "PARQUET"}
+        )
+        assert source == "S3://reader-bucket/in/data"
+        assert list(items) == [
+            {
+                "id": 1,
+                "name": "a",
+                "score": 0.5,
+                "ok": True,
+                "day": "2026-01-02",
+                "at": "2026-01-02T03:04:05",
+                "price": 1.5,
+                "raw": "AAE=",
+                "tags": ["x", "y"],
+                "meta": {"k": 1},
+                "point": {"x": 1, "y": 2},
+            },
+            {
+                "id": 2,
+                "name": None,
+                "score": "NaN",
+                "ok": False,
+                "day": None,
+                "at": None,
+                "price": 2,
+                "raw": "",
+                "tags": [],
+                "meta": {},
+                "point": None,
+            },
+        ]
+
+
+def test_a_parquet_reader_refuses_a_version_id_and_a_file_that_is_not_parquet() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        s3.put_object(Bucket="reader-bucket", Key="in.parquet", Body=b"id,text\n1,a\n")
+        where = {"Bucket": "reader-bucket", "Key": "in.parquet"}
+        with pytest.raises(StatesError, match="VersionId is not supported for InputType PARQUET"):
+            iter_reader_items(s3, GET_OBJECT, {**where, "VersionId": "v1"}, {"InputType": "PARQUET"})
+        with pytest.raises(StatesError) as caught:
+            list(iter_reader_items(s3, GET_OBJECT, where, {"InputType": "PARQUET"})[1])
+        assert caught.value.error == "States.ItemReaderFailed"
+        assert "Could not read s3://reader-bucket/in.parquet" in caught.value.cause
+
+
+def test_a_parquet_file_is_decoded_a_batch_at_a_time() -> None:
+    rows = readers_module.PARQUET_BATCH_ROWS * 3
+    body = parquet_bytes(pa.table({"n": list(range(rows))}), row_group_size=rows)
+    decoded: list[int] = []
+    original = pq.ParquetFile.iter_batches
+
+    def iter_batches(parquet: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
+        for batch in original(parquet, *args, **kwargs):
+            decoded.append(batch.num_rows)
+            yield batch
+
+    with mock.patch.object(pq.ParquetFile, "iter_batches", iter_batches):
+        items = readers_module.read_parquet(io.BytesIO(body))
+        assert next(items) == {"n": 0}
+        assert decoded == [readers_module.PARQUET_BATCH_ROWS]  # one batch decoded, not the row group
+        assert len(list(items)) == rows - 1
+
+
+@pytest.mark.parametrize(
+    ("config", "bodies", "expected"),
+    [
+        (
+            {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            [b"id,text\n1,a\n2,b\n", b"id,text\n3,c\n", b""],
+            [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}, {"id": "3", "text": "c"}],
+        ),
+        (
+            {"InputType": "JSONL"},
+            [b'{"n": 1}\n', b'{"n": 2}\n{"n": 3}\n', b""],
+            [{"n": 1}, {"n": 2}, {"n": 3}],
+        ),
+        ({"InputType": "JSON"}, [b"[1, 2]", b"[3]", b"[]"], [1, 2, 3]),
+    ],
+)
+def test_a_flattened_listing_reads_every_object_in_key_order(
+    config: dict[str, Any], bodies: list[bytes], expected: list[Any]
+) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        s3.put_object(Bucket="reader-bucket", Key="parts/", Body=b"")  # a console folder marker
+        for number, body in reversed(list(enumerate(bodies))):
+            s3.put_object(Bucket="reader-bucket", Key=f"parts/part-{number}", Body=gzip.compress(body))
+        s3.put_object(Bucket="reader-bucket", Key="other/x", Body=b"not read")
+        source, items = iter_reader_items(
+            s3,
+            LIST_OBJECTS_V2,
+            {"Bucket": "reader-bucket", "Prefix": "parts/"},
+            {**config, "Transformation": "LOAD_AND_FLATTEN"},
+        )
+        assert source == "S3://reader-bucket"
+        assert list(items) == expected
+
+
+def test_a_flattened_listing_fails_on_an_object_of_another_format_or_changed_on_redrive() -> None:
+    flatten = {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"}
+    where = {"Bucket": "reader-bucket", "Prefix": "parts/"}
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        s3.put_object(Bucket="reader-bucket", Key="parts/a.jsonl", Body=b'{"n": 1}\n')
+        s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b"not json\n")
+        items = iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten)[1]
+        assert next(items) == {"n": 1}
+        with pytest.raises(StatesError, match="Line 1 of the JSONL file is not valid JSON"):
+            next(items)
+
+        s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 2}\n')
+        pin = readers_module.ObjectPin()
+        assert list(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin)[1]) == [{"n": 1}, {"n": 2}]
+        s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 3}\n')
+        with pytest.raises(readers_module.SourceChangedError, match=r"parts/b\.jsonl changed"):
+            list(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin)[1])
