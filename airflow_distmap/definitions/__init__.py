@@ -16,6 +16,7 @@ from airflow_distmap.definitions.readers import (
     ItemReader,
     JsonItemReader,
     JsonlItemReader,
+    ParquetItemReader,
     S3PrefixItemReader,
 )
 from airflow_distmap.definitions.states import is_distributed_map, iter_distributed_maps, iter_states
@@ -30,6 +31,7 @@ __all__ = [
     "JsonItemReader",
     "JsonlItemReader",
     "LambdaItemProcessor",
+    "ParquetItemReader",
     "ResultWriter",
     "S3PrefixItemReader",
     "check_function_name",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from airflow_distmap.definitions import (
     JsonItemReader,
     JsonlItemReader,
     LambdaItemProcessor,
+    ParquetItemReader,
     ResultWriter,
     S3PrefixItemReader,
     ensure_result_writer,
@@ -109,6 +111,38 @@ def test_readers():
         "Resource": "arn:aws:states:::s3:listObjectsV2",
         "Parameters": {"Bucket": "b-1", "Prefix": "images/"},
     }
+    assert ParquetItemReader(uri="s3://b-1/x.parquet", max_items=5).to_asl()["ReaderConfig"] == {
+        "InputType": "PARQUET",
+        "MaxItems": 5,
+    }
+    assert S3PrefixItemReader(uri="s3://b-1/parts/", input_type="CSV", delimiter="PIPE").to_asl() == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "b-1", "Prefix": "parts/"},
+        "ReaderConfig": {
+            "InputType": "CSV",
+            "Transformation": "LOAD_AND_FLATTEN",
+            "CSVHeaderLocation": "FIRST_ROW",
+            "CSVDelimiter": "PIPE",
+        },
+    }
+    assert S3PrefixItemReader(uri="s3://b-1/parts/", input_type="JSONL").to_asl()["ReaderConfig"] == {
+        "InputType": "JSONL",
+        "Transformation": "LOAD_AND_FLATTEN",
+    }
+
+
+@pytest.mark.parametrize(
+    ("reader", "message"),
+    [
+        (lambda: S3PrefixItemReader(uri="s3://b-1/p/", input_type="XML"), "input_type=.XML. is not"),
+        (lambda: S3PrefixItemReader(uri="s3://b-1/p/", delimiter="TAB"), "applies to CSV objects only"),
+        (lambda: ParquetItemReader(uri="s3://b-1/folder/"), "names a folder"),
+    ],
+)
+def test_reader_arguments_are_checked_with_the_fix(reader: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        reader().to_asl()
+    assert "To fix this" in str(caught.value)
 
 
 def test_processor_from_asl_becomes_distributed():

@@ -174,3 +174,55 @@ def test_tag_calls_work_through_boto3_with_aws_error_members(local_endpoint: Loc
     with pytest.raises(sfn.exceptions.ResourceNotFound) as caught:
         sfn.list_tags_for_resource(resourceArn=arn + "-missing")
     assert caught.value.response["resourceName"] == arn + "-missing"
+
+
+def test_a_distributed_map_reads_the_parquet_parts_under_a_prefix(local_endpoint: LocalEndpoint) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s3 = local_endpoint.client("s3")
+    sfn = local_endpoint.client("stepfunctions")
+    s3.create_bucket(Bucket="parquet-parts")
+    for part, values in enumerate((["a", "b"], ["c"])):
+        sink = io.BytesIO()
+        pq.write_table(pa.table({"value": values, "sleep": [0] * len(values)}), sink, compression="snappy")
+        s3.put_object(Bucket="parquet-parts", Key=f"out/part-{part:05d}.snappy.parquet", Body=sink.getvalue())
+    definition = {
+        "StartAt": "Map",
+        "States": {
+            "Map": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "ReaderConfig": {"InputType": "PARQUET", "Transformation": "LOAD_AND_FLATTEN"},
+                    "Parameters": {"Bucket": "parquet-parts", "Prefix": "out/"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "Invoke",
+                    "States": {
+                        "Invoke": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": "behave", "Payload.$": "$"},
+                            "OutputPath": "$.Payload.value",
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    arn = sfn.create_state_machine(
+        name="parquet-parts", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    deadline = time.monotonic() + 60
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "still RUNNING after 60 s"
+        time.sleep(0.1)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == ["a", "b", "c"]
