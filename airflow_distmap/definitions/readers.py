@@ -240,8 +240,8 @@ class S3PrefixItemReader:
                     config["CSVDelimiter"] = delimiter
         if delimiter != "COMMA" and config.get("InputType") != "CSV":
             raise ValueError(
-                f"delimiter={self.delimiter!r} applies to CSV objects only. To fix this, pass input_type='CSV' "
-                "or drop delimiter."
+                f"delimiter={self.delimiter!r} applies to CSV objects only. To fix this, pass "
+                "input_type='CSV' or drop delimiter."
             )
         if config or self.max_items is not None:
             reader["ReaderConfig"] = _reader_config(config, self.max_items)
