@@ -35,7 +35,7 @@ _OBJECT_WRITES: Final = ("PutObject", "CompleteMultipartUpload")
 _CLASSIC_TRANSFER: Final = TransferConfig(preferred_transfer_client="classic")
 _PER_RUN_FIX: Final = (
     "To fix this, leave results_uri unset (each task run then gets its own prefix) or template it per run, "
-    "e.g. with {{ run_id }}."
+    "e.g. with {{ run_id }} (and {{ ti.map_index }} in a mapped task)."
 )
 
 

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import IrregularRowsError, arrow_chunks, python_chunks
 from airflow_distmap.csv_processing.ledger import CONTRACT_ERROR, NOT_PROCESSED, LedgerColumns
-from airflow_distmap.csv_processing.preflight import CsvLayout, OutputTarget
+from airflow_distmap.csv_processing.preflight import OWN_OUTPUT_URI_FIX, CsvLayout, OutputTarget
 from airflow_distmap.csv_processing.result_store import (
     ResultRun,
     ResultStore,
@@ -486,8 +486,7 @@ def _upload(s3: S3Client, path: Path, uri: str, target: OutputTarget, owner: str
     if not upload_unless_replaced(s3, str(path), uri, seen_etag=seen_etag, owner=owner, extra_args=extra):
         raise OutputLocationError(
             f"{uri} was written by someone else while this task run collected its results; it was left as "
-            "it is. To fix this, give each task run its own output_uri (template it, e.g. with {{ ds }}, or "
-            "{{ run_id }} when one date is processed more than once) and clear the task."
+            f"it is. To fix this, {OWN_OUTPUT_URI_FIX} and clear the task."
         )
 
 

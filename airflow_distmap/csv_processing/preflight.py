@@ -67,6 +67,11 @@ _PLAIN_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RERUN_INDEX_FIELD: Final = "_distmap_item_index"
 _COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".zip")
 _BOM_BYTES: Final = UTF8_BOM.encode()
+#: How to give a task run an output of its own, for the errors about an output another task run wrote.
+OWN_OUTPUT_URI_FIX: Final = (
+    "give each task run its own output_uri (template it: {{ ds }} per date, {{ run_id }} when one date is "
+    "processed more than once, and {{ ti.map_index }} in a mapped task)"
+)
 
 
 def resolve_delimiter(value: str) -> tuple[str, str]:
@@ -483,9 +488,8 @@ def check_output_location(
         seen_etags[uri] = None if head is None else head.get("ETag")
         if head is not None and not owned_by(head, owner):
             raise OutputLocationError(
-                f"{uri} already exists and was not written by this task run. To fix this, give each task run "
-                "its own output_uri (template it, e.g. with {{ ds }}, or {{ run_id }} when one date is "
-                "processed more than once), or delete the object to process that input again."
+                f"{uri} already exists and was not written by this task run. To fix this, "
+                f"{OWN_OUTPUT_URI_FIX}, or delete the object to process that input again."
             )
     if not bucket_exists(s3, bucket):
         raise OutputLocationError(

@@ -115,7 +115,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param output_uri: ``s3://.../name.csv`` or ``.parquet`` (templated); default
         ``<results_uri>/output.csv``. Must not exist unless an earlier try of this task run wrote it; the
         output and the ledger are written with a conditional write, so a task run sharing a fixed
-        ``output_uri`` never overwrites what another one wrote meanwhile (it fails, naming the fix).
+        ``output_uri`` never overwrites what another one wrote meanwhile (it fails, naming the fix). In a
+        mapped task, template it with ``{{ ti.map_index }}`` as well.
     :param output_column: name of the column holding the function's output (strings as returned,
         other JSON values as JSON text, empty for failed rows).
     :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.
@@ -127,7 +128,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param results_uri: where the Map Run exports its results (templated); default
         ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/``. One prefix per task
         run: a prefix that holds another task run's results is refused, so template your own with
-        ``{{ run_id }}``.
+        ``{{ run_id }}`` (and ``{{ ti.map_index }}`` in a mapped task).
     :param state_machine_name: name of the state machine; default derived from the dag, the task and
         a digest of the definition (the CSV layout and the operator's settings).
     :param role_arn: IAM role Step Functions assumes (templated).

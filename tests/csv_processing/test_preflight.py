@@ -244,7 +244,7 @@ def test_existing_output_is_refused_unless_this_task_run_wrote_it(s3: Any) -> No
     s3.put_object(Bucket=BUCKET, Key="out/mine.csv", Body=b"a\n", Metadata={"distmap-owner": OWNER})
     check_output_location(s3, "s3://data/out/mine.csv", input_uri="s3://data/in.csv", owner=OWNER)
     other = owner_token("dag", "task", "run-2")
-    with pytest.raises(OutputLocationError, match="already exists"):
+    with pytest.raises(OutputLocationError, match=r"already exists .* \{\{ ti\.map_index \}\} in a mapped"):
         check_output_location(s3, "s3://data/out/mine.csv", input_uri="s3://data/in.csv", owner=other)
     s3.put_object(Bucket=BUCKET, Key="out/theirs.failed.csv", Body=b"a\n")
     with pytest.raises(OutputLocationError, match=r"theirs\.failed\.csv already exists"):
