@@ -67,6 +67,8 @@ _PLAIN_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RERUN_INDEX_FIELD: Final = "_distmap_item_index"
 _COMPRESSED_SUFFIXES: Final = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".zip")
 _BOM_BYTES: Final = UTF8_BOM.encode()
+#: Characters of a row quoted in an error message.
+_PREVIEW_CHARS: Final = 120
 #: How to give a task run an output of its own, for the errors about an output another task run wrote.
 OWN_OUTPUT_URI_FIX: Final = (
     "give each task run its own output_uri (template it: {{ ds }} per date, {{ run_id }} when one date is "
@@ -370,6 +372,14 @@ def check_csv_input(
     if csv_headers is not None:
         headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
         header_in_file = False
+        if len(probe.header) != len(headers):
+            # The first row is data: a width unlike the names' means a csv_headers list that does not fit the
+            # file, and Step Functions would drop the extra fields (or leave missing ones empty) of such rows.
+            raise BadHeaderError(
+                f"csv_headers names {len(headers)} columns, but the first row of {input_uri} has "
+                f"{len(probe.header)} fields: {probe.first_line[:_PREVIEW_CHARS]!r}. To fix this, give "
+                f"csv_headers one name per field, or pass the file's delimiter (now {delimiter_name})."
+            )
     else:
         _refuse_json(probe.first_line, input_uri)
         headers = _check_header(probe.header, input_uri, delimiter_char, given=False)
