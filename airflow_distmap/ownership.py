@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from boto3.exceptions import S3UploadFailedError
@@ -20,6 +21,8 @@ from airflow_distmap.results import parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 #: S3 user metadata (``x-amz-meta-distmap-owner``) marking objects this provider wrote for one task run.
 OWNER_METADATA_KEY: Final = "distmap-owner"
@@ -84,6 +87,33 @@ def _results_owner_key(prefix: str) -> str:
     return f"{prefix}/{RESULTS_OWNER_OBJECT}" if prefix else RESULTS_OWNER_OBJECT
 
 
+def foreign_claim_above(s3: S3Client, bucket: str, path: str, *, owner: str | None) -> str | None:
+    """The mark of another task run's results prefix that holds ``path``, if there is one.
+
+    Checks every prefix above ``path`` (the bucket's root included) for a ``_distmap_owner.json``: one HEAD
+    request per level. A mark the connection may not read counts as no mark.
+
+    :param s3: a boto3 S3 client.
+    :param bucket: the bucket.
+    :param path: a key or a prefix in ``bucket``.
+    :param owner: :func:`owner_token` of this task run (its own marks are not foreign).
+    :return: ``s3://`` URI of the other task run's mark, or ``None``.
+    """
+    if not path.strip("/"):
+        return None  # the whole bucket: nothing is above it
+    parts = path.strip("/").split("/")[:-1]
+    for depth in range(len(parts) + 1):
+        mark_key = _results_owner_key("/".join(parts[:depth]))
+        try:
+            mark = head_object(s3, bucket, mark_key)
+        except ClientError as exc:
+            log.debug("Could not read %s (%s)", s3_uri(bucket, mark_key), exc)
+            continue
+        if mark is not None and not owned_by(mark, owner):
+            return s3_uri(bucket, mark_key)
+    return None
+
+
 def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
     """Refuse a ``results_uri`` that already holds another task run's results.
 
@@ -110,6 +140,12 @@ def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
                 "another bucket."
             ) from None
         raise
+    claim = foreign_claim_above(s3, bucket, prefix, owner=owner)
+    if claim is not None:
+        raise ResultsPrefixInUseError(
+            f"results_uri {results_uri} lies inside another task run's results prefix (claimed by {claim}): "
+            f"its results would mix with that run's. {_PER_RUN_FIX}"
+        )
     # A console "folder" (an empty object named like the prefix) holds nothing.
     keys = [str(entry["Key"]) for entry in listing.get("Contents", []) if entry["Key"] != listing_prefix]
     if not keys:

@@ -10,6 +10,7 @@ from airflow_distmap.exceptions import ResultsPrefixInUseError
 from airflow_distmap.ownership import (
     check_results_prefix,
     claim_results_prefix,
+    foreign_claim_above,
     owner_token,
     upload_unless_replaced,
 )
@@ -37,6 +38,18 @@ def test_results_prefix_ownership(s3: Any) -> None:
     with pytest.raises(ResultsPrefixInUseError, match=r"for example s3://data/foreign/x/manifest\.json"):
         check_results_prefix(s3, "s3://data/foreign/", owner=OWNER)
     check_results_prefix(s3, "s3://data/foreign-other", owner=OWNER)  # a sibling prefix is not "inside"
+
+
+def test_a_results_prefix_inside_another_task_runs_prefix_is_refused(s3: Any) -> None:
+    claim_results_prefix(s3, "s3://data/shared-results/", owner=OWNER)
+    other = owner_token("dag", "task", "run-2")
+    inside = r"lies inside another task run's results prefix \(claimed by s3://data/shared-results/_distmap"
+    for uri in ("s3://data/shared-results/sub", "s3://data/shared-results/a/b/"):
+        with pytest.raises(ResultsPrefixInUseError, match=inside):
+            check_results_prefix(s3, uri, owner=other)
+        check_results_prefix(s3, uri, owner=OWNER)  # the run that claimed it may nest its own prefixes
+    check_results_prefix(s3, "s3://data/shared-results-2/sub", owner=other)  # a sibling, not a parent
+    assert foreign_claim_above(s3, BUCKET, "", owner=other) is None  # the whole bucket has no parent
 
 
 def test_of_two_runs_that_passed_the_check_together_only_the_first_claims_the_prefix(s3: Any) -> None:

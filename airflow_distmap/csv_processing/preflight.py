@@ -45,7 +45,7 @@ from airflow_distmap.exceptions import (
     UnsupportedInputError,
 )
 from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, duplicate_names, iter_records
-from airflow_distmap.ownership import head_object, owned_by
+from airflow_distmap.ownership import foreign_claim_above, head_object, owned_by
 from airflow_distmap.results import bucket_exists, parse_s3_uri, s3_uri
 
 if TYPE_CHECKING:
@@ -489,6 +489,12 @@ def check_output_location(
     if output_uri == input_uri:
         raise OutputLocationError(
             f"output_uri is the input ({input_uri}). To fix this, write the output to a new key."
+        )
+    claim = foreign_claim_above(s3, bucket, key, owner=owner)
+    if claim is not None:
+        raise OutputLocationError(
+            f"output_uri {output_uri} lies inside another task run's results prefix (claimed by {claim}). "
+            f"To fix this, {OWN_OUTPUT_URI_FIX}, outside other runs' results."
         )
     ledger_uri = ledger_uri_for(output_uri)
     seen_etags: dict[str, str | None] = {}

@@ -21,7 +21,7 @@ from airflow_distmap.exceptions import (
     OutputLocationError,
     UnsupportedInputError,
 )
-from airflow_distmap.ownership import owner_token
+from airflow_distmap.ownership import claim_results_prefix, owner_token
 
 BUCKET = "data"
 
@@ -250,6 +250,16 @@ def test_output_location(s3: Any) -> None:
         check_output_location(s3, "s3://data/in.csv", input_uri="s3://data/in.csv", owner=OWNER)
     with pytest.raises(OutputLocationError, match="Bucket 'elsewhere'"):
         check_output_location(s3, "s3://elsewhere/x.csv", input_uri="s3://data/in.csv", owner=OWNER)
+
+
+def test_an_output_inside_another_task_runs_results_prefix_is_refused(s3: Any) -> None:
+    claim_results_prefix(s3, "s3://data/results/run-1", owner=OWNER)
+    check_output_location(s3, "s3://data/results/run-1/output.csv", input_uri="s3://data/in.csv", owner=OWNER)
+    other = owner_token("dag", "task", "run-2")
+    with pytest.raises(OutputLocationError, match=r"lies inside another task run's results prefix"):
+        check_output_location(
+            s3, "s3://data/results/run-1/x/out.csv", input_uri="s3://data/in.csv", owner=other
+        )
 
 
 def test_existing_output_is_refused_unless_this_task_run_wrote_it(s3: Any) -> None:
