@@ -372,13 +372,14 @@ def check_csv_input(
     if csv_headers is not None:
         headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
         header_in_file = False
-        if len(probe.header) != len(headers):
-            # The first row is data: a width unlike the names' means a csv_headers list that does not fit the
-            # file, and Step Functions would drop the extra fields (or leave missing ones empty) of such rows.
+        if len(probe.header) > len(headers):
+            # The first row is data: more fields than names means a csv_headers list that does not fit the
+            # file, and Step Functions would drop the fields past the names from every such row. (Fewer fields
+            # are read as empty, losing nothing: the scan of the rows warns about them.)
             raise BadHeaderError(
                 f"csv_headers names {len(headers)} columns, but the first row of {input_uri} has "
-                f"{len(probe.header)} fields: {probe.first_line[:_PREVIEW_CHARS]!r}. To fix this, give "
-                f"csv_headers one name per field, or pass the file's delimiter (now {delimiter_name})."
+                f"{len(probe.header)} fields: {probe.first_line[:_PREVIEW_CHARS]!r}; Step Functions would "
+                "drop the fields past the names. To fix this, give csv_headers one name per field."
             )
     else:
         _refuse_json(probe.first_line, input_uri)

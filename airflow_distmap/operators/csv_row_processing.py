@@ -121,7 +121,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         other JSON values as JSON text, empty for failed rows).
     :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.
     :param csv_headers: column names for a file without a header line (the ItemReader's ``GIVEN``), one
-        per field: a file whose first row has another number of fields is refused.
+        per field: a file whose first row has more fields than names is refused (they would be dropped).
     :param function_config: JSON object handed to ``f(row, config)`` functions (templated; a template that
         renders as text, such as ``"{{ params.config }}"``, is read back as JSON or as a Python dict).
     :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);

@@ -139,9 +139,22 @@ ChunkSelector = Callable[[int, list[Any], str], tuple[list[Any], Exception | Non
 """Applies ``ItemSelector`` to ``(index of the first item, items, $$.Map.Item.Source)``: returns the selected
 values and, when an item's selection failed, the error (the values then stop before that item)."""
 
-ItemStream = Callable[[int, ObjectPin], tuple[str, Iterator[Any]]]
-"""Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)``. An S3 object
-is read at the version the pin holds (the Map Run's first read sets it)."""
+ItemStream = Callable[[int, ObjectPin], Iterator[tuple[str, Iterator[Any]]]]
+"""Opens the item source skipping the first ``n`` items: returns ``($$.Map.Item.Source, items)`` segments (one
+per object of a flattened listing, else one). An S3 object is read at the version the pin holds (the Map Run's
+first read sets it)."""
+
+
+def skip_items(
+    segments: Iterator[tuple[str, Iterator[Any]]], count: int
+) -> Iterator[tuple[str, Iterator[Any]]]:
+    """``segments`` without their first ``count`` items (read and dropped, across segments)."""
+    for source, items in segments:
+        if count:
+            count -= sum(1 for _ in itertools.islice(items, count))
+            if count:  # this segment held fewer items
+                continue
+        yield source, items
 
 
 #: Map Run or Map state failures after which a redrive starts a new Map Run (spec, Redrive).
@@ -570,7 +583,7 @@ class MapRun:
         if self.reader_done or self._open_items is None or self._state_item_count is None:
             return  # an ItemReader's source is not opened again (its failure may be why the run failed)
         first = self.items_read
-        source, items = self._open_items(first, self._source_pin)
+        source, items = next(self._open_items(first, self._source_pin))  # the state input: one segment
         if self._max_items is not None:
             items = itertools.islice(items, max(self._max_items - first, 0))
         chunk = list(items)
@@ -629,12 +642,18 @@ class MapRun:
 
         def produce() -> None:
             try:
-                source, items = self._open_items(skip, self._source_pin)  # type: ignore[misc]
-                if limit is not None:
-                    items = itertools.islice(items, limit - skip)
-                while not stop.is_set():
-                    chunk = list(itertools.islice(items, READ_CHUNK))
-                    if not chunk or not put((source, chunk)):
+                left = None if limit is None else limit - skip  # items MaxItems still allows
+                for source, items in self._open_items(skip, self._source_pin):  # type: ignore[misc]
+                    while left != 0 and not stop.is_set():
+                        chunk = list(
+                            itertools.islice(items, READ_CHUNK if left is None else min(READ_CHUNK, left))
+                        )
+                        if not chunk:
+                            break
+                        if not put((source, chunk)):
+                            return
+                        left = None if left is None else left - len(chunk)
+                    if left == 0 or stop.is_set():
                         break
                 put(done)
             except BaseException as error:  # handed to the consumer, raised there

@@ -181,9 +181,33 @@ class ObjectPin:
     two versions' items.
 
     :param etags: ``bucket/key`` -> the ETag (unquoted) of the object's first read.
+    :param listed: the keys a flattened listing read, in order.
     """
 
     etags: dict[str, str] = field(default_factory=dict)
+    listed: list[str] = field(default_factory=list)
+
+    def check_listed(self, position: int, bucket: str, key: str) -> None:
+        """Remember the ``position``-th object a flattened listing reads; refuse another one there later."""
+        if position == len(self.listed):
+            self.listed.append(key)
+        elif self.listed[position] != key:
+            raise SourceChangedError(
+                ITEM_READER_FAILED,
+                f"The objects under s3://{bucket} changed since this Map Run began reading them: the object "
+                f"read after {position} others was {self.listed[position]}, now it is {key}. A redrive goes "
+                "on with the same items, so restore the objects or start a new execution.",
+            )
+
+    def check_listing_end(self, position: int, bucket: str) -> None:
+        """Refuse a flattened listing that ends before the ``position``-th object an earlier read found."""
+        if position < len(self.listed):
+            raise SourceChangedError(
+                ITEM_READER_FAILED,
+                f"s3://{bucket}/{self.listed[position]} was deleted since this Map Run began reading the "
+                "objects listed with it. A redrive goes on with the same items, so restore the object or "
+                "start a new execution.",
+            )
 
     def etag(self, bucket: str, key: str) -> str | None:
         """The ETag the first read of ``bucket/key`` found; ``None`` before it."""
@@ -413,47 +437,61 @@ def iter_reader_items(
     parameters: Mapping[str, Any],
     reader_config: Mapping[str, Any],
     pin: ObjectPin | None = None,
-) -> tuple[str, Iterator[Any]]:
-    """Open an ItemReader source: return ``($$.Map.Item.Source, item iterator)``.
+) -> Iterator[tuple[str, Iterator[Any]]]:
+    """Open an ItemReader source: its items as ``($$.Map.Item.Source, item iterator)`` segments.
+
+    One segment for an object or a listing's summaries; one per listed object for a listing with
+    ``Transformation: LOAD_AND_FLATTEN``, whose items' Source is their object ("otherwise the object URI",
+    spec section 1.6). An object read is opened here, so its S3 errors raise at once.
 
     :param s3: the S3 client.
     :param resource: ``ItemReader.Resource``.
     :param parameters: the evaluated ``Parameters`` / ``Arguments``.
     :param reader_config: the evaluated ``ReaderConfig`` (MaxItems is applied by the caller).
-    :param pin: the object version an earlier read of this Map Run found (see :class:`ObjectPin`).
+    :param pin: the object versions an earlier read of this Map Run found (see :class:`ObjectPin`).
     """
     pin = pin or ObjectPin()
     if resource == LIST_OBJECTS_V2:
         bucket = str(parameters.get("Bucket", ""))
         listing = list_objects(s3, parameters)
         if reader_config.get("Transformation", "NONE") == LOAD_AND_FLATTEN:
-            # $$.Map.Item.Source of a flattened item: the listed bucket, as for a plain listing (UNCONFIRMED).
-            return f"S3://{bucket}", _flattened(s3, bucket, listing, reader_config, pin)
-        return f"S3://{bucket}", listing
+            return _flattened(s3, parameters, listing, reader_config, pin)
+        return iter([(f"S3://{bucket}", listing)])
     if resource != GET_OBJECT:
         raise StatesError(ITEM_READER_FAILED, f"ItemReader Resource {resource!r} is not supported.")
-    bucket, key = str(parameters.get("Bucket")), str(parameters.get("Key"))
-    return f"S3://{bucket}/{key}", _object_items(s3, parameters, reader_config, pin)
+    items = _object_items(s3, parameters, reader_config, pin)
+    return iter([(f"S3://{parameters.get('Bucket')}/{parameters.get('Key')}", items)])
 
 
 def _flattened(
     s3: S3Client,
-    bucket: str,
+    parameters: Mapping[str, Any],
     listing: Iterator[dict[str, Any]],
     reader_config: Mapping[str, Any],
     pin: ObjectPin,
-) -> Iterator[Any]:
+) -> Iterator[tuple[str, Iterator[Any]]]:
     """The items of every listed object in turn (``LOAD_AND_FLATTEN``), each read with ``reader_config``.
 
-    A key ending in ``/`` (the console's folder marker) holds no records and is passed over (UNCONFIRMED).
-    On a redrive the prefix is listed again: an object added or removed before where the first read stopped
-    moves the items after it (how AWS keeps a listing's items for a redrive is UNCONFIRMED).
+    An object without bytes holds no records and is passed over, whatever the ``InputType``: a folder marker
+    (``key/``) or Spark's ``_SUCCESS`` file (AWS's handling of either is UNCONFIRMED). The keys read are
+    pinned in order: a redrive, which lists the prefix again and skips the items read before, fails the
+    reader when an object among those the first read listed was added or removed, rather than run items
+    twice or never.
     """
+    bucket = str(parameters.get("Bucket", ""))
+    owner = {name: parameters[name] for name in ("ExpectedBucketOwner",) if name in parameters}
+    position = 0
     for entry in listing:
         key = entry["Key"]
-        if key.endswith("/"):
+        if not entry.get("Size"):
             continue
-        yield from _object_items(s3, {"Bucket": bucket, "Key": key}, reader_config, pin)
+        pin.check_listed(position, bucket, key)
+        position += 1
+        yield (
+            f"S3://{bucket}/{key}",
+            _object_items(s3, {"Bucket": bucket, "Key": key, **owner}, reader_config, pin),
+        )
+    pin.check_listing_end(position, bucket)
 
 
 def _object_items(

@@ -26,7 +26,7 @@ from airflow_distmap.local.runtime.config import (
     resolve_tolerance,
 )
 from airflow_distmap.local.runtime.history import History
-from airflow_distmap.local.runtime.map_run import FAILED, SUCCEEDED, ItemStream, MapRun
+from airflow_distmap.local.runtime.map_run import FAILED, SUCCEEDED, ItemStream, MapRun, skip_items
 from airflow_distmap.local.runtime.readers import ObjectPin, iter_reader_items
 from airflow_distmap.local.runtime.results import parse_writer
 
@@ -243,9 +243,10 @@ class RuntimeServices:
             max_items = resolve_max_items(resolver, reader_config)
             resource = str(reader.get("Resource", ""))
 
-            def open_s3(skip: int, pin: ObjectPin) -> tuple[str, Iterator[Any]]:
-                source, items = iter_reader_items(self.s3(), resource, parameters, reader_config, pin)
-                return source, itertools.islice(items, skip, None)
+            def open_s3(skip: int, pin: ObjectPin) -> Iterator[tuple[str, Iterator[Any]]]:
+                return skip_items(
+                    iter_reader_items(self.s3(), resource, parameters, reader_config, pin), skip
+                )
 
             return open_s3, max_items, None, None
         # ItemsPath (JSONPath) / Items (JSONata); ignored when an ItemReader is present (recorded).
@@ -265,7 +266,7 @@ class RuntimeServices:
             )
         values = items
 
-        def open_state(skip: int, _pin: ObjectPin) -> tuple[str, Iterator[Any]]:
-            return "STATE_DATA", itertools.islice(iter(values), skip, None)
+        def open_state(skip: int, _pin: ObjectPin) -> Iterator[tuple[str, Iterator[Any]]]:
+            return iter([("STATE_DATA", itertools.islice(iter(values), skip, None))])
 
         return open_state, None, keys, len(values)

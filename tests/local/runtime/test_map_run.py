@@ -131,13 +131,24 @@ def test_a_flattened_listing_and_a_parquet_file_feed_children_their_records(harn
         "ReaderConfig": {"InputType": "PARQUET"},
         "Parameters": {"Bucket": BUCKET, "Key": "rows.parquet"},
     }
-    selector = {"row.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"}
+    selector = {"row.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index", "src.$": "$$.Map.Item.Source"}
+    part = f"S3://{BUCKET}/parts/part-"
     for reader, expected in (
         (
             flattened,
-            [{"id": "0", "name": "a"}, {"id": "1", "name": "b"}, {"id": "2", "name": "c"}],
+            [
+                ({"id": "0", "name": "a"}, f"{part}0.csv"),
+                ({"id": "1", "name": "b"}, f"{part}0.csv"),
+                ({"id": "2", "name": "c"}, f"{part}1.csv"),
+            ],
         ),
-        (parquet, [{"id": 0, "name": "a"}, {"id": 1, "name": None}]),
+        (
+            parquet,
+            [
+                ({"id": 0, "name": "a"}, f"S3://{BUCKET}/rows.parquet"),
+                ({"id": 1, "name": None}, f"S3://{BUCKET}/rows.parquet"),
+            ],
+        ),
     ):
         definition = distributed_map(ItemReader=reader, ItemSelector=selector, ResultWriter=WRITER)
         arn, done = harness.run(definition)
@@ -146,7 +157,7 @@ def test_a_flattened_listing_and_a_parquet_file_feed_children_their_records(harn
             json.loads(e["Input"]) for e in result_files(harness, json.loads(done["output"]))["SUCCEEDED"]
         ]
         assert sorted(inputs, key=lambda item: item["index"]) == [
-            {"row": row, "index": index} for index, row in enumerate(expected)
+            {"row": row, "index": index, "src": source} for index, (row, source) in enumerate(expected)
         ]
         assert harness.map_run(arn)["itemCounts"]["total"] == len(expected)
 

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime import readers as readers_module
+from airflow_distmap.local.runtime.map_run import skip_items
 from airflow_distmap.local.runtime.readers import (
     GET_OBJECT,
     LIST_OBJECTS_V2,
@@ -27,6 +28,17 @@ from airflow_distmap.local.runtime.readers import (
     read_json,
     read_jsonl,
 )
+
+
+def one_source(segments: Any) -> tuple[str, Any]:
+    """The ``(source, items)`` of a reader that reads one object or one listing."""
+    [segment] = list(segments)
+    return segment
+
+
+def flattened(segments: Any) -> list[tuple[str, Any]]:
+    """Every ``(source, item)`` of a flattened listing."""
+    return [(source, item) for source, items in segments for item in items]
 
 
 def csv_rows(text: str, **config: object) -> list[dict[str, str]]:
@@ -189,8 +201,10 @@ def test_a_stream_cut_while_reading_fails_the_reader() -> None:
         s3.create_bucket(Bucket="cut-bucket")
         s3.put_object(Bucket="cut-bucket", Key="rows.csv", Body=b"a\n1\n")
         with mock.patch.object(readers_module, "_open_in_process", return_value=(CutBody(), '"x"')):
-            _, items = iter_reader_items(
-                s3, GET_OBJECT, {"Bucket": "cut-bucket", "Key": "rows.csv"}, {"InputType": "CSV"}
+            _, items = one_source(
+                iter_reader_items(
+                    s3, GET_OBJECT, {"Bucket": "cut-bucket", "Key": "rows.csv"}, {"InputType": "CSV"}
+                )
             )
             with pytest.raises(StatesError) as caught:
                 list(items)
@@ -204,13 +218,15 @@ def test_s3_sources_and_missing_objects() -> None:
         s3.create_bucket(Bucket="reader-bucket")
         s3.put_object(Bucket="reader-bucket", Key="in/a.jsonl", Body=b'{"n": 1}\n{"n": 2}\n')
         s3.put_object(Bucket="reader-bucket", Key="in/b.txt", Body=b"hello")
-        source, items = iter_reader_items(
-            s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/a.jsonl"}, {"InputType": "JSONL"}
+        source, items = one_source(
+            iter_reader_items(
+                s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/a.jsonl"}, {"InputType": "JSONL"}
+            )
         )
         assert (source, list(items)) == ("S3://reader-bucket/in/a.jsonl", [{"n": 1}, {"n": 2}])
 
-        source, listing = iter_reader_items(
-            s3, LIST_OBJECTS_V2, {"Bucket": "reader-bucket", "Prefix": "in/"}, {}
+        source, listing = one_source(
+            iter_reader_items(s3, LIST_OBJECTS_V2, {"Bucket": "reader-bucket", "Prefix": "in/"}, {})
         )
         entries = list(listing)
         assert source == "S3://reader-bucket"
@@ -227,7 +243,7 @@ def test_s3_sources_and_missing_objects() -> None:
         assert "NoSuchKey" in caught.value.cause
 
         with pytest.raises(StatesError) as caught:
-            list(iter_reader_items(s3, LIST_OBJECTS_V2, {"Bucket": "no-such-bucket-x"}, {})[1])
+            flattened(iter_reader_items(s3, LIST_OBJECTS_V2, {"Bucket": "no-such-bucket-x"}, {}))
         assert "NoSuchBucket" in caught.value.cause
 
 
@@ -244,14 +260,18 @@ def test_zstd_objects_are_read_as_a_stream_by_extension_or_content() -> None:
         s3.put_object(Bucket="reader-bucket", Key="in/truncated.csv.zst", Body=two_frames[:-100])
         config = {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
         for key in ("in/rows.csv.zstd", "in/rows-no-extension"):
-            _, items = iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
+            _, items = one_source(
+                iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
+            )
             read = list(items)
             assert len(read) == 50_000
             assert read[0] == {"id": "0", "text": "text 0"}
             assert read[-1] == {"id": "49999", "text": "text 49999"}
 
         for key in ("in/broken.csv.zst", "in/truncated.csv.zst"):  # corrupt or cut short: never read shorter
-            _, items = iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
+            _, items = one_source(
+                iter_reader_items(s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": key}, config)
+            )
             with pytest.raises(StatesError) as caught:
                 list(items)
             assert caught.value.error == "States.ItemReaderFailed"
@@ -319,8 +339,10 @@ def test_parquet_rows_are_items_with_json_values() -> None:
         s3.create_bucket(Bucket="reader-bucket")
         # Internal compression, no extension: read as Parquet all the same.
         s3.put_object(Bucket="reader-bucket", Key="in/data", Body=parquet_bytes(table, compression="zstd"))
-        source, items = iter_reader_items(
-            s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/data"}, {"InputType": "PARQUET"}
+        source, items = one_source(
+            iter_reader_items(
+                s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/data"}, {"InputType": "PARQUET"}
+            )
         )
         assert source == "S3://reader-bucket/in/data"
         assert list(items) == [
@@ -362,7 +384,7 @@ def test_a_parquet_reader_refuses_a_version_id_and_a_file_that_is_not_parquet() 
         with pytest.raises(StatesError, match="VersionId is not supported for InputType PARQUET"):
             iter_reader_items(s3, GET_OBJECT, {**where, "VersionId": "v1"}, {"InputType": "PARQUET"})
         with pytest.raises(StatesError) as caught:
-            list(iter_reader_items(s3, GET_OBJECT, where, {"InputType": "PARQUET"})[1])
+            flattened(iter_reader_items(s3, GET_OBJECT, where, {"InputType": "PARQUET"}))
         assert caught.value.error == "States.ItemReaderFailed"
         assert "Could not read s3://reader-bucket/in.parquet" in caught.value.cause
 
@@ -390,53 +412,95 @@ def test_a_parquet_file_is_decoded_a_batch_at_a_time() -> None:
     [
         (
             {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-            [b"id,text\n1,a\n2,b\n", b"id,text\n3,c\n", b""],
+            [b"id,text\n1,a\n2,b\n", b"id,text\n3,c\n"],
             [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}, {"id": "3", "text": "c"}],
         ),
+        ({"InputType": "JSONL"}, [b'{"n": 1}\n{"n": 2}\n', b'{"n": 3}\n'], [{"n": 1}, {"n": 2}, {"n": 3}]),
+        ({"InputType": "JSON"}, [b"[1, 2]", b"[3]"], [1, 2, 3]),
         (
-            {"InputType": "JSONL"},
-            [b'{"n": 1}\n', b'{"n": 2}\n{"n": 3}\n', b""],
+            {"InputType": "PARQUET"},
+            [parquet_bytes(pa.table({"n": [1, 2]})), parquet_bytes(pa.table({"n": [3]}))],
             [{"n": 1}, {"n": 2}, {"n": 3}],
         ),
-        ({"InputType": "JSON"}, [b"[1, 2]", b"[3]", b"[]"], [1, 2, 3]),
     ],
 )
-def test_a_flattened_listing_reads_every_object_in_key_order(
+def test_a_flattened_listing_reads_every_object_in_key_order_with_its_own_source(
     config: dict[str, Any], bodies: list[bytes], expected: list[Any]
 ) -> None:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="reader-bucket")
         s3.put_object(Bucket="reader-bucket", Key="parts/", Body=b"")  # a console folder marker
+        s3.put_object(Bucket="reader-bucket", Key="parts/_SUCCESS", Body=b"")  # Spark's marker: no bytes
         for number, body in reversed(list(enumerate(bodies))):
-            s3.put_object(Bucket="reader-bucket", Key=f"parts/part-{number}", Body=gzip.compress(body))
+            compressed = body if config["InputType"] == "PARQUET" else gzip.compress(body)
+            s3.put_object(Bucket="reader-bucket", Key=f"parts/part-{number}", Body=compressed)
         s3.put_object(Bucket="reader-bucket", Key="other/x", Body=b"not read")
-        source, items = iter_reader_items(
+        segments = iter_reader_items(
             s3,
             LIST_OBJECTS_V2,
             {"Bucket": "reader-bucket", "Prefix": "parts/"},
             {**config, "Transformation": "LOAD_AND_FLATTEN"},
         )
-        assert source == "S3://reader-bucket"
-        assert list(items) == expected
+        read = flattened(segments)
+        assert [item for _, item in read] == expected
+        # $$.Map.Item.Source: each item's object (spec section 1.6: "otherwise the object URI").
+        assert [source for source, _ in read] == ["S3://reader-bucket/parts/part-0"] * 2 + [
+            "S3://reader-bucket/parts/part-1"
+        ]
 
 
-def test_a_flattened_listing_fails_on_an_object_of_another_format_or_changed_on_redrive() -> None:
+def test_a_flattened_listing_fails_on_an_object_it_cannot_read() -> None:
     flatten = {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"}
-    where = {"Bucket": "reader-bucket", "Prefix": "parts/"}
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="reader-bucket")
         s3.put_object(Bucket="reader-bucket", Key="parts/a.jsonl", Body=b'{"n": 1}\n')
         s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b"not json\n")
-        items = iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten)[1]
-        assert next(items) == {"n": 1}
+        segments = iter_reader_items(
+            s3, LIST_OBJECTS_V2, {"Bucket": "reader-bucket", "Prefix": "parts/"}, flatten
+        )
         with pytest.raises(StatesError, match="Line 1 of the JSONL file is not valid JSON"):
-            next(items)
+            flattened(segments)
 
-        s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 2}\n')
-        pin = readers_module.ObjectPin()
-        assert list(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin)[1]) == [{"n": 1}, {"n": 2}]
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s3: s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 9}\n'),
+            "b.jsonl changed",
+        ),
+        (lambda s3: s3.delete_object(Bucket="reader-bucket", Key="parts/a.jsonl"), "now it is parts/b.jsonl"),
+        (
+            lambda s3: s3.put_object(Bucket="reader-bucket", Key="parts/0.jsonl", Body=b'{"n": 0}\n'),
+            "now it is",
+        ),
+        (lambda s3: s3.delete_object(Bucket="reader-bucket", Key="parts/c.jsonl"), "c.jsonl was deleted"),
+    ],
+)
+def test_a_redrive_of_a_flattened_listing_refuses_objects_changed_added_or_removed(
+    change: Any, message: str
+) -> None:
+    flatten = {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"}
+    where = {"Bucket": "reader-bucket", "Prefix": "parts/"}
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="reader-bucket")
+        s3.put_object(Bucket="reader-bucket", Key="parts/a.jsonl", Body=b'{"n": 1}\n{"n": 2}\n')
         s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 3}\n')
-        with pytest.raises(readers_module.SourceChangedError, match=r"parts/b\.jsonl changed"):
-            list(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin)[1])
+        pin = readers_module.ObjectPin()
+        assert [
+            item for _, item in flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))
+        ] == [
+            {"n": 1},
+            {"n": 2},
+            {"n": 3},
+        ]
+        # Another object after them is read on as new items.
+        s3.put_object(Bucket="reader-bucket", Key="parts/c.jsonl", Body=b'{"n": 4}\n')
+        read_on = skip_items(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin), 2)
+        assert [item for source, items in read_on for item in items] == [{"n": 3}, {"n": 4}]
+        change(s3)
+        with pytest.raises(readers_module.SourceChangedError, match=message):
+            flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))
