@@ -63,6 +63,8 @@ _JSON_TYPES: Final[dict[type, str]] = {
     type(None): "null",
 }
 _NOTHING_CREATED: Final = "; nothing was created."
+#: The bytes every Parquet file starts (and ends) with.
+PARQUET_MAGIC: Final = b"PAR1"
 _SKIP_HINT: Final = "(or skip the task when there is nothing to process, e.g. with a ShortCircuitOperator)"
 
 
@@ -110,6 +112,9 @@ def check_object_items(
         )
     parameters = reader.get("Parameters") or reader.get("Arguments") or {}
     config = reader.get("ReaderConfig") or {}
+    if isinstance(config, Mapping) and config.get("InputType") == "PARQUET" and "ManifestType" not in config:
+        _check_parquet(s3, where, bucket, key, parameters)
+        return
     if (
         "VersionId" in parameters  # another version than the one HeadObject saw
         or not isinstance(config, Mapping)  # known at run time
@@ -143,6 +148,25 @@ def check_object_items(
                 _check_jsonl_item_sizes(s3, where, bucket, key, etag, item_limit, max_items)
     except (ClientError, BotoCoreError) as error:  # a read cut short, no permission: the reader will tell
         log.warning("Could not read %s (%s); going on", uri, error)
+
+
+def _check_parquet(s3: S3Client, where: str, bucket: str, key: str, parameters: Mapping[str, Any]) -> None:
+    if "VersionId" in parameters or "VersionId.$" in parameters:
+        raise ItemSourceContentError(
+            f"{where} with a VersionId, which Step Functions does not read for Parquet files. To fix this, "
+            "drop VersionId" + _NOTHING_CREATED
+        )
+    try:
+        magic = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-3")["Body"].read()
+    except (ClientError, BotoCoreError) as error:  # no permission, a read cut short: the reader will tell
+        log.warning("Could not read %s (%s); going on", s3_uri(bucket, key), error)
+        return
+    if magic != PARQUET_MAGIC:
+        raise ItemSourceContentError(
+            f"{where}, which is not a Parquet file (it does not start with {PARQUET_MAGIC!r}). To fix this, "
+            "point it at a Parquet file, or read the object with the ItemReader of its format"
+            + _NOTHING_CREATED
+        )
 
 
 def item_size_limit(state: Mapping[str, Any]) -> int | None:

@@ -115,7 +115,7 @@ def foreign_claim_above(s3: S3Client, bucket: str, path: str, *, owner: str | No
 
 
 def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
-    """Refuse a ``results_uri`` that already holds another task run's results.
+    """Refuse a ``results_uri`` that already holds another task run's results, or lies inside them.
 
     A prefix is free when it holds nothing, or when its ``_distmap_owner.json`` names this task run
     (an Airflow retry reuses its own prefix).
@@ -123,7 +123,8 @@ def check_results_prefix(s3: S3Client, results_uri: str, *, owner: str) -> None:
     :param s3: a boto3 S3 client.
     :param results_uri: ``s3://bucket/prefix``.
     :param owner: :func:`owner_token` of this task run.
-    :raises ResultsPrefixInUseError: the prefix holds objects of someone else.
+    :raises ResultsPrefixInUseError: the prefix holds objects of someone else, or lies inside another task
+        run's results prefix.
     :raises ResultsLocationError: ``results_uri`` is not an S3 URI, or its bucket does not exist.
     """
     try:

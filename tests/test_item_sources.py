@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 from unittest import mock
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ResponseStreamingError
 
@@ -22,6 +25,7 @@ from airflow_distmap.item_sources import (
 CSV = {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}
 JSON = {"InputType": "JSON"}
 JSONL = {"InputType": "JSONL"}
+PARQUET = {"InputType": "PARQUET"}
 BUCKET = "data"  # the s3 fixture's bucket
 
 
@@ -237,3 +241,20 @@ def test_a_read_cut_short_during_the_scan_lets_the_run_go_on(s3, caplog):
     ):
         _check(s3, b"id,text\n1,a\n", CSV, item_limit=CHILD_INPUT_LIMIT)
     assert "Could not read" in caplog.text
+
+
+def test_a_parquet_source_is_checked_for_its_magic_bytes_and_refused_with_a_version_id(s3):
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"n": [1, 2]}), sink)
+    _check(s3, sink.getvalue(), PARQUET)
+    with pytest.raises(ItemSourceContentError, match=r"which is not a Parquet file \(it does not start with"):
+        _check(s3, b"id,text\n1,a\n", PARQUET)
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": PARQUET,
+        "Parameters": {"Bucket": BUCKET, "Key": "in/items", "VersionId": "v1"},
+    }
+    with pytest.raises(
+        ItemSourceContentError, match="VersionId, which Step Functions does not read for Parquet"
+    ):
+        check_object_items(s3, "Rows", reader, None, BUCKET, "in/items")

@@ -68,11 +68,13 @@ class IrregularRows:
     """What :func:`python_chunks` saw of rows whose field count differs from the header's.
 
     :param limit: count only the rows before this one (the ItemReader's ``MaxItems``; ``None``: all).
+    :param count: how many such rows were read.
+    :param first: the first one's index (0-based, header not counted); -1 while none was seen.
     """
 
     limit: int | None = None
     count: int = 0
-    first: int = -1  # 0-based, header not counted; -1 while none was seen
+    first: int = -1
 
 
 class FieldTooLargeError(ValueError):

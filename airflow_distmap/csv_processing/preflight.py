@@ -475,7 +475,8 @@ def check_output_location(
     :param output_uri: ``s3://bucket/key.csv`` or ``.parquet``.
     :param input_uri: the input, which must not be overwritten.
     :param owner: :func:`owner_token` of this task run.
-    :raises OutputLocationError: bad extension, same as the input, or already written by someone else.
+    :raises OutputLocationError: bad extension, same as the input, inside another task run's results prefix,
+        or already written by someone else.
     """
     try:
         bucket, key = parse_s3_uri(output_uri, what="output_uri")

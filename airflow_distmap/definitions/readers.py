@@ -78,30 +78,36 @@ class CsvItemReader:
     def to_asl(self) -> dict[str, Any]:
         """Render the ``ItemReader`` field."""
         bucket, key = _bucket_and_key(self.bucket, self.key, self.uri, "CSV input URI")
-        location = check_choice(self.header_location, "header_location", HEADER_LOCATIONS)
-        delimiter = check_choice(self.delimiter, "delimiter", tuple(CSV_DELIMITERS))
-        config: dict[str, Any] = {"InputType": "CSV", "CSVHeaderLocation": location}
-        if location == "GIVEN":
-            if not self.headers or not all(isinstance(h, str) for h in self.headers):
-                raise ValueError(
-                    "header_location='GIVEN' needs headers. To fix this, pass headers=['col1', 'col2', ...] "
-                    "or use header_location='FIRST_ROW' when the file's first row is its header."
-                )
-            duplicates = sorted({h for h in self.headers if self.headers.count(h) > 1})
-            if duplicates:
-                raise ValueError(
-                    f"headers contain duplicates {duplicates}; Step Functions fails such a run with "
-                    "States.ItemReaderFailed. To fix this, give every column a unique name."
-                )
-            config["CSVHeaders"] = list(self.headers)
-        elif self.headers:
-            raise ValueError(
-                "headers were given with header_location='FIRST_ROW', where the file's first row is the "
-                "header. To fix this, drop headers or set header_location='GIVEN'."
-            )
-        if delimiter != "COMMA":
-            config["CSVDelimiter"] = delimiter
+        config = _csv_config(self.header_location, self.headers, self.delimiter)
         return _object_reader(bucket, key, _reader_config(config, self.max_items))
+
+
+def _csv_config(header_location: str, headers: list[str] | None, delimiter: str) -> dict[str, Any]:
+    """The ``ReaderConfig`` of CSV objects, its arguments checked."""
+    location = check_choice(header_location, "header_location", HEADER_LOCATIONS)
+    delimiter = check_choice(delimiter, "delimiter", tuple(CSV_DELIMITERS))
+    config: dict[str, Any] = {"InputType": "CSV", "CSVHeaderLocation": location}
+    if location == "GIVEN":
+        if not headers or not all(isinstance(h, str) for h in headers):
+            raise ValueError(
+                "header_location='GIVEN' needs headers. To fix this, pass headers=['col1', 'col2', ...] "
+                "or use header_location='FIRST_ROW' when the file's first row is its header."
+            )
+        duplicates = sorted({h for h in headers if headers.count(h) > 1})
+        if duplicates:
+            raise ValueError(
+                f"headers contain duplicates {duplicates}; Step Functions fails such a run with "
+                "States.ItemReaderFailed. To fix this, give every column a unique name."
+            )
+        config["CSVHeaders"] = list(headers)
+    elif headers:
+        raise ValueError(
+            "headers were given with header_location='FIRST_ROW', where the file's first row is the "
+            "header. To fix this, drop headers or set header_location='GIVEN'."
+        )
+    if delimiter != "COMMA":
+        config["CSVDelimiter"] = delimiter
+    return config
 
 
 @dataclass
@@ -193,8 +199,8 @@ class S3PrefixItemReader:
 
     Without ``input_type`` an item is the object's summary ``{"Etag", "Key", "LastModified", "Size",
     "StorageClass"}``. With it (``Transformation: LOAD_AND_FLATTEN``), every object is read as that type and
-    its records are the items: say the part files a Spark or Athena job wrote. A CSV object's first row is its
-    header.
+    its records are the items: say the part files a Spark or Athena job wrote. Objects without bytes (Spark's
+    ``_SUCCESS``, folder markers) hold no records and are passed over.
 
     The prefix is a plain string prefix (``data`` also matches ``data2/...``), so end it with ``/``.
 
@@ -203,6 +209,9 @@ class S3PrefixItemReader:
     :param uri: ``s3://bucket/prefix/`` instead of ``bucket`` and ``prefix``.
     :param input_type: ``CSV``, ``JSON``, ``JSONL`` or ``PARQUET`` to read the objects' records; ``None``
         (the default) for the objects' summaries.
+    :param header_location: With ``input_type="CSV"``: ``FIRST_ROW`` (each object's first row is its header)
+        or ``GIVEN`` (pass ``headers``; Spark and Athena write CSV without a header row).
+    :param headers: Column names when ``header_location`` is ``GIVEN``.
     :param delimiter: With ``input_type="CSV"``: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE`` or ``TAB``.
     :param max_items: Read at most this many items (0 or ``None``: all).
     :param extra_parameters: More ``s3:listObjectsV2`` Parameters (``ExpectedBucketOwner``...), merged after
@@ -215,6 +224,8 @@ class S3PrefixItemReader:
     prefix: str = ""
     uri: str | None = None
     input_type: str | None = None
+    header_location: str = "FIRST_ROW"
+    headers: list[str] | None = None
     delimiter: str = "COMMA"
     max_items: int | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
@@ -230,18 +241,18 @@ class S3PrefixItemReader:
             "Parameters": {"Bucket": bucket, "Prefix": prefix, **self.extra_parameters},
         }
         config: dict[str, Any] = {}
-        delimiter = check_choice(self.delimiter, "delimiter", tuple(CSV_DELIMITERS))
         if self.input_type is not None:
             input_type = check_choice(self.input_type, "input_type", OBJECT_INPUT_TYPES)
-            config = {"InputType": input_type, "Transformation": "LOAD_AND_FLATTEN"}
+            config = {"InputType": input_type}
             if input_type == "CSV":
-                config["CSVHeaderLocation"] = "FIRST_ROW"
-                if delimiter != "COMMA":
-                    config["CSVDelimiter"] = delimiter
-        if delimiter != "COMMA" and config.get("InputType") != "CSV":
+                config = _csv_config(self.header_location, self.headers, self.delimiter)
+            config["Transformation"] = "LOAD_AND_FLATTEN"
+        if config.get("InputType") != "CSV" and (
+            self.delimiter != "COMMA" or self.headers or self.header_location != "FIRST_ROW"
+        ):
             raise ValueError(
-                f"delimiter={self.delimiter!r} applies to CSV objects only. To fix this, pass "
-                "input_type='CSV' or drop delimiter."
+                "delimiter, header_location and headers apply to CSV objects only. To fix this, pass "
+                "input_type='CSV' or drop them."
             )
         if config or self.max_items is not None:
             reader["ReaderConfig"] = _reader_config(config, self.max_items)

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from airflow_distmap.csv_processing import input_reader
 from airflow_distmap.csv_processing.preflight import check_csv_input
 from airflow_distmap.csv_processing.row_sizes import check_row_sizes, largest_item
 from airflow_distmap.exceptions import RowTooLargeError, UnsupportedInputError
@@ -55,6 +56,21 @@ def test_the_irregular_rows_warning_counts_only_rows_the_reader_reaches(
     with caplog.at_level(logging.WARNING):
         largest_item(s3, layout, 10_000, envelope=True, max_rows=1)  # the short row 1 is never read
     assert "more or fewer fields" not in caplog.text
+
+
+def test_irregular_rows_are_counted_across_chunks(
+    s3: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(input_reader, "PYTHON_CHUNK_ROWS", 2)
+    monkeypatch.setattr(input_reader, "_PYTHON_STEP_ROWS", 1)
+    rows = ["0,a", "1", "2,b", "3,c", "4", "5,d,extra", "6,e"]  # chunks of 2: the short/long rows in 3 of 4
+    s3.put_object(Bucket=BUCKET, Key="in.csv", Body=("id,text\n" + "\n".join(rows) + "\n").encode())
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in.csv", columns=["text"])
+    for max_rows, expected in ((None, ": 3 (the first is row 1,"), (5, ": 2 (the first is row 1,")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            largest_item(s3, layout, 10_000, envelope=True, max_rows=max_rows)
+        assert expected in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -125,6 +125,15 @@ def test_readers():
             "CSVDelimiter": "PIPE",
         },
     }
+    headerless = S3PrefixItemReader(
+        uri="s3://b-1/p/", input_type="CSV", header_location="GIVEN", headers=["a"]
+    )
+    assert headerless.to_asl()["ReaderConfig"] == {
+        "InputType": "CSV",
+        "CSVHeaderLocation": "GIVEN",
+        "CSVHeaders": ["a"],
+        "Transformation": "LOAD_AND_FLATTEN",
+    }
     assert S3PrefixItemReader(uri="s3://b-1/parts/", input_type="JSONL").to_asl()["ReaderConfig"] == {
         "InputType": "JSONL",
         "Transformation": "LOAD_AND_FLATTEN",
@@ -135,8 +144,13 @@ def test_readers():
     ("reader", "message"),
     [
         (lambda: S3PrefixItemReader(uri="s3://b-1/p/", input_type="XML"), "input_type=.XML. is not"),
-        (lambda: S3PrefixItemReader(uri="s3://b-1/p/", delimiter="TAB"), "applies to CSV objects only"),
+        (lambda: S3PrefixItemReader(uri="s3://b-1/p/", delimiter="TAB"), "apply to CSV objects only"),
         (lambda: ParquetItemReader(uri="s3://b-1/folder/"), "names a folder"),
+        (
+            lambda: S3PrefixItemReader(uri="s3://b-1/p/", input_type="CSV", headers=["a"]),
+            "drop headers or set",
+        ),
+        (lambda: S3PrefixItemReader(uri="s3://b-1/p/", input_type="JSON", headers=["a"]), "CSV objects only"),
     ],
 )
 def test_reader_arguments_are_checked_with_the_fix(reader: Any, message: str) -> None:

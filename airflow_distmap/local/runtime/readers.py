@@ -363,8 +363,9 @@ def read_parquet(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
     The object is copied to a temporary file first (Parquet's footer, which says where the rows are, is at
     its end), then decoded :data:`PARQUET_BATCH_ROWS` rows at a time. How AWS types Parquet values is
     UNCONFIRMED (spec section 1.1); this runtime writes them as a Java JSON library would: numbers, strings
-    and booleans as they are, dates and times as ISO 8601 text, decimals as numbers, binary as base64, NaN
-    and infinities as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"``.
+    and booleans as they are, dates and times as ISO 8601 text, decimals as numbers (floats: past 15 or so
+    significant digits they are rounded), durations as seconds, binary as base64, NaN and infinities as the
+    strings ``"NaN"``/``"Infinity"``/``"-Infinity"``, structs and maps as objects, lists as arrays.
 
     :param stream: the object's bytes.
     """
