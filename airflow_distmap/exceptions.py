@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
@@ -98,7 +99,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
         for item in self.failed_items:
             lines.append(
                 f"Failed item: error={item.get('error')!s}; cause={_shortened(str(item.get('cause')))}; "
-                f"input={json_preview(item.get('input'))}"
+                f"input={_json_preview(item.get('input'))}"
             )
         if self.manifest_uri:
             lines.append(f"Results: {self.manifest_uri}")
@@ -117,14 +118,12 @@ class DistributedMapExecutionFailed(DistributedMapError):
         return "\n".join(lines)
 
 
-def json_preview(value: Any, limit: int = 300) -> str:
+def _json_preview(value: Any, limit: int = 300) -> str:
     """A one-line JSON preview of ``value`` cut to ``limit`` characters, for error messages.
 
     :param value: any value (not JSON-able ones are shown by ``repr``).
     :param limit: the most characters shown, ``...`` included.
     """
-    import json
-
     try:
         text = json.dumps(value, default=str, separators=(",", ":"))
     except (TypeError, ValueError):

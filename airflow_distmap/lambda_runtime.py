@@ -111,8 +111,9 @@ def _takes_config(func: RowFunction) -> bool:
 def _check_item(item: Any, position: int | None) -> tuple[int | None, dict[str, Any]]:
     """Return ``(index, row)`` of an item.
 
-    An item with a ``row`` key is the operator's envelope ``{"index", "row"}``; any other object is a plain
-    row (an ItemReader's item as is), whose index is its position in the batch (``None`` for a lone item).
+    An item whose ``row`` is an object is the operator's envelope ``{"index", "row"}``; any other object (even
+    one with a column named ``row``) is a plain row (an ItemReader's item as is), whose index is its position
+    in the batch (``None`` for a lone item).
     """
     if type(item) is dict:  # the common case, checked without building anything
         index, row = item.get("index"), item.get("row")
@@ -126,14 +127,11 @@ def _check_item(item: Any, position: int | None) -> tuple[int | None, dict[str, 
     if not isinstance(item.get("row"), Mapping):  # a plain row, which may have a column named "row"
         return position, dict(item)
     index = item.get("index")
-    row = item.get("row")
     if isinstance(index, bool) or not isinstance(index, int):
         raise MalformedEventError(
             f"{where} has no integer 'index': send '$$.Map.Item.Index' in the ItemSelector."
         )
-    if not isinstance(row, Mapping):
-        raise MalformedEventError(f"{where} has no object 'row': send the row's columns under 'row'.")
-    return index, dict(row)
+    return index, dict(item["row"])
 
 
 def _options(holder: Mapping[str, Any], where: str) -> tuple[Any, frozenset[int]]:

@@ -542,13 +542,12 @@ COUNT_FIELDS = ("total", "succeeded", "failed", "pending", "running", "timed_out
 """Keys of the summary ``counts``; ``timed_out`` is DescribeMapRun's ``timedOut``."""
 
 
-def counts_from_map_run(map_run: dict[str, Any] | None, key: str = "itemCounts") -> dict[str, int]:
-    """Summary counts (snake_case) from a DescribeMapRun response's ``itemCounts`` or ``executionCounts``.
+def counts_from_map_run(map_run: dict[str, Any] | None) -> dict[str, int]:
+    """Summary counts (snake_case) from a DescribeMapRun response's ``itemCounts``.
 
     :param map_run: The DescribeMapRun response, or ``None`` (all counts 0).
-    :param key: ``itemCounts`` (default) or ``executionCounts``.
     """
-    source = (map_run or {}).get(key) or {}
+    source = (map_run or {}).get("itemCounts") or {}
     names = {"timed_out": "timedOut"}
     return {name: int(source.get(names.get(name, name), 0) or 0) for name in COUNT_FIELDS}
 

@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             if name not in endpoint.registry.names():
                 print(f"--function-timeout: no function {name!r} is registered", file=sys.stderr)
                 return 2
-            endpoint.registry.with_settings(name, timeout=seconds)
+            endpoint.registry.update_settings(name, timeout=seconds)
         try:
             endpoint.start()
             tune_garbage_collector()

@@ -343,7 +343,13 @@ class OverrideStore:
         *,
         succeeded: bool = True,
     ) -> None:
-        """Store each row of the run on its own, replacing what an earlier re-run stored."""
+        """Store each row of the run on its own, replacing what an earlier re-run stored.
+
+        :param start: first item index.
+        :param values: one output per item.
+        :param errors: ``(index, error_type, error_message)`` of the run's failed items.
+        :param succeeded: not used: a later re-run's result replaces an earlier one either way.
+        """
         by_index = {index: (index, kind, message) for index, kind, message in errors}
         for offset, value in enumerate(values):
             index = start + offset

@@ -59,10 +59,6 @@ class IrregularRowsError(Exception):
     """Raised by the Arrow reader when a row's field count differs from the header's."""
 
 
-class LargeRowError(IrregularRowsError):
-    """Raised by the Arrow reader for a row larger than its blocks (the Python reader reads it)."""
-
-
 @dataclass
 class IrregularRows:
     """What :func:`python_chunks` saw of rows whose field count differs from the header's.
@@ -138,8 +134,6 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
     except pa.ArrowInvalid as exc:
         if "invalid UTF8" in str(exc):
             raise NotUtf8Error(str(exc)) from exc
-        if "straddling" in str(exc):
-            raise LargeRowError(str(exc)) from exc
         raise IrregularRowsError(str(exc)) from exc
 
 

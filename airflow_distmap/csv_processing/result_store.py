@@ -135,7 +135,7 @@ class ResultStore:
         self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         self._db.execute("PRAGMA temp_store=FILE")
         self._db.execute(
-            "CREATE TABLE runs (start INTEGER PRIMARY KEY, ok INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "CREATE TABLE runs (start INTEGER PRIMARY KEY, n INTEGER NOT NULL, "
             "valid BLOB, offsets BLOB NOT NULL, texts BLOB NOT NULL, errs BLOB NOT NULL)"
         )
         self._db.execute("BEGIN")
@@ -159,8 +159,8 @@ class ResultStore:
         texts = text_array(values)
         valid, offsets, data = texts.buffers()  # an array pyarrow just built: offset 0, exact sizes
         self._db.execute(
-            f"{verb} INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",  # verb is one of two literals, not user input
-            (start, int(succeeded), len(texts), valid, offsets, data or b"", marshal.dumps(list(errors))),
+            f"{verb} INTO runs VALUES (?, ?, ?, ?, ?, ?)",  # verb is one of two literals, not user input
+            (start, len(texts), valid, offsets, data or b"", marshal.dumps(list(errors))),
         )
 
     def iter_runs(self) -> Iterator[ResultRun]:

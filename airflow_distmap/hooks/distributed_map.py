@@ -26,7 +26,7 @@ EXECUTION_SUCCESS_STATES = frozenset({"SUCCEEDED"})
 EXECUTION_FAILURE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 """Execution statuses the provider treats as terminal failures."""
 
-EXECUTION_REDRIVE_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+EXECUTION_REDRIVE_STATES = EXECUTION_FAILURE_STATES
 """Closed statuses from which RedriveExecution can restart an execution (when ``redriveStatus`` allows)."""
 
 EXECUTION_RUNNING_STATES = frozenset({"RUNNING", "PENDING_REDRIVE"})

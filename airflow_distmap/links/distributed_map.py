@@ -6,44 +6,24 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+from airflow.providers.amazon.aws.links.step_function import (
+    StateMachineDetailsLink,
+    StateMachineExecutionsDetailsLink,
+)
 
 
-class StateMachineLink(BaseAwsLink):
-    """Link to the state machine's page in the Step Functions console."""
+class StateMachineLink(StateMachineDetailsLink):
+    """Link to the state machine's page in the Step Functions console (empty until its ARN is known)."""
 
     name = "Step Functions State Machine"
     key = "_distmap_state_machine"
-    format_str = (
-        BASE_AWS_CONSOLE_LINK + "/states/home?region={region_name}#/statemachines/view/{state_machine_arn}"
-    )
-
-    def format_link(self, *, state_machine_arn: str | None = None, **kwargs: Any) -> str:
-        """Format the link; empty until the state machine ARN is known.
-
-        :param state_machine_arn: The state machine ARN.
-        """
-        if not state_machine_arn:
-            return ""
-        return super().format_link(state_machine_arn=quote_plus(state_machine_arn), **kwargs)
 
 
-class ExecutionLink(BaseAwsLink):
+class ExecutionLink(StateMachineExecutionsDetailsLink):
     """Link to the execution's page (graph, events, Map Run) in the Step Functions console."""
 
     name = "Step Functions Execution"
     key = "_distmap_execution"
-    format_str = (
-        BASE_AWS_CONSOLE_LINK + "/states/home?region={region_name}#/v2/executions/details/{execution_arn}"
-    )
-
-    def format_link(self, *, execution_arn: str | None = None, **kwargs: Any) -> str:
-        """Format the link; empty until the execution ARN is known.
-
-        :param execution_arn: The execution ARN.
-        """
-        if not execution_arn:
-            return ""
-        return super().format_link(execution_arn=quote_plus(execution_arn), **kwargs)
 
 
 class MapRunLink(BaseAwsLink):

@@ -312,7 +312,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         results = self._results_uri(context)
         return f"{str(results).rstrip('/')}/output.csv"
 
-    def _check_input(self, context: Context, announce: bool = True) -> CsvLayout:
+    def _check_input(self, announce: bool = True) -> CsvLayout:
         s3 = self.s3_hook.get_conn()
         return check_csv_input(
             s3,
@@ -360,7 +360,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self.batch_size = self._batch_size()
         owner = task_run_owner(context)
         s3 = self.s3_hook.get_conn()
-        self._layout = self._check_input(context)
+        self._layout = self._check_input()
         self.check_functions_exist(self._definition(self._layout))
         results_uri = self._results_uri(context)
         self.check_results_prefix(context, results_uri)  # first: output_uri defaults to a place under it
@@ -476,7 +476,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :param context: The task context.
         """
         if self._layout is None:
-            self._layout = self._check_input(context)
+            self._layout = self._check_input()
         return self._definition(self._layout)
 
     def build_execution_input(self, context: Context) -> dict[str, Any]:
@@ -484,7 +484,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
 
         :param context: The task context.
         """
-        layout = self._layout or self._check_input(context)
+        layout = self._layout or self._check_input()
         results_bucket, results_prefix = parse_s3_uri(self._results_uri(context), what="results_uri")
         execution_input: dict[str, Any] = {
             "input": {"bucket": layout.bucket, "key": layout.key},
@@ -508,7 +508,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         summary = super().on_run_complete(context, run)
         owner = task_run_owner(context)
         # Resumed after the trigger, this is a new operator: it checks the input again, quietly.
-        layout = self._layout or self._check_input(context, announce=False)
+        layout = self._layout or self._check_input(announce=False)
         started_with = json.loads(run.execution.get("input") or "{}")
         etag = started_with.get("source_etag")
         if etag and layout.etag and etag != layout.etag:

@@ -90,7 +90,7 @@ class Path:
     :param text: the path as written in the definition (``$...``, ``$$...`` or ``$variable...``).
     """
 
-    __slots__ = ("_jsonpath", "_steps", "definite", "source", "text", "variable")
+    __slots__ = ("_jsonpath", "_steps", "source", "text", "variable")
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
@@ -111,13 +111,11 @@ class Path:
             raise ValueError(f"The path '{text}' does not start with '$'")
         self._steps = _simple_steps(body)
         self._jsonpath: Any = None
-        self.definite = True
         if self._steps is None:
             try:
                 self._jsonpath = _jsonpath_parse(body)
             except Exception as exc:  # jsonpath-ng raises bare Exception subclasses from its lexer/parser
                 raise ValueError(f"The path '{text}' is not a valid JSONPath: {exc}") from exc
-            self.definite = False
 
     @property
     def is_reference_path(self) -> bool:

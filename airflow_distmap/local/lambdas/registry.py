@@ -183,7 +183,7 @@ class FunctionRegistry:
             self._resolved[function] = spec
         return spec
 
-    def with_settings(self, name: str, **changes: object) -> None:
+    def update_settings(self, name: str, **changes: object) -> None:
         """Change settings (``timeout``, ``memory_mb``, ...) of a registered function.
 
         :param name: the function name.

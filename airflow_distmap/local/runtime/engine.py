@@ -1,11 +1,14 @@
-"""The ASL engine functions the runtime uses (engineer E1's :mod:`airflow_distmap.local.asl`), in one place.
+"""The ASL engine functions the runtime uses (:mod:`airflow_distmap.local.asl`), in one place.
 
 Imported lazily so the runtime's readers, batcher and result writer stay usable (and testable) on their own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_distmap.local.asl import Diagnostic
 
 
 def compile_state_machine(definition: dict[str, Any]) -> Any:
@@ -61,7 +64,7 @@ def entered_event_id(events: Any) -> int:
     return last_id - 1 if isinstance(last_id, int) else 0
 
 
-def validate_definition(definition_text: str, machine_type: str = "STANDARD") -> list[Any]:
+def validate_definition(definition_text: str, machine_type: str = "STANDARD") -> list[Diagnostic]:
     """Diagnostics for a definition text (``Diagnostic(severity, code, message, location)``)."""
     from airflow_distmap.local import asl
 

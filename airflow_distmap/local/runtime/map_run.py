@@ -171,7 +171,7 @@ class MapRun:
     :param parent_arn: the execution that ran the Map state.
     :param state_machine_name: the parent's state machine name (first segment of child ARNs).
     :param label: the Map's ``Label``, or :func:`~airflow_distmap.local.arns.generated_map_label`'s.
-    :param processor: E1's compiled ``ItemProcessor``.
+    :param processor: the compiled ``ItemProcessor`` (:mod:`airflow_distmap.local.asl`).
     :param services: the ``Services`` object children run with.
     :param express: whether children are EXPRESS.
     :param max_concurrency: declared ``MaxConcurrency`` (0 = unlimited).

@@ -381,18 +381,9 @@ class StepFunctionsService:
         return map_run
 
     def _validate(self, definition: Any, machine_type: str) -> None:
-        errors = [
-            d
-            for d in engine.validate_definition(definition, machine_type)
-            if getattr(d, "severity", "ERROR") == "ERROR"
-        ]
+        errors = [d for d in engine.validate_definition(definition, machine_type) if d.severity == "ERROR"]
         if errors:
-            text = ", ".join(
-                f"{d.code}: {d.message} at {d.location}"
-                if getattr(d, "location", None)
-                else f"{d.code}: {d.message}"
-                for d in errors
-            )
+            text = ", ".join(f"{d.code}: {d.message} at {d.location}" for d in errors)
             raise ServiceError("InvalidDefinition", f"Invalid State Machine Definition: '{text}'")
 
     # ------------------------------------------------------------------ state machines
@@ -578,16 +569,7 @@ class StepFunctionsService:
         max_results = request.get("maxResults") or 100  # 0 also means the default, 100
         found = engine.validate_definition(definition, machine_type)
         wanted = ("ERROR",) if severity == "ERROR" else ("ERROR", "WARNING")
-        diagnostics = [
-            {
-                "severity": d.severity,
-                "code": d.code,
-                "message": d.message,
-                **({"location": d.location} if getattr(d, "location", None) else {}),
-            }
-            for d in found
-            if d.severity in wanted
-        ]
+        diagnostics = [d.to_dict() for d in found if d.severity in wanted]
         failed = any(d["severity"] == "ERROR" for d in diagnostics)
         return {
             "result": "FAIL" if failed else "OK",

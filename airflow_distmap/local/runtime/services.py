@@ -1,9 +1,10 @@
 """``Services.run_distributed_map``: from a Map state and its effective input to a finished Map Run.
 
-The ASL engine (E1) calls :meth:`RuntimeServices.run_distributed_map` after recording ``MapStateEntered`` and
-``MapStateStarted``. This module resolves the Map's settings (``States.Runtime`` errors go straight to the
-engine, before any Map Run, as AWS records), creates the :class:`MapRun`, records ``MapRunStarted`` /
-``MapRunSucceeded`` / ``MapRunFailed`` / ``MapRunRedriven`` and returns the Map's raw result.
+The ASL engine (:mod:`airflow_distmap.local.asl`) calls :meth:`RuntimeServices.run_distributed_map` after
+recording ``MapStateEntered`` and ``MapStateStarted``. This module resolves the Map's settings
+(``States.Runtime`` errors go straight to the engine, before any Map Run, as AWS records), creates the
+:class:`MapRun`, records ``MapRunStarted`` / ``MapRunSucceeded`` / ``MapRunFailed`` / ``MapRunRedriven`` and
+returns the Map's raw result.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -207,8 +209,6 @@ class RuntimeServices:
     @staticmethod
     def _failed(map_run: MapRun, events: Any, error: StatesError) -> Any:
         if map_run.stop_date is None:
-            import time
-
             map_run.stop_date = time.time()
         if events is not None:
             events.record("MapRunFailed", {"error": error.error, "cause": error.cause})

@@ -36,7 +36,7 @@ class StateMachineRecord:
     _compiled: Any = None
 
     def compiled(self) -> Any:
-        """E1's compiled state machine (compiled once per definition)."""
+        """The compiled state machine (compiled once per definition)."""
         if self._compiled is None:
             from airflow_distmap.local.runtime import engine
 
