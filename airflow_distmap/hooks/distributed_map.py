@@ -138,8 +138,22 @@ def _logging_with_defaults(config: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a ``ClientError`` (``""`` for any other exception).
+
+    :param error: The exception a call raised.
+    """
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def latest_map_run_arn(runs: list[dict[str, Any]]) -> str:
+    """The ARN of the most recently started of ``runs`` (ListMapRuns entries; at least one).
+
+    :param runs: ListMapRuns' ``mapRuns``.
+    """
+    return str(max(runs, key=lambda run: run.get("startDate") or 0)["mapRunArn"])
 
 
 def _as_json(value: dict[str, Any] | str | None) -> Any:
@@ -196,9 +210,9 @@ class DistributedMapHook(AwsBaseHook):
             try:
                 self.client.describe_state_machine(stateMachineArn=arn)
             except ClientError as error:
-                if _error_code(error) == "StateMachineDoesNotExist":
+                if error_code(error) == "StateMachineDoesNotExist":
                     return None
-                if _error_code(error) not in ("InvalidArn", "AccessDeniedException"):
+                if error_code(error) not in ("InvalidArn", "AccessDeniedException"):
                     raise
             else:
                 return arn
@@ -252,7 +266,7 @@ class DistributedMapHook(AwsBaseHook):
                 arn = str(self.client.create_state_machine(**params)["stateMachineArn"])
             except ClientError as error:
                 # AWS raises when another task created it meanwhile with another definition: update that.
-                if _error_code(error) != "StateMachineAlreadyExists":
+                if error_code(error) != "StateMachineAlreadyExists":
                     raise
                 arn = self.find_state_machine(name)
                 if arn is None:
@@ -351,7 +365,7 @@ class DistributedMapHook(AwsBaseHook):
         try:
             response = self.client.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)
         except ClientError as error:
-            if _error_code(error) != "ExecutionAlreadyExists":
+            if error_code(error) != "ExecutionAlreadyExists":
                 raise
         else:
             arn = str(response["executionArn"])
@@ -415,7 +429,7 @@ class DistributedMapHook(AwsBaseHook):
                 try:
                     status = self.client.describe_execution(executionArn=arn)["status"]
                 except ClientError as error:
-                    if _error_code(error) == "ExecutionDoesNotExist":
+                    if error_code(error) == "ExecutionDoesNotExist":
                         continue
                     raise
                 if status in EXECUTION_RUNNING_STATES:
@@ -518,10 +532,7 @@ class DistributedMapHook(AwsBaseHook):
         :param execution_arn: The execution ARN.
         """
         runs = self.list_map_runs(execution_arn)
-        if not runs:
-            return None
-        latest = max(runs, key=lambda run: run.get("startDate") or 0)
-        return str(latest["mapRunArn"])
+        return latest_map_run_arn(runs) if runs else None
 
     # -- async variants (aiobotocore), used by the trigger on one open client -------------------------
 

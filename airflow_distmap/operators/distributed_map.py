@@ -55,6 +55,7 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
     ExecutionStart,
+    error_code,
     execution_arn_for,
     no_role_arn_message,
 )
@@ -204,7 +205,7 @@ def refused_arguments(log: Any = None) -> Iterator[None]:
 
 
 def _access_denied(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") in ("AccessDenied", "403", "Forbidden")
+    return error_code(error) in ("AccessDenied", "403", "Forbidden")
 
 
 def task_run_owner(context: Context) -> str:
@@ -573,7 +574,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         try:
             execution = self._retrying(self.hook.describe_execution, execution_arn)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+            if error_code(error) != "ExecutionDoesNotExist":
                 raise
             return None
         if execution.get("status") in EXECUTION_RUNNING_STATES:
@@ -947,7 +948,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     self._start_or_resume, context, machine_name, definition, name, execution_input
                 )
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "InvalidDefinition":
+                if error_code(error) != "InvalidDefinition":
                     raise
                 raise InvalidTaskArgumentsError(
                     f"Step Functions refused the state machine definition: {error}. To fix this, correct "
@@ -1108,7 +1109,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             except ClientError as error:
                 # A try that died right after redriving it, while DescribeExecution still showed it closed
                 # (it is eventually consistent): the execution runs again, so wait for it.
-                if error.response.get("Error", {}).get("Code") != "ExecutionNotRedrivable":
+                if error_code(error) != "ExecutionNotRedrivable":
                     raise
                 current = self.hook.describe_execution(execution_arn)
                 if current.get("status") not in EXECUTION_RUNNING_STATES:

@@ -19,6 +19,8 @@ from airflow_distmap.hooks.distributed_map import (
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
     awaits_redrive,
+    error_code,
+    latest_map_run_arn,
 )
 from airflow_distmap.results import counts_from_map_run, progress_message
 
@@ -143,7 +145,7 @@ def is_transient(error: BaseException) -> bool:
     :param error: The exception a call raised.
     """
     if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return code in THROTTLING_CODES or status >= 500 or status == 429
     if any(isinstance(cause, _CONFIGURATION_CAUSES) for cause in _causes(error)):
@@ -152,12 +154,6 @@ def is_transient(error: BaseException) -> bool:
         return True
     # aiohttp's connection errors (aiobotocore's transport) without importing aiohttp here.
     return type(error).__module__.startswith("aiohttp")
-
-
-def _code(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def _now() -> float:
@@ -354,7 +350,7 @@ class DistributedMapTrigger(BaseTrigger):
                 try:
                     execution = await hook.async_describe_execution(client, self.execution_arn)
                 except Exception as error:
-                    if _code(error) in EVENTUALLY_CONSISTENT_CODES and not_found < MAX_NOT_FOUND_RETRIES:
+                    if error_code(error) in EVENTUALLY_CONSISTENT_CODES and not_found < MAX_NOT_FOUND_RETRIES:
                         not_found += 1
                         await asyncio.sleep(self._backoff(not_found))
                         continue
@@ -442,7 +438,7 @@ class DistributedMapTrigger(BaseTrigger):
                 runs = await hook.async_list_map_runs(client, self.execution_arn)
                 if not runs:
                     return
-                self._map_run_arn = str(max(runs, key=lambda run: run.get("startDate") or 0)["mapRunArn"])
+                self._map_run_arn = latest_map_run_arn(runs)
                 self.log.info("Map Run started: %s", self._map_run_arn)
             map_run = await hook.async_describe_map_run(client, self._map_run_arn)
         except Exception as error:
