@@ -12,12 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
 
 MAX_NAME_LENGTH = 80
 """Step Functions' limit for state machine and execution names (``docs/distributed-map-spec.md`` §6)."""
 
 HASH_LENGTH = 12
 """Hex digits of the SHA-256 digest appended to every derived name (48 bits: collisions are negligible)."""
+
+DIGEST_LENGTH = 8
+"""Hex digits of the definition digest in a default state machine name (:func:`definition_scoped_name`)."""
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
 _UNSAFE_KEY = re.compile(r"[^0-9A-Za-z._=-]+")
@@ -40,6 +44,25 @@ def _join(readable: str, digest: str) -> str:
     room = MAX_NAME_LENGTH - len(digest) - 1
     prefix = readable[:room].rstrip("_-")
     return f"{prefix}-{digest}" if prefix else digest
+
+
+def definition_scoped_name(base: str, definition: dict[str, Any]) -> str:
+    """``base`` plus a digest of ``definition`` (at most 80 characters): one state machine per definition.
+
+    :param base: The readable part of the name.
+    :param definition: The state machine definition.
+    """
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
+    return _join(base, digest)
+
+
+def suffixed_name(name: str, suffix: str) -> str:
+    """``name`` cut so that ``name + suffix`` fits in 80 characters, then ``suffix``.
+
+    :param name: An execution name.
+    :param suffix: What to add, such as ``-n2``.
+    """
+    return name[: MAX_NAME_LENGTH - len(suffix)] + suffix
 
 
 def execution_name(dag_id: str, task_id: str, run_id: str, map_index: int | None = None) -> str:
@@ -88,8 +111,7 @@ def successor_name(name: str, number: int) -> str:
     :param number: 2 for the first successor, then 3, ...
     :return: A name of at most 80 characters made only of ``0-9A-Za-z-_``.
     """
-    suffix = f"-n{number}"
-    return name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+    return suffixed_name(name, f"-n{number}")
 
 
 def default_state_machine_name(dag_id: str, task_id: str) -> str:

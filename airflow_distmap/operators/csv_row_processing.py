@@ -38,14 +38,13 @@ from airflow_distmap.exceptions import (
 )
 from airflow_distmap.json_codec import dumps_bytes
 from airflow_distmap.naming import (
-    MAX_NAME_LENGTH,
     default_state_machine_name,
-    execution_name,
+    definition_scoped_name,
+    suffixed_name,
     task_run_results_key,
 )
 from airflow_distmap.operators.distributed_map import (
     DistributedMapOperator,
-    definition_scoped_name,
     refused_arguments,
     task_run_owner,
 )
@@ -397,12 +396,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             rerun = Rerun(number=number, items_uri=items_uri, rows=rows)
             state.reruns.append(rerun)
             save_state(s3, results_uri, state, owner)
-        ti = context["ti"]
-        base = self.execution_name or execution_name(
-            ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", None)
-        )
-        suffix = f"-r{rerun.number}"
-        self.execution_name = base[: MAX_NAME_LENGTH - len(suffix)] + suffix
+        self.execution_name = suffixed_name(self._execution_name(context), f"-r{rerun.number}")
         self.log.info(
             "An earlier try left %d failed rows: re-running only them (re-run %d, %s)",
             rerun.rows,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import re
@@ -63,8 +62,9 @@ from airflow_distmap.hooks.s3 import DistributedMapS3Hook
 from airflow_distmap.item_sources import check_object_items, check_prefix_items, item_size_limit
 from airflow_distmap.links.distributed_map import ExecutionLink, MapRunLink, StateMachineLink
 from airflow_distmap.naming import (
-    MAX_NAME_LENGTH,
+    DIGEST_LENGTH,
     default_state_machine_name,
+    definition_scoped_name,
     execution_name,
     successor_name,
     task_results_key,
@@ -1384,19 +1384,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 TRANSIENT_RETRY_SECONDS: Final = 15 * 60
 
 _T = TypeVar("_T")
-
-#: Hex digits of the definition digest in a default state machine name.
-DIGEST_LENGTH: Final = 8
-
-
-def definition_scoped_name(base: str, definition: dict[str, Any]) -> str:
-    """``base`` plus a digest of ``definition`` (at most 80 characters): one state machine per definition.
-
-    :param base: The readable part of the name.
-    :param definition: The state machine definition.
-    """
-    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
-    return f"{base[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-_')}-{digest}"
 
 
 def __getattr__(name: str) -> Any:
