@@ -144,16 +144,12 @@ class JsonItemReader:
 
 
 @dataclass
-class JsonlItemReader:
-    """Read one item per line of a JSON Lines object.
-
-    :param bucket: The bucket (or give ``uri``).
-    :param key: The object key (or give ``uri``).
-    :param uri: ``s3://bucket/key.jsonl`` instead of ``bucket`` and ``key``.
-    :param max_items: Read at most this many lines (0 or ``None``: all).
-    """
+class _WholeObjectReader:
+    """An object read with ``InputType`` alone; subclasses set :attr:`input_type` and :attr:`what`."""
 
     template_fields: ClassVar[tuple[str, ...]] = ("bucket", "key", "uri")
+    input_type: ClassVar[str]
+    what: ClassVar[str]
 
     bucket: str | None = None
     key: str | None = None
@@ -162,12 +158,26 @@ class JsonlItemReader:
 
     def to_asl(self) -> dict[str, Any]:
         """Render the ``ItemReader`` field."""
-        bucket, key = _bucket_and_key(self.bucket, self.key, self.uri, "JSONL input URI")
-        return _object_reader(bucket, key, _reader_config({"InputType": "JSONL"}, self.max_items))
+        bucket, key = _bucket_and_key(self.bucket, self.key, self.uri, f"{self.what} input URI")
+        return _object_reader(bucket, key, _reader_config({"InputType": self.input_type}, self.max_items))
 
 
 @dataclass
-class ParquetItemReader:
+class JsonlItemReader(_WholeObjectReader):
+    """Read one item per line of a JSON Lines object.
+
+    :param bucket: The bucket (or give ``uri``).
+    :param key: The object key (or give ``uri``).
+    :param uri: ``s3://bucket/key.jsonl`` instead of ``bucket`` and ``key``.
+    :param max_items: Read at most this many lines (0 or ``None``: all).
+    """
+
+    input_type: ClassVar[str] = "JSONL"
+    what: ClassVar[str] = "JSONL"
+
+
+@dataclass
+class ParquetItemReader(_WholeObjectReader):
     """Read the rows of a Parquet object; each row becomes ``{column: value}``.
 
     Parquet compresses its pages itself (GZIP, ZSTD, Snappy): no file extension is needed. Step Functions
@@ -180,17 +190,8 @@ class ParquetItemReader:
     :param max_items: Read at most this many rows (0 or ``None``: all).
     """
 
-    template_fields: ClassVar[tuple[str, ...]] = ("bucket", "key", "uri")
-
-    bucket: str | None = None
-    key: str | None = None
-    uri: str | None = None
-    max_items: int | None = None
-
-    def to_asl(self) -> dict[str, Any]:
-        """Render the ``ItemReader`` field."""
-        bucket, key = _bucket_and_key(self.bucket, self.key, self.uri, "Parquet input URI")
-        return _object_reader(bucket, key, _reader_config({"InputType": "PARQUET"}, self.max_items))
+    input_type: ClassVar[str] = "PARQUET"
+    what: ClassVar[str] = "Parquet"
 
 
 @dataclass

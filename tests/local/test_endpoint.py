@@ -97,23 +97,15 @@ def test_functions_dir_and_overrides_are_registered(tmp_path: Path) -> None:
     assert endpoint.registry.names() == ["doubler", "echo"]
 
 
-def test_local_endpoint_fixture_runs_a_distributed_map_with_real_handlers(
-    local_endpoint: LocalEndpoint,
-) -> None:
-    s3 = local_endpoint.client("s3")
-    sfn = local_endpoint.client("stepfunctions")
-    s3.create_bucket(Bucket="fixture-map")
-    s3.put_object(Bucket="fixture-map", Key="in.csv", Body=b"value,sleep\na,0\nb,0\nc,0\n")
+def run_behave_map(endpoint: LocalEndpoint, name: str, item_reader: dict[str, Any]) -> dict[str, Any]:
+    """Run a Distributed Map of EXPRESS children invoking ``behave`` per item; DescribeExecution when done."""
+    sfn = endpoint.client("stepfunctions")
     definition = {
         "StartAt": "Map",
         "States": {
             "Map": {
                 "Type": "Map",
-                "ItemReader": {
-                    "Resource": "arn:aws:states:::s3:getObject",
-                    "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-                    "Parameters": {"Bucket": "fixture-map", "Key": "in.csv"},
-                },
+                "ItemReader": item_reader,
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
                     "StartAt": "Invoke",
@@ -132,16 +124,28 @@ def test_local_endpoint_fixture_runs_a_distributed_map_with_real_handlers(
         },
     }
     arn = sfn.create_state_machine(
-        name="fixture-map", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+        name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
     )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    waiter_deadline = 600
-    while (described := sfn.describe_execution(executionArn=execution))[
-        "status"
-    ] == "RUNNING" and waiter_deadline:
-        waiter_deadline -= 1
+    deadline = time.monotonic() + 60
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "still RUNNING after 60 s"
         time.sleep(0.1)
+    return dict(described)
 
+
+def test_local_endpoint_fixture_runs_a_distributed_map_with_real_handlers(
+    local_endpoint: LocalEndpoint,
+) -> None:
+    s3 = local_endpoint.client("s3")
+    s3.create_bucket(Bucket="fixture-map")
+    s3.put_object(Bucket="fixture-map", Key="in.csv", Body=b"value,sleep\na,0\nb,0\nc,0\n")
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+        "Parameters": {"Bucket": "fixture-map", "Key": "in.csv"},
+    }
+    described = run_behave_map(local_endpoint, "fixture-map", reader)
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == ["a", "b", "c"]
 
@@ -183,46 +187,17 @@ def test_a_distributed_map_reads_the_parquet_parts_under_a_prefix(local_endpoint
     import pyarrow.parquet as pq
 
     s3 = local_endpoint.client("s3")
-    sfn = local_endpoint.client("stepfunctions")
     s3.create_bucket(Bucket="parquet-parts")
     for part, values in enumerate((["a", "b"], ["c"])):
         sink = io.BytesIO()
         pq.write_table(pa.table({"value": values, "sleep": [0] * len(values)}), sink, compression="snappy")
         s3.put_object(Bucket="parquet-parts", Key=f"out/part-{part:05d}.snappy.parquet", Body=sink.getvalue())
-    definition = {
-        "StartAt": "Map",
-        "States": {
-            "Map": {
-                "Type": "Map",
-                "ItemReader": {
-                    "Resource": "arn:aws:states:::s3:listObjectsV2",
-                    "ReaderConfig": {"InputType": "PARQUET", "Transformation": "LOAD_AND_FLATTEN"},
-                    "Parameters": {"Bucket": "parquet-parts", "Prefix": "out/"},
-                },
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
-                    "StartAt": "Invoke",
-                    "States": {
-                        "Invoke": {
-                            "Type": "Task",
-                            "Resource": "arn:aws:states:::lambda:invoke",
-                            "Parameters": {"FunctionName": "behave", "Payload.$": "$"},
-                            "OutputPath": "$.Payload.value",
-                            "End": True,
-                        }
-                    },
-                },
-                "End": True,
-            }
-        },
+    s3.put_object(Bucket="parquet-parts", Key="out/_SUCCESS", Body=b"")  # Spark's marker, passed over
+    reader = {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "ReaderConfig": {"InputType": "PARQUET", "Transformation": "LOAD_AND_FLATTEN"},
+        "Parameters": {"Bucket": "parquet-parts", "Prefix": "out/"},
     }
-    arn = sfn.create_state_machine(
-        name="parquet-parts", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
-    )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    deadline = time.monotonic() + 60
-    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "still RUNNING after 60 s"
-        time.sleep(0.1)
+    described = run_behave_map(local_endpoint, "parquet-parts", reader)
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == ["a", "b", "c"]
