@@ -228,9 +228,9 @@ class MapRun:
         self._immediate = bool(getattr(processor, "immediate", False))
         self.services = services
         self.express = express
-        #: Set by StopExecution: running EXPRESS children are waited for, not cancelled (they "can't be
-        #: stopped"); any other cancellation (the endpoint shutting down) cancels them.
-        self.stopped_by_user = False
+        #: Set when the parent is stopped or times out: running EXPRESS children are waited for, not cancelled
+        #: (they "can't be stopped"); any other cancellation (the endpoint shutting down) cancels them.
+        self.parent_closed = False
         self.max_concurrency = max_concurrency
         self.tolerance = tolerance
         self.writer = writer
@@ -506,7 +506,7 @@ class MapRun:
         self._slot_free = asyncio.Event()
         self._failure = None
         self._results_written_before = list(self.results_written)
-        self.stopped_by_user = False
+        self.parent_closed = False
         self.status = RUNNING
         self.stop_date = None
         try:
@@ -859,12 +859,13 @@ class MapRun:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _abort_children(self) -> None:
-        """Cancel the running children; a user's stop waits for EXPRESS ones instead (they can't be stopped).
+        """Cancel the running children; a stopped or timed-out parent waits for EXPRESS ones instead.
 
-        "canceling in progress child workflow executions of type Standard, or waiting for child workflow
-        executions of type Express to complete" (spec, StopExecution).
+        "A Map Run can continue to run after the parent workflow is stopped or timed out ... canceling in
+        progress child workflow executions of type Standard, or waiting for child workflow executions of type
+        Express to complete" (spec, Redrive Map Run).
         """
-        if not (self.express and self.stopped_by_user):
+        if not (self.express and self.parent_closed):
             for task in list(self._tasks):
                 task.cancel()
         while self._tasks:

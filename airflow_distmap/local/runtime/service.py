@@ -632,9 +632,13 @@ class StepFunctionsService:
         self._launch(record, record.compiled, input_value)
         return {"executionArn": arn, "startDate": record.start_date}
 
-    def _launch(self, record: ExecutionRecord, compiled: Any, input_value: Any) -> None:
+    def _launch(
+        self, record: ExecutionRecord, compiled: Any, input_value: Any, after: asyncio.Task[Any] | None = None
+    ) -> None:
         async def start() -> None:
             record.task = asyncio.current_task()
+            if after is not None:  # a redrive waits for the stopped run's Map Runs to settle
+                await asyncio.wait({after})
             if record.status != "RUNNING":  # stopped before it started
                 return
             await self._run_execution(record, compiled, input_value)
@@ -657,17 +661,24 @@ class StepFunctionsService:
             context["Execution"]["RedriveTime"] = iso_ms(record.redrive_date)
         record.map_entries.clear()
         timeout = _execution_timeout(record.definition_snapshot)
+        run = asyncio.ensure_future(compiled.run(input_value, context, self.services, record.history))
         try:
-            run = compiled.run(input_value, context, self.services, record.history)
-            output = await (run if timeout is None else asyncio.wait_for(run, timeout))
+            await asyncio.wait({run}, timeout=timeout)
+            if not run.done():
+                # The definition's TimeoutSeconds: AWS closes the execution as TIMED_OUT (ExecutionTimedOut)
+                # at once; its Map Runs then cancel STANDARD children and wait for EXPRESS ones, as on a stop.
+                self._close(record, "TIMED_OUT", error="States.Timeout", cause="")
+                self._stop_run(record, run)
+                await asyncio.wait({run})
+                return
+            output = run.result()
             output_text = dumps(output)
             if utf8_size(output_text) > PAYLOAD_LIMIT:
                 raise StatesError("States.DataLimitExceeded", OUTPUT_TOO_LARGE_CAUSE)
         except asyncio.CancelledError:
-            return
-        except TimeoutError:
-            # The definition's TimeoutSeconds: AWS closes the execution as TIMED_OUT (ExecutionTimedOut).
-            self._close(record, "TIMED_OUT", error="States.Timeout", cause="")
+            if not run.done():  # StopExecution (or shutdown) cancelled this task: the run stops with it
+                run.cancel()
+                await asyncio.wait({run})
             return
         except StatesError as error:
             self._close(record, "FAILED", error=error.error, cause=error.cause)
@@ -818,12 +829,17 @@ class StepFunctionsService:
             raise AssertionError("unreachable")
         if record.status == "RUNNING":
             self._close(record, "ABORTED", error=request.get("error"), cause=request.get("cause"))
-            for map_run in record.map_runs_by_key.values():
-                map_run.stopped_by_user = True
             task = record.task
             if task is not None:
-                self._loop.call_soon_threadsafe(task.cancel)
+                self._loop.call_soon_threadsafe(self._stop_run, record, task)
         return {"stopDate": record.stop_date}
+
+    @staticmethod
+    def _stop_run(record: ExecutionRecord, task: asyncio.Future[Any]) -> None:
+        """Cancel a closed execution's run; its Map Runs wait for their EXPRESS children (they can't stop)."""
+        for map_run in record.map_runs_by_key.values():
+            map_run.parent_closed = True
+        task.cancel()
 
     def _RedriveExecution(self, request: dict[str, Any]) -> dict[str, Any]:
         token = request.get("clientToken")
@@ -845,10 +861,10 @@ class StepFunctionsService:
         status, reason = record.redrive_status()
         if status != "REDRIVABLE":
             raise ServiceError("ExecutionNotRedrivable", f"Execution is not redrivable: {reason}")
-        if record.task is not None and not record.task.done():
-            raise ServiceError(
-                "ExecutionNotRedrivable", "Execution is not redrivable: its Map Run is still stopping"
-            )
+        # "A Map Run can continue to run after the parent workflow is stopped or timed out. In these
+        # scenarios, the redrive doesn't happen immediately" (AWS, Redrive Map Run): it starts once that run
+        # has ended.
+        stopping = record.task if record.task is not None and not record.task.done() else None
         failed_entered = sum(
             1 for event in record.history.events if str(event["type"]).endswith("StateEntered")
         )
@@ -872,7 +888,7 @@ class StepFunctionsService:
         record.history.mute_until_entered(failed_entered)
         # "Redriven executions use the same state machine definition ... that was used for the original
         # execution attempt" (AWS, Redrive): not one set by UpdateStateMachine since.
-        self._launch(record, record.compiled, json.loads(record.input_text))
+        self._launch(record, record.compiled, json.loads(record.input_text), after=stopping)
         answer = {"redriveDate": record.redrive_date}
         if token is not None:
             record.redrive_tokens = [*record.redrive_tokens, (token, clock, answer)][-REDRIVE_TOKENS_KEPT:]
