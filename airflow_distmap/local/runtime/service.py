@@ -635,11 +635,14 @@ class StepFunctionsService:
     def _launch(
         self, record: ExecutionRecord, compiled: Any, input_value: Any, after: asyncio.Task[Any] | None = None
     ) -> None:
+        record.launches += 1
+        launch = record.launches
+
         async def start() -> None:
             record.task = asyncio.current_task()
-            if after is not None:  # a redrive waits for the stopped run's Map Runs to settle
+            if after is not None:  # a redrive waits for the earlier run's Map Runs to settle
                 await asyncio.wait({after})
-            if record.status != "RUNNING":  # stopped before it started
+            if record.status != "RUNNING" or record.launches != launch:  # stopped (and maybe redriven again)
                 return
             await self._run_execution(record, compiled, input_value)
 
@@ -661,24 +664,26 @@ class StepFunctionsService:
             context["Execution"]["RedriveTime"] = iso_ms(record.redrive_date)
         record.map_entries.clear()
         timeout = _execution_timeout(record.definition_snapshot)
-        run = asyncio.ensure_future(compiled.run(input_value, context, self.services, record.history))
+        run = record.run = asyncio.ensure_future(
+            compiled.run(input_value, context, self.services, record.history)
+        )
         try:
             await asyncio.wait({run}, timeout=timeout)
             if not run.done():
                 # The definition's TimeoutSeconds: AWS closes the execution as TIMED_OUT (ExecutionTimedOut)
-                # at once; its Map Runs then cancel STANDARD children and wait for EXPRESS ones, as on a stop.
+                # at once; its Map Runs then cancel STANDARD children and wait for EXPRESS ones, as on a stop,
+                # and a redrive waits for ``record.run`` to end.
                 self._close(record, "TIMED_OUT", error="States.Timeout", cause="")
                 self._stop_run(record, run)
-                await asyncio.wait({run})
                 return
             output = run.result()
             output_text = dumps(output)
             if utf8_size(output_text) > PAYLOAD_LIMIT:
                 raise StatesError("States.DataLimitExceeded", OUTPUT_TOO_LARGE_CAUSE)
         except asyncio.CancelledError:
-            if not run.done():  # StopExecution (or shutdown) cancelled this task: the run stops with it
-                run.cancel()
-                await asyncio.wait({run})
+            # StopExecution (or shutdown) cancelled this task: the run stops with it (its Map Runs settle on
+            # their own; a redrive waits for ``record.run`` to end).
+            run.cancel()
             return
         except StatesError as error:
             self._close(record, "FAILED", error=error.error, cause=error.cause)
@@ -864,7 +869,7 @@ class StepFunctionsService:
         # "A Map Run can continue to run after the parent workflow is stopped or timed out. In these
         # scenarios, the redrive doesn't happen immediately" (AWS, Redrive Map Run): it starts once that run
         # has ended.
-        stopping = record.task if record.task is not None and not record.task.done() else None
+        stopping = record.run if record.run is not None and not record.run.done() else None
         failed_entered = sum(
             1 for event in record.history.events if str(event["type"]).endswith("StateEntered")
         )

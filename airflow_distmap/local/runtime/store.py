@@ -87,6 +87,11 @@ class ExecutionRecord:
     trace_header: str | None = None
     history: History = field(default_factory=History)
     task: asyncio.Task[None] | None = None
+    #: The state machine's run inside :attr:`task`: after a stop or a timeout it goes on while its Map Runs
+    #: settle (EXPRESS children are waited for), and a redrive starts once it has ended.
+    run: asyncio.Task[Any] | None = None
+    #: How many times the execution was launched (its start, then each redrive): only the latest launch runs.
+    launches: int = 0
     map_runs: list[MapRun] = field(default_factory=list)
     map_runs_by_key: dict[tuple[str, int], MapRun] = field(default_factory=dict)
     map_entries: dict[str, int] = field(default_factory=dict)

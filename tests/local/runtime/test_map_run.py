@@ -657,6 +657,33 @@ def test_a_timed_out_parent_waits_for_its_running_express_children_and_a_redrive
     assert harness.lambdas.calls == 4  # the two that were running finished: they did not run again
 
 
+def test_stops_and_redrives_while_express_children_run_never_overlap_two_runs(harness: Harness) -> None:
+    release = threading.Event()
+
+    async def held(event: Any) -> Any:
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return event
+
+    harness.lambdas.handlers["work"] = held
+    definition = distributed_map(lambda_task(), MaxConcurrency=2, ExecutionType="EXPRESS")
+    arn = harness.start(harness.create(definition), [1, 2, 3, 4])
+    deadline = time.monotonic() + 10
+    while harness.lambdas.calls < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    for _ in range(2):  # each redrive waits for the first run's EXPRESS children; a stop ends the wait
+        harness.call("StopExecution", executionArn=arn)
+        harness.call("RedriveExecution", executionArn=arn)
+    time.sleep(0.2)
+    assert harness.lambdas.calls == 2  # nothing else started while the first run's children still run
+    release.set()
+    assert harness.wait(arn)["status"] == "SUCCEEDED"
+    map_run = harness.map_run(arn)
+    assert map_run["status"] == "SUCCEEDED"
+    assert (map_run["executionCounts"]["succeeded"], harness.lambdas.calls) == (4, 4)
+
+
 def test_a_threshold_breach_lets_running_express_children_finish(harness: Harness) -> None:
     async def slow_or_failing(event: Any) -> Any:
         if event < 0:
