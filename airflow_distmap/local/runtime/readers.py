@@ -1,10 +1,10 @@
 """ItemReader sources: S3 objects (CSV, JSON, JSONL, Parquet) and S3 prefix listings, read as streams.
 
-Every reader is a plain (synchronous) generator of ``(item, source)`` pairs; the Map Run drives it from a
-worker thread through a bounded queue (:meth:`MapRun._items`), so a 1 GB object never sits in memory: CSV and
-JSONL are read line by line, JSON with ``ijson``'s incremental parser, Parquet a record batch at a time from
-a local copy (its footer is at the end). A listing with ``Transformation: LOAD_AND_FLATTEN`` reads every
-listed object in turn, in key order.
+Every reader is a plain (synchronous) iterator of ``($$.Map.Item.Source, items)`` segments; the Map Run
+drives it from a worker thread through a bounded queue (:meth:`MapRun._items`), so a 1 GB object never sits in
+memory: CSV and JSONL are read line by line, JSON with ``ijson``'s incremental parser, Parquet a record batch
+at a time from a local copy (its footer is at the end). A listing with ``Transformation: LOAD_AND_FLATTEN``
+reads every listed object in turn, in key order.
 
 Rules follow ``docs/distributed-map-spec.md`` section 1. Failures raise
 :class:`~airflow_distmap.local.errors.StatesError` ``States.ItemReaderFailed`` with the cause AWS reports
