@@ -209,6 +209,11 @@ def _without_execution_data(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _settled(run: asyncio.Future[Any]) -> None:
+    if not run.cancelled() and run.exception() is not None:
+        log.debug("An execution's run ended with %r", run.exception())
+
+
 def _execution_timeout(definition_text: str) -> float | None:
     """The definition's top-level ``TimeoutSeconds`` (``None`` when absent)."""
     try:
@@ -667,6 +672,7 @@ class StepFunctionsService:
         run = record.run = asyncio.ensure_future(
             compiled.run(input_value, context, self.services, record.history)
         )
+        run.add_done_callback(_settled)  # a stopped or timed-out run's outcome is read by nobody else
         try:
             await asyncio.wait({run}, timeout=timeout)
             if not run.done():
