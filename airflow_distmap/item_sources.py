@@ -63,6 +63,8 @@ _JSON_TYPES: Final[dict[type, str]] = {
     type(None): "null",
 }
 _NOTHING_CREATED: Final = "; nothing was created."
+#: Keys listed to find an object with bytes under a prefix whose objects' records are read (LOAD_AND_FLATTEN).
+PREFIX_PROBE_KEYS: Final = 100
 #: The bytes every Parquet file starts (and ends) with.
 PARQUET_MAGIC: Final = b"PAR1"
 _SKIP_HINT: Final = "(or skip the task when there is nothing to process, e.g. with a ShortCircuitOperator)"
@@ -249,23 +251,34 @@ def _check_jsonl_item_sizes(
     log.info("Largest item of %s: about %d bytes as JSON", s3_uri(bucket, key), largest)
 
 
-def check_prefix_items(s3: S3Client, state_name: str, bucket: str, prefix: str) -> None:
+def check_prefix_items(
+    s3: S3Client, state_name: str, bucket: str, prefix: str, *, reads_objects: bool = False
+) -> None:
     """Check that an ``s3:listObjectsV2`` ItemReader's prefix holds at least one object.
 
     :param s3: a boto3 S3 client.
     :param state_name: the Distributed Map state, for the messages.
     :param bucket: the literal bucket.
     :param prefix: the literal prefix (``""`` for the whole bucket).
+    :param reads_objects: the reader reads the objects' records (``LOAD_AND_FLATTEN``): objects without bytes
+        (folder markers, ``_SUCCESS`` files) hold none, so one object with bytes must be among the first
+        :data:`PREFIX_PROBE_KEYS` listed.
     :raises ItemSourceContentError: nothing is listed there.
     """
     try:
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        listed = s3.list_objects_v2(
+            Bucket=bucket, Prefix=prefix, MaxKeys=PREFIX_PROBE_KEYS if reads_objects else 1
+        )
     except ClientError as error:  # 403 or 404: the bucket check before this one reports a missing bucket
         log.warning("Could not list s3://%s/%s (%s); going on", bucket, prefix, error)
         return
-    if not listed.get("KeyCount"):
+    found = listed.get("KeyCount", 0)
+    if reads_objects and not listed.get("IsTruncated"):
+        found = sum(1 for entry in listed.get("Contents", []) if entry.get("Size"))
+    if not found:
+        what = "no objects with any bytes" if reads_objects else "no objects"
         raise ItemSourceContentError(
-            f"The ItemReader of {state_name!r} lists {s3_uri(bucket, prefix)}, which holds no objects: the "
+            f"The ItemReader of {state_name!r} lists {s3_uri(bucket, prefix)}, which holds {what}: the "
             "Map would run no items. To fix this, correct the prefix or upload the objects first "
             f"{_SKIP_HINT}" + _NOTHING_CREATED
         )

@@ -126,6 +126,16 @@ def test_an_empty_prefix_is_refused_and_a_listed_one_passes(s3):
     check_prefix_items(s3, "Rows", BUCKET, "daily/")
 
 
+def test_a_prefix_whose_records_are_read_needs_an_object_with_bytes(s3):
+    s3.put_object(Bucket=BUCKET, Key="parts/", Body=b"")  # a console folder marker
+    s3.put_object(Bucket=BUCKET, Key="parts/_SUCCESS", Body=b"")  # Spark's marker
+    check_prefix_items(s3, "Rows", BUCKET, "parts/")  # listed as they are, the markers are two items
+    with pytest.raises(ItemSourceContentError, match=r"parts/, which holds no objects with any bytes"):
+        check_prefix_items(s3, "Rows", BUCKET, "parts/", reads_objects=True)
+    s3.put_object(Bucket=BUCKET, Key="parts/part-00000.csv", Body=b"id\n1\n")
+    check_prefix_items(s3, "Rows", BUCKET, "parts/", reads_objects=True)
+
+
 BIG = "x" * CHILD_INPUT_LIMIT  # one value that alone fills a child's input
 
 

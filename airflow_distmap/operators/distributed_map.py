@@ -546,7 +546,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 )
             prefix = (reader.get("Parameters") or reader.get("Arguments") or {}).get("Prefix", "")
             if isinstance(prefix, str) and not prefix.strip().startswith("{%"):
-                check_prefix_items(s3, state_name, bucket, prefix)
+                config = reader.get("ReaderConfig") or {}
+                flattened = isinstance(config, dict) and config.get("Transformation") == "LOAD_AND_FLATTEN"
+                check_prefix_items(s3, state_name, bucket, prefix, reads_objects=flattened)
 
     def _machine_name(self, context: Context, definition: dict[str, Any]) -> str:
         """``state_machine_name``, or the task's name plus a digest of the deployable ``definition``."""

@@ -265,6 +265,10 @@ def test_an_item_source_without_items_fails_before_anything_is_created(aws):
         _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/header-only.csv")).execute(_context())
     with pytest.raises(ItemSourceContentError, match="which holds no objects"):
         _operator(item_reader=S3PrefixItemReader(uri=f"s3://{BUCKET}/none-yet/")).execute(_context())
+    s3.put_object(Bucket=BUCKET, Key="spark-out/_SUCCESS", Body=b"")
+    parts = S3PrefixItemReader(uri=f"s3://{BUCKET}/spark-out/", input_type="PARQUET")
+    with pytest.raises(ItemSourceContentError, match="which holds no objects with any bytes"):
+        _operator(item_reader=parts).execute(_context())
     assert aws.list_state_machines()["stateMachines"] == []
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")
 
