@@ -632,9 +632,8 @@ def test_a_stop_waits_for_running_express_children(harness: Harness) -> None:
     assert (counts["succeeded"], counts["aborted"], counts["pending"]) == (2, 0, 2)
 
 
-def test_a_timed_out_parent_waits_for_its_running_express_children_and_a_redrive_waits_too(
-    harness: Harness,
-) -> None:
+def hold_invocations(harness: Harness) -> threading.Event:
+    """Make the ``work`` function hold every invocation until the returned event is set."""
     release = threading.Event()
 
     async def held(event: Any) -> Any:
@@ -643,6 +642,13 @@ def test_a_timed_out_parent_waits_for_its_running_express_children_and_a_redrive
         return event
 
     harness.lambdas.handlers["work"] = held
+    return release
+
+
+def test_a_timed_out_parent_waits_for_its_running_express_children_and_a_redrive_waits_too(
+    harness: Harness,
+) -> None:
+    release = hold_invocations(harness)
     definition = distributed_map(lambda_task(), MaxConcurrency=2, ExecutionType="EXPRESS")
     definition["TimeoutSeconds"] = 1
     arn = harness.start(harness.create(definition), [1, 2, 3, 4])
@@ -658,14 +664,7 @@ def test_a_timed_out_parent_waits_for_its_running_express_children_and_a_redrive
 
 
 def test_stops_and_redrives_while_express_children_run_never_overlap_two_runs(harness: Harness) -> None:
-    release = threading.Event()
-
-    async def held(event: Any) -> Any:
-        while not release.is_set():
-            await asyncio.sleep(0.01)
-        return event
-
-    harness.lambdas.handlers["work"] = held
+    release = hold_invocations(harness)
     definition = distributed_map(lambda_task(), MaxConcurrency=2, ExecutionType="EXPRESS")
     arn = harness.start(harness.create(definition), [1, 2, 3, 4])
     deadline = time.monotonic() + 10
