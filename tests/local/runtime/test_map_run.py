@@ -261,14 +261,7 @@ def test_a_failed_batch_counts_all_its_items(harness: Harness) -> None:
 
 
 def test_counts_move_while_running_and_update_map_run_raises_concurrency(harness: Harness) -> None:
-    gate = threading.Event()
-
-    async def wait_for_gate(event: Any) -> Any:
-        while not gate.is_set():
-            await asyncio.sleep(0.01)
-        return event
-
-    harness.lambdas.handlers["work"] = wait_for_gate
+    gate = hold_invocations(harness)
     arn = harness.start(harness.create(distributed_map(lambda_task(), MaxConcurrency=2)), [1, 2, 3, 4, 5])
     map_run_arn = ""
     deadline = time.monotonic() + 10

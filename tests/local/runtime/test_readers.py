@@ -29,6 +29,8 @@ from airflow_distmap.local.runtime.readers import (
     read_jsonl,
 )
 
+BUCKET = "data"  # the s3 fixture's bucket
+
 
 def one_source(segments: Any) -> tuple[str, Any]:
     """The ``(source, items)`` of a reader that reads one object or one listing."""
@@ -318,7 +320,7 @@ def parquet_bytes(table: pa.Table, **options: Any) -> bytes:
     return sink.getvalue()
 
 
-def test_parquet_rows_are_items_with_json_values() -> None:
+def test_parquet_rows_are_items_with_json_values(s3: Any) -> None:
     table = pa.table(
         {
             "id": pa.array([1, 2], pa.int64()),
@@ -334,59 +336,51 @@ def test_parquet_rows_are_items_with_json_values() -> None:
             "point": [{"x": 1, "y": 2}, None],
         }
     )
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="reader-bucket")
-        # Internal compression, no extension: read as Parquet all the same.
-        s3.put_object(Bucket="reader-bucket", Key="in/data", Body=parquet_bytes(table, compression="zstd"))
-        source, items = one_source(
-            iter_reader_items(
-                s3, GET_OBJECT, {"Bucket": "reader-bucket", "Key": "in/data"}, {"InputType": "PARQUET"}
-            )
-        )
-        assert source == "S3://reader-bucket/in/data"
-        assert list(items) == [
-            {
-                "id": 1,
-                "name": "a",
-                "score": 0.5,
-                "ok": True,
-                "day": "2026-01-02",
-                "at": "2026-01-02T03:04:05",
-                "price": 1.5,
-                "raw": "AAE=",
-                "tags": ["x", "y"],
-                "meta": {"k": 1},
-                "point": {"x": 1, "y": 2},
-            },
-            {
-                "id": 2,
-                "name": None,
-                "score": "NaN",
-                "ok": False,
-                "day": None,
-                "at": None,
-                "price": 2,
-                "raw": "",
-                "tags": [],
-                "meta": {},
-                "point": None,
-            },
-        ]
+    # Internal compression, no extension: read as Parquet all the same.
+    s3.put_object(Bucket=BUCKET, Key="in/data", Body=parquet_bytes(table, compression="zstd"))
+    source, items = one_source(
+        iter_reader_items(s3, GET_OBJECT, {"Bucket": BUCKET, "Key": "in/data"}, {"InputType": "PARQUET"})
+    )
+    assert source == "S3://data/in/data"
+    assert list(items) == [
+        {
+            "id": 1,
+            "name": "a",
+            "score": 0.5,
+            "ok": True,
+            "day": "2026-01-02",
+            "at": "2026-01-02T03:04:05",
+            "price": 1.5,
+            "raw": "AAE=",
+            "tags": ["x", "y"],
+            "meta": {"k": 1},
+            "point": {"x": 1, "y": 2},
+        },
+        {
+            "id": 2,
+            "name": None,
+            "score": "NaN",
+            "ok": False,
+            "day": None,
+            "at": None,
+            "price": 2,
+            "raw": "",
+            "tags": [],
+            "meta": {},
+            "point": None,
+        },
+    ]
 
 
-def test_a_parquet_reader_refuses_a_version_id_and_a_file_that_is_not_parquet() -> None:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="reader-bucket")
-        s3.put_object(Bucket="reader-bucket", Key="in.parquet", Body=b"id,text\n1,a\n")
-        where = {"Bucket": "reader-bucket", "Key": "in.parquet"}
-        with pytest.raises(StatesError, match="VersionId is not supported for InputType PARQUET"):
-            iter_reader_items(s3, GET_OBJECT, {**where, "VersionId": "v1"}, {"InputType": "PARQUET"})
-        with pytest.raises(StatesError) as caught:
-            flattened(iter_reader_items(s3, GET_OBJECT, where, {"InputType": "PARQUET"}))
-        assert caught.value.error == "States.ItemReaderFailed"
-        assert "Could not read s3://reader-bucket/in.parquet" in caught.value.cause
+def test_a_parquet_reader_refuses_a_version_id_and_a_file_that_is_not_parquet(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in.parquet", Body=b"id,text\n1,a\n")
+    where = {"Bucket": BUCKET, "Key": "in.parquet"}
+    with pytest.raises(StatesError, match="VersionId is not supported for InputType PARQUET"):
+        iter_reader_items(s3, GET_OBJECT, {**where, "VersionId": "v1"}, {"InputType": "PARQUET"})
+    with pytest.raises(StatesError) as caught:
+        flattened(iter_reader_items(s3, GET_OBJECT, where, {"InputType": "PARQUET"}))
+    assert caught.value.error == "States.ItemReaderFailed"
+    assert "Could not read s3://data/in.parquet" in caught.value.cause
 
 
 def test_a_parquet_file_is_decoded_a_batch_at_a_time() -> None:
@@ -425,82 +419,67 @@ def test_a_parquet_file_is_decoded_a_batch_at_a_time() -> None:
     ],
 )
 def test_a_flattened_listing_reads_every_object_in_key_order_with_its_own_source(
-    config: dict[str, Any], bodies: list[bytes], expected: list[Any]
+    s3: Any, config: dict[str, Any], bodies: list[bytes], expected: list[Any]
 ) -> None:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="reader-bucket")
-        s3.put_object(Bucket="reader-bucket", Key="parts/", Body=b"")  # a console folder marker
-        s3.put_object(Bucket="reader-bucket", Key="parts/_SUCCESS", Body=b"")  # Spark's marker: no bytes
-        for number, body in reversed(list(enumerate(bodies))):
-            compressed = body if config["InputType"] == "PARQUET" else gzip.compress(body)
-            s3.put_object(Bucket="reader-bucket", Key=f"parts/part-{number}", Body=compressed)
-        s3.put_object(Bucket="reader-bucket", Key="other/x", Body=b"not read")
-        segments = iter_reader_items(
-            s3,
-            LIST_OBJECTS_V2,
-            {"Bucket": "reader-bucket", "Prefix": "parts/"},
-            {**config, "Transformation": "LOAD_AND_FLATTEN"},
-        )
-        read = flattened(segments)
-        assert [item for _, item in read] == expected
-        # $$.Map.Item.Source: each item's object (spec section 1.6: "otherwise the object URI").
-        assert [source for source, _ in read] == ["S3://reader-bucket/parts/part-0"] * 2 + [
-            "S3://reader-bucket/parts/part-1"
-        ]
+    s3.put_object(Bucket=BUCKET, Key="parts/", Body=b"")  # a console folder marker
+    s3.put_object(Bucket=BUCKET, Key="parts/_SUCCESS", Body=b"")  # Spark's marker: no bytes
+    for number, body in reversed(list(enumerate(bodies))):
+        compressed = body if config["InputType"] == "PARQUET" else gzip.compress(body)
+        s3.put_object(Bucket=BUCKET, Key=f"parts/part-{number}", Body=compressed)
+    s3.put_object(Bucket=BUCKET, Key="other/x", Body=b"not read")
+    segments = iter_reader_items(
+        s3,
+        LIST_OBJECTS_V2,
+        {"Bucket": BUCKET, "Prefix": "parts/"},
+        {**config, "Transformation": "LOAD_AND_FLATTEN"},
+    )
+    read = flattened(segments)
+    assert [item for _, item in read] == expected
+    # $$.Map.Item.Source: each item's object (spec section 1.6: "otherwise the object URI").
+    assert [source for source, _ in read] == ["S3://data/parts/part-0"] * 2 + ["S3://data/parts/part-1"]
 
 
-def test_a_flattened_listing_fails_on_an_object_it_cannot_read() -> None:
+def test_a_flattened_listing_fails_on_an_object_it_cannot_read(s3: Any) -> None:
     flatten = {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"}
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="reader-bucket")
-        s3.put_object(Bucket="reader-bucket", Key="parts/a.jsonl", Body=b'{"n": 1}\n')
-        s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b"not json\n")
-        segments = iter_reader_items(
-            s3, LIST_OBJECTS_V2, {"Bucket": "reader-bucket", "Prefix": "parts/"}, flatten
-        )
-        with pytest.raises(StatesError, match="Line 1 of the JSONL file is not valid JSON"):
-            flattened(segments)
+    s3.put_object(Bucket=BUCKET, Key="parts/a.jsonl", Body=b'{"n": 1}\n')
+    s3.put_object(Bucket=BUCKET, Key="parts/b.jsonl", Body=b"not json\n")
+    segments = iter_reader_items(s3, LIST_OBJECTS_V2, {"Bucket": BUCKET, "Prefix": "parts/"}, flatten)
+    with pytest.raises(StatesError, match="Line 1 of the JSONL file is not valid JSON"):
+        flattened(segments)
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (
-            lambda s3: s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 9}\n'),
+            lambda s3: s3.put_object(Bucket=BUCKET, Key="parts/b.jsonl", Body=b'{"n": 9}\n'),
             "b.jsonl changed",
         ),
-        (lambda s3: s3.delete_object(Bucket="reader-bucket", Key="parts/a.jsonl"), "now it is parts/b.jsonl"),
+        (lambda s3: s3.delete_object(Bucket=BUCKET, Key="parts/a.jsonl"), "now it is parts/b.jsonl"),
         (
-            lambda s3: s3.put_object(Bucket="reader-bucket", Key="parts/0.jsonl", Body=b'{"n": 0}\n'),
+            lambda s3: s3.put_object(Bucket=BUCKET, Key="parts/0.jsonl", Body=b'{"n": 0}\n'),
             "now it is",
         ),
-        (lambda s3: s3.delete_object(Bucket="reader-bucket", Key="parts/c.jsonl"), "c.jsonl was deleted"),
+        (lambda s3: s3.delete_object(Bucket=BUCKET, Key="parts/c.jsonl"), "c.jsonl was deleted"),
     ],
 )
 def test_a_redrive_of_a_flattened_listing_refuses_objects_changed_added_or_removed(
-    change: Any, message: str
+    s3: Any, change: Any, message: str
 ) -> None:
     flatten = {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"}
-    where = {"Bucket": "reader-bucket", "Prefix": "parts/"}
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="reader-bucket")
-        s3.put_object(Bucket="reader-bucket", Key="parts/a.jsonl", Body=b'{"n": 1}\n{"n": 2}\n')
-        s3.put_object(Bucket="reader-bucket", Key="parts/b.jsonl", Body=b'{"n": 3}\n')
-        pin = readers_module.ObjectPin()
-        assert [
-            item for _, item in flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))
-        ] == [
-            {"n": 1},
-            {"n": 2},
-            {"n": 3},
-        ]
-        # Another object after them is read on as new items.
-        s3.put_object(Bucket="reader-bucket", Key="parts/c.jsonl", Body=b'{"n": 4}\n')
-        read_on = skip_items(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin), 2)
-        assert [item for source, items in read_on for item in items] == [{"n": 3}, {"n": 4}]
-        change(s3)
-        with pytest.raises(readers_module.SourceChangedError, match=message):
-            flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))
+    where = {"Bucket": BUCKET, "Prefix": "parts/"}
+    s3.put_object(Bucket=BUCKET, Key="parts/a.jsonl", Body=b'{"n": 1}\n{"n": 2}\n')
+    s3.put_object(Bucket=BUCKET, Key="parts/b.jsonl", Body=b'{"n": 3}\n')
+    pin = readers_module.ObjectPin()
+    assert [item for _, item in flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))] == [
+        {"n": 1},
+        {"n": 2},
+        {"n": 3},
+    ]
+    # Another object after them is read on as new items.
+    s3.put_object(Bucket=BUCKET, Key="parts/c.jsonl", Body=b'{"n": 4}\n')
+    read_on = skip_items(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin), 2)
+    assert [item for source, items in read_on for item in items] == [{"n": 3}, {"n": 4}]
+    change(s3)
+    with pytest.raises(readers_module.SourceChangedError, match=message):
+        flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))
