@@ -941,28 +941,41 @@ class MapRun:
         except (StatesError, asyncio.CancelledError):
             log.warning("Could not write the results of aborted Map Run %s", self.arn)
 
+    def execution_status(self, child: Child) -> str | None:
+        """The child's status as an execution (DescribeExecution, ListExecutions); ``None`` if never started.
+
+        A child no item has started yet is no execution at all (AWS's ``ExecutionStatus`` has no PENDING), and
+        one a redrive left pending (the Map Run stopped before reaching it) is still as its last run ended.
+        """
+        if child.status != PENDING:
+            return child.status
+        if child.ref is None:
+            return None
+        return str(json.loads(self.spool.read(child.ref))["Status"])
+
     def child_description(self, child: Child) -> dict[str, Any]:
-        """``DescribeExecution`` fields of a child execution."""
+        """``DescribeExecution`` fields of a started child execution (see :meth:`execution_status`)."""
         entry = self.entry(child)
+        status = self.execution_status(child) or PENDING
         response: dict[str, Any] = {
             "executionArn": self.child_arn(child.index),
             "stateMachineArn": self.state_machine_arn,
             "name": self.child_name(child.index),
-            "status": PENDING_REDRIVE if child.status == PENDING_REDRIVE else child.status,
+            "status": status,
             "startDate": child.start if child.start is not None else self.start_date,
             "input": entry.get("Input", "{}"),
             "inputDetails": {"included": True},
             "mapRunArn": self.arn,
             "redriveCount": child.redrive_count,
         }
-        if child.stop is not None and child.status not in (RUNNING, PENDING, PENDING_REDRIVE):
+        if child.stop is not None and status not in (RUNNING, PENDING, PENDING_REDRIVE):
             response["stopDate"] = child.stop
-        if child.status == SUCCEEDED:
+        if status == SUCCEEDED:
             response["output"] = entry.get("Output")
             response["outputDetails"] = {"included": True}
             response["redriveStatus"] = "NOT_REDRIVABLE"
             response["redriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven"
-        elif child.status in UNSUCCESSFUL:
+        elif status in UNSUCCESSFUL:
             # An aborted child has neither: left out rather than "", as AWS does for executions (UNCONFIRMED
             # for Map Run children).
             if child.error:

@@ -209,6 +209,13 @@ def test_threshold_breach_fails_the_map_and_leaves_pending_children(harness: Har
     # The state input's items that never started, read or not, are pending and counted (spec 3.2).
     assert [json.loads(e["Input"]) for e in files["PENDING"]] == [{"n": i} for i in range(5)]
     assert (map_run["itemCounts"]["total"], map_run["itemCounts"]["pending"]) == (7, 5)
+    # A child that never started is no execution: AWS's ExecutionStatus has no PENDING.
+    listed = harness.call("ListExecutions", mapRunArn=map_run["mapRunArn"])["executions"]
+    assert sorted(e["status"] for e in listed) == ["FAILED", "FAILED"]
+    for action in ("DescribeExecution", "GetExecutionHistory"):
+        with pytest.raises(ServiceError) as caught:
+            harness.call(action, executionArn=files["PENDING"][0]["ExecutionArn"])
+        assert caught.value.code == "ExecutionDoesNotExist"
 
 
 def test_a_percentage_threshold_over_the_state_input_fails_once_it_is_passed(harness: Harness) -> None:
@@ -542,6 +549,11 @@ def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Har
     map_run_arn = map_run["mapRunArn"]
     waiting = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="PENDING_REDRIVE")
     assert waiting["executions"] == []
+    # The two a redrive never reached are still the failed executions they were.
+    failed = harness.call("ListExecutions", mapRunArn=map_run_arn, statusFilter="FAILED")["executions"]
+    assert len(failed) == 2
+    described = harness.call("DescribeExecution", executionArn=failed[0]["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "ValueError")
 
 
 def test_a_stop_leaves_the_unread_state_input_pending_in_its_batches(harness: Harness) -> None:

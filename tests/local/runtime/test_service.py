@@ -574,21 +574,35 @@ def test_an_express_execution_is_started_afresh_each_time_and_the_execution_apis
         ), action
 
 
-def test_metadata_only_leaves_the_definition_input_and_output_out(harness: Harness) -> None:
+def test_metadata_only_answers_in_full_as_nothing_is_encrypted_with_a_customer_key(harness: Harness) -> None:
     arn, _ = harness.run(PASS_MACHINE, {"secret": 1})
     described = harness.call("DescribeExecution", executionArn=arn, includedData="METADATA_ONLY")
-    assert "input" not in described
-    assert "output" not in described
-    assert described["inputDetails"] == described["outputDetails"] == {"included": False}
-    assert described["status"] == "SUCCEEDED"
+    assert (json.loads(described["input"]), described["status"]) == ({"secret": 1}, "SUCCEEDED")
     for_execution = harness.call(
         "DescribeStateMachineForExecution", executionArn=arn, includedData="METADATA_ONLY"
     )
-    assert "definition" not in for_execution
-    machine = described["stateMachineArn"]
-    assert "definition" not in harness.call(
-        "DescribeStateMachine", stateMachineArn=machine, includedData="METADATA_ONLY"
-    )
+    machine = harness.call("DescribeStateMachine", stateMachineArn=described["stateMachineArn"])
+    assert for_execution["definition"] == machine["definition"]
     assert "definition" in harness.call(
-        "DescribeStateMachine", stateMachineArn=machine, includedData="ALL_DATA"
+        "DescribeStateMachine", stateMachineArn=described["stateMachineArn"], includedData="METADATA_ONLY"
     )
+
+
+def test_a_customer_managed_kms_key_is_refused_naming_the_fix(harness: Harness) -> None:
+    encryption = {"type": "CUSTOMER_MANAGED_KMS_KEY", "kmsKeyId": "alias/mine"}
+    refused = error_of(
+        harness,
+        "CreateStateMachine",
+        name="encrypted",
+        definition=json.dumps(PASS_MACHINE),
+        roleArn=ROLE_ARN,
+        encryptionConfiguration=encryption,
+    )
+    assert refused.code == "ValidationException"
+    assert "customer managed KMS keys are not supported" in refused.message
+    assert "AWS_OWNED_KEY" in refused.message
+    machine = harness.create(PASS_MACHINE)
+    accepted = harness.call(
+        "UpdateStateMachine", stateMachineArn=machine, encryptionConfiguration={"type": "AWS_OWNED_KEY"}
+    )
+    assert "revisionId" in accepted
