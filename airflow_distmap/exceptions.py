@@ -20,6 +20,10 @@ class ExecutionNameConflict(DistributedMapError):
     """Raised when the execution name of this task run is taken by an execution that cannot be reused."""
 
 
+class DefinitionRaceError(DistributedMapError):
+    """Raised when other tasks kept updating a shared state machine between this task's deploy and start."""
+
+
 class ResultsNotFoundError(DistributedMapError):
     """Raised when a finished execution's manifest.json or result files cannot be located or read."""
 

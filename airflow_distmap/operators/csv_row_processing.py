@@ -130,7 +130,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         run: a prefix that holds another task run's results is refused, so template your own with
         ``{{ run_id }}`` (and ``{{ ti.map_index }}`` in a mapped task).
     :param state_machine_name: name of the state machine; default derived from the dag, the task and
-        a digest of the definition (the CSV layout and the operator's settings).
+        a digest of the definition (the CSV layout and the operator's settings). A name of yours shared by
+        runs whose CSV layouts differ is updated by each in turn (see :class:`DistributedMapOperator`).
     :param role_arn: IAM role Step Functions assumes (templated).
     :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum).
     :param tolerated_failure_count: failed rows tolerated before the task fails.

@@ -37,6 +37,7 @@ from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, chec
 from airflow_distmap.definitions.processors import distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
 from airflow_distmap.exceptions import (
+    DefinitionRaceError,
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
@@ -116,6 +117,9 @@ DEFER_TIMEOUT_GRACE_SECONDS = 900
 
 CLOCK_SKEW_SECONDS = 5
 """Tolerance between the triggerer's and the worker's clocks in telling the ``execution_timeout`` deadline."""
+
+MAX_RACED_STARTS = 5
+"""Executions in a row a task stops because another task's deploy landed before its start, before it fails."""
 
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
@@ -243,7 +247,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param state_machine_name: Name of the state machine; default derived from the dag and task ids plus a
         digest of the rendered definition, so concurrent runs (backfills) whose templated fields render
         differently never race on one definition. Keep run-specific values in ``execution_input`` to share
-        one state machine across runs.
+        one state machine across runs. Runs that share a name but not a definition update it in turn; an
+        execution that started on another run's definition (its update landed between this task's deploy
+        and start) is stopped at once and started again, so prefer the default name for those.
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
     :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results. Default: a prefix per
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
@@ -560,7 +566,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """The execution an earlier try of this task run started, when this try will not start a new one.
 
         That is one still running (attached to), or a closed one with this try's input that SUCCEEDED
-        (reused) or can be redriven with the definition deployed now (see :meth:`_redrive_refusal`). Otherwise
+        (reused) or can be redriven with the definition deployed now (see :meth:`_start_refusal`). Otherwise
         ``None``: this try starts an execution, on the source as it is.
         """
         definition = self._deployable_definition(context)
@@ -585,7 +591,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if not same_input:
             return None
         if execution.get("status") == "SUCCEEDED":
-            return execution_arn
+            reused = not self.state_machine_name or not (
+                self.hook.started_with_other_definition(execution_arn, definition)
+            )
+            return execution_arn if reused else None
         redriven = execution.get("redriveStatus") == "REDRIVABLE" and not (
             self.hook.started_with_other_definition(execution_arn, definition)
         )
@@ -1078,17 +1087,23 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             state_machine_arn=state_machine_arn,
         )
         start = self.hook.start_execution(state_machine_arn, name, execution_input)
-        base_name, number = name, 1
-        while (reason := self._redrive_refusal(start, definition)) is not None:
-            # AWS refuses to redrive it (closed over 14 days ago, the history quota...) or a redrive would run
-            # an outdated definition, yet a retry must still run: the task run's next execution, under a name
-            # every later try derives again.
+        base_name, number, raced = name, 1, 0
+        while (reason := self._start_refusal(start, definition)) is not None:
+            # AWS refuses to redrive it (closed over 14 days ago, the history quota...), a redrive would run
+            # an outdated definition, or the execution runs another task's definition: the task run's next
+            # execution, under a name every later try derives again.
+            if start.started:
+                raced += 1
+                self._stop_raced_execution(start.execution_arn, machine_name, raced)
+                state_machine_arn = self.hook.create_or_update_state_machine(
+                    machine_name, definition, self.role_arn
+                )
             number += 1
             name = successor_name(base_name, number)
             self.log.warning(
-                "Execution %s of this task run ended %s and cannot be redriven (%s): starting execution %s",
+                "Execution %s of this task run is %s and cannot go on (%s): starting execution %s",
                 start.execution_arn,
-                start.status,
+                "ABORTED" if start.started else start.status,
                 reason,
                 name,
             )
@@ -1122,20 +1137,39 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
         return execution_arn, min_redrive_count
 
-    def _redrive_refusal(self, start: ExecutionStart, definition: dict[str, Any]) -> str | None:
-        """Why the task run's closed execution cannot be redriven; ``None`` when it can (or is not closed).
+    def _start_refusal(self, start: ExecutionStart, definition: dict[str, Any]) -> str | None:
+        """Why the task run cannot go on with this execution; ``None`` when it can (start, attach, reuse...).
 
-        AWS redrives an execution with the definition it started with: after the state machine was updated
-        (a ``state_machine_name`` of the user's, whose definition changed), only a new execution runs the
-        update.
+        An execution runs the definition it started with, redrives included. Only a ``state_machine_name`` of
+        the user's can hold another definition than this task's (default names are definition-scoped): runs
+        whose definitions differ (a backfill's dates with different CSV headers) update it in turn, and one
+        may land between this task's deploy and its start. An execution started, or closed, with another
+        definition is not this task's work.
         """
-        if start.started or start.status not in EXECUTION_REDRIVE_STATES:
+        if start.attached:
             return None
-        if not start.redrivable:
+        if not start.started and start.status in EXECUTION_REDRIVE_STATES and not start.redrivable:
             return str((start.description or {}).get("redriveStatusReason") or "not redrivable")
-        if self.hook.started_with_other_definition(start.execution_arn, definition):
-            return "it ran an earlier definition of the state machine, which a redrive would run again"
-        return None
+        shared = bool(self.state_machine_name) or start.status in EXECUTION_REDRIVE_STATES
+        if not shared or not self.hook.started_with_other_definition(start.execution_arn, definition):
+            return None
+        if start.started:
+            return "another task updated the state machine between this task's deploy and its start"
+        return "it ran another definition of the state machine (a redrive would run that one again)"
+
+    def _stop_raced_execution(self, execution_arn: str, machine_name: str, raced: int) -> None:
+        """Stop an execution that started on another task's definition; give up after a few in a row."""
+        cause = (
+            f"State machine {machine_name} was updated by another task between this task's deploy and its "
+            "start, so this execution ran that task's definition."
+        )
+        self.hook.stop_execution(execution_arn, error="airflow_distmap.DefinitionRace", cause=cause)
+        if raced >= MAX_RACED_STARTS:
+            raise DefinitionRaceError(
+                f"{cause} This happened {raced} times in a row. To fix this, leave state_machine_name unset "
+                "(each definition then gets a state machine of its own), or give runs whose definitions "
+                "differ different names."
+            )
 
     def _execution_timeout_at(self, context: Context) -> float | None:
         """When ``execution_timeout`` ends this try (seconds since the epoch), or ``None`` without one.

@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from airflow_distmap.definitions import CsvItemReader, ItemBatcher, S3PrefixItemReader
 from airflow_distmap.exceptions import (
+    DefinitionRaceError,
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
@@ -1440,3 +1441,72 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
         assert sfn.describe_execution(executionArn=second.value.execution_arn)["redriveCount"] == 1
         machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
         assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2
+
+
+def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started_again(tmp_path, monkeypatch):
+    """Runs that share a state machine name but not a definition (a backfill's dates) update it in turn: when
+    another run's update lands between this task's deploy and its start, that execution is not this task's
+    work. It is stopped, the definition deployed again, and the task run's next execution runs this one."""
+    from airflow_distmap.definitions import JsonItemReader
+    from airflow_distmap.local import LocalEndpoint
+
+    for function in ("flaky", "flaky2"):
+        (tmp_path / "functions" / function).mkdir(parents=True)
+        (tmp_path / "functions" / function / "handler.py").write_text(FLAKY_HANDLER)
+    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "fixed"))
+    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(["a", "b"]).encode())
+        sfn = endpoint.client("stepfunctions")
+
+        def operator(function_name: str, run_id: str) -> DistributedMapOperator:
+            return _operator(
+                aws_conn_id="aws_local",
+                region_name=None,
+                deferrable=False,
+                state_machine_name="shared-machine",
+                results_uri=f"s3://{BUCKET}/results/{run_id}",
+                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
+                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
+                item_batcher=None,
+                function_name=function_name,
+            )
+
+        other = operator("flaky2", "other")
+        other_definition = json.dumps(other._deployable_definition(_context(run_id="other")))
+        real_start = DistributedMapHook.start_execution
+        starts: list[str] = []
+
+        def start_after_another_deploy(hook, machine_arn, name, execution_input):
+            if not starts:  # the other run deploys its definition just before this task starts
+                sfn.update_state_machine(stateMachineArn=machine_arn, definition=other_definition)
+            started = real_start(hook, machine_arn, name, execution_input)
+            starts.append(started.execution_arn)
+            return started
+
+        with mock.patch.object(DistributedMapHook, "start_execution", start_after_another_deploy):
+            summary = operator("flaky", RUN_ID).execute(_context())
+
+        raced, ran = starts
+        assert ran == f"{raced}-n2"
+        assert summary["execution_arn"] == ran
+        assert summary["status"] == "SUCCEEDED"
+        stopped = sfn.describe_execution(executionArn=raced)
+        assert (stopped["status"], stopped["error"]) == ("ABORTED", "airflow_distmap.DefinitionRace")
+        ran_definition = sfn.describe_state_machine_for_execution(executionArn=ran)["definition"]
+        assert "flaky2" not in ran_definition
+        assert "flaky" in ran_definition
+        assert (summary["counts"]["succeeded"], summary["counts"]["failed"]) == (2, 0)
+
+
+def test_a_task_that_keeps_losing_the_deploy_race_fails_naming_the_fix(aws):
+    with (
+        mock.patch.object(DistributedMapHook, "started_with_other_definition", return_value=True),
+        pytest.raises(DefinitionRaceError, match=r"5 times in a row\. To fix this, leave state_machine_name"),
+    ):
+        _operator().execute(_context())
+    machine = aws.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    executions = aws.list_executions(stateMachineArn=machine)["executions"]
+    assert sorted(e["status"] for e in executions) == ["ABORTED"] * 5
