@@ -13,7 +13,7 @@ set ``role_arn`` to a role Step Functions can assume and deploy ``post_processin
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
@@ -55,6 +55,10 @@ with DAG(
         tolerated_failure_percentage=1,  # up to 1 % of rows may fail; the ledger lists them
         deferrable=True,
         waiter_delay=2,  # a demo-sized job; use 30 s or more for real runs
+        # A retry attaches to, reuses or redrives the try's execution, never starting a second one. It also
+        # covers Airflow 3.3 failing a resumed deferred task on a stale executor event (apache/airflow#71580).
+        retries=1,
+        retry_delay=timedelta(seconds=10),
     )
     # [END howto_operator_csv_row_processing]
 

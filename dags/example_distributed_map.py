@@ -10,7 +10,7 @@ role Step Functions can assume), or on one machine against ``airflow-distmap loc
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
@@ -44,6 +44,10 @@ with DAG(
         # otherwise; a results_uri of your own must differ per run (e.g. template it with {{ run_id }}).
         deferrable=True,
         waiter_delay=2,  # a demo-sized job; use 30 s or more for real runs
+        # A retry attaches to, reuses or redrives the try's execution, never starting a second one. It also
+        # covers Airflow 3.3 failing a resumed deferred task on a stale executor event (apache/airflow#71580).
+        retries=1,
+        retry_delay=timedelta(seconds=10),
     )
     # [END howto_operator_distributed_map]
 
