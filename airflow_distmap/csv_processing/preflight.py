@@ -183,12 +183,31 @@ class HeaderProbe:
     :param has_data_row: whether a second record follows.
     :param has_bom: whether the object starts with a UTF-8 byte-order mark (not part of ``header``).
     :param first_line: the object's first line as written (up to its first line break), without the mark.
+    :param bom_splits_first_field: whether the mark comes right before a quoted field holding a line break or
+        the delimiter (see :func:`_quote_after_mark_splits`).
     """
 
     header: list[str]
     has_data_row: bool
     has_bom: bool
     first_line: str = ""
+    bom_splits_first_field: bool = False
+
+
+def _quote_after_mark_splits(text: str, delimiter: str) -> bool:
+    """Whether ``text`` (after a byte-order mark) opens with a quoted field holding a break or delimiter.
+
+    A reader that keeps the mark sees it as the field's first character, so the quote is literal there and
+    the line break or delimiter inside ends the record or field; a reader that strips it reads one quoted
+    field. The two split the file into different rows and fields.
+    """
+    if not text.startswith('"'):
+        return False
+    position = 1
+    while (closing := text.find('"', position)) != -1 and text.startswith('""', closing):
+        position = closing + 2
+    field = text[1:] if closing == -1 else text[1:closing]
+    return "\n" in field or "\r" in field or delimiter in field
 
 
 def probe_header(
@@ -247,7 +266,8 @@ def probe_header(
         elif whole or second is not None:
             # The first record is complete once a second one starts (or the file ends).
             first_line = text.split("\n", 1)[0].rstrip("\r")
-            return HeaderProbe(header, second is not None, has_bom, first_line)
+            splits = has_bom and _quote_after_mark_splits(text, delimiter)
+            return HeaderProbe(header, second is not None, has_bom, first_line, splits)
         if length >= MAX_HEADER_BYTES:
             raise BadHeaderError(
                 f"The first record of {s3_uri(bucket, key)} is longer than {MAX_HEADER_BYTES} bytes. "
@@ -369,6 +389,16 @@ def check_csv_input(
             f"{input_uri} is empty. To fix this, point input_uri at a CSV with a header line and rows."
         )
     probe = probe_header(s3, bucket, key, size, delimiter_char)
+    if probe.bom_splits_first_field:
+        # Whether AWS's CSV reader strips the mark is UNCONFIRMED: the output would pair rows with the results
+        # of others under one of the two readings, so the file is refused rather than guessed at.
+        raise UnsupportedInputError(
+            f"{input_uri} starts with a UTF-8 byte-order mark right before a quoted field that holds a line "
+            "break or the delimiter. A CSV reader that keeps the mark (as the local endpoint does; AWS does "
+            "not document it) reads that quote literally and splits the file into other rows and fields, so "
+            "results would pair with the wrong rows. To fix this, save the file as UTF-8 without a "
+            "byte-order mark."
+        )
     if csv_headers is not None:
         headers = _check_header(list(csv_headers), input_uri, delimiter_char, given=True)
         header_in_file = False

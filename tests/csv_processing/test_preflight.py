@@ -75,6 +75,33 @@ def test_bom_is_stripped_from_the_first_name(s3: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "csv_headers"),
+    [
+        ('\ufeff"na\nme",text\n1,a\n', None),  # the header line's quoted name holds a line break
+        ('\ufeff"x\ny",1\n2,3\n', ["a", "b"]),  # no header line: the first value holds one
+        ('\ufeff"x,y",1\n2,3\n', ["a", "b"]),  # ... or the delimiter
+        ('\ufeff"a""\n""b",c\n1,2\n', None),  # past a doubled quote
+    ],
+)
+def test_a_byte_order_mark_before_a_quoted_field_that_splits_is_refused(
+    s3: Any, body: str, csv_headers: list[str] | None
+) -> None:
+    """A reader that keeps the mark reads the quote literally and splits the file differently than one that
+    strips it; which one AWS is, it does not say, so rows and results could pair wrongly either way."""
+    uri = put(s3, "bom-quoted.csv", body.encode())
+    with pytest.raises(UnsupportedInputError, match="byte-order mark right before a quoted field") as refused:
+        check_csv_input(s3, uri, csv_headers=csv_headers)
+    assert "To fix this, save the file as UTF-8 without a byte-order mark" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "body", ['\ufeff"id","text"\n1,a\n', '"na\nme",text\n1,a\n', '\ufeff"a""b",c\n1,2\n']
+)
+def test_a_quoted_first_field_that_splits_nothing_or_has_no_mark_is_read(s3: Any, body: str) -> None:
+    assert check_csv_input(s3, put(s3, "quoted.csv", body.encode())).headers[1] in ("text", "c")
+
+
+@pytest.mark.parametrize(
     ("given", "name", "char"),
     [
         ("COMMA", "COMMA", ","),
