@@ -432,8 +432,22 @@ def read_manifest(s3: S3Client, manifest_uri: str) -> Manifest:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
         data = json.load(body)
+    except ValueError as error:  # UnicodeDecodeError included
+        raise ValueError(f"{manifest_uri} is not JSON ({error}), so not a Map Run manifest.json") from None
     finally:
         body.close()
+    if not isinstance(data, dict) or not isinstance(data.get("DestinationBucket"), str):
+        held = (
+            "an object without DestinationBucket"
+            if isinstance(data, dict)
+            else {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+                type(data), "a number"
+            )
+        )
+        raise ValueError(
+            f"{manifest_uri} is not a Map Run manifest.json (it holds {held}). To fix this, pass the "
+            "manifest.json the ResultWriter wrote beside the result files, not a result file"
+        )
     return Manifest.from_dict(data)
 
 
@@ -473,6 +487,43 @@ def manifest_uri_for_map_run(results_uri: str, map_run_arn: str) -> str:
     return s3_uri(bucket, key)
 
 
+def iter_result_records(
+    s3: S3Client,
+    manifest: Manifest,
+    statuses: Iterable[str] = RESULT_STATUSES,
+    decode: Callable[[bytes], list[Any]] = json_codec.loads,
+) -> Iterator[tuple[str, Any]]:
+    """Stream ``(status, element)`` of the manifest's result files, file by file, in manifest order.
+
+    :param s3: A boto3 S3 client.
+    :param manifest: The parsed manifest.
+    :param statuses: Which groups to read (``SUCCEEDED``, ``FAILED``, ``PENDING``).
+    :param decode: decoder of a JSON array's text (see :func:`iter_records`).
+    :raises ClientError: a listed file cannot be read (its message names the file).
+    :raises ValueError: a listed file is not a JSON array or JSON Lines (the message names the file).
+    """
+    for status in statuses:
+        for result_file in manifest.result_files.get(status, []):
+            uri = manifest.uri(result_file)
+            log.debug("Reading result file %s", uri)
+            try:
+                body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
+            except ClientError as error:
+                answer = error.response.get("Error", {})
+                message = f"{answer.get('Message') or error}: result file {uri}, which the manifest lists"
+                response: Any = {**error.response, "Error": {**answer, "Message": message}}
+                raise ClientError(response, error.operation_name) from None
+            try:
+                for record in iter_records(body, decode):
+                    yield status, record
+            except (ValueError, ijson.JSONError) as error:
+                raise ValueError(
+                    f"Result file {uri}, listed by the manifest, is not a JSON array or JSON Lines ({error})"
+                ) from None
+            finally:
+                body.close()
+
+
 def iter_result_entries(
     s3: S3Client, manifest: Manifest, statuses: Iterable[str] = RESULT_STATUSES
 ) -> Iterator[ResultEntry]:
@@ -482,15 +533,8 @@ def iter_result_entries(
     :param manifest: The parsed manifest.
     :param statuses: Which groups to read (``SUCCEEDED``, ``FAILED``, ``PENDING``).
     """
-    for status in statuses:
-        for result_file in manifest.result_files.get(status, []):
-            log.debug("Reading result file s3://%s/%s", manifest.destination_bucket, result_file.key)
-            body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
-            try:
-                for record in iter_records(body):
-                    yield entry_from_record(record, status)
-            finally:
-                body.close()
+    for status, record in iter_result_records(s3, manifest, statuses):
+        yield entry_from_record(record, status)
 
 
 def count_entries(s3: S3Client, manifest: Manifest) -> dict[str, int]:

@@ -76,17 +76,27 @@ def run(args: argparse.Namespace) -> int:
     from airflow_distmap.local.gc_tuning import tune_garbage_collector
 
     console = Console()
-    logging.getLogger("airflow_distmap").setLevel(logging.WARNING)
+    dags_folder = project_path(args.dags_folder, containing=f"{DAG_ID}.py").resolve()
+    if not (dags_folder / f"{DAG_ID}.py").exists():
+        console.print(
+            f"[red]No {DAG_ID}.py in {dags_folder}. To fix this, point --dags-folder at the repository's "
+            "dags/ (or leave it out)."
+        )
+        return 2
+    functions_dir = project_path(args.functions_dir, containing=FUNCTION)
+    if not (functions_dir / FUNCTION).is_dir():
+        console.print(
+            f"[red]No {FUNCTION} function folder in {functions_dir}. To fix this, point --functions-dir at "
+            "the repository's lambda_functions/ (or leave it out)."
+        )
+        return 2
+
     workdir = Path(args.workdir).resolve()
     airflow_home = workdir / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "airflow.log"
-    dags_folder = project_path(args.dags_folder, containing=f"{DAG_ID}.py").resolve()
-    if not (dags_folder / f"{DAG_ID}.py").exists():
-        console.print(f"[red]No {DAG_ID}.py in {dags_folder}: pass --dags-folder, the repository's dags/.")
-        return 2
-
-    with LocalEndpoint(functions_dir=project_path(args.functions_dir, containing=FUNCTION)) as endpoint:
+    logging.getLogger("airflow_distmap").setLevel(logging.WARNING)
+    with LocalEndpoint(functions_dir=functions_dir) as endpoint:
         tune_garbage_collector()  # this process serves the endpoint; Airflow runs in its own processes
         console.print(f"Local AWS endpoint: [bold]{endpoint.url}[/] (Step Functions, S3, Lambda)")
         s3 = endpoint.client("s3")

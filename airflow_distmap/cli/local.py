@@ -211,7 +211,11 @@ def run(args: argparse.Namespace) -> int:
             endpoint.start()
             tune_garbage_collector()
         except OSError as exc:
-            print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. To fix this, stop what "
+                "listens there or pass another --port (0: a free one).",
+                file=sys.stderr,
+            )
             return 1
         for warning in unimportable_handlers(list(args.functions)):
             print(warning, file=sys.stderr, flush=True)

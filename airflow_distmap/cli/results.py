@@ -199,12 +199,14 @@ def run(args: argparse.Namespace) -> int:
             s3 = _s3_client(args.endpoint_url, args.region)
             summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
     except (ClientError, BotoCoreError, ValueError) as error:
-        problem = str(error).split(" To fix this")[0].rstrip(".")  # the fix below covers every case
-        print(
-            f"error: cannot read {args.manifest_uri}: {problem}. To fix this, check the URI (it ends in "
-            "manifest.json), the credentials, and --endpoint-url for the local endpoint.",
-            file=sys.stderr,
+        problem = str(error).rstrip(".")
+        fix = (
+            ""
+            if " To fix this" in problem
+            else " To fix this, check the URI (it ends in manifest.json), the credentials, and "
+            "--endpoint-url for the local endpoint."
         )
+        print(f"error: cannot summarise {args.manifest_uri}: {problem}.{fix}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))

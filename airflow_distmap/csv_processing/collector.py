@@ -41,8 +41,7 @@ from airflow_distmap.csv_processing.result_store import (
 from airflow_distmap.csv_processing.writers import TableWriter, string_schema
 from airflow_distmap.exceptions import OutputLocationError
 from airflow_distmap.ownership import OWNER_METADATA_KEY, upload_unless_replaced
-from airflow_distmap.results import RESULT_STATUSES, Manifest
-from airflow_distmap.results import iter_records as iter_result_records
+from airflow_distmap.results import RESULT_STATUSES, Manifest, iter_result_records
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -243,15 +242,9 @@ def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]
     :param s3: a boto3 S3 client able to read the result files.
     :param manifest: the Map Run's manifest.
     """
-    for status in RESULT_STATUSES:
-        for result_file in manifest.result_files.get(status, []):
-            body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
-            try:
-                for record in iter_result_records(body, decode_child_records):
-                    if isinstance(record, dict | ChildRecord):
-                        yield ChildEntry(record, status)
-            finally:
-                body.close()
+    for status, record in iter_result_records(s3, manifest, RESULT_STATUSES, decode_child_records):
+        if isinstance(record, dict | ChildRecord):
+            yield ChildEntry(record, status)
 
 
 def _store_failed(

@@ -135,6 +135,21 @@ def test_a_timeout_for_an_unregistered_function_is_refused(
     assert "no function 'nope' is registered" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_refused_naming_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from airflow_distmap.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["local", "--functions-dir", str(tmp_path), "--port", str(port)]) == 1
+    error = capsys.readouterr().err
+    assert f"Cannot listen on 127.0.0.1:{port}" in error
+    assert "To fix this, stop what listens there or pass another --port (0: a free one)" in error
+
+
 def _invoke(url: str, function: str, payload: object) -> str:
     """Start an execution whose one Task invokes ``function`` with ``payload``; return its ARN."""
     sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")

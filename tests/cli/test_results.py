@@ -126,6 +126,46 @@ def test_command_explains_an_unreadable_manifest(
     assert ".." not in error
 
 
+@pytest.mark.parametrize(
+    ("body", "held"),
+    [
+        (b"[]", "an array"),
+        (b"null", "null"),
+        (b"{}", "an object without DestinationBucket"),
+        (b"{", "not JSON"),
+    ],
+)
+def test_a_file_that_is_no_manifest_is_named_without_a_traceback(
+    manifest_uri: str, capsys: pytest.CaptureFixture[str], body: bytes, held: str
+) -> None:
+    boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key="odd.json", Body=body)
+    assert main(["results", f"s3://{BUCKET}/odd.json"]) == 1
+    error = capsys.readouterr().err
+    assert held in error
+    assert "not a Map Run manifest.json" in error
+    assert error.count("To fix this") == 1
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize(("body", "problem"), [(None, "NoSuchKey"), (b"not json", "is not a JSON array")])
+def test_an_unreadable_result_file_is_named_rather_than_its_manifest(
+    capsys: pytest.CaptureFixture[str], body: bytes | None, problem: str
+) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        uri = put_failed_run(s3, "broken", [])
+        if body is None:
+            s3.delete_object(Bucket=BUCKET, Key="broken/FAILED_0.json")
+        else:
+            s3.put_object(Bucket=BUCKET, Key="broken/FAILED_0.json", Body=body)
+        assert main(["results", uri]) == 1
+    error = capsys.readouterr().err
+    assert problem in error
+    assert f"result file s3://{BUCKET}/broken/FAILED_0.json" in error.replace("Result file", "result file")
+    assert "Traceback" not in error
+
+
 def test_an_endpoint_without_configured_credentials_gets_the_local_endpoints(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
