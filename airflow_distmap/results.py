@@ -427,6 +427,8 @@ def read_manifest(s3: S3Client, manifest_uri: str) -> Manifest:
 
     :param s3: A boto3 S3 client.
     :param manifest_uri: ``s3://bucket/<prefix>/<mapRunUuid>/manifest.json``.
+    :raises ValueError: the URI is not an S3 URI, or the object is not a Map Run manifest.
+    :raises ClientError: the object cannot be read.
     """
     bucket, key = parse_s3_uri(manifest_uri, what="manifest URI")
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -510,7 +512,8 @@ def iter_result_records(
                 body = s3.get_object(Bucket=manifest.destination_bucket, Key=result_file.key)["Body"]
             except ClientError as error:
                 answer = error.response.get("Error", {})
-                message = f"{answer.get('Message') or error}: result file {uri}, which the manifest lists"
+                problem = str(answer.get("Message") or error).rstrip(".")
+                message = f"{problem}: result file {uri}, which the manifest lists"
                 response: Any = {**error.response, "Error": {**answer, "Message": message}}
                 raise ClientError(response, error.operation_name) from None
             try:
@@ -518,7 +521,8 @@ def iter_result_records(
                     yield status, record
             except (ValueError, ijson.JSONError) as error:
                 raise ValueError(
-                    f"Result file {uri}, listed by the manifest, is not a JSON array or JSON Lines ({error})"
+                    f"Result file {uri}, listed by the manifest, is not a JSON array or JSON Lines "
+                    f"({' '.join(str(error).split())})"
                 ) from None
             finally:
                 body.close()

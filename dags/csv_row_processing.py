@@ -55,8 +55,8 @@ with DAG(
         tolerated_failure_percentage=1,  # up to 1 % of rows may fail; the ledger lists them
         deferrable=True,
         waiter_delay=2,  # a demo-sized job; use 30 s or more for real runs
-        # A retry attaches to, reuses or redrives the try's execution, never starting a second one. It also
-        # covers Airflow 3.3 failing a resumed deferred task on a stale executor event (apache/airflow#71580).
+        # A retry attaches to the task run's running execution, or reuses or redrives its closed one (README,
+        # "Reliability"). It also covers Airflow 3.3 failing a resumed deferred task (apache/airflow#71580).
         retries=1,
         retry_delay=timedelta(seconds=10),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import ipaddress
 import json
@@ -211,11 +212,12 @@ def run(args: argparse.Namespace) -> int:
             endpoint.start()
             tune_garbage_collector()
         except OSError as exc:
-            print(
-                f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. To fix this, stop what "
-                "listens there or pass another --port (0: a free one).",
-                file=sys.stderr,
+            fix = (
+                " To fix this, stop what listens there or pass another --port (0: a free one)."
+                if exc.errno == errno.EADDRINUSE
+                else ""
             )
+            print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}.{fix}", file=sys.stderr)
             return 1
         for warning in unimportable_handlers(list(args.functions)):
             print(warning, file=sys.stderr, flush=True)

@@ -200,6 +200,9 @@ def _quote_after_mark_splits(text: str, delimiter: str) -> bool:
     A reader that keeps the mark sees it as the field's first character, so the quote is literal there and
     the line break or delimiter inside ends the record or field; a reader that strips it reads one quoted
     field. The two split the file into different rows and fields.
+
+    :param text: The object's first record (at least), decoded, without the mark.
+    :param delimiter: The delimiter character.
     """
     if not text.startswith('"'):
         return False

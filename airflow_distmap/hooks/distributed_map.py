@@ -67,8 +67,10 @@ def no_role_arn_message(name: str) -> str:
 
 
 #: A StartExecution answer whose ``startDate`` is older than this is AWS's idempotent answer for a running
-#: execution (an earlier try's), not a new one. Only the log's wording depends on it: short enough for a retry
-#: seconds after a killed worker, long enough for the clock skew between Airflow and AWS.
+#: execution (an earlier try's), not a new one. The log's wording depends on it, and whether the operator
+#: checks the definition a new execution started with under a ``state_machine_name`` of the user's (an earlier
+#: try's is attached to as it is): short enough for a retry seconds after a killed worker, long enough for the
+#: clock skew between Airflow and AWS.
 _IDEMPOTENT_ANSWER_AGE: Final = timedelta(seconds=5)
 
 

@@ -118,8 +118,9 @@ DEFER_TIMEOUT_GRACE_SECONDS = 900
 CLOCK_SKEW_SECONDS = 5
 """Tolerance between the triggerer's and the worker's clocks in telling the ``execution_timeout`` deadline."""
 
-MAX_RACED_STARTS = 5
-"""Executions in a row a task stops because another task's deploy landed before its start, before it fails."""
+RACED_START_WAITS = (2, 4, 8, 16)
+"""Seconds a task waits before deploying again after each start that ran another definition; one more such
+start fails it. AWS lets StartExecution run the previous definition "within a few seconds" of an update."""
 
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
@@ -248,8 +249,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         digest of the rendered definition, so concurrent runs (backfills) whose templated fields render
         differently never race on one definition. Keep run-specific values in ``execution_input`` to share
         one state machine across runs. Runs that share a name but not a definition update it in turn; an
-        execution that started on another run's definition (its update landed between this task's deploy
-        and start) is stopped at once and started again, so prefer the default name for those.
+        execution that started on a definition other than this task's (another run's update landed between
+        this task's deploy and start, or this task's update had not reached StartExecution yet) is stopped at
+        once and started again after a wait, so prefer the default name for those.
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
     :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results. Default: a prefix per
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
@@ -591,7 +593,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if not same_input:
             return None
         if execution.get("status") == "SUCCEEDED":
-            reused = not self.state_machine_name or not (
+            reused = self._definition_scoped_machine or not (
                 self.hook.started_with_other_definition(execution_arn, definition)
             )
             return execution_arn if reused else None
@@ -1143,33 +1145,51 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         An execution runs the definition it started with, redrives included. Only a ``state_machine_name`` of
         the user's can hold another definition than this task's (default names are definition-scoped): runs
         whose definitions differ (a backfill's dates with different CSV headers) update it in turn, and one
-        may land between this task's deploy and its start. An execution started, or closed, with another
-        definition is not this task's work.
+        may land between this task's deploy and its start; and StartExecution may run the previous
+        definition for a few seconds after an update (spec, UpdateStateMachine). An execution started, or
+        closed, with another definition is not this task's work. One still running from an earlier try is
+        attached to as it is (its definition may be the DAG's before a change).
+
+        :param start: What starting the task run's execution found or did.
+        :param definition: The definition this try deployed.
         """
         if start.attached:
             return None
         if not start.started and start.status in EXECUTION_REDRIVE_STATES and not start.redrivable:
             return str((start.description or {}).get("redriveStatusReason") or "not redrivable")
-        shared = bool(self.state_machine_name) or start.status in EXECUTION_REDRIVE_STATES
+        shared = not self._definition_scoped_machine or start.status in EXECUTION_REDRIVE_STATES
         if not shared or not self.hook.started_with_other_definition(start.execution_arn, definition):
             return None
         if start.started:
-            return "another task updated the state machine between this task's deploy and its start"
-        return "it ran another definition of the state machine (a redrive would run that one again)"
+            return "it started on another definition of the state machine"
+        if start.status in EXECUTION_REDRIVE_STATES:
+            return "it ran another definition of the state machine, which a redrive would run again"
+        return "it ran another definition of the state machine"
 
     def _stop_raced_execution(self, execution_arn: str, machine_name: str, raced: int) -> None:
-        """Stop an execution that started on another task's definition; give up after a few in a row."""
+        """Stop an execution that started on another definition, then wait to deploy again (or give up).
+
+        The waits are :data:`RACED_START_WAITS`; once they are used, the task fails.
+
+        :param execution_arn: The execution to stop.
+        :param machine_name: The state machine's name.
+        :param raced: How many of this try's starts ran another definition, this one included.
+        """
         cause = (
-            f"State machine {machine_name} was updated by another task between this task's deploy and its "
-            "start, so this execution ran that task's definition."
+            f"This execution started on a definition of state machine {machine_name} other than its task's: "
+            "another task updated the state machine between this task's deploy and its start, or the task's "
+            "own update had not reached StartExecution yet (AWS applies an update within seconds)."
         )
         self.hook.stop_execution(execution_arn, error="airflow_distmap.DefinitionRace", cause=cause)
-        if raced >= MAX_RACED_STARTS:
+        if raced > len(RACED_START_WAITS):
             raise DefinitionRaceError(
                 f"{cause} This happened {raced} times in a row. To fix this, leave state_machine_name unset "
                 "(each definition then gets a state machine of its own), or give runs whose definitions "
                 "differ different names."
             )
+        wait = RACED_START_WAITS[raced - 1]
+        self.log.warning("%s Deploying it again in %d s.", cause, wait)
+        time.sleep(wait)
 
     def _execution_timeout_at(self, context: Context) -> float | None:
         """When ``execution_timeout`` ends this try (seconds since the epoch), or ``None`` without one.

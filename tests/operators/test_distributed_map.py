@@ -1501,12 +1501,34 @@ def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started
         assert (summary["counts"]["succeeded"], summary["counts"]["failed"]) == (2, 0)
 
 
-def test_a_task_that_keeps_losing_the_deploy_race_fails_naming_the_fix(aws):
+def test_a_task_that_keeps_losing_the_deploy_race_waits_between_starts_then_fails_naming_the_fix(aws):
     with (
         mock.patch.object(DistributedMapHook, "started_with_other_definition", return_value=True),
+        mock.patch.object(distributed_map_module.time, "sleep") as sleep,
         pytest.raises(DefinitionRaceError, match=r"5 times in a row\. To fix this, leave state_machine_name"),
     ):
         _operator().execute(_context())
+    assert [c.args[0] for c in sleep.call_args_list] == list(distributed_map_module.RACED_START_WAITS)
     machine = aws.list_state_machines()["stateMachines"][0]["stateMachineArn"]
     executions = aws.list_executions(stateMachineArn=machine)["executions"]
     assert sorted(e["status"] for e in executions) == ["ABORTED"] * 5
+
+
+@pytest.mark.parametrize("state_machine_name", [None, "dm-rows"])
+def test_an_execution_of_another_definition_is_refused_only_under_a_name_of_yours(aws, state_machine_name):
+    """Under a default name the definition is part of the name, so nothing is read; under a name of yours, an
+    execution (just started, or SUCCEEDED in an earlier try) of another definition is not this task's work."""
+    op = _operator(state_machine_name=state_machine_name)
+    arn = f"{MACHINE_ARN.replace('stateMachine', 'execution')}:run"
+    started = ExecutionStart(arn, started=True, status="RUNNING")
+    succeeded = ExecutionStart(arn, started=False, status="SUCCEEDED")
+    with mock.patch.object(DistributedMapHook, "started_with_other_definition", return_value=True) as check:
+        reasons = [op._start_refusal(start, {}) for start in (started, succeeded)]
+    if state_machine_name is None:
+        assert reasons == [None, None]
+        check.assert_not_called()
+    else:
+        assert reasons == [
+            "it started on another definition of the state machine",
+            "it ran another definition of the state machine",
+        ]

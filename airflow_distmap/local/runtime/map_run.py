@@ -559,11 +559,6 @@ class MapRun:
         again = [c for c in self.children if c.status in (*UNSUCCESSFUL, PENDING)]
         for child in again:
             if child.status != PENDING:  # never-started children stay pending: only unsuccessful ones wait
-                # Counted for EXPRESS children too; their redrives "cannot be told apart", and whether AWS
-                # shows them a RedriveCount is UNCONFIRMED.
-                child.redrive_count += 1
-                if not self.express:  # "DescribeExecution.redriveDate is unavailable for Express children"
-                    child.redrive_date = self.redrive_date
                 self._move(child, PENDING_REDRIVE)
         for child in again:
             if self._failure is not None:
@@ -745,6 +740,13 @@ class MapRun:
             await self._slot_free.wait()
         if self._failure is not None:
             return
+        if child.status == PENDING_REDRIVE:
+            # Counted when it runs again: one a stopped redrive never reached keeps its count and date.
+            # Counted for EXPRESS children too; their redrives "cannot be told apart", and whether AWS shows
+            # them a RedriveCount is UNCONFIRMED.
+            child.redrive_count += 1
+            if not self.express:  # "DescribeExecution.redriveDate is unavailable for Express children"
+                child.redrive_date = self.redrive_date
         if child.start is None or self.express:
             # A redriven STANDARD child is the same execution going on: it keeps its start (spec, Redrive).
             # EXPRESS children are started again.
@@ -946,6 +948,8 @@ class MapRun:
 
         A child no item has started yet is no execution at all (AWS's ``ExecutionStatus`` has no PENDING), and
         one a redrive left pending (the Map Run stopped before reaching it) is still as its last run ended.
+
+        :param child: The child.
         """
         if child.status != PENDING:
             return child.status
@@ -954,7 +958,10 @@ class MapRun:
         return str(json.loads(self.spool.read(child.ref))["Status"])
 
     def child_description(self, child: Child) -> dict[str, Any]:
-        """``DescribeExecution`` fields of a started child execution (see :meth:`execution_status`)."""
+        """``DescribeExecution`` fields of a started child execution (see :meth:`execution_status`).
+
+        :param child: The child.
+        """
         entry = self.entry(child)
         status = self.execution_status(child) or PENDING
         response: dict[str, Any] = {

@@ -554,6 +554,7 @@ def test_children_a_stopped_redrive_did_not_reach_are_pending_again(harness: Har
     assert len(failed) == 2
     described = harness.call("DescribeExecution", executionArn=failed[0]["executionArn"])
     assert (described["status"], described["error"]) == ("FAILED", "ValueError")
+    assert (described["redriveCount"], "redriveDate" in described) == (0, False)  # it never ran again
 
 
 def test_a_stop_leaves_the_unread_state_input_pending_in_its_batches(harness: Harness) -> None:

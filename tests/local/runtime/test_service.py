@@ -574,7 +574,7 @@ def test_an_express_execution_is_started_afresh_each_time_and_the_execution_apis
         ), action
 
 
-def test_metadata_only_answers_in_full_as_nothing_is_encrypted_with_a_customer_key(harness: Harness) -> None:
+def test_metadata_only_empties_only_describe_state_machines_definition(harness: Harness) -> None:
     arn, _ = harness.run(PASS_MACHINE, {"secret": 1})
     described = harness.call("DescribeExecution", executionArn=arn, includedData="METADATA_ONLY")
     assert (json.loads(described["input"]), described["status"]) == ({"secret": 1}, "SUCCEEDED")
@@ -582,10 +582,11 @@ def test_metadata_only_answers_in_full_as_nothing_is_encrypted_with_a_customer_k
         "DescribeStateMachineForExecution", executionArn=arn, includedData="METADATA_ONLY"
     )
     machine = harness.call("DescribeStateMachine", stateMachineArn=described["stateMachineArn"])
-    assert for_execution["definition"] == machine["definition"]
-    assert "definition" in harness.call(
+    assert json.loads(for_execution["definition"]) == json.loads(machine["definition"]) == PASS_MACHINE
+    metadata = harness.call(
         "DescribeStateMachine", stateMachineArn=described["stateMachineArn"], includedData="METADATA_ONLY"
     )
+    assert (metadata["definition"], metadata["name"]) == ("{}", machine["name"])
 
 
 def test_a_customer_managed_kms_key_is_refused_naming_the_fix(harness: Harness) -> None:
@@ -603,6 +604,9 @@ def test_a_customer_managed_kms_key_is_refused_naming_the_fix(harness: Harness) 
     assert "AWS_OWNED_KEY" in refused.message
     machine = harness.create(PASS_MACHINE)
     accepted = harness.call(
-        "UpdateStateMachine", stateMachineArn=machine, encryptionConfiguration={"type": "AWS_OWNED_KEY"}
+        "UpdateStateMachine",
+        stateMachineArn=machine,
+        definition=json.dumps(PASS_MACHINE),
+        encryptionConfiguration={"type": "AWS_OWNED_KEY"},
     )
     assert "revisionId" in accepted
