@@ -35,7 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airflow-distmap`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((argument for argument in arguments if argument in SUBCOMMANDS), None)
-    args = build_parser(selected).parse_args(arguments)
+    parser = build_parser(selected)
+    if not arguments:  # a bare command: what it can do, rather than argparse's "arguments are required"
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(arguments)
     return int(args._run(args))
 
 

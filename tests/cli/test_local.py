@@ -247,3 +247,12 @@ def test_a_function_whose_module_cannot_be_found_is_warned_about(tmp_path, monke
     assert len(warnings) == 1
     assert "--function typo=mymdo:handler: module 'mymdo' is not found" in warnings[0]
     assert "Runtime.ImportModuleError" in warnings[0]
+
+
+def test_the_bare_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_distmap.cli import main
+
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert "usage: airflow-distmap" in error
+    assert all(command in error for command in ("local", "demo", "results"))
