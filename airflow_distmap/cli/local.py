@@ -11,6 +11,7 @@ import logging
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 from types import FrameType
@@ -148,16 +149,41 @@ def banner(endpoint: LocalEndpoint) -> str:
     return "\n".join(lines)
 
 
+#: Run in a fresh interpreter per ``--function``: import the module and find the callable, as a worker does.
+_HANDLER_CHECK = """
+import importlib, sys
+module, attr = sys.argv[1], sys.argv[2]
+try:
+    loaded = importlib.import_module(module)
+except SyntaxError as exc:
+    sys.exit(f"Runtime.UserCodeSyntaxError: {exc}")
+except BaseException as exc:
+    sys.exit(f"Runtime.ImportModuleError: {type(exc).__name__}: {exc}")
+handler = getattr(loaded, attr, None)
+if handler is None:
+    sys.exit(f"Runtime.HandlerNotFound: module {module!r} has no {attr!r}")
+if not callable(handler):
+    sys.exit(f"{module}.{attr} is not callable (its type is {type(handler).__name__})")
+"""
+#: Seconds a module gets to import in :func:`unimportable_handlers`' check.
+HANDLER_CHECK_SECONDS = 30
+
+
 def unimportable_handlers(functions: list[tuple[str, str]]) -> list[str]:
-    """Warnings for ``--function`` modules that are not found (looked up, not imported: they run in workers).
+    """Warnings for ``--function`` handlers their workers will not load (AWS reports those per invocation).
+
+    A module is looked up here, then imported and its callable found in an interpreter of its own (the checks
+    run at once), from the working directory as the workers start: the endpoint never imports user code.
 
     :param functions: ``(name, "module:callable")`` pairs.
     """
     warnings = []
     sys.path.insert(0, os.getcwd())  # the workers start in the current directory
+    checks: list[tuple[str, str, subprocess.Popen[str]]] = []
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(entry or os.getcwd() for entry in sys.path)}
     try:
         for name, handler in functions:
-            module = handler.partition(":")[0] if ":" in handler else handler.rpartition(".")[0]
+            module, _, attr = handler.partition(":") if ":" in handler else handler.rpartition(".")
             top = module.partition(".")[0]
             try:
                 found = importlib.util.find_spec(top) is not None
@@ -170,8 +196,26 @@ def unimportable_handlers(functions: list[tuple[str, str]]) -> list[str]:
                     "import it. To fix this, start the endpoint from the folder that holds it (or set "
                     "PYTHONPATH), or correct the module name."
                 )
+                continue
+            command = [sys.executable, "-c", _HANDLER_CHECK, module, attr]
+            process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+            checks.append((name, handler, process))
     finally:
         sys.path.remove(os.getcwd())
+    for name, handler, process in checks:
+        try:
+            _, error = process.communicate(timeout=HANDLER_CHECK_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            continue  # slow to import, not broken: the workers will tell
+        if process.returncode != 0:
+            problem = (error.strip().splitlines() or ["it exits while importing"])[-1]
+            warnings.append(
+                f"WARNING: --function {name}={handler}: {problem}. Its invocations will fail with that error "
+                "until it is fixed: the workers import it when they start. To fix this, correct the module "
+                "or the callable's name, then restart the endpoint."
+            )
     return warnings
 
 

@@ -236,17 +236,34 @@ def test_function_modules_are_imported_from_the_current_directory(tmp_path: Path
         process.communicate(timeout=60)
 
 
-def test_a_function_whose_module_cannot_be_found_is_warned_about(tmp_path, monkeypatch):
+def test_a_function_whose_handler_will_not_load_is_warned_about(tmp_path, monkeypatch):
     from airflow_distmap.cli.local import unimportable_handlers
 
-    (tmp_path / "mymod.py").write_text("def handler(event, context):\n    return event\n")
+    (tmp_path / "mymod.py").write_text("def handler(event, context):\n    return event\n\nNUMBER = 5\n")
+    (tmp_path / "broken.py").write_text("def handler(event, context)\n    return event\n")
+    (tmp_path / "failing.py").write_text("import no_such_dependency\n")
     monkeypatch.chdir(tmp_path)
     warnings = unimportable_handlers(
-        [("mine", "mymod:handler"), ("typo", "mymdo:handler"), ("std", "json:loads")]
+        [
+            ("mine", "mymod:handler"),
+            ("std", "json:loads"),
+            ("dotted", "mymod.handler"),
+            ("typo", "mymdo:handler"),
+            ("missing", "mymod:handle"),
+            ("number", "mymod:NUMBER"),
+            ("syntax", "broken:handler"),
+            ("imports", "failing:handler"),
+        ]
     )
-    assert len(warnings) == 1
-    assert "--function typo=mymdo:handler: module 'mymdo' is not found" in warnings[0]
-    assert "Runtime.ImportModuleError" in warnings[0]
+    assert len(warnings) == 5, warnings
+    typo, missing, number, syntax, imports = warnings
+    assert "--function typo=mymdo:handler: module 'mymdo' is not found" in typo
+    assert "Runtime.ImportModuleError" in typo
+    assert "Runtime.HandlerNotFound: module 'mymod' has no 'handle'" in missing
+    assert "mymod.NUMBER is not callable (its type is int)" in number
+    assert "Runtime.UserCodeSyntaxError" in syntax
+    assert "Runtime.ImportModuleError: ModuleNotFoundError: No module named 'no_such_dependency'" in imports
+    assert all("To fix this" in warning for warning in warnings)
 
 
 def test_the_bare_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
