@@ -198,7 +198,9 @@ def unimportable_handlers(functions: list[tuple[str, str]]) -> list[str]:
                 )
                 continue
             command = [sys.executable, "-c", _HANDLER_CHECK, module, attr]
-            process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+            process = subprocess.Popen(
+                command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             checks.append((name, handler, process))
     finally:
         sys.path.remove(os.getcwd())
