@@ -641,3 +641,29 @@ def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> N
     body = local.get_object(Bucket=BUCKET, Key="out/moved.parquet")["Body"].read()
     table = pq.read_table(io.BytesIO(body))
     assert table.column("processed").to_pylist() == ["AB", "Processed data: boom", "CD"]
+
+
+@pytest.mark.parametrize("state_machine_name", [None, "shared-csv-machine"])
+def test_layouts_that_differ_under_a_name_of_yours_each_run_their_own_definition(
+    local: Any, state_machine_name: str | None
+) -> None:
+    """A header line, then the same file with a byte-order mark (the GIVEN layout): under a name of yours the
+    machine is updated in turn and each start's definition is checked; under the default names each layout
+    has a state machine of its own and nothing is checked."""
+    from airflow_distmap.hooks.distributed_map import DistributedMapHook
+
+    suffix = state_machine_name or "default"
+    bodies = {f"plain-{suffix}": "id,text\n1,a b\n2,c\n", f"bom-{suffix}": "\ufeffid,text\n1,a b\n2,c\n"}
+    check = DistributedMapHook.started_with_other_definition
+    with mock.patch.object(
+        DistributedMapHook, "started_with_other_definition", autospec=True, side_effect=check
+    ) as checked:
+        for name, body in bodies.items():
+            local.put_object(Bucket=BUCKET, Key=f"in/{name}.csv", Body=body.encode())
+            summary = local_operator(name, state_machine_name=state_machine_name).execute(context(name))
+            assert summary["counts"] == {"total": 2, "succeeded": 2, "failed": 0}
+            assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == [
+                "Processed data: a b",
+                "Processed data: c",
+            ]
+    assert checked.call_count == (0 if state_machine_name is None else 2)

@@ -1500,6 +1500,12 @@ def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started
         assert "flaky" in ran_definition
         assert (summary["counts"]["succeeded"], summary["counts"]["failed"]) == (2, 0)
 
+        # A retry (the task cleared) walks past the stopped execution to the one that ran its definition.
+        again = operator("flaky", RUN_ID).execute(_context(try_number=2))
+        assert again["execution_arn"] == ran
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2
+
 
 def test_a_task_that_keeps_losing_the_deploy_race_waits_between_starts_then_fails_naming_the_fix(aws):
     with (
