@@ -1137,6 +1137,17 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 min_redrive_count = int(current.get("redriveCount") or 0)
         elif start.attached:
             self.log.info("Attached to execution %s started by an earlier try", execution_arn)
+            if not self._definition_scoped_machine and self.hook.started_with_other_definition(
+                execution_arn, definition
+            ):
+                # Waited for as it is: the DAG may have changed since that try, which is no reason to stop it.
+                self.log.warning(
+                    "Execution %s runs a definition of state machine %s other than this try's (the DAG "
+                    "changed since the earlier try, or another run's update raced its start). To run this "
+                    "try's definition instead, stop that execution and clear the task.",
+                    execution_arn,
+                    machine_name,
+                )
         return execution_arn, min_redrive_count
 
     def _start_refusal(self, start: ExecutionStart, definition: dict[str, Any]) -> str | None:

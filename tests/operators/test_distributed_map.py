@@ -290,6 +290,23 @@ def test_an_item_too_large_for_a_child_fails_before_anything_is_created_unless_s
     )
 
 
+def test_a_retry_attached_to_another_definition_under_a_name_of_yours_says_so_and_waits(aws):
+    from airflow_distmap.hooks import distributed_map as hook_module
+
+    first = _defer(_operator(), _context(try_number=1))
+    op = _operator()
+    with (
+        # The earlier try's start counts as an earlier one at once (not only after 5 s).
+        mock.patch.object(hook_module, "_IDEMPOTENT_ANSWER_AGE", timedelta(0)),
+        mock.patch.object(DistributedMapHook, "started_with_other_definition", return_value=True),
+        mock.patch.object(op.log, "warning") as warning,
+    ):
+        second = _defer(op, _context(try_number=2))
+    assert second.execution_arn == first.execution_arn  # waited for as it is: the DAG may have changed
+    assert "other than this try's" in warning.call_args.args[0]
+    assert "stop that execution and clear the task" in warning.call_args.args[0]
+
+
 def test_a_retry_attaches_even_when_the_children_consumed_the_source(aws):
     first = _defer(_operator(), _context(try_number=1))
     boto3.client("s3", region_name="us-east-1").delete_object(Bucket=BUCKET, Key="in/rows.csv")
