@@ -127,6 +127,7 @@ class ChildRecord(msgspec.Struct):
     needed, and decoding it would cost as much as decoding the output.
     """
 
+    ExecutionArn: str  # every entry of AWS's default (NONE) shape has one; a bare output does not fit
     Status: str | None = None
     Input: msgspec.Raw = _RAW_NULL
     InputDetails: dict[str, Any] | None = None
@@ -243,8 +244,13 @@ def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]
     :param manifest: the Map Run's manifest.
     """
     for status, record in iter_result_records(s3, manifest, RESULT_STATUSES, decode_child_records):
-        if isinstance(record, dict | ChildRecord):
+        if isinstance(record, ChildRecord) or (isinstance(record, dict) and "ExecutionArn" in record):
             yield ChildEntry(record, status)
+        else:
+            # WriterConfig Transformation COMPACT or FLATTEN writes a succeeded child's bare output, of any
+            # JSON type (failed children keep the default shape; spec, ResultWriter).
+            bare = {"Status": status, "Output": json_codec.dumps(record), "InputDetails": {"Included": False}}
+            yield ChildEntry(bare, status)
 
 
 def _store_failed(

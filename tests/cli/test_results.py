@@ -222,3 +222,25 @@ def test_a_child_without_an_error_is_named_by_its_status_as_in_the_ledger() -> N
         summary = summarise(s3, put_failed_run(s3, "r/run", aborted))
     assert summary["failures_by_error"] == {"ABORTED": 1}
     assert summary["failed_samples"][0]["message"] == "The child execution ended ABORTED."
+
+
+def test_bare_outputs_of_a_compact_or_flatten_writer_are_counted() -> None:
+    """WriterConfig Transformation COMPACT or FLATTEN writes succeeded children's bare outputs, of any JSON
+    type; failed children keep the default shape."""
+    rows = {
+        "rows": [{"index": 0, "output": "A"}, {"index": 1, "error": {"type": "ValueError", "message": "no"}}]
+    }
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        uri = put_failed_run(
+            s3, "compact", [entry("FAILED", [{"index": 2, "row": {}}], Error="E", Cause="c")]
+        )
+        s3.put_object(Bucket=BUCKET, Key="compact/SUCCEEDED_0.json", Body=json.dumps([rows, "x", 7]).encode())
+        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key="compact/manifest.json")["Body"].read())
+        manifest["ResultFiles"]["SUCCEEDED"] = [{"Key": "compact/SUCCEEDED_0.json", "Size": 1}]
+        s3.put_object(Bucket=BUCKET, Key="compact/manifest.json", Body=json.dumps(manifest).encode())
+        summary = summarise(s3, uri)
+    assert summary["children"] == {"SUCCEEDED": 3, "FAILED": 1}
+    assert summary["counts"] == {"total": 5, "succeeded": 3, "failed": 2}
+    assert summary["failures_by_error"] == {"ValueError": 1, "E": 1}

@@ -264,11 +264,13 @@ def test_a_success_replaces_a_failure_of_the_same_batch(s3: Any) -> None:
     layout = check_csv_input(s3, f"s3://{BUCKET}/in/input.csv", output_column="result")
     child_input = {"Items": items_for(layout, body), "BatchInput": {"skip": layout.skipped_items}}
     ok = {
+        "ExecutionArn": "arn:child",
         "Status": "SUCCEEDED",
         "Input": json.dumps(child_input),
         "Output": json.dumps(shout(child_input, None)),
     }
-    bad = {"Status": "FAILED", "Input": json.dumps(child_input), "Error": "Lambda.Unknown", "Cause": "x"}
+    bad = {"ExecutionArn": "arn:child", "Status": "FAILED", "Input": json.dumps(child_input)}
+    bad.update({"Error": "Lambda.Unknown", "Cause": "x"})
     s3.put_object(Bucket=BUCKET, Key="r/SUCCEEDED_0.json", Body=json.dumps([ok]).encode())
     s3.put_object(Bucket=BUCKET, Key="r/FAILED_0.json", Body=json.dumps([bad]).encode())
     files = {
@@ -293,7 +295,11 @@ def test_rows_of_an_aborted_child_are_reported_under_its_status(s3: Any) -> None
     body = b"text\na\nb\n"
     s3.put_object(Bucket=BUCKET, Key="in/input.csv", Body=body)
     layout = check_csv_input(s3, f"s3://{BUCKET}/in/input.csv", output_column="result")
-    aborted = {"Status": "ABORTED", "Input": json.dumps({"Items": items_for(layout, body)})}
+    aborted = {
+        "ExecutionArn": "arn:child",
+        "Status": "ABORTED",
+        "Input": json.dumps({"Items": items_for(layout, body)}),
+    }
     s3.put_object(Bucket=BUCKET, Key="r/FAILED_0.json", Body=json.dumps([aborted]).encode())
     files = {"SUCCEEDED": [], "FAILED": [{"Key": "r/FAILED_0.json"}], "PENDING": []}
     manifest = {"DestinationBucket": BUCKET, "MapRunArn": "arn", "ResultFiles": files}
@@ -309,7 +315,13 @@ def test_result_elements_are_decoded_typed_with_the_input_left_as_text() -> None
     from airflow_distmap.csv_processing.collector import ChildEntry, ChildRecord, decode_child_records
 
     child_input = {"Items": [{"index": 4, "row": {"text": 'a},{"b'}}]}
-    element = {"Status": "FAILED", "Input": json.dumps(child_input), "Error": "E", "Cause": "c", "Name": "n"}
+    element = {
+        "ExecutionArn": "arn:child",
+        "Status": "FAILED",
+        "Input": json.dumps(child_input),
+        "Error": "E",
+    }
+    element.update({"Cause": "c", "Name": "n"})
     (record,) = decode_child_records(json.dumps([element]).encode())
     assert isinstance(record, ChildRecord)
     entry = ChildEntry(record, "FAILED")
@@ -336,7 +348,12 @@ def test_result_elements_of_other_shapes_are_decoded_as_json() -> None:
 def _entry(output: Any) -> Any:
     from airflow_distmap.csv_processing.collector import ChildEntry, decode_child_records
 
-    element = {"Status": "SUCCEEDED", "Input": "{}", "Output": json.dumps(output)}
+    element = {
+        "ExecutionArn": "arn:child",
+        "Status": "SUCCEEDED",
+        "Input": "{}",
+        "Output": json.dumps(output),
+    }
     return ChildEntry(decode_child_records(json.dumps([element]).encode())[0], "SUCCEEDED")
 
 
