@@ -906,6 +906,30 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             return None  # every Map exports where its own ResultWriter says
         return self.default_results_uri(context)
 
+    def _own_writer_location(self, context: Context) -> str | None:
+        """``s3://bucket/prefix`` of the one Distributed Map's own ResultWriter when both are literal.
+
+        That is where a failed run's manifest is, which the execution's output does not say; ``None`` when the
+        definition chooses it at run time or has several Distributed Maps.
+
+        :param context: The task context.
+        """
+        maps = list(iter_distributed_maps(self.build_definition(context)))
+        if len(maps) != 1:
+            return None
+        _, state, query_language = maps[0]
+        writer = state.get("ResultWriter") or {}
+        fields = writer.get("Arguments" if query_language == "JSONata" else "Parameters") or {}
+        bucket, prefix = fields.get("Bucket"), fields.get("Prefix", "")
+        if not isinstance(bucket, str) or not isinstance(prefix, str) or "{%" in bucket + prefix:
+            return None  # chosen at run time
+        uri = s3_uri(bucket, prefix)
+        try:
+            parse_s3_uri(uri)
+        except ValueError:  # not a bucket name S3 accepts: the run failed on it, not on its items
+            return None
+        return uri
+
     def _deployable_definition(self, context: Context) -> dict[str, Any]:
         definition = self.build_definition(context)
         maps = list(iter_distributed_maps(definition))
@@ -1375,8 +1399,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         manifest_uri, map_run_arn = manifest_uri_from_output(output)
         if map_run_arn is None:
             map_run_arn = self.hook.latest_map_run_arn(execution_arn)
-        if manifest_uri is None and map_run_arn and results_uri:
-            manifest_uri = manifest_uri_for_map_run(results_uri, map_run_arn)
+        writer_uri = results_uri or self._own_writer_location(context)
+        if manifest_uri is None and map_run_arn and writer_uri:
+            manifest_uri = manifest_uri_for_map_run(writer_uri, map_run_arn)
         map_run = self._describe_map_run(map_run_arn) if map_run_arn else None
         if map_run_arn:
             MapRunLink.persist(

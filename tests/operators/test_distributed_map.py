@@ -1555,3 +1555,45 @@ def test_an_execution_of_another_definition_is_refused_only_under_a_name_of_your
             "it started on another definition of the state machine",
             "it ran another definition of the state machine",
         ]
+
+
+def test_a_failed_run_of_a_definition_with_its_own_result_writer_names_its_manifest(tmp_path, monkeypatch):
+    from airflow_distmap.definitions import JsonItemReader
+    from airflow_distmap.local import LocalEndpoint
+
+    (tmp_path / "functions" / "flaky").mkdir(parents=True)
+    (tmp_path / "functions" / "flaky" / "handler.py").write_text(FLAKY_HANDLER)
+    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "never"))
+    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(["bad", "a"]).encode())
+        call = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "flaky", "Payload.$": "$"},
+            "End": True,
+        }
+        state = _map_state({"Call": call}, JsonItemReader(uri=f"s3://{BUCKET}/in/items.json").to_asl())
+        state["ItemSelector"] = {"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"}
+        state["MaxConcurrency"] = 1
+        state["ResultWriter"] = {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": BUCKET, "Prefix": "own-writer"},
+        }
+        op = _operator(
+            definition={"StartAt": "DistributedMap", "States": {"DistributedMap": state}},
+            aws_conn_id="aws_local",
+            region_name=None,
+            deferrable=False,
+            results_uri=None,
+        )
+        with pytest.raises(DistributedMapExecutionFailed) as failed:
+            op.execute(_context())
+        uri = failed.value.manifest_uri
+        assert uri is not None
+        assert uri.startswith(f"s3://{BUCKET}/own-writer/")
+        assert uri.endswith("/manifest.json")
+        s3.head_object(Bucket=BUCKET, Key=uri.split("/", 3)[3])
+        assert uri in str(failed.value)
