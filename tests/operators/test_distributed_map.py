@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import boto3
@@ -1297,22 +1301,34 @@ def handler(event, context):
 '''
 
 
-@pytest.mark.parametrize("results_uri", [f"s3://{BUCKET}/results", None])
-def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch, results_uri):
-    """End to end on the local endpoint, waiting synchronously: a failed run raises with its failed items,
-    and the retry redrives the same execution instead of starting a new one."""
+@contextlib.contextmanager
+def _flaky_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, items: list[str], functions: tuple[str, ...] = ("flaky",)
+) -> Iterator[Any]:
+    """The local endpoint serving :data:`FLAKY_HANDLER` as each of ``functions`` (fixed once
+    ``tmp_path/fixed`` exists), with ``items`` in ``s3://<BUCKET>/in/items.json``; ``aws_local`` points at
+    it."""
     from airflow_distmap.local import LocalEndpoint
 
-    (tmp_path / "functions" / "flaky").mkdir(parents=True)
-    (tmp_path / "functions" / "flaky" / "handler.py").write_text(FLAKY_HANDLER)
-    marker = tmp_path / "fixed"
-    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(marker))
-    items = ["a", "bad", "c", "d"]
+    for function in functions:
+        (tmp_path / "functions" / function).mkdir(parents=True)
+        (tmp_path / "functions" / function / "handler.py").write_text(FLAKY_HANDLER)
+    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "fixed"))
     with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
         s3 = endpoint.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(items).encode())
+        yield endpoint
+
+
+@pytest.mark.parametrize("results_uri", [f"s3://{BUCKET}/results", None])
+def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch, results_uri):
+    """End to end on the local endpoint, waiting synchronously: a failed run raises with its failed items,
+    and the retry redrives the same execution instead of starting a new one."""
+    marker = tmp_path / "fixed"
+    items = ["a", "bad", "c", "d"]
+    with _flaky_endpoint(tmp_path, monkeypatch, items) as endpoint:
 
         def operator() -> DistributedMapOperator:
             from airflow_distmap.definitions import JsonItemReader
@@ -1418,18 +1434,9 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
     retry with a changed definition (here, another function) runs the task run's next execution instead; a
     later retry with that same definition redrives that one."""
     from airflow_distmap.definitions import JsonItemReader
-    from airflow_distmap.local import LocalEndpoint
 
-    for function in ("flaky", "flaky2"):
-        (tmp_path / "functions" / function).mkdir(parents=True)
-        (tmp_path / "functions" / function / "handler.py").write_text(FLAKY_HANDLER)
     marker = tmp_path / "fixed"
-    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(marker))
-    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
-        s3 = endpoint.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(["a", "bad"]).encode())
+    with _flaky_endpoint(tmp_path, monkeypatch, ["a", "bad"], ("flaky", "flaky2")) as endpoint:
 
         def operator(function_name: str) -> DistributedMapOperator:
             return _operator(
@@ -1465,17 +1472,8 @@ def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started
     another run's update lands between this task's deploy and its start, that execution is not this task's
     work. It is stopped, the definition deployed again, and the task run's next execution runs this one."""
     from airflow_distmap.definitions import JsonItemReader
-    from airflow_distmap.local import LocalEndpoint
 
-    for function in ("flaky", "flaky2"):
-        (tmp_path / "functions" / function).mkdir(parents=True)
-        (tmp_path / "functions" / function / "handler.py").write_text(FLAKY_HANDLER)
-    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "fixed"))
-    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
-        s3 = endpoint.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(["a", "b"]).encode())
+    with _flaky_endpoint(tmp_path, monkeypatch, ["a", "b"], ("flaky", "flaky2")) as endpoint:
         sfn = endpoint.client("stepfunctions")
 
         def operator(function_name: str, run_id: str) -> DistributedMapOperator:
@@ -1559,16 +1557,9 @@ def test_an_execution_of_another_definition_is_refused_only_under_a_name_of_your
 
 def test_a_failed_run_of_a_definition_with_its_own_result_writer_names_its_manifest(tmp_path, monkeypatch):
     from airflow_distmap.definitions import JsonItemReader
-    from airflow_distmap.local import LocalEndpoint
 
-    (tmp_path / "functions" / "flaky").mkdir(parents=True)
-    (tmp_path / "functions" / "flaky" / "handler.py").write_text(FLAKY_HANDLER)
-    monkeypatch.setenv("FLAKY_FIXED_MARKER", str(tmp_path / "never"))
-    with LocalEndpoint(functions_dir=tmp_path / "functions", processes=1) as endpoint:
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+    with _flaky_endpoint(tmp_path, monkeypatch, ["bad", "a"]) as endpoint:
         s3 = endpoint.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="in/items.json", Body=json.dumps(["bad", "a"]).encode())
         call = {
             "Type": "Task",
             "Resource": "arn:aws:states:::lambda:invoke",
