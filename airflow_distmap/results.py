@@ -162,6 +162,14 @@ def _decode(value: Any, details: Any) -> Any:
     return value
 
 
+def is_child_record(record: Any) -> bool:
+    """Whether a result-file element is a child's record (``Transformation: NONE``), not a bare output.
+
+    :param record: The element.
+    """
+    return isinstance(record, dict) and "Status" in record and ("ExecutionArn" in record or "Input" in record)
+
+
 def entry_from_record(record: Any, file_status: str) -> ResultEntry:
     """Build a :class:`ResultEntry` from one element of a result file.
 
@@ -172,7 +180,7 @@ def entry_from_record(record: Any, file_status: str) -> ResultEntry:
     :param record: The element.
     :param file_status: The manifest group the file was listed under.
     """
-    if isinstance(record, dict) and "Status" in record and ("ExecutionArn" in record or "Input" in record):
+    if is_child_record(record):
         return ResultEntry(
             status=str(record["Status"]),
             input=_decode(record.get("Input"), record.get("InputDetails")),

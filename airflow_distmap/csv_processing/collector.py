@@ -41,7 +41,7 @@ from airflow_distmap.csv_processing.result_store import (
 from airflow_distmap.csv_processing.writers import TableWriter, string_schema
 from airflow_distmap.exceptions import OutputLocationError
 from airflow_distmap.ownership import OWNER_METADATA_KEY, upload_unless_replaced
-from airflow_distmap.results import RESULT_STATUSES, Manifest, iter_result_records
+from airflow_distmap.results import RESULT_STATUSES, Manifest, is_child_record, iter_result_records
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -127,7 +127,7 @@ class ChildRecord(msgspec.Struct):
     needed, and decoding it would cost as much as decoding the output.
     """
 
-    ExecutionArn: str  # every entry of AWS's default (NONE) shape has one; a bare output does not fit
+    ExecutionArn: str  # every entry AWS writes in the default (NONE) shape has one; bare outputs do not fit
     Status: str | None = None
     Input: msgspec.Raw = _RAW_NULL
     InputDetails: dict[str, Any] | None = None
@@ -244,7 +244,7 @@ def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]
     :param manifest: the Map Run's manifest.
     """
     for status, record in iter_result_records(s3, manifest, RESULT_STATUSES, decode_child_records):
-        if isinstance(record, ChildRecord) or (isinstance(record, dict) and "ExecutionArn" in record):
+        if isinstance(record, ChildRecord) or is_child_record(record):
             yield ChildEntry(record, status)
         else:
             # WriterConfig Transformation COMPACT or FLATTEN writes a succeeded child's bare output, of any

@@ -587,20 +587,15 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if error_code(error) != "ExecutionDoesNotExist":
                 raise
             return None
-        if execution.get("status") in EXECUTION_RUNNING_STATES:
+        status = str(execution.get("status"))
+        if status in EXECUTION_RUNNING_STATES:
             return execution_arn
         same_input = json.loads(execution.get("input") or "{}") == self.build_execution_input(context)
         if not same_input:
             return None
-        if execution.get("status") == "SUCCEEDED":
-            reused = self._definition_scoped_machine or not (
-                self.hook.started_with_other_definition(execution_arn, definition)
-            )
-            return execution_arn if reused else None
-        redriven = execution.get("redriveStatus") == "REDRIVABLE" and not (
-            self.hook.started_with_other_definition(execution_arn, definition)
-        )
-        return execution_arn if redriven else None
+        redrivable = execution.get("redriveStatus") == "REDRIVABLE"
+        closed = ExecutionStart(execution_arn, False, status, redrivable=redrivable, description=execution)
+        return execution_arn if self._start_refusal(closed, definition) is None else None
 
     def check_functions_exist(self, definition: dict[str, Any]) -> None:
         """Check that every Lambda function the definition names literally exists (``lambda:GetFunction``).
@@ -1399,9 +1394,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         manifest_uri, map_run_arn = manifest_uri_from_output(output)
         if map_run_arn is None:
             map_run_arn = self.hook.latest_map_run_arn(execution_arn)
-        writer_uri = results_uri or self._own_writer_location(context)
-        if manifest_uri is None and map_run_arn and writer_uri:
-            manifest_uri = manifest_uri_for_map_run(writer_uri, map_run_arn)
+        if manifest_uri is None and map_run_arn:
+            writer_uri = results_uri or self._own_writer_location(context)
+            if writer_uri:
+                manifest_uri = manifest_uri_for_map_run(writer_uri, map_run_arn)
         map_run = self._describe_map_run(map_run_arn) if map_run_arn else None
         if map_run_arn:
             MapRunLink.persist(
