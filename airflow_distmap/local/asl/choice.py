@@ -11,6 +11,8 @@ from airflow_distmap.local.asl.paths import MISSING, PathRuntimeError, compile_p
 
 Predicate = Callable[[Any, Mapping[str, Any]], bool]
 
+#: A character outside the Basic Multilingual Plane: Java stores it as two UTF-16 code units.
+_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
@@ -67,19 +69,63 @@ def _coerce(kind: str, value: Any) -> Any:
     return MISSING
 
 
-def _string_matcher(pattern: str) -> re.Pattern[str]:
-    r"""``*`` matches any run of characters; ``\*`` and ``\\`` are literal."""
+def _string_matcher(pattern: str) -> re.Pattern[str] | None:
+    r"""``*`` matches any run of characters; ``\*`` and ``\\`` are literal.
+
+    ``None`` for a pattern with an open escape: a backslash before anything but ``*`` or ``\``, or a lone
+    backslash at the end. "If an open escape backslash \ is found in the StringMatches string, the
+    interpreter will throw a runtime error" (ASL spec, states-language.net, Choice rules): the definition is
+    accepted and the rule fails when it is evaluated.
+    """
     out: list[str] = []
     position = 0
     while position < len(pattern):
         char = pattern[position]
-        if char == "\\" and position + 1 < len(pattern):
-            out.append(re.escape(pattern[position + 1]))
+        if char == "\\":
+            escaped = pattern[position + 1 : position + 2]
+            if escaped not in ("*", "\\"):
+                return None
+            out.append(re.escape(escaped))
             position += 2
             continue
         out.append(".*" if char == "*" else re.escape(char))
         position += 1
     return re.compile("".join(out), re.DOTALL)
+
+
+def _in_bmp(text: str) -> bool:
+    """Whether every character is at most U+FFFF (one UTF-16 code unit); ``isascii`` is O(1) in CPython."""
+    return text.isascii() or _ASTRAL_RE.search(text) is None
+
+
+def _java_string_order(compare: Callable[[Any, Any], bool]) -> Callable[[str, str], bool]:
+    """``compare`` on strings in Java's ``String.compareTo`` order: by UTF-16 code units, not code points.
+
+    "To understand the behavior of string comparisons, see the Java compareTo documentation" (AWS, Choice
+    state). The orders differ only when a string has a character above U+FFFF (two surrogate code units, which
+    sort below U+E000..U+FFFF), so only such strings pay for the UTF-16 encoding. Big-endian UTF-16 bytes sort
+    as their code units do; ``surrogatepass`` keeps a lone surrogate (valid in JSON text) encodable.
+    """
+
+    def java_compare(left: str, right: str) -> bool:
+        if _in_bmp(left) and _in_bmp(right):
+            return compare(left, right)
+        return compare(left.encode("utf-16-be", "surrogatepass"), right.encode("utf-16-be", "surrogatepass"))
+
+    return java_compare
+
+
+def _open_escape_rule(pattern: str) -> Predicate:
+    """A StringMatches rule whose pattern has an open escape: a ``States.Runtime`` error once evaluated."""
+
+    def fail(data: Any, context: Mapping[str, Any]) -> bool:
+        # UNCONFIRMED: AWS's wording of this cause.
+        raise PathRuntimeError(
+            f"The StringMatches pattern '{pattern}' has an open escape: a backslash before a character "
+            "other than '*' or '\\'"
+        )
+
+    return fail
 
 
 def compile_rule(rule: Mapping[str, Any]) -> Predicate:
@@ -131,6 +177,8 @@ def _compile_comparison(variable_text: str, operator: str, operand: Any) -> Pred
         return type_test
     if operator == "StringMatches":
         matcher = _string_matcher(operand)
+        if matcher is None:
+            return _open_escape_rule(operand)
 
         def matches(data: Any, context: Mapping[str, Any]) -> bool:
             value = read_variable(data, context)
@@ -159,6 +207,9 @@ def _compile_comparison(variable_text: str, operator: str, operand: Any) -> Pred
 
         def read_other(data: Any, context: Mapping[str, Any]) -> Any:
             return constant
+
+    if kind == "String":
+        compare = _java_string_order(compare)
 
     def comparison(data: Any, context: Mapping[str, Any]) -> bool:
         left = _coerce(kind, read_variable(data, context))

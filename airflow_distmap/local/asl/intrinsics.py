@@ -39,6 +39,7 @@ _RESERVED = frozenset("'{}\\")
 #: "You can nest up to 10 intrinsic functions within a field" (AWS, Intrinsic functions).
 _MAX_NESTING = 10
 _MAX_BASE64_INPUT = 10000
+_MAX_HASH_INPUT = 10000
 
 
 class IntrinsicSyntaxError(ValueError):
@@ -297,6 +298,13 @@ def _require(condition: bool, message: str) -> None:
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (``bool`` is not one; ``-Infinity`` parses as a literal but is no JSON number)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value)
+    )
+
+
 def _is_int(value: Any) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (
         isinstance(value, float) and value.is_integer()
@@ -351,8 +359,11 @@ def _string_to_json(text: Any) -> Any:
 
 def _array_partition(array: Any, size: Any) -> list[Any]:
     _require(isinstance(array, list), "the first argument must be an array")
-    _require(_is_int(size) and size > 0, "the chunk size must be a positive integer")
-    chunk = int(size)
+    # "If you specify a non-integer value for the second argument, Step Functions will round it off to the
+    # nearest integer" (AWS, Intrinsic functions, States.ArrayPartition): 4.6 partitions by 5.
+    _require(_is_number(size), "the chunk size must be a positive integer")
+    chunk = _rounded(size, "the chunk size")
+    _require(chunk > 0, "the chunk size must be a positive integer")
     return [array[i : i + chunk] for i in range(0, len(array), chunk)]
 
 
@@ -368,9 +379,10 @@ def _json_equal(left: Any, right: Any) -> bool:
 
 
 def _array_range(start: Any, end: Any, step: Any) -> list[int]:
-    _require(_is_int(start) and _is_int(end) and _is_int(step), "arguments must be integers")
-    _require(step != 0, "the step must not be 0")
-    first, last, increment = int(start), int(end), int(step)
+    # "If you specify a non-integer value for any of the arguments, Step Functions will round it off to the
+    # nearest integer" (AWS, Intrinsic functions, States.ArrayRange): (1.2, 9.4, 2.1) is (1, 9, 2).
+    first, last, increment = (_rounded(value, "arguments") for value in (start, end, step))
+    _require(increment != 0, "the step must not be 0")
     values = list(range(first, last + (1 if increment > 0 else -1), increment))
     _require(len(values) <= _MAX_ARRAY_RANGE, f"the array cannot have more than {_MAX_ARRAY_RANGE} items")
     return values
@@ -421,6 +433,9 @@ def _hash(data: Any, algorithm: Any) -> str:
         f"the algorithm must be one of {', '.join(_HASH_ALGORITHMS)}, not {algorithm}",
     )
     text = data if isinstance(data, str) else to_json(data)
+    # "The data you provide must be an object string containing 10,000 characters or less" (AWS, Intrinsic
+    # functions, States.Hash). A non-string is measured as the JSON text that is hashed.
+    _require(len(text) <= _MAX_HASH_INPUT, f"the input cannot be longer than {_MAX_HASH_INPUT} characters")
     return hashlib.new(_HASH_ALGORITHMS[algorithm], text.encode()).hexdigest()
 
 
@@ -434,9 +449,11 @@ def _rounded(value: Any, what: str) -> int:
     """A number rounded as AWS's math intrinsics round one: half up (Java's ``Math.round``), in 32 bits.
 
     "If you specify a non-integer value ... Step Functions will round it off to the nearest integer"; AWS's
-    recorded runs give ``MathAdd(2.5, 0) = 3`` and ``MathAdd(-2.5, 0) = -2``.
+    recorded runs give ``MathAdd(2.5, 0) = 3`` and ``MathAdd(-2.5, 0) = -2``. The pages say the same of
+    ArrayPartition's chunk size and of ArrayRange's arguments, which use this too (UNCONFIRMED that they also
+    round half up and stop at 32 bits, as the math intrinsics do).
     """
-    _require(isinstance(value, int | float) and not isinstance(value, bool), f"{what} must be numbers")
+    _require(_is_number(value), f"{what} must be numbers")
     number = value if isinstance(value, int) else math.floor(value + 0.5)
     _require(_INT32_MIN <= number <= _INT32_MAX, f"{what} must be between {_INT32_MIN} and {_INT32_MAX}")
     return int(number)

@@ -2,11 +2,11 @@
 
 Reference paths, ``.$`` field paths, ``$$`` context paths and ``$var`` variables.
 
-Simple paths (``$``, ``$.a.b``, ``$['x y']``, ``$.a[0]``) are parsed once into a tuple of steps and walked
-with plain dict/list indexing: they are the hot path (an ItemSelector runs once per item). Anything else
-(wildcards, deep scan, filters, slices, unions) goes through jsonpath-ng's extended parser, compiled once and
-cached. Like AWS (Jayway JsonPath), a *definite* path returns one value and an *indefinite* one returns the
-list of its matches.
+Simple paths (``$``, ``$.a.b``, ``$['x y']``, ``$.a.['x y']``, ``$.a[0]``) are parsed once into a tuple of
+steps and walked with plain dict/list indexing: they are the hot path (an ItemSelector runs once per item).
+Anything else (wildcards, deep scan, filters, slices, unions) goes through jsonpath-ng's extended parser,
+compiled once and cached. Like AWS (Jayway JsonPath), a *definite* path returns one value and an *indefinite*
+one returns the list of its matches.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ from airflow_distmap.local.errors import StatesError
 MISSING: Any = object()
 _NO_VARIABLES: Mapping[str, Any] = {}
 
+#: One step of a reference path. A bracket step may follow a dot, as in AWS's own example
+#: ``$.abc.['def ghi']`` ("you must use square bracket notation", AWS, Paths and Intrinsic functions pages):
+#: Jayway, AWS's JSONPath library, reads ``.[`` exactly like ``[`` (``PathCompiler.readDotToken`` skips the
+#: dot, then reads the next token, here the bracket).
 _STEP_RE = re.compile(
-    r"""\.(?P<dot>[^.\[\]*@?()'"\s]+)         # .name
-      | \[\s*'(?P<sq>(?:[^'\\]|\\.)*)'\s*\]   # ['name']
-      | \[\s*"(?P<dq>(?:[^"\\]|\\.)*)"\s*\]   # ["name"]
-      | \[\s*(?P<idx>-?\d+)\s*\]              # [0]
+    r"""\.(?P<dot>[^.\[\]*@?()'"\s]+)            # .name
+      | \.?\[\s*'(?P<sq>(?:[^'\\]|\\.)*)'\s*\]   # ['name'] or .['name']
+      | \.?\[\s*"(?P<dq>(?:[^"\\]|\\.)*)"\s*\]   # ["name"] or .["name"]
+      | \.?\[\s*(?P<idx>-?\d+)\s*\]              # [0] or .[0]
     """,
     re.VERBOSE,
 )

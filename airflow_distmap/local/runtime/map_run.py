@@ -81,6 +81,8 @@ _MILLISECOND_CACHE: tuple[int, int, str] = (-1, -1, "")
 def iso_ms(timestamp: float) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as result files and the context object show dates.
 
+    A zero fraction is left out (``2025-02-03T04:05:06Z``), as Step Functions trims it (AWS, Context object).
+
     Called several times per child, so the formatted second and the last result are cached (children mostly
     share a second, and a Pass child starts and stops within one millisecond).
     """
@@ -94,7 +96,10 @@ def iso_ms(timestamp: float) -> str:
     if cached_second != second:
         seconds_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _SECOND_CACHE = (second, seconds_text)
-    text = f"{seconds_text}.{millisecond:03d}Z"
+    # As the context object's timestamps (asl/io.py ``_fraction``): Java's ``Instant.toString`` at millisecond
+    # precision, no fraction when it is zero, else exactly three digits. The most AWS-like reading,
+    # UNCONFIRMED beyond the zero case.
+    text = f"{seconds_text}.{millisecond:03d}Z" if millisecond else f"{seconds_text}Z"
     _MILLISECOND_CACHE = (second, millisecond, text)
     return text
 

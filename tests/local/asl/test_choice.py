@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from airflow_distmap.local.asl import validate_definition
 from airflow_distmap.local.asl.choice import compile_rule
 from airflow_distmap.local.errors import StatesError
 
@@ -100,6 +102,40 @@ def test_string_matches_escaped_star_is_literal() -> None:
     assert not compile_rule({"Variable": "$.s", "StringMatches": "h\\*"})(DATA, {})
 
 
+def test_string_matches_escaped_backslash_is_literal() -> None:
+    assert compile_rule({"Variable": "$.v", "StringMatches": "a\\\\b*"})({"v": "a\\bc"}, {})
+
+
+@pytest.mark.parametrize("pattern", ["a\\b", "a\\", "\\n*", "ok\\*\\x"])
+def test_string_matches_open_escape_is_a_runtime_error_when_evaluated(pattern: str) -> None:
+    # ASL spec: "If an open escape backslash \ is found in the StringMatches string, the interpreter will
+    # throw a runtime error": the rule compiles (the definition is valid) and fails when it runs.
+    rule = compile_rule({"Variable": "$.v", "StringMatches": pattern})
+    with pytest.raises(StatesError) as info:
+        rule({"v": "ab"}, {})
+    assert info.value.error == "States.Runtime"
+    assert "open escape" in info.value.cause
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        # Java's String.compareTo orders UTF-16 code units: U+1F600 is D83D DE00, below U+FFFF and U+FF01.
+        ({"Variable": "$.emoji", "StringLessThan": "\uffff"}, True),
+        ({"Variable": "$.emoji", "StringGreaterThanEquals": "\uff01"}, False),
+        ({"Variable": "$.fullwidth", "StringGreaterThan": "\U0001f600"}, True),
+        ({"Variable": "$.fullwidth", "StringGreaterThanPath": "$.emoji"}, True),
+        ({"Variable": "$.emoji", "StringLessThanEqualsPath": "$.emoji"}, True),
+        ({"Variable": "$.emoji", "StringGreaterThan": "\ud7ff"}, True),  # surrogates sort above U+D7FF
+        ({"Variable": "$.emoji", "StringEquals": "\U0001f600"}, True),
+        ({"Variable": "$.s", "StringLessThan": "\U0001f600"}, True),
+    ],
+)
+def test_string_order_is_java_compare_to(rule: dict[str, Any], expected: bool) -> None:
+    data = {**DATA, "emoji": "\U0001f600", "fullwidth": "\uff01"}
+    assert compile_rule(rule)(data, {}) is expected
+
+
 def test_and_or_not() -> None:
     rule = {
         "And": [
@@ -146,3 +182,21 @@ async def test_choice_state_default_and_no_match(run: Any) -> None:
     with pytest.raises(StatesError) as info:
         await run(definition, {"n": 2})
     assert info.value.error == "States.NoChoiceMatched"
+
+
+async def test_choice_state_with_an_open_escape_is_valid_but_fails_when_run(run: Any) -> None:
+    definition = {
+        "StartAt": "C",
+        "States": {
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.foo", "StringMatches": "a\\b", "Next": "Yes"}],
+                "Default": "Yes",
+            },
+            "Yes": {"Type": "Pass", "End": True},
+        },
+    }
+    assert not [d for d in validate_definition(json.dumps(definition)) if d.severity == "ERROR"]
+    with pytest.raises(StatesError) as info:
+        await run(definition, {"foo": "ab"})
+    assert info.value.error == "States.Runtime"

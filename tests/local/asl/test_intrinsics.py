@@ -40,6 +40,10 @@ def call(expression: str, data: object = DATA) -> object:
         ("States.ArrayContains($.list, 9)", False),
         ("States.ArrayRange(1, 9, 2)", [1, 3, 5, 7, 9]),
         ("States.ArrayRange(5, 1, -2)", [5, 3, 1]),
+        # "If you specify a non-integer value ... Step Functions will round it off to the nearest integer".
+        ("States.ArrayRange(1.2, 9.4, 2.1)", [1, 3, 5, 7, 9]),
+        ("States.ArrayPartition(States.ArrayRange(1, 9, 1), 4.6)", [[1, 2, 3, 4, 5], [6, 7, 8, 9]]),
+        ("States.ArrayPartition(States.Array(1, 2, 3), 1.2)", [[1], [2], [3]]),
         ("States.ArrayGetItem($.list, 3)", 3),
         ("States.ArrayLength($.list)", 6),
         ("States.ArrayUnique($.list)", [1, 2, 3, {"k": 1}]),
@@ -69,6 +73,20 @@ def test_math_random_is_in_range_and_reproducible_with_a_seed() -> None:
     assert 13 <= call("States.MathRandom(12.50, 44.51)") < 45  # AWS rounds both ends
 
 
+def test_rounded_array_arguments_come_from_paths_too() -> None:
+    assert call("States.ArrayPartition($.list, $.size)", {"list": [1, 2, 3], "size": 1.2}) == [[1], [2], [3]]
+
+
+@pytest.mark.parametrize("function", ["States.Hash($.d, 'MD5')", "States.Base64Encode($.d)"])
+def test_hash_and_base64_take_at_most_10000_characters(function: str) -> None:
+    # States.Hash: "The data you provide must be an object string containing 10,000 characters or less".
+    assert call(function, {"d": "a" * 10000})
+    with pytest.raises(StatesError) as info:
+        call(function, {"d": "a" * 10001})
+    assert info.value.error == "States.Runtime"
+    assert "the input cannot be longer than 10000 characters" in info.value.cause
+
+
 def test_uuid_returns_a_fresh_uuid4() -> None:
     first, second = call("States.UUID()"), call("States.UUID()")
     assert uuid.UUID(str(first)).version == 4
@@ -81,6 +99,10 @@ def test_uuid_returns_a_fresh_uuid4() -> None:
         "States.StringToJson('not json')",
         "States.ArrayGetItem($.list, 99)",
         "States.ArrayRange(1, 2000, 1)",
+        "States.ArrayRange(1, 5, 0.4)",  # the step rounds to 0
+        "States.ArrayRange('1', 5, 1)",
+        "States.ArrayPartition($.list, 0.4)",  # the chunk size rounds to 0
+        "States.ArrayPartition($.list, '2')",
         "States.JsonMerge($.obj1, $.obj2, true)",
         "States.Hash('x', 'SHA-3')",
         "States.MathAdd('a', 1)",

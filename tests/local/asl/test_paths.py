@@ -19,12 +19,27 @@ DATA = {"a": {"b": [10, 20, {"c": "deep"}]}, "x y": 1, "items": [{"n": 1}, {"n":
         ("$['x y']", 1),
         ('$["x y"]', 1),
         ("$.a['b'][0]", 10),
+        ("$.a.['b'][0]", 10),
+        ('$.a.["b"].[2].c', "deep"),
         ("$.nil", None),
     ],
 )
 def test_reference_paths_select_one_value(path: str, expected: object) -> None:
     assert compile_path(path).is_reference_path
     assert evaluate_path(path, DATA, {}) == expected
+
+
+def test_bracket_notation_after_a_dot_names_one_node() -> None:
+    # AWS's example for a name with a space: "you must use square bracket notation ... $.abc.['def ghi']".
+    data = {"abc": {"def ghi": {"x": 1}}}
+    assert compile_path("$.abc.['def ghi']").is_reference_path
+    assert evaluate_path("$.abc.['def ghi']", data, {}) == {"x": 1}
+    assert evaluate_path("$$.abc.['def ghi'].x", {}, data) == 1
+
+
+def test_a_dot_before_a_bracket_keeps_indefinite_paths_working() -> None:
+    assert evaluate_path("$.a.['b'][*]", DATA, {}) == [10, 20, {"c": "deep"}]
+    assert evaluate_path("$..['c']", DATA, {}) == ["deep"]
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from airflow_distmap.local.asl import compile_state_machine
+from airflow_distmap.local.asl import compile_state_machine, validate_definition
+from airflow_distmap.local.asl import io as asl_io
 from airflow_distmap.local.asl.machine import resume_point
 from airflow_distmap.local.errors import StatesError
 
@@ -77,6 +80,34 @@ async def test_context_state_fields_are_available(run: Any) -> None:
     assert out["name"] == "S"
     assert out["exec"] == "exec-1"
     assert datetime.fromisoformat(out["t"]) <= datetime.now(timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (1738555506.0, "2025-02-03T04:05:06Z"),  # a zero fraction is left out, as AWS prints it
+        (1738555506.25, "2025-02-03T04:05:06.250Z"),  # otherwise exactly three digits (Instant.toString)
+        (1738555506.5, "2025-02-03T04:05:06.500Z"),
+    ],
+)
+async def test_entered_time_trims_a_zero_fraction(
+    run: Any, monkeypatch: pytest.MonkeyPatch, now: float, expected: str
+) -> None:
+    clock = SimpleNamespace(time=lambda: now, strftime=time.strftime, gmtime=time.gmtime)
+    monkeypatch.setattr(asl_io, "time", clock)
+    definition = one({"Type": "Pass", "Parameters": {"t.$": "$$.State.EnteredTime"}, "End": True})
+    assert await run(definition) == {"t": expected}
+
+
+async def test_bracket_notation_after_a_dot_in_every_path_field(run: Any) -> None:
+    # AWS's example "$.abc.['def ghi']" is a reference path naming one node.
+    path = "$.abc.['def ghi']"
+    data = {"abc": {"def ghi": {"x": 1}}}
+    parameters = {"v.$": path, "s.$": f"States.JsonToString({path})"}
+    definition = one({"Type": "Pass", "Parameters": parameters, "ResultPath": path, "End": True})
+    assert not [d for d in validate_definition(json.dumps(definition)) if d.severity == "ERROR"]
+    assert await run(definition, data) == {"abc": {"def ghi": {"v": {"x": 1}, "s": '{"x":1}'}}}
+    assert await run(one({"Type": "Pass", "InputPath": path, "End": True}), data) == {"x": 1}
 
 
 async def test_the_state_context_is_read_by_paths_and_choice_rules_too(run: Any) -> None:
