@@ -60,6 +60,16 @@ def _port_option(text: str) -> int:
     return port
 
 
+def _processes_option(text: str) -> int:
+    try:
+        processes = int(text)
+    except ValueError:
+        processes = 0
+    if processes < 1:
+        raise argparse.ArgumentTypeError(f"Expected a whole number of processes, at least 1, got {text!r}")
+    return processes
+
+
 def _folder_option(text: str) -> str:
     if not project_path(text).is_dir():  # as the endpoint finds it: here, else the project's
         raise argparse.ArgumentTypeError(f"No folder {text!r} (from {os.getcwd()})")
@@ -109,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=_processes_option,
         default=None,
         help="Lambda worker processes per function (default: CPU count)",
     )
@@ -263,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
                 if exc.errno == errno.EADDRINUSE
                 else ""
             )
-            print(f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}.{fix}", file=sys.stderr)
+            address = f"[{args.host}]" if ":" in args.host else args.host
+            print(f"Cannot listen on {address}:{args.port}: {exc.strerror or exc}.{fix}", file=sys.stderr)
             return 1
         for warning in unimportable_handlers(list(args.functions)):
             print(warning, file=sys.stderr, flush=True)
