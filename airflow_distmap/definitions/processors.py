@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_distmap.definitions._checks import check_choice, check_int
+from airflow_distmap.definitions.partitions import integration_api
 from airflow_distmap.definitions.states import iter_states
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -35,8 +36,9 @@ as the batching tutorials do, plus ``JitterStrategy: FULL`` so thousands of thro
 in lockstep. Errors raised by the handler itself are not retried: they are the row's own failure."""
 
 # The FunctionName formats of the Lambda Invoke API, each with an optional version or alias.
-_REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"
-_NAME_AND_QUALIFIER = r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?"
+# As botocore's model of Lambda's Invoke writes them (GovCloud, ISO and European Sovereign Cloud regions too).
+_REGION = r"(eusc-)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d"
+_NAME_AND_QUALIFIER = r"[a-zA-Z0-9_.-]{1,64}(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9_-]+))?"
 #: Lambda's name formats: a name (optionally qualified) or a partial ARN (``123456789012:function:name``)...
 _FUNCTION = re.compile(rf"^({_REGION}:)?(\d{{12}}:)?(function:)?{_NAME_AND_QUALIFIER}$")
 #: ...or a full ARN. Text that starts as an ARN must be a whole one (a lenient pattern would read
@@ -55,8 +57,8 @@ _LAMBDA_RESOURCE = re.compile(
 def invoked_functions(definition: dict[str, Any]) -> dict[str, list[str]]:
     """The Lambda functions that Task states name literally, each with the names of the states invoking it.
 
-    Covers ``lambda:invoke`` (and ``.waitForTaskToken``) with a literal ``FunctionName`` in ``Parameters`` or
-    ``Arguments``, and bare Lambda ARNs as ``Resource``. Left out: a name chosen at run time
+    Covers ``lambda:invoke`` (and ``.waitForTaskToken``), in any partition, with a literal ``FunctionName`` in
+    ``Parameters`` or ``Arguments``, and bare Lambda ARNs as ``Resource``. Left out: a name chosen at run time
     (``FunctionName.$``, a JSONata expression), and Task states with ``Credentials`` (they invoke as a role of
     another account, where a lookup with Airflow's own credentials says nothing).
 
@@ -67,7 +69,7 @@ def invoked_functions(definition: dict[str, Any]) -> dict[str, list[str]]:
         resource = state.get("Resource")
         if state.get("Type") != "Task" or not isinstance(resource, str) or "Credentials" in state:
             continue
-        if resource in (LAMBDA_INVOKE, f"{LAMBDA_INVOKE}.waitForTaskToken"):
+        if integration_api(resource) in ("lambda:invoke", "lambda:invoke.waitForTaskToken"):
             arguments = state.get("Parameters", state.get("Arguments"))
             function = arguments.get("FunctionName") if isinstance(arguments, dict) else None
             if not isinstance(function, str) or function.lstrip().startswith("{%"):

@@ -64,7 +64,7 @@ class ResultWriter:
 
 
 def ensure_result_writer(
-    definition: dict[str, Any], results_uri: str, *, per_execution: bool = False
+    definition: dict[str, Any], results_uri: str, *, per_execution: bool = False, partition: str = "aws"
 ) -> dict[str, Any]:
     """Return a copy of ``definition`` where every Distributed Map exports its results to S3.
 
@@ -78,6 +78,8 @@ def ensure_result_writer(
         context object when the Map runs: the definition stays the same for every execution. A Map nested in
         another Map's ItemProcessor runs in a child execution (named by a UUID) and writes under
         ``results_uri`` itself.
+    :param partition: the partition of the account that runs it, for the writer's
+        ``arn:<partition>:states:::s3:putObject``.
     """
     parse_s3_uri(results_uri, what="results_uri")
     result = copy.deepcopy(definition)
@@ -94,6 +96,7 @@ def ensure_result_writer(
         if isinstance(existing, dict) and existing.get("Resource"):
             continue
         writer = ResultWriter(uri=results_uri).to_asl(jsonata=jsonata)
+        writer["Resource"] = f"arn:{partition}:states:::s3:putObject"
         if per_execution and id(state) not in nested:
             parameters = writer["Arguments" if jsonata else "Parameters"]
             prefix = parameters.pop("Prefix")

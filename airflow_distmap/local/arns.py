@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+
+import botocore.session
+from botocore.exceptions import UnknownRegionError
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 
 
+@functools.cache
+def partition_of(region: str) -> str:
+    """The partition of ``region`` (``aws-cn`` for ``cn-north-1``...), from botocore's endpoint data.
+
+    A region botocore does not know (a made-up local one) is in ``aws``.
+
+    :param region: the region name.
+    """
+    resolver = botocore.session.get_session().get_component("endpoint_resolver")
+    try:
+        return str(resolver.get_partition_for_region(region))
+    except UnknownRegionError:
+        return "aws"
+
+
 def state_machine_arn(name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT_ID) -> str:
-    """``arn:aws:states:<region>:<account>:stateMachine:<name>``."""
-    return f"arn:aws:states:{region}:{account}:stateMachine:{name}"
+    """``arn:<partition>:states:<region>:<account>:stateMachine:<name>``."""
+    return f"arn:{partition_of(region)}:states:{region}:{account}:stateMachine:{name}"
 
 
 def execution_arn(
     state_machine: str, name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT_ID
 ) -> str:
-    """``arn:aws:states:<region>:<account>:execution:<stateMachine>:<name>``."""
-    return f"arn:aws:states:{region}:{account}:execution:{state_machine}:{name}"
+    """``arn:<partition>:states:<region>:<account>:execution:<stateMachine>:<name>``."""
+    return f"arn:{partition_of(region)}:states:{region}:{account}:execution:{state_machine}:{name}"
 
 
 def express_execution_arn(
     state_machine: str, name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT_ID
 ) -> str:
-    """``arn:aws:states:<region>:<account>:express:<stateMachine>:<name>:<uuid>``: a top-level EXPRESS run."""
-    return f"arn:aws:states:{region}:{account}:express:{state_machine}:{name}:{uuid.uuid4()}"
+    """A top-level EXPRESS run: ``arn:<partition>:states:<region>:<account>:express:<sm>:<name>:<uuid>``."""
+    where = f"{partition_of(region)}:states:{region}:{account}"
+    return f"arn:{where}:express:{state_machine}:{name}:{uuid.uuid4()}"
 
 
 def map_run_arn(
@@ -34,15 +54,15 @@ def map_run_arn(
     region: str = DEFAULT_REGION,
     account: str = DEFAULT_ACCOUNT_ID,
 ) -> str:
-    """``arn:aws:states:<region>:<account>:mapRun:<stateMachine>/<label>:<uuid>``."""
-    return f"arn:aws:states:{region}:{account}:mapRun:{state_machine}/{label}:{run_id}"
+    """``arn:<partition>:states:<region>:<account>:mapRun:<stateMachine>/<label>:<uuid>``."""
+    return f"arn:{partition_of(region)}:states:{region}:{account}:mapRun:{state_machine}/{label}:{run_id}"
 
 
 def child_execution_arn(
     state_machine: str, label: str, name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT_ID
 ) -> str:
-    """``arn:aws:states:<region>:<account>:execution:<stateMachine>/<label>:<childName>``."""
-    return f"arn:aws:states:{region}:{account}:execution:{state_machine}/{label}:{name}"
+    """``arn:<partition>:states:<region>:<account>:execution:<stateMachine>/<label>:<childName>``."""
+    return f"arn:{partition_of(region)}:states:{region}:{account}:execution:{state_machine}/{label}:{name}"
 
 
 def generated_map_label(state_machine: str, state_name: str) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
+from airflow_distmap.local.arns import partition_of
 from airflow_distmap.local.errors import ServiceError
 from airflow_distmap.local.lambdas.pool import PoolClosed
 from airflow_distmap.local.lambdas.registry import FunctionNotFound, FunctionRegistry, FunctionSpec
@@ -47,7 +48,7 @@ MAX_REQUEST_BYTES = 6291456
 #: When the endpoint's functions were "deployed", as Lambda's ``LastModified`` reports it.
 _LAST_MODIFIED = "2024-01-01T00:00:00.000+0000"
 #: The execution role reported for local functions (the endpoint checks no permissions).
-_ROLE = "arn:aws:iam::{account}:role/local-lambda"
+_ROLE = "arn:{partition}:iam::{account}:role/local-lambda"
 #: The service a SigV4 signature is for, in an ``Authorization`` header or a presigned URL's query.
 _SIGNING_SERVICE = re.compile(r"Credential=[^/&]+/[^/&]+/[^/&]+/([^/&]+)/")
 _ROUTE = re.compile(r"^/2015-03-31/functions(?:/(?P<name>[^/]+)?(?P<rest>/.*)?)?$")
@@ -185,7 +186,7 @@ class LambdaApi:
             "FunctionName": spec.name,
             "FunctionArn": self.pool.function_arn(spec.name),
             "Runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",
-            "Role": _ROLE.format(account=self.pool.account_id),
+            "Role": _ROLE.format(partition=partition_of(self.pool.region), account=self.pool.account_id),
             "Handler": f"{module}.{attr}",
             "CodeSize": 0,
             "Description": f"Local function {spec.handler}",

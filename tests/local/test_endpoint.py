@@ -97,7 +97,12 @@ def test_functions_dir_and_overrides_are_registered(tmp_path: Path) -> None:
     assert endpoint.registry.names() == ["doubler", "echo"]
 
 
-def run_behave_map(endpoint: LocalEndpoint, name: str, item_reader: dict[str, Any]) -> dict[str, Any]:
+def run_behave_map(
+    endpoint: LocalEndpoint,
+    name: str,
+    item_reader: dict[str, Any],
+    result_writer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run a Distributed Map of EXPRESS children invoking ``behave`` per item; DescribeExecution when done."""
     sfn = endpoint.client("stepfunctions")
     definition = {
@@ -123,6 +128,8 @@ def run_behave_map(endpoint: LocalEndpoint, name: str, item_reader: dict[str, An
             }
         },
     }
+    if result_writer is not None:
+        definition["States"]["Map"]["ResultWriter"] = result_writer
     arn = sfn.create_state_machine(
         name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
     )["stateMachineArn"]
@@ -201,3 +208,32 @@ def test_a_distributed_map_reads_the_parquet_parts_under_a_prefix(local_endpoint
     described = run_behave_map(local_endpoint, "parquet-parts", reader)
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == ["a", "b", "c"]
+
+
+def test_a_bucket_in_another_region_fails_the_read_or_the_export_as_on_aws(
+    local_endpoint: LocalEndpoint,
+) -> None:
+    s3 = local_endpoint.client("s3")
+    s3.create_bucket(Bucket="here-bucket")
+    s3.put_object(Bucket="here-bucket", Key="in.csv", Body=b"value,sleep\na,0\n")
+    s3.create_bucket(Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket="west-bucket", Key="in.csv", Body=b"value,sleep\na,0\n")
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+        "Parameters": {"Bucket": "west-bucket", "Key": "in.csv"},
+    }
+    read = run_behave_map(local_endpoint, "read-west", reader)
+    writer = {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "west-bucket", "Prefix": "r"},
+    }
+    here = {**reader, "Parameters": {"Bucket": "here-bucket", "Key": "in.csv"}}
+    written = run_behave_map(local_endpoint, "write-west", here, writer)
+
+    assert (read["status"], read["error"]) == ("FAILED", "States.ItemReaderFailed")
+    assert (written["status"], written["error"]) == ("FAILED", "States.ResultWriterFailed")
+    for described, doing in ((read, "reading"), (written, "writing to")):
+        assert described["cause"].startswith(f"Amazon S3 service returned an error {doing} s3://west-bucket")
+        assert "The bucket is in this region: us-west-2." in described["cause"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="west-bucket")["Contents"]] == ["in.csv"]

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from airflow_distmap.local.endpoint import LocalEndpoint
 from tests.local.aws_cli import aws_cli
+from tests.local.conftest import sample_registry
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,9 @@ def test_get_function_describes_a_registered_function(lambda_client: Any) -> Non
         FunctionName="arn:aws:lambda:us-east-1:123456789012:function:behave:$LATEST"
     )
     by_partial_arn = lambda_client.get_function(FunctionName="123456789012:function:behave")
+    by_regional_partial_arn = lambda_client.get_function(
+        FunctionName="us-east-1:123456789012:function:behave"
+    )
 
     configuration = by_name["Configuration"]
     assert configuration["FunctionName"] == "behave"
@@ -34,9 +38,17 @@ def test_get_function_describes_a_registered_function(lambda_client: Any) -> Non
     assert configuration["Timeout"] == 2
     assert configuration["State"] == "Active"
     assert by_arn["Configuration"] == by_partial_arn["Configuration"] == configuration
+    assert by_regional_partial_arn["Configuration"] == configuration
     alone = lambda_client.get_function_configuration(FunctionName="behave")
     alone.pop("ResponseMetadata")
     assert alone == configuration
+
+
+def test_functions_of_an_endpoint_in_a_china_region_are_in_its_partition() -> None:
+    with LocalEndpoint(registry=sample_registry(), region="cn-north-1") as endpoint:
+        configuration = endpoint.client("lambda").get_function(FunctionName="echo")["Configuration"]
+    assert configuration["FunctionArn"] == "arn:aws-cn:lambda:cn-north-1:123456789012:function:echo"
+    assert configuration["Role"] == "arn:aws-cn:iam::123456789012:role/local-lambda"
 
 
 def test_list_functions_lists_every_registered_function_in_pages(lambda_client: Any) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_distmap.definitions.partitions import integration_api
 from airflow_distmap.formats.json_pointer import is_pointer
 from airflow_distmap.local.asl.choice import COMPARISON_OPERATORS, compile_rule, parse_timestamp
 from airflow_distmap.local.asl.jsonata import JsonataTemplate, is_expression
@@ -660,7 +661,8 @@ class _Validator:
                     SCHEMA, f"The field '{field}' is not supported in ItemReader", f"{location}/{field}"
                 )
         resource = reader.get("Resource")
-        if resource not in ("arn:aws:states:::s3:getObject", "arn:aws:states:::s3:listObjectsV2"):
+        api = integration_api(resource)  # in any partition: arn:aws-cn:states:::s3:getObject in China
+        if api not in ("s3:getObject", "s3:listObjectsV2"):
             self.error(
                 SCHEMA,
                 f"ItemReader Resource {resource!r} must be arn:aws:states:::s3:getObject or "
@@ -693,7 +695,7 @@ class _Validator:
             )
         if "ManifestType" in config:
             self.unsupported(f"ItemReader ManifestType {config['ManifestType']}", f"{where}/ManifestType")
-        if "Transformation" in config and resource != "arn:aws:states:::s3:listObjectsV2":
+        if "Transformation" in config and api != "s3:listObjectsV2":
             # Spec §1.2: "Only with s3:listObjectsV2".
             self.error(
                 SCHEMA,
@@ -706,11 +708,7 @@ class _Validator:
         elif config.get("Transformation") == "LOAD_AND_FLATTEN" and input_type is None:
             # Spec §1.2: "LOAD_AND_FLATTEN requires InputType".
             self.error(SCHEMA, "ReaderConfig Transformation LOAD_AND_FLATTEN requires InputType", where)
-        if (
-            resource == "arn:aws:states:::s3:getObject"
-            and input_type is None
-            and "ManifestType" not in config
-        ):
+        if api == "s3:getObject" and input_type is None and "ManifestType" not in config:
             self.error(SCHEMA, "ReaderConfig InputType is required with arn:aws:states:::s3:getObject", where)
         if input_type == "CSV":
             header_location = config.get("CSVHeaderLocation", "FIRST_ROW")
@@ -792,7 +790,7 @@ class _Validator:
         arguments_field = "Arguments" if self.jsonata else "Parameters"
         if ("Resource" in writer) != (arguments_field in writer):
             self.error(SCHEMA, "ResultWriter needs both Resource and Parameters, or neither", location)
-        if "Resource" in writer and writer["Resource"] != "arn:aws:states:::s3:putObject":
+        if "Resource" in writer and integration_api(writer["Resource"]) != "s3:putObject":
             self.error(
                 SCHEMA, "ResultWriter Resource must be arn:aws:states:::s3:putObject", f"{location}/Resource"
             )

@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from airflow_distmap import json_codec
+from airflow_distmap.local.arns import partition_of
 from airflow_distmap.local.lambdas import worker as worker_module
 from airflow_distmap.local.lambdas.registry import FunctionNotFound, FunctionRegistry, FunctionSpec
 
@@ -652,15 +653,16 @@ class LambdaPool:
             return pool
 
     def function_arn(self, function: str) -> str:
-        """The full ARN of a function name or partial ARN (``ACCOUNT:function:NAME``); an ARN as it is.
+        """The full ARN of a function name or partial ARN (``[REGION:]ACCOUNT:function:NAME``); an ARN as is.
 
         :param function: the name or ARN.
         """
         if function.startswith("arn:"):
             return function
-        if ":function:" in function:
-            return f"arn:aws:lambda:{self.region}:{function}"
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function}"
+        prefix = f"arn:{partition_of(self.region)}:lambda"
+        if ":function:" in function:  # ACCOUNT:function:NAME (from a digit), or REGION:ACCOUNT:function:NAME
+            return f"{prefix}:{self.region}:{function}" if function[0].isdigit() else f"{prefix}:{function}"
+        return f"{prefix}:{self.region}:{self.account_id}:function:{function}"
 
     def _request_id(self) -> str:
         return f"{self._id_prefix}{next(self._request_ids) & 0xFFFFFFFFFFFF:012x}"

@@ -20,10 +20,10 @@ DEFAULT_MEMORY_MB = 1024
 #: Optional per-function settings file in a function folder, with Lambda's field names.
 FUNCTION_CONFIG_FILE = "function.json"
 
-# name | partial ARN (ACCOUNT:function:NAME) | full ARN, each with an optional :qualifier.
+# name | partial ARN ([REGION:]ACCOUNT:function:NAME) | full ARN, each with an optional :qualifier.
 _FUNCTION_RE = re.compile(
     r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
-    r"|(?P<paccount>\d{12}):function:)?"
+    r"|(?:(?P<pregion>[a-z]{2}[a-z0-9-]*-\d):)?(?P<paccount>\d{12}):function:)?"
     r"(?P<name>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128}))?$"
 )
 
@@ -71,7 +71,7 @@ class FunctionSpec:
 def parse_function_name(function: str) -> tuple[str, str | None]:
     """The function name and qualifier in a name, partial ARN or full ARN.
 
-    :param function: ``NAME``, ``NAME:qualifier``, ``ACCOUNT:function:NAME`` or
+    :param function: ``NAME``, ``NAME:qualifier``, ``[REGION:]ACCOUNT:function:NAME`` or
         ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:qualifier]``.
     :raises FunctionNotFound: when ``function`` is none of these shapes.
     """

@@ -26,8 +26,18 @@ from airflow_distmap.local.asl.machine import ResumePoint, resume_point
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
 from airflow_distmap.local.runtime.config import BatchLimits, Tolerance, effective_concurrency
-from airflow_distmap.local.runtime.readers import ITEM_READER_FAILED, ObjectPin, SourceChangedError
-from airflow_distmap.local.runtime.results import WriterConfig, transform_entry, write_result_files
+from airflow_distmap.local.runtime.readers import (
+    ITEM_READER_FAILED,
+    ObjectPin,
+    SourceChangedError,
+    refuse_other_region,
+)
+from airflow_distmap.local.runtime.results import (
+    RESULT_WRITER_FAILED,
+    WriterConfig,
+    transform_entry,
+    write_result_files,
+)
 from airflow_distmap.local.runtime.spool import ResultSpool
 
 if TYPE_CHECKING:
@@ -917,7 +927,9 @@ class MapRun:
             "FAILED": self._entries(UNSUCCESSFUL),
             "PENDING": self._entries((PENDING, PENDING_REDRIVE)),
         }
-        return write_result_files(self.s3_factory(), self.writer, self.run_id, self.arn, groups)
+        s3 = self.s3_factory()
+        refuse_other_region(s3, self.writer.bucket, self.region, RESULT_WRITER_FAILED, "writing to")
+        return write_result_files(s3, self.writer, self.run_id, self.arn, groups)
 
     async def _write_results(self) -> Any:
         if self.writer.bucket is not None:

@@ -31,6 +31,7 @@ import ijson
 import zstandard
 from botocore.exceptions import BotoCoreError, ClientError
 
+from airflow_distmap.definitions.partitions import integration_api
 from airflow_distmap.formats.csv_records import MAX_FIELD_BYTES, delimiter_char, raw_records, record_shaper
 from airflow_distmap.formats.json_pointer import PointerNotAnArray, pointed_array_items, pointer_tokens
 from airflow_distmap.local.errors import StatesError
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 ITEM_READER_FAILED: Final = "States.ItemReaderFailed"
 #: Cause of a JSON reader whose node to iterate is not an array (recorded for a top-level object).
 NON_ITERABLE_CAUSE: Final = "Attempting to map over non-iterable node."
-GET_OBJECT: Final = "arn:aws:states:::s3:getObject"
-LIST_OBJECTS_V2: Final = "arn:aws:states:::s3:listObjectsV2"
 LOAD_AND_FLATTEN: Final = "LOAD_AND_FLATTEN"
 #: The ``InputType`` values whose objects this runtime reads (``MANIFEST`` is refused at creation).
 OBJECT_INPUT_TYPES: Final = ("CSV", "JSON", "JSONL", "PARQUET")
@@ -165,6 +164,34 @@ def s3_error_cause(error: ClientError, bucket: str, key: str | None = None) -> s
         f"Amazon S3 service returned an error reading {where}: {message} "
         f"(Service: S3, Status Code: {status}, Error Code: {code}, Request ID: {request_id})"
     )
+
+
+def refuse_other_region(s3: S3Client, bucket: object, region: str, error: str, doing: str) -> None:
+    """Fail with ``error`` when ``bucket`` is in another Region than the state machine's.
+
+    "S3 buckets must be in the same account and Region as the state machine" (spec section 1.4). AWS's cause
+    is UNCONFIRMED: this one is S3's own answer to a request sent to another Region's endpoint. A bucket
+    HeadBucket cannot find is left to the read or write, which reports it.
+
+    :param s3: the S3 client.
+    :param bucket: the bucket the state reads or writes.
+    :param region: the state machine's Region.
+    :param error: ``States.ItemReaderFailed`` or ``States.ResultWriterFailed``.
+    :param doing: ``reading`` or ``writing to``, for the cause.
+    """
+    if not isinstance(bucket, str):
+        return
+    try:
+        found = s3.head_bucket(Bucket=bucket).get("BucketRegion")
+    except ClientError:
+        return
+    if found and found != region:
+        raise StatesError(
+            error,
+            f"Amazon S3 service returned an error {doing} s3://{bucket}: The bucket you are attempting to "
+            f"access must be addressed using the specified endpoint. The bucket is in this region: {found}. "
+            "(Service: S3, Status Code: 301, Error Code: PermanentRedirect)",
+        )
 
 
 class SourceChangedError(StatesError):
@@ -452,13 +479,14 @@ def iter_reader_items(
     :param pin: the object versions an earlier read of this Map Run found (see :class:`ObjectPin`).
     """
     pin = pin or ObjectPin()
-    if resource == LIST_OBJECTS_V2:
+    api = integration_api(resource)  # in any partition
+    if api == "s3:listObjectsV2":
         bucket = str(parameters.get("Bucket", ""))
         listing = list_objects(s3, parameters)
         if reader_config.get("Transformation", "NONE") == LOAD_AND_FLATTEN:
             return _flattened(s3, parameters, listing, reader_config, pin)
         return iter([(f"S3://{bucket}", listing)])
-    if resource != GET_OBJECT:
+    if api != "s3:getObject":
         raise StatesError(ITEM_READER_FAILED, f"ItemReader Resource {resource!r} is not supported.")
     items = _object_items(s3, parameters, reader_config, pin)
     return iter([(f"S3://{parameters.get('Bucket')}/{parameters.get('Key')}", items)])

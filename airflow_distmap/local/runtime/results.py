@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from airflow_distmap.definitions.partitions import integration_api
 from airflow_distmap.json_codec import dumps_standard
 from airflow_distmap.local.errors import StatesError
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PUT_OBJECT: Final = "arn:aws:states:::s3:putObject"
 RESULT_WRITER_FAILED: Final = "States.ResultWriterFailed"
 #: AWS rolls result files over at 5 GB.
 MAX_RESULT_FILE_BYTES: Final = 5 * 1024**3
@@ -183,7 +183,7 @@ def parse_writer(
     if not result_writer:
         return WriterConfig(None, "", "COMPACT", "JSON")
     config = result_writer.get("WriterConfig") or {}
-    exporting = result_writer.get("Resource") == PUT_OBJECT
+    exporting = integration_api(result_writer.get("Resource")) == "s3:putObject"  # in any partition
     transformation = str(config.get("Transformation", "NONE" if exporting else "COMPACT"))
     output_type = str(config.get("OutputType", "JSON"))
     if not exporting:

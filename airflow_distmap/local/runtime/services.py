@@ -29,7 +29,12 @@ from airflow_distmap.local.runtime.config import (
 )
 from airflow_distmap.local.runtime.history import History
 from airflow_distmap.local.runtime.map_run import FAILED, SUCCEEDED, ItemStream, MapRun, skip_items
-from airflow_distmap.local.runtime.readers import ObjectPin, iter_reader_items
+from airflow_distmap.local.runtime.readers import (
+    ITEM_READER_FAILED,
+    ObjectPin,
+    iter_reader_items,
+    refuse_other_region,
+)
 from airflow_distmap.local.runtime.results import parse_writer
 
 if TYPE_CHECKING:
@@ -244,6 +249,8 @@ class RuntimeServices:
             resource = str(reader.get("Resource", ""))
 
             def open_s3(skip: int, pin: ObjectPin) -> Iterator[tuple[str, Iterator[Any]]]:
+                bucket = parameters.get("Bucket")
+                refuse_other_region(self.s3(), bucket, self.region, ITEM_READER_FAILED, "reading")
                 return skip_items(
                     iter_reader_items(self.s3(), resource, parameters, reader_config, pin), skip
                 )

@@ -16,12 +16,11 @@ import zstandard
 from botocore.exceptions import IncompleteReadError
 from moto import mock_aws
 
+from airflow_distmap.definitions.readers import GET_OBJECT, LIST_OBJECTS_V2
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime import readers as readers_module
 from airflow_distmap.local.runtime.map_run import skip_items
 from airflow_distmap.local.runtime.readers import (
-    GET_OBJECT,
-    LIST_OBJECTS_V2,
     iter_reader_items,
     open_body,
     read_csv,
