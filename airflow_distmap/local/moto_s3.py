@@ -63,6 +63,16 @@ class _SpooledObjectReader(io.RawIOBase):
         return count
 
 
+def bucket_region(bucket: str, account_id: str = DEFAULT_ACCOUNT_ID) -> str | None:
+    """The Region of ``bucket`` in moto's backend; ``None`` when it holds no such bucket.
+
+    :param bucket: bucket name.
+    :param account_id: moto account holding the bucket (moto's default for test credentials).
+    """
+    found = s3_backends[account_id]["aws"].buckets.get(bucket)
+    return None if found is None else str(found.region_name)
+
+
 def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> tuple[io.BufferedReader, str]:
     """Open ``s3://bucket/key`` from moto's backend as a buffered binary stream; return it and the ETag.
 

@@ -927,9 +927,8 @@ class MapRun:
             "FAILED": self._entries(UNSUCCESSFUL),
             "PENDING": self._entries((PENDING, PENDING_REDRIVE)),
         }
-        s3 = self.s3_factory()
-        refuse_other_region(s3, self.writer.bucket, self.region, RESULT_WRITER_FAILED, "writing to")
-        return write_result_files(s3, self.writer, self.run_id, self.arn, groups)
+        refuse_other_region(self.writer.bucket, self.region, RESULT_WRITER_FAILED, "writing to")
+        return write_result_files(self.s3_factory(), self.writer, self.run_id, self.arn, groups)
 
     async def _write_results(self) -> Any:
         if self.writer.bucket is not None:

@@ -166,25 +166,24 @@ def s3_error_cause(error: ClientError, bucket: str, key: str | None = None) -> s
     )
 
 
-def refuse_other_region(s3: S3Client, bucket: object, region: str, error: str, doing: str) -> None:
+def refuse_other_region(bucket: object, region: str, error: str, doing: str) -> None:
     """Fail with ``error`` when ``bucket`` is in another Region than the state machine's.
 
     "S3 buckets must be in the same account and Region as the state machine" (spec section 1.4). AWS's cause
-    is UNCONFIRMED: this one is S3's own answer to a request sent to another Region's endpoint. A bucket
-    HeadBucket cannot find is left to the read or write, which reports it.
+    is UNCONFIRMED: this one is S3's own answer to a request sent to another Region's endpoint. The bucket's
+    Region is read from moto's in-process backend (no request per Map Run); a bucket it does not hold is left
+    to the read or write, which reports it.
 
-    :param s3: the S3 client.
     :param bucket: the bucket the state reads or writes.
     :param region: the state machine's Region.
     :param error: ``States.ItemReaderFailed`` or ``States.ResultWriterFailed``.
     :param doing: ``reading`` or ``writing to``, for the cause.
     """
-    if not isinstance(bucket, str):
-        return
     try:
-        found = s3.head_bucket(Bucket=bucket).get("BucketRegion")
-    except ClientError:
+        from airflow_distmap.local.moto_s3 import bucket_region
+    except ImportError:
         return
+    found = bucket_region(bucket) if isinstance(bucket, str) else None
     if found and found != region:
         raise StatesError(
             error,

@@ -250,7 +250,7 @@ class RuntimeServices:
 
             def open_s3(skip: int, pin: ObjectPin) -> Iterator[tuple[str, Iterator[Any]]]:
                 bucket = parameters.get("Bucket")
-                refuse_other_region(self.s3(), bucket, self.region, ITEM_READER_FAILED, "reading")
+                refuse_other_region(bucket, self.region, ITEM_READER_FAILED, "reading")
                 return skip_items(
                     iter_reader_items(self.s3(), resource, parameters, reader_config, pin), skip
                 )
