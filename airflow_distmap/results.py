@@ -64,13 +64,24 @@ def bucket_exists(s3: S3Client, bucket: str) -> bool:
     :param s3: a boto3 S3 client.
     :param bucket: the bucket name.
     """
+    return bucket_region(s3, bucket) is not None
+
+
+def bucket_region(s3: S3Client, bucket: str) -> str | None:
+    """The Region HeadBucket reports ``bucket`` in (``""`` if it names none); ``None`` if it does not exist.
+
+    Any answer but "not found" (403...) is raised.
+
+    :param s3: a boto3 S3 client.
+    :param bucket: the bucket name.
+    """
     try:
-        s3.head_bucket(Bucket=bucket)
+        answer = s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
-            return False
+            return None
         raise
-    return True
+    return str(answer.get("BucketRegion") or "")
 
 
 @dataclass(frozen=True)

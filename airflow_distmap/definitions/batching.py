@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_distmap.definitions._checks import MAX_INPUT_BYTES_PER_BATCH, check_int
 
@@ -14,8 +14,11 @@ class ItemBatcher:
 
     :param max_items_per_batch: At most this many items per batch.
     :param max_input_bytes_per_batch: At most this many bytes per batch (up to 262144, 256 KiB).
-    :param batch_input: A fixed JSON object (``key.$`` paths allowed) sent with every batch.
+    :param batch_input: A fixed JSON object (``key.$`` paths allowed) sent with every batch; an Airflow
+        template field: an operator that templates its ``item_batcher`` renders it (``{"day": "{{ ds }}"}``).
     """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("batch_input",)
 
     max_items_per_batch: int | None = None
     max_input_bytes_per_batch: int | None = None

@@ -17,6 +17,80 @@ from airflow_distmap.definitions.processors import LambdaItemProcessor, distribu
 from airflow_distmap.definitions.readers import ItemReader
 from airflow_distmap.definitions.writer import ResultWriter
 
+#: The reader class a text ``item_reader`` most likely meant, by how the text ends.
+_READER_BY_SUFFIX = (
+    (".csv", "CsvItemReader"),
+    (".tsv", "CsvItemReader"),
+    (".jsonl", "JsonlItemReader"),
+    (".json", "JsonItemReader"),
+    (".parquet", "ParquetItemReader"),
+    ("/", "S3PrefixItemReader"),
+)
+_READERS = "CsvItemReader, JsonItemReader, JsonlItemReader, ParquetItemReader or S3PrefixItemReader"
+
+
+def _shown(value: Any) -> str:
+    """``<value> is a <type>`` for an error message, the value cut to 80 characters."""
+    text = repr(value)
+    kind = type(value).__name__
+    return f"{text if len(text) <= 80 else text[:77] + '...'} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _builds_asl(value: Any) -> bool:
+    return isinstance(value, dict) or callable(getattr(value, "to_asl", None))
+
+
+def check_item_reader(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is an item reader: a builder with ``to_asl()`` or an ASL dict.
+
+    :param value: The ``item_reader`` argument (not ``None``).
+    """
+    if _builds_asl(value):
+        return
+    if isinstance(value, str):
+        reader = next(
+            (name for suffix, name in _READER_BY_SUFFIX if value.lower().endswith(suffix)), "CsvItemReader"
+        )
+        fix = f"pass {reader}(uri={value!r}) (one of {_READERS})"
+    else:
+        fix = f"pass a reader such as CsvItemReader(uri='s3://bucket/key.csv') ({_READERS})"
+    raise ValueError(
+        f"item_reader={_shown(value)}, not an item reader. To fix this, {fix} "
+        "from airflow_distmap.definitions, or an ASL ItemReader dict."
+    )
+
+
+def check_item_batcher(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is an :class:`ItemBatcher` (or a builder) or an ASL dict.
+
+    :param value: The ``item_batcher`` argument (not ``None``).
+    """
+    if _builds_asl(value):
+        return
+    size = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 100
+    raise ValueError(
+        f"item_batcher={_shown(value)}, not a batcher. To fix this, pass "
+        f"ItemBatcher(max_items_per_batch={size}) from airflow_distmap.definitions, or an ASL ItemBatcher "
+        f"dict such as {{'MaxItemsPerBatch': {size}}}."
+    )
+
+
+def check_item_processor(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is a :class:`LambdaItemProcessor` (or a builder) or an ASL dict.
+
+    :param value: The ``item_processor`` argument (not ``None``).
+    """
+    if _builds_asl(value):
+        return
+    if isinstance(value, str):
+        fix = f"pass function_name={value!r} (or LambdaItemProcessor(function_name={value!r}))"
+    else:
+        fix = "pass LambdaItemProcessor(function_name='my-function') from airflow_distmap.definitions"
+    raise ValueError(
+        f"item_processor={_shown(value)}, not an item processor. To fix this, "
+        f"{fix}, or an ASL ItemProcessor dict with 'StartAt' and 'States'."
+    )
+
 
 @dataclass(frozen=True)
 class DistributedMap:
@@ -51,6 +125,11 @@ class DistributedMap:
     def to_state(self) -> dict[str, Any]:
         """Render the Map state (ending the state machine)."""
         label = check_label(self.label)
+        check_item_processor(self.item_processor)
+        if self.item_reader is not None:
+            check_item_reader(self.item_reader)
+        if self.item_batcher is not None:
+            check_item_batcher(self.item_batcher)
         processor = (
             self.item_processor.to_asl()
             if isinstance(self.item_processor, LambdaItemProcessor)

@@ -49,5 +49,5 @@ def in_partition(definition: dict[str, Any], partition: str) -> dict[str, Any]:
                 continue
             resource = holder.get("Resource")
             if isinstance(resource, str) and resource.startswith(_COMMERCIAL_PREFIX):
-                holder["Resource"] = f"arn:{partition}:states:::{resource[len(_COMMERCIAL_PREFIX):]}"
+                holder["Resource"] = f"arn:{partition}:states:::{resource[len(_COMMERCIAL_PREFIX) :]}"
     return moved

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_distmap.definitions._checks import check_choice, check_int
 from airflow_distmap.definitions.partitions import integration_api
@@ -121,6 +121,9 @@ class LambdaItemProcessor:
     :param extra_parameters: More ``lambda:invoke`` Parameters (``InvocationType``, ``Qualifier``,
         ``ClientContext``...), merged after ``FunctionName``.
     """
+
+    #: Fields an operator renders as Jinja templates (into a copy: the processor is frozen).
+    template_fields: ClassVar[tuple[str, ...]] = ("function_name", "payload", "extra_parameters")
 
     function_name: str
     execution_type: str = "STANDARD"

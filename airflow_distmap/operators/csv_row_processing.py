@@ -6,8 +6,8 @@ import ast
 import contextlib
 import copy
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
@@ -18,6 +18,7 @@ from airflow_distmap.csv_processing.preflight import (
     OutputTarget,
     check_csv_input,
     check_output_location,
+    resolve_delimiter,
 )
 from airflow_distmap.csv_processing.rerun import (
     INDEX_FIELD,
@@ -35,6 +36,7 @@ from airflow_distmap.exceptions import (
     MissingResultsError,
     OutputLocationError,
     RowThresholdExceededError,
+    UnsupportedInputError,
 )
 from airflow_distmap.json_codec import dumps_bytes
 from airflow_distmap.naming import (
@@ -44,8 +46,11 @@ from airflow_distmap.naming import (
     task_run_results_key,
 )
 from airflow_distmap.operators.distributed_map import (
+    UNSET_TEXTS,
     DistributedMapOperator,
     refused_arguments,
+    rendered_number,
+    resolved_later,
     task_run_owner,
 )
 from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
@@ -76,6 +81,37 @@ CRASH_RETRY: dict[str, Any] = {
 _BUILT_FROM_ITS_OWN_ARGUMENTS = frozenset(
     {"definition", "item_reader", "item_processor", "item_selector", "item_batcher", "execution_input"}
 )
+
+
+def column_names(value: Any) -> list[str] | None:
+    """Column names from a list, or from the text a template renders to: a JSON or Python list, or ``a,b``.
+
+    Text meaning unset (``""``, ``"None"``, ``"null"``: an optional param) is ``None``, all columns. Any other
+    single value is one name as written: ``"2024"`` is the column ``2024``, ``"1.50"`` the column ``1.50``.
+
+    :param value: ``columns`` or ``csv_headers``, as given or rendered.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, Iterable) and not isinstance(value, (bytes, dict)):
+            return [str(c) for c in value]
+        return [str(value)]  # a number, from a template rendered as a native object
+    text = value.strip()
+    if text.lower() in UNSET_TEXTS:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return [c.strip() for c in text.split(",")]
+    if isinstance(parsed, str):
+        return [parsed]
+    if isinstance(parsed, (list, tuple)):
+        return [str(c) for c in parsed]
+    return [text]
 
 
 class CsvRowProcessingOperator(DistributedMapOperator):
@@ -110,17 +146,22 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         input order by reading the file again.
     :param function_name: Lambda function name or ARN, built on ``row_handler`` (templated). The pre-flight
         checks that it exists (``lambda:GetFunction``; without that permission it logs a warning).
-    :param columns: columns sent to the function; default all (templated).
+    :param columns: columns sent to the function; default all (templated). A template renders to text: a JSON
+        or Python list, ``a,b``, or one name (``"2024"`` is the column ``2024``); ``""``, ``"None"`` or
+        ``"null"`` (an unset param) means all columns.
     :param output_uri: ``s3://.../name.csv`` or ``.parquet`` (templated); default
         ``<results_uri>/output.csv``. Must not exist unless an earlier try of this task run wrote it; the
         output and the ledger are written with a conditional write, so a task run sharing a fixed
         ``output_uri`` never overwrites what another one wrote meanwhile (it fails, naming the fix). In a
         mapped task, template it with ``{{ ti.map_index }}`` as well.
     :param output_column: name of the column holding the function's output (strings as returned,
-        other JSON values as JSON text, empty for failed rows).
-    :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself.
+        other JSON values as JSON text, empty for failed rows); templated.
+    :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself;
+        templated.
     :param csv_headers: column names for a file without a header line (the ItemReader's ``GIVEN``), one
         per field: a file whose first row has more fields than names is refused (they would be dropped).
+        Templated, read like ``columns``; a template rendering to ``""`` or ``"None"`` means the file has a
+        header line.
     :param function_config: JSON object handed to ``f(row, config)`` functions (templated; a template that
         renders as text, such as ``"{{ params.config }}"``, is read back as JSON or as a Python dict).
     :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);
@@ -133,11 +174,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         a digest of the definition (the CSV layout and the operator's settings). A name of yours shared by
         runs whose CSV layouts differ is updated by each in turn (see :class:`DistributedMapOperator`).
     :param role_arn: IAM role Step Functions assumes (templated).
-    :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum).
-    :param tolerated_failure_count: failed rows tolerated before the task fails.
-    :param tolerated_failure_percentage: failed rows tolerated, in percent of all rows.
+    :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum); templated.
+    :param tolerated_failure_count: failed rows tolerated before the task fails; templated.
+    :param tolerated_failure_percentage: failed rows tolerated, in percent of all rows; templated.
     :param execution_type: ``STANDARD`` or ``EXPRESS`` child executions.
-    :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child.
+    :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child; templated.
     :param map_label: name of the Map state and label of its Map Run.
     :param check_row_sizes: stream the input once before starting, refusing it when a row's selected
         columns exceed what a child execution can receive (256 KiB, less 16 KiB kept for
@@ -172,8 +213,20 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         "state_machine_name",
         "role_arn",
         "execution_name",
+        "max_concurrency",
+        "tolerated_failure_count",
+        "tolerated_failure_percentage",
+        "output_column",
+        "delimiter",
+        "csv_headers",
+        "lambda_timeout_seconds",
     )
     template_fields_renderers = {"function_config": "json"}
+    numeric_template_fields: ClassVar[tuple[str, ...]] = (
+        *DistributedMapOperator.numeric_template_fields,
+        "batch_size",
+        "lambda_timeout_seconds",
+    )
     ui_color = "#c9e7f5"
 
     def __init__(
@@ -181,21 +234,21 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         *,
         input_uri: str,
         function_name: str,
-        columns: Sequence[str] | None = None,
+        columns: Sequence[str] | str | None = None,
         output_uri: str | None = None,
         output_column: str = "output",
         delimiter: str = "COMMA",
-        csv_headers: Sequence[str] | None = None,
+        csv_headers: Sequence[str] | str | None = None,
         function_config: dict[str, Any] | None = None,
         batch_size: int | str = 100,
         results_uri: str | None = None,
         state_machine_name: str | None = None,
         role_arn: str | None = None,
-        max_concurrency: int | None = None,
-        tolerated_failure_count: int | None = None,
-        tolerated_failure_percentage: float | None = None,
+        max_concurrency: int | str | None = None,
+        tolerated_failure_count: int | str | None = None,
+        tolerated_failure_percentage: float | str | None = None,
         execution_type: str = "STANDARD",
-        lambda_timeout_seconds: int | None = None,
+        lambda_timeout_seconds: int | str | None = None,
         map_label: str = "ProcessRows",
         check_row_sizes: bool = True,
         deferrable: bool = True,
@@ -231,20 +284,16 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self.output_uri = output_uri
         self.output_column = output_column
         self.delimiter = delimiter
-        self.csv_headers = list(csv_headers) if csv_headers is not None else None
+        if csv_headers is not None and not isinstance(csv_headers, str) and not resolved_later(csv_headers):
+            csv_headers = list(csv_headers)  # text (a template) is read once rendered, by column_names()
+        self.csv_headers: Sequence[str] | str | None = csv_headers
         self.function_config = function_config
-        self.lambda_timeout_seconds = lambda_timeout_seconds
+        self.lambda_timeout_seconds: int | str | None = lambda_timeout_seconds
         self.check_row_sizes = check_row_sizes
+        self.batch_size: int | str = batch_size
         with refused_arguments():
-            # A template ("{{ params.batch_size }}") is checked once rendered, in preflight.
-            self.batch_size: int | str = (
-                batch_size if isinstance(batch_size, str) else check_int(batch_size, "batch_size", 1)
-            )
-            if not isinstance(output_column, str) or not output_column:
-                raise ValueError(
-                    "output_column must be a non-empty column name. To fix this, pass e.g. "
-                    "output_column='result'."
-                )
+            # A template ("{{ params.batch_size }}") is checked once rendered (_check_rendered_settings).
+            self._check_csv_settings(given=True)
             check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
@@ -253,23 +302,63 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def _check_building_blocks(self) -> None:
         """Nothing to check: the definition is built from this operator's own arguments."""
 
+    def _check_csv_settings(self, *, given: bool = False) -> None:
+        """Check ``batch_size``, ``output_column``, ``delimiter`` and ``lambda_timeout_seconds``.
+
+        :param given: Whether these are the constructor's arguments: a template's value is not known yet.
+        """
+
+        def known(value: Any) -> bool:
+            return not (given and resolved_later(value))
+
+        if known(self.batch_size):
+            self.batch_size = self._batch_size()
+        if known(self.output_column) and (not isinstance(self.output_column, str) or not self.output_column):
+            raise ValueError(
+                f"output_column={self.output_column!r} is not a column name. To fix this, pass a non-empty "
+                "name, e.g. output_column='result'."
+            )
+        if known(self.delimiter):
+            try:
+                resolve_delimiter(self.delimiter)
+            except UnsupportedInputError as error:
+                raise ValueError(str(error)) from None
+        if known(self.lambda_timeout_seconds):
+            self.lambda_timeout_seconds = rendered_number(self.lambda_timeout_seconds)
+            if self.lambda_timeout_seconds is not None:
+                limit = 300 if self.execution_type == "EXPRESS" else 31_536_000
+                hint = " (EXPRESS children stop at 300 s)"
+                check_int(self.lambda_timeout_seconds, "lambda_timeout_seconds", 1, limit, hint=hint)
+
+    def _check_rendered_settings(self) -> None:
+        """Checks of rendered arguments that read nothing from S3: a typo fails before the input is read.
+
+        :raises ValueError: an argument rendered to a bad value.
+        :raises OutputLocationError: ``output_uri`` rendered to an empty string.
+        """
+        super()._check_rendered_settings()
+        check_function_name(str(self.function_name))
+        if self.output_uri is not None and not str(self.output_uri).strip():
+            raise OutputLocationError(
+                "output_uri rendered to an empty string. To fix this, check its template (the params or "
+                "variables it reads), or leave output_uri unset to write <results_uri>/output.csv."
+            )
+        self._check_function_config()
+        self._check_csv_settings()
+
+    def explain_counts(self, manifest_uri: str | None) -> None:
+        """Nothing to add: this operator's ``counts`` are rows, read from the results.
+
+        :param manifest_uri: The run's manifest.
+        """
+
     # -- helpers ---------------------------------------------------------------------------------------
 
     def _columns(self) -> list[str] | None:
-        if self.columns is None:
-            return None
-        if isinstance(self.columns, str):  # a templated list renders as text: JSON, a Python list, or "a,b"
-            try:
-                rendered = json.loads(self.columns)
-            except ValueError:
-                try:
-                    rendered = ast.literal_eval(self.columns)
-                except (ValueError, SyntaxError):
-                    rendered = [c.strip() for c in self.columns.split(",")]
-            if isinstance(rendered, str):
-                rendered = [rendered]
-            return [str(c) for c in rendered]
-        return [str(c) for c in self.columns]
+        return column_names(self.columns)
+
+    def _csv_headers(self) -> list[str] | None:
+        return column_names(self.csv_headers)
 
     def _function_config(self) -> dict[str, Any]:
         """``function_config`` as a dict; a templated one renders as text (JSON, or a Python dict's repr)."""
@@ -319,7 +408,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             str(self.input_uri),
             delimiter=self.delimiter,
             columns=self._columns(),
-            csv_headers=self.csv_headers,
+            csv_headers=self._csv_headers(),
             output_column=self.output_column,
             announce=announce,
         )
@@ -348,21 +437,21 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :raises CsvInputError: a subclass naming the problem and the fix.
         :raises FunctionNotFoundError: Lambda answers that the function does not exist.
         :raises ResultsPrefixInUseError: another task run claimed ``results_uri``.
-        :raises InvalidTaskArgumentsError: ``batch_size`` or ``function_config`` rendered to a bad value.
+        :raises InvalidTaskArgumentsError: an argument rendered to a bad value (see
+            :meth:`_check_rendered_settings`), or ``role_arn`` is missing while the state machine does not
+            exist: both before the input is read whole.
         """
-        check_function_name(str(self.function_name))
-        if self.output_uri is not None and not str(self.output_uri).strip():
-            raise OutputLocationError(
-                "output_uri rendered to an empty string. To fix this, check its template (the params or "
-                "variables it reads), or leave output_uri unset to write <results_uri>/output.csv."
-            )
-        self._check_function_config()
-        self.batch_size = self._batch_size()
+        self._check_rendered_settings()
         owner = task_run_owner(context)
         s3 = self.s3_hook.get_conn()
         self._layout = self._check_input()
         self.check_functions_exist(self._definition(self._layout))
         results_uri = self._results_uri(context)
+        for uri, use in ((self._layout.uri, "holds the input"), (results_uri, "the results go to")):
+            bucket, _ = parse_s3_uri(uri)
+            region = self._bucket_region(bucket)
+            if region:  # the output is the worker's to write: any region will do
+                self.check_bucket_region(bucket, region, use)
         self.check_results_prefix(context, results_uri)  # first: output_uri defaults to a place under it
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner
@@ -373,14 +462,22 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             self.log.info(
                 "%s was replaced since the last try: processing it from the start", self._layout.uri
             )
+        # Before the scan, which reads the whole file; a re-run (of failed rows) has a definition of its own.
+        rerun_planned = bool(state.manifest_uri) and state.failed_rows > 0
+        self.check_role(self._csv_machine_name(context, self._layout, rerun=rerun_planned))
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, CSV_BATCH_INPUT_BYTES)
             self.log.info("Largest row sends about %d bytes to the function", largest)
         self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
-        if self.state_machine_name is None:
-            ti = context["ti"]
-            base = default_state_machine_name(ti.dag_id, ti.task_id)
-            self.state_machine_name = definition_scoped_name(base, self._definition(self._layout))
+        self.state_machine_name = self._csv_machine_name(context, self._layout, rerun=self._rerun is not None)
+
+    def _csv_machine_name(self, context: Context, layout: CsvLayout, *, rerun: bool) -> str:
+        """``state_machine_name``, or the task's name plus a digest of the definition (a re-run's, or not)."""
+        if self.state_machine_name is not None:
+            return str(self.state_machine_name)
+        ti = context["ti"]
+        base = default_state_machine_name(ti.dag_id, ti.task_id)
+        return definition_scoped_name(base, self._definition(layout, rerun=rerun))
 
     def _plan_rerun(
         self, context: Context, s3: Any, results_uri: str, owner: str, state: RunState
@@ -406,9 +503,11 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         )
         return rerun
 
-    def _definition(self, layout: CsvLayout) -> dict[str, Any]:
+    def _definition(self, layout: CsvLayout, *, rerun: bool | None = None) -> dict[str, Any]:
         reader_config: dict[str, Any]
-        if self._rerun is not None:
+        if rerun is None:  # the definition of the run this try plans
+            rerun = self._rerun is not None
+        if rerun:
             # Re-run items carry their index in the input: {"_distmap_item_index": <item index>, ...}.
             reader_config = {"InputType": "JSONL"}
             index_path = f"$$.Map.Item.Value.{INDEX_FIELD}"
@@ -425,7 +524,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         processor = LambdaItemProcessor(
             function_name=str(self.function_name),
             execution_type=self.execution_type,
-            timeout_seconds=self.lambda_timeout_seconds,
+            timeout_seconds=rendered_number(self.lambda_timeout_seconds),
             retry=[*copy.deepcopy(LAMBDA_RETRY), copy.deepcopy(CRASH_RETRY)],
             state_name="ProcessBatch",
         ).to_asl()
@@ -581,8 +680,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         failed, total = collected.rows_failed, collected.rows_total
         if not failed:
             return
-        count_limit = self.tolerated_failure_count
-        percent_limit = self.tolerated_failure_percentage
+        count_limit = rendered_number(self.tolerated_failure_count)
+        percent_limit = rendered_number(self.tolerated_failure_percentage)
         if count_limit is None and percent_limit is None:
             count_limit = 0  # like AWS's default ToleratedFailurePercentage 0: any failure fails
         over_count = count_limit is not None and failed > count_limit

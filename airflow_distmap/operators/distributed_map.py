@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from airflow.providers.amazon.aws.hooks.lambda_function import LambdaHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -34,6 +35,12 @@ from airflow_distmap.definitions import (
     iter_distributed_maps,
 )
 from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
+from airflow_distmap.definitions.distributed_map import (
+    check_item_batcher,
+    check_item_processor,
+    check_item_reader,
+)
+from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
 from airflow_distmap.exceptions import (
@@ -77,13 +84,12 @@ from airflow_distmap.results import (
     RESULT_STATUSES,
     CompletedRun,
     Manifest,
-    bucket_exists,
+    bucket_region,
     count_entries,
     counts_from_map_run,
     manifest_uri_for_map_run,
     manifest_uri_from_output,
     parse_s3_uri,
-    progress_message,
     read_manifest,
     s3_uri,
     sample_failed_items,
@@ -96,6 +102,7 @@ from airflow_distmap.triggers.distributed_map import (
     is_transient,
     kill_cause,
     killing_try,
+    progress_line,
 )
 
 #: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
@@ -139,6 +146,42 @@ def _check_size(value: Any, what: str, limit: int) -> None:
             f"{what} is {size} bytes; Step Functions accepts at most {limit}. To fix this, put large data in "
             "S3 and pass its URI instead."
         )
+
+
+def resolved_later(value: Any) -> bool:
+    """Whether Airflow gives ``value`` its real value only when the task runs: a Jinja template or an XComArg.
+
+    Constructor checks skip such a value; the same checks run once it is rendered.
+
+    :param value: An argument as given to the constructor.
+    """
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return callable(getattr(value, "resolve", None))
+
+
+#: Text that a template of an optional argument renders to when its value is unset (``{{ params.x }}``).
+UNSET_TEXTS = frozenset({"", "none", "null"})
+
+
+def rendered_number(value: Any) -> Any:
+    """A number rendered as text (``"5"``, ``"2.5"``) as that number; text meaning unset as ``None``.
+
+    Anything else is returned as it is, for the argument's check to refuse with its own message.
+
+    :param value: A rendered argument.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() in UNSET_TEXTS:
+        return None
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            continue
+    return value
 
 
 def _iso(value: Any) -> str | None:
@@ -266,12 +309,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :class:`~airflow_distmap.definitions.LambdaItemProcessor`. The pre-flight checks that every function
         a Task state names exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param item_processor: A :class:`~airflow_distmap.definitions.LambdaItemProcessor` or an ASL
-        ItemProcessor, instead of ``function_name``.
+        ItemProcessor, instead of ``function_name``; templated (a ``LambdaItemProcessor``'s ``function_name``,
+        ``payload`` and ``extra_parameters``, so ``payload={"day": "{{ ds }}", "item.$": "$"}`` renders).
     :param item_selector: ItemSelector template applied to each item (templated).
-    :param item_batcher: Batching (:class:`~airflow_distmap.definitions.ItemBatcher` or ASL).
-    :param max_concurrency: Parallel children, 0 to 10000 (0: Step Functions' maximum).
-    :param tolerated_failure_count: Failed items tolerated before the run fails.
-    :param tolerated_failure_percentage: Failed items tolerated, in percent.
+    :param item_batcher: Batching (:class:`~airflow_distmap.definitions.ItemBatcher` or ASL); templated (an
+        ``ItemBatcher``'s ``batch_input``).
+    :param max_concurrency: Parallel children, 0 to 10000 (0: Step Functions' maximum); templated.
+    :param tolerated_failure_count: Failed items tolerated before the run fails (templated). Items are what
+        the Map Run counts: a child execution that succeeded counts its items as succeeded, even when a
+        ``row_handler`` function reported some of its rows as failed.
+    :param tolerated_failure_percentage: Failed items tolerated, in percent (templated; items as above).
     :param map_label: Name of the Map state and label of its Map Run (at most 40 characters).
     :param execution_type: ``STANDARD`` or ``EXPRESS`` children (with an ASL ``item_processor``, unless its
         ``ProcessorConfig`` says; a ``LambdaItemProcessor`` carries its own).
@@ -303,7 +350,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :return: The summary dict: ``execution_arn``, ``map_run_arn``, ``status``, ``manifest_uri``, ``counts``
         (``total``, ``succeeded``, ``failed``, ``pending``, ``running``, ``timed_out``, ``aborted``),
         ``item_counts``, ``execution_counts``, ``results_uri``, ``result_files``, ``state_machine_arn``,
-        ``execution_name``, ``start_date``, ``stop_date``, ``duration_seconds``.
+        ``execution_name``, ``start_date``, ``stop_date``, ``duration_seconds``. ``counts`` are the Map Run's
+        items, by their child execution's status: rows a ``row_handler`` function reported as failed inside a
+        child that succeeded count as succeeded. ``airflow-distmap results <manifest_uri>`` counts those
+        rows, and :class:`~airflow_distmap.operators.csv_row_processing.CsvRowProcessingOperator` counts rows.
     """
 
     aws_hook_class = DistributedMapHook
@@ -317,8 +367,19 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         "execution_name",
         "item_reader",
         "item_selector",
+        "item_processor",
+        "item_batcher",
+        "max_concurrency",
+        "tolerated_failure_count",
+        "tolerated_failure_percentage",
     )
     template_fields_renderers = {"definition": "json", "execution_input": "json"}
+    #: Template fields holding numbers: rendered text such as ``"5"`` becomes the number.
+    numeric_template_fields: ClassVar[tuple[str, ...]] = (
+        "max_concurrency",
+        "tolerated_failure_count",
+        "tolerated_failure_percentage",
+    )
     ui_color = "#f9c915"
     operator_extra_links = (StateMachineLink(), ExecutionLink(), MapRunLink())
 
@@ -335,9 +396,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         item_processor: LambdaItemProcessor | dict[str, Any] | None = None,
         item_selector: dict[str, Any] | None = None,
         item_batcher: ItemBatcher | dict[str, Any] | None = None,
-        max_concurrency: int | None = None,
-        tolerated_failure_count: int | None = None,
-        tolerated_failure_percentage: float | None = None,
+        max_concurrency: int | str | None = None,
+        tolerated_failure_count: int | str | None = None,
+        tolerated_failure_percentage: float | str | None = None,
         map_label: str = "DistributedMap",
         execution_type: str = "STANDARD",
         execution_name: str | None = None,
@@ -390,26 +451,101 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render templates; JSONata expressions (``"{% ... %}"``) in ASL are left as they are.
 
-        The item reader is copied first so rendering never changes the DAG's object.
+        The item reader is copied first so rendering never changes the DAG's object. Numbers rendered as text
+        (``"5"``) become numbers, text meaning unset (``"None"``, ``""``) ``None``; the checks that follow
+        refuse anything else.
         """
         if self.item_reader is not None and not isinstance(self.item_reader, dict):
             self.item_reader = copy.copy(self.item_reader)
         self.definition = keep_jsonata(self.definition)
         self.item_reader = keep_jsonata(self.item_reader)
         self.item_selector = keep_jsonata(self.item_selector)
+        self.item_processor = keep_jsonata(self.item_processor)
+        self.item_batcher = keep_jsonata(self.item_batcher)
         super().render_template_fields(context, jinja_env)
+        for name in self.numeric_template_fields:
+            setattr(self, name, rendered_number(getattr(self, name)))
+
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render ``content``; an ItemBatcher or LambdaItemProcessor renders into a copy (they are frozen).
+
+        Airflow renders an object's ``template_fields`` by setting them, which a frozen dataclass refuses;
+        a copy also leaves the DAG's object as it is. JSONata expressions in them are left as they are.
+
+        :param content: What to render.
+        :param context: The task context.
+        :param jinja_env: The Jinja environment.
+        :param seen_oids: Objects already rendered.
+        """
+        if not isinstance(content, LambdaItemProcessor | ItemBatcher):
+            return super().render_template(content, context, jinja_env, seen_oids)
+        rendered = {}
+        for name in content.template_fields:
+            value = keep_jsonata(getattr(content, name))
+            rendered[name] = super().render_template(value, context, jinja_env, seen_oids) if value else value
+        return dataclasses.replace(content, **rendered)
 
     # -- argument checks -----------------------------------------------------------------------------
 
     def _check_constructor_arguments(self) -> None:
-        """Checks that do not depend on templates: they fail at DAG parse time."""
+        """Checks that do not depend on templates: they fail at DAG parse time.
+
+        A template or an XComArg is checked once rendered (:meth:`_check_rendered_settings`).
+        """
         self._check_building_blocks()
-        if self.max_concurrency is not None:
-            check_int(self.max_concurrency, "max_concurrency", 0, MAX_CONCURRENCY)
-        if self.tolerated_failure_count is not None:
-            check_int(self.tolerated_failure_count, "tolerated_failure_count", 0)
-        if self.tolerated_failure_percentage is not None:
-            check_percentage(self.tolerated_failure_percentage, "tolerated_failure_percentage")
+        for value, check in (
+            (self.item_reader, check_item_reader),
+            (self.item_processor, check_item_processor),
+            (self.item_batcher, check_item_batcher),
+        ):
+            if value is not None and not resolved_later(value):
+                check(value)
+        self._check_numbers(given=True)
+
+    def _check_numbers(self, *, given: bool = False) -> None:
+        """Check the concurrency and tolerance settings, leaving templates alone when ``given``.
+
+        :param given: Whether these are the constructor's arguments (a template's value is not known yet): a
+            number given as text (``"5"``) is taken as that number.
+        """
+        checks: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+            ("max_concurrency", lambda value: check_int(value, "max_concurrency", 0, MAX_CONCURRENCY)),
+            ("tolerated_failure_count", lambda value: check_int(value, "tolerated_failure_count", 0)),
+            (
+                "tolerated_failure_percentage",
+                lambda value: check_percentage(value, "tolerated_failure_percentage"),
+            ),
+        )
+        for name, check in checks:
+            value = getattr(self, name)
+            if given and resolved_later(value):
+                continue
+            value = rendered_number(value) if given else value
+            if value is not None:
+                check(value)
+            setattr(self, name, value)
+
+    def _check_rendered_settings(self) -> None:
+        """Checks of the templated building blocks and numbers once rendered, before any AWS call."""
+        for value, check in (
+            (self.item_reader, check_item_reader),
+            (self.item_processor, check_item_processor),
+            (self.item_batcher, check_item_batcher),
+        ):
+            if value is not None:
+                check(value)
+        self._check_numbers()
+
+    def check_role(self, machine_name: str) -> None:
+        """Refuse a missing ``role_arn`` when the state machine does not exist yet (it cannot be created).
+
+        :param machine_name: The state machine's name.
+        :raises ValueError: no ``role_arn`` and no state machine ``machine_name``.
+        """
+        if not self.role_arn and self._retrying(self.hook.find_state_machine, machine_name) is None:
+            raise ValueError(no_role_arn_message(machine_name))
 
     def _check_building_blocks(self) -> None:
         """A full ``definition`` or building blocks, not both and not neither.
@@ -461,8 +597,21 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 f"role_arn={self.role_arn!r} is not an IAM role ARN. To fix this, pass an ARN like "
                 "'arn:aws:iam::123456789012:role/StepFunctionsDistributedMap'."
             )
+        if self.role_arn is not None:
+            self._check_partition(str(self.role_arn), "role_arn", "arn:{}:iam::123456789012:role/my-role")
         if self.execution_input is not None and not isinstance(self.execution_input, (dict, str)):
             raise ValueError("execution_input must be a JSON object. To fix this, pass a dict.")
+
+    def _check_partition(self, arn: str, what: str, example: str) -> None:
+        """Refuse an ARN of another partition than the connection's: an account lives in one partition."""
+        partition, ours = arn.split(":")[1], self.hook.conn_partition
+        if partition != ours:
+            raise ValueError(
+                f"{what} {arn!r} is in partition {partition!r}, but the connection's region "
+                f"{self.hook.conn_region_name} is in {ours!r}, and an AWS account (its roles, functions and "
+                f"state machines) lives in one partition. To fix this, pass an ARN such as "
+                f"{example.format(ours)!r}, or use a connection whose region is in {partition!r}."
+            )
 
     # -- extension points ----------------------------------------------------------------------------
 
@@ -490,7 +639,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         results_uri = self._results_uri(context)
         if results_uri is not None:
             results_bucket, _ = parse_s3_uri(results_uri, what="results_uri")
-            if self._bucket_missing(results_bucket):
+            if self._bucket_missing(results_bucket, "the results go to"):
                 if not self.results_uri:  # the default lies in the bucket the first ItemReader reads
                     raise ItemSourceNotFoundError(
                         f"{_first_reader_source(definition)}, whose bucket {results_bucket!r} does not exist "
@@ -542,12 +691,15 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         s3 = self.s3_hook.get_conn()
         resource = str(reader.get("Resource", ""))
         if resource.endswith("s3:getObject") and isinstance(key, str):
+            region = self._bucket_region(bucket)
+            if region:
+                self.check_bucket_region(bucket, region, f"the ItemReader of {state_name!r} reads")
             language = state.get("QueryLanguage", definition.get("QueryLanguage", "JSONPath"))
             selector = state.get("ItemSelector") if language != "JSONata" else None
             item_limit = item_size_limit(state) if self.check_item_sizes else None
             check_object_items(s3, state_name, reader, selector, bucket, key, item_limit=item_limit)
         elif resource.endswith("s3:listObjectsV2"):
-            if self._bucket_missing(bucket):
+            if self._bucket_missing(bucket, f"the ItemReader of {state_name!r} lists"):
                 raise ItemSourceNotFoundError(
                     f"The ItemReader of {state_name!r} lists bucket {bucket!r}, which does not exist. "
                     "To fix this, create the bucket or correct its name; nothing was created."
@@ -621,6 +773,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     "fix this, name a function such as 'process-row' or "
                     "'arn:aws:lambda:us-east-1:123456789012:function:process-row'."
                 )
+            if function.startswith("arn:"):
+                example = "arn:{}:lambda:" + f"{region}:123456789012:function:process-row"
+                self._check_partition(function, f"Lambda function invoked by state(s) {states}", example)
             function_region = function.split(":")[3] if function.startswith("arn:") else region
             if function_region != region:
                 self.log.info("Not checking Lambda function %s: it is not in region %s", function, region)
@@ -672,17 +827,48 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "the definition (or the arguments it is built from); nothing was created."
             )
 
-    def _bucket_missing(self, bucket: str) -> bool:
-        """Whether S3 says ``bucket`` does not exist (HeadBucket 404).
+    def _bucket_missing(self, bucket: str, use: str) -> bool:
+        """Whether S3 says ``bucket`` does not exist (HeadBucket 404); one in another Region is refused.
 
-        Any other answer (403: the Airflow connection may not list a bucket that Step Functions' role can use)
-        is logged and the check passes: only Step Functions' role needs access to it.
+        :param bucket: The bucket name.
+        :param use: What the run does with it, for the error (``"the results go to"``).
+        :raises ValueError: the bucket is in another Region than the state machine's.
+        """
+        region = self._bucket_region(bucket)
+        if region:
+            self.check_bucket_region(bucket, region, use)
+        return region is None
+
+    def _bucket_region(self, bucket: str) -> str | None:
+        """HeadBucket's Region of ``bucket``: ``None`` if it does not exist, ``""`` if it cannot tell.
+
+        Any answer but "not found" (403: the Airflow connection may not reach a bucket that Step Functions'
+        role can use) is logged and counts as "cannot tell": only Step Functions' role needs access to it.
         """
         try:
-            return not bucket_exists(self.s3_hook.get_conn(), bucket)
+            return bucket_region(self.s3_hook.get_conn(), bucket)
         except ClientError as error:
-            self.log.warning("Could not check that bucket %s exists (%s); going on", bucket, error)
-        return False
+            self.log.warning("Could not check bucket %s (%s); going on", bucket, error)
+        return ""
+
+    def check_bucket_region(self, bucket: str, region: str, use: str) -> None:
+        """Refuse a bucket outside the state machine's Region, which Step Functions cannot use.
+
+        "S3 buckets must be in the same account and Region as the state machine"; a ResultWriter elsewhere
+        fails with ``States.ResultWriterFailed``, once every item has run (spec §1.4).
+
+        :param bucket: The bucket name.
+        :param region: The bucket's Region (HeadBucket's ``BucketRegion``).
+        :param use: What the run does with it, for the error (``"the ItemReader reads"``).
+        :raises ValueError: ``region`` is not the connection's region.
+        """
+        ours = self.hook.conn_region_name
+        if ours and region != ours:
+            raise ValueError(
+                f"Bucket {bucket!r}, which {use}, is in {region}, but the state machine runs in {ours}: Step "
+                "Functions reads and writes S3 only in its own Region. To fix this, use a bucket in "
+                f"{ours}, or a connection whose region is {region}; nothing was created."
+            )
 
     def build_definition(self, context: Context) -> dict[str, Any]:
         """The state machine definition to deploy: ``definition`` as given, or built from the building blocks.
@@ -723,9 +909,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             item_reader=self.item_reader,
             item_selector=self.item_selector,
             item_batcher=self.item_batcher,
-            max_concurrency=self.max_concurrency,
-            tolerated_failure_count=self.tolerated_failure_count,
-            tolerated_failure_percentage=self.tolerated_failure_percentage,
+            max_concurrency=rendered_number(self.max_concurrency),
+            tolerated_failure_count=rendered_number(self.tolerated_failure_count),
+            tolerated_failure_percentage=rendered_number(self.tolerated_failure_percentage),
             label=self.map_label,
         ).build()
 
@@ -926,7 +1112,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         return uri
 
     def _deployable_definition(self, context: Context) -> dict[str, Any]:
+        partition = self.hook.conn_partition
         definition = self.build_definition(context)
+        if self.definition is None:  # built here: its service integrations in the connection's partition
+            definition = in_partition(definition, partition)
         maps = list(iter_distributed_maps(definition))
         if not maps:
             raise ValueError(
@@ -940,7 +1129,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         else:
             target = self.results_uri or self.default_results_uri(context)
         if target is not None:  # a Map with a ResultWriter of its own keeps it
-            return ensure_result_writer(definition, str(target), per_execution=per_execution)
+            return ensure_result_writer(
+                definition, str(target), per_execution=per_execution, partition=partition
+            )
         missing = [name for name, state, _ in maps if not (state.get("ResultWriter") or {}).get("Resource")]
         if missing:
             raise ValueError(
@@ -957,6 +1148,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._reserve_links(context)
         with refused_arguments(self.log):
             self._check_rendered_arguments()
+            self._check_rendered_settings()
             self.preflight(context)
             definition = self._deployable_definition(context)
             execution_input = self.build_execution_input(context)
@@ -964,8 +1156,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
             self.check_definition(definition)
             machine_name = self._machine_name(context, definition)
-            if not self.role_arn and self._retrying(self.hook.find_state_machine, machine_name) is None:
-                raise ValueError(no_role_arn_message(machine_name))
+            self.check_role(machine_name)
         name = self._execution_name(context)
         self.claim(context)
 
@@ -1317,9 +1508,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     if map_run_arn:
                         map_run = self.hook.describe_map_run(map_run_arn)
                         counts = counts_from_map_run(map_run)
-                        if counts != last_counts:
+                        line = progress_line(map_run)
+                        if counts != last_counts and line is not None:
                             last_counts = counts
-                            self.log.info("%s", progress_message(str(map_run.get("status", "")), counts))
+                            self.log.info("%s", line)
                 except (ClientError, BotoCoreError) as error:  # progress is informational: the wait goes on
                     self.log.debug("Could not read Map Run progress: %s", error)
             if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
@@ -1452,7 +1644,20 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.log.info(
             "Execution %s SUCCEEDED: %s; manifest %s", execution_arn, summary.get("counts"), manifest_uri
         )
+        self.explain_counts(manifest_uri)
         return summary
+
+    def explain_counts(self, manifest_uri: str | None) -> None:
+        """Log what the summary's ``counts`` count: items by child execution, so not rows a function reports.
+
+        :param manifest_uri: The run's manifest, which ``airflow-distmap results`` reads.
+        """
+        self.log.info(
+            "counts are Map Run items (by child execution status): rows a row_handler function reported as "
+            "failed inside a child that succeeded count as succeeded. To see row errors, run "
+            "'airflow-distmap results %s', or use CsvRowProcessingOperator",
+            manifest_uri,
+        )
 
     def on_kill(self) -> None:
         """Stop the execution this task started or attached to."""

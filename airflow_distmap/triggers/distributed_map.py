@@ -156,6 +156,19 @@ def is_transient(error: BaseException) -> bool:
     return type(error).__module__.startswith("aiohttp")
 
 
+def progress_line(map_run: Mapping[str, Any]) -> str | None:
+    """The progress log line of a DescribeMapRun answer; ``None`` while a running Map Run has read no item.
+
+    A line such as "0 of the 0 items read so far are done" would say nothing ("Map Run started" was logged).
+
+    :param map_run: The DescribeMapRun response.
+    """
+    status, counts = str(map_run.get("status", "")), counts_from_map_run(dict(map_run))
+    if status == "RUNNING" and not counts["total"]:
+        return None
+    return progress_message(status, counts)
+
+
 def _now() -> float:
     return time.monotonic()
 
@@ -449,10 +462,11 @@ class DistributedMapTrigger(BaseTrigger):
             report("Could not read Map Run progress of %s: %s", self.execution_arn, error)
             return
         counts = counts_from_map_run(map_run)
-        if counts == self._last_counts:
+        line = progress_line(map_run)
+        if counts == self._last_counts or line is None:
             return
         self._last_counts = counts
-        self.log.info("%s", progress_message(str(map_run.get("status", "")), counts))
+        self.log.info("%s", line)
 
     def _event(
         self,

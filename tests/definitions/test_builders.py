@@ -18,8 +18,10 @@ from airflow_distmap.definitions import (
     S3PrefixItemReader,
     ensure_result_writer,
     invoked_functions,
+    is_function_reference,
     iter_distributed_maps,
 )
+from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import LAMBDA_INVOKE
 
 
@@ -359,3 +361,74 @@ def test_invoked_functions_are_the_literal_lambda_names_of_every_task_state() ->
     }
 
     assert invoked_functions(definition) == {arn: ["Legacy"], "rows": ["Row", "Notify"], "notify": ["Said"]}
+
+
+def test_a_definition_moves_to_another_partition_with_its_service_integrations_only() -> None:
+    lambda_arn = "arn:aws:lambda:cn-north-1:123456789012:function:legacy"
+    built = DistributedMap(
+        item_processor=LambdaItemProcessor(function_name="rows"),
+        item_reader=CsvItemReader(uri="s3://input/rows.csv"),
+    ).build()
+    built["States"]["Legacy"] = {"Type": "Task", "Resource": lambda_arn, "End": True}
+    moved = in_partition(ensure_result_writer(built, "s3://results/out"), "aws-cn")
+
+    state = moved["States"]["DistributedMap"]
+    assert state["ItemReader"]["Resource"] == "arn:aws-cn:states:::s3:getObject"
+    assert state["ResultWriter"]["Resource"] == "arn:aws-cn:states:::s3:putObject"
+    assert (
+        state["ItemProcessor"]["States"]["InvokeFunction"]["Resource"] == "arn:aws-cn:states:::lambda:invoke"
+    )
+    assert moved["States"]["Legacy"]["Resource"] == lambda_arn  # the user's own ARN stays as given
+    assert built["States"]["DistributedMap"]["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    written = ensure_result_writer(built, "s3://results/out", partition="aws-us-gov")
+    assert (
+        written["States"]["DistributedMap"]["ResultWriter"]["Resource"]
+        == "arn:aws-us-gov:states:::s3:putObject"
+    )
+
+
+def test_lambda_invocations_are_found_in_every_partition() -> None:
+    task = {"Type": "Task", "Parameters": {"FunctionName": "rows"}, "End": True}
+    for partition in ("aws", "aws-cn", "aws-us-gov", "aws-iso-b"):
+        definition = {
+            "StartAt": "T",
+            "States": {"T": {**task, "Resource": f"arn:{partition}:states:::lambda:invoke"}},
+        }
+        assert invoked_functions(definition) == {"rows": ["T"]}
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "arn:aws-iso:lambda:us-iso-east-1:123456789012:function:rows",
+        "arn:aws-iso-b:lambda:us-isob-east-1:123456789012:function:rows:live",
+        "arn:aws-eusc:lambda:eusc-de-east-1:123456789012:function:rows",
+        "rows:$LATEST.PUBLISHED",
+        "us-gov-west-1:123456789012:function:rows",
+    ],
+)
+def test_function_names_of_every_partition_lambda_accepts_are_accepted(function: str) -> None:
+    assert is_function_reference(function)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fix"),
+    [
+        ("item_reader", "s3://b/data.parquet", "pass ParquetItemReader(uri='s3://b/data.parquet')"),
+        ("item_reader", "s3://b/parts/", "pass S3PrefixItemReader(uri='s3://b/parts/')"),
+        ("item_batcher", 10, "pass ItemBatcher(max_items_per_batch=10)"),
+        ("item_processor", "process-row", "pass function_name='process-row'"),
+    ],
+)
+def test_a_building_block_of_the_wrong_type_names_the_argument_and_the_fix(
+    field: str, value: Any, fix: str
+) -> None:
+    blocks: dict[str, Any] = {"item_processor": LambdaItemProcessor(function_name="fn"), field: value}
+    with pytest.raises(ValueError, match="To fix this") as refused:
+        DistributedMap(**blocks).build()
+    assert str(refused.value).startswith(f"{field}={value!r} is a")
+    assert fix in str(refused.value)
+
+
+def test_an_item_batchers_batch_input_is_an_airflow_template_field() -> None:
+    assert ItemBatcher.template_fields == ("batch_input",)

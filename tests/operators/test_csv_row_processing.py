@@ -224,7 +224,8 @@ def test_bad_input_fails_before_anything_is_created(
     s3.put_object(Bucket=BUCKET, Key="taken.csv", Body=b"someone else's")
     s3.put_object(Bucket=BUCKET, Key="used/abc/manifest.json", Body=b"{}")
     op = operator(**kwargs)
-    with mock.patch.object(CsvRowProcessingOperator, "hook") as hook, pytest.raises(error, match=message):
+    hook = mock.MagicMock(conn_partition="aws", conn_region_name="us-east-1")
+    with mock.patch.object(CsvRowProcessingOperator, "hook", hook), pytest.raises(error, match=message):
         op.execute(context())
     hook.create_or_update_state_machine.assert_not_called()
     hook.start_execution.assert_not_called()
@@ -248,6 +249,24 @@ def test_a_missing_role_fails_before_anything_is_written(s3: Any) -> None:
         op.execute(context())
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == ["in/data.csv"]  # no ownership mark, nothing else
+
+
+@pytest.mark.parametrize("use", ["input", "results"])
+def test_a_bucket_step_functions_cannot_reach_from_its_region_is_refused_before_anything_is_written(
+    s3: Any, use: str
+) -> None:
+    west = boto3.client("s3", region_name="us-west-2")
+    west.create_bucket(Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    for client, bucket in ((s3, BUCKET), (west, "west-bucket")):
+        client.put_object(Bucket=bucket, Key="in/data.csv", Body=b"id,text\n1,hello\n")
+    where = "input_uri" if use == "input" else "results_uri"
+    op = operator(**{where: "s3://west-bucket/in/data.csv" if use == "input" else "s3://west-bucket/results"})
+    with pytest.raises(
+        InvalidTaskArgumentsError, match="is in us-west-2, but the state machine runs in us-east-1"
+    ):
+        op.execute(context())
+    for client, bucket in ((s3, BUCKET), (west, "west-bucket")):
+        assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["in/data.csv"]
 
 
 @pytest.mark.parametrize(
@@ -667,3 +686,114 @@ def test_layouts_that_differ_under_a_name_of_yours_each_run_their_own_definition
                 "Processed data: c",
             ]
     assert checked.call_count == (0 if state_machine_name is None else 2)
+
+
+@pytest.mark.parametrize(
+    ("rendered", "expected"),
+    [
+        ("None", None),  # "{{ params.columns }}" with the param unset
+        ("null", None),
+        ("", None),
+        ("2024", ["2024"]),  # JSON reads a number: still one column name, as written
+        ("1.50", ["1.50"]),
+        ('"text"', ["text"]),
+        (2024, ["2024"]),  # a template rendered as a native object
+    ],
+)
+def test_columns_rendered_unset_mean_all_and_one_value_is_one_column(rendered: Any, expected: Any) -> None:
+    assert operator(columns=rendered)._columns() == expected
+
+
+@pytest.mark.parametrize(("param", "selected"), [("2024", ["2024"]), (None, ["id", "2024", "text"])])
+def test_a_templated_column_can_be_a_numeric_header_or_unset(
+    s3: Any, param: Any, selected: list[str]
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,2024,text\n1,a,b\n")
+    op = operator(columns="{{ params.column }}")
+    op.render_template_fields({"params": {"column": param}})
+    op.preflight(context())
+    row = op.build_definition(context())["States"]["ProcessRows"]["ItemSelector"]["row"]
+    assert list(row) == [f"{name}.$" for name in selected]
+
+
+SETTING_TEMPLATES = {
+    "max_concurrency": "{{ params.c }}",
+    "tolerated_failure_count": "{{ params.n }}",
+    "tolerated_failure_percentage": "{{ params.p }}",
+    "output_column": "{{ params.out }}",
+    "delimiter": "{{ params.d }}",
+    "csv_headers": "{{ params.h }}",
+    "lambda_timeout_seconds": "{{ params.t }}",
+}
+SETTING_PARAMS = {"c": 7, "n": 1, "p": 5, "out": "result", "d": "SEMICOLON", "h": None, "t": 60}
+
+
+def test_settings_are_templated(s3: Any) -> None:
+    assert set(SETTING_TEMPLATES) <= set(CsvRowProcessingOperator.template_fields)
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"1;hello\n2;world\n")
+    op = operator(**SETTING_TEMPLATES)  # accepted when the DAG is parsed
+    op.render_template_fields({"params": {**SETTING_PARAMS, "h": ["id", "text"]}})
+    op.preflight(context())
+    state = op.build_definition(context())["States"]["ProcessRows"]
+    assert state["MaxConcurrency"] == 7
+    assert state["ItemReader"]["ReaderConfig"]["CSVDelimiter"] == "SEMICOLON"
+    assert state["ItemReader"]["ReaderConfig"]["CSVHeaderLocation"] == "GIVEN"
+    assert state["ItemSelector"]["row"] == {"text.$": "$$.Map.Item.Value.c1"}
+    assert state["ItemProcessor"]["States"]["ProcessBatch"]["TimeoutSeconds"] == 60
+    assert (op.tolerated_failure_count, op.tolerated_failure_percentage, op.output_column) == (1, 5, "result")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"c": 20000}, "max_concurrency=20000 is invalid"),
+        ({"n": "some"}, "tolerated_failure_count='some' is invalid"),
+        ({"p": 150}, "tolerated_failure_percentage=150 is invalid"),
+        ({"out": ""}, "output_column='' is not a column name"),
+        ({"d": "xx"}, "Unsupported delimiter 'xx'"),
+        ({"t": 0}, "lambda_timeout_seconds=0 is invalid"),
+    ],
+)
+def test_a_setting_rendered_to_a_bad_value_fails_before_the_input_is_read(
+    s3: Any, params: dict[str, Any], message: str
+) -> None:
+    op = operator(**SETTING_TEMPLATES)
+    op.render_template_fields({"params": {**SETTING_PARAMS, **params}})
+    with (
+        mock.patch.object(CsvRowProcessingOperator, "_check_input") as read,
+        pytest.raises(InvalidTaskArgumentsError, match=message),
+    ):
+        op.execute(context())
+    read.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"delimiter": "xx"}, "Unsupported delimiter 'xx'"),
+        ({"lambda_timeout_seconds": 0}, "lambda_timeout_seconds=0 is invalid"),
+        ({"lambda_timeout_seconds": 600, "execution_type": "EXPRESS"}, "EXPRESS children stop at 300 s"),
+        ({"batch_size": "0"}, "batch_size=0 is invalid"),
+        ({"max_concurrency": "many"}, "max_concurrency='many' is invalid"),
+    ],
+)
+def test_literal_bad_settings_are_refused_when_the_dag_is_parsed(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidTaskArgumentsError, match=message):
+        operator(**kwargs)
+
+
+def test_a_missing_role_fails_before_the_input_is_read_whole(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,hello\n")
+    with (
+        mock.patch("airflow_distmap.csv_processing.row_sizes.check_row_sizes") as scan,
+        pytest.raises(InvalidTaskArgumentsError, match="no role_arn was given"),
+    ):
+        operator(role_arn=None).execute(context())
+    scan.assert_not_called()
+
+
+def test_the_summary_log_has_no_note_on_items_as_counts_are_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    operator().explain_counts("s3://b/results/manifest.json")
+    assert "counts are Map Run items" not in capsys.readouterr().out

@@ -505,6 +505,77 @@ def test_function_references_are_looked_up_as_lambda_resolves_them(aws, function
         _operator(function_name=function_name).execute(_context())
 
 
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("role_arn", "arn:aws-cn:iam::123456789012:role/distmap"),
+        ("function_name", "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:process-row"),
+    ],
+)
+def test_an_arn_of_another_partition_is_refused_before_anything_is_created(aws, argument, value):
+    with pytest.raises(
+        InvalidTaskArgumentsError, match=r"is in partition 'aws-(cn|us-gov)', but .* in 'aws'"
+    ):
+        _operator(**{argument: value}).execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+    keys = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET, Prefix="results/")
+    assert keys["KeyCount"] == 0
+
+
+@pytest.mark.parametrize("use", ["reader", "results"])
+def test_a_bucket_in_another_region_is_refused_before_anything_is_created(aws, use):
+    west = boto3.client("s3", region_name="us-west-2")
+    west.create_bucket(Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    west.put_object(Bucket="west-bucket", Key="rows.csv", Body=b"id,text\n1,a\n")
+    arguments = (
+        {"item_reader": CsvItemReader(uri="s3://west-bucket/rows.csv")}
+        if use == "reader"
+        else {"results_uri": "s3://west-bucket/results"}
+    )
+    with pytest.raises(InvalidTaskArgumentsError) as raised:
+        _operator(**arguments).execute(_context())
+    assert "Bucket 'west-bucket', which " in str(raised.value)
+    assert "is in us-west-2, but the state machine runs in us-east-1" in str(raised.value)
+    assert "To fix this, use a bucket in us-east-1, or a connection whose region is us-west-2" in str(
+        raised.value
+    )
+    assert aws.list_state_machines()["stateMachines"] == []
+    assert [o["Key"] for o in west.list_objects_v2(Bucket="west-bucket")["Contents"]] == ["rows.csv"]
+
+
+def test_in_a_china_region_the_definition_and_every_arn_are_in_its_partition(monkeypatch):
+    from airflow_distmap.local import LocalEndpoint
+
+    with LocalEndpoint(region="cn-north-1") as endpoint:  # the project's post_processing function
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", endpoint.airflow_connection_uri())
+        s3 = endpoint.client("s3")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-north-1"})
+        s3.put_object(Bucket=BUCKET, Key="in/rows.csv", Body=b"id,text\n1,a\n2,b\n")
+        summary = _operator(
+            aws_conn_id="aws_local",
+            region_name=None,
+            function_name="post_processing",
+            role_arn="arn:aws-cn:iam::123456789012:role/distmap",
+            deferrable=False,
+        ).execute(_context())
+        sfn = endpoint.client("stepfunctions")
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+        definition = json.loads(sfn.describe_state_machine(stateMachineArn=machine)["definition"])
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["counts"]["total"] == 2
+    for arn in (machine, summary["execution_arn"], summary["map_run_arn"]):
+        assert arn.startswith("arn:aws-cn:states:cn-north-1:123456789012:")
+    state = definition["States"]["DistributedMap"]
+    resources = [
+        state["ItemReader"]["Resource"],
+        state["ItemProcessor"]["States"]["InvokeFunction"]["Resource"],
+        state["ResultWriter"]["Resource"],
+    ]
+    assert resources == [
+        f"arn:aws-cn:states:::{api}" for api in ("s3:getObject", "lambda:invoke", "s3:putObject")
+    ]
+
+
 def test_a_task_state_naming_no_function_is_bad_input_and_the_check_can_be_turned_off(aws):
     definition = {
         "StartAt": "T",
@@ -566,7 +637,8 @@ def test_a_results_bucket_airflow_may_not_list_is_not_called_missing(aws):
     op = _operator()
     with mock.patch.object(op.s3_hook.get_conn(), "head_bucket", side_effect=forbidden) as head:
         _defer(op, _context())  # Step Functions' role writes the results; Airflow's need not list the bucket
-    head.assert_called_once_with(Bucket=BUCKET)
+    # Asked for the results (exists?) and for the reader (which region?): neither refusal stops the run.
+    assert head.call_args_list == [mock.call(Bucket=BUCKET)] * 2
     assert len(aws.list_state_machines()["stateMachines"]) == 1
 
 
@@ -1588,3 +1660,174 @@ def test_a_failed_run_of_a_definition_with_its_own_result_writer_names_its_manif
         assert uri.endswith("/manifest.json")
         s3.head_object(Bucket=BUCKET, Key=uri.split("/", 3)[3])
         assert uri in str(failed.value)
+
+
+def test_item_batcher_and_item_processor_are_templated():
+    from airflow_distmap.definitions import LambdaItemProcessor
+
+    batcher = ItemBatcher(max_items_per_batch=10, batch_input={"day": "{{ ds }}", "tag.$": "$.tag"})
+    processor = LambdaItemProcessor(
+        function_name="{{ params.fn }}", payload={"day": "{{ ds }}", "item.$": "$"}
+    )
+    op = _operator(function_name=None, item_processor=processor, item_batcher=batcher)
+    op.render_template_fields({"ds": "2025-01-01", "params": {"fn": "process-row"}})
+    state = op.build_definition(_context())["States"]["DistributedMap"]
+    assert state["ItemBatcher"] == {
+        "MaxItemsPerBatch": 10,
+        "BatchInput": {"day": "2025-01-01", "tag.$": "$.tag"},
+    }
+    parameters = state["ItemProcessor"]["States"]["InvokeFunction"]["Parameters"]
+    assert parameters["FunctionName"] == "process-row"
+    assert parameters["Payload"] == {"day": "2025-01-01", "item.$": "$"}
+    assert batcher.batch_input == {"day": "{{ ds }}", "tag.$": "$.tag"}  # the DAG's objects are untouched
+    assert processor.function_name == "{{ params.fn }}"
+
+
+def test_an_asl_item_processor_and_item_batcher_are_templated_and_keep_jsonata():
+    call = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Arguments": {"FunctionName": "{{ params.fn }}", "Payload": "{% $states.input %}"},
+        "End": True,
+    }
+    processor = {"QueryLanguage": "JSONata", "StartAt": "Call", "States": {"Call": call}}
+    batcher = {"MaxItemsPerBatch": 5, "BatchInput": {"day": "{{ ds }}"}}
+    op = _operator(function_name=None, item_processor=processor, item_batcher=batcher)
+    op.render_template_fields({"ds": "2025-01-01", "params": {"fn": "process-row"}})
+    state = op.build_definition(_context())["States"]["DistributedMap"]
+    assert state["ItemProcessor"]["States"]["Call"]["Arguments"] == {
+        "FunctionName": "process-row",
+        "Payload": "{% $states.input %}",
+    }
+    assert state["ItemBatcher"] == {"MaxItemsPerBatch": 5, "BatchInput": {"day": "2025-01-01"}}
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "fix"),
+    [
+        (
+            "item_reader",
+            f"s3://{BUCKET}/in/items.json",
+            f"pass JsonItemReader(uri='s3://{BUCKET}/in/items.json')",
+        ),
+        ("item_reader", f"s3://{BUCKET}/in/rows.csv", f"pass CsvItemReader(uri='s3://{BUCKET}/in/rows.csv')"),
+        ("item_batcher", 10, "pass ItemBatcher(max_items_per_batch=10)"),
+        ("item_processor", "process-row", "pass function_name='process-row'"),
+    ],
+)
+def test_a_building_block_of_the_wrong_type_is_refused_when_the_dag_is_parsed(argument, value, fix):
+    arguments = {argument: value, **({"function_name": None} if argument == "item_processor" else {})}
+    with pytest.raises(InvalidTaskArgumentsError) as refused:
+        _operator(**arguments)
+    assert str(refused.value).startswith(f"{argument}={value!r} is a")
+    assert f"To fix this, {fix}" in str(refused.value)
+
+
+def test_a_templated_item_reader_is_checked_once_rendered(aws):
+    op = _operator(item_reader="{{ params.uri }}")  # it could render to a reader: accepted at parse time
+    op.render_template_fields({"params": {"uri": f"s3://{BUCKET}/in/rows.csv"}})
+    with pytest.raises(
+        InvalidTaskArgumentsError, match=r"is a str, not an item reader\. To fix this, pass Csv"
+    ):
+        op.execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+
+
+NUMBER_TEMPLATES = {
+    "max_concurrency": "{{ params.c }}",
+    "tolerated_failure_count": "{{ params.n }}",
+    "tolerated_failure_percentage": "{{ params.p }}",
+}
+
+
+def test_concurrency_and_tolerances_are_templated(aws):
+    assert set(NUMBER_TEMPLATES) <= set(DistributedMapOperator.template_fields)
+    op = _operator(**NUMBER_TEMPLATES)  # accepted when the DAG is parsed
+    op.render_template_fields({"params": {"c": 5, "n": 2, "p": 2.5}})
+    assert (op.max_concurrency, op.tolerated_failure_count, op.tolerated_failure_percentage) == (5, 2, 2.5)
+    state = op.build_definition(_context())["States"]["DistributedMap"]
+    assert (state["MaxConcurrency"], state["ToleratedFailureCount"], state["ToleratedFailurePercentage"]) == (
+        5,
+        2,
+        2.5,
+    )
+    unset = _operator(**NUMBER_TEMPLATES)
+    unset.render_template_fields({"params": {"c": None, "n": "", "p": None}})  # optional params left unset
+    assert (unset.max_concurrency, unset.tolerated_failure_count, unset.tolerated_failure_percentage) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"c": 20000}, "max_concurrency=20000 is invalid"),
+        ({"n": "some"}, "tolerated_failure_count='some' is invalid"),
+        ({"p": 150}, "tolerated_failure_percentage=150 is invalid"),
+    ],
+)
+def test_a_number_rendered_to_a_bad_value_fails_before_anything_is_created(aws, params, message):
+    op = _operator(**NUMBER_TEMPLATES)
+    op.render_template_fields({"params": {"c": 5, "n": 0, "p": 0, **params}})
+    with pytest.raises(InvalidTaskArgumentsError, match=message):
+        op.execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_concurrency": "20000"}, "max_concurrency=20000 is invalid"),
+        ({"tolerated_failure_count": "some"}, "tolerated_failure_count='some' is invalid"),
+        ({"tolerated_failure_percentage": 150}, "tolerated_failure_percentage=150 is invalid"),
+    ],
+)
+def test_literal_bad_numbers_are_still_refused_when_the_dag_is_parsed(arguments, message):
+    with pytest.raises(InvalidTaskArgumentsError, match=message):
+        _operator(**arguments)
+
+
+def test_the_summary_log_says_counts_are_items_and_how_to_see_row_errors(aws, capsys):
+    key = _seed_results(boto3.client("s3", region_name="us-east-1"))
+    described = {
+        "executionArn": EXEC_ARN,
+        "stateMachineArn": MACHINE_ARN,
+        "name": "x",
+        "status": "SUCCEEDED",
+        "output": json.dumps(
+            {"MapRunArn": MAP_RUN_ARN, "ResultWriterDetails": {"Bucket": BUCKET, "Key": key}}
+        ),
+    }
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", return_value=described),
+        mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 0)),
+    ):
+        _operator().execute_complete(_context(), {"status": "success", "execution_arn": EXEC_ARN})
+    out = capsys.readouterr().out
+    assert "counts are Map Run items (by child execution status)" in out
+    assert f"To see row errors, run 'airflow-distmap results s3://{BUCKET}/{key}'" in out
+
+
+def test_synchronous_wait_logs_no_progress_before_the_map_run_reads_an_item(capsys):
+    op = _operator(deferrable=False, waiter_delay=1)
+    nothing_read = {"mapRunArn": MAP_RUN_ARN, "status": "RUNNING", "itemCounts": {"total": 0}}
+    with (
+        mock.patch.object(
+            DistributedMapHook,
+            "describe_execution",
+            side_effect=[{"status": "RUNNING"}, {"status": "RUNNING"}, {"status": "SUCCEEDED"}],
+        ),
+        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=MAP_RUN_ARN),
+        mock.patch.object(DistributedMapHook, "describe_map_run", side_effect=[nothing_read, _map_run(3, 0)]),
+        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
+        mock.patch(
+            "airflow_distmap.operators.distributed_map.time.monotonic", side_effect=range(0, 1000, 10)
+        ),
+    ):
+        op._wait(EXEC_ARN)
+    out = capsys.readouterr().out
+    assert f"Map Run started: {MAP_RUN_ARN}" in out
+    assert "of the 0 items" not in out
+    assert "Map Run SUCCEEDED: 3 of 3 items done: 3 succeeded" in out

@@ -489,3 +489,18 @@ async def test_on_kill_logs_a_connection_error_instead_of_raising(capsys):
     with mock.patch.object(DistributedMapHook, "get_async_conn", unreachable):
         await _trigger().on_kill()
     assert len(_log_lines(capsys, "Could not stop execution")) == 1
+
+
+async def test_progress_is_not_logged_before_the_map_run_reads_an_item(capsys, monkeypatch):
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(trigger_module, "_now", lambda: next(clock))  # one second per poll
+    client = FakeSFN(
+        [{"status": "RUNNING"}] * 3 + [{"status": "SUCCEEDED"}],
+        [_counts(0, total=0), _counts(0, pending=4), _counts(4), _counts(4)],
+    )
+    await _collect(_trigger(), client)
+    assert _log_lines(capsys, "Map Run ") == [
+        f"Map Run started: {MAP_RUN_ARN}",  # not "0 of the 0 items read so far are done"
+        "Map Run RUNNING: 0 of the 4 items read so far are done: 0 succeeded, 4 pending",
+        "Map Run RUNNING: 4 of the 4 items read so far are done: 4 succeeded",
+    ]
