@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from airflow_distmap.cli.options import positive_int
 from airflow_distmap.demo_data import messy_csv_bytes
 from airflow_distmap.project_files import project_path
 
@@ -36,24 +37,13 @@ COLUMN = "text"
 FUNCTION = "post_processing"
 
 
-def _positive(text: str) -> int:
-    """An option that counts something: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"Expected a whole number of at least 1, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the demo's options."""
     parser.add_argument(
-        "--rows", type=_positive, default=100_000, help="rows in the generated CSV (default 100,000)"
+        "--rows", type=positive_int, default=100_000, help="rows in the generated CSV (default 100,000)"
     )
     parser.add_argument(
-        "--batch-size", type=_positive, default=500, help="rows per Lambda invocation (default 500)"
+        "--batch-size", type=positive_int, default=500, help="rows per Lambda invocation (default 500)"
     )
     parser.add_argument(
         "--workdir", default=".demo", help="where the demo keeps Airflow's home and logs (default .demo)"

@@ -16,6 +16,7 @@ import sys
 import threading
 from types import FrameType
 
+from airflow_distmap.cli.options import positive_int
 from airflow_distmap.local.endpoint import DEFAULT_FUNCTIONS_DIR, LocalEndpoint
 from airflow_distmap.local.gc_tuning import tune_garbage_collector
 from airflow_distmap.local.lambdas.registry import parse_function_option
@@ -58,16 +59,6 @@ def _port_option(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"Expected a TCP port from 0 to 65535 (0: a free one), got {text!r}")
     return port
-
-
-def _processes_option(text: str) -> int:
-    try:
-        processes = int(text)
-    except ValueError:
-        processes = 0
-    if processes < 1:
-        raise argparse.ArgumentTypeError(f"Expected a whole number of processes, at least 1, got {text!r}")
-    return processes
 
 
 def _folder_option(text: str) -> str:
@@ -119,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=_processes_option,
+        type=positive_int,
         default=None,
         help="Lambda worker processes per function (default: CPU count)",
     )

@@ -102,7 +102,7 @@ def test_a_bad_function_timeout_is_a_usage_error(option: str, capsys: pytest.Cap
         (["--port", "99999"], "Expected a TCP port from 0 to 65535"),
         (["--port", "http"], "Expected a TCP port from 0 to 65535"),
         (["--functions-dir", "/no/such/folder"], "No folder '/no/such/folder'"),
-        (["--processes", "0"], "Expected a whole number of processes, at least 1, got '0'"),
+        (["--processes", "0"], "Expected a whole number of at least 1, got '0'"),
     ],
 )
 def test_a_bad_option_value_is_a_usage_error(
