@@ -32,7 +32,7 @@ def integration_api(resource: object) -> str | None:
 
 
 def in_partition(definition: dict[str, Any], partition: str) -> dict[str, Any]:
-    """A copy of ``definition`` whose ``arn:aws:states:::…`` Resources name ``partition`` instead.
+    """``definition`` with its ``arn:aws:states:::…`` Resources naming ``partition`` (a copy, unless ``aws``).
 
     Task, ItemReader and ResultWriter Resources are moved, nested states included; other ARNs (a Lambda
     function's, a role's) are the user's and are left as they are.

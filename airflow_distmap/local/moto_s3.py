@@ -63,14 +63,29 @@ class _SpooledObjectReader(io.RawIOBase):
         return count
 
 
+def backend_holding(bucket: str, account_id: str = DEFAULT_ACCOUNT_ID) -> Any | None:
+    """The moto S3 backend that holds ``bucket``, or ``None``.
+
+    moto keeps one backend per partition and files a bucket under its region's (``aws-cn`` for a bucket made
+    in ``cn-north-1``), so each backend made so far is asked.
+
+    :param bucket: bucket name.
+    :param account_id: moto account holding the bucket (moto's default for test credentials).
+    """
+    for backend in list(s3_backends[account_id].values()):
+        if bucket in backend.buckets:
+            return backend
+    return None
+
+
 def bucket_region(bucket: str, account_id: str = DEFAULT_ACCOUNT_ID) -> str | None:
     """The Region of ``bucket`` in moto's backend; ``None`` when it holds no such bucket.
 
     :param bucket: bucket name.
     :param account_id: moto account holding the bucket (moto's default for test credentials).
     """
-    found = s3_backends[account_id]["aws"].buckets.get(bucket)
-    return None if found is None else str(found.region_name)
+    backend = backend_holding(bucket, account_id)
+    return None if backend is None else str(backend.buckets[bucket].region_name)
 
 
 def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> tuple[io.BufferedReader, str]:
@@ -81,8 +96,8 @@ def open_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT_ID) -> 
     :param account_id: moto account holding the bucket (moto's default for test credentials).
     :raises NoSuchObject: with S3's ``NoSuchBucket`` or ``NoSuchKey`` code.
     """
-    backend = s3_backends[account_id]["aws"]
-    if bucket not in backend.buckets:
+    backend = backend_holding(bucket, account_id)
+    if backend is None:
         raise NoSuchObject("NoSuchBucket", f"The specified bucket does not exist: {bucket}")
     fake_key = backend.get_object(bucket, key)
     if fake_key is None:

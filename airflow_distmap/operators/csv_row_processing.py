@@ -100,11 +100,13 @@ def column_names(value: Any) -> list[str] | None:
     text = value.strip()
     if text.lower() in UNSET_TEXTS:
         return None
-    try:
-        parsed = json.loads(text)
+    try:  # numbers as written: a header "1.50" is not "1.5"
+        parsed = json.loads(text, parse_float=str, parse_int=str)
     except ValueError:
+        if not text.startswith(("[", "(")):
+            return [c.strip() for c in text.split(",")]
         try:
-            parsed = ast.literal_eval(text)
+            parsed = ast.literal_eval(text)  # a Python list's repr, as a template renders one
         except (ValueError, SyntaxError):
             return [c.strip() for c in text.split(",")]
     if isinstance(parsed, str):
@@ -447,11 +449,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._layout = self._check_input()
         self.check_functions_exist(self._definition(self._layout))
         results_uri = self._results_uri(context)
+        # Not the output's: the worker writes it, from any region.
         for uri, use in ((self._layout.uri, "holds the input"), (results_uri, "the results go to")):
-            bucket, _ = parse_s3_uri(uri)
-            region = self._bucket_region(bucket)
-            if region:  # the output is the worker's to write: any region will do
-                self.check_bucket_region(bucket, region, use)
+            self.check_bucket_region(parse_s3_uri(uri)[0], use)
         self.check_results_prefix(context, results_uri)  # first: output_uri defaults to a place under it
         self._target = check_output_location(
             s3, self._output_uri(context), input_uri=self._layout.uri, owner=owner

@@ -176,12 +176,15 @@ def rendered_number(value: Any) -> Any:
     text = value.strip()
     if text.lower() in UNSET_TEXTS:
         return None
-    for number in (int, float):
-        try:
-            return number(text)
-        except ValueError:
-            continue
-    return value
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() else number  # "5.0", "1e3": whole numbers
 
 
 def _iso(value: Any) -> str | None:
@@ -444,6 +447,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self.check_functions = check_functions
         self.check_item_sizes = check_item_sizes
         self._execution_arn: str | None = None
+        self._bucket_regions: dict[str, str | None] = {}  # HeadBucket's answers in this try
+        self._role_checked_for: str | None = None
         self._try: int | None = None
         #: The results prefix and owner token :meth:`claim` marks, once :meth:`check_results_prefix` passed.
         self._results_claim: tuple[str, str] | None = None
@@ -544,8 +549,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :param machine_name: The state machine's name.
         :raises ValueError: no ``role_arn`` and no state machine ``machine_name``.
         """
-        if not self.role_arn and self._retrying(self.hook.find_state_machine, machine_name) is None:
+        if self.role_arn or self._role_checked_for == machine_name:
+            return
+        if self._retrying(self.hook.find_state_machine, machine_name) is None:
             raise ValueError(no_role_arn_message(machine_name))
+        self._role_checked_for = machine_name
 
     def _check_building_blocks(self) -> None:
         """A full ``definition`` or building blocks, not both and not neither.
@@ -653,6 +661,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             if self.results_uri:  # the default prefix is the task run's own by construction
                 self.check_results_prefix(context, results_uri)
         self.check_functions_exist(definition)
+        # Before the item sources, which a size check reads whole: a missing role costs no read.
+        self.check_role(self._machine_name(context, self._deployable_definition(context)))
         try:
             self.check_item_sources(definition)
         except (ItemSourceNotFoundError, ItemSourceContentError) as problem:
@@ -691,9 +701,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         s3 = self.s3_hook.get_conn()
         resource = str(reader.get("Resource", ""))
         if resource.endswith("s3:getObject") and isinstance(key, str):
-            region = self._bucket_region(bucket)
-            if region:
-                self.check_bucket_region(bucket, region, f"the ItemReader of {state_name!r} reads")
+            self.check_bucket_region(bucket, f"the ItemReader of {state_name!r} reads")
             language = state.get("QueryLanguage", definition.get("QueryLanguage", "JSONPath"))
             selector = state.get("ItemSelector") if language != "JSONata" else None
             item_limit = item_size_limit(state) if self.check_item_sizes else None
@@ -762,6 +770,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :raises ValueError: a literal ``FunctionName`` is not a Lambda function name or ARN.
         """
         functions = invoked_functions(definition)
+        for function, states in functions.items():  # a partition is told without asking Lambda
+            if function.startswith("arn:"):
+                example = "arn:{}:lambda:" + f"{function.split(':')[3]}:123456789012:function:process-row"
+                self._check_partition(function, f"Lambda function invoked by state(s) {states}", example)
         if not self.check_functions or not functions:
             return
         client = self.lambda_client
@@ -773,9 +785,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     "fix this, name a function such as 'process-row' or "
                     "'arn:aws:lambda:us-east-1:123456789012:function:process-row'."
                 )
-            if function.startswith("arn:"):
-                example = "arn:{}:lambda:" + f"{region}:123456789012:function:process-row"
-                self._check_partition(function, f"Lambda function invoked by state(s) {states}", example)
             function_region = function.split(":")[3] if function.startswith("arn:") else region
             if function_region != region:
                 self.log.info("Not checking Lambda function %s: it is not in region %s", function, region)
@@ -834,41 +843,35 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :param use: What the run does with it, for the error (``"the results go to"``).
         :raises ValueError: the bucket is in another Region than the state machine's.
         """
-        region = self._bucket_region(bucket)
-        if region:
-            self.check_bucket_region(bucket, region, use)
-        return region is None
+        return self.check_bucket_region(bucket, use) is None
 
-    def _bucket_region(self, bucket: str) -> str | None:
-        """HeadBucket's Region of ``bucket``: ``None`` if it does not exist, ``""`` if it cannot tell.
-
-        Any answer but "not found" (403: the Airflow connection may not reach a bucket that Step Functions'
-        role can use) is logged and counts as "cannot tell": only Step Functions' role needs access to it.
-        """
-        try:
-            return bucket_region(self.s3_hook.get_conn(), bucket)
-        except ClientError as error:
-            self.log.warning("Could not check bucket %s (%s); going on", bucket, error)
-        return ""
-
-    def check_bucket_region(self, bucket: str, region: str, use: str) -> None:
+    def check_bucket_region(self, bucket: str, use: str) -> str | None:
         """Refuse a bucket outside the state machine's Region, which Step Functions cannot use.
 
         "S3 buckets must be in the same account and Region as the state machine"; a ResultWriter elsewhere
-        fails with ``States.ResultWriterFailed``, once every item has run (spec §1.4).
+        fails with ``States.ResultWriterFailed``, once every item has run (spec §1.4). One HeadBucket per
+        bucket and try; an answer but "not found" (403: the Airflow connection may not reach a bucket that
+        Step Functions' role can use) is logged and the check passes: only Step Functions' role needs access.
 
         :param bucket: The bucket name.
-        :param region: The bucket's Region (HeadBucket's ``BucketRegion``).
         :param use: What the run does with it, for the error (``"the ItemReader reads"``).
-        :raises ValueError: ``region`` is not the connection's region.
+        :return: The bucket's Region (``""`` when S3 does not say), ``None`` when it does not exist.
+        :raises ValueError: the bucket is in another Region than the connection's.
         """
-        ours = self.hook.conn_region_name
-        if ours and region != ours:
+        if bucket not in self._bucket_regions:
+            try:
+                self._bucket_regions[bucket] = bucket_region(self.s3_hook.get_conn(), bucket)
+            except ClientError as error:
+                self.log.warning("Could not check bucket %s (%s); going on", bucket, error)
+                self._bucket_regions[bucket] = ""
+        region, ours = self._bucket_regions[bucket], self.hook.conn_region_name
+        if region and ours and region != ours:
             raise ValueError(
                 f"Bucket {bucket!r}, which {use}, is in {region}, but the state machine runs in {ours}: Step "
                 "Functions reads and writes S3 only in its own Region. To fix this, use a bucket in "
                 f"{ours}, or a connection whose region is {region}; nothing was created."
             )
+        return region
 
     def build_definition(self, context: Context) -> dict[str, Any]:
         """The state machine definition to deploy: ``definition`` as given, or built from the building blocks.

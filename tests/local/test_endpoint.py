@@ -5,10 +5,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from airflow_distmap.local import LocalEndpoint
 from airflow_distmap.local.lambdas import LambdaInvoker
+from tests.local.conftest import sample_registry
 
 
 class EchoService:
@@ -237,3 +239,35 @@ def test_a_bucket_in_another_region_fails_the_read_or_the_export_as_on_aws(
         assert described["cause"].startswith(f"Amazon S3 service returned an error {doing} s3://west-bucket")
         assert "The bucket is in this region: us-west-2." in described["cause"]
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="west-bucket")["Contents"]] == ["in.csv"]
+
+
+def test_in_a_china_region_buckets_are_read_in_process_and_another_regions_refused() -> None:
+    from airflow_distmap.local.moto_s3 import open_object
+
+    with LocalEndpoint(registry=sample_registry(), region="cn-north-1") as endpoint:
+        for bucket, region in (("cn-here", "cn-north-1"), ("cn-there", "cn-northwest-1")):
+            s3 = boto3.client(  # a client of the bucket's own region, as S3 wants for CreateBucket
+                "s3",
+                endpoint_url=endpoint.url,
+                region_name=region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+            s3.put_object(Bucket=bucket, Key="in.csv", Body=b"value,sleep\na,0\n")
+        reader = {
+            "Resource": "arn:aws-cn:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            "Parameters": {"Bucket": "cn-here", "Key": "in.csv"},
+        }
+        here = run_behave_map(endpoint, "cn-here", reader)
+        there = run_behave_map(
+            endpoint, "cn-there", {**reader, "Parameters": {"Bucket": "cn-there", "Key": "in.csv"}}
+        )
+        streamed, _ = open_object("cn-here", "in.csv")  # moto files it under aws-cn: still read in-process
+
+    assert here["status"] == "SUCCEEDED", here
+    assert here["executionArn"].startswith("arn:aws-cn:states:cn-north-1:")
+    assert (there["status"], there["error"]) == ("FAILED", "States.ItemReaderFailed")
+    assert "The bucket is in this region: cn-northwest-1." in there["cause"]
+    assert streamed.read() == b"value,sleep\na,0\n"

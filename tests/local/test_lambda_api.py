@@ -77,6 +77,8 @@ def test_an_unknown_function_is_resource_not_found_with_its_arn(lambda_client: A
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 404
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.invoke(FunctionName="ehco", Payload=b"{}")
+    with pytest.raises(ClientError, match=r"arn:aws-cn:lambda:cn-north-1:123456789012:function:ehco$"):
+        lambda_client.get_function(FunctionName="cn-north-1:123456789012:function:ehco")
 
 
 @pytest.mark.parametrize("name", ["bad name!", "arn:aws:lambda:us-east-1:123:function:echo"])

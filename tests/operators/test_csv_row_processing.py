@@ -698,6 +698,9 @@ def test_layouts_that_differ_under_a_name_of_yours_each_run_their_own_definition
         ("1.50", ["1.50"]),
         ('"text"', ["text"]),
         (2024, ["2024"]),  # a template rendered as a native object
+        ("1.50,2", ["1.50", "2"]),  # numbers as written, in a list too
+        ("[1.50, 2]", ["1.50", "2"]),
+        ("['a', 'b']", ["a", "b"]),  # a Python list's repr
     ],
 )
 def test_columns_rendered_unset_mean_all_and_one_value_is_one_column(rendered: Any, expected: Any) -> None:

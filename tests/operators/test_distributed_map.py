@@ -637,8 +637,7 @@ def test_a_results_bucket_airflow_may_not_list_is_not_called_missing(aws):
     op = _operator()
     with mock.patch.object(op.s3_hook.get_conn(), "head_bucket", side_effect=forbidden) as head:
         _defer(op, _context())  # Step Functions' role writes the results; Airflow's need not list the bucket
-    # Asked for the results (exists?) and for the reader (which region?): neither refusal stops the run.
-    assert head.call_args_list == [mock.call(Bucket=BUCKET)] * 2
+    head.assert_called_once_with(Bucket=BUCKET)  # the results' and the reader's bucket: asked once
     assert len(aws.list_state_machines()["stateMachines"]) == 1
 
 
@@ -717,8 +716,12 @@ def test_bad_input_fails_before_any_aws_call(aws):
             _operator(execution_input="{'single': 'quotes'}").execute(_context())
         with pytest.raises(InvalidTaskArgumentsError, match=r"not valid JSON .*a file name is not read"):
             _operator(function_name=None, item_reader=None, definition="asl.json").execute(_context())
-        with pytest.raises(AirflowFailException, match="no role_arn was given"):
+        with (
+            mock.patch.object(DistributedMapOperator, "check_item_sources") as read_sources,
+            pytest.raises(AirflowFailException, match="no role_arn was given"),
+        ):
             _operator(role_arn=None).execute(_context())
+        read_sources.assert_not_called()  # a size check may read the whole source: the role comes first
         with pytest.raises(ValueError, match="no Distributed Map"):
             _operator(
                 function_name=None,
@@ -1831,3 +1834,14 @@ def test_synchronous_wait_logs_no_progress_before_the_map_run_reads_an_item(caps
     assert f"Map Run started: {MAP_RUN_ARN}" in out
     assert "of the 0 items" not in out
     assert "Map Run SUCCEEDED: 3 of 3 items done: 3 succeeded" in out
+
+
+@pytest.mark.parametrize(
+    ("rendered", "number"),
+    [("5", 5), (" 7 ", 7), ("5.0", 5), ("1e3", 1000), ("2.5", 2.5), ("None", None), ("", None), ("x", "x")],
+)
+def test_a_number_rendered_as_text_is_that_number(rendered: str, number: object) -> None:
+    from airflow_distmap.operators.distributed_map import rendered_number
+
+    assert rendered_number(rendered) == number
+    assert type(rendered_number(rendered)) is type(number)

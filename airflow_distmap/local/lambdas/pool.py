@@ -659,10 +659,12 @@ class LambdaPool:
         """
         if function.startswith("arn:"):
             return function
-        prefix = f"arn:{partition_of(self.region)}:lambda"
-        if ":function:" in function:  # ACCOUNT:function:NAME (from a digit), or REGION:ACCOUNT:function:NAME
-            return f"{prefix}:{self.region}:{function}" if function[0].isdigit() else f"{prefix}:{function}"
-        return f"{prefix}:{self.region}:{self.account_id}:function:{function}"
+        if ":function:" in function and not function[0].isdigit():  # REGION:ACCOUNT:function:NAME
+            return f"arn:{partition_of(function.split(':')[0])}:lambda:{function}"
+        prefix = f"arn:{partition_of(self.region)}:lambda:{self.region}"
+        if ":function:" in function:  # ACCOUNT:function:NAME
+            return f"{prefix}:{function}"
+        return f"{prefix}:{self.account_id}:function:{function}"
 
     def _request_id(self) -> str:
         return f"{self._id_prefix}{next(self._request_ids) & 0xFFFFFFFFFFFF:012x}"

@@ -141,13 +141,12 @@ class InProcessWriter:
 def open_in_process_writer(bucket: str, key: str) -> InProcessWriter | None:
     """An :class:`InProcessWriter` when moto's in-process backend holds ``bucket``, else ``None``."""
     try:
-        from moto.core.models import DEFAULT_ACCOUNT_ID
-        from moto.s3.models import s3_backends
+        from airflow_distmap.local.moto_s3 import backend_holding
     except ImportError:
         return None
     try:
-        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-        if bucket not in backend.buckets:
+        backend = backend_holding(bucket)
+        if backend is None:
             return None
         fake_key = backend.put_object(bucket, key, b"")
         if not hasattr(fake_key, "_value_buffer") or not hasattr(fake_key, "lock"):
