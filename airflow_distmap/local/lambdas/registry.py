@@ -89,8 +89,13 @@ def parse_function_option(option: str) -> tuple[str, str]:
     """
     name, sep, handler = option.partition("=")
     name, handler = name.strip(), handler.strip()
-    if not sep or not name or not handler or not _FUNCTION_RE.match(name) or ":" in name:
+    if not sep or not name or not handler:
         raise ValueError(f"Expected NAME=module:callable, got {option!r}")
+    if not _FUNCTION_RE.match(name) or ":" in name:
+        raise ValueError(
+            f"Expected NAME=module:callable, got {option!r}: {name!r} is not a Lambda function name (1 to 64 "
+            "letters, digits, '-' or '_')"
+        )
     FunctionSpec(name, handler).module_and_attr()
     return name, handler
 

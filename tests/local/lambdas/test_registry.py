@@ -91,5 +91,10 @@ def test_malformed_function_options_are_rejected(option: str) -> None:
         parse_function_option(option)
 
 
+def test_a_function_option_with_a_bad_name_says_what_a_name_is() -> None:
+    with pytest.raises(ValueError, match=r"'bad name' is not a Lambda function name \(1 to 64 letters"):
+        parse_function_option("bad name=mod:fn")
+
+
 def test_function_option_is_split() -> None:
     assert parse_function_option("shout=my_pkg.text:shout") == ("shout", "my_pkg.text:shout")
