@@ -107,6 +107,17 @@ def check_function_name(function_name: str) -> str:
     return function_name
 
 
+def check_timeout(seconds: Any, execution_type: str, what: str) -> int:
+    """Return ``seconds`` if a child of ``execution_type`` may run that long, else raise ``ValueError``.
+
+    :param seconds: The Task's ``TimeoutSeconds``.
+    :param execution_type: ``STANDARD`` (up to a year) or ``EXPRESS`` (up to 5 minutes).
+    :param what: The argument's name, for the error.
+    """
+    limit = 300 if execution_type == "EXPRESS" else 31_536_000
+    return check_int(seconds, what, 1, limit, hint=" (EXPRESS children stop at 300 s)")
+
+
 @dataclass(frozen=True)
 class LambdaItemProcessor:
     """Each child invokes one Lambda function with its item (or batch) and returns the function's result.
@@ -151,10 +162,7 @@ class LambdaItemProcessor:
             "End": True,
         }
         if self.timeout_seconds is not None:
-            limit = 300 if execution_type == "EXPRESS" else 31_536_000
-            task["TimeoutSeconds"] = check_int(
-                self.timeout_seconds, "timeout_seconds", 1, limit, hint=" (EXPRESS children stop at 300 s)"
-            )
+            task["TimeoutSeconds"] = check_timeout(self.timeout_seconds, execution_type, "timeout_seconds")
         if not task["Retry"]:
             del task["Retry"]
         return {

@@ -31,6 +31,7 @@ from airflow_distmap.csv_processing.rerun import (
 )
 from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
 from airflow_distmap.definitions._checks import check_int, check_label
+from airflow_distmap.definitions.processors import check_timeout
 from airflow_distmap.exceptions import (
     InputChangedError,
     MissingResultsError,
@@ -328,9 +329,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         if known(self.lambda_timeout_seconds):
             self.lambda_timeout_seconds = rendered_number(self.lambda_timeout_seconds)
             if self.lambda_timeout_seconds is not None:
-                limit = 300 if self.execution_type == "EXPRESS" else 31_536_000
-                hint = " (EXPRESS children stop at 300 s)"
-                check_int(self.lambda_timeout_seconds, "lambda_timeout_seconds", 1, limit, hint=hint)
+                check_timeout(self.lambda_timeout_seconds, self.execution_type, "lambda_timeout_seconds")
 
     def _check_rendered_settings(self) -> None:
         """Checks of rendered arguments that read nothing from S3: a typo fails before the input is read.

@@ -500,14 +500,21 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         A template or an XComArg is checked once rendered (:meth:`_check_rendered_settings`).
         """
         self._check_building_blocks()
+        self._check_block_types(given=True)
+        self._check_numbers(given=True)
+
+    def _check_block_types(self, *, given: bool = False) -> None:
+        """Refuse an item reader, processor or batcher of the wrong type (a template: not when ``given``).
+
+        :param given: Whether these are the constructor's arguments (a template's value is not known yet).
+        """
         for value, check in (
             (self.item_reader, check_item_reader),
             (self.item_processor, check_item_processor),
             (self.item_batcher, check_item_batcher),
         ):
-            if value is not None and not resolved_later(value):
+            if value is not None and not (given and resolved_later(value)):
                 check(value)
-        self._check_numbers(given=True)
 
     def _check_numbers(self, *, given: bool = False) -> None:
         """Check the concurrency and tolerance settings, leaving templates alone when ``given``.
@@ -534,13 +541,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
 
     def _check_rendered_settings(self) -> None:
         """Checks of the templated building blocks and numbers once rendered, before any AWS call."""
-        for value, check in (
-            (self.item_reader, check_item_reader),
-            (self.item_processor, check_item_processor),
-            (self.item_batcher, check_item_batcher),
-        ):
-            if value is not None:
-                check(value)
+        self._check_block_types()
         self._check_numbers()
 
     def check_role(self, machine_name: str) -> None:
