@@ -391,10 +391,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             )
 
     def _batch_size(self) -> int:
-        value = self.batch_size
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        return check_int(value, "batch_size", 1)
+        return check_int(rendered_number(self.batch_size), "batch_size", 1)
 
     def _output_uri(self, context: Context) -> str:
         if self.output_uri:

@@ -99,6 +99,15 @@ def test_functions_dir_and_overrides_are_registered(tmp_path: Path) -> None:
     assert endpoint.registry.names() == ["doubler", "echo"]
 
 
+def csv_reader(bucket: str, partition: str = "aws") -> dict[str, Any]:
+    """An ItemReader of ``s3://<bucket>/in.csv``, a CSV with a header row."""
+    return {
+        "Resource": f"arn:{partition}:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+        "Parameters": {"Bucket": bucket, "Key": "in.csv"},
+    }
+
+
 def run_behave_map(
     endpoint: LocalEndpoint,
     name: str,
@@ -149,12 +158,7 @@ def test_local_endpoint_fixture_runs_a_distributed_map_with_real_handlers(
     s3 = local_endpoint.client("s3")
     s3.create_bucket(Bucket="fixture-map")
     s3.put_object(Bucket="fixture-map", Key="in.csv", Body=b"value,sleep\na,0\nb,0\nc,0\n")
-    reader = {
-        "Resource": "arn:aws:states:::s3:getObject",
-        "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-        "Parameters": {"Bucket": "fixture-map", "Key": "in.csv"},
-    }
-    described = run_behave_map(local_endpoint, "fixture-map", reader)
+    described = run_behave_map(local_endpoint, "fixture-map", csv_reader("fixture-map"))
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == ["a", "b", "c"]
 
@@ -220,18 +224,12 @@ def test_a_bucket_in_another_region_fails_the_read_or_the_export_as_on_aws(
     s3.put_object(Bucket="here-bucket", Key="in.csv", Body=b"value,sleep\na,0\n")
     s3.create_bucket(Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     s3.put_object(Bucket="west-bucket", Key="in.csv", Body=b"value,sleep\na,0\n")
-    reader = {
-        "Resource": "arn:aws:states:::s3:getObject",
-        "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-        "Parameters": {"Bucket": "west-bucket", "Key": "in.csv"},
-    }
-    read = run_behave_map(local_endpoint, "read-west", reader)
+    read = run_behave_map(local_endpoint, "read-west", csv_reader("west-bucket"))
     writer = {
         "Resource": "arn:aws:states:::s3:putObject",
         "Parameters": {"Bucket": "west-bucket", "Prefix": "r"},
     }
-    here = {**reader, "Parameters": {"Bucket": "here-bucket", "Key": "in.csv"}}
-    written = run_behave_map(local_endpoint, "write-west", here, writer)
+    written = run_behave_map(local_endpoint, "write-west", csv_reader("here-bucket"), writer)
 
     assert (read["status"], read["error"]) == ("FAILED", "States.ItemReaderFailed")
     assert (written["status"], written["error"]) == ("FAILED", "States.ResultWriterFailed")
@@ -255,15 +253,8 @@ def test_in_a_china_region_buckets_are_read_in_process_and_another_regions_refus
             )
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
             s3.put_object(Bucket=bucket, Key="in.csv", Body=b"value,sleep\na,0\n")
-        reader = {
-            "Resource": "arn:aws-cn:states:::s3:getObject",
-            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-            "Parameters": {"Bucket": "cn-here", "Key": "in.csv"},
-        }
-        here = run_behave_map(endpoint, "cn-here", reader)
-        there = run_behave_map(
-            endpoint, "cn-there", {**reader, "Parameters": {"Bucket": "cn-there", "Key": "in.csv"}}
-        )
+        here = run_behave_map(endpoint, "cn-here", csv_reader("cn-here", "aws-cn"))
+        there = run_behave_map(endpoint, "cn-there", csv_reader("cn-there", "aws-cn"))
         streamed, _ = open_object("cn-here", "in.csv")  # moto files it under aws-cn: still read in-process
 
     assert here["status"] == "SUCCEEDED", here

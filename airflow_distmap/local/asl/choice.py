@@ -208,7 +208,7 @@ def _compile_comparison(variable_text: str, operator: str, operand: Any) -> Pred
         def read_other(data: Any, context: Mapping[str, Any]) -> Any:
             return constant
 
-    if kind == "String":
+    if kind == "String" and base != "StringEquals":  # the orders differ, equality does not
         compare = _java_string_order(compare)
 
     def comparison(data: Any, context: Mapping[str, Any]) -> bool:

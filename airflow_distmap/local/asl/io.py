@@ -126,14 +126,14 @@ def iso_now() -> str:
     """The current time as Step Functions prints it in the context object (ISO 8601, milliseconds, ``Z``).
 
     The fraction is left out when it is zero: ``2025-02-03T04:05:06Z``, not ``...06.000Z`` (see
-    :func:`_fraction`).
+    :func:`iso_fraction`).
     """
     now = time.time()
     second = int(now)
-    return f"{_formatted_second(second)[1]}{_fraction(int((now - second) * 1000))}Z"
+    return f"{_formatted_second(second)[1]}{iso_fraction(int((now - second) * 1000))}Z"
 
 
-def _fraction(millisecond: int) -> str:
+def iso_fraction(millisecond: int) -> str:
     """The fraction of a millisecond-precision timestamp, as Java's ``Instant.toString`` prints it.
 
     Step Functions "trims trailing zero fractional seconds" (AWS, Context object; AWS Support showed

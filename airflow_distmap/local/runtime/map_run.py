@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow_distmap.json_codec import EncodedObject, dumps, dumps_bytes
 from airflow_distmap.local import arns
-from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT
+from airflow_distmap.local.asl.io import OUTPUT_TOO_LARGE_CAUSE, PAYLOAD_LIMIT, iso_fraction
 from airflow_distmap.local.asl.machine import ResumePoint, resume_point
 from airflow_distmap.local.errors import StatesError
 from airflow_distmap.local.runtime.batcher import Batch, ItemBatcher, utf8_size
@@ -106,10 +106,7 @@ def iso_ms(timestamp: float) -> str:
     if cached_second != second:
         seconds_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _SECOND_CACHE = (second, seconds_text)
-    # As the context object's timestamps (asl/io.py ``_fraction``): Java's ``Instant.toString`` at millisecond
-    # precision, no fraction when it is zero, else exactly three digits. The most AWS-like reading,
-    # UNCONFIRMED beyond the zero case.
-    text = f"{seconds_text}.{millisecond:03d}Z" if millisecond else f"{seconds_text}Z"
+    text = f"{seconds_text}{iso_fraction(millisecond)}Z"  # as the context object's timestamps
     _MILLISECOND_CACHE = (second, millisecond, text)
     return text
 
