@@ -40,6 +40,7 @@ from airflow_distmap.definitions.distributed_map import (
     check_item_processor,
     check_item_reader,
 )
+from airflow_distmap.definitions.locations import LOCATIONS_KEY, lift_locations
 from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
@@ -293,8 +294,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param definition: A complete state machine definition (dict or JSON text), instead of building blocks.
     :param state_machine_name: Name of the state machine; default derived from the dag and task ids plus a
         digest of the rendered definition, so concurrent runs (backfills) whose templated fields render
-        differently never race on one definition. Keep run-specific values in ``execution_input`` to share
-        one state machine across runs. Runs that share a name but not a definition update it in turn; an
+        differently never race on one definition. Templated S3 locations do not count: they travel in the
+        execution input (see ``item_reader``). Keep other run-specific values in ``execution_input`` too, to
+        share one state machine across runs. Runs that share a name but not a definition update it in turn; an
         execution that started on a definition other than this task's (another run's update landed between
         this task's deploy and start, or this task's update had not reached StartExecution yet) is stopped at
         once and started again after a wait, so prefer the default name for those.
@@ -303,11 +305,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
         ItemReader names a bucket and a Distributed Map has no ResultWriter of its own. A prefix holding
         another task run's results is refused before anything starts: template your own per run, e.g. with
-        ``{{ run_id }}`` (it is then part of the definition, so each run deploys its own state machine; the
-        default is not).
+        ``{{ run_id }}``. With the building blocks it reaches the definition through the execution input, as
+        the ItemReader's location does, so every run shares one state machine.
     :param execution_input: Input of the execution (a JSON object).
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
-        so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object.
+        so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object. Its bucket,
+        key or prefix travel in the execution input (key ``airflow_distmap``), so runs reading different
+        objects share one definition and one state machine.
     :param function_name: Lambda function (name or ARN) each child invokes; builds a
         :class:`~airflow_distmap.definitions.LambdaItemProcessor`. The pre-flight checks that every function
         a Task state names exists (``lambda:GetFunction``; without that permission it logs a warning).
@@ -330,9 +334,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
         CloudWatch Logs takes), so template it from the run id without the others, and the map index in a
         mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}-{{
-        ti.map_index }}"``. A given name puts the run's results prefix into the definition, so each run then
-        deploys a state machine of its own (or updates a ``state_machine_name`` of yours): leave it unset
-        unless you need it.
+        ti.map_index }}"``. The default results prefix then carries the run instead of the execution name.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
@@ -663,7 +665,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 self.check_results_prefix(context, results_uri)
         self.check_functions_exist(definition)
         # Before the item sources, which a size check reads whole: a missing role costs no read.
-        self.check_role(self._machine_name(context, self._deployable_definition(context)))
+        self.check_role(self._machine_name(context, self._deployment(context)[0]))
         try:
             self.check_item_sources(definition)
         except (ItemSourceNotFoundError, ItemSourceContentError) as problem:
@@ -732,7 +734,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         (reused) or can be redriven with the definition deployed now (see :meth:`_start_refusal`). Otherwise
         ``None``: this try starts an execution, on the source as it is.
         """
-        definition = self._deployable_definition(context)
+        definition, execution_input = self._deployment(context)
         machine_name = self._machine_name(context, definition)
         name = self._execution_name(context)
         running_elsewhere = self._running_under_another_definition(machine_name, name)
@@ -751,7 +753,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         status = str(execution.get("status"))
         if status in EXECUTION_RUNNING_STATES:
             return execution_arn
-        same_input = json.loads(execution.get("input") or "{}") == self.build_execution_input(context)
+        same_input = json.loads(execution.get("input") or "{}") == execution_input
         if not same_input:
             return None
         redrivable = execution.get("redriveStatus") == "REDRIVABLE"
@@ -995,9 +997,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         Map's ItemReader names literally: one prefix per task run (its execution name carries the run and map
         index), so retries and backfills never mix results. The ResultWriter reads the execution name from the
         context object, so the definition, and the state machine, stay the same for every run. With a given
-        ``execution_name`` it is ``.../<dag>/<task>/<run>[/<map index>]`` instead, written into the definition
-        (a given name need not carry the run). ``None`` when no ItemReader names a bucket (items from the
-        state input, or ``Bucket.$``): then ``results_uri`` is required.
+        ``execution_name`` it is ``.../<dag>/<task>/<run>[/<map index>]`` instead (a given name need not carry
+        the run), which reaches a building-block definition through the execution input. ``None`` when no
+        ItemReader names a bucket (items from the state input, or ``Bucket.$``): then ``results_uri`` is
+        required.
 
         :param context: The task context.
         """
@@ -1115,6 +1118,27 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             return None
         return uri
 
+    def _deployment(self, context: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The definition to deploy and the execution input to start it with.
+
+        A definition built from the building blocks reads its S3 locations from the execution input
+        (:func:`~airflow_distmap.definitions.locations.lift_locations`): runs whose templated URIs render
+        differently share one definition, so one state machine.
+
+        :param context: The task context.
+        """
+        execution_input = self.build_execution_input(context)
+        definition = self._deployable_definition(context)
+        if self.definition is not None:
+            return definition, execution_input
+        if LOCATIONS_KEY in execution_input:
+            raise ValueError(
+                f"execution_input has the key {LOCATIONS_KEY!r}, which carries the S3 locations of a Map "
+                "built from the building blocks. To fix this, rename that key."
+            )
+        definition, locations = lift_locations(definition)
+        return definition, {**execution_input, **locations}
+
     def _deployable_definition(self, context: Context) -> dict[str, Any]:
         partition = self.hook.conn_partition
         definition = self.build_definition(context)
@@ -1154,8 +1178,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self._check_rendered_arguments()
             self._check_rendered_settings()
             self.preflight(context)
-            definition = self._deployable_definition(context)
-            execution_input = self.build_execution_input(context)
+            definition, execution_input = self._deployment(context)
             _check_size(definition, "The state machine definition", MAX_DEFINITION_BYTES)
             _check_size(execution_input, "execution_input", MAX_INPUT_BYTES)
             self.check_definition(definition)

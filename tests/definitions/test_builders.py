@@ -21,6 +21,7 @@ from airflow_distmap.definitions import (
     is_function_reference,
     iter_distributed_maps,
 )
+from airflow_distmap.definitions.locations import lift_locations
 from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import LAMBDA_INVOKE
 
@@ -432,3 +433,56 @@ def test_a_building_block_of_the_wrong_type_names_the_argument_and_the_fix(
 
 def test_an_item_batchers_batch_input_is_an_airflow_template_field() -> None:
     assert ItemBatcher.template_fields == ("batch_input",)
+
+
+def test_lifted_locations_come_from_the_execution_input_and_everything_else_stays() -> None:
+    built = DistributedMap(
+        item_reader=S3PrefixItemReader(uri="s3://in-bucket/day=2025-01-01/", extra_parameters={"X": "y"}),
+        item_processor=LambdaItemProcessor("process-row"),
+        result_writer=ResultWriter(uri="s3://out-bucket/results/2025-01-01"),
+    ).build()
+    lifted, execution_input = lift_locations(built)
+    state = lifted["States"]["DistributedMap"]
+    assert state["ItemReader"]["Parameters"] == {
+        "Bucket.$": "$$.Execution.Input.airflow_distmap.ItemReader.Bucket",
+        "Prefix.$": "$$.Execution.Input.airflow_distmap.ItemReader.Prefix",
+        "X": "y",
+    }
+    assert execution_input == {
+        "airflow_distmap": {
+            "ItemReader": {"Bucket": "in-bucket", "Prefix": "day=2025-01-01/"},
+            "ResultWriter": {"Bucket": "out-bucket", "Prefix": "results/2025-01-01"},
+        }
+    }
+    assert built["States"]["DistributedMap"]["ItemReader"]["Parameters"]["Bucket"] == "in-bucket"  # a copy
+    state.pop("ItemReader"), state.pop("ResultWriter")
+    built_state = built["States"]["DistributedMap"]
+    assert state == {
+        key: value for key, value in built_state.items() if key not in ("ItemReader", "ResultWriter")
+    }
+
+
+def test_lifting_keeps_paths_and_expressions_and_speaks_jsonata() -> None:
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Map",
+        "States": {
+            "Map": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "in/rows.json"},
+                },
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P", "States": {}},
+                "End": True,
+            }
+        },
+    }
+    lifted, execution_input = lift_locations(definition)
+    assert lifted["States"]["Map"]["ItemReader"]["Arguments"] == {
+        "Bucket": "{% $states.input.bucket %}",
+        "Key": "{% $states.context.Execution.Input.airflow_distmap.ItemReader.Key %}",
+    }
+    assert execution_input == {"airflow_distmap": {"ItemReader": {"Key": "in/rows.json"}}}
+    paths_only = {"StartAt": "Map", "States": {"Map": {**definition["States"]["Map"], "ItemReader": {}}}}
+    assert lift_locations(paths_only) == (paths_only, {})

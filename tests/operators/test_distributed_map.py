@@ -73,6 +73,16 @@ def _operator(**kwargs) -> DistributedMapOperator:
     return DistributedMapOperator(**params)
 
 
+def _locations_input(key: str, results_prefix: str = "results") -> dict:
+    """The execution input that carries the S3 locations of the operator's default Map."""
+    return {
+        "airflow_distmap": {
+            "ItemReader": {"Bucket": BUCKET, "Key": key},
+            "ResultWriter": {"Bucket": BUCKET, "Prefix": results_prefix},
+        }
+    }
+
+
 @pytest.fixture
 def aws(deploy_function):
     with mock_aws():
@@ -121,11 +131,16 @@ def test_first_run_creates_machine_and_starts_named_execution(aws):
         aws.describe_state_machine(stateMachineArn=machines[0]["stateMachineArn"])["definition"]
     )
     state = definition["States"]["DistributedMap"]
-    assert state["ResultWriter"]["Parameters"] == {"Bucket": BUCKET, "Prefix": "results"}
+    assert state["ResultWriter"]["Parameters"] == {  # the locations come with the execution's input
+        "Bucket.$": "$$.Execution.Input.airflow_distmap.ResultWriter.Bucket",
+        "Prefix.$": "$$.Execution.Input.airflow_distmap.ResultWriter.Prefix",
+    }
     assert state["MaxConcurrency"] == 5
     assert state["ItemBatcher"] == {"MaxItemsPerBatch": 10}
     executions = aws.list_executions(stateMachineArn=machines[0]["stateMachineArn"])["executions"]
     assert [e["name"] for e in executions] == [execution_name("etl", "rows", RUN_ID, -1)]
+    started = aws.describe_execution(executionArn=executions[0]["executionArn"])
+    assert json.loads(started["input"]) == _locations_input("in/rows.csv")
     assert trigger.execution_arn == executions[0]["executionArn"]
     assert trigger.poll_interval == 1
 
@@ -169,29 +184,29 @@ def test_changed_arguments_update_the_machine(aws):
     assert definition["States"]["DistributedMap"]["MaxConcurrency"] == 50
 
 
-def test_default_machine_name_is_per_rendered_definition_so_backfill_runs_never_race(aws):
-    def run(key: str, run_id: str) -> None:
+@pytest.mark.parametrize("state_machine_name", [None, "dm-rows"])
+def test_runs_of_templated_uris_share_one_state_machine_and_each_reads_its_own_object(
+    aws, state_machine_name
+):
+    def run(day: str) -> str:
         op = _operator(
-            state_machine_name=None,
-            item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/{key}.csv"),
-            results_uri=f"s3://{BUCKET}/results/{key}",
+            state_machine_name=state_machine_name,
+            item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/{{{{ ds }}}}.csv"),
+            results_uri=f"s3://{BUCKET}/results/{{{{ ds }}}}",
         )
-        _defer(op, _context(run_id=run_id))
+        op.render_template_fields({"ds": day})
+        return _defer(op, _context(run_id=f"backfill__{day}T00:00:00+00:00")).execution_arn
 
-    run("2025-01-01", "backfill__2025-01-01T00:00:00+00:00")
-    run("2025-01-02", "backfill__2025-01-02T00:00:00+00:00")
-    run("2025-01-02", "backfill__2025-01-02T00:00:00+00:00")  # a retry reuses its own machine
-    machines = aws.list_state_machines()["stateMachines"]
-    assert len(machines) == 2
-    for machine in machines:
-        assert machine["name"].startswith("etl-rows-")
-        assert len(machine["name"]) <= 80
-        definition = json.loads(
-            aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
-        )
-        keys = {definition["States"]["DistributedMap"]["ItemReader"]["Parameters"]["Key"]}
-        executions = aws.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-        assert len(executions) == 1, f"{machine['name']} ({keys}) ran {len(executions)} executions"
+    first = run("2025-01-01")
+    second = run("2025-01-02")
+    assert run("2025-01-02") == second  # a retry attaches to its run's execution
+    (machine,) = aws.list_state_machines()["stateMachines"]  # not one machine per day, never deleted
+    assert machine["name"].startswith("etl-rows-" if state_machine_name is None else "dm-rows")
+    executions = aws.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    assert sorted(e["executionArn"] for e in executions) == sorted([first, second])
+    for arn, day in ((first, "2025-01-01"), (second, "2025-01-02")):
+        started = json.loads(aws.describe_execution(executionArn=arn)["input"])
+        assert started == _locations_input(f"in/{day}.csv", results_prefix=f"results/{day}")
 
 
 def test_a_retry_after_the_definition_changed_attaches_to_the_execution_still_running(aws):
@@ -318,15 +333,22 @@ def test_a_retry_attaches_even_when_the_children_consumed_the_source(aws):
     assert second.execution_arn == first.execution_arn
 
 
+CONSUMED_INPUT = json.dumps(_locations_input("in/consumed.csv"))
+
+
 @pytest.mark.parametrize(
     ("earlier", "other_definition", "goes_on"),
     [
-        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": "{}"}, False, True),  # redriven
-        ({"status": "SUCCEEDED", "input": "{}"}, False, True),  # its results are reused
-        ({"status": "FAILED", "redriveStatus": "NOT_REDRIVABLE", "input": "{}"}, False, False),  # a new one
+        (
+            {"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": CONSUMED_INPUT},
+            False,
+            True,
+        ),  # redriven
+        ({"status": "SUCCEEDED", "input": CONSUMED_INPUT}, False, True),  # its results are reused
+        ({"status": "FAILED", "redriveStatus": "NOT_REDRIVABLE", "input": CONSUMED_INPUT}, False, False),
         ({"status": "SUCCEEDED", "input": '{"day": "yesterday"}'}, False, False),  # another input: a new one
         # It ran another definition, which a redrive would run again: the retry starts a new execution.
-        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": "{}"}, True, False),
+        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "input": CONSUMED_INPUT}, True, False),
     ],
 )
 def test_a_missing_source_is_refused_unless_the_try_reuses_an_execution(
@@ -649,7 +671,7 @@ def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
     )
     writer = definition["States"]["DistributedMap"]["ResultWriter"]
     assert writer["Parameters"] == {  # the execution name (one per task run) completes it at run time
-        "Bucket": BUCKET,
+        "Bucket.$": "$$.Execution.Input.airflow_distmap.ResultWriter.Bucket",
         "Prefix.$": "States.Format('distmap-results/etl/rows/{}', $$.Execution.Name)",
     }
     keys = [
@@ -666,17 +688,23 @@ def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
     assert [m["name"] for m in aws.list_state_machines()["stateMachines"]] == [machine["name"]]
 
 
-def test_a_given_execution_name_gets_a_literal_per_run_results_prefix(aws):
+def test_a_given_execution_name_gets_a_per_run_results_prefix_in_one_state_machine(aws):
     # A given name may be the same in every run: the prefix then carries the run itself.
-    _defer(_operator(results_uri=None, execution_name="fixed-name"), _context(map_index=3))
-    (machine,) = aws.list_state_machines()["stateMachines"]
-    definition = json.loads(
-        aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
+    first = _defer(_operator(results_uri=None, execution_name="fixed-name"), _context(map_index=3))
+    second = _defer(
+        _operator(results_uri=None, execution_name="other-name"), _context(run_id="manual__2", map_index=3)
     )
-    assert definition["States"]["DistributedMap"]["ResultWriter"]["Parameters"] == {
-        "Bucket": BUCKET,
-        "Prefix": "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/3",
-    }
+    assert len(aws.list_state_machines()["stateMachines"]) == 1
+    prefixes = [
+        json.loads(aws.describe_execution(executionArn=trigger.execution_arn)["input"])["airflow_distmap"][
+            "ResultWriter"
+        ]["Prefix"]
+        for trigger in (first, second)
+    ]
+    assert prefixes == [
+        "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/3",
+        "distmap-results/etl/rows/manual__2/3",
+    ]
 
 
 def test_a_given_results_uri_that_cannot_be_marked_fails_before_anything_starts(aws):
@@ -708,8 +736,10 @@ def test_bad_input_fails_before_any_aws_call(aws):
             _operator(results_uri="bucket/x").execute(_context())
         with pytest.raises(ValueError, match="is not an IAM role ARN"):
             _operator(role_arn="arn:aws:iam::123:role/short-account").execute(_context())
-        with pytest.raises(ValueError, match=r"execution_input is 3000\d\d bytes"):
+        with pytest.raises(ValueError, match=r"execution_input is 300\d\d\d bytes"):
             _operator(execution_input={"blob": "x" * 300_000}).execute(_context())
+        with pytest.raises(InvalidTaskArgumentsError, match="execution_input has the key 'airflow_distmap'"):
+            _operator(execution_input={"airflow_distmap": {}}).execute(_context())
         with pytest.raises(InvalidTaskArgumentsError, match="execution_input is a JSON list, not an object"):
             _operator(execution_input="[1, 2]").execute(_context())
         with pytest.raises(InvalidTaskArgumentsError, match="execution_input is not valid JSON"):
