@@ -27,13 +27,14 @@ def lift_locations(definition: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     The literal ``Bucket``, ``Key`` and ``Prefix`` of the ItemReader and ResultWriter of the Distributed Map
     at ``StartAt`` become references to ``$$.Execution.Input.airflow_distmap.<block>.<field>`` (JSONata:
     ``$states.context.Execution.Input...``); the second value returned is what the execution input must
-    hold for them, ``{}`` when nothing was moved. Fields already given as paths or expressions stay.
+    hold for them, ``{}`` when nothing was moved. Fields already given as paths or expressions stay. A Map
+    without an ItemReader is left as it is: it iterates its input, where another key would be another item.
 
     :param definition: A definition built from the building blocks: one Distributed Map at ``StartAt``.
     """
     lifted_definition = copy.deepcopy(definition)
     state = (lifted_definition.get("States") or {}).get(lifted_definition.get("StartAt"))
-    if not isinstance(state, dict) or not is_distributed_map(state):
+    if not isinstance(state, dict) or not is_distributed_map(state) or "ItemReader" not in state:
         return lifted_definition, {}
     jsonata = state.get("QueryLanguage", definition.get("QueryLanguage")) == "JSONata"
     values: dict[str, dict[str, str]] = {}

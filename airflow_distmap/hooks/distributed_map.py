@@ -327,7 +327,12 @@ class DistributedMapHook(AwsBaseHook):
     # -- executions ----------------------------------------------------------------------------------
 
     def start_execution(
-        self, state_machine_arn: str, name: str, execution_input: dict[str, Any] | str | None = None
+        self,
+        state_machine_arn: str,
+        name: str,
+        execution_input: dict[str, Any] | str | None = None,
+        *,
+        attach_whatever_input: bool = False,
     ) -> ExecutionStart:
         """Start an execution called ``name``, or find the execution that already has that name.
 
@@ -344,13 +349,16 @@ class DistributedMapHook(AwsBaseHook):
         :param state_machine_arn: The state machine ARN.
         :param name: The execution name (see :func:`airflow_distmap.naming.execution_name`).
         :param execution_input: The execution input (dict or JSON text); ``None`` sends ``{}``.
-        :raises ExecutionNameConflict: An execution with this name is running with a different input.
+        :param attach_whatever_input: Attach to a running execution of this name even when its input differs
+            (with a warning): for names that only one task run derives, so that execution is the task run's.
+        :raises ExecutionNameConflict: An execution with this name is running with a different input (and
+            ``attach_whatever_input`` is not set).
         """
         wanted = _as_json(execution_input)
         if wanted is None:
             wanted = {}
         text = json.dumps(wanted, separators=(",", ":"))
-        start = self._start_or_find(state_machine_arn, name, text, wanted)
+        start = self._start_or_find(state_machine_arn, name, text, wanted, attach_whatever_input)
         if start.started or start.status in EXECUTION_RUNNING_STATES or start.same_input:
             return start
         renamed = input_scoped_name(name, text)
@@ -360,9 +368,11 @@ class DistributedMapHook(AwsBaseHook):
             start.status,
             renamed,
         )
-        return self._start_or_find(state_machine_arn, renamed, text, wanted)
+        return self._start_or_find(state_machine_arn, renamed, text, wanted, attach_whatever_input)
 
-    def _start_or_find(self, state_machine_arn: str, name: str, text: str, wanted: Any) -> ExecutionStart:
+    def _start_or_find(
+        self, state_machine_arn: str, name: str, text: str, wanted: Any, attach_whatever_input: bool
+    ) -> ExecutionStart:
         called = datetime.now(timezone.utc)
         try:
             response = self.client.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)
@@ -384,6 +394,13 @@ class DistributedMapHook(AwsBaseHook):
         status = str(existing["status"])
         same_input = _as_json(existing.get("input") or "{}") == wanted
         if status in EXECUTION_RUNNING_STATES:
+            if not same_input and attach_whatever_input:
+                self.log.warning(
+                    "Attaching to running execution %s, which an earlier try started with another input "
+                    "(the DAG changed since): its results are this task run's",
+                    arn,
+                )
+                return ExecutionStart(execution_arn=arn, started=False, status=status, description=existing)
             if not same_input:
                 raise ExecutionNameConflict(
                     f"Execution {arn} is running with a different input than this task run computed. "

@@ -305,13 +305,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
         ItemReader names a bucket and a Distributed Map has no ResultWriter of its own. A prefix holding
         another task run's results is refused before anything starts: template your own per run, e.g. with
-        ``{{ run_id }}``. With the building blocks it reaches the definition through the execution input, as
-        the ItemReader's location does, so every run shares one state machine.
+        ``{{ run_id }}``. With the building blocks and an ItemReader it reaches the definition through the
+        execution input, as the ItemReader's location does, so every run shares one state machine (not with
+        a given ``execution_name``).
     :param execution_input: Input of the execution (a JSON object).
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
         so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object. Its bucket,
         key or prefix travel in the execution input (key ``airflow_distmap``), so runs reading different
-        objects share one definition and one state machine.
+        objects share one definition and one state machine (unless ``execution_name`` is given).
     :param function_name: Lambda function (name or ARN) each child invokes; builds a
         :class:`~airflow_distmap.definitions.LambdaItemProcessor`. The pre-flight checks that every function
         a Task state names exists (``lambda:GetFunction``; without that permission it logs a warning).
@@ -334,7 +335,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
         CloudWatch Logs takes), so template it from the run id without the others, and the map index in a
         mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}-{{
-        ti.map_index }}"``. The default results prefix then carries the run instead of the execution name.
+        ti.map_index }}"``. A given name puts the run's results prefix, and the ItemReader's location, into the
+        definition, so each run then deploys a state machine of its own (or updates a ``state_machine_name`` of
+        yours): leave it unset unless you need it.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
@@ -379,6 +382,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         "tolerated_failure_percentage",
     )
     template_fields_renderers = {"definition": "json", "execution_input": "json"}
+    #: Whether a retry attaches to the task run's running execution even when the DAG changed its input since
+    #: (the default execution name is the task run's own); otherwise that is an ``ExecutionNameConflict``.
+    attach_running_with_other_input: ClassVar[bool] = True
     #: Template fields holding numbers: rendered text such as ``"5"`` becomes the number.
     numeric_template_fields: ClassVar[tuple[str, ...]] = (
         "max_concurrency",
@@ -997,10 +1003,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         Map's ItemReader names literally: one prefix per task run (its execution name carries the run and map
         index), so retries and backfills never mix results. The ResultWriter reads the execution name from the
         context object, so the definition, and the state machine, stay the same for every run. With a given
-        ``execution_name`` it is ``.../<dag>/<task>/<run>[/<map index>]`` instead (a given name need not carry
-        the run), which reaches a building-block definition through the execution input. ``None`` when no
-        ItemReader names a bucket (items from the state input, or ``Bucket.$``): then ``results_uri`` is
-        required.
+        ``execution_name`` it is ``.../<dag>/<task>/<run>[/<map index>]`` instead, written into the definition
+        (a given name need not carry the run). ``None`` when no ItemReader names a bucket (items from the
+        state input, or ``Bucket.$``): then ``results_uri`` is required.
 
         :param context: The task context.
         """
@@ -1129,14 +1134,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """
         execution_input = self.build_execution_input(context)
         definition = self._deployable_definition(context)
-        if self.definition is not None:
+        if self.definition is not None or self.execution_name:
+            # A given execution name may be the same in every run: a definition per run (its results prefix
+            # carries the run) keeps concurrent runs on state machines of their own.
             return definition, execution_input
-        if LOCATIONS_KEY in execution_input:
+        definition, locations = lift_locations(definition)
+        if locations and LOCATIONS_KEY in execution_input:
             raise ValueError(
                 f"execution_input has the key {LOCATIONS_KEY!r}, which carries the S3 locations of a Map "
                 "built from the building blocks. To fix this, rename that key."
             )
-        definition, locations = lift_locations(definition)
         return definition, {**execution_input, **locations}
 
     def _deployable_definition(self, context: Context) -> dict[str, Any]:
@@ -1325,7 +1332,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             aws_partition=self.hook.conn_partition,
             state_machine_arn=state_machine_arn,
         )
-        start = self.hook.start_execution(state_machine_arn, name, execution_input)
+        attach = self.execution_name is None and self.attach_running_with_other_input
+        start = self.hook.start_execution(
+            state_machine_arn, name, execution_input, attach_whatever_input=attach
+        )
         base_name, number, raced = name, 1, 0
         while (reason := self._start_refusal(start, definition)) is not None:
             # AWS refuses to redrive it (closed over 14 days ago, the history quota...), a redrive would run
@@ -1346,7 +1356,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 reason,
                 name,
             )
-            start = self.hook.start_execution(state_machine_arn, name, execution_input)
+            start = self.hook.start_execution(
+                state_machine_arn, name, execution_input, attach_whatever_input=attach
+            )
         execution_arn = self._execution_arn = start.execution_arn
         self._persist_execution_link(context, execution_arn)
         min_redrive_count = 0

@@ -149,6 +149,16 @@ def test_running_execution_with_other_input_is_a_conflict(hook):
         hook.start_execution(arn, "run-1", {"a": 2})
 
 
+def test_a_running_execution_with_other_input_is_attached_to_when_the_name_is_the_task_runs_own(hook):
+    arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
+    first = hook.start_execution(arn, "run-1", {"a": 1})
+    with mock.patch.object(hook.log, "warning") as warning:
+        attached = hook.start_execution(arn, "run-1", {"a": 2}, attach_whatever_input=True)
+    assert (attached.execution_arn, attached.started, attached.attached) == (first.execution_arn, False, True)
+    assert "started with another input" in warning.call_args.args[0]
+    assert len(hook.conn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
 def test_closed_execution_is_reported_not_restarted(hook):
     arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
     started = hook.start_execution(arn, "run-1", {"a": 1})

@@ -688,23 +688,47 @@ def test_results_default_to_a_per_task_run_prefix_in_the_readers_bucket(aws):
     assert [m["name"] for m in aws.list_state_machines()["stateMachines"]] == [machine["name"]]
 
 
-def test_a_given_execution_name_gets_a_per_run_results_prefix_in_one_state_machine(aws):
-    # A given name may be the same in every run: the prefix then carries the run itself.
-    first = _defer(_operator(results_uri=None, execution_name="fixed-name"), _context(map_index=3))
-    second = _defer(
-        _operator(results_uri=None, execution_name="other-name"), _context(run_id="manual__2", map_index=3)
+def test_a_given_execution_name_gets_a_literal_per_run_results_prefix(aws):
+    # A given name may be the same in every run: the prefix then carries the run itself, in the definition,
+    # so runs in flight together get state machines of their own instead of one name on one machine.
+    first = _defer(
+        _operator(results_uri=None, execution_name="fixed-name", state_machine_name=None), _context()
     )
-    assert len(aws.list_state_machines()["stateMachines"]) == 1
-    prefixes = [
-        json.loads(aws.describe_execution(executionArn=trigger.execution_arn)["input"])["airflow_distmap"][
-            "ResultWriter"
-        ]["Prefix"]
-        for trigger in (first, second)
-    ]
-    assert prefixes == [
-        "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00/3",
-        "distmap-results/etl/rows/manual__2/3",
-    ]
+    day_two = _context(run_id="scheduled__2025-01-02T00:00:00+00:00")
+    second = _defer(
+        _operator(results_uri=None, execution_name="fixed-name", state_machine_name=None), day_two
+    )
+    assert first.execution_arn != second.execution_arn
+    machines = aws.list_state_machines()["stateMachines"]
+    assert len(machines) == 2
+    prefixes = set()
+    for machine in machines:
+        definition = json.loads(
+            aws.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["definition"]
+        )
+        writer = definition["States"]["DistributedMap"]["ResultWriter"]["Parameters"]
+        assert writer["Bucket"] == BUCKET
+        prefixes.add(writer["Prefix"])
+    assert prefixes == {
+        "distmap-results/etl/rows/scheduled__2025-01-01T00_00_00_00_00",
+        "distmap-results/etl/rows/scheduled__2025-01-02T00_00_00_00_00",
+    }
+
+
+def test_a_retry_attaches_to_its_running_execution_after_the_dag_changed_its_location(aws):
+    # Try 1 started, then its worker died (no on_kill) and the DAG's URI was corrected.
+    first = _defer(_operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/2025-01-01.csv")), _context())
+    fixed = _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/2025-01-02.csv"))
+    retried = _defer(fixed, _context(try_number=2))
+    assert retried.execution_arn == first.execution_arn  # no second execution for the task run
+    (machine,) = aws.list_state_machines()["stateMachines"]
+    assert len(aws.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]) == 1
+
+
+def test_a_map_over_its_input_gets_no_locations_in_that_input(aws):
+    op = _operator(item_reader=None, execution_input={"a": 1, "b": 2})  # a Map over an object: one item a key
+    trigger = _defer(op, _context())
+    assert json.loads(aws.describe_execution(executionArn=trigger.execution_arn)["input"]) == {"a": 1, "b": 2}
 
 
 def test_a_given_results_uri_that_cannot_be_marked_fails_before_anything_starts(aws):
@@ -1599,10 +1623,10 @@ def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started
         real_start = DistributedMapHook.start_execution
         starts: list[str] = []
 
-        def start_after_another_deploy(hook, machine_arn, name, execution_input):
+        def start_after_another_deploy(hook, machine_arn, name, execution_input, **options):
             if not starts:  # the other run deploys its definition just before this task starts
                 sfn.update_state_machine(stateMachineArn=machine_arn, definition=other_definition)
-            started = real_start(hook, machine_arn, name, execution_input)
+            started = real_start(hook, machine_arn, name, execution_input, **options)
             starts.append(started.execution_arn)
             return started
 
