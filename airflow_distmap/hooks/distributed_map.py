@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
@@ -162,6 +162,15 @@ def _as_json(value: dict[str, Any] | str | None) -> Any:
     if value is None:
         return None
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _same_but(started_with: Any, wanted: Any, keys: Collection[str]) -> bool:
+    """Whether two execution inputs are JSON objects that differ in some of ``keys`` at most."""
+    if not keys or not isinstance(started_with, dict) or not isinstance(wanted, dict):
+        return False
+    return {k: v for k, v in started_with.items() if k not in keys} == {
+        k: v for k, v in wanted.items() if k not in keys
+    }
 
 
 class DistributedMapHook(AwsBaseHook):
@@ -332,7 +341,7 @@ class DistributedMapHook(AwsBaseHook):
         name: str,
         execution_input: dict[str, Any] | str | None = None,
         *,
-        attach_whatever_input: bool = False,
+        attach_despite: Collection[str] = (),
     ) -> ExecutionStart:
         """Start an execution called ``name``, or find the execution that already has that name.
 
@@ -349,16 +358,17 @@ class DistributedMapHook(AwsBaseHook):
         :param state_machine_arn: The state machine ARN.
         :param name: The execution name (see :func:`airflow_distmap.naming.execution_name`).
         :param execution_input: The execution input (dict or JSON text); ``None`` sends ``{}``.
-        :param attach_whatever_input: Attach to a running execution of this name even when its input differs
-            (with a warning): for names that only one task run derives, so that execution is the task run's.
-        :raises ExecutionNameConflict: An execution with this name is running with a different input (and
-            ``attach_whatever_input`` is not set).
+        :param attach_despite: Top-level input keys in which a running execution of this name may differ and
+            still be attached to (with a warning): for names that only one task run derives, whose earlier try
+            started it before the DAG changed those values.
+        :raises ExecutionNameConflict: An execution with this name is running with a different input (other
+            than in ``attach_despite``).
         """
         wanted = _as_json(execution_input)
         if wanted is None:
             wanted = {}
         text = json.dumps(wanted, separators=(",", ":"))
-        start = self._start_or_find(state_machine_arn, name, text, wanted, attach_whatever_input)
+        start = self._start_or_find(state_machine_arn, name, text, wanted, attach_despite)
         if start.started or start.status in EXECUTION_RUNNING_STATES or start.same_input:
             return start
         renamed = input_scoped_name(name, text)
@@ -368,10 +378,10 @@ class DistributedMapHook(AwsBaseHook):
             start.status,
             renamed,
         )
-        return self._start_or_find(state_machine_arn, renamed, text, wanted, attach_whatever_input)
+        return self._start_or_find(state_machine_arn, renamed, text, wanted, attach_despite)
 
     def _start_or_find(
-        self, state_machine_arn: str, name: str, text: str, wanted: Any, attach_whatever_input: bool
+        self, state_machine_arn: str, name: str, text: str, wanted: Any, attach_despite: Collection[str]
     ) -> ExecutionStart:
         called = datetime.now(timezone.utc)
         try:
@@ -394,11 +404,12 @@ class DistributedMapHook(AwsBaseHook):
         status = str(existing["status"])
         same_input = _as_json(existing.get("input") or "{}") == wanted
         if status in EXECUTION_RUNNING_STATES:
-            if not same_input and attach_whatever_input:
+            if not same_input and _same_but(_as_json(existing.get("input") or "{}"), wanted, attach_despite):
                 self.log.warning(
-                    "Attaching to running execution %s, which an earlier try started with another input "
-                    "(the DAG changed since): its results are this task run's",
+                    "Attaching to running execution %s, which an earlier try started with other %s (the DAG "
+                    "changed since): its results are this task run's",
                     arn,
+                    ", ".join(sorted(attach_despite)),
                 )
                 return ExecutionStart(execution_arn=arn, started=False, status=status, description=existing)
             if not same_input:

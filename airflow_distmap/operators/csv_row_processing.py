@@ -225,8 +225,6 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         "lambda_timeout_seconds",
     )
     template_fields_renderers = {"function_config": "json"}
-    #: The output is collected against the input an execution read: never attach to one that read another.
-    attach_running_with_other_input: ClassVar[bool] = False
     numeric_template_fields: ClassVar[tuple[str, ...]] = (
         *DistributedMapOperator.numeric_template_fields,
         "batch_size",

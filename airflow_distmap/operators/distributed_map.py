@@ -294,12 +294,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param definition: A complete state machine definition (dict or JSON text), instead of building blocks.
     :param state_machine_name: Name of the state machine; default derived from the dag and task ids plus a
         digest of the rendered definition, so concurrent runs (backfills) whose templated fields render
-        differently never race on one definition. Templated S3 locations do not count: they travel in the
-        execution input (see ``item_reader``). Keep other run-specific values in ``execution_input`` too, to
-        share one state machine across runs. Runs that share a name but not a definition update it in turn; an
-        execution that started on a definition other than this task's (another run's update landed between
-        this task's deploy and start, or this task's update had not reached StartExecution yet) is stopped at
-        once and started again after a wait, so prefer the default name for those.
+        differently never race on one definition. Templated S3 locations do not count (without a given
+        ``execution_name``): they travel in the execution input (see ``item_reader``). Keep other run-specific
+        values in ``execution_input`` too, to share one state machine across runs. Runs that share a name but
+        not a definition update it in turn; an execution that started on a definition other than this task's
+        (another run's update landed between this task's deploy and start, or this task's update had not
+        reached StartExecution yet) is stopped at once and started again after a wait, so prefer the default
+        name for those.
     :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
     :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results. Default: a prefix per
         task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
@@ -335,9 +336,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
         CloudWatch Logs takes), so template it from the run id without the others, and the map index in a
         mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}-{{
-        ti.map_index }}"``. A given name puts the run's results prefix, and the ItemReader's location, into the
-        definition, so each run then deploys a state machine of its own (or updates a ``state_machine_name`` of
-        yours): leave it unset unless you need it.
+        ti.map_index }}"``. A given name puts the run's results prefix, and the ItemReader's location, into
+        the definition, so each run then deploys a state machine of its own (or updates a
+        ``state_machine_name`` of yours): leave it unset unless you need it.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
@@ -382,9 +383,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         "tolerated_failure_percentage",
     )
     template_fields_renderers = {"definition": "json", "execution_input": "json"}
-    #: Whether a retry attaches to the task run's running execution even when the DAG changed its input since
-    #: (the default execution name is the task run's own); otherwise that is an ``ExecutionNameConflict``.
-    attach_running_with_other_input: ClassVar[bool] = True
     #: Template fields holding numbers: rendered text such as ``"5"`` becomes the number.
     numeric_template_fields: ClassVar[tuple[str, ...]] = (
         "max_concurrency",
@@ -1332,10 +1330,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             aws_partition=self.hook.conn_partition,
             state_machine_arn=state_machine_arn,
         )
-        attach = self.execution_name is None and self.attach_running_with_other_input
-        start = self.hook.start_execution(
-            state_machine_arn, name, execution_input, attach_whatever_input=attach
-        )
+        # The default name is the task run's own: its earlier try's execution read locations the DAG changed.
+        attach = (LOCATIONS_KEY,) if self.execution_name is None and self.definition is None else ()
+        start = self.hook.start_execution(state_machine_arn, name, execution_input, attach_despite=attach)
         base_name, number, raced = name, 1, 0
         while (reason := self._start_refusal(start, definition)) is not None:
             # AWS refuses to redrive it (closed over 14 days ago, the history quota...), a redrive would run
@@ -1356,9 +1353,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 reason,
                 name,
             )
-            start = self.hook.start_execution(
-                state_machine_arn, name, execution_input, attach_whatever_input=attach
-            )
+            start = self.hook.start_execution(state_machine_arn, name, execution_input, attach_despite=attach)
         execution_arn = self._execution_arn = start.execution_arn
         self._persist_execution_link(context, execution_arn)
         min_redrive_count = 0

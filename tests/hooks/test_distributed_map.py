@@ -149,13 +149,15 @@ def test_running_execution_with_other_input_is_a_conflict(hook):
         hook.start_execution(arn, "run-1", {"a": 2})
 
 
-def test_a_running_execution_with_other_input_is_attached_to_when_the_name_is_the_task_runs_own(hook):
+def test_a_running_execution_differing_only_in_given_keys_is_attached_to(hook):
     arn = hook.create_or_update_state_machine("dm-test", DEFINITION, ROLE)
-    first = hook.start_execution(arn, "run-1", {"a": 1})
+    first = hook.start_execution(arn, "run-1", {"a": 1, "where": "old"})
     with mock.patch.object(hook.log, "warning") as warning:
-        attached = hook.start_execution(arn, "run-1", {"a": 2}, attach_whatever_input=True)
+        attached = hook.start_execution(arn, "run-1", {"a": 1, "where": "new"}, attach_despite=("where",))
     assert (attached.execution_arn, attached.started, attached.attached) == (first.execution_arn, False, True)
-    assert "started with another input" in warning.call_args.args[0]
+    assert warning.call_args.args[2] == "where"
+    with pytest.raises(ExecutionNameConflict, match="different input"):  # another difference still conflicts
+        hook.start_execution(arn, "run-1", {"a": 2, "where": "new"}, attach_despite=("where",))
     assert len(hook.conn.list_executions(stateMachineArn=arn)["executions"]) == 1
 
 

@@ -22,6 +22,7 @@ from airflow_distmap.exceptions import (
     DistributedMapError,
     DistributedMapExecutionFailed,
     DistributedMapTimeout,
+    ExecutionNameConflict,
     FunctionNotFoundError,
     InvalidTaskArgumentsError,
     ItemSourceContentError,
@@ -723,6 +724,12 @@ def test_a_retry_attaches_to_its_running_execution_after_the_dag_changed_its_loc
     assert retried.execution_arn == first.execution_arn  # no second execution for the task run
     (machine,) = aws.list_state_machines()["stateMachines"]
     assert len(aws.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]) == 1
+
+
+def test_a_retry_whose_own_execution_input_changed_meanwhile_is_a_conflict_not_an_attach(aws):
+    _defer(_operator(execution_input={"day": "a"}), _context())
+    with pytest.raises(ExecutionNameConflict, match="different input"):
+        _defer(_operator(execution_input={"day": "b"}), _context(try_number=2))
 
 
 def test_a_map_over_its_input_gets_no_locations_in_that_input(aws):
