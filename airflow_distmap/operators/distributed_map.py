@@ -1593,6 +1593,35 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             )
             return None
 
+    def _start_own_execution(
+        self,
+        context: Context,
+        killed_arn: str,
+        killer: int,
+        definition: dict[str, Any],
+        execution_input: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Start this try's execution instead of redriving one an earlier try's kill stopped on another input.
+
+        That execution read what the DAG rendered before it changed (this try attached to it while it ran):
+        a redrive would run that input again and report it as this try's.
+        """
+        self.log.warning(
+            "Execution %s was stopped by the kill of try %d of this task run; it read another input than "
+            "this try's (the DAG changed since): starting this try's own execution instead of redriving it",
+            killed_arn,
+            killer,
+        )
+        machine_name = self._machine_name(context, definition)
+        name = self._execution_name(context)
+        started = self._retrying(
+            self._start_or_resume, context, machine_name, definition, name, execution_input
+        )
+        if started is None:
+            return self._complete(context, str(self._execution_arn))
+        execution_arn, min_redrive_count = started
+        return self._wait_then_complete(context, execution_arn, min_redrive_count)
+
     def _complete(self, context: Context, execution_arn: str) -> dict[str, Any]:
         self._execution_arn = execution_arn
         execution = self._retrying(self.hook.describe_execution, execution_arn)
@@ -1605,6 +1634,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         if status == "ABORTED" and killer is not None and killer != this_try:
             # Clearing a deferred task cancels the old try's trigger (whose on_kill stops the execution) while
             # the new try starts: when the new try attached first, the stop is the old try's, not a user's.
+            definition, execution_input = self._deployment(context)
+            if json.loads(execution.get("input") or "{}") != execution_input:
+                return self._start_own_execution(context, execution_arn, killer, definition, execution_input)
             self.log.warning(
                 "Execution %s was stopped by the kill of try %d of this task run, after this try attached to "
                 "it: redriving it",

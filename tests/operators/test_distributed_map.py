@@ -1155,6 +1155,7 @@ def test_a_stop_by_an_earlier_trys_kill_is_redriven_not_reported(aws):
         "error": "Airflow.TaskKilled",
         "cause": "The Airflow task waiting for this execution was killed. (try 1)",
         "redriveCount": 0,
+        "input": json.dumps(_locations_input("in/rows.csv")),
     }
     event = {"status": "error", "execution_arn": EXEC_ARN, "reason": "aborted"}
     with (
@@ -1176,6 +1177,38 @@ def test_a_stop_by_an_earlier_trys_kill_is_redriven_not_reported(aws):
     ):
         _operator().execute_complete(_context(try_number=1), event)
     redrive.assert_not_called()
+
+
+def test_a_stop_by_an_earlier_trys_kill_of_another_input_starts_this_trys_own_execution(aws):
+    # Try 1 ran on day 1's object; the DAG changed to day 2's and the task was cleared. Try 2 attached to the
+    # running execution (only its locations changed), then try 1's kill stopped it: a redrive reads day 1.
+    first = _defer(_operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/2025-01-01.csv")), _context())
+    changed = _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/2025-01-02.csv"))
+    assert _defer(changed, _context(try_number=2)).execution_arn == first.execution_arn
+    aws.stop_execution(executionArn=first.execution_arn)
+    real_describe = DistributedMapHook.describe_execution
+
+    def killed_by_try_1(hook, arn):  # moto keeps no error or cause of a stop
+        described = real_describe(hook, arn)
+        if arn == first.execution_arn:
+            described["error"] = "Airflow.TaskKilled"
+            described["cause"] = "The Airflow task waiting for this execution was killed. (try 1)"
+        return described
+
+    event = {"status": "error", "execution_arn": first.execution_arn, "reason": "aborted"}
+    with (
+        mock.patch.object(DistributedMapHook, "describe_execution", killed_by_try_1),
+        mock.patch.object(DistributedMapHook, "redrive_execution") as redrive,
+        pytest.raises(TaskDeferred) as deferred,
+    ):
+        _operator(item_reader=CsvItemReader(uri=f"s3://{BUCKET}/in/2025-01-02.csv")).execute_complete(
+            _context(try_number=2), event
+        )
+    redrive.assert_not_called()
+    own = deferred.value.trigger.execution_arn
+    assert own != first.execution_arn
+    started_with = json.loads(aws.describe_execution(executionArn=own)["input"])
+    assert started_with == _locations_input("in/2025-01-02.csv")
 
 
 def test_an_event_without_an_execution_raises_a_clear_error():
