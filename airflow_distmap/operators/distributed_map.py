@@ -40,7 +40,7 @@ from airflow_distmap.definitions.distributed_map import (
     check_item_processor,
     check_item_reader,
 )
-from airflow_distmap.definitions.locations import LOCATIONS_KEY, lift_locations
+from airflow_distmap.definitions.locations import LOCATIONS_KEY, lift_locations, only_locations_differ
 from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
@@ -1601,14 +1601,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         definition: dict[str, Any],
         execution_input: dict[str, Any],
     ) -> dict[str, Any]:
-        """Start this try's execution instead of redriving one an earlier try's kill stopped on another input.
+        """Start this try's execution, not a redrive of one an earlier try's kill stopped on other locations.
 
-        That execution read what the DAG rendered before it changed (this try attached to it while it ran):
-        a redrive would run that input again and report it as this try's.
+        That execution read the S3 locations the DAG rendered before it changed (this try attached to it while
+        it ran): a redrive would read them again and report them as this try's.
         """
         self.log.warning(
-            "Execution %s was stopped by the kill of try %d of this task run; it read another input than "
-            "this try's (the DAG changed since): starting this try's own execution instead of redriving it",
+            "Execution %s was stopped by the kill of try %d of this task run; it read other S3 locations "
+            "than this try's (the DAG changed since): starting this try's own execution instead of redriving",
             killed_arn,
             killer,
         )
@@ -1635,7 +1635,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             # Clearing a deferred task cancels the old try's trigger (whose on_kill stops the execution) while
             # the new try starts: when the new try attached first, the stop is the old try's, not a user's.
             definition, execution_input = self._deployment(context)
-            if json.loads(execution.get("input") or "{}") != execution_input:
+            if only_locations_differ(json.loads(execution.get("input") or "{}"), execution_input):
                 return self._start_own_execution(context, execution_arn, killer, definition, execution_input)
             self.log.warning(
                 "Execution %s was stopped by the kill of try %d of this task run, after this try attached to "
