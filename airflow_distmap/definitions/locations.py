@@ -54,14 +54,3 @@ def lift_locations(definition: dict[str, Any]) -> tuple[dict[str, Any], dict[str
                 del fields[name]
                 fields[f"{name}.$"] = "$$." + path
     return lifted_definition, ({LOCATIONS_KEY: values} if values else {})
-
-
-def only_locations_differ(started_with: Any, wanted: Any) -> bool:
-    """Whether two execution inputs differ, and only in the locations :func:`lift_locations` moved there.
-
-    :param started_with: The input an execution started with.
-    :param wanted: The input a try computes now.
-    """
-    if started_with == wanted or not isinstance(started_with, dict) or not isinstance(wanted, dict):
-        return False
-    return {**started_with, LOCATIONS_KEY: None} == {**wanted, LOCATIONS_KEY: None}

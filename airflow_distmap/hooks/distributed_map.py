@@ -164,9 +164,14 @@ def _as_json(value: dict[str, Any] | str | None) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _same_but(started_with: Any, wanted: Any, keys: Collection[str]) -> bool:
-    """Whether two execution inputs are JSON objects that differ in some of ``keys`` at most."""
-    if not keys or not isinstance(started_with, dict) or not isinstance(wanted, dict):
+def inputs_differ_only_in(started_with: Any, wanted: Any, keys: Collection[str]) -> bool:
+    """Whether two execution inputs differ, and only in some of the top-level ``keys``.
+
+    :param started_with: The input an execution started with.
+    :param wanted: The input a try computes now.
+    :param keys: Top-level keys of those JSON objects in which they may differ.
+    """
+    if started_with == wanted or not isinstance(started_with, dict) or not isinstance(wanted, dict):
         return False
     return {k: v for k, v in started_with.items() if k not in keys} == {
         k: v for k, v in wanted.items() if k not in keys
@@ -404,7 +409,7 @@ class DistributedMapHook(AwsBaseHook):
         status = str(existing["status"])
         same_input = _as_json(existing.get("input") or "{}") == wanted
         if status in EXECUTION_RUNNING_STATES:
-            if not same_input and _same_but(_as_json(existing.get("input") or "{}"), wanted, attach_despite):
+            if inputs_differ_only_in(_as_json(existing.get("input") or "{}"), wanted, attach_despite):
                 self.log.warning(
                     "Attaching to running execution %s, which an earlier try started with other %s (the DAG "
                     "changed since): its results are this task run's",

@@ -40,7 +40,7 @@ from airflow_distmap.definitions.distributed_map import (
     check_item_processor,
     check_item_reader,
 )
-from airflow_distmap.definitions.locations import LOCATIONS_KEY, lift_locations, only_locations_differ
+from airflow_distmap.definitions.locations import LOCATIONS_KEY, lift_locations
 from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
@@ -65,6 +65,7 @@ from airflow_distmap.hooks.distributed_map import (
     ExecutionStart,
     error_code,
     execution_arn_for,
+    inputs_differ_only_in,
     no_role_arn_message,
 )
 from airflow_distmap.hooks.s3 import DistributedMapS3Hook
@@ -1121,6 +1122,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             return None
         return uri
 
+    @property
+    def _locations_in_input(self) -> bool:
+        """Whether a Map's S3 locations travel in the execution input (:meth:`_deployment`).
+
+        Not for a full ``definition`` (deployed as written), nor with a given execution name, which may be the
+        same in every run: a definition per run (its results prefix carries the run) keeps concurrent runs on
+        state machines of their own.
+        """
+        return self.definition is None and not self.execution_name
+
     def _deployment(self, context: Context) -> tuple[dict[str, Any], dict[str, Any]]:
         """The definition to deploy and the execution input to start it with.
 
@@ -1132,9 +1143,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         """
         execution_input = self.build_execution_input(context)
         definition = self._deployable_definition(context)
-        if self.definition is not None or self.execution_name:
-            # A given execution name may be the same in every run: a definition per run (its results prefix
-            # carries the run) keeps concurrent runs on state machines of their own.
+        if not self._locations_in_input:
             return definition, execution_input
         definition, locations = lift_locations(definition)
         if locations and LOCATIONS_KEY in execution_input:
@@ -1331,7 +1340,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             state_machine_arn=state_machine_arn,
         )
         # The default name is the task run's own: its earlier try's execution read locations the DAG changed.
-        attach = (LOCATIONS_KEY,) if self.execution_name is None and self.definition is None else ()
+        attach = (LOCATIONS_KEY,) if self._locations_in_input else ()
         start = self.hook.start_execution(state_machine_arn, name, execution_input, attach_despite=attach)
         base_name, number, raced = name, 1, 0
         while (reason := self._start_refusal(start, definition)) is not None:
@@ -1635,7 +1644,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             # Clearing a deferred task cancels the old try's trigger (whose on_kill stops the execution) while
             # the new try starts: when the new try attached first, the stop is the old try's, not a user's.
             definition, execution_input = self._deployment(context)
-            if only_locations_differ(json.loads(execution.get("input") or "{}"), execution_input):
+            started_with = json.loads(execution.get("input") or "{}")
+            if inputs_differ_only_in(started_with, execution_input, (LOCATIONS_KEY,)):
                 return self._start_own_execution(context, execution_arn, killer, definition, execution_input)
             self.log.warning(
                 "Execution %s was stopped by the kill of try %d of this task run, after this try attached to "

@@ -21,7 +21,7 @@ from airflow_distmap.definitions import (
     is_function_reference,
     iter_distributed_maps,
 )
-from airflow_distmap.definitions.locations import lift_locations, only_locations_differ
+from airflow_distmap.definitions.locations import lift_locations
 from airflow_distmap.definitions.partitions import in_partition
 from airflow_distmap.definitions.processors import LAMBDA_INVOKE
 
@@ -486,12 +486,3 @@ def test_lifting_keeps_paths_and_expressions_and_speaks_jsonata() -> None:
     assert execution_input == {"airflow_distmap": {"ItemReader": {"Key": "in/rows.json"}}}
     paths_only = {"StartAt": "Map", "States": {"Map": {**definition["States"]["Map"], "ItemReader": {}}}}
     assert lift_locations(paths_only) == (paths_only, {})
-
-
-def test_only_a_difference_in_the_lifted_locations_counts_as_one() -> None:
-    day_one = {"a": 1, "airflow_distmap": {"ItemReader": {"Key": "d1"}}}
-    day_two = {"a": 1, "airflow_distmap": {"ItemReader": {"Key": "d2"}}}
-    assert only_locations_differ(day_one, day_two)
-    assert not only_locations_differ(day_one, day_one)  # no difference at all
-    assert not only_locations_differ(day_one, {**day_two, "a": 2})  # another difference too
-    assert not only_locations_differ({"input": "x", "rerun": 1}, {"input": "x"})  # a CSV re-run

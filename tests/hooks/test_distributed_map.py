@@ -9,7 +9,7 @@ from botocore.config import Config
 from moto import mock_aws
 
 from airflow_distmap.exceptions import ExecutionNameConflict, StateMachineTypeMismatch
-from airflow_distmap.hooks.distributed_map import DistributedMapHook, execution_arn_for
+from airflow_distmap.hooks.distributed_map import DistributedMapHook, execution_arn_for, inputs_differ_only_in
 from airflow_distmap.hooks.s3 import DistributedMapS3Hook
 from airflow_distmap.naming import input_scoped_name
 
@@ -259,3 +259,13 @@ def test_calls_retry_throttling_with_backoff_unless_retries_are_configured(hook_
         client = hook_class(aws_conn_id=None, region_name="us-east-1", config=timeout_only).get_conn()
         assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
         assert client.meta.config.connect_timeout == 7
+
+
+def test_inputs_differ_only_in_the_given_keys_or_not_at_all() -> None:
+    locations = ("airflow_distmap",)
+    day_one = {"a": 1, "airflow_distmap": {"ItemReader": {"Key": "d1"}}}
+    day_two = {"a": 1, "airflow_distmap": {"ItemReader": {"Key": "d2"}}}
+    assert inputs_differ_only_in(day_one, day_two, locations)
+    assert not inputs_differ_only_in(day_one, day_one, locations)  # no difference at all
+    assert not inputs_differ_only_in(day_one, {**day_two, "a": 2}, locations)  # another difference too
+    assert not inputs_differ_only_in({"input": "x", "rerun": 1}, {"input": "x"}, locations)  # a CSV re-run
