@@ -19,8 +19,9 @@ A batch (``ItemBatcher``)::
     -> {"rows": [{"index": 40, "output": ...}, {"index": 41, "error": {...}}]}
 
 Plain items work too: an item whose ``row`` is not an object is the row itself (an ItemReader's CSV row
-or JSON object, no ItemSelector needed; a CSV column named ``row`` holds text, so it is such a row); its
-``index`` is its position in the batch, or ``null`` for a lone item. For the item's position in the whole
+or JSON object, no ItemSelector needed; a CSV column named ``row`` holds text, so it is such a row, and so
+are its columns named ``config``, ``skip`` or ``Items``); its ``index`` is its position in the batch, or
+``null`` for a lone item. For the item's position in the whole
 dataset, send ``{"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"}`` as the ``ItemSelector``.
 
 ``BatchInput`` is optional. ``config`` is handed to functions that take a second parameter
@@ -61,6 +62,8 @@ _SHORT_MESSAGE_CHARS: Final = 100
 #: Longest error message reported for a row; the result files stay small whatever the exception says.
 MAX_ERROR_MESSAGE_CHARS: Final = 1000
 
+#: The keys of an ItemBatcher batch event.
+_BATCH_KEYS: Final = frozenset({"Items", "BatchInput"})
 #: Error type given to a row whose output would push the batch over the payload quota.
 OUTPUT_TOO_LARGE: Final = "RowOutputTooLarge"
 #: Error type given to a row whose output is not JSON-serialisable.
@@ -267,6 +270,15 @@ def _too_large(index: int | None, size: int) -> dict[str, Any]:
     }
 
 
+def _is_batch(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is an ItemBatcher batch rather than one item.
+
+    A batch has a list of ``Items`` and nothing but ``BatchInput`` beside it; a row with a column named
+    ``Items`` (text, in a CSV) is a row.
+    """
+    return isinstance(event.get("Items"), list) and event.keys() <= _BATCH_KEYS
+
+
 def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
     """Run ``func`` over one Distributed Map event (one item or a batch) and return the contract's answer.
 
@@ -280,10 +292,8 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
     runner = func if isinstance(func, _RowRunner) else _RowRunner(func)
     if not isinstance(event, Mapping):
         raise MalformedEventError(f"The event must be a JSON object, got {type(event).__name__}.")
-    if "Items" in event:
+    if _is_batch(event):
         items = event["Items"]
-        if not isinstance(items, list):
-            raise MalformedEventError("The batch's 'Items' must be a list.")
         batch_input = event.get("BatchInput")
         if batch_input is None:
             batch_input = {}
@@ -296,7 +306,9 @@ def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:
         log.info("Processed a batch of %d rows, %d failed", len(rows), sum(1 for r in rows if "error" in r))
         return answer
     index, row = _check_item(event, None)
-    config, skip = _options(event, "The event") if "row" in event else ({}, frozenset())
+    # Only the envelope carries options: a plain row's "config" or "skip" is one of its columns.
+    enveloped = isinstance(event.get("row"), Mapping)
+    config, skip = _options(event, "The event") if enveloped else ({}, frozenset())
     result, size = _sized(runner.run(index, row, config, skip))
     if size > PAYLOAD_LIMIT_BYTES - _ENVELOPE_SLACK:
         result = _too_large(index, size)

@@ -151,7 +151,6 @@ def test_long_error_messages_are_truncated() -> None:
         {"row": {"a": "1"}},
         {"index": "1", "row": {"a": "1"}},
         {"index": True, "row": {"a": "1"}},
-        {"Items": "nope"},
         {"Items": ["a row that is not an object"]},
         {"Items": [], "BatchInput": []},
         {"Items": [], "BatchInput": {"skip": "0"}},
@@ -185,6 +184,25 @@ def test_plain_items_are_rows_indexed_by_their_position() -> None:
 def test_a_csv_column_named_row_is_a_plain_row() -> None:
     result = upper({"Items": [{"row": "7", "text": "a"}, {"index": "x", "row": "8", "text": "b"}]}, None)
     assert [(row["index"], row["output"]) for row in result["rows"]] == [(0, "A"), (1, "B")]
+
+
+def test_columns_named_like_the_envelope_keys_are_a_plain_rows_columns() -> None:
+    seen: list[tuple[dict[str, Any], Any]] = []
+
+    @row_handler
+    def record(row: dict[str, Any], config: Any) -> str:
+        seen.append((row, config))
+        return "ok"
+
+    rows = [
+        {"order": "1", "Items": "3 apples", "value": "9"},
+        {"row": "2", "skip": "no"},
+        {"row": "3", "config": "x"},
+    ]
+    for row in rows:
+        assert record(row, None) == {"index": None, "output": "ok"}
+    assert seen == [(row, {}) for row in rows]
+    assert record({"Items": rows}, None)["rows"][2] == {"index": 2, "output": "ok"}
 
 
 def test_a_batch_answer_carries_the_text_the_lambda_runtime_would_send() -> None:
