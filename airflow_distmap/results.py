@@ -450,6 +450,11 @@ def read_manifest(s3: S3Client, manifest_uri: str) -> Manifest:
     :raises ClientError: the object cannot be read.
     """
     bucket, key = parse_s3_uri(manifest_uri, what="manifest URI")
+    if not key or key.endswith("/"):
+        raise ValueError(
+            f"{manifest_uri} names a bucket or a folder, not an object. To fix this, pass the full URI of "
+            "the manifest, s3://<bucket>/<prefix>/<map run id>/manifest.json (the task's XCom manifest_uri)"
+        )
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
         data = json.load(body)

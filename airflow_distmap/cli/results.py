@@ -21,12 +21,14 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from airflow_distmap.cli.options import non_negative_int
 from airflow_distmap.results import read_manifest
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="S3 endpoint, e.g. http://127.0.0.1:4566 for the local endpoint (default: $AWS_ENDPOINT_URL)",
     )
     parser.add_argument("--region", default=None, help="AWS region (default: boto3's configuration)")
-    parser.add_argument("--samples", type=int, default=5, help="failed rows to show (default 5)")
+    parser.add_argument("--samples", type=non_negative_int, default=5, help="failed rows to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -59,6 +61,24 @@ def _items(child_input: Any) -> list[Any]:
     if isinstance(child_input, dict) and isinstance(child_input.get("Items"), list):
         return list(child_input["Items"])
     return [] if child_input is None else [child_input]
+
+
+def _indexed_rows(child_input: Any) -> Iterator[tuple[int | None, Any]]:
+    """``(index, row)`` of each item of a child's input, numbered as ``row_handler`` numbers them.
+
+    An ``{"index", "row"}`` envelope gives its index; a plain item (the row itself) its position in its batch,
+    or ``None`` alone.
+    """
+    batched = isinstance(child_input, dict) and isinstance(child_input.get("Items"), list)
+    for position, item in enumerate(_items(child_input)):
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("row"), dict)
+            and isinstance(item.get("index"), int)
+        ):
+            yield item["index"], item["row"]
+        else:
+            yield (position if batched else None), item
 
 
 class _Tally:
@@ -84,9 +104,7 @@ class _Tally:
             items = _items(entry.input)
             self.rows["failed"] += len(items) or 1
             self.errors[error] += len(items) or 1
-            for item in items[: max(self.samples - len(self.failed), 0)]:
-                index = item.get("index") if isinstance(item, dict) else None
-                row = item.get("row", item) if isinstance(item, dict) else item  # the row, as for row errors
+            for index, row in list(_indexed_rows(entry.input))[: max(self.samples - len(self.failed), 0)]:
                 self._sample(index=index, error=error, message=_preview(message), input=row)
             return
         output = entry.output
@@ -113,10 +131,10 @@ class _Tally:
             else:
                 self.rows["succeeded"] += 1
         if needs_input:  # decode the batch's input only when one of its rows is shown
-            by_index = {i.get("index"): i for i in _items(entry.input) if isinstance(i, dict)}
+            by_index = dict(_indexed_rows(entry.input))
             for sample in self.failed:
                 if "input" not in sample and sample.get("index") in by_index:
-                    sample["input"] = by_index[sample["index"]].get("row", by_index[sample["index"]])
+                    sample["input"] = by_index[sample["index"]]
 
 
 def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, Any]:

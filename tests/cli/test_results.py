@@ -186,6 +186,45 @@ def test_a_bad_uri_gets_one_fix(capsys: pytest.CaptureFixture[str]) -> None:
     assert error.count("To fix this") == 1
 
 
+@pytest.mark.parametrize("uri", [f"s3://{BUCKET}", f"s3://{BUCKET}/", f"s3://{BUCKET}/run/"])
+def test_a_bucket_or_folder_uri_is_told_to_name_the_manifest(
+    capsys: pytest.CaptureFixture[str], uri: str
+) -> None:
+    assert main(["results", uri]) == 1
+    error = capsys.readouterr().err
+    assert "names a bucket or a folder, not an object" in error
+    assert "manifest.json" in error
+    assert "Parameter validation" not in error
+
+
+def test_a_negative_sample_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["results", f"s3://{BUCKET}/run/manifest.json", "--samples", "-1"])
+    assert exited.value.code == 2
+    assert "at least 0" in capsys.readouterr().err
+
+
+def test_a_failed_row_of_a_batch_of_plain_items_shows_its_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        output = {"rows": [{"index": 0, "output": "A"}, {"index": 1, "error": {"type": "E", "message": "m"}}]}
+        batch = entry("SUCCEEDED", [{"text": "a"}, {"text": "b"}], output)  # plain CSV rows, no envelope
+        s3.put_object(Bucket=BUCKET, Key="p/SUCCEEDED_0.json", Body=json.dumps([batch]).encode())
+        manifest = {
+            "DestinationBucket": BUCKET,
+            "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:run",
+            "ResultFiles": {
+                "SUCCEEDED": [{"Key": "p/SUCCEEDED_0.json", "Size": 9}],
+                "FAILED": [],
+                "PENDING": [],
+            },
+        }
+        s3.put_object(Bucket=BUCKET, Key="p/manifest.json", Body=json.dumps(manifest).encode())
+        summary = summarise(s3, f"s3://{BUCKET}/p/manifest.json")
+    assert summary["failed_samples"] == [{"index": 1, "error": "E", "message": "m", "input": {"text": "b"}}]
+
+
 def test_json_output_is_the_only_thing_on_stdout_in_a_fresh_process(tmp_path: Any) -> None:
     """Run as users run it, so Airflow's logging set-up is in play: ``--json | jq`` must work."""
     from airflow_distmap.local import LocalEndpoint
