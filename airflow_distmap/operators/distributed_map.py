@@ -1235,7 +1235,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.defer(
                 trigger=DistributedMapTrigger(
                     execution_arn=execution_arn,
-                    poll_interval=self.waiter_delay,
+                    waiter_delay=self.waiter_delay,
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
                     verify=self.verify,

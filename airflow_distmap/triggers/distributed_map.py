@@ -220,7 +220,7 @@ class DistributedMapTrigger(BaseTrigger):
     """Poll DescribeExecution until the execution is closed and yield exactly one event.
 
     Map Run progress (items done of those read so far, by status) is logged when it changes, reading
-    DescribeMapRun at most once per ``max(poll_interval, 1)`` seconds. Throttling and transient errors are
+    DescribeMapRun at most once per ``max(waiter_delay, 1)`` seconds. Throttling and transient errors are
     retried with capped exponential backoff and end the wait only past the deadline (and its grace); any
     other API error ends it with an ``error`` event (``reason: api_error``) rather than an exception, so the
     operator reports it.
@@ -230,7 +230,11 @@ class DistributedMapTrigger(BaseTrigger):
     ``execution_timeout_at``.
 
     :param execution_arn: ARN of the execution to wait for.
-    :param poll_interval: Seconds between DescribeExecution calls.
+    :param waiter_delay: Seconds between DescribeExecution calls.
+    :param waiter_max_attempts: Polls before the trigger gives up with a ``deadline`` event, as the amazon
+        provider's triggers count them: a ``deadline`` of ``waiter_delay * waiter_max_attempts`` seconds from
+        when the trigger is created (serialised as such, so a triggerer restart keeps it). Ignored when
+        ``deadline`` is given; ``None`` sets none.
     :param max_backoff: Longest wait, in seconds, between retries of a throttled or failing call.
     :param aws_conn_id: The Airflow connection used for AWS credentials.
     :param region_name: AWS region name; overrides the connection's.
@@ -255,7 +259,8 @@ class DistributedMapTrigger(BaseTrigger):
         self,
         *,
         execution_arn: str,
-        poll_interval: float = 30,
+        waiter_delay: float = 30,
+        waiter_max_attempts: int | None = None,
         max_backoff: float = 300,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
@@ -269,10 +274,13 @@ class DistributedMapTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.try_number = try_number
+        if deadline is None and waiter_max_attempts is not None:
+            deadline = time.time() + waiter_delay * waiter_max_attempts
         self.deadline = deadline
+        self.waiter_max_attempts = waiter_max_attempts
         self.execution_timeout_at = execution_timeout_at
         self.execution_arn = execution_arn
-        self.poll_interval = poll_interval
+        self.waiter_delay = waiter_delay
         self.max_backoff = max_backoff
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -293,7 +301,8 @@ class DistributedMapTrigger(BaseTrigger):
             f"{cls.__module__}.{cls.__qualname__}",
             {
                 "execution_arn": self.execution_arn,
-                "poll_interval": self.poll_interval,
+                "waiter_delay": self.waiter_delay,
+                "waiter_max_attempts": self.waiter_max_attempts,
                 "max_backoff": self.max_backoff,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
@@ -317,7 +326,7 @@ class DistributedMapTrigger(BaseTrigger):
         )
 
     def _backoff(self, attempt: int) -> float:
-        base = min(float(self.poll_interval), 1.0)
+        base = min(float(self.waiter_delay), 1.0)
         return float(min(max(self.max_backoff, base), base * 2 ** (attempt - 1)))
 
     async def _connect(self, hook: DistributedMapHook, stack: contextlib.AsyncExitStack) -> Any:
@@ -399,7 +408,7 @@ class DistributedMapTrigger(BaseTrigger):
                 if self._past_deadline():  # checked after a poll: a closed execution is reported as closed
                     yield TriggerEvent(self._deadline_event())  # type: ignore[no-untyped-call]
                     return
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(self.waiter_delay)
 
     def _past_deadline(self, grace: float = 0.0) -> bool:
         return self.deadline is not None and time.time() >= self.deadline + grace
@@ -442,7 +451,7 @@ class DistributedMapTrigger(BaseTrigger):
     async def _log_progress(self, hook: DistributedMapHook, client: Any) -> None:
         """Log Map Run item counts when they changed, within DescribeMapRun's 1 request/s quota."""
         now = _now()
-        interval = max(float(self.poll_interval), MIN_MAP_RUN_INTERVAL)
+        interval = max(float(self.waiter_delay), MIN_MAP_RUN_INTERVAL)
         if self._last_map_run_call is not None and now - self._last_map_run_call < interval:
             return
         self._last_map_run_call = now

@@ -143,7 +143,7 @@ def test_first_run_creates_machine_and_starts_named_execution(aws):
     started = aws.describe_execution(executionArn=executions[0]["executionArn"])
     assert json.loads(started["input"]) == _locations_input("in/rows.csv")
     assert trigger.execution_arn == executions[0]["executionArn"]
-    assert trigger.poll_interval == 1
+    assert trigger.waiter_delay == 1
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def _log_lines(capsys, start: str) -> list[str]:
 
 
 def _trigger(**kwargs) -> DistributedMapTrigger:
-    return DistributedMapTrigger(execution_arn=EXECUTION_ARN, poll_interval=0.001, aws_conn_id=None, **kwargs)
+    return DistributedMapTrigger(execution_arn=EXECUTION_ARN, waiter_delay=0.001, aws_conn_id=None, **kwargs)
 
 
 async def _collect(trigger: DistributedMapTrigger, client: FakeSFN) -> list[dict]:
@@ -117,10 +117,19 @@ def _counts(succeeded: int, failed: int = 0, running: int = 0, pending: int = 0,
     }
 
 
+def test_waiter_max_attempts_sets_a_deadline_that_a_restart_keeps(monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: 1_000.0)
+    trigger = DistributedMapTrigger(execution_arn=EXECUTION_ARN, waiter_delay=10, waiter_max_attempts=6)
+    assert trigger.deadline == 1_060.0
+    monkeypatch.setattr(time, "time", lambda: 5_000.0)  # the triggerer restarts much later
+    _, kwargs = trigger.serialize()
+    assert DistributedMapTrigger(**kwargs).deadline == 1_060.0
+
+
 def test_serialization_round_trip():
     trigger = DistributedMapTrigger(
         execution_arn=EXECUTION_ARN,
-        poll_interval=5,
+        waiter_delay=5,
         max_backoff=60,
         aws_conn_id="my_aws",
         region_name="eu-west-1",
@@ -134,7 +143,8 @@ def test_serialization_round_trip():
     assert classpath == "airflow_distmap.triggers.distributed_map.DistributedMapTrigger"
     assert kwargs == {
         "execution_arn": EXECUTION_ARN,
-        "poll_interval": 5,
+        "waiter_delay": 5,
+        "waiter_max_attempts": None,
         "max_backoff": 60,
         "aws_conn_id": "my_aws",
         "region_name": "eu-west-1",
@@ -317,7 +327,7 @@ async def test_a_client_that_cannot_be_made_ends_with_an_error_event_not_a_crash
 
 
 def test_backoff_is_exponential_and_capped():
-    trigger = DistributedMapTrigger(execution_arn=EXECUTION_ARN, poll_interval=30, max_backoff=20)
+    trigger = DistributedMapTrigger(execution_arn=EXECUTION_ARN, waiter_delay=30, max_backoff=20)
     assert [trigger._backoff(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 20, 20]
 
 
@@ -396,7 +406,7 @@ async def test_a_missing_ca_bundle_ends_the_wait_at_once_with_an_error_event():
     # A real aiobotocore client: the CA bundle is read when the first request goes out.
     trigger = DistributedMapTrigger(
         execution_arn=EXECUTION_ARN,
-        poll_interval=0.001,
+        waiter_delay=0.001,
         aws_conn_id=None,
         region_name="us-east-1",
         verify="/nonexistent/ca.pem",
