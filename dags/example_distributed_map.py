@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_distmap.definitions import ItemBatcher, JsonItemReader
+from airflow_distmap.definitions import INDEXED_ROW_SELECTOR, ItemBatcher, JsonItemReader
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
 
 BUCKET = "distmap-example"
@@ -35,8 +35,8 @@ with DAG(
         state_machine_name="example-distributed-map",
         role_arn=ROLE_ARN,
         item_reader=JsonItemReader(uri=f"s3://{BUCKET}/{INPUT_KEY}"),
-        # post_processing follows airflow_distmap.lambda_runtime's row contract: {"index", "row"}.
-        item_selector={"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"},
+        # post_processing is a row_handler: with {"index", "row"} items its results name each row's index.
+        item_selector=INDEXED_ROW_SELECTOR,
         item_batcher=ItemBatcher(max_items_per_batch=2),
         function_name="post_processing",
         max_concurrency=4,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_distmap.definitions.batching import ItemBatcher
-from airflow_distmap.definitions.distributed_map import DistributedMap
+from airflow_distmap.definitions.distributed_map import INDEXED_ROW_SELECTOR, DistributedMap
 from airflow_distmap.definitions.processors import (
     LAMBDA_RETRY,
     LambdaItemProcessor,
@@ -23,6 +23,7 @@ from airflow_distmap.definitions.states import is_distributed_map, iter_distribu
 from airflow_distmap.definitions.writer import ResultWriter, ensure_result_writer
 
 __all__ = [
+    "INDEXED_ROW_SELECTOR",
     "LAMBDA_RETRY",
     "CsvItemReader",
     "DistributedMap",

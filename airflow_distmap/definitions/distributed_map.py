@@ -17,6 +17,11 @@ from airflow_distmap.definitions.processors import LambdaItemProcessor, distribu
 from airflow_distmap.definitions.readers import ItemReader
 from airflow_distmap.definitions.writer import ResultWriter
 
+#: An ``item_selector`` that sends each item as ``{"index": <its position in the dataset>, "row": <the
+#: item>}``, the envelope :func:`airflow_distmap.lambda_runtime.row_handler` reads: its results then name
+#: each row by its dataset index, where a batch of plain items only knows positions inside the batch.
+INDEXED_ROW_SELECTOR: dict[str, str] = {"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"}
+
 #: The reader class a text ``item_reader`` most likely meant, by how the text ends.
 _READER_BY_SUFFIX = (
     (".csv", "CsvItemReader"),
@@ -153,7 +158,7 @@ class DistributedMap:
             if not isinstance(self.item_selector, dict):
                 raise ValueError(
                     "item_selector must be a JSON object template. To fix this, pass a dict such as "
-                    "{'row.$': '$$.Map.Item.Value', 'index.$': '$$.Map.Item.Index'}."
+                    "INDEXED_ROW_SELECTOR or {'row.$': '$$.Map.Item.Value', 'index.$': '$$.Map.Item.Index'}."
                 )
             state["ItemSelector"] = copy.deepcopy(self.item_selector)
         if self.item_batcher is not None:
