@@ -6,8 +6,10 @@ from __future__ import annotations
 class ServiceError(Exception):
     """An AWS API error, as botocore reports it.
 
-    ``code`` is the exception name (``__type``), e.g. ``ExecutionDoesNotExist``; ``message`` is AWS's message
-    text; ``status`` the HTTP status; ``members`` the error shape's other members (``resourceName``...).
+    :param code: the exception name (``__type``), e.g. ``ExecutionDoesNotExist``.
+    :param message: AWS's message text.
+    :param status: the HTTP status.
+    :param members: the error shape's other members (``resourceName``...).
     """
 
     def __init__(
@@ -23,8 +25,9 @@ class ServiceError(Exception):
 class StatesError(Exception):
     """A Step Functions runtime error inside an execution.
 
-    ``States.Runtime``, ``Lambda.Unknown``, a handler's ``errorType``...: what Retry/Catch match on and what
-    ``ExecutionFailed`` reports.
+    :param error: ``States.Runtime``, ``Lambda.Unknown``, a handler's ``errorType``...: what Retry/Catch match
+        on and what ``ExecutionFailed`` reports.
+    :param cause: the error's cause text.
     """
 
     def __init__(self, error: str, cause: str = "") -> None:

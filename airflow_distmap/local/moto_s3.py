@@ -34,7 +34,11 @@ _COPY_CHUNK: Final = 1 << 20
 
 
 class NoSuchObject(LookupError):
-    """Raised when the bucket or the key does not exist; ``code`` is S3's error code."""
+    """Raised when the bucket or the key does not exist.
+
+    :param code: S3's error code (``NoSuchBucket``, ``NoSuchKey``).
+    :param message: S3's message.
+    """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

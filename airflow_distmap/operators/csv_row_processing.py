@@ -173,9 +173,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/``. One prefix per task
         run: a prefix that holds another task run's results is refused, so template your own with
         ``{{ run_id }}`` (and ``{{ ti.map_index }}`` in a mapped task).
-    :param state_machine_name: name of the state machine; default derived from the dag, the task and
-        a digest of the definition (the CSV layout and the operator's settings). A name of yours shared by
-        runs whose CSV layouts differ is updated by each in turn (see :class:`DistributedMapOperator`).
+    :param state_machine_name: name of the state machine (templated); default derived from the dag, the
+        task and a digest of the definition (the CSV layout and the operator's settings). A name of yours
+        shared by runs whose CSV layouts differ is updated by each in turn (see
+        :class:`DistributedMapOperator`).
     :param role_arn: IAM role Step Functions assumes (templated).
     :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum); templated.
     :param tolerated_failure_count: failed rows tolerated before the task fails; templated.
@@ -190,7 +191,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         runs for minutes to hours), ``False`` polls in the worker with the same semantics.
 
     Other arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``, ``waiter_delay``,
-    ``waiter_max_attempts``, ``execution_name``, ``stop_on_kill``, ``check_functions``,
+    ``waiter_max_attempts``, ``execution_name`` (templated), ``stop_on_kill``, ``check_functions``,
     ``failed_items_sample``) are those of
     :class:`~airflow_distmap.operators.distributed_map.DistributedMapOperator`; its building blocks
     (``definition``, ``item_reader``, ``item_processor``, ``item_selector``, ``item_batcher``,

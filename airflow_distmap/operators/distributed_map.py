@@ -292,30 +292,31 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     Subclasses customise it through :meth:`preflight`, :meth:`build_definition`,
     :meth:`build_execution_input`, :meth:`default_results_uri` and :meth:`on_run_complete`.
 
-    :param definition: A complete state machine definition (dict or JSON text), instead of building blocks.
-    :param state_machine_name: Name of the state machine; default derived from the dag and task ids plus a
-        digest of the rendered definition, so concurrent runs (backfills) whose templated fields render
-        differently never race on one definition. Templated S3 locations do not count (without a given
+    :param definition: A complete state machine definition (dict or JSON text), instead of building blocks;
+        templated.
+    :param state_machine_name: Name of the state machine (templated); default derived from the dag and task
+        ids plus a digest of the rendered definition, so concurrent runs (backfills) whose templated fields
+        render differently never race on one definition. Templated S3 locations do not count (without a given
         ``execution_name``): they travel in the execution input (see ``item_reader``). Keep other run-specific
         values in ``execution_input`` too, to share one state machine across runs. Runs that share a name but
         not a definition update it in turn; an execution that started on a definition other than this task's
         (another run's update landed between this task's deploy and start, or this task's update had not
         reached StartExecution yet) is stopped at once and started again after a wait, so prefer the default
         name for those.
-    :param role_arn: IAM role Step Functions assumes; needed to create the state machine.
-    :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results. Default: a prefix per
-        task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required when no
-        ItemReader names a bucket and a Distributed Map has no ResultWriter of its own. A prefix holding
-        another task run's results is refused before anything starts: template your own per run, e.g. with
-        ``{{ run_id }}``. With the building blocks and an ItemReader it reaches the definition through the
-        execution input, as the ItemReader's location does, so every run shares one state machine (not with
-        a given ``execution_name``).
-    :param execution_input: Input of the execution (a JSON object).
+    :param role_arn: IAM role Step Functions assumes; needed to create the state machine. Templated.
+    :param results_uri: ``s3://bucket/prefix`` where the ResultWriter exports results (templated). Default: a
+        prefix per task run in the bucket the ItemReader reads (see :meth:`default_results_uri`); required
+        when no ItemReader names a bucket and a Distributed Map has no ResultWriter of its own. A prefix
+        holding another task run's results is refused before anything starts: template your own per run, e.g.
+        with ``{{ run_id }}``. With the building blocks and an ItemReader it reaches the definition through
+        the execution input, as the ItemReader's location does, so every run shares one state machine (not
+        with a given ``execution_name``).
+    :param execution_input: Input of the execution (a JSON object, or its JSON text); templated.
     :param item_reader: Where items come from (:mod:`airflow_distmap.definitions` readers or ASL); templated,
         so ``JsonItemReader(uri="s3://bucket/{{ ds }}/rows.json")`` reads each run's own object. Its bucket,
         key or prefix travel in the execution input (key ``airflow_distmap``), so runs reading different
         objects share one definition and one state machine (unless ``execution_name`` is given).
-    :param function_name: Lambda function (name or ARN) each child invokes; builds a
+    :param function_name: Lambda function (name or ARN, templated) each child invokes; builds a
         :class:`~airflow_distmap.definitions.LambdaItemProcessor`. The pre-flight checks that every function
         a Task state names exists (``lambda:GetFunction``; without that permission it logs a warning).
     :param item_processor: A :class:`~airflow_distmap.definitions.LambdaItemProcessor` or an ASL
@@ -332,13 +333,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param map_label: Name of the Map state and label of its Map Run (at most 40 characters).
     :param execution_type: ``STANDARD`` or ``EXPRESS`` children (with an ASL ``item_processor``, unless its
         ``ProcessorConfig`` says; a ``LambdaItemProcessor`` carries its own).
-    :param execution_name: Force an execution name (default derived from the task run). It must differ for
-        every task run: a try finding an execution of that name attaches to it, reuses its results or
-        redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the characters
-        CloudWatch Logs takes), so template it from the run id without the others, and the map index in a
-        mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') }}-{{
-        ti.map_index }}"``. A given name puts the run's results prefix, and the ItemReader's location, into
-        the definition, so each run then deploys a state machine of its own (or updates a
+    :param execution_name: Force an execution name (templated; default derived from the task run). It must
+        differ for every task run: a try finding an execution of that name attaches to it, reuses its results
+        or redrives it; a retry of the same task run keeps it. Only ``0-9A-Za-z-_`` are accepted (the
+        characters CloudWatch Logs takes), so template it from the run id without the others, and the map
+        index in a mapped task, e.g. ``"{{ run_id | replace(':', '') | replace('+', '') | replace('.', '')
+        }}-{{ ti.map_index }}"``. A given name puts the run's results prefix, and the ItemReader's location,
+        into the definition, so each run then deploys a state machine of its own (or updates a
         ``state_machine_name`` of yours): leave it unset unless you need it.
     :param waiter_delay: Seconds between status polls.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
