@@ -220,11 +220,15 @@ def _print_summary(
         table.add_row("throughput, Map Run", f"{rows / seconds:,.0f} rows/s ({seconds:.1f} s)")
     table.add_row("collect and write output", f"{summary.get('collect_seconds', 0):.1f} s")
     table.add_row("whole DAG run, Airflow start-up included", f"{elapsed:.1f} s")
-    table.add_row("manifest", summary["manifest_uri"])
-    table.add_row("output", summary["output_uri"])
-    table.add_row("failed rows", str(summary.get("failed_rows_uri")))
-    table.add_row("Airflow logs", str(log_path))
     console.print(table)
+    # Outside the table and never wrapped by rich, so each location copies whole from the terminal.
+    for label, location in (
+        ("manifest", summary["manifest_uri"]),
+        ("output", summary["output_uri"]),
+        ("failed rows", summary.get("failed_rows_uri")),
+        ("Airflow logs", log_path),
+    ):
+        console.print(f"{label + ':':<13}{location}", soft_wrap=True, highlight=False)
 
     sample = Table(title="A few rows, input and output side by side")
     sample.add_column(f"input {COLUMN}", overflow="fold")
