@@ -193,6 +193,27 @@ def refuse_other_region(bucket: object, region: str, error: str, doing: str) -> 
         )
 
 
+def refuse_other_owner(parameters: Mapping[str, Any], account_id: str) -> None:
+    """Fail the reader as S3 does when ``ExpectedBucketOwner`` names another account than the bucket's.
+
+    S3 answers such a request with 403 AccessDenied (spec section 1.2: getObject sources support
+    ``ExpectedBucketOwner``; so does ListObjectsV2). Every bucket of the local endpoint belongs to its one
+    account; moto's S3 does not check the parameter, so the reader does.
+
+    :param parameters: the ItemReader's evaluated ``Parameters`` / ``Arguments``.
+    :param account_id: the endpoint's account, which owns its buckets.
+    """
+    expected = parameters.get("ExpectedBucketOwner")
+    if expected is None or expected == account_id:
+        return
+    where = "/".join(str(parameters[name]) for name in ("Bucket", "Key") if name in parameters)
+    raise StatesError(
+        ITEM_READER_FAILED,
+        f"Amazon S3 service returned an error reading s3://{where}: Access Denied "
+        "(Service: S3, Status Code: 403, Error Code: AccessDenied)",
+    )
+
+
 class SourceChangedError(StatesError):
     """``States.ItemReaderFailed`` because the object changed since the Map Run began reading it."""
 

@@ -33,6 +33,7 @@ from airflow_distmap.local.runtime.readers import (
     ITEM_READER_FAILED,
     ObjectPin,
     iter_reader_items,
+    refuse_other_owner,
     refuse_other_region,
 )
 from airflow_distmap.local.runtime.results import parse_writer
@@ -251,6 +252,7 @@ class RuntimeServices:
             def open_s3(skip: int, pin: ObjectPin) -> Iterator[tuple[str, Iterator[Any]]]:
                 bucket = parameters.get("Bucket")
                 refuse_other_region(bucket, self.region, ITEM_READER_FAILED, "reading")
+                refuse_other_owner(parameters, self.account_id)
                 return skip_items(
                     iter_reader_items(self.s3(), resource, parameters, reader_config, pin), skip
                 )

@@ -856,6 +856,18 @@ def test_missing_object_fails_the_reader(harness: Harness) -> None:
     ]
 
 
+@pytest.mark.parametrize(("owner", "status"), [("123456789012", "SUCCEEDED"), ("999999999999", "FAILED")])
+def test_expected_bucket_owner_is_checked_as_s3_checks_it(harness: Harness, owner: str, status: str) -> None:
+    harness.put("owned.csv", "id\n1\n")
+    reader = {**CSV_READER, "Parameters": {**CSV_READER["Parameters"], "ExpectedBucketOwner": owner}}
+    _, done = harness.run(distributed_map(ItemReader=reader), {"key": "owned.csv"})
+    assert done["status"] == status
+    if status == "FAILED":
+        assert done["error"] == "States.ItemReaderFailed"
+        assert "AccessDenied" in done["cause"]
+        assert f"s3://{BUCKET}/owned.csv" in done["cause"]
+
+
 def test_an_item_over_8_mb_fails_the_reader_and_the_map_run_ends(harness: Harness) -> None:
     harness.put("huge.csv", "id,text\n1," + "z" * (8 * 1024 * 1024 + 1) + "\n2,b\n")
     arn, done = harness.run(distributed_map(ItemReader=CSV_READER), {"key": "huge.csv"})
