@@ -320,23 +320,26 @@ class DistributedMapHook(AwsBaseHook):
         self.log.info("Updated state machine %s (%s)", arn, ", ".join(sorted(changes)))
         return arn
 
-    def definition_errors(
+    def definition_diagnostics(
         self, definition: dict[str, Any] | str, type: str = "STANDARD"
     ) -> list[dict[str, Any]]:
-        """The errors Step Functions finds in ``definition`` (ValidateStateMachineDefinition); ``[]`` if none.
+        """What Step Functions finds in ``definition`` (ValidateStateMachineDefinition); ``[]`` if nothing.
 
         .. seealso::
             - :external+boto3:py:meth:`SFN.Client.validate_state_machine_definition`
 
         :param definition: The ASL definition (dict or JSON text).
         :param type: ``STANDARD`` or ``EXPRESS``.
-        :return: The diagnostics of severity ``ERROR`` (``code``, ``message`` and, when known, ``location``).
+        :return: The diagnostics (``severity`` ``ERROR`` or ``WARNING``, ``code``, ``message`` and, when
+            known, ``location``); any ``ERROR`` means CreateStateMachine would refuse the definition.
         """
         text = json.dumps(_as_json(definition), separators=(",", ":"))
-        answer = self.client.validate_state_machine_definition(definition=text, type=type)  # type: ignore[arg-type]
-        if answer.get("result") != "FAIL":
-            return []
-        return [dict(d) for d in answer.get("diagnostics", []) if d.get("severity") == "ERROR"]
+        answer = self.client.validate_state_machine_definition(
+            definition=text,
+            type=type,  # type: ignore[arg-type]
+            severity="WARNING",
+        )
+        return [dict(d) for d in answer.get("diagnostics", [])]
 
     # -- executions ----------------------------------------------------------------------------------
 

@@ -826,14 +826,25 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         without it, such as moto's in-process ``mock_aws``, which raises ``NotImplementedError`` for it) a
         warning is logged and the deploy itself reports any problem.
 
+        Warnings (such as a Parameters field whose value is a path but whose name lacks ``.$``) are logged.
+
         :param definition: The definition about to be deployed.
         :raises ValueError: the definition has errors; the message lists them.
         """
         try:
-            errors = self._retrying(self.hook.definition_errors, definition)
+            diagnostics = self._retrying(self.hook.definition_diagnostics, definition)
         except (ClientError, BotoCoreError, NotImplementedError) as error:
             self.log.warning("Could not validate the state machine definition (%s); going on", error)
             return
+        for warning in diagnostics:
+            if warning.get("severity") == "WARNING":
+                self.log.warning(
+                    "Step Functions warns about the definition: %s at %s: %s",
+                    warning.get("code"),
+                    warning.get("location", "/"),
+                    warning.get("message"),
+                )
+        errors = [d for d in diagnostics if d.get("severity") == "ERROR"]
         if errors:
             listed = "; ".join(
                 f"{e.get('code')}{' at ' + e['location'] if e.get('location') else ''}: {e.get('message')}"

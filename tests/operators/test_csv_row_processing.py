@@ -25,6 +25,7 @@ from airflow_distmap.exceptions import (
     RowThresholdExceededError,
     RowTooLargeError,
 )
+from airflow_distmap.local.asl import validate_definition
 from airflow_distmap.operators.csv_row_processing import (
     CRASH_RETRY,
     CSV_BATCH_INPUT_BYTES,
@@ -91,6 +92,14 @@ def s3(deploy_function: Callable[..., str]) -> Iterator[Any]:
         client.create_bucket(Bucket=BUCKET)
         deploy_function("post_processing")
         yield client
+
+
+def test_the_definition_draws_no_diagnostic_not_even_a_warning(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,a\n")
+    op = operator(function_config={"k": "$.not-a-path-here"})
+    ctx = context()
+    op.preflight(ctx)
+    assert validate_definition(json.dumps(op.build_definition(ctx))) == []
 
 
 def test_definition_reads_given_headers_and_sends_index_and_requested_columns(s3: Any) -> None:

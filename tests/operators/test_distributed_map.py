@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowTaskTimeout
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
-from airflow_distmap.definitions import CsvItemReader, ItemBatcher, S3PrefixItemReader
+from airflow_distmap.definitions import INDEXED_ROW_SELECTOR, CsvItemReader, ItemBatcher, S3PrefixItemReader
 from airflow_distmap.exceptions import (
     DefinitionRaceError,
     DistributedMapError,
@@ -29,6 +29,7 @@ from airflow_distmap.exceptions import (
     ItemSourceNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import DistributedMapHook, ExecutionStart
+from airflow_distmap.local.asl import validate_definition
 from airflow_distmap.naming import execution_name
 from airflow_distmap.operators import distributed_map as distributed_map_module
 from airflow_distmap.operators.distributed_map import DistributedMapOperator
@@ -394,7 +395,7 @@ def test_a_definition_step_functions_refuses_fails_before_anything_is_created(aw
     op = _operator()
     error = {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "bad", "location": "/x"}
     with (
-        mock.patch.object(DistributedMapHook, "definition_errors", return_value=[error]) as validate,
+        mock.patch.object(DistributedMapHook, "definition_diagnostics", return_value=[error]) as validate,
         pytest.raises(InvalidTaskArgumentsError, match=r"SCHEMA_VALIDATION_FAILED at /x: bad\. To fix this"),
     ):
         op.execute(_context())
@@ -404,11 +405,24 @@ def test_a_definition_step_functions_refuses_fails_before_anything_is_created(aw
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="results")  # not claimed
 
 
+def test_step_functions_warnings_are_logged_and_the_definition_deployed(aws):
+    warning = {"severity": "WARNING", "code": "NO_DOLLAR", "message": "use a.$", "location": "/States/X"}
+    log = mock.MagicMock()
+    with (
+        mock.patch.object(DistributedMapHook, "definition_diagnostics", return_value=[warning]),
+        mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
+    ):
+        _defer(_operator(), _context())
+    warnings = [call.args[0] % call.args[1:] for call in log.warning.call_args_list]
+    assert "Step Functions warns about the definition: NO_DOLLAR at /States/X: use a.$" in warnings
+    assert len(aws.list_state_machines()["stateMachines"]) == 1
+
+
 def test_a_definition_that_cannot_be_validated_is_deployed_after_a_warning(aws):
     denied = ClientError({"Error": {"Code": "AccessDeniedException"}}, "ValidateStateMachineDefinition")
     log = mock.MagicMock()
     with (
-        mock.patch.object(DistributedMapHook, "definition_errors", side_effect=denied),
+        mock.patch.object(DistributedMapHook, "definition_diagnostics", side_effect=denied),
         mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
     ):
         _defer(_operator(), _context())
@@ -832,6 +846,12 @@ def test_execution_type_applies_to_an_asl_item_processor():
     op = _operator(function_name=None, item_processor=standard, execution_type="EXPRESS")
     with pytest.raises(ValueError, match="ExecutionType is 'STANDARD' but execution_type='EXPRESS'"):
         op.build_definition(_context())
+
+
+def test_the_deployed_building_block_definition_draws_no_diagnostic_not_even_a_warning():
+    op = _operator(item_selector=INDEXED_ROW_SELECTOR, item_batcher=ItemBatcher(max_items_per_batch=5))
+    definition, _ = op._deployment(_context())
+    assert validate_definition(json.dumps(definition)) == []
 
 
 def test_item_reader_and_results_uri_are_templated():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +135,23 @@ def validate_definition(definition_text: str, machine_type: str = "STANDARD") ->
     return validator.diagnostics
 
 
+#: A JSONPath or context-object path (``$``, ``$.a``, ``$[0]``, ``$$.Map.Item.Value``), as a template value.
+_PATH_LIKE = re.compile(r"^\$\$?($|[.\[])")
+
+
+def _template_fields(template: Any) -> Iterator[tuple[str, Any]]:
+    """Every ``(field name, value)`` of a payload template, nested objects and arrays included."""
+    stack = [template]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield str(key), value
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def _is_state(target: Any, states: Mapping[str, Any]) -> bool:
     return isinstance(target, str) and target in states
 
@@ -148,6 +165,9 @@ class _Validator:
 
     def error(self, code: str, message: str, location: str) -> None:
         self.diagnostics.append(Diagnostic("ERROR", code, message, location or "/"))
+
+    def warning(self, code: str, message: str, location: str) -> None:
+        self.diagnostics.append(Diagnostic("WARNING", code, message, location or "/"))
 
     def unsupported(self, feature: str, location: str) -> None:
         self.error(
@@ -326,8 +346,25 @@ class _Validator:
                 JsonataTemplate(template, location.rsplit("/", 1)[-1])
             else:
                 CompiledTemplate(template)
+                self.paths_without_dollar(template, location)
         except ValueError as exc:
             self.error(SCHEMA, str(exc), location)
+
+    def paths_without_dollar(self, template: Any, location: str) -> None:
+        """Warn about a field whose value looks like a path while its name does not end in ``.$``.
+
+        The value is then passed on as text. ``NO_DOLLAR`` is an example code of AWS's API reference; its
+        wording here is UNCONFIRMED.
+        """
+        for key, value in _template_fields(template):
+            if not key.endswith(".$") and isinstance(value, str) and _PATH_LIKE.match(value):
+                self.warning(
+                    "NO_DOLLAR",
+                    f"The value of the field '{key}' looks like a path ({value!r}), but the field name does "
+                    f"not end in '.$', so the text itself is passed: name the field '{key}.$' to select "
+                    "the value",
+                    location,
+                )
 
     def exclusive(self, spec: Mapping[str, Any], first: str, second: str, location: str) -> None:
         if first in spec and second in spec:
@@ -415,7 +452,14 @@ class _Validator:
 
     # -- state types ----------------------------------------------------------------------------------------
     def state_pass(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
-        return
+        # PASS_RESULT_IS_STATIC: an example code of AWS's API reference; its wording is UNCONFIRMED.
+        if any(key.endswith(".$") for key, _ in _template_fields(state.get("Result"))):
+            self.warning(
+                "PASS_RESULT_IS_STATIC",
+                "The Result of a Pass state is static: a field name ending in '.$' is kept as it is, not "
+                "evaluated. To select from the input, use Parameters instead of Result",
+                f"{location}/Result",
+            )
 
     def state_succeed(self, state: Mapping[str, Any], states: Mapping[str, Any], location: str) -> None:
         return

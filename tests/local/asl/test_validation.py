@@ -465,3 +465,23 @@ def test_an_executions_timeout_is_accepted_at_the_top_level_only() -> None:
     inner = {"TimeoutSeconds": 5, "StartAt": "A", "States": {"A": PASS}}
     nested = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [inner], "End": True}}}
     assert_error(nested, "UNSUPPORTED_FEATURE", "TimeoutSeconds inside")
+
+
+def test_a_path_in_a_field_without_dollar_and_a_static_pass_result_are_warnings() -> None:
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {"Type": "Pass", "Result": {"nested": {"a.$": "$.x"}}, "Next": "Q"},
+            "Q": {
+                "Type": "Pass",
+                "Parameters": {"a": "$.x", "b": {"c": "$$.Map"}, "d": "$5", "e.$": "$"},
+                "End": True,
+            },
+        },
+    }
+    found = [(d.severity, d.code, d.location) for d in validate_definition(json.dumps(definition))]
+    assert sorted(found) == [
+        ("WARNING", "NO_DOLLAR", "/States/Q/Parameters"),
+        ("WARNING", "NO_DOLLAR", "/States/Q/Parameters"),
+        ("WARNING", "PASS_RESULT_IS_STATIC", "/States/P/Result"),
+    ]
