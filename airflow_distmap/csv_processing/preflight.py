@@ -329,6 +329,30 @@ def _refuse_json(first_line: str, input_uri: str) -> None:
     )
 
 
+def split_input_uri(input_uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an ``input_uri`` that can name an input CSV, which nothing is read from yet.
+
+    :param input_uri: ``s3://bucket/key.csv``.
+    :raises InputNotFoundError: the URI is malformed or names no object.
+    :raises UnsupportedInputError: the key names a compressed file.
+    """
+    try:
+        bucket, key = parse_s3_uri(input_uri, what="input_uri")
+    except ValueError as exc:
+        raise InputNotFoundError(str(exc)) from None
+    if not key or key.endswith("/"):
+        raise InputNotFoundError(
+            f"input_uri {input_uri!r} names no object. To fix this, pass the CSV's full key, "
+            "like 's3://my-bucket/path/data.csv'."
+        )
+    if key.lower().endswith(_COMPRESSED_SUFFIXES):
+        raise UnsupportedInputError(
+            f"{input_uri} is compressed. To fix this, store it uncompressed: the operator re-reads the file "
+            "to write the output in input order."
+        )
+    return bucket, key
+
+
 def check_csv_input(
     s3: S3Client,
     input_uri: str,
@@ -350,20 +374,7 @@ def check_csv_input(
     :param announce: log the layout found at INFO (``False``: at DEBUG, for a check the task made before).
     :raises CsvInputError: a subclass naming the problem and the fix.
     """
-    try:
-        bucket, key = parse_s3_uri(input_uri, what="input_uri")
-    except ValueError as exc:
-        raise InputNotFoundError(str(exc)) from None
-    if not key or key.endswith("/"):
-        raise InputNotFoundError(
-            f"input_uri {input_uri!r} names no object. To fix this, pass the CSV's full key, "
-            "like 's3://my-bucket/path/data.csv'."
-        )
-    if key.lower().endswith(_COMPRESSED_SUFFIXES):
-        raise UnsupportedInputError(
-            f"{input_uri} is compressed. To fix this, store it uncompressed: the operator re-reads the file "
-            "to write the output in input order."
-        )
+    bucket, key = split_input_uri(input_uri)
     delimiter_name, delimiter_char = resolve_delimiter(delimiter)
     try:
         head = head_object(s3, bucket, key)
@@ -496,6 +507,25 @@ def check_csv_input(
     )
 
 
+def split_output_uri(output_uri: str) -> tuple[str, str, str]:
+    """``(bucket, key, extension)`` of an ``output_uri`` whose extension names an output format.
+
+    :param output_uri: ``s3://bucket/key.csv`` or ``.parquet``.
+    :raises OutputLocationError: the URI is malformed or its extension names no output format.
+    """
+    try:
+        bucket, key = parse_s3_uri(output_uri, what="output_uri")
+    except ValueError as exc:
+        raise OutputLocationError(str(exc)) from None
+    extension = posixpath.splitext(key)[1].lower()
+    if extension not in OUTPUT_FORMATS:
+        raise OutputLocationError(
+            f"output_uri {output_uri!r} must end in .csv or .parquet. To fix this, choose one of these "
+            "extensions: it selects the output format."
+        )
+    return bucket, key, extension
+
+
 def check_output_location(
     s3: S3Client, output_uri: str, *, input_uri: str, owner: str | None
 ) -> OutputTarget:
@@ -511,16 +541,7 @@ def check_output_location(
     :raises OutputLocationError: bad extension, same as the input, inside another task run's results prefix,
         or already written by someone else.
     """
-    try:
-        bucket, key = parse_s3_uri(output_uri, what="output_uri")
-    except ValueError as exc:
-        raise OutputLocationError(str(exc)) from None
-    extension = posixpath.splitext(key)[1].lower()
-    if extension not in OUTPUT_FORMATS:
-        raise OutputLocationError(
-            f"output_uri {output_uri!r} must end in .csv or .parquet. To fix this, choose one of these "
-            "extensions: it selects the output format."
-        )
+    bucket, key, extension = split_output_uri(output_uri)
     if output_uri == input_uri:
         raise OutputLocationError(
             f"output_uri is the input ({input_uri}). To fix this, write the output to a new key."

@@ -19,6 +19,8 @@ from airflow_distmap.csv_processing.preflight import (
     check_csv_input,
     check_output_location,
     resolve_delimiter,
+    split_input_uri,
+    split_output_uri,
 )
 from airflow_distmap.csv_processing.rerun import (
     INDEX_FIELD,
@@ -30,9 +32,10 @@ from airflow_distmap.csv_processing.rerun import (
     write_rerun_items,
 )
 from airflow_distmap.definitions import LAMBDA_RETRY, LambdaItemProcessor, check_function_name
-from airflow_distmap.definitions._checks import check_int, check_label
+from airflow_distmap.definitions._checks import check_int
 from airflow_distmap.definitions.processors import check_timeout
 from airflow_distmap.exceptions import (
+    CsvInputError,
     InputChangedError,
     MissingResultsError,
     OutputLocationError,
@@ -298,7 +301,6 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         with refused_arguments():
             # A template ("{{ params.batch_size }}") is checked once rendered (_check_rendered_settings).
             self._check_csv_settings(given=True)
-            check_label(map_label)
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None
@@ -327,6 +329,15 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 resolve_delimiter(self.delimiter)
             except UnsupportedInputError as error:
                 raise ValueError(str(error)) from None
+        try:
+            if known(self.input_uri):
+                split_input_uri(self.input_uri)
+            if self.output_uri is not None and known(self.output_uri):
+                split_output_uri(self.output_uri)
+        except CsvInputError as error:
+            if not given:
+                raise
+            raise ValueError(str(error)) from None  # refused when the DAG is parsed, as other arguments
         if known(self.lambda_timeout_seconds):
             self.lambda_timeout_seconds = rendered_number(self.lambda_timeout_seconds)
             if self.lambda_timeout_seconds is not None:

@@ -34,7 +34,13 @@ from airflow_distmap.definitions import (
     is_function_reference,
     iter_distributed_maps,
 )
-from airflow_distmap.definitions._checks import MAX_CONCURRENCY, check_int, check_percentage
+from airflow_distmap.definitions._checks import (
+    MAX_CONCURRENCY,
+    check_choice,
+    check_int,
+    check_label,
+    check_percentage,
+)
 from airflow_distmap.definitions.distributed_map import (
     check_item_batcher,
     check_item_processor,
@@ -42,7 +48,7 @@ from airflow_distmap.definitions.distributed_map import (
 )
 from airflow_distmap.definitions.locations import LOCATIONS_KEY, lift_locations
 from airflow_distmap.definitions.partitions import in_partition
-from airflow_distmap.definitions.processors import distributed_processor
+from airflow_distmap.definitions.processors import EXECUTION_TYPES, distributed_processor
 from airflow_distmap.definitions.states import map_reading_at_start
 from airflow_distmap.exceptions import (
     DefinitionRaceError,
@@ -510,6 +516,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._check_building_blocks()
         self._check_block_types(given=True)
         self._check_numbers(given=True)
+        self._check_rendered_arguments(given=True)
+        check_choice(self.execution_type, "execution_type", EXECUTION_TYPES)
+        check_label(self.map_label)
 
     def _check_block_types(self, *, given: bool = False) -> None:
         """Refuse an item reader, processor or batcher of the wrong type (a template: not when ``given``).
@@ -601,22 +610,34 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 "function_name builds a LambdaItemProcessor for you."
             )
 
-    def _check_rendered_arguments(self) -> None:
-        """Checks of templated arguments, after rendering and before any AWS call."""
-        if self.state_machine_name is not None:
+    def _check_rendered_arguments(self, *, given: bool = False) -> None:
+        """Checks of templated arguments, after rendering and before any AWS call.
+
+        :param given: Whether these are the constructor's arguments: a template's value is not known yet, and
+            the connection (for the role's partition) is not read at DAG parse time.
+        """
+
+        def known(value: Any) -> bool:
+            return not (given and resolved_later(value))
+
+        if self.state_machine_name is not None and known(self.state_machine_name):
             validate_name(self.state_machine_name, "state_machine_name")
-        if self.execution_name is not None:
+        if self.execution_name is not None and known(self.execution_name):
             validate_name(self.execution_name, "execution_name")
-        if self.results_uri is not None:
+        if self.results_uri is not None and known(self.results_uri):
             parse_s3_uri(self.results_uri, what="results_uri")
-        if self.role_arn is not None and not _IAM_ROLE_ARN.match(str(self.role_arn)):
+        if self.role_arn is not None and known(self.role_arn) and not _IAM_ROLE_ARN.match(str(self.role_arn)):
             raise ValueError(
                 f"role_arn={self.role_arn!r} is not an IAM role ARN. To fix this, pass an ARN like "
                 "'arn:aws:iam::123456789012:role/StepFunctionsDistributedMap'."
             )
-        if self.role_arn is not None:
+        if self.role_arn is not None and not given:
             self._check_partition(str(self.role_arn), "role_arn", "arn:{}:iam::123456789012:role/my-role")
-        if self.execution_input is not None and not isinstance(self.execution_input, (dict, str)):
+        if (
+            self.execution_input is not None
+            and known(self.execution_input)
+            and not isinstance(self.execution_input, (dict, str))
+        ):
             raise ValueError("execution_input must be a JSON object. To fix this, pass a dict.")
 
     def _check_partition(self, arn: str, what: str, example: str) -> None:

@@ -199,8 +199,6 @@ def test_default_results_prefix_is_per_task_run(s3: Any) -> None:
         (b"id,text,id\n1,2,3\n", {}, BadHeaderError, "duplicate"),
         (b'id,"text\n1,a\n2,b\n', {}, BadHeaderError, "a quote in it is probably not closed"),
         (b"id,body\n1,2\n", {}, MissingColumnError, "'text'"),
-        (b"id,text\n1,2\n", {"output_uri": f"s3://{BUCKET}/out/data.json"}, OutputLocationError, "parquet"),
-        (b"id,text\n1,2\n", {"output_uri": " "}, OutputLocationError, "rendered to an empty string"),
         (
             b"id,text\n1,2\n",
             {"output_uri": f"s3://{BUCKET}/taken.csv"},
@@ -238,6 +236,41 @@ def test_bad_input_fails_before_anything_is_created(
         op.execute(context())
     hook.create_or_update_state_machine.assert_not_called()
     hook.start_execution.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_uri": "my-bucket/data.csv"}, "Invalid input_uri"),
+        ({"input_uri": f"s3://{BUCKET}/in/"}, "names no object"),
+        ({"input_uri": f"s3://{BUCKET}/in/data.csv.gz"}, "is compressed"),
+        ({"output_uri": f"s3://{BUCKET}/out/data.json"}, "must end in .csv or .parquet"),
+        ({"output_uri": " "}, "Invalid output_uri"),
+    ],
+)
+def test_literal_bad_uris_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidTaskArgumentsError, match=message):
+        operator(**kwargs)
+    operator(**dict.fromkeys(kwargs, "{{ params.uri }}"))  # checked once rendered
+
+
+@pytest.mark.parametrize(
+    ("output_uri", "message"),
+    [(f"s3://{BUCKET}/out/data.json", "must end in .csv or .parquet"), (" ", "rendered to an empty string")],
+)
+def test_a_bad_rendered_output_uri_fails_before_anything_is_created(
+    s3: Any, output_uri: str, message: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/data.csv", Body=b"id,text\n1,2\n")
+    op = operator()
+    op.output_uri = output_uri  # as rendering sets it
+    hook = mock.MagicMock(conn_partition="aws", conn_region_name="us-east-1")
+    with (
+        mock.patch.object(CsvRowProcessingOperator, "hook", hook),
+        pytest.raises(OutputLocationError, match=message),
+    ):
+        op.execute(context())
+    hook.create_or_update_state_machine.assert_not_called()
 
 
 def test_the_distributed_map_operators_size_switch_is_refused_with_the_right_name() -> None:

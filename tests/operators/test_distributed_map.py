@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -771,16 +772,34 @@ def test_results_uri_is_required_when_no_reader_names_a_bucket(aws):
     assert aws.list_state_machines()["stateMachines"] == []
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"state_machine_name": "bad name"}, "Invalid state_machine_name 'bad name'"),
+        ({"execution_name": "run:1"}, "Invalid execution_name 'run:1'"),
+        ({"results_uri": "bucket/x"}, "Invalid results_uri 'bucket/x'"),
+        ({"role_arn": "arn:aws:iam::123:role/short"}, "is not an IAM role ARN"),
+        ({"execution_type": "FAST"}, "execution_type"),
+        ({"map_label": "x" * 41}, "40"),
+    ],
+)
+def test_literal_bad_arguments_fail_when_the_dag_is_parsed(kwargs, message):
+    with pytest.raises(InvalidTaskArgumentsError, match=re.escape(message)):
+        _operator(**kwargs)
+    templated = {name: "{{ params.x }}" for name in kwargs if name in DistributedMapOperator.template_fields}
+    _operator(**templated)  # checked once rendered
+
+
 def test_bad_input_fails_before_any_aws_call(aws):
-    op = _operator(state_machine_name="bad name")
+    op = _operator(state_machine_name="{{ 'bad name' }}")
     with mock.patch.object(DistributedMapHook, "create_or_update_state_machine") as deploy:
         with pytest.raises(ValueError, match="state_machine_name") as raised:
             op.execute(_context())
         assert isinstance(raised.value, AirflowFailException), "a bad argument must not spend the retries"
         with pytest.raises(ValueError, match="results_uri"):
-            _operator(results_uri="bucket/x").execute(_context())
+            _operator(results_uri="{{ bucket/x }}").execute(_context())
         with pytest.raises(ValueError, match="is not an IAM role ARN"):
-            _operator(role_arn="arn:aws:iam::123:role/short-account").execute(_context())
+            _operator(role_arn="{{ arn:aws:iam::123:role/short-account }}").execute(_context())
         with pytest.raises(ValueError, match=r"execution_input is 300\d\d\d bytes"):
             _operator(execution_input={"blob": "x" * 300_000}).execute(_context())
         with pytest.raises(InvalidTaskArgumentsError, match="execution_input has the key 'airflow_distmap'"):
