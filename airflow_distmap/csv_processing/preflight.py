@@ -180,7 +180,7 @@ class HeaderProbe:
     """The first record of a CSV object, read by :func:`probe_header`.
 
     :param header: the first record's fields.
-    :param has_data_row: whether a second record follows.
+    :param has_data_row: whether a second record follows (not only empty lines to the end of the file).
     :param has_bom: whether the object starts with a UTF-8 byte-order mark (not part of ``header``).
     :param first_line: the object's first line as written (up to its first line break), without the mark.
     :param bom_splits_first_field: whether the mark comes right before a quoted field holding a line break or
@@ -267,10 +267,14 @@ def probe_header(
                     "line and at least one row."
                 )
         elif whole or second is not None:
-            # The first record is complete once a second one starts (or the file ends).
+            # The first record is complete once a second one starts (or the file ends). A whole file whose
+            # records after the header are all empty lines holds no rows to a person (nor to pandas).
+            has_rows = second is not None and not (
+                whole and second == [""] and all(r == [""] for r in records)
+            )
             first_line = text.split("\n", 1)[0].rstrip("\r")
             splits = has_bom and _quote_after_mark_splits(text, delimiter)
-            return HeaderProbe(header, second is not None, has_bom, first_line, splits)
+            return HeaderProbe(header, has_rows, has_bom, first_line, splits)
         if length >= MAX_HEADER_BYTES:
             raise BadHeaderError(
                 f"The first record of {s3_uri(bucket, key)} is longer than {MAX_HEADER_BYTES} bytes. "
@@ -437,7 +441,8 @@ def check_csv_input(
             )
         if not probe.has_data_row:
             raise EmptyInputError(
-                f"{input_uri} holds only a header line ({', '.join(headers)}) and no rows. To fix this, "
+                f"{input_uri} holds only a header line ({', '.join(headers)}) and no rows (empty lines "
+                "aside). To fix this, "
                 "point input_uri at a file with data (or skip the task when there is nothing to process)."
             )
     wanted = tuple(headers) if columns is None else tuple(columns)

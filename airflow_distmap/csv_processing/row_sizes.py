@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
@@ -50,13 +51,42 @@ _COLUMN_OVERHEAD: Final = 8
 _MAX_ESCAPE_GROWTH: Final = 6
 
 
+@dataclass
+class EmptyRows:
+    """Rows whose every field is empty (an empty line reads as one), seen by :func:`largest_item`.
+
+    :param count: how many were read.
+    :param first: the first one's index (0-based, header not counted); -1 while none was seen.
+    """
+
+    count: int = 0
+    first: int = -1
+
+    def add(self, columns: list[pa.Array], offset: int) -> None:
+        """Count the empty rows of a chunk whose first row is data row ``offset``."""
+        empty = pc.equal(pc.binary_length(columns[0]), 0)
+        for column in columns[1:]:
+            empty = pc.and_(empty, pc.equal(pc.binary_length(column), 0))
+        found = pc.sum(empty).as_py() or 0
+        if found and self.first < 0:
+            self.first = offset + pc.index(empty, True).as_py()
+        self.count += found
+
+
 def _largest_row(
-    chunks: Any, positions: list[int], names: Sequence[str], fixed: int, limit: int, envelope: bool
+    chunks: Any,
+    positions: list[int],
+    names: Sequence[str],
+    fixed: int,
+    limit: int,
+    envelope: bool,
+    empty_rows: EmptyRows,
 ) -> tuple[int, int]:
     """``(size, data row index)`` of the largest row of selected columns (the index only past ``limit``)."""
     largest, where, offset = 0, -1, 0
     suspect = (limit - fixed) // _MAX_ESCAPE_GROWTH  # a row estimated under this fits however it is escaped
     for columns in chunks:
+        empty_rows.add(columns, offset)
         sizes: pa.Array = pc.binary_length(columns[positions[0]])
         for position in positions[1:]:
             sizes = pc.add(sizes, pc.binary_length(columns[position]))
@@ -146,17 +176,23 @@ def largest_item(
     )
     body = _open(s3, layout)
     last: list[list[pa.Array]] = []
+    empty_rows = EmptyRows()
     try:
         try:
             chunks = _keep_last(_first_rows(arrow_chunks(body, layout), max_rows), last)
-            largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+            largest, where = _largest_row(
+                chunks, positions, layout.columns, fixed, limit, envelope, empty_rows
+            )
         except IrregularRowsError:
             # Arrow stops at a row whose width differs from the header's, or at one wider than its blocks.
             body.close()
             body = _open(s3, layout)
             irregular = IrregularRows(limit=max_rows)
+            empty_rows = EmptyRows()
             chunks = _keep_last(_first_rows(python_chunks(body, layout, irregular), max_rows), last)
-            largest, where = _largest_row(chunks, positions, layout.columns, fixed, limit, envelope)
+            largest, where = _largest_row(
+                chunks, positions, layout.columns, fixed, limit, envelope, empty_rows
+            )
             _warn_irregular(layout, irregular)
     except FieldTooLargeError as error:  # over the 8 MB AWS reads, so over any limit
         if max_rows is not None and error.row >= max_rows:  # past where the reader stops
@@ -179,6 +215,16 @@ def largest_item(
             "part of that one value (the rows there are not processed as rows). To fix this, close the quote "
             '(a literal quote inside a quoted value is written "").',
             layout.uri,
+        )
+    if empty_rows.count:
+        log.warning(
+            "Rows of %s with every field empty: %d (the first is row %d, 0-based, header not counted). An "
+            "empty line is read as such a row (AWS does not document empty lines; the local endpoint reads "
+            "them so), and each becomes an item the function is called with. To leave them out, remove the "
+            "empty lines from the file.",
+            layout.uri,
+            empty_rows.count,
+            empty_rows.first,
         )
     if body.backslashes:
         log.warning(

@@ -198,6 +198,7 @@ def test_a_byte_order_mark_without_a_header_line_is_warned_about(
         ("", EmptyInputError, "is empty"),
         ("id,text\n", EmptyInputError, "only a header"),
         ("id,text", EmptyInputError, "only a header"),
+        ("id,text\n\n\r\n", EmptyInputError, r"and no rows \(empty lines aside\)"),
         ("id,,text\n1,2,3\n", BadHeaderError, "empty column name at position 2"),
         ("id,text,id\n1,2,3\n", BadHeaderError, "duplicate column names: 'id'"),
         (b"id,t\xe9xt\n1,2\n", UnsupportedInputError, "not UTF-8"),

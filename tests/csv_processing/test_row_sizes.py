@@ -41,6 +41,16 @@ def test_the_scan_warns_where_aws_reads_csv_unlike_pandas(s3: Any, caplog: pytes
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
+@pytest.mark.parametrize("ragged", [False, True])
+def test_the_scan_warns_about_empty_lines_read_as_rows(
+    s3: Any, caplog: pytest.LogCaptureFixture, ragged: bool
+) -> None:
+    body = b"id,text\n1,a\n\n2,b\n" + (b"3\n" if ragged else b"") + b"\r\n4,c\n"
+    s3.put_object(Bucket=BUCKET, Key="in.csv", Body=body)
+    layout = check_csv_input(s3, f"s3://{BUCKET}/in.csv", columns=["text"])
+    assert "with every field empty: 2 (the first is row 1," in scan_warnings(s3, caplog, layout, None)
+
+
 def scan_warnings(s3: Any, caplog: pytest.LogCaptureFixture, layout: CsvLayout, max_rows: int | None) -> str:
     """The warnings one scan of ``layout``'s rows logs, reading at most ``max_rows``."""
     caplog.clear()
