@@ -150,8 +150,9 @@ def check_row_sizes(s3: S3Client, layout: CsvLayout, limit: int) -> int:
     if largest > limit:
         raise RowTooLargeError(
             f"Row {where} (0-based, header not counted) of {layout.uri} sends about {largest // 1024} KiB "
-            f"to the function; a child execution's input is limited to 256 KiB (this operator batches up "
-            f"to {limit // 1024} KiB). To fix this, send fewer columns (columns=[...]) or shorten that row."
+            f"to the function, over the {limit // 1024} KiB a row may take: a child execution's input is "
+            "limited to 256 KiB, and the operator keeps the rest for function_config and the batch's "
+            "envelope. To fix this, send fewer columns (columns=[...]) or shorten that row."
         )
     return largest
 

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 
     from airflow_distmap.results import CompletedRun
 
+#: Rows per Lambda invocation when ``batch_size`` is not given (or a template renders to nothing).
+DEFAULT_BATCH_SIZE = 100
 #: Bytes of a child's input kept for ``BatchInput`` (``function_config``) and the batch's JSON envelope.
 BATCH_INPUT_RESERVE = 16 * 1024
 #: Byte cap of one batch's items: under the 256 KiB child-input quota, leaving :data:`BATCH_INPUT_RESERVE`
@@ -247,7 +249,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         delimiter: str = "COMMA",
         csv_headers: Sequence[str] | str | None = None,
         function_config: dict[str, Any] | None = None,
-        batch_size: int | str = 100,
+        batch_size: int | str = DEFAULT_BATCH_SIZE,
         results_uri: str | None = None,
         state_machine_name: str | None = None,
         role_arn: str | None = None,
@@ -403,7 +405,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             )
 
     def _batch_size(self) -> int:
-        return check_int(rendered_number(self.batch_size), "batch_size", 1)
+        size = rendered_number(self.batch_size)
+        if size is None:  # a template rendered to nothing ("", "None"): the default, as other unset numbers
+            return DEFAULT_BATCH_SIZE
+        return check_int(size, "batch_size", 1)
 
     def _output_uri(self, context: Context) -> str:
         if self.output_uri:
@@ -700,14 +705,16 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             )
             return
         context["ti"].xcom_push(key="summary", value=summary)
+        # Either limit exceeded fails the run, as in Step Functions: name the ones that were.
         limits = []
-        if count_limit is not None:
+        if over_count:
             limits.append(f"tolerated_failure_count={count_limit}")
-        if percent_limit is not None:
+        if over_percent:
             limits.append(f"tolerated_failure_percentage={percent_limit}")
         by_type = ", ".join(f"{name}: {count}" for name, count in collected.errors_by_type.items())
         raise RowThresholdExceededError(
-            f"{failed} of {total} rows failed ({by_type}), more than {' and '.join(limits)} allow. "
+            f"{failed} of {total} rows failed ({by_type}), more than {' and '.join(limits)} "
+            f"allow{'s' if len(limits) == 1 else ''}. "
             f"The failed rows, with their errors, are in {collected.failed_rows_uri}; the other rows are in "
             f"{collected.output_uri}. To fix this, fix the function or the data and clear the task, or raise "
             "the tolerance."

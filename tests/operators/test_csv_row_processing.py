@@ -273,6 +273,31 @@ def test_a_bad_rendered_output_uri_fails_before_anything_is_created(
     hook.create_or_update_state_machine.assert_not_called()
 
 
+@pytest.mark.parametrize(
+    ("count", "percentage", "named"),
+    [
+        (4, 10, "more than tolerated_failure_percentage=10 allows"),
+        (3, 50, "more than tolerated_failure_count=3 allows"),
+        (3, 10, "more than tolerated_failure_count=3 and tolerated_failure_percentage=10 allow"),
+    ],
+)
+def test_the_row_threshold_error_names_only_the_limits_exceeded(
+    count: int, percentage: int, named: str
+) -> None:
+    op = operator(tolerated_failure_count=count, tolerated_failure_percentage=percentage)
+    collected = mock.MagicMock(rows_failed=4, rows_total=20, errors_by_type={"ValueError": 4})
+    with pytest.raises(
+        RowThresholdExceededError, match=f"4 of 20 rows failed \\(ValueError: 4\\), {named}\\."
+    ):
+        op._enforce_threshold(context(), {}, collected)
+
+
+def test_a_batch_size_template_rendering_to_nothing_takes_the_default() -> None:
+    op = operator(batch_size="{{ params.batch_size }}")
+    op.batch_size = ""  # as rendering an unset param sets it
+    assert op._batch_size() == 100
+
+
 def test_the_distributed_map_operators_size_switch_is_refused_with_the_right_name() -> None:
     with pytest.raises(TypeError, match="takes check_row_sizes, not check_item_sizes"):
         operator(check_item_sizes=False)
