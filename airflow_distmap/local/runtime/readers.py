@@ -32,7 +32,13 @@ import zstandard
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.definitions.partitions import integration_api
-from airflow_distmap.formats.csv_records import MAX_FIELD_BYTES, delimiter_char, raw_records, record_shaper
+from airflow_distmap.formats.csv_records import (
+    MAX_FIELD_BYTES,
+    UTF8_BOM,
+    delimiter_char,
+    raw_records,
+    record_shaper,
+)
 from airflow_distmap.formats.json_pointer import PointerNotAnArray, pointed_array_items, pointer_tokens
 from airflow_distmap.local.errors import StatesError
 
@@ -354,6 +360,23 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
     yield from map(record_shaper(headers), records)  # an empty line ([]) becomes a row of empty strings
 
 
+_BOM: Final = UTF8_BOM.encode()
+
+
+def _without_bom(stream: IO[bytes]) -> io.BufferedReader[Any]:
+    """``stream`` past a leading UTF-8 byte-order mark, if it has one.
+
+    RFC 8259 lets a JSON parser ignore the mark, and Jackson, the JSON library of AWS's Java SDK, skips it;
+    that Step Functions does is UNCONFIRMED, but refusing the file would be the less AWS-like guess.
+    """
+    buffered: io.BufferedReader[Any] = (
+        stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
+    )
+    if buffered.peek(len(_BOM)).startswith(_BOM):
+        buffered.read(len(_BOM))
+    return buffered
+
+
 def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[Any]:
     """Yield the elements of a JSON array (optionally under ``ItemsPointer``), parsed incrementally.
 
@@ -361,6 +384,7 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
     :param reader_config: the evaluated ``ReaderConfig``.
     """
     pointer = reader_config.get("ItemsPointer")
+    stream = _without_bom(stream)
     try:
         if isinstance(pointer, str) and pointer:
             try:
@@ -375,12 +399,11 @@ def read_json(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[A
                 # (AWS's answer for those is UNCONFIRMED; iterating nothing would hide a typo).
                 raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE) from None
             return
-        buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
-        head = buffered.peek(64).lstrip()
+        head = stream.peek(64).lstrip()
         if head[:1] != b"[":
             # Recorded: a top-level object fails with this cause.
             raise StatesError(ITEM_READER_FAILED, NON_ITERABLE_CAUSE)
-        yield from ijson.items(buffered, "item", use_float=True)
+        yield from ijson.items(stream, "item", use_float=True)
     except ijson.JSONError as error:
         raise StatesError(ITEM_READER_FAILED, f"The JSON file could not be parsed: {error}") from None
 
@@ -390,7 +413,7 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[Any]:
 
     :param stream: the object's bytes.
     """
-    for number, line in enumerate(stream, start=1):
+    for number, line in enumerate(_without_bom(stream), start=1):
         if not line.strip():
             continue
         size = len(line.rstrip(b"\r\n"))

@@ -482,3 +482,10 @@ def test_a_redrive_of_a_flattened_listing_refuses_objects_changed_added_or_remov
     change(s3)
     with pytest.raises(readers_module.SourceChangedError, match=message):
         flattened(iter_reader_items(s3, LIST_OBJECTS_V2, where, flatten, pin))
+
+
+def test_json_and_json_lines_files_may_start_with_a_byte_order_mark() -> None:
+    bom = "\ufeff".encode()
+    assert list(read_json(io.BytesIO(bom + b'[1, {"a": 2}]'), {})) == [1, {"a": 2}]
+    assert list(read_json(io.BytesIO(bom + b'{"rows": [3]}'), {"ItemsPointer": "/rows"})) == [3]
+    assert list(read_jsonl(io.BytesIO(bom + b'{"a": 1}\n{"a": 2}\n'))) == [{"a": 1}, {"a": 2}]
