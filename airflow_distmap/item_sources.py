@@ -321,8 +321,9 @@ def _check_csv(
         headers, source = probe.header, "its header line"
         if not probe.has_data_row:
             raise ItemSourceContentError(
-                f"{where}, which holds only a header line ({', '.join(headers)}) and no rows: the Map would "
-                f"run no items. To fix this, point it at a file with data {_SKIP_HINT}{_NOTHING_CREATED}"
+                f"{where}, which holds only a header line ({', '.join(headers)}) and no rows (empty lines "
+                "aside, each of which the Map would run as an item whose fields are all empty). To fix "
+                f"this, point it at a file with data {_SKIP_HINT}{_NOTHING_CREATED}"
             )
     duplicates = duplicate_names(headers)
     if duplicates:

@@ -18,10 +18,10 @@ A batch (``ItemBatcher``)::
      "BatchInput": {"config": {...}, "skip": [0]}}
     -> {"rows": [{"index": 40, "output": ...}, {"index": 41, "error": {...}}]}
 
-Plain items work too: an item whose ``row`` is not an object is the row itself (an ItemReader's CSV row
-or JSON object, no ItemSelector needed; a CSV column named ``row`` holds text, so it is such a row, and so
-are its columns named ``config``, ``skip`` or ``Items``); its ``index`` is its position in the batch, or
-``null`` for a lone item. For the item's position in the whole
+Plain items work too: an item whose ``row`` is not an object is the row itself (an ItemReader's CSV row or
+JSON object, no ItemSelector needed; a CSV column named ``row`` holds text, so it is such a row, and so are
+its columns named ``config``, ``skip`` or ``Items``, unless ``Items`` holds a list: that is a batch); its
+``index`` is its position in the batch, or ``null`` for a lone item. For the item's position in the whole
 dataset, send ``{"index.$": "$$.Map.Item.Index", "row.$": "$$.Map.Item.Value"}`` as the ``ItemSelector``.
 
 ``BatchInput`` is optional. ``config`` is handed to functions that take a second parameter
@@ -62,8 +62,6 @@ _SHORT_MESSAGE_CHARS: Final = 100
 #: Longest error message reported for a row; the result files stay small whatever the exception says.
 MAX_ERROR_MESSAGE_CHARS: Final = 1000
 
-#: The keys of an ItemBatcher batch event.
-_BATCH_KEYS: Final = frozenset({"Items", "BatchInput"})
 #: Error type given to a row whose output would push the batch over the payload quota.
 OUTPUT_TOO_LARGE: Final = "RowOutputTooLarge"
 #: Error type given to a row whose output is not JSON-serialisable.
@@ -273,10 +271,16 @@ def _too_large(index: int | None, size: int) -> dict[str, Any]:
 def _is_batch(event: Mapping[str, Any]) -> bool:
     """Whether ``event`` is an ItemBatcher batch rather than one item.
 
-    A batch has a list of ``Items`` and nothing but ``BatchInput`` beside it; a row with a column named
-    ``Items`` (text, in a CSV) is a row.
+    A batch has a list of ``Items`` (a payload template may add keys beside it); a row with a column named
+    ``Items`` holds text there (a CSV's values are text), so it is a row.
+
+    :raises MalformedEventError: ``BatchInput`` comes without a list of ``Items``.
     """
-    return isinstance(event.get("Items"), list) and event.keys() <= _BATCH_KEYS
+    if isinstance(event.get("Items"), list):
+        return True
+    if "BatchInput" in event:
+        raise MalformedEventError("The batch's 'Items' must be a list.")
+    return False
 
 
 def handle_event(func: RowFunction | _RowRunner, event: Any) -> dict[str, Any]:

@@ -152,6 +152,7 @@ def test_long_error_messages_are_truncated() -> None:
         {"index": "1", "row": {"a": "1"}},
         {"index": True, "row": {"a": "1"}},
         {"Items": ["a row that is not an object"]},
+        {"Items": "not a list", "BatchInput": {}},
         {"Items": [], "BatchInput": []},
         {"Items": [], "BatchInput": {"skip": "0"}},
     ],
@@ -203,6 +204,10 @@ def test_columns_named_like_the_envelope_keys_are_a_plain_rows_columns() -> None
         assert record(row, None) == {"index": None, "output": "ok"}
     assert seen == [(row, {}) for row in rows]
     assert record({"Items": rows}, None)["rows"][2] == {"index": 2, "output": "ok"}
+    # A payload template may add keys beside a batch's Items and BatchInput: still a batch.
+    batch = record({"Items": rows[:2], "BatchInput": {"config": {"k": 1}}, "run": "r1"}, None)
+    assert [row["index"] for row in batch["rows"]] == [0, 1]
+    assert seen[-1] == (rows[1], {"k": 1})
 
 
 def test_a_batch_answer_carries_the_text_the_lambda_runtime_would_send() -> None:

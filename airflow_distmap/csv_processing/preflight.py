@@ -44,7 +44,13 @@ from airflow_distmap.exceptions import (
     OutputLocationError,
     UnsupportedInputError,
 )
-from airflow_distmap.formats.csv_records import CSV_DELIMITERS, UTF8_BOM, duplicate_names, iter_records
+from airflow_distmap.formats.csv_records import (
+    CSV_DELIMITERS,
+    UTF8_BOM,
+    duplicate_names,
+    iter_records,
+    raw_records,
+)
 from airflow_distmap.ownership import foreign_claim_above, head_object, owned_by
 from airflow_distmap.results import bucket_exists, parse_s3_uri, s3_uri
 
@@ -269,9 +275,7 @@ def probe_header(
         elif whole or second is not None:
             # The first record is complete once a second one starts (or the file ends). A whole file whose
             # records after the header are all empty lines holds no rows to a person (nor to pandas).
-            has_rows = second is not None and not (
-                whole and second == [""] and all(r == [""] for r in records)
-            )
+            has_rows = second is not None and not (whole and _only_empty_lines_after_header(text, delimiter))
             first_line = text.split("\n", 1)[0].rstrip("\r")
             splits = has_bom and _quote_after_mark_splits(text, delimiter)
             return HeaderProbe(header, has_rows, has_bom, first_line, splits)
@@ -314,6 +318,13 @@ def _check_header(header: Sequence[str], uri: str, delimiter: str, *, given: boo
             + (" in csv_headers." if given else " in the file's first line.")
         )
     return tuple(header)
+
+
+def _only_empty_lines_after_header(text: str, delimiter: str) -> bool:
+    """Whether every line after the first record is empty (a quoted empty value ``""`` is a row)."""
+    records = raw_records(io.BytesIO(text.encode()), delimiter=delimiter)
+    next(records, None)
+    return all(not record for record in records)
 
 
 def _refuse_json(first_line: str, input_uri: str) -> None:

@@ -339,7 +339,18 @@ class DistributedMapHook(AwsBaseHook):
             type=type,  # type: ignore[arg-type]
             severity="WARNING",
         )
-        return [dict(d) for d in answer.get("diagnostics", [])]
+        diagnostics = [dict(d) for d in answer.get("diagnostics", [])]
+        if answer.get("result") == "FAIL" and not any(d.get("severity") == "ERROR" for d in diagnostics):
+            # Warnings filled the page (maxResults): "rely only on result", as the API reference says.
+            diagnostics.append(
+                {
+                    "severity": "ERROR",
+                    "code": "UNLISTED",
+                    "message": "Step Functions refuses the definition; its errors were cut from the answer "
+                    "behind warnings",
+                }
+            )
+        return diagnostics
 
     # -- executions ----------------------------------------------------------------------------------
 

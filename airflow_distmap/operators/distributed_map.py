@@ -140,6 +140,9 @@ start fails it. AWS lets StartExecution run the previous definition "within a fe
 MAX_INPUT_BYTES = 262_144
 """StartExecution's ``input`` limit (256 KiB)."""
 
+MAX_LOGGED_WARNINGS = 10
+"""Definition warnings (ValidateStateMachineDefinition) logged one by one; the rest are counted."""
+
 LAMBDA_CHECK_CONFIG = Config(
     connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
 )
@@ -517,8 +520,10 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         self._check_block_types(given=True)
         self._check_numbers(given=True)
         self._check_rendered_arguments(given=True)
-        check_choice(self.execution_type, "execution_type", EXECUTION_TYPES)
-        check_label(self.map_label)
+        if self.execution_type is not None:  # None: the default (an ASL item_processor's own, or STANDARD)
+            check_choice(self.execution_type, "execution_type", EXECUTION_TYPES)
+        if self.map_label is not None:
+            check_label(self.map_label)
 
     def _check_block_types(self, *, given: bool = False) -> None:
         """Refuse an item reader, processor or batcher of the wrong type (a template: not when ``given``).
@@ -857,14 +862,16 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         except (ClientError, BotoCoreError, NotImplementedError) as error:
             self.log.warning("Could not validate the state machine definition (%s); going on", error)
             return
-        for warning in diagnostics:
-            if warning.get("severity") == "WARNING":
-                self.log.warning(
-                    "Step Functions warns about the definition: %s at %s: %s",
-                    warning.get("code"),
-                    warning.get("location", "/"),
-                    warning.get("message"),
-                )
+        warnings = [d for d in diagnostics if d.get("severity") == "WARNING"]
+        for warning in warnings[:MAX_LOGGED_WARNINGS]:
+            self.log.warning(
+                "Step Functions warns about the definition: %s at %s: %s",
+                warning.get("code"),
+                warning.get("location", "/"),
+                warning.get("message"),
+            )
+        if len(warnings) > MAX_LOGGED_WARNINGS:
+            self.log.warning("... and %d more warnings", len(warnings) - MAX_LOGGED_WARNINGS)
         errors = [d for d in diagnostics if d.get("severity") == "ERROR"]
         if errors:
             listed = "; ".join(

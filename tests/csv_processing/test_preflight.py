@@ -219,6 +219,11 @@ def test_bad_files(s3: Any, body: str | bytes, error: type[Exception], message: 
         check_csv_input(s3, uri)
 
 
+@pytest.mark.parametrize("body", ['name\n""\n', "name\n\nx\n", "id,text\n,\n"])
+def test_a_row_of_empty_values_is_a_row_unlike_an_empty_line(s3: Any, body: str) -> None:
+    assert check_csv_input(s3, put(s3, "empty-values.csv", body)).headers
+
+
 def test_missing_column_lists_the_header_and_hints_the_delimiter(s3: Any) -> None:
     uri = put(s3, "semi.csv", "id;text\n1;a\n")
     with pytest.raises(MissingColumnError) as info:

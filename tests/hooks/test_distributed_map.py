@@ -269,3 +269,26 @@ def test_inputs_differ_only_in_the_given_keys_or_not_at_all() -> None:
     assert not inputs_differ_only_in(day_one, day_one, locations)  # no difference at all
     assert not inputs_differ_only_in(day_one, {**day_two, "a": 2}, locations)  # another difference too
     assert not inputs_differ_only_in({"input": "x", "rerun": 1}, {"input": "x"}, locations)  # a CSV re-run
+
+
+@pytest.mark.parametrize(
+    ("answer", "codes"),
+    [
+        ({"result": "OK", "diagnostics": [{"severity": "WARNING", "code": "NO_DOLLAR"}]}, ["NO_DOLLAR"]),
+        (  # warnings filled the page: the refusal still shows, as an error
+            {
+                "result": "FAIL",
+                "diagnostics": [{"severity": "WARNING", "code": "NO_DOLLAR"}],
+                "truncated": True,
+            },
+            ["NO_DOLLAR", "UNLISTED"],
+        ),
+    ],
+)
+def test_definition_diagnostics_asks_for_warnings_and_trusts_the_result(hook, answer, codes):
+    with mock.patch.object(type(hook), "conn", new_callable=mock.PropertyMock) as conn:
+        conn.return_value.validate_state_machine_definition.return_value = answer
+        found = hook.definition_diagnostics({"StartAt": "P", "States": {}})
+    assert conn.return_value.validate_state_machine_definition.call_args.kwargs["severity"] == "WARNING"
+    assert [d["code"] for d in found] == codes
+    assert found[-1]["severity"] == ("ERROR" if answer["result"] == "FAIL" else "WARNING")

@@ -790,6 +790,17 @@ def test_literal_bad_arguments_fail_when_the_dag_is_parsed(kwargs, message):
     _operator(**templated)  # checked once rendered
 
 
+def test_none_for_execution_type_or_map_label_means_the_default():
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    _operator(
+        function_name=None, item_reader=None, definition=definition, execution_type=None, map_label=None
+    )
+    processor = {"StartAt": "P", "States": PASS_ONLY}
+    op = _operator(function_name=None, item_processor=processor, execution_type=None)
+    state = op.build_definition(_context())["States"]["DistributedMap"]
+    assert state["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
+
+
 def test_bad_input_fails_before_any_aws_call(aws):
     op = _operator(state_machine_name="{{ 'bad name' }}")
     with mock.patch.object(DistributedMapHook, "create_or_update_state_machine") as deploy:
