@@ -228,7 +228,7 @@ def _print_summary(
         ("failed rows", summary.get("failed_rows_uri")),
         ("Airflow logs", log_path),
     ):
-        console.print(f"{label + ':':<13}{location}", soft_wrap=True, highlight=False, markup=False)
+        console.print(f"{label + ':':<14}{location}", soft_wrap=True, highlight=False, markup=False)
 
     sample = Table(title="A few rows, input and output side by side")
     sample.add_column(f"input {COLUMN}", overflow="fold")
