@@ -419,6 +419,19 @@ def test_step_functions_warnings_are_logged_and_the_definition_deployed(aws):
     assert len(aws.list_state_machines()["stateMachines"]) == 1
 
 
+def test_many_definition_warnings_are_logged_ten_then_counted(aws):
+    warning = {"severity": "WARNING", "code": "NO_DOLLAR", "message": "use a.$", "location": "/States/X"}
+    log = mock.MagicMock()
+    with (
+        mock.patch.object(DistributedMapHook, "definition_diagnostics", return_value=[warning] * 13),
+        mock.patch.object(DistributedMapOperator, "log", new_callable=mock.PropertyMock, return_value=log),
+    ):
+        _defer(_operator(), _context())
+    warnings = [call.args[0] % call.args[1:] for call in log.warning.call_args_list]
+    assert sum(w.startswith("Step Functions warns about the definition") for w in warnings) == 10
+    assert "... and 3 more warnings" in warnings
+
+
 def test_a_definition_that_cannot_be_validated_is_deployed_after_a_warning(aws):
     denied = ClientError({"Error": {"Code": "AccessDeniedException"}}, "ValidateStateMachineDefinition")
     log = mock.MagicMock()
