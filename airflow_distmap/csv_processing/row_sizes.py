@@ -86,12 +86,13 @@ def _largest_row(
     largest, where, offset = 0, -1, 0
     suspect = (limit - fixed) // _MAX_ESCAPE_GROWTH  # a row estimated under this fits however it is escaped
     for columns in chunks:
-        empty_rows.add(columns, offset)
         sizes: pa.Array = pc.binary_length(columns[positions[0]])
         for position in positions[1:]:
             sizes = pc.add(sizes, pc.binary_length(columns[position]))
         if len(sizes):
-            top = pc.max(sizes).as_py() or 0
+            low, top = (value.as_py() or 0 for value in pc.min_max(sizes).values())
+            if low == 0:  # only then can a row be empty in every column, not just the selected ones
+                empty_rows.add(columns, offset)
             if top <= suspect:
                 largest = max(largest, top + fixed)
             else:  # rare: measure the rows that might not fit
