@@ -155,6 +155,52 @@ def test_transitions() -> None:
     assert_error({"StartAt": "C", "States": {"C": choice}}, "MISSING_TRANSITION_TARGET", "Gone")
 
 
+def choice_machine(rule: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "StartAt": "C",
+        "States": {"C": {"Type": "Choice", "Choices": [rule], "Default": "N"}, "Y": PASS, "N": PASS},
+    }
+
+
+@pytest.mark.parametrize("combinator", ["And", "Or"])
+def test_a_rule_inside_and_or_not_has_no_next(combinator: str) -> None:
+    inner = {"Variable": "$.a", "IsPresent": True, "Next": "N"}
+    assert_error(choice_machine({combinator: [inner], "Next": "Y"}), "SCHEMA_VALIDATION_FAILED", "'Next'")
+    assert_error(choice_machine({"Not": inner, "Next": "Y"}), "SCHEMA_VALIDATION_FAILED", "'Next'")
+    valid = {"Variable": "$.a", "IsPresent": True}
+    assert errors(choice_machine({combinator: [valid], "Next": "Y"})) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ({"Variable": "$.a", "IsNull": "true"}, "'IsNull' needs true or false"),
+        ({"Variable": "$.a", "BooleanEquals": 1}, "'BooleanEquals' needs true or false"),
+        ({"And": [{"Variable": "$.a", "StringEquals": 5}]}, "'StringEquals' needs a string"),
+        ({"Not": {"Variable": "$.a", "NumericEquals": "5"}}, "'NumericEquals' needs a number"),
+    ],
+)
+def test_choice_operands_are_type_checked_at_every_depth(rule: dict[str, Any], fragment: str) -> None:
+    assert_error(choice_machine({**rule, "Next": "Y"}), "SCHEMA_VALIDATION_FAILED", fragment)
+
+
+def test_a_missing_next_is_named_as_required() -> None:
+    found = errors(choice_machine({"Variable": "$.a", "IsPresent": True}))
+    assert ("SCHEMA_VALIDATION_FAILED", "The field 'Next' is required", "/States/C/Choices/0") in found
+
+
+def lambda_invoke(**parameters: Any) -> dict[str, Any]:
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
+    return {"StartAt": "T", "States": {"T": {**task, "Parameters": {"FunctionName": "f", **parameters}}}}
+
+
+def test_lambda_invoke_takes_only_the_invoke_apis_fields() -> None:
+    assert_error(lambda_invoke(Bogus=1), "SCHEMA_VALIDATION_FAILED", "The field 'Bogus' is not supported")
+    assert_error(lambda_invoke(**{"Bogus.$": "$.x"}), "SCHEMA_VALIDATION_FAILED", "The field 'Bogus'")
+    fields = {"Payload.$": "$", "ClientContext": "e30=", "Qualifier": "$LATEST", "LogType": "None"}
+    assert errors(lambda_invoke(**fields)) == []
+
+
 def test_unknown_fields_and_types() -> None:
     assert_error(
         {"StartAt": "A", "States": {"A": {**PASS, "Bogus": 1}}}, "SCHEMA_VALIDATION_FAILED", "'Bogus'"
@@ -352,6 +398,7 @@ def test_catcher_rules() -> None:
             },
             "InvocationType Event",
         ),
+        (lambda_invoke(LogType="Tail"), "LogType Tail"),
     ],
 )
 def test_unsupported_features_are_errors_naming_the_feature(definition: dict[str, Any], feature: str) -> None:
