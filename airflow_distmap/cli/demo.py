@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -102,7 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
         env = _airflow_env(airflow_home, dags_folder, endpoint.airflow_connection_uri())
         conf = {"input_uri": input_uri, "output_uri": output_uri, "batch_size": args.batch_size}
-        console.print(f"Running DAG [bold]{DAG_ID}[/] through Airflow; Airflow's logs: {log_path}")
+        console.print(
+            f"Running DAG [bold]{DAG_ID}[/] through Airflow; Airflow's logs: {escape(str(log_path))}",
+            soft_wrap=True,
+        )
         started = time.monotonic()
         with log_path.open("ab") as log:
             subprocess.run(
@@ -206,7 +210,9 @@ def _print_summary(
     log_path: Path,
 ) -> None:
     if not ok or summary is None:
-        console.print(f"[red]The DAG run failed: see Airflow's logs in {log_path}")
+        console.print(
+            f"[red]The DAG run failed: see Airflow's logs in {escape(str(log_path))}", soft_wrap=True
+        )
         return
     rows = int(summary["rows_total"])
     table = Table(title="Result", show_header=False, expand=True)

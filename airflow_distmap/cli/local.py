@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from airflow_distmap.cli.options import positive_int
@@ -143,11 +144,17 @@ def banner(endpoint: LocalEndpoint) -> str:
         "boto3 / AWS CLI / airflow-distmap results (any credentials are accepted):",
         f"  export AWS_ENDPOINT_URL={endpoint.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"AWS_DEFAULT_REGION={endpoint.region}",
-        f"  aws --endpoint-url {endpoint.url} stepfunctions list-state-machines",
+        f"  {_aws_cli()} --endpoint-url {endpoint.url} stepfunctions list-state-machines",
         "",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def _aws_cli() -> str:
+    """The AWS CLI beside this interpreter (the project's ``.venv`` has one), else ``aws`` from the PATH."""
+    beside = Path(sys.executable).parent / "aws"
+    return shlex.quote(str(beside)) if beside.exists() else "aws"
 
 
 #: Run in a fresh interpreter per ``--function``: import the module and find the callable, as a worker does.

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from botocore.exceptions import ClientError
 
 from airflow_distmap.csv_processing import row_sizes
 from airflow_distmap.csv_processing.collector import CollectSummary, collect, iter_child_entries
@@ -42,6 +43,7 @@ from airflow_distmap.exceptions import (
     RowThresholdExceededError,
     UnsupportedInputError,
 )
+from airflow_distmap.hooks.distributed_map import EXECUTION_SUCCESS_STATES
 from airflow_distmap.json_codec import dumps_bytes
 from airflow_distmap.naming import (
     default_state_machine_name,
@@ -163,9 +165,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         ``output_uri`` never overwrites what another one wrote meanwhile (it fails, naming the fix). In a
         mapped task, template it with ``{{ ti.map_index }}`` as well.
     :param output_column: name of the column holding the function's output (strings as returned,
-        other JSON values as JSON text, empty for failed rows); templated.
-    :param delimiter: ``COMMA``, ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character itself;
-        templated.
+        other JSON values as JSON text, empty for failed rows); templated. Default ``output``.
+    :param delimiter: ``COMMA`` (the default), ``PIPE``, ``SEMICOLON``, ``SPACE``, ``TAB`` or the character
+        itself; templated.
     :param csv_headers: column names for a file without a header line (the ItemReader's ``GIVEN``), one
         per field: a file whose first row has more fields than names is refused (they would be dropped).
         Templated, read like ``columns``; a template rendering to ``""`` or ``"None"`` means the file has a
@@ -173,7 +175,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :param function_config: JSON object handed to ``f(row, config)`` functions (templated; a template that
         renders as text, such as ``"{{ params.config }}"``, is read back as JSON or as a Python dict).
     :param batch_size: rows per Lambda invocation (``MaxItemsPerBatch``; bytes capped under 256 KiB);
-        templated.
+        templated. Default 100 (a template rendering to nothing too).
     :param results_uri: where the Map Run exports its results (templated); default
         ``s3://<input bucket>/distmap-results/<dag>/<task>/<run>[/<map index>]/``. One prefix per task
         run: a prefix that holds another task run's results is refused, so template your own with
@@ -184,11 +186,14 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         :class:`DistributedMapOperator`).
     :param role_arn: IAM role Step Functions assumes (templated).
     :param max_concurrency: parallel child executions, 0 to 10000 (0: Step Functions' maximum); templated.
-    :param tolerated_failure_count: failed rows tolerated before the task fails; templated.
+        Default unset, which Step Functions reads as 0.
+    :param tolerated_failure_count: failed rows tolerated before the task fails; templated. Default unset:
+        none, unless ``tolerated_failure_percentage`` allows some.
     :param tolerated_failure_percentage: failed rows tolerated, in percent of all rows; templated.
-    :param execution_type: ``STANDARD`` or ``EXPRESS`` child executions.
-    :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child; templated.
-    :param map_label: name of the Map state and label of its Map Run.
+    :param execution_type: ``STANDARD`` (the default) or ``EXPRESS`` child executions.
+    :param lambda_timeout_seconds: ``TimeoutSeconds`` of the Lambda task in each child; templated. Default
+        unset: the function's own timeout bounds it.
+    :param map_label: name of the Map state and label of its Map Run; default ``ProcessRows``.
     :param check_row_sizes: stream the input once before starting, refusing it when a row's selected
         columns exceed what a child execution can receive (256 KiB, less 16 KiB kept for
         ``function_config``); ``False`` skips that pass.
@@ -306,6 +311,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None
+        self._main_machine_name: str | None = None
+        self._reusable_execution: str | None = None
 
     def _check_building_blocks(self) -> None:
         """Nothing to check: the definition is built from this operator's own arguments."""
@@ -481,8 +488,35 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, CSV_BATCH_INPUT_BYTES)
             self.log.info("Largest row sends about %d bytes to the function", largest)
-        self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
+        self._main_machine_name = self._csv_machine_name(context, self._layout, rerun=False)
+        self._reusable_execution = self._collected_execution(state)
+        if self._reusable_execution is None:
+            self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         self.state_machine_name = self._csv_machine_name(context, self._layout, rerun=self._rerun is not None)
+
+    def _collected_execution(self, state: RunState) -> str | None:
+        """The whole-file execution, when every row is collected and the settings are those it went on with.
+
+        The settings may differ from that run's own (a try re-ran its failed rows after the DAG changed): its
+        execution is then on another state machine than this try's, where the lookup by name cannot find it.
+        """
+        if not (state.manifest_uri and state.failed_rows == 0 and state.execution_arn):
+            return None
+        if state.state_machine_name != self._main_machine_name:
+            return None  # the settings changed since: a new whole-file run computes every row again
+        try:
+            status = self._retrying(self.hook.describe_execution, state.execution_arn).get("status")
+        except ClientError as error:
+            self.log.warning("Could not describe execution %s: %s", state.execution_arn, error)
+            return None
+        return state.execution_arn if status in EXECUTION_SUCCESS_STATES else None
+
+    def reusable_execution(self, context: Context) -> str | None:
+        """The whole-file execution whose results this try collects again (see :meth:`_collected_execution`).
+
+        :param context: The task context.
+        """
+        return self._reusable_execution
 
     def _csv_machine_name(self, context: Context, layout: CsvLayout, *, rerun: bool) -> str:
         """``state_machine_name``, or the task's name plus a digest of the definition (a re-run's, or not)."""
@@ -506,6 +540,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             rows = write_rerun_items(s3, self._layout, ledger_uri, items_uri, owner)
             rerun = Rerun(number=number, items_uri=items_uri, rows=rows)
             state.reruns.append(rerun)
+            state.state_machine_name = self._main_machine_name  # the settings the task run now goes on with
             save_state(s3, results_uri, state, owner)
         self.execution_name = suffixed_name(self._execution_name(context), f"-r{rerun.number}")
         self.log.info(
@@ -646,6 +681,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 # the re-runs that repaired an earlier run's rows must not overwrite its results.
                 state.reruns = []
             state.manifest_uri = run.manifest_uri
+            state.execution_arn = run.execution_arn
+            state.state_machine_name = self._main_machine_name or self._csv_machine_name(
+                context, layout, rerun=False
+            )
         state.source_etag = layout.etag
         # Every collected re-run's results replace the first run's, oldest first.
         rerun_manifests = [read_manifest(run.s3, r.manifest_uri) for r in state.reruns if r.manifest_uri]

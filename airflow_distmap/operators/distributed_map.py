@@ -334,12 +334,14 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     :param item_selector: ItemSelector template applied to each item (templated).
     :param item_batcher: Batching (:class:`~airflow_distmap.definitions.ItemBatcher` or ASL); templated (an
         ``ItemBatcher``'s ``batch_input``).
-    :param max_concurrency: Parallel children, 0 to 10000 (0: Step Functions' maximum); templated.
-    :param tolerated_failure_count: Failed items tolerated before the run fails (templated). Items are what
-        the Map Run counts: a child execution that succeeded counts its items as succeeded, even when a
-        ``row_handler`` function reported some of its rows as failed.
+    :param max_concurrency: Parallel children, 0 to 10000 (0: Step Functions' maximum); templated. Default
+        unset, which Step Functions reads as 0.
+    :param tolerated_failure_count: Failed items tolerated before the run fails (templated; default none).
+        Items are what the Map Run counts: a child execution that succeeded counts its items as succeeded,
+        even when a ``row_handler`` function reported some of its rows as failed.
     :param tolerated_failure_percentage: Failed items tolerated, in percent (templated; items as above).
-    :param map_label: Name of the Map state and label of its Map Run (at most 40 characters).
+    :param map_label: Name of the Map state and label of its Map Run (at most 40 characters); default
+        ``DistributedMap``.
     :param execution_type: ``STANDARD`` or ``EXPRESS`` children (with an ASL ``item_processor``, unless its
         ``ProcessorConfig`` says; a ``LambdaItemProcessor`` carries its own).
     :param execution_name: Force an execution name (templated; default derived from the task run). It must
@@ -350,12 +352,12 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         }}-{{ ti.map_index }}"``. A given name puts the run's results prefix, and the ItemReader's location,
         into the definition, so each run then deploys a state machine of its own (or updates a
         ``state_machine_name`` of yours): leave it unset unless you need it.
-    :param waiter_delay: Seconds between status polls.
+    :param waiter_delay: Seconds between status polls; default 30.
     :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``).
-    :param failed_items_sample: How many failed items to include in a failure's error.
-    :param stop_on_kill: Stop the execution when the task is killed.
+    :param failed_items_sample: How many failed items to include in a failure's error; default 5.
+    :param stop_on_kill: Stop the execution when the task is killed (the default).
     :param check_functions: Before anything is created, check with ``lambda:GetFunction`` that the Lambda
         functions Task states name literally exist (see :meth:`check_functions_exist`). Set ``False`` when the
         Airflow connection cannot reach Lambda.
@@ -758,6 +760,17 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         ti = context["ti"]
         base = default_state_machine_name(ti.dag_id, ti.task_id)
         return self.state_machine_name or definition_scoped_name(base, definition)
+
+    def reusable_execution(self, context: Context) -> str | None:
+        """A SUCCEEDED execution of this task run whose results this try reuses, found in the task's records.
+
+        ``None`` here: a try finds its task run's execution by name, on the state machine it deploys. A
+        subclass that records its runs under the results prefix (the CSV operator) returns one that ran on an
+        earlier definition's state machine, which that lookup cannot see. Called after :meth:`preflight`.
+
+        :param context: The task context.
+        """
+        return None
 
     def _task_run_execution(self, context: Context) -> str | None:
         """The execution an earlier try of this task run started, when this try will not start a new one.
@@ -1240,6 +1253,11 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self.check_role(machine_name)
         name = self._execution_name(context)
         self.claim(context)
+        reused = self.reusable_execution(context)
+        if reused is not None:
+            self.log.info("Execution %s of this task run already SUCCEEDED: reusing its results", reused)
+            self._persist_execution_link(context, reused)
+            return self._complete(context, reused)
 
         previous = self._running_under_another_definition(machine_name, name)
         if previous is not None:

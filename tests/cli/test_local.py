@@ -50,6 +50,19 @@ def test_local_serves_until_ctrl_c_and_prints_the_airflow_connection(tmp_path: P
         assert s3.get_object(Bucket="cli-bucket", Key="k")["Body"].read() == b"v"
         sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
         assert sfn.list_state_machines()["stateMachines"] == []
+        # The banner's AWS CLI lines, pasted into a shell with nothing else set up, answer.
+        cli_lines = re.search(
+            r"^  (export AWS_ENDPOINT_URL=.*)\n  (.*list-state-machines)$", banner, re.MULTILINE
+        )
+        assert cli_lines is not None, banner
+        pasted = subprocess.run(
+            ["bash", "-c", "; ".join(cli_lines.groups())],
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert json.loads(pasted.stdout) == {"stateMachines": []}, pasted.stderr
     finally:
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)

@@ -703,6 +703,27 @@ def test_a_new_whole_file_run_after_a_rerun_keeps_its_own_results(local: Any) ->
     assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["ba", "moob", "dc"]
 
 
+def test_clearing_after_a_rerun_under_changed_settings_runs_nothing_again(local: Any) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/settled.csv", Body=b"text\nab\nboom\ncd\n")
+    with pytest.raises(RowThresholdExceededError):
+        run_try("settled", "shout", 1)
+    repaired = run_try(
+        "settled", "post_processing", 2
+    )  # the DAG changed: another function for the failed row
+    assert repaired["rerun"] == 1
+
+    # Cleared again with the DAG as in try 2: the whole-file run of try 1 is on another state machine, and
+    # still no row runs again (post_processing would have written "Processed data: ab").
+    again = run_try("settled", "post_processing", 3)
+    assert "rerun" not in again
+    assert again["counts"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert [r["processed"] for r in read_csv(local, again["output_uri"])] == [
+        "AB",
+        "Processed data: boom",
+        "CD",
+    ]
+
+
 def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> None:
     import pyarrow.parquet as pq
 
