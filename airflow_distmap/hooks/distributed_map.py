@@ -450,8 +450,8 @@ class DistributedMapHook(AwsBaseHook):
             same_input=same_input,
         )
 
-    def running_execution_elsewhere(self, machine_prefix: str, exclude_machine: str, name: str) -> str | None:
-        """The ARN of a running execution called ``name`` on a state machine ``<machine_prefix><digest>``.
+    def executions_elsewhere(self, machine_prefix: str, exclude_machine: str, name: str) -> dict[str, str]:
+        """The executions called ``name`` on state machines ``<machine_prefix><digest>``: status by ARN.
 
         The operators' default state machine names are the task's prefix plus a hex digest of the definition;
         ``exclude_machine`` (the current one) is skipped.
@@ -464,6 +464,7 @@ class DistributedMapHook(AwsBaseHook):
         :param exclude_machine: The state machine not to look at.
         :param name: The execution name.
         """
+        found: dict[str, str] = {}
         for page in self.client.get_paginator("list_state_machines").paginate():
             for machine in page.get("stateMachines", []):
                 machine_name = str(machine["name"])
@@ -476,14 +477,11 @@ class DistributedMapHook(AwsBaseHook):
                     continue
                 arn = execution_arn_for(str(machine["stateMachineArn"]), name)
                 try:
-                    status = self.client.describe_execution(executionArn=arn)["status"]
+                    found[arn] = str(self.client.describe_execution(executionArn=arn)["status"])
                 except ClientError as error:
-                    if error_code(error) == "ExecutionDoesNotExist":
-                        continue
-                    raise
-                if status in EXECUTION_RUNNING_STATES:
-                    return arn
-        return None
+                    if error_code(error) != "ExecutionDoesNotExist":
+                        raise
+        return found
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any]:
         """Describe an execution.

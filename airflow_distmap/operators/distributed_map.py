@@ -1259,7 +1259,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             self._persist_execution_link(context, reused)
             return self._complete(context, reused)
 
-        previous = self._running_under_another_definition(machine_name, name)
+        previous = self._running_under_another_definition(machine_name, name, report_closed=True)
         if previous is not None:
             execution_arn = self._execution_arn = previous
             min_redrive_count = 0
@@ -1343,28 +1343,43 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         for link in self.operator_extra_links:
             context["ti"].xcom_push(key=link.key, value={})
 
-    def _running_under_another_definition(self, machine_name: str, name: str) -> str | None:
+    def _running_under_another_definition(
+        self, machine_name: str, name: str, *, report_closed: bool = False
+    ) -> str | None:
         """A retry's execution still running on the state machine of an earlier definition, if any.
 
         Execution names are unique per state machine, and a default state machine name carries a digest of the
         definition: after the DAG changed between tries, StartExecution on the new machine would not find the
         running execution of a try that died without stopping it (a killed worker). A first try has no
         predecessor, so only retries look (one ListStateMachines page per 1,000 state machines).
+
+        :param report_closed: Log a warning for each closed execution found there: this try does not reuse or
+            redrive it (a redrive runs the definition an execution started with), so every item runs again.
         """
         if not self._definition_scoped_machine or (self._try or 1) <= 1:
             return None
         try:
-            found = self.hook.running_execution_elsewhere(machine_name[:-DIGEST_LENGTH], machine_name, name)
+            found = self.hook.executions_elsewhere(machine_name[:-DIGEST_LENGTH], machine_name, name)
         except ClientError as error:  # e.g. no states:ListStateMachines permission: start as before
             self.log.warning("Could not look for the execution on other state machines: %s", error)
             return None
-        if found is not None:
+        for execution_arn, status in found.items():
+            if status in EXECUTION_RUNNING_STATES:
+                self.log.warning(
+                    "Execution %s of this task run is still running on the state machine of an earlier "
+                    "definition: attaching to it rather than starting a second one",
+                    execution_arn,
+                )
+                return execution_arn
+        for execution_arn, status in found.items() if report_closed else ():
             self.log.warning(
-                "Execution %s of this task run is still running on the state machine of an earlier "
-                "definition: attaching to it rather than starting a second one",
-                found,
+                "Execution %s of this task run ended %s on the state machine of an earlier definition; the "
+                "DAG changed since, and a redrive would run the old definition: this try runs every item "
+                "again on its own definition",
+                execution_arn,
+                status,
             )
-        return found
+        return None
 
     def _persist_execution_link(self, context: Context, execution_arn: str) -> None:
         ExecutionLink.persist(

@@ -232,7 +232,7 @@ def test_a_retry_after_the_definition_changed_attaches_to_the_execution_still_ru
 def test_a_retry_without_permission_to_list_state_machines_starts_as_before(aws):
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListStateMachines")
     first = _defer(_operator(state_machine_name=None), _context())
-    with mock.patch.object(DistributedMapHook, "running_execution_elsewhere", side_effect=denied):
+    with mock.patch.object(DistributedMapHook, "executions_elsewhere", side_effect=denied):
         trigger = _defer(_operator(state_machine_name=None), _context(try_number=2))
     assert trigger.execution_arn == first.execution_arn  # attached to its own execution by name, as before
 
@@ -1697,6 +1697,41 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
         assert sfn.describe_execution(executionArn=second.value.execution_arn)["redriveCount"] == 1
         machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
         assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2
+
+
+def test_a_retry_after_the_definition_changed_under_a_default_name_says_every_item_runs_again(
+    tmp_path, monkeypatch, capsys
+):
+    """Under a default name the changed definition has a state machine of its own: the retry's execution runs
+    there from the start, and the log names the failed one it leaves (a redrive would run the old one)."""
+    from airflow_distmap.definitions import JsonItemReader
+
+    with _flaky_endpoint(tmp_path, monkeypatch, ["a", "bad"], ("flaky", "flaky2")):
+
+        def operator(function_name: str) -> DistributedMapOperator:
+            return _operator(
+                aws_conn_id="aws_local",
+                region_name=None,
+                deferrable=False,
+                state_machine_name=None,
+                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
+                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
+                item_batcher=None,
+                function_name=function_name,
+            )
+
+        with pytest.raises(DistributedMapExecutionFailed) as first:
+            operator("flaky").execute(_context(try_number=1))
+        (tmp_path / "fixed").write_text("fixed")
+        capsys.readouterr()
+        summary = operator("flaky2").execute(_context(try_number=2))
+        out = capsys.readouterr().out
+
+    assert summary["status"] == "SUCCEEDED"
+    assert (summary["counts"]["total"], summary["counts"]["succeeded"]) == (2, 2)
+    assert summary["execution_arn"] != first.value.execution_arn
+    assert f"Execution {first.value.execution_arn} of this task run ended FAILED" in out
+    assert "this try runs every item again" in out
 
 
 def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started_again(tmp_path, monkeypatch):
