@@ -111,6 +111,7 @@ from airflow_distmap.triggers.distributed_map import (
     kill_cause,
     killing_try,
     progress_line,
+    report_unknown_status,
 )
 
 #: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
@@ -1601,6 +1602,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         last_map_run_call = 0.0
         map_run_arn: str | None = None
         redrive = RedriveWatch(execution_arn, min_redrive_count, self.log)
+        unknown_statuses: set[str] = set()
         for _ in range(self.waiter_max_attempts):
             try:
                 description = self.hook.describe_execution(execution_arn)
@@ -1632,6 +1634,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                     self.log.debug("Could not read Map Run progress: %s", error)
             if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
                 return
+            report_unknown_status(self.log, execution_arn, status, unknown_statuses)
             time.sleep(self.waiter_delay)
         raise DistributedMapTimeout(self._timeout_message(execution_arn))
 

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 
 from airflow_distmap.hooks.distributed_map import (
     EXECUTION_FAILURE_STATES,
+    EXECUTION_RUNNING_STATES,
     EXECUTION_SUCCESS_STATES,
     DistributedMapHook,
     awaits_redrive,
@@ -179,6 +180,28 @@ class _Log(Protocol):
     def info(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
     def warning(self, message: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def report_unknown_status(log: _Log, execution_arn: str, status: str, reported: set[str]) -> None:
+    """Warn once per status when a wait sees a status none of the known sets holds (a status AWS adds later).
+
+    The wait goes on as for ``RUNNING``: only a known closed status ends it.
+
+    :param log: The waiting operator's or trigger's logger.
+    :param execution_arn: The execution waited for.
+    :param status: The status it shows.
+    :param reported: The statuses already warned about during this wait (updated).
+    """
+    known = EXECUTION_RUNNING_STATES | EXECUTION_SUCCESS_STATES | EXECUTION_FAILURE_STATES
+    if status in known or status in reported:
+        return
+    reported.add(status)
+    log.warning(
+        "Execution %s shows status %s, which this provider does not know: waiting for it as for RUNNING "
+        "until it shows SUCCEEDED, FAILED, TIMED_OUT or ABORTED",
+        execution_arn,
+        status,
+    )
 
 
 class RedriveWatch:
@@ -353,6 +376,7 @@ class DistributedMapTrigger(BaseTrigger):
         hook = self.hook()
         failures = 0
         not_found = 0
+        unknown_statuses: set[str] = set()
         async with contextlib.AsyncExitStack() as stack:
             try:
                 client = await self._connect(hook, stack)
@@ -405,6 +429,7 @@ class DistributedMapTrigger(BaseTrigger):
                     reason = DistributedMapEventReason(status.lower())
                     yield TriggerEvent(self._event(reason, execution))  # type: ignore[no-untyped-call]
                     return
+                report_unknown_status(self.log, self.execution_arn, status, unknown_statuses)
                 if self._past_deadline():  # checked after a poll: a closed execution is reported as closed
                     yield TriggerEvent(self._deadline_event())  # type: ignore[no-untyped-call]
                     return

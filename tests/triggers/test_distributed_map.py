@@ -239,6 +239,16 @@ async def test_pending_redrive_is_waited_on_like_running():
     assert client.calls.count("describe_execution") == 3
 
 
+async def test_an_unknown_status_is_waited_on_like_running_with_one_warning(capsys):
+    client = FakeSFN([{"status": "QUEUED"}, {"status": "QUEUED"}, {"status": "SUCCEEDED"}])
+    events = await _collect(_trigger(), client)
+    assert [event["execution_status"] for event in events] == ["SUCCEEDED"]
+    assert _log_lines(capsys, f"Execution {EXECUTION_ARN} shows status QUEUED") == [
+        f"Execution {EXECUTION_ARN} shows status QUEUED, which this provider does not know: waiting for it "
+        "as for RUNNING until it shows SUCCEEDED, FAILED, TIMED_OUT or ABORTED"
+    ]
+
+
 async def test_a_closed_status_from_before_the_redrive_is_not_the_end():
     """RedriveExecution is eventually consistent: DescribeExecution may still show the failed attempt."""
     client = FakeSFN(
