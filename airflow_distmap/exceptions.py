@@ -99,7 +99,9 @@ class DistributedMapExecutionFailed(DistributedMapError):
         if self.error or self.cause:
             lines.append(f"Error: {self.error or '-'}; cause: {(self.cause or '-')[:1000]}")
         if self.counts:
-            lines.append("Item counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
+            counts = ", ".join(f"{k}={v}" for k, v in self.counts.items())
+            # A Map Run that fails stops reading: its total is what it read, not what the source holds.
+            lines.append(f"Item counts (of the items read before it ended): {counts}")
         for item in self.failed_items:
             lines.append(
                 f"Failed item: error={item.get('error')!s}; cause={_shortened(str(item.get('cause')))}; "

@@ -19,3 +19,10 @@ def test_a_long_cause_is_marked_as_cut_before_the_items_input() -> None:
     failed = DistributedMapExecutionFailed(execution_arn="a", status="FAILED", failed_items=[item])
     line = next(line for line in str(failed).splitlines() if line.startswith("Failed item"))
     assert line == f'Failed item: error=RuntimeError; cause={"x" * 297}...; input={{"Items":[{{"index":1}}]}}'
+
+
+def test_the_counts_say_they_cover_the_items_read_before_the_run_ended() -> None:
+    failed = DistributedMapExecutionFailed(
+        execution_arn="a", status="FAILED", counts={"total": 17, "succeeded": 12, "failed": 5}
+    )
+    assert "Item counts (of the items read before it ended): total=17, succeeded=12, failed=5" in str(failed)
