@@ -357,7 +357,11 @@ def _string_to_json(text: Any) -> Any:
     return json.loads(text)
 
 
-def _array_partition(array: Any, size: Any) -> list[Any]:
+def array_partition(array: Any, size: Any) -> list[Any]:
+    """``States.ArrayPartition``: ``array`` in chunks of ``size`` (the last one shorter).
+
+    :raises ValueError: naming the argument that is not valid.
+    """
     _require(isinstance(array, list), "the first argument must be an array")
     # "If you specify a non-integer value for the second argument, Step Functions will round it off to the
     # nearest integer" (AWS, Intrinsic functions, States.ArrayPartition): 4.6 partitions by 5.
@@ -378,7 +382,11 @@ def _json_equal(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _array_range(start: Any, end: Any, step: Any) -> list[int]:
+def array_range(start: Any, end: Any, step: Any) -> list[int]:
+    """``States.ArrayRange``: ``start`` to ``end`` included, by ``step``.
+
+    :raises ValueError: naming the argument that is not valid, or when the array would be too long.
+    """
     # "If you specify a non-integer value for any of the arguments, Step Functions will round it off to the
     # nearest integer" (AWS, Intrinsic functions, States.ArrayRange): (1.2, 9.4, 2.1) is (1, 9, 2).
     first, last, increment = (_rounded(value, "arguments") for value in (start, end, step))
@@ -427,7 +435,11 @@ def _base64_decode(text: Any) -> str:
     return base64.b64decode(text.encode(), validate=True).decode()
 
 
-def _hash(data: Any, algorithm: Any) -> str:
+def hash_text(data: Any, algorithm: Any) -> str:
+    """``States.Hash``: the hex digest of ``data`` (a string, or another value's JSON text).
+
+    :raises ValueError: for an unknown algorithm or a too long input.
+    """
     _require(
         algorithm in _HASH_ALGORITHMS,
         f"the algorithm must be one of {', '.join(_HASH_ALGORITHMS)}, not {algorithm}",
@@ -505,15 +517,15 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.StringToJson": _string_to_json,
     "States.JsonToString": _json_to_string,
     "States.Array": _array,
-    "States.ArrayPartition": _array_partition,
+    "States.ArrayPartition": array_partition,
     "States.ArrayContains": _array_contains,
-    "States.ArrayRange": _array_range,
+    "States.ArrayRange": array_range,
     "States.ArrayGetItem": _array_get_item,
     "States.ArrayLength": _array_length,
     "States.ArrayUnique": _array_unique,
     "States.Base64Encode": _base64_encode,
     "States.Base64Decode": _base64_decode,
-    "States.Hash": _hash,
+    "States.Hash": hash_text,
     "States.JsonMerge": _json_merge,
     "States.MathRandom": _math_random,
     "States.MathAdd": _math_add,

@@ -14,6 +14,7 @@ from typing import Any
 import jsonata
 from jsonata.utils import Utils as JsonataUtils
 
+from airflow_distmap.local.asl.jsonata_functions import STEP_FUNCTIONS_FUNCTIONS
 from airflow_distmap.local.errors import StatesError
 
 _EXPRESSION_RE = re.compile(r"^\{%(.*)%\}$", re.DOTALL)
@@ -27,7 +28,7 @@ def is_expression(value: Any) -> bool:
 
     :param value: any definition value.
     """
-    return isinstance(value, str) and _EXPRESSION_RE.match(value.strip()) is not None
+    return isinstance(value, str) and _EXPRESSION_RE.match(value) is not None
 
 
 @lru_cache(maxsize=2048)
@@ -38,6 +39,8 @@ def _parse(text: str) -> jsonata.Jsonata:
         raise ValueError(f"Invalid JSONata expression '{text}': {exc}") from exc
     # Keep JSON null (the library's NULL_VALUE) apart from "undefined" (None) until the result is checked.
     expression.set_output_convert_nulls(False)
+    for name, function in STEP_FUNCTIONS_FUNCTIONS.items():
+        expression.register_lambda(name, function)
     return expression
 
 
@@ -84,16 +87,17 @@ class JsonataTemplate:
 
 def _compile(template: Any, field: str) -> JsonataEvaluator | None:
     if isinstance(template, str):
-        match = _EXPRESSION_RE.match(template.strip())
+        match = _EXPRESSION_RE.match(template)  # " {% 1 %}" is text: no space outside the delimiters
         if match is None:
             return None
         text = match.group(1).strip()
         expression = _parse(text)
 
         def evaluate(bindings: Bindings) -> Any:
-            states = bindings.get("states", {})
             try:
-                result = expression.evaluate(states.get("input"), bindings)
+                # No input document: "$", "$$" and bare field names at the top level are undefined (the ASL
+                # specification: an expression reads its input as $states.input).
+                result = expression.evaluate(None, bindings)
             except Exception as exc:  # JException and the library's internal errors
                 raise StatesError(
                     "States.QueryEvaluationError",

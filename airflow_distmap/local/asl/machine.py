@@ -358,8 +358,17 @@ class _ChoiceState(_State):
                     break
             if self.conditions:
                 bindings = self._bindings(run, raw, context)
-                for condition, next_name in self.conditions:
-                    if condition.evaluate(bindings) is True:
+                for index, (condition, next_name) in enumerate(self.conditions):
+                    matched = condition.evaluate(bindings)
+                    if not isinstance(matched, bool):
+                        # A value of a type the field does not take (ASL specification, JSONata runtime
+                        # errors); the cause's wording is UNCONFIRMED.
+                        raise StatesError(
+                            "States.QueryEvaluationError",
+                            f"The Condition of Choice rule {index} of state '{self.name}' evaluated to "
+                            f"{to_json(matched)}, not to true or false",
+                        )
+                    if matched:
                         target = next_name
                         break
             if target is None:
@@ -472,12 +481,20 @@ class _WorkState(_State):
         try:
             entered_time = iso_now() if self.uses_state_context else ""
             context = self._context(run, entered_time)
-            effective = self._inputs(raw, context, run)
+            # JSONPath: Parameters that fail are States.Runtime, which nothing catches, so they are evaluated
+            # once, here. JSONata: an Arguments, Output or Assign expression that fails raises
+            # States.QueryEvaluationError, which the state's Retry and Catch handle as any error of the state
+            # (the ASL specification, JSONata runtime errors), so each attempt evaluates them again.
+            effective = None if self.jsonata else self._inputs(raw, context, run)
             counters = [0] * len(self.retry.retriers) if self.has_retry else []
             retries = 0
             while True:
                 try:
+                    if self.jsonata:
+                        effective = self._inputs(raw, context, run)
                     result = await self.work(raw, effective, context, run, entered)
+                    if self.jsonata:
+                        output = self._finish(raw, result, context, run)
                     break
                 except PathRuntimeError:
                     raise
@@ -493,8 +510,10 @@ class _WorkState(_State):
                     if self.uses_state_context:
                         # $$.State.RetryCount changed: Parameters are evaluated again for the new attempt.
                         context = self._context(run, entered_time, retries)
-                        effective = self._inputs(raw, context, run)
-            output = self._finish(raw, result, context, run)
+                        if not self.jsonata:
+                            effective = self._inputs(raw, context, run)
+            if not self.jsonata:
+                output = self._finish(raw, result, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         self._exit(run, output)
@@ -600,6 +619,12 @@ class _MapState(_WorkState):
             return [(None, item) for item in items]
         if isinstance(items, dict):
             return list(items.items())
+        if self.items_jsonata is not None:  # a value of a type the field does not take
+            raise StatesError(
+                "States.QueryEvaluationError",
+                f"The JSONata expression specified for the field 'Items' of state '{self.name}' returned "
+                f"{to_json(items)}, not an array or an object",
+            )
         path = self.spec.get("ItemsPath", "$")
         raise PathRuntimeError(
             f"Invalid path '{path}': The ItemsPath field must refer to a JSON array or object, not "

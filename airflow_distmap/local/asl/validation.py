@@ -548,7 +548,7 @@ class _Validator:
                 else:
                     self.template(rule["Condition"], f"{where}/Condition")
                 for field in rule:
-                    if field not in ("Condition", "Next", "Comment"):
+                    if field not in ("Condition", "Next", "Comment", "Assign"):  # Assign: refused above
                         self.error(
                             SCHEMA, f"The field '{field}' is not supported in a JSONata Choice rule", where
                         )

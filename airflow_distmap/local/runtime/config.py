@@ -112,6 +112,23 @@ class FieldResolver:
         """A ``States.Runtime`` error for this state."""
         return runtime_error(self.state_name, self.entered_event_id, message)
 
+    def refused(self, spec: Mapping[str, Any], field: str, message: str) -> StatesError:
+        """The error for a value ``field`` cannot take.
+
+        ``States.Runtime`` (AWS's recorded error for a literal or a ``*Path``), or
+        ``States.QueryEvaluationError`` when a JSONata expression computed it (the ASL specification's example
+        of that error is a ToleratedFailurePercentage expression out of range).
+        """
+        value = spec.get(field)
+        if isinstance(value, str) and value.startswith("{%"):
+            return StatesError(
+                "States.QueryEvaluationError",
+                f"An error occurred while executing the state '{self.state_name}' (entered at the event id "
+                f"#{self.entered_event_id}). The JSONata expression '{value}' specified for the field "
+                f"'{field}' returned a value the field does not take: {message}",
+            )
+        return self.error(message)
+
     def integer(self, spec: Mapping[str, Any], field: str) -> int | None:
         """Resolve an integer field; ``None`` when absent."""
         return self._converted(spec, field, as_integer, "integer")
@@ -128,11 +145,12 @@ class FieldResolver:
         if value is None and path is None:
             return None
         converted = convert(value)
+        if converted is None and path is None:
+            raise self.refused(spec, field, f'"{render_value(value)}" is not a valid {kind}.')
         if converted is None:
-            name = field + "Path" if path is not None else field
             raise self.error(
-                f'The {name} field refers to value "{render_value(value)}" '
-                f"which is not a valid {kind}: {path}"
+                f'The {field}Path field refers to value "{render_value(value)}" which is not a valid {kind}: '
+                f"{path}"
             )
         return converted
 
@@ -164,10 +182,12 @@ def resolve_tolerance(resolver: FieldResolver, state: Mapping[str, Any]) -> Tole
     """Resolve ``ToleratedFailureCount[Path]`` and ``ToleratedFailurePercentage[Path]``."""
     count = resolver.integer(state, "ToleratedFailureCount")
     if count is not None and count < 0:
-        raise resolver.error("ToleratedFailureCount cannot be negative.")
+        raise resolver.refused(state, "ToleratedFailureCount", "ToleratedFailureCount cannot be negative.")
     percentage = resolver.number(state, "ToleratedFailurePercentage")
     if percentage is not None and not 0 <= percentage <= 100:
-        raise resolver.error("ToleratedFailurePercentage must be between 0 and 100.")
+        raise resolver.refused(
+            state, "ToleratedFailurePercentage", "ToleratedFailurePercentage must be between 0 and 100."
+        )
     return Tolerance(count, percentage)
 
 
@@ -178,7 +198,7 @@ def resolve_max_concurrency(resolver: FieldResolver, state: Mapping[str, Any]) -
         return 0
     if value < 0:
         # UNCONFIRMED wording for a negative MaxConcurrencyPath; mirrors the ToleratedFailureCount message.
-        raise resolver.error("MaxConcurrency cannot be negative.")
+        raise resolver.refused(state, "MaxConcurrency", "MaxConcurrency cannot be negative.")
     return value
 
 
@@ -219,8 +239,8 @@ def resolve_batching(resolver: FieldResolver, batcher: Mapping[str, Any]) -> Bat
     """Resolve ``MaxItemsPerBatch[Path]`` and ``MaxInputBytesPerBatch[Path]`` (default/ceiling 256 KiB)."""
     max_items = resolver.integer(batcher, "MaxItemsPerBatch")
     if max_items is not None and max_items <= 0:
-        raise resolver.error("MaxItemsPerBatch must be positive.")
+        raise resolver.refused(batcher, "MaxItemsPerBatch", "MaxItemsPerBatch must be positive.")
     max_bytes = resolver.integer(batcher, "MaxInputBytesPerBatch")
     if max_bytes is not None and max_bytes <= 0:
-        raise resolver.error("MaxInputBytesPerBatch must be positive.")
+        raise resolver.refused(batcher, "MaxInputBytesPerBatch", "MaxInputBytesPerBatch must be positive.")
     return BatchLimits(max_items, min(max_bytes or PAYLOAD_LIMIT, PAYLOAD_LIMIT))

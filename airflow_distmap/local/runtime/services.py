@@ -22,6 +22,7 @@ from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.config import (
     FieldResolver,
     check_max_items,
+    render_value,
     resolve_batching,
     resolve_max_concurrency,
     resolve_max_items,
@@ -268,6 +269,10 @@ class RuntimeServices:
             # Object input: each key-value pair is an item (the value, with $$.Map.Item.Key the key).
             keys = list(items.keys())
             items = list(items.values())
+        if not isinstance(items, list) and "Items" in state:
+            raise resolver.refused(
+                state, "Items", f"Items must be an array or an object, not {render_value(items)}."
+            )
         if not isinstance(items, list):
             raise resolver.error(
                 f"Map state input must be an array, but the ItemsPath refers to a value of type "

@@ -128,6 +128,84 @@ async def test_expression_errors_are_query_evaluation_errors(run: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("$partition([1, 2, 3, 4, 5], 2)", [[1, 2], [3, 4], [5]]),
+        ("$range(0, 10, 2)", [0, 2, 4, 6, 8, 10]),
+        ("$range(5, 0, -2)", [5, 3, 1]),
+        ("$hash('abc', 'SHA-256')", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("$random(7) = $random(7) and $random(7) >= 0 and $random(7) < 1", True),
+        ("$length($uuid()) = 36 and $substring($uuid(), 14, 1) = '4'", True),
+        ("$parse($states.input.text).x[1]", 2),
+    ],
+)
+async def test_the_functions_step_functions_adds_to_jsonata(run: Any, expression: str, expected: Any) -> None:
+    definition = machine({"A": {"Type": "Pass", "Output": f"{{% {expression} %}}", "End": True}})
+    assert await run(definition, {"text": '{"x": [1, 2]}'}) == expected
+
+
+@pytest.mark.parametrize("expression", ["$eval('1 + 1')", "$.a", "$$.a", "a"])
+async def test_eval_and_the_top_level_input_document_are_not_available(run: Any, expression: str) -> None:
+    """AWS: "$eval is not available: use $parse"; an expression has no input document (use $states.input)."""
+    definition = machine({"A": {"Type": "Pass", "Output": f"{{% {expression} %}}", "End": True}})
+    with pytest.raises(StatesError) as info:
+        await run(definition, {"a": 1})
+    assert info.value.error == "States.QueryEvaluationError"
+
+
+async def test_a_string_with_space_around_the_delimiters_is_text(run: Any) -> None:
+    definition = machine({"A": {"Type": "Pass", "Output": {"v": " {% 1 %}"}, "End": True}})
+    assert await run(definition, {}) == {"v": " {% 1 %}"}
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"Arguments": {"FunctionName": "f", "Payload": "{% $states.input.absent %}"}},
+        {"Arguments": {"FunctionName": "f"}, "Output": "{% $states.result.absent %}"},
+        {"Arguments": {"FunctionName": "f"}, "Assign": {"v": "{% $states.result.absent %}"}},
+    ],
+)
+async def test_a_tasks_query_evaluation_error_is_retried_and_caught(
+    run: Any, services: Any, no_sleep: list[float], field: dict[str, Any]
+) -> None:
+    services.lambdas.returns({"ok": True})
+    definition = machine(
+        {
+            "A": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                **field,
+                "Retry": [{"ErrorEquals": ["States.QueryEvaluationError"], "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Output": "{% $states.errorOutput.Error %}",
+                           "Next": "B"}],
+                "End": True,
+            },
+            "B": {"Type": "Pass", "End": True},
+        }
+    )  # fmt: skip
+    assert await run(definition, {}) == "States.QueryEvaluationError"
+    assert no_sleep == [1.0, 2.0]  # two retries, then the catcher
+
+
+@pytest.mark.parametrize("value", [10, "true", None])
+async def test_a_choice_condition_that_is_not_a_boolean_is_a_query_evaluation_error(
+    run: Any, value: Any
+) -> None:
+    definition = machine(
+        {
+            "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n %}", "Next": "Y"}],
+                  "Default": "Y"},
+            "Y": {"Type": "Pass", "End": True},
+        },
+        start="C",
+    )  # fmt: skip
+    with pytest.raises(StatesError) as info:
+        await run(definition, {"n": value})
+    assert info.value.error == "States.QueryEvaluationError"
+
+
+@pytest.mark.parametrize(
     ("field", "template", "named"),
     [
         ("Output", "{% $states.input.absent %}", "Output"),
@@ -207,3 +285,15 @@ def test_jsonata_lambda_invoke_needs_function_name_in_arguments() -> None:
     assert diagnostics(good) == []
     bad = machine({"A": {**task, "Arguments": {"Payload": 1}}})
     assert any("needs 'FunctionName' in Arguments" in m for m in diagnostics(bad))
+
+
+async def test_inline_map_items_that_are_not_a_list_or_object_are_a_query_evaluation_error(run: Any) -> None:
+    definition = machine(
+        {"M": {"Type": "Map", "Items": "{% 5 %}", "End": True,
+               "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}},
+        start="M",
+    )  # fmt: skip
+    with pytest.raises(StatesError) as info:
+        await run(definition, {})
+    assert info.value.error == "States.QueryEvaluationError"
+    assert "returned 5, not an array or an object" in info.value.cause

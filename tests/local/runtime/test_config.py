@@ -10,6 +10,7 @@ from airflow_distmap.local.runtime.config import (
     Tolerance,
     check_max_items,
     effective_concurrency,
+    resolve_batching,
     resolve_max_concurrency,
     resolve_max_items,
     resolve_tolerance,
@@ -53,6 +54,26 @@ def test_tolerated_failure_percentage_range(value: float) -> None:
     with pytest.raises(StatesError) as caught:
         resolve_tolerance(resolver({"p": value}), spec)
     assert caught.value.cause == PREFIX + "ToleratedFailurePercentage must be between 0 and 100."
+
+
+@pytest.mark.parametrize(
+    ("resolve", "spec"),
+    [
+        (resolve_tolerance, {"ToleratedFailurePercentage": "{% 150 %}"}),
+        (resolve_tolerance, {"ToleratedFailureCount": "{% -1 %}"}),
+        (resolve_max_concurrency, {"MaxConcurrency": "{% -1 %}"}),
+        (resolve_batching, {"MaxItemsPerBatch": "{% 'abc' %}"}),
+    ],
+)
+def test_a_jsonata_value_a_field_does_not_take_is_a_query_evaluation_error(resolve: Any, spec: Any) -> None:
+    """The ASL specification's own example of States.QueryEvaluationError (a literal or *Path value that is
+    out of range stays AWS's recorded States.Runtime)."""
+    expressions = {"{% 150 %}": 150, "{% -1 %}": -1, "{% 'abc' %}": "abc"}
+    with pytest.raises(StatesError) as caught:
+        resolve(FieldResolver("MapState", 2, expressions.__getitem__), spec)
+    assert caught.value.error == "States.QueryEvaluationError"
+    (field,) = spec
+    assert f"The JSONata expression '{spec[field]}' specified for the field '{field}'" in caught.value.cause
 
 
 def test_tolerance_accepts_numeric_strings_and_floats() -> None:
