@@ -25,6 +25,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from typing import IO, Final
 
 #: ``ReaderConfig.CSVDelimiter`` values and the character each stands for.
@@ -162,16 +163,30 @@ def shape_record(headers: list[str], record: list[str]) -> dict[str, str]:
     return dict(zip(headers, record[:width], strict=True))
 
 
-def record_shaper(headers: list[str]) -> Callable[[list[str]], dict[str, str]]:
+def record_shaper(
+    headers: list[str], order: Sequence[int] | None = None
+) -> Callable[[list[str]], dict[str, str]]:
     """:func:`shape_record` for one header list, with the common case (a full record) first.
 
     :param headers: the header names.
+    :param order: the positions of the fields in the order the dict's keys take (default: the header's).
     """
     width = len(headers)
+    if order is None or list(order) == list(range(width)):
 
-    def shape(record: list[str]) -> dict[str, str]:
-        if len(record) == width:  # checked here, so zip's own check (twice the cost per row) is left out
-            return dict(zip(headers, record))  # noqa: B905
-        return shape_record(headers, record)
+        def shape(record: list[str]) -> dict[str, str]:
+            if len(record) == width:  # checked here, so zip's own check (twice the cost per row) is left out
+                return dict(zip(headers, record))  # noqa: B905
+            return shape_record(headers, record)
 
-    return shape
+        return shape
+    keys = [headers[i] for i in order]
+    pick = itemgetter(*order)  # at least two fields: one field has one order
+
+    def shape_in_order(record: list[str]) -> dict[str, str]:
+        if len(record) == width:
+            return dict(zip(keys, pick(record)))  # noqa: B905
+        shaped = shape_record(headers, record)
+        return {key: shaped[key] for key in keys}
+
+    return shape_in_order

@@ -183,11 +183,15 @@ class _State:
             data = self.parameters.evaluate(data, context)
         return data
 
-    def _finish(self, raw: Any, result: Any, context: Mapping[str, Any], run: _Run) -> Any:
+    def _finish(
+        self, raw: Any, result: Any, context: Mapping[str, Any], run: _Run
+    ) -> tuple[Any, dict[str, Any] | None]:
         """The output: ResultSelector, Assign, ResultPath, OutputPath (JSONPath), or Assign and Output.
 
         Assignments are evaluated with the variables as the state found them and take effect only once its
         output is made: an output that fails leaves the variables as they were (a redrive runs it again).
+
+        :return: the output, and the variables the state assigned (``None`` without ``Assign``).
         """
         assigned: dict[str, Any] | None = None
         if self.jsonata:
@@ -209,7 +213,7 @@ class _State:
                 output = select(self.output_path, output, context)
         if assigned and run.variables is not None:
             run.variables.update(assigned)
-        return output
+        return output, assigned
 
     def _context(self, run: _Run, entered_time: str, retry_count: int = 0) -> Mapping[str, Any]:
         """The context object with ``State`` filled in; only built when a template reads ``$$``."""
@@ -228,7 +232,7 @@ class _State:
             self.entered_event, {"name": self.name, "input": to_json(raw), "inputDetails": _NOT_TRUNCATED}
         )
 
-    def _exit(self, run: _Run, output: Any) -> None:
+    def _exit(self, run: _Run, output: Any, assigned: Mapping[str, Any] | None = None) -> None:
         history = run.history
         if history.events is None:
             history.last_id += 1
@@ -242,9 +246,12 @@ class _State:
                 f"The state/task '{self.name}' returned a result with a size exceeding the maximum number of "
                 f"bytes service limit ({PAYLOAD_LIMIT} bytes).",
             )
-        history.record(
-            self.exited_event, {"name": self.name, "output": text, "outputDetails": _NOT_TRUNCATED}
-        )
+        details: dict[str, Any] = {"name": self.name, "output": text, "outputDetails": _NOT_TRUNCATED}
+        if assigned is not None:
+            # As AWS records it: each value as JSON text (conformance: assign_reference_in_map_state_*).
+            details["assignedVariables"] = {name: to_json(value) for name, value in assigned.items()}
+            details["assignedVariablesDetails"] = _NOT_TRUNCATED
+        history.record(self.exited_event, details)
 
     async def execute(self, raw: Any, run: _Run) -> tuple[Any, str | None]:
         """Run the state on its raw input; returns ``(output, next state name or None)``."""
@@ -264,10 +271,10 @@ class _PassState(_State):
         try:
             context = self._context(run, iso_now()) if self.uses_state_context else run.context
             data = self._inputs(raw, context, run)
-            output = self._finish(raw, self.result if self.has_result else data, context, run)
+            output, assigned = self._finish(raw, self.result if self.has_result else data, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
-        self._exit(run, output)
+        self._exit(run, output, assigned)
         return output, self.next
 
 
@@ -278,10 +285,10 @@ class _SucceedState(_State):
         entered = self._enter(run, raw)
         try:
             context = self._context(run, iso_now()) if self.uses_state_context else run.context
-            output = self._finish(raw, select(self.input_path, raw, context), context, run)
+            output, assigned = self._finish(raw, select(self.input_path, raw, context), context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
-        self._exit(run, output)
+        self._exit(run, output, assigned)
         return output, None
 
 
@@ -377,10 +384,10 @@ class _ChoiceState(_State):
                     "States.NoChoiceMatched",
                     f"No Choice rule of state '{self.name}' matched and it has no Default",
                 )
-            output = self._finish(raw, data, context, run)
+            output, assigned = self._finish(raw, data, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
-        self._exit(run, output)
+        self._exit(run, output, assigned)
         return output, target
 
 
@@ -445,12 +452,12 @@ class _WaitState(_State):
             context = self._context(run, iso_now()) if self.uses_state_context else run.context
             data = select(self.input_path, raw, context)
             delay = self._delay(data, context, run)
-            output = self._finish(raw, data, context, run)
+            output, assigned = self._finish(raw, data, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
         if delay > 0:
             await asyncio.sleep(delay)
-        self._exit(run, output)
+        self._exit(run, output, assigned)
         return output, self.next
 
 
@@ -494,7 +501,7 @@ class _WorkState(_State):
                         effective = self._inputs(raw, context, run)
                     result = await self.work(raw, effective, context, run, entered)
                     if self.jsonata:
-                        output = self._finish(raw, result, context, run)
+                        output, assigned = self._finish(raw, result, context, run)
                     break
                 except PathRuntimeError:
                     raise
@@ -513,10 +520,10 @@ class _WorkState(_State):
                         if not self.jsonata:
                             effective = self._inputs(raw, context, run)
             if not self.jsonata:
-                output = self._finish(raw, result, context, run)
+                output, assigned = self._finish(raw, result, context, run)
         except PathRuntimeError as exc:
             raise _prefixed(self.name, entered, exc) from None
-        self._exit(run, output)
+        self._exit(run, output, assigned)
         return output, self.next
 
     def _catch(
@@ -529,10 +536,12 @@ class _WorkState(_State):
         if self.jsonata:
             output_template, assign = self.catcher_templates[self.catchers.index(catcher)]
             bindings = self._bindings(run, raw, context, errorOutput=error_output)
+            assigned = None
             if assign is not None and run.variables is not None:
-                run.variables.update(assign.evaluate(bindings))
+                assigned = assign.evaluate(bindings)
+                run.variables.update(assigned)
             output = output_template.evaluate(bindings) if output_template is not None else error_output
-            self._exit(run, output)
+            self._exit(run, output, assigned)
             return output, catcher.next
         output = apply_result_path(catcher.result_path, raw, error_output)
         self._exit(run, output)

@@ -135,14 +135,36 @@ class History:
                 "timestamp": time.time(),
                 "type": event_type,
                 "id": event_id,
-                "previousEventId": event_id - 1,
+                "previousEventId": self._previous_event_id(event_type, event_id),
             }
             key = detail_key(event_type)
             if key is not None and details is not None:
+                if event_id == 2 and "input" in details and self.events[0]["type"] == "ExecutionStarted":
+                    # The first state's input is the execution's, which AWS records as it was given (its
+                    # spacing kept: conformance map_state_config_distributed_item_selector).
+                    started = self.events[0].get("executionStartedEventDetails") or {}
+                    details = {**details, "input": started.get("input", details["input"])}
                 event[key] = details
             self.events.append(event)
             if event_type.endswith("StateEntered") and details is not None and "name" in details:
                 self._entered[str(details["name"])] = event_id
+
+    def _previous_event_id(self, event_type: str, event_id: int) -> int:
+        """``previousEventId`` as AWS's recorded histories give it (the conformance corpus).
+
+        The first state's entered event points at 0, not at ``ExecutionStarted`` (every recording). A
+        Distributed Map's ``MapStateExited`` points at its ``MapRunStarted``, as in every recording since
+        November 2024 (the older ones point at ``MapRunSucceeded``).
+        """
+        if event_id == 2 and self.events[0]["type"] == "ExecutionStarted":
+            return 0
+        if event_type == "MapStateExited" and self.events[-1]["type"] == "MapStateSucceeded":
+            for event in reversed(self.events):
+                if event["type"] == "MapRunStarted":
+                    return int(event["id"])
+                if event["type"] == "MapStateEntered":
+                    break  # an inline Map: no Map Run
+        return event_id - 1
 
     def unexited(self, state_type: str) -> set[str]:
         """Names of the ``state_type`` states (``"Map"``...) last entered and not exited: where a failure was.

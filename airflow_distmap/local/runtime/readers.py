@@ -357,7 +357,30 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
     # AWS-like choice (a dict would otherwise silently drop a column).
     if len(set(headers)) != len(headers):
         raise StatesError(ITEM_READER_FAILED, "CSV headers cannot contain duplicates.")
-    yield from map(record_shaper(headers), records)  # an empty line ([]) becomes a row of empty strings
+    # An empty line ([]) becomes a row of empty strings.
+    yield from map(record_shaper(headers, java_hash_map_order(headers)), records)
+
+
+def java_hash_map_order(keys: list[str]) -> list[int]:
+    """The order in which a Java ``HashMap`` filled with ``keys`` (in order) iterates them, as positions.
+
+    AWS's recorded CSV items keep their fields in that order, not the header's: headers ``0,True,{}`` give
+    ``{"0", "{}", "True"}`` and ``H1,`` gives ``{"", "H1"}`` (conformance:
+    map_item_reader_csv_headers_first_row_typed_headers, map_item_reader_csv_first_row_extra_fields). A
+    default ``HashMap`` has 16 buckets, doubled while it is over 3/4 full; a key's bucket is its
+    ``String.hashCode`` spread by ``h ^ (h >>> 16)``; a bucket keeps insertion order.
+    """
+    capacity = 16
+    while len(keys) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(key: str) -> int:
+        code, units = 0, key.encode("utf-16-be")  # Java hashes a string's UTF-16 code units
+        for high, low in zip(units[::2], units[1::2], strict=True):
+            code = (31 * code + (high << 8 | low)) & 0xFFFFFFFF
+        return (code ^ (code >> 16)) & (capacity - 1)
+
+    return sorted(range(len(keys)), key=lambda position: (bucket(keys[position]), position))
 
 
 _BOM: Final = UTF8_BOM.encode()
@@ -491,10 +514,12 @@ def list_objects(s3: S3Client, parameters: Mapping[str, Any]) -> Iterator[dict[s
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for entry in page.get("Contents", []):
+                # In the order AWS's recorded run gives the fields (conformance:
+                # map_item_reader_base_list_objects_v2), which is not its documentation example's.
                 yield {
                     "Etag": entry.get("ETag", ""),
-                    "Key": entry["Key"],
                     "LastModified": int(entry["LastModified"].timestamp()),
+                    "Key": entry["Key"],
                     "Size": entry.get("Size", 0),
                     "StorageClass": entry.get("StorageClass", "STANDARD"),
                 }
