@@ -57,19 +57,22 @@ def _pattern(expected: str) -> re.Pattern[str]:
     return re.compile(text)
 
 
-def matches(expected: Any, actual: Any, bucket: str) -> bool:
-    """Whether ``actual`` equals the recorded ``expected`` value, tokens being wildcards."""
+def matches(expected: Any, actual: Any, bucket: str, *, ordered: bool = False) -> bool:
+    """Whether ``actual`` equals the recorded ``expected`` value, tokens being wildcards.
+
+    :param ordered: every object's keys in the same order too (JSON text).
+    """
     if isinstance(expected, dict):
         return (
             isinstance(actual, dict)
-            and expected.keys() == actual.keys()
-            and all(matches(expected[k], actual[k], bucket) for k in expected)
+            and (list(expected) == list(actual) if ordered else expected.keys() == actual.keys())
+            and all(matches(expected[k], actual[k], bucket, ordered=ordered) for k in expected)
         )
     if isinstance(expected, list):
         return (
             isinstance(actual, list)
             and len(expected) == len(actual)
-            and all(matches(e, a, bucket) for e, a in zip(expected, actual, strict=True))
+            and all(matches(e, a, bucket, ordered=ordered) for e, a in zip(expected, actual, strict=True))
         )
     if isinstance(expected, str):
         if expected in _TOKENS or re.fullmatch(r"<[^<>]+>", expected):
@@ -77,7 +80,7 @@ def matches(expected: Any, actual: Any, bucket: str) -> bool:
         if isinstance(actual, str) and expected != actual and _json_text(expected) and _json_text(actual):
             # JSON text in which the snapshot tool replaced values by tokens (and so wrote it again, with its
             # own spacing): the values, in the same key order.
-            return _in_order(json.loads(expected), json.loads(actual), bucket)
+            return matches(json.loads(expected), json.loads(actual), bucket, ordered=True)
         if expected in _BUCKET_TOKENS:
             return actual == bucket
         if "<" in expected and isinstance(actual, str):
@@ -92,23 +95,6 @@ def _json_text(text: str) -> bool:
         return isinstance(json.loads(text), dict | list)
     except ValueError:
         return False
-
-
-def _in_order(expected: Any, actual: Any, bucket: str) -> bool:
-    """:func:`matches`, and every object's keys in the same order."""
-    if isinstance(expected, dict):
-        return (
-            isinstance(actual, dict)
-            and list(expected) == list(actual)
-            and all(_in_order(expected[k], actual[k], bucket) for k in expected)
-        )
-    if isinstance(expected, list):
-        return (
-            isinstance(actual, list)
-            and len(expected) == len(actual)
-            and all(_in_order(e, a, bucket) for e, a in zip(expected, actual, strict=True))
-        )
-    return matches(expected, actual, bucket)
 
 
 def _substitute(text: str, bucket: str, function_arn: str) -> str:

@@ -1554,6 +1554,22 @@ def _flaky_endpoint(
         yield endpoint
 
 
+def _local_json_operator(function_name: str, **kwargs: Any) -> DistributedMapOperator:
+    """A synchronous operator on ``aws_local`` over ``in/items.json``, one indexed item per child."""
+    from airflow_distmap.definitions import JsonItemReader
+
+    return _operator(
+        aws_conn_id="aws_local",
+        region_name=None,
+        deferrable=False,
+        item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
+        item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
+        item_batcher=None,
+        function_name=function_name,
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("results_uri", [f"s3://{BUCKET}/results", None])
 def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch, results_uri):
     """End to end on the local endpoint, waiting synchronously: a failed run raises with its failed items,
@@ -1665,22 +1681,12 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
     """AWS redrives an execution with the definition it started with, so under a user's state machine name a
     retry with a changed definition (here, another function) runs the task run's next execution instead; a
     later retry with that same definition redrives that one."""
-    from airflow_distmap.definitions import JsonItemReader
 
     marker = tmp_path / "fixed"
     with _flaky_endpoint(tmp_path, monkeypatch, ["a", "bad"], ("flaky", "flaky2")) as endpoint:
 
         def operator(function_name: str) -> DistributedMapOperator:
-            return _operator(
-                aws_conn_id="aws_local",
-                region_name=None,
-                deferrable=False,
-                state_machine_name="users-machine",
-                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
-                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
-                item_batcher=None,
-                function_name=function_name,
-            )
+            return _local_json_operator(function_name, state_machine_name="users-machine")
 
         with pytest.raises(DistributedMapExecutionFailed) as first:
             operator("flaky").execute(_context(try_number=1))
@@ -1704,21 +1710,11 @@ def test_a_retry_after_the_definition_changed_under_a_default_name_says_every_it
 ):
     """Under a default name the changed definition has a state machine of its own: the retry's execution runs
     there from the start, and the log names the failed one it leaves (a redrive would run the old one)."""
-    from airflow_distmap.definitions import JsonItemReader
 
     with _flaky_endpoint(tmp_path, monkeypatch, ["a", "bad"], ("flaky", "flaky2")):
 
         def operator(function_name: str) -> DistributedMapOperator:
-            return _operator(
-                aws_conn_id="aws_local",
-                region_name=None,
-                deferrable=False,
-                state_machine_name=None,
-                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
-                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
-                item_batcher=None,
-                function_name=function_name,
-            )
+            return _local_json_operator(function_name, state_machine_name=None)
 
         with pytest.raises(DistributedMapExecutionFailed) as first:
             operator("flaky").execute(_context(try_number=1))
