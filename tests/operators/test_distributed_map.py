@@ -1579,18 +1579,7 @@ def test_failure_then_retry_redrives_on_the_local_endpoint(tmp_path, monkeypatch
     with _flaky_endpoint(tmp_path, monkeypatch, items) as endpoint:
 
         def operator() -> DistributedMapOperator:
-            from airflow_distmap.definitions import JsonItemReader
-
-            return _operator(
-                aws_conn_id="aws_local",
-                region_name=None,
-                deferrable=False,
-                item_reader=JsonItemReader(uri=f"s3://{BUCKET}/in/items.json"),
-                item_selector={"index.$": "$$.Map.Item.Index", "value.$": "$$.Map.Item.Value"},
-                item_batcher=None,
-                function_name="flaky",
-                results_uri=results_uri,
-            )
+            return _local_json_operator("flaky", results_uri=results_uri)
 
         with pytest.raises(DistributedMapExecutionFailed) as info:
             operator().execute(_context(try_number=1))
