@@ -70,9 +70,10 @@ class RunState:
     :param ledger_uri: where the last collection wrote the failed-rows ledger (a re-run reads it from there,
         even if ``output_uri`` changed since).
     :param execution_arn: the whole-file run's execution.
-    :param state_machine_name: the whole-file state machine of the task's settings the task run last went on
-        with (its run's, or a later try's that re-ran failed rows): a try with the same settings reuses what
-        was collected, even when the whole-file run ran on an earlier definition's state machine.
+    :param settings_digest: a digest of the settings that decide each row's result (the whole-file definition
+        and ``function_config``) the task run last went on with: its run's, or a later try's that re-ran
+        failed rows. A try with the same settings reuses what was collected, even when the whole-file run ran
+        on an earlier definition's state machine.
     """
 
     manifest_uri: str | None = None
@@ -81,7 +82,7 @@ class RunState:
     source_etag: str | None = None
     ledger_uri: str | None = None
     execution_arn: str | None = None
-    state_machine_name: str | None = None
+    settings_digest: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:
@@ -93,7 +94,7 @@ class RunState:
             source_etag=data.get("source_etag"),
             ledger_uri=data.get("ledger_uri"),
             execution_arn=data.get("execution_arn"),
-            state_machine_name=data.get("state_machine_name"),
+            settings_digest=data.get("settings_digest"),
         )
 
     def for_input(self, etag: str | None) -> RunState:

@@ -118,6 +118,10 @@ def check_timeout(seconds: Any, execution_type: str, what: str) -> int:
     return check_int(seconds, what, 1, limit, hint=" (EXPRESS children stop at 300 s)")
 
 
+#: The Invoke API's request fields other than FunctionName and Payload (lambda:invoke takes those too).
+_EXTRA_INVOKE_PARAMETERS = frozenset({"InvocationType", "Qualifier", "ClientContext", "LogType"})
+
+
 @dataclass(frozen=True)
 class LambdaItemProcessor:
     """Each child invokes one Lambda function with its item (or batch) and returns the function's result.
@@ -130,7 +134,7 @@ class LambdaItemProcessor:
     :param retry: Task retriers; default :data:`LAMBDA_RETRY`. Pass ``[]`` for none.
     :param state_name: Name of the Task state inside the processor.
     :param extra_parameters: More ``lambda:invoke`` Parameters (``InvocationType``, ``Qualifier``,
-        ``ClientContext``...), merged after ``FunctionName``.
+        ``ClientContext``, ``LogType``, or their ``.$`` paths), merged after ``FunctionName``.
     """
 
     #: Fields an operator renders as Jinja templates (into a copy: the processor is frozen).
@@ -148,6 +152,13 @@ class LambdaItemProcessor:
         """Render the ``ItemProcessor`` field."""
         function = check_function_name(self.function_name)
         execution_type = check_choice(self.execution_type, "execution_type", EXECUTION_TYPES)
+        unknown = sorted({key.removesuffix(".$") for key in self.extra_parameters} - _EXTRA_INVOKE_PARAMETERS)
+        if unknown:
+            raise ValueError(
+                f"extra_parameters holds {', '.join(map(repr, unknown))}, which lambda:invoke does not take. "
+                f"To fix this, keep to {', '.join(sorted(_EXTRA_INVOKE_PARAMETERS))} (function_name and "
+                "payload set FunctionName and Payload)."
+            )
         parameters: dict[str, Any] = {"FunctionName": function, **self.extra_parameters}
         if self.payload is None:
             parameters["Payload.$"] = "$"

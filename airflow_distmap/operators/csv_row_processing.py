@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -311,7 +312,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None
-        self._main_machine_name: str | None = None
+        self._settings_digest: str | None = None
         self._reusable_execution: str | None = None
 
     def _check_building_blocks(self) -> None:
@@ -488,11 +489,16 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, CSV_BATCH_INPUT_BYTES)
             self.log.info("Largest row sends about %d bytes to the function", largest)
-        self._main_machine_name = self._csv_machine_name(context, self._layout, rerun=False)
+        self._settings_digest = self._row_settings_digest(self._layout)
         self._reusable_execution = self._collected_execution(state)
         if self._reusable_execution is None:
             self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
         self.state_machine_name = self._csv_machine_name(context, self._layout, rerun=self._rerun is not None)
+
+    def _row_settings_digest(self, layout: CsvLayout) -> str:
+        """A digest of what decides each row's result: the whole-file definition and ``function_config``."""
+        settings = {"definition": self._definition(layout, rerun=False), "config": self._function_config()}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
     def _collected_execution(self, state: RunState) -> str | None:
         """The whole-file execution, when every row is collected and the settings are those it went on with.
@@ -502,7 +508,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         if not (state.manifest_uri and state.failed_rows == 0 and state.execution_arn):
             return None
-        if state.state_machine_name != self._main_machine_name:
+        if state.settings_digest != self._settings_digest:
             return None  # the settings changed since: a new whole-file run computes every row again
         try:
             status = self._retrying(self.hook.describe_execution, state.execution_arn).get("status")
@@ -540,8 +546,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             rows = write_rerun_items(s3, self._layout, ledger_uri, items_uri, owner)
             rerun = Rerun(number=number, items_uri=items_uri, rows=rows)
             state.reruns.append(rerun)
-            state.state_machine_name = self._main_machine_name  # the settings the task run now goes on with
-            save_state(s3, results_uri, state, owner)
+        state.settings_digest = self._settings_digest  # the settings the task run now goes on with
+        save_state(s3, results_uri, state, owner)
         self.execution_name = suffixed_name(self._execution_name(context), f"-r{rerun.number}")
         self.log.info(
             "An earlier try left %d failed rows: re-running only them (re-run %d, %s)",
@@ -682,9 +688,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 state.reruns = []
             state.manifest_uri = run.manifest_uri
             state.execution_arn = run.execution_arn
-            state.state_machine_name = self._main_machine_name or self._csv_machine_name(
-                context, layout, rerun=False
-            )
+            state.settings_digest = self._row_settings_digest(layout)
         state.source_etag = layout.etag
         # Every collected re-run's results replace the first run's, oldest first.
         rerun_manifests = [read_manifest(run.s3, r.manifest_uri) for r in state.reruns if r.manifest_uri]

@@ -1354,8 +1354,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         running execution of a try that died without stopping it (a killed worker). A first try has no
         predecessor, so only retries look (one ListStateMachines page per 1,000 state machines).
 
-        :param report_closed: Log a warning for each closed execution found there: this try does not reuse or
-            redrive it (a redrive runs the definition an execution started with), so every item runs again.
+        :param report_closed: Log a warning for each closed execution found there: this try neither reuses nor
+            redrives it (a redrive runs the definition an execution started with).
         """
         if not self._definition_scoped_machine or (self._try or 1) <= 1:
             return None
@@ -1375,8 +1375,9 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         for execution_arn, status in found.items() if report_closed else ():
             self.log.warning(
                 "Execution %s of this task run ended %s on the state machine of an earlier definition; the "
-                "DAG changed since, and a redrive would run the old definition: this try runs every item "
-                "again on its own definition",
+                "DAG changed since, so this try neither reuses nor redrives it (a redrive runs the "
+                "definition an execution started with): it starts an execution of its own on the new "
+                "definition",
                 execution_arn,
                 status,
             )

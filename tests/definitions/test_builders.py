@@ -486,3 +486,11 @@ def test_lifting_keeps_paths_and_expressions_and_speaks_jsonata() -> None:
     assert execution_input == {"airflow_distmap": {"ItemReader": {"Key": "in/rows.json"}}}
     paths_only = {"StartAt": "Map", "States": {"Map": {**definition["States"]["Map"], "ItemReader": {}}}}
     assert lift_locations(paths_only) == (paths_only, {})
+
+
+def test_lambda_processor_extra_parameters_are_the_invoke_apis():
+    asl = LambdaItemProcessor("f", extra_parameters={"Qualifier": "live", "ClientContext.$": "$.c"}).to_asl()
+    parameters = asl["States"]["InvokeFunction"]["Parameters"]
+    assert (parameters["Qualifier"], parameters["ClientContext.$"]) == ("live", "$.c")
+    with pytest.raises(ValueError, match="'Bogus', which lambda:invoke does not take"):
+        LambdaItemProcessor("f", extra_parameters={"Bogus": 1}).to_asl()

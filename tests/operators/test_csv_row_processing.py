@@ -724,6 +724,27 @@ def test_clearing_after_a_rerun_under_changed_settings_runs_nothing_again(local:
     ]
 
 
+@pytest.mark.parametrize("state_machine_name", [None, "users-csv"])
+def test_clearing_after_the_function_config_changed_runs_the_whole_file_again(
+    local: Any, state_machine_name: str | None
+) -> None:
+    """function_config travels in the execution input, not the definition; a name of yours hides the change
+    of definition: either way the cleared try computes every row with the new settings."""
+    name = f"reconfigured-{state_machine_name}"
+    local.put_object(Bucket=BUCKET, Key=f"in/{name}.csv", Body=b"text,other\nab,cd\n")
+
+    def run(config: dict[str, str], try_number: int) -> dict[str, Any]:
+        op = local_operator(name, columns=None, function_config=config, state_machine_name=state_machine_name)
+        return op.execute(context(name, try_number=try_number))
+
+    first = run({"column": "text"}, 1)
+    assert [r["processed"] for r in read_csv(local, first["output_uri"])] == ["Processed data: ab"]
+    second = run({"column": "other"}, 2)
+    assert second["execution_arn"] != first["execution_arn"]
+    assert [r["processed"] for r in read_csv(local, second["output_uri"])] == ["Processed data: cd"]
+    assert run({"column": "other"}, 3)["execution_arn"] == second["execution_arn"]  # and then it is reused
+
+
 def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> None:
     import pyarrow.parquet as pq
 

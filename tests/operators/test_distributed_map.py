@@ -1716,7 +1716,7 @@ def test_a_retry_after_the_definition_changed_under_a_default_name_says_every_it
     assert (summary["counts"]["total"], summary["counts"]["succeeded"]) == (2, 2)
     assert summary["execution_arn"] != first.value.execution_arn
     assert f"Execution {first.value.execution_arn} of this task run ended FAILED" in out
-    assert "this try runs every item again" in out
+    assert "it starts an execution of its own on the new definition" in out
 
 
 def test_an_execution_started_on_another_tasks_definition_is_stopped_and_started_again(tmp_path, monkeypatch):

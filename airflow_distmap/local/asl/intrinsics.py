@@ -360,6 +360,8 @@ def _string_to_json(text: Any) -> Any:
 def array_partition(array: Any, size: Any) -> list[Any]:
     """``States.ArrayPartition``: ``array`` in chunks of ``size`` (the last one shorter).
 
+    :param array: the array.
+    :param size: the chunk size, a positive number (rounded).
     :raises ValueError: naming the argument that is not valid.
     """
     _require(isinstance(array, list), "the first argument must be an array")
@@ -385,6 +387,9 @@ def _json_equal(left: Any, right: Any) -> bool:
 def array_range(start: Any, end: Any, step: Any) -> list[int]:
     """``States.ArrayRange``: ``start`` to ``end`` included, by ``step``.
 
+    :param start: the first number (rounded).
+    :param end: the last number, included when a step lands on it (rounded).
+    :param step: the increment, not 0 (rounded).
     :raises ValueError: naming the argument that is not valid, or when the array would be too long.
     """
     # "If you specify a non-integer value for any of the arguments, Step Functions will round it off to the
@@ -438,6 +443,8 @@ def _base64_decode(text: Any) -> str:
 def hash_text(data: Any, algorithm: Any) -> str:
     """``States.Hash``: the hex digest of ``data`` (a string, or another value's JSON text).
 
+    :param data: what to hash.
+    :param algorithm: ``MD5``, ``SHA-1``, ``SHA-256``, ``SHA-384`` or ``SHA-512``.
     :raises ValueError: for an unknown algorithm or a too long input.
     """
     _require(

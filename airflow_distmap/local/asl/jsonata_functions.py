@@ -29,6 +29,10 @@ def _range(start: Any, end: Any, step: Any = 1) -> list[int]:
     return array_range(start, end, step)
 
 
+def _hash(data: Any, algorithm: Any) -> str:
+    return hash_text(JsonataUtils.convert_nulls(data), algorithm)  # JSON null as null, not the library's
+
+
 def _random(seed: Any = None) -> float:
     return (random.Random(seed) if seed is not None else random).random()
 
@@ -52,7 +56,7 @@ def _eval(*arguments: Any) -> Any:
 STEP_FUNCTIONS_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "partition": _partition,
     "range": _range,
-    "hash": hash_text,
+    "hash": _hash,
     "random": _random,
     "uuid": _uuid,
     "parse": _parse,

@@ -512,6 +512,7 @@ class _Validator:
         self.path(state, "TimeoutSecondsPath", location, reference=True)
 
     def lambda_invoke_parameters(self, parameters: Mapping[str, Any], location: str) -> None:
+        """Check a lambda:invoke Task's Parameters (or Arguments): the Invoke API's fields, as run here."""
         for key in parameters:
             name = key.removesuffix(".$")
             if name not in _LAMBDA_INVOKE_FIELDS:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from airflow_distmap.local.asl.io import PAYLOAD_LIMIT
+from airflow_distmap.local.asl.jsonata import is_expression
 from airflow_distmap.local.errors import StatesError
 
 MAX_ITEMS_CEILING: Final = 100_000_000
@@ -118,9 +119,13 @@ class FieldResolver:
         ``States.Runtime`` (AWS's recorded error for a literal or a ``*Path``), or
         ``States.QueryEvaluationError`` when a JSONata expression computed it (the ASL specification's example
         of that error is a ToleratedFailurePercentage expression out of range).
+
+        :param spec: the object holding the field (the state, its ItemBatcher...).
+        :param field: the field's name.
+        :param message: what is wrong with its value.
         """
         value = spec.get(field)
-        if isinstance(value, str) and value.startswith("{%"):
+        if is_expression(value):
             return StatesError(
                 "States.QueryEvaluationError",
                 f"An error occurred while executing the state '{self.state_name}' (entered at the event id "

@@ -158,12 +158,17 @@ class History:
         """
         if event_id == 2 and self.events[0]["type"] == "ExecutionStarted":
             return 0
-        if event_type == "MapStateExited" and self.events[-1]["type"] == "MapStateSucceeded":
+        # A Distributed Map's own Map Run ended right before it succeeded (an inline Map's last event before
+        # MapStateSucceeded is an iteration's, even when that iteration ran a Distributed Map).
+        if (
+            event_type == "MapStateExited"
+            and len(self.events) >= 2
+            and self.events[-1]["type"] == "MapStateSucceeded"
+            and self.events[-2]["type"] == "MapRunSucceeded"
+        ):
             for event in reversed(self.events):
                 if event["type"] == "MapRunStarted":
                     return int(event["id"])
-                if event["type"] == "MapStateEntered":
-                    break  # an inline Map: no Map Run
         return event_id - 1
 
     def unexited(self, state_type: str) -> set[str]:

@@ -364,18 +364,22 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
 def java_hash_map_order(keys: list[str]) -> list[int]:
     """The order in which a Java ``HashMap`` filled with ``keys`` (in order) iterates them, as positions.
 
+    :param keys: the header names, in the header's order.
+    :return: their positions, in the iteration order.
+
     AWS's recorded CSV items keep their fields in that order, not the header's: headers ``0,True,{}`` give
     ``{"0", "{}", "True"}`` and ``H1,`` gives ``{"", "H1"}`` (conformance:
     map_item_reader_csv_headers_first_row_typed_headers, map_item_reader_csv_first_row_extra_fields). A
     default ``HashMap`` has 16 buckets, doubled while it is over 3/4 full; a key's bucket is its
-    ``String.hashCode`` spread by ``h ^ (h >>> 16)``; a bucket keeps insertion order.
+    ``String.hashCode`` spread by ``h ^ (h >>> 16)``; a bucket keeps insertion order (not modelled: the tree
+    Java makes of a bucket holding 8 or more keys, which needs far more columns than a CSV has).
     """
     capacity = 16
     while len(keys) > capacity * 3 // 4:
         capacity *= 2
 
     def bucket(key: str) -> int:
-        code, units = 0, key.encode("utf-16-be")  # Java hashes a string's UTF-16 code units
+        code, units = 0, key.encode("utf-16-be", "surrogatepass")  # Java hashes its UTF-16 code units
         for high, low in zip(units[::2], units[1::2], strict=True):
             code = (31 * code + (high << 8 | low)) & 0xFFFFFFFF
         return (code ^ (code >> 16)) & (capacity - 1)

@@ -297,3 +297,10 @@ async def test_inline_map_items_that_are_not_a_list_or_object_are_a_query_evalua
         await run(definition, {})
     assert info.value.error == "States.QueryEvaluationError"
     assert "returned 5, not an array or an object" in info.value.cause
+
+
+async def test_hash_reads_json_null_as_null(run: Any) -> None:
+    import hashlib
+
+    definition = machine({"A": {"Type": "Pass", "Output": "{% $hash({'a': null}, 'MD5') %}", "End": True}})
+    assert await run(definition, {}) == hashlib.md5(b'{"a":null}').hexdigest()
