@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+#: The longest error name and cause text Step Functions reports (API model: SensitiveError, SensitiveCause).
+MAX_ERROR_CHARS = 256
+MAX_CAUSE_CHARS = 32768
+
 
 class ServiceError(Exception):
     """An AWS API error, as botocore reports it.
@@ -31,6 +35,9 @@ class StatesError(Exception):
     """
 
     def __init__(self, error: str, cause: str = "") -> None:
+        # Step Functions' error and cause members hold at most 256 and 32,768 characters (API model:
+        # SensitiveError, SensitiveCause); UNCONFIRMED that a longer one is cut rather than replaced.
+        error, cause = error[:MAX_ERROR_CHARS], cause[:MAX_CAUSE_CHARS]
         super().__init__(f"{error}: {cause}")
         self.error = error
         self.cause = cause

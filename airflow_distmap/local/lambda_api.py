@@ -45,6 +45,8 @@ EVENT_INVOKERS = 4
 MAX_LIST_ITEMS = 10000
 #: Lambda's limit on a synchronous invocation's request payload.
 MAX_REQUEST_BYTES = 6291456
+#: Lambda's limit on an asynchronous (``Event``) invocation's payload: "1 MB" (API reference, Invoke).
+MAX_EVENT_REQUEST_BYTES = 1048576
 #: When the endpoint's functions were "deployed", as Lambda's ``LastModified`` reports it.
 _LAST_MODIFIED = "2024-01-01T00:00:00.000+0000"
 #: The execution role reported for local functions (the endpoint checks no permissions).
@@ -222,6 +224,14 @@ class LambdaApi:
         if invocation_type == "DryRun":
             return 204, b"", []
         if invocation_type == "Event":
+            if len(raw) > MAX_EVENT_REQUEST_BYTES:
+                # UNCONFIRMED: the message's wording for the asynchronous limit.
+                raise ServiceError(
+                    "RequestTooLargeException",
+                    f"Request must be smaller than {MAX_EVENT_REQUEST_BYTES} bytes for an asynchronous "
+                    "(Event) invocation",
+                    413,
+                )
             # Lambda queues an asynchronous invocation; its result goes nowhere without a destination.
             self._queued.submit(self._invoke_queued, function, payload)
             return 202, b"", []

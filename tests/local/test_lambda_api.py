@@ -124,6 +124,9 @@ def test_invoke_dry_run_event_and_bad_payload(lambda_client: Any, tmp_path: Path
     assert marker.exists()  # the asynchronous invocation ran
     with pytest.raises(lambda_client.exceptions.InvalidRequestContentException, match="parse request body"):
         lambda_client.invoke(FunctionName="echo", Payload=b"[1,")
+    over_async_limit = json.dumps("x" * 1_048_576).encode()  # fine for a synchronous invocation
+    with pytest.raises(lambda_client.exceptions.RequestTooLargeException, match="1048576 bytes"):
+        lambda_client.invoke(FunctionName="echo", InvocationType="Event", Payload=over_async_limit)
 
 
 def test_creating_a_function_is_refused_with_how_functions_are_registered(lambda_client: Any) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import logging
 import os
 import pickle
 import queue
@@ -148,6 +149,33 @@ def _limit_memory(memory_mb: int | None, max_threads: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+#: The request id of the invocation the current thread runs (each invocation runs in a thread of its own).
+_INVOCATION = threading.local()
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = getattr(_INVOCATION, "request_id", "")
+        return True
+
+
+def install_lambda_logging() -> None:
+    """Give the root logger the handler Lambda's Python runtime gives it, writing to the function's log.
+
+    As on Lambda, ``logging.getLogger().setLevel(logging.INFO)`` then shows ``logger.info`` lines, each as
+    ``[LEVEL]<tab>time<tab>request id<tab>message`` (AWS, Log and monitor Python Lambda functions). The
+    function's log is the endpoint's standard output, as ``print`` output is.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(_RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+
+
 def _load_handler(spec: Mapping[str, Any]) -> Handler:
     import importlib
 
@@ -186,6 +214,7 @@ def main(conn: Connection) -> None:
     if spec["cwd"]:
         os.chdir(spec["cwd"])
     threading.stack_size(THREAD_STACK_BYTES)
+    install_lambda_logging()  # before the import: module-level code logs too
     handler: Handler | None = None
     init_error: tuple[str, str] | None = None
     try:
@@ -210,6 +239,7 @@ def main(conn: Connection) -> None:
             context = LambdaContext(
                 spec["name"], request_id, spec["memory_mb"] or 0, spec["arn"], spec["timeout"]
             )
+            _INVOCATION.request_id = request_id
             try:
                 response = handler(json_codec.loads(event_json), context)
             except MemoryError:

@@ -76,6 +76,15 @@ async def test_function_error_uses_error_type_and_the_error_object_as_cause(
     )
 
 
+async def test_an_error_and_cause_longer_than_step_functions_takes_are_cut_to_its_limits(
+    run: Any, services: Any
+) -> None:
+    services.lambdas.fails("E" * 300, "x" * 40_000)
+    with pytest.raises(StatesError) as info:
+        await run(task(Resource=FUNCTION))
+    assert (len(info.value.error), len(info.value.cause)) == (256, 32_768)  # SensitiveError, SensitiveCause
+
+
 async def test_sandbox_timeout_is_a_function_error(run: Any, services: Any) -> None:
     services.lambdas.fails("Sandbox.Timedout", "RequestId: r Error: Task timed out after 3.00 seconds")
     with pytest.raises(StatesError) as info:

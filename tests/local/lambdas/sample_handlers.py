@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import logging
 import os
 import signal
 import sys
@@ -66,6 +67,9 @@ def behave(event: Any, context: Any) -> Any:
         sys.exit(4)
     if action == "numbers":  # what DynamoDB items and namedtuples look like in a response
         return {"price": decimal.Decimal("1.10"), "count": decimal.Decimal("3"), "point": Point(1, 2)}
+    if action == "log":  # what the Lambda docs show: set the root level, then log through any logger
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("mylib").info("hello %s", event.get("value"))
     if action == "allocate":
         block = bytearray(event["mb"] * 1024 * 1024)
         return len(block)

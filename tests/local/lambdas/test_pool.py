@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -277,3 +278,18 @@ async def test_closing_the_pool_fails_waiting_invocations() -> None:
         await waiting
     with pytest.raises(PoolClosed):
         await lambda_pool.invoke("behave", {})
+
+
+async def test_the_root_logger_writes_lambdas_log_lines_with_the_request_id(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    registry = FunctionRegistry([_spec("logs", "behave")])
+    with LambdaPool(registry, processes=1) as own_pool:  # started here: its worker writes to this capture
+        result = await own_pool.invoke("logs", {"action": "log", "value": "there"})
+
+    assert result.function_error is None
+    lines = [line for line in capfd.readouterr().out.splitlines() if "hello there" in line]
+    assert len(lines) == 1, lines
+    level, timestamp, request_id, message = lines[0].split("\t")
+    assert (level, request_id, message) == ("[INFO]", result.request_id, "hello there")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", timestamp), timestamp
