@@ -51,12 +51,14 @@ class Rerun:
     :param items_uri: the JSON Lines file of the rows to re-run.
     :param rows: how many rows it holds.
     :param manifest_uri: its results' manifest, once collected.
+    :param execution_arn: its execution, once collected.
     """
 
     number: int
     items_uri: str
     rows: int
     manifest_uri: str | None = None
+    execution_arn: str | None = None
 
 
 @dataclass

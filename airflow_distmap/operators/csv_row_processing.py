@@ -210,8 +210,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
 
     :return: the summary of ``DistributedMapOperator`` with ``counts`` in rows, plus ``output_uri``,
         ``failed_rows_uri``, ``rows_total``, ``rows_succeeded``, ``rows_failed``, ``errors_by_type``,
-        ``input_uri``, ``collect_seconds``; after a retry that re-ran the failed rows, also ``rerun`` (its
-        number) and ``rows_rerun``, and then the Map Run fields (``manifest_uri``, ``item_counts``,
+        ``input_uri``, ``collect_seconds``; after a retry that re-ran the failed rows (and in a later try that
+        only collects again), also ``rerun`` (its number) and ``rows_rerun``, and then the Map Run fields (``manifest_uri``, ``item_counts``,
         ``execution_counts``, ``result_files``, the dates) describe that re-run's Map Run while ``counts`` and
         ``rows_*`` cover every row. The summary is also pushed under the XCom key ``summary``, even when the
         task fails on its row threshold.
@@ -501,21 +501,25 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
     def _collected_execution(self, state: RunState) -> str | None:
-        """The whole-file execution, when every row is collected and the settings are those it went on with.
+        """The task run's last collected execution, when every row is collected under this try's settings.
 
-        The settings may differ from that run's own (a try re-ran its failed rows after the DAG changed): its
-        execution is then on another state machine than this try's, where the lookup by name cannot find it.
+        That is the last re-run of failed rows, if any (so the summary is the one of the try that completed
+        the rows), else the whole-file run. The settings may differ from that run's own (a try re-ran failed
+        rows after the DAG changed): its execution is then on another state machine than this try's, where the
+        lookup by name cannot find it.
         """
         if not (state.manifest_uri and state.failed_rows == 0 and state.execution_arn):
             return None
         if state.settings_digest != self._settings_digest:
             return None  # the settings changed since: a new whole-file run computes every row again
+        last = state.reruns[-1] if state.reruns else None
+        execution_arn = last.execution_arn if last is not None and last.execution_arn else state.execution_arn
         try:
-            status = self._retrying(self.hook.describe_execution, state.execution_arn).get("status")
+            status = self._retrying(self.hook.describe_execution, execution_arn).get("status")
         except ClientError as error:
-            self.log.warning("Could not describe execution %s: %s", state.execution_arn, error)
+            self.log.warning("Could not describe execution %s: %s", execution_arn, error)
             return None
-        return state.execution_arn if status in EXECUTION_SUCCESS_STATES else None
+        return execution_arn if status in EXECUTION_SUCCESS_STATES else None
 
     def reusable_execution(self, context: Context) -> str | None:
         """The whole-file execution whose results this try collects again (see :meth:`_collected_execution`).
@@ -678,7 +682,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             base = read_manifest(run.s3, state.manifest_uri)
             for rerun in state.reruns:
                 if rerun.number == number:
-                    rerun.manifest_uri = run.manifest_uri
+                    rerun.manifest_uri, rerun.execution_arn = run.manifest_uri, run.execution_arn
         else:  # the whole-file run; re-runs left by an input since replaced do not apply to it
             base = run.manifest
             state = state.for_input(layout.etag)

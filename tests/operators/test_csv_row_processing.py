@@ -588,6 +588,9 @@ def test_retry_after_the_row_threshold_reruns_only_the_failed_rows(local: Any) -
 
     again = attempt(3)  # clearing the task again reuses everything: nothing runs
     assert again["counts"] == summary["counts"]
+    # ...and describes the same Map Run as the try that completed the rows: the re-run's, not the first one's
+    # (whose results still hold the rows' first errors).
+    assert (again["rerun"], again["manifest_uri"]) == (1, summary["manifest_uri"])
     assert log_file.read_text().split()[len(first_try) + len(second_try) :] == []
 
 
@@ -715,7 +718,7 @@ def test_clearing_after_a_rerun_under_changed_settings_runs_nothing_again(local:
     # Cleared again with the DAG as in try 2: the whole-file run of try 1 is on another state machine, and
     # still no row runs again (post_processing would have written "Processed data: ab").
     again = run_try("settled", "post_processing", 3)
-    assert "rerun" not in again
+    assert (again["execution_arn"], again["rerun"]) == (repaired["execution_arn"], 1)  # nothing new ran
     assert again["counts"] == {"total": 3, "succeeded": 3, "failed": 0}
     assert [r["processed"] for r in read_csv(local, again["output_uri"])] == [
         "AB",
