@@ -211,10 +211,10 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     :return: the summary of ``DistributedMapOperator`` with ``counts`` in rows, plus ``output_uri``,
         ``failed_rows_uri``, ``rows_total``, ``rows_succeeded``, ``rows_failed``, ``errors_by_type``,
         ``input_uri``, ``collect_seconds``; after a retry that re-ran the failed rows (and in a later try that
-        only collects again), also ``rerun`` (its number) and ``rows_rerun``, and then the Map Run fields (``manifest_uri``, ``item_counts``,
-        ``execution_counts``, ``result_files``, the dates) describe that re-run's Map Run while ``counts`` and
-        ``rows_*`` cover every row. The summary is also pushed under the XCom key ``summary``, even when the
-        task fails on its row threshold.
+        only collects again), also ``rerun`` (its number) and ``rows_rerun``, and then the Map Run fields
+        (``manifest_uri``, ``item_counts``, ``execution_counts``, ``result_files``, the dates) describe that
+        re-run's Map Run while ``counts`` and ``rows_*`` cover every row. The summary is also pushed under the
+        XCom key ``summary``, even when the task fails on its row threshold.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
