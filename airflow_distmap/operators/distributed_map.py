@@ -636,7 +636,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             parse_s3_uri(self.results_uri, what="results_uri")
         if self.role_arn is not None and known(self.role_arn) and not _IAM_ROLE_ARN.match(str(self.role_arn)):
             raise ValueError(
-                f"role_arn={self.role_arn!r} is not an IAM role ARN. To fix this, pass an ARN like "
+                f"role_arn={self.role_arn!r} is not an IAM role ARN (arn:<partition>:iam::<12-digit account "
+                "id>:role/<name>). To fix this, pass an ARN like "
                 "'arn:aws:iam::123456789012:role/StepFunctionsDistributedMap'."
             )
         if self.role_arn is not None and not given:
