@@ -117,14 +117,11 @@ class LambdaApi:
         except Exception as error:  # never a stack trace to the client: Lambda answers a fault with a 500
             log.exception("Lambda API request %s failed", environ.get("PATH_INFO"))
             status, body, headers = _error("ServiceException", f"{type(error).__name__}: {error}", 500)
+        if not any(name == "x-amzn-RequestId" for name, _ in headers):
+            headers = [("x-amzn-RequestId", str(uuid.uuid4())), *headers]
         start_response(
             status_line(status),
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(body))),
-                ("x-amzn-RequestId", str(uuid.uuid4())),
-                *headers,
-            ],
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
         )
         return [body]
 
@@ -242,7 +239,12 @@ class LambdaApi:
             )
         started = time.monotonic()
         result = asyncio.run(self.pool.invoke(function, payload))
-        headers = [("X-Amz-Executed-Version", result.executed_version)]
+        # An invocation's request id is the one its context object and error objects carry (Lambda's
+        # aws_request_id: "the ID returned to the client that called the invoke method").
+        headers = [
+            ("x-amzn-RequestId", result.request_id),
+            ("X-Amz-Executed-Version", result.executed_version),
+        ]
         if result.function_error is not None:
             headers.append(("X-Amz-Function-Error", result.function_error))
         if environ.get("HTTP_X_AMZ_LOG_TYPE") == "Tail":

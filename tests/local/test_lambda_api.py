@@ -105,6 +105,7 @@ def test_invoke_runs_the_handler_and_reports_its_error_as_lambda_does(lambda_cli
     assert failed["FunctionError"] == "Unhandled"
     error = json.loads(failed["Payload"].read())
     assert (error["errorType"], error["errorMessage"]) == ("RowRejected", "bad row 7")
+    assert failed["ResponseMetadata"]["RequestId"] == error["requestId"]  # the invocation's own request id
 
 
 def test_invoke_dry_run_event_and_bad_payload(lambda_client: Any, tmp_path: Path) -> None:
