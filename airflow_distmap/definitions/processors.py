@@ -118,8 +118,12 @@ def check_timeout(seconds: Any, execution_type: str, what: str) -> int:
     return check_int(seconds, what, 1, limit, hint=" (EXPRESS children stop at 300 s)")
 
 
-#: The Invoke API's request fields other than FunctionName and Payload (lambda:invoke takes those too).
-_EXTRA_INVOKE_PARAMETERS = frozenset({"InvocationType", "Qualifier", "ClientContext", "LogType"})
+#: The Invoke API's request fields, which the lambda:invoke integration takes as its parameters.
+LAMBDA_INVOKE_PARAMETERS = frozenset(
+    {"FunctionName", "Payload", "ClientContext", "InvocationType", "LogType", "Qualifier"}
+)
+#: Those a :class:`LambdaItemProcessor` takes in ``extra_parameters`` (its own arguments set the others).
+_EXTRA_INVOKE_PARAMETERS = LAMBDA_INVOKE_PARAMETERS - {"FunctionName", "Payload"}
 
 
 @dataclass(frozen=True)

@@ -522,7 +522,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         return execution_arn if status in EXECUTION_SUCCESS_STATES else None
 
     def reusable_execution(self, context: Context) -> str | None:
-        """The whole-file execution whose results this try collects again (see :meth:`_collected_execution`).
+        """The execution whose results this try collects again (see :meth:`_collected_execution`).
 
         :param context: The task context.
         """
@@ -692,7 +692,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 state.reruns = []
             state.manifest_uri = run.manifest_uri
             state.execution_arn = run.execution_arn
-            state.settings_digest = self._row_settings_digest(layout)
+            state.settings_digest = self._settings_digest or self._row_settings_digest(layout)
         state.source_etag = layout.etag
         # Every collected re-run's results replace the first run's, oldest first.
         rerun_manifests = [read_manifest(run.s3, r.manifest_uri) for r in state.reruns if r.manifest_uri]

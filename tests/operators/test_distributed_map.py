@@ -1694,7 +1694,7 @@ def test_a_retry_after_the_definition_changed_starts_a_new_execution_as_a_redriv
         assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2
 
 
-def test_a_retry_after_the_definition_changed_under_a_default_name_says_every_item_runs_again(
+def test_a_retry_after_the_definition_changed_under_a_default_name_logs_the_execution_it_leaves(
     tmp_path, monkeypatch, capsys
 ):
     """Under a default name the changed definition has a state machine of its own: the retry's execution runs

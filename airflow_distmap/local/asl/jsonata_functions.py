@@ -20,10 +20,6 @@ from jsonata.utils import Utils as JsonataUtils
 from airflow_distmap.local.asl.intrinsics import array_partition, array_range, hash_text
 
 
-def _partition(array: Any, size: Any) -> list[Any]:
-    return array_partition(list(array) if isinstance(array, list) else array, size)
-
-
 def _range(start: Any, end: Any, step: Any = 1) -> list[int]:
     # UNCONFIRMED: a default step of 1 (AWS's examples always give the step).
     return array_range(start, end, step)
@@ -54,7 +50,7 @@ def _eval(*arguments: Any) -> Any:
 
 #: By name without ``$``, as the JSONata library registers them (over its own ``$random`` and ``$eval``).
 STEP_FUNCTIONS_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "partition": _partition,
+    "partition": array_partition,
     "range": _range,
     "hash": _hash,
     "random": _random,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_distmap.definitions.partitions import integration_api
+from airflow_distmap.definitions.processors import LAMBDA_INVOKE_PARAMETERS
 from airflow_distmap.formats.json_pointer import is_pointer
 from airflow_distmap.local.asl.choice import COMPARISON_OPERATORS, compile_rule, parse_timestamp
 from airflow_distmap.local.asl.jsonata import JsonataTemplate, is_expression
@@ -150,10 +151,6 @@ def _template_fields(template: Any) -> Iterator[tuple[str, Any]]:
                 stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)
-
-
-#: The Invoke API's request fields, which the lambda:invoke integration takes as its parameters.
-_LAMBDA_INVOKE_FIELDS = ("FunctionName", "Payload", "ClientContext", "InvocationType", "LogType", "Qualifier")
 
 
 def _is_state(target: Any, states: Mapping[str, Any]) -> bool:
@@ -515,13 +512,13 @@ class _Validator:
         """Check a lambda:invoke Task's Parameters (or Arguments): the Invoke API's fields, as run here."""
         for key in parameters:
             name = key.removesuffix(".$")
-            if name not in _LAMBDA_INVOKE_FIELDS:
+            if name not in LAMBDA_INVOKE_PARAMETERS:
                 # UNCONFIRMED wording: AWS refuses an optimized integration's unknown parameter when the state
                 # machine is created, with this message shape; the Invoke API knows only these fields.
                 self.error(
                     SCHEMA,
                     f"The field '{name}' is not supported by Step Functions for lambda:invoke (its "
-                    f"parameters: {', '.join(_LAMBDA_INVOKE_FIELDS)})",
+                    f"parameters: {', '.join(sorted(LAMBDA_INVOKE_PARAMETERS))})",
                     f"{location}/{key}",
                 )
         if parameters.get("InvocationType", "RequestResponse") != "RequestResponse":

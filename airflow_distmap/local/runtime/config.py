@@ -41,15 +41,18 @@ def render_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def runtime_error(state_name: str, entered_event_id: int, message: str) -> StatesError:
-    """A ``States.Runtime`` error with AWS's cause prefix naming the state and its entered event.
+def runtime_error(
+    state_name: str, entered_event_id: int, message: str, error: str = "States.Runtime"
+) -> StatesError:
+    """A ``States.Runtime`` error (or ``error``) with AWS's cause prefix naming the state and its entry.
 
     :param state_name: the Map state's name.
     :param entered_event_id: id of its ``MapStateEntered`` history event.
     :param message: the specific message.
+    :param error: the error's name.
     """
     return StatesError(
-        "States.Runtime",
+        error,
         f"An error occurred while executing the state '{state_name}' "
         f"(entered at the event id #{entered_event_id}). {message}",
     )
@@ -126,11 +129,12 @@ class FieldResolver:
         """
         value = spec.get(field)
         if is_expression(value):
-            return StatesError(
+            return runtime_error(
+                self.state_name,
+                self.entered_event_id,
+                f"The JSONata expression '{value}' specified for the field '{field}' returned a value the "
+                f"field does not take: {message}",
                 "States.QueryEvaluationError",
-                f"An error occurred while executing the state '{self.state_name}' (entered at the event id "
-                f"#{self.entered_event_id}). The JSONata expression '{value}' specified for the field "
-                f"'{field}' returned a value the field does not take: {message}",
             )
         return self.error(message)
 

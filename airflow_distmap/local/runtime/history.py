@@ -131,15 +131,17 @@ class History:
             return
         with self._lock:
             event_id = len(self.events) + 1
+            # The first state's entered event (AWS records it after ExecutionStarted, pointing at 0).
+            first_state = event_id == 2 and self.events[0]["type"] == "ExecutionStarted"
             event: dict[str, Any] = {
                 "timestamp": time.time(),
                 "type": event_type,
                 "id": event_id,
-                "previousEventId": self._previous_event_id(event_type, event_id),
+                "previousEventId": 0 if first_state else self._previous_event_id(event_type, event_id),
             }
             key = detail_key(event_type)
             if key is not None and details is not None:
-                if event_id == 2 and "input" in details and self.events[0]["type"] == "ExecutionStarted":
+                if first_state and "input" in details:
                     # The first state's input is the execution's, which AWS records as it was given (its
                     # spacing kept: conformance map_state_config_distributed_item_selector).
                     started = self.events[0].get("executionStartedEventDetails") or {}
@@ -150,14 +152,11 @@ class History:
                 self._entered[str(details["name"])] = event_id
 
     def _previous_event_id(self, event_type: str, event_id: int) -> int:
-        """``previousEventId`` as AWS's recorded histories give it (the conformance corpus).
+        """``previousEventId`` as AWS's recorded histories give it (the conformance corpus), after the first.
 
-        The first state's entered event points at 0, not at ``ExecutionStarted`` (every recording). A
-        Distributed Map's ``MapStateExited`` points at its ``MapRunStarted``, as in every recording since
+        A Distributed Map's ``MapStateExited`` points at its ``MapRunStarted``, as in every recording since
         November 2024 (the older ones point at ``MapRunSucceeded``).
         """
-        if event_id == 2 and self.events[0]["type"] == "ExecutionStarted":
-            return 0
         # A Distributed Map's own Map Run ended right before it succeeded (an inline Map's last event before
         # MapStateSucceeded is an iteration's, even when that iteration ran a Distributed Map).
         if (

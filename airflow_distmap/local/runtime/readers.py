@@ -364,15 +364,15 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
 def java_hash_map_order(keys: list[str]) -> list[int]:
     """The order in which a Java ``HashMap`` filled with ``keys`` (in order) iterates them, as positions.
 
-    :param keys: the header names, in the header's order.
-    :return: their positions, in the iteration order.
-
     AWS's recorded CSV items keep their fields in that order, not the header's: headers ``0,True,{}`` give
     ``{"0", "{}", "True"}`` and ``H1,`` gives ``{"", "H1"}`` (conformance:
     map_item_reader_csv_headers_first_row_typed_headers, map_item_reader_csv_first_row_extra_fields). A
     default ``HashMap`` has 16 buckets, doubled while it is over 3/4 full; a key's bucket is its
     ``String.hashCode`` spread by ``h ^ (h >>> 16)``; a bucket keeps insertion order (not modelled: the tree
     Java makes of a bucket holding 8 or more keys, which needs far more columns than a CSV has).
+
+    :param keys: the header names, in the header's order.
+    :return: their positions, in the iteration order.
     """
     capacity = 16
     while len(keys) > capacity * 3 // 4:

@@ -269,11 +269,11 @@ class RuntimeServices:
             # Object input: each key-value pair is an item (the value, with $$.Map.Item.Key the key).
             keys = list(items.keys())
             items = list(items.values())
-        if not isinstance(items, list) and "Items" in state:
-            raise resolver.refused(
-                state, "Items", f"Items must be an array or an object, not {render_value(items)}."
-            )
         if not isinstance(items, list):
+            if "Items" in state:
+                raise resolver.refused(
+                    state, "Items", f"Items must be an array or an object, not {render_value(items)}."
+                )
             raise resolver.error(
                 f"Map state input must be an array, but the ItemsPath refers to a value of type "
                 f"{type(items).__name__}."
