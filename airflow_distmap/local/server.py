@@ -102,8 +102,11 @@ class LocalEndpointApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Route one request."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX):
-            return self._step_functions(target[len(STEP_FUNCTIONS_TARGET_PREFIX) :], environ, start_response)
+        if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX) or _signed_for_step_functions(environ):
+            # A call signed for Step Functions with another target is an unknown operation, never moto's.
+            return self._step_functions(
+                target.removeprefix(STEP_FUNCTIONS_TARGET_PREFIX), environ, start_response
+            )
         if self.lambda_api is not None and is_lambda_request(environ):
             return self.lambda_api(environ, start_response)
         _preread_body(environ)
@@ -145,6 +148,11 @@ class LocalEndpointApp:
             ],
         )
         return [payload]
+
+
+def _signed_for_step_functions(environ: dict[str, Any]) -> bool:
+    """Whether a request's SigV4 credential scope names Step Functions' signing name, ``states``."""
+    return "/states/aws4_request" in environ.get("HTTP_AUTHORIZATION", "")
 
 
 def _holds_big_body(environ: dict[str, Any]) -> bool:

@@ -820,7 +820,13 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         :raises ValueError: a literal ``FunctionName`` is not a Lambda function name or ARN.
         """
         functions = invoked_functions(definition)
-        for function, states in functions.items():  # a partition is told without asking Lambda
+        for function, states in functions.items():  # a malformed name or a partition is told without Lambda
+            if not is_function_reference(function):
+                raise ValueError(
+                    f"State(s) {states} invoke {function!r}, which is not a Lambda function name or ARN. To "
+                    "fix this, name a function such as 'process-row' or "
+                    "'arn:aws:lambda:us-east-1:123456789012:function:process-row'."
+                )
             if function.startswith("arn:"):
                 example = "arn:{}:lambda:" + f"{function.split(':')[3]}:123456789012:function:process-row"
                 self._check_partition(function, f"Lambda function invoked by state(s) {states}", example)
@@ -829,12 +835,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         client = self.lambda_client
         region = client.meta.region_name
         for function, states in functions.items():
-            if not is_function_reference(function):
-                raise ValueError(
-                    f"State(s) {states} invoke {function!r}, which is not a Lambda function name or ARN. To "
-                    "fix this, name a function such as 'process-row' or "
-                    "'arn:aws:lambda:us-east-1:123456789012:function:process-row'."
-                )
             function_region = function.split(":")[3] if function.startswith("arn:") else region
             if function_region != region:
                 self.log.info("Not checking Lambda function %s: it is not in region %s", function, region)

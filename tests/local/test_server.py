@@ -108,6 +108,32 @@ def test_step_functions_calls_reach_the_service(url: str, fake_service: FakeStep
     assert ("ListStateMachines", {"maxResults": 5}) in fake_service.calls
 
 
+@pytest.mark.parametrize("target", ["awsstepfunctions.CreateStateMachine", "AWSStepFunctions", None])
+def test_a_call_signed_for_step_functions_with_another_target_never_reaches_moto(
+    url: str, fake_service: FakeStepFunctions, target: str | None
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    request = AWSRequest(method="POST", url=url + "/", data=b'{"name": "ghost"}', headers=headers)
+    SigV4Auth(Credentials("testing", "testing"), "states", "us-east-1").add_auth(request)
+
+    sent = urllib.request.Request(url + "/", data=request.body, headers=dict(request.headers), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(sent, timeout=10)
+
+    assert answer.value.code == 400
+    assert json.loads(answer.value.read())["__type"] == "UnknownOperationException"
+    assert fake_service.calls[-1][0] == (target or "")
+
+
 def test_service_errors_become_the_aws_exception_class(url: str) -> None:
     sfn = _client(url, "stepfunctions")
     arn = "arn:aws:states:us-east-1:123456789012:execution:sm:nope"

@@ -510,6 +510,24 @@ def test_a_misspelled_function_fails_before_anything_is_created(aws, deploy_func
     assert keys["KeyCount"] == 0  # not even the results prefix's claim
 
 
+@pytest.mark.parametrize("check_functions", [True, False])
+def test_a_truncated_function_arn_is_refused_before_anything_is_created(aws, check_functions):
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
+    row = {"Row": {**task, "Parameters": {"FunctionName": "arn:aws:lambda", "Payload.$": "$"}}}
+    definition = {
+        "StartAt": "Rows",
+        "States": {"Rows": _map_state(row, CsvItemReader(uri=f"s3://{BUCKET}/in/rows.csv").to_asl())},
+    }
+    op = _operator(
+        function_name=None, item_reader=None, definition=definition, check_functions=check_functions
+    )
+    with pytest.raises(
+        ValueError, match=r"invoke 'arn:aws:lambda', which is not a Lambda function name or ARN"
+    ):
+        op.execute(_context())
+    assert aws.list_state_machines()["stateMachines"] == []
+
+
 @pytest.mark.parametrize(
     "problem",
     [

@@ -43,6 +43,14 @@ def _service_model() -> ServiceModel:
     return botocore.session.get_session().get_service_model("stepfunctions")
 
 
+def is_operation(action: str) -> bool:
+    """Whether ``action`` is an operation of the Step Functions API (botocore's model of it).
+
+    :param action: the ``X-Amz-Target`` suffix.
+    """
+    return action in _service_model().operation_names
+
+
 def check_request(action: str, request: dict[str, Any]) -> None:
     """Refuse a request the API model cannot read or whose members break its constraints.
 

@@ -27,7 +27,7 @@ from airflow_distmap.local.runtime import engine
 from airflow_distmap.local.runtime.batcher import utf8_size
 from airflow_distmap.local.runtime.history import detail_key
 from airflow_distmap.local.runtime.map_run import STARTS_ANEW, SUCCEEDED, MapRun, iso_ms
-from airflow_distmap.local.runtime.request_model import check_request
+from airflow_distmap.local.runtime.request_model import check_request, is_operation
 from airflow_distmap.local.runtime.services import RuntimeServices
 from airflow_distmap.local.runtime.store import (
     ExecutionRecord,
@@ -198,6 +198,24 @@ def _settled(run: asyncio.Future[Any]) -> None:
         log.debug("An execution's run ended with %r", run.exception())
 
 
+def _listing_time(record: ExecutionRecord) -> float:
+    """The time ListExecutions sorts an execution by, most recent first.
+
+    "Running executions are sorted by their startDate or redriveDate, and other executions are sorted by their
+    stopDate" (the API reference).
+    """
+    if record.status == "RUNNING" or record.stop_date is None:
+        return record.redrive_date or record.start_date
+    return record.stop_date
+
+
+def _child_listing_time(child: Any, status: str) -> float:
+    """:func:`_listing_time` for a Map Run child (a child not started yet sorts last)."""
+    if child.stop is None or status in ("RUNNING", "PENDING_REDRIVE"):
+        return float(child.redrive_date or child.start or 0.0)
+    return float(child.stop)
+
+
 def _execution_timeout(definition_text: str) -> float | None:
     """The definition's top-level ``TimeoutSeconds`` (``None`` when absent)."""
     try:
@@ -301,6 +319,13 @@ class StepFunctionsService:
         """Answer one API call (``action`` = ``X-Amz-Target`` suffix); raise ``ServiceError`` on errors."""
         handler = getattr(self, "_" + action, None) if action[:1].isupper() else None
         if handler is None:
+            if is_operation(action):
+                raise ServiceError(
+                    "UnknownOperationException",
+                    f"The Step Functions operation {action} is not supported by the local endpoint. To fix "
+                    "this, run this call against AWS; the local endpoint answers the state machine, "
+                    "execution and Map Run operations the provider uses (see the README).",
+                )
             raise ServiceError("UnknownOperationException", f"Unknown operation {action}")
         request = request if isinstance(request, dict) else {}
         check_request(action, request)
@@ -787,7 +812,7 @@ class StepFunctionsService:
                 for r in records
                 if (status_filter is None or r.status == status_filter) and redrive_ok(r.redrive_count)
             ]
-            records.sort(key=lambda r: r.start_date, reverse=True)
+            records.sort(key=_listing_time, reverse=True)
             entries = [r.list_entry() for r in records]
             page = _page(entries, request, lambda entry: entry["executionArn"])
         else:
@@ -799,7 +824,7 @@ class StepFunctionsService:
                 and (status_filter is None or status == status_filter)
                 and redrive_ok(c.redrive_count)
             ]
-            children.sort(key=lambda found: (found[0].start or 0.0, found[0].index), reverse=True)
+            children.sort(key=lambda found: (_child_listing_time(*found), found[0].index), reverse=True)
             page = _page(children, request, lambda found: found[0].index)
             page["items"] = [self._child_entry(map_run, *found) for found in page["items"]]
         response: dict[str, Any] = {"executions": page["items"]}

@@ -22,6 +22,11 @@ def error_of(harness: Harness, action: str, **request: object) -> ServiceError:
 
 def test_unknown_operation(harness: Harness) -> None:
     assert error_of(harness, "FlyToTheMoon").code == "UnknownOperationException"
+    unsupported = error_of(harness, "CreateActivity", name="a")
+    assert (unsupported.code, unsupported.message.split(". To fix")[0]) == (
+        "UnknownOperationException",
+        "The Step Functions operation CreateActivity is not supported by the local endpoint",
+    )
 
 
 def test_a_raw_request_missing_or_mistyping_a_required_member(harness: Harness) -> None:
@@ -343,6 +348,22 @@ def test_describe_and_list_executions(harness: Harness) -> None:
     assert "input" not in started["executionStartedEventDetails"]
     assert "roleArn" in started["executionStartedEventDetails"]
     assert failed_event["executionFailedEventDetails"] == {"error": "Oops", "cause": "why"}
+
+
+def test_list_executions_orders_closed_executions_by_stop_date_and_running_ones_by_start_date(
+    harness: Harness,
+) -> None:
+    machine = harness.create(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$", "End": True}}}
+    )
+    slow = harness.start(machine, 1, name="slow")
+    fast = harness.start(machine, 0, name="fast")
+    harness.wait(fast)
+    running = harness.start(machine, 60, name="running")
+    harness.wait(slow)
+    listed = harness.call("ListExecutions", stateMachineArn=machine)["executions"]
+    assert [e["name"] for e in listed] == ["slow", "running", "fast"]  # slow stopped after running started
+    harness.call("StopExecution", executionArn=running)
 
 
 def test_redrive_of_a_succeeded_execution_is_refused(harness: Harness) -> None:
