@@ -544,8 +544,8 @@ def collect(
             schemas = (output_schema, ledger_columns.schema(layout.headers))
             try:
                 rows, failed, errors = _write_files(s3, stores, layout, paths, schemas, target.format, True)
-            except IrregularRowsError:
-                log.info("Rows of %s differ in width from the header: re-reading it row by row", layout.uri)
+            except IrregularRowsError as stop:
+                log.info("The fast reader stopped on %s (%s): re-reading it row by row", layout.uri, stop)
                 rows, failed, errors = _write_files(s3, stores, layout, paths, schemas, target.format, False)
         _upload(s3, output_path, target.uri, target, owner)
         _upload(s3, ledger_path, target.ledger_uri, target, owner)

@@ -25,6 +25,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from airflow_distmap.formats.csv_records import LineBreakEscapes, iter_records
@@ -56,7 +57,11 @@ def allow_large_fields() -> None:
 
 
 class IrregularRowsError(Exception):
-    """Raised by the Arrow reader when a row's field count differs from the header's."""
+    """Raised by the Arrow reader at a record it cannot give as the ItemReader reads it.
+
+    That is a row whose field count differs from the header's, or a field holding ``""`` after parsing: Arrow
+    keeps an unquoted field's ``""`` as it is, where the ItemReader reads one ``"``.
+    """
 
 
 @dataclass
@@ -93,7 +98,7 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
 
     :param body: a binary file-like object positioned at the start of the file.
     :param layout: the input as the pre-flight saw it.
-    :raises IrregularRowsError: a row is shorter or longer than the header.
+    :raises IrregularRowsError: a row is shorter or longer than the header, or a field holds ``""``.
     :raises NotUtf8Error: the file holds bytes that are not UTF-8.
     """
     names = layout.reader_headers
@@ -130,7 +135,10 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
                 batch = batch.slice(skip)
                 skip = 0
             if batch.num_rows:
-                yield list(batch.columns)
+                columns = list(batch.columns)
+                if any(pc.any(pc.match_substring(column, '""')).as_py() for column in columns):
+                    raise IrregularRowsError('a field holds a doubled quote ("") outside quotes')
+                yield columns
     except pa.ArrowInvalid as exc:
         if "invalid UTF8" in str(exc):
             raise NotUtf8Error(str(exc)) from exc

@@ -46,6 +46,7 @@ from airflow_distmap.exceptions import (
 )
 from airflow_distmap.formats.csv_records import (
     CSV_DELIMITERS,
+    MAX_CSV_HEADER_BYTES,
     UTF8_BOM,
     duplicate_names,
     iter_records,
@@ -149,7 +150,15 @@ class CsvLayout:
     @property
     def reader_headers(self) -> list[str]:
         """Synthetic column names ``c0, c1, ...``: the ``GIVEN`` ``CSVHeaders``, and the collector's."""
-        return [f"c{position}" for position in range(len(self.headers))]
+        return self.given_names(len(self.headers))
+
+    @staticmethod
+    def given_names(count: int) -> list[str]:
+        """The synthetic names of ``count`` columns: ``c0, c1, ...``.
+
+        :param count: how many columns.
+        """
+        return [f"c{position}" for position in range(count)]
 
     def reader_name(self, column: str) -> str:
         """The name an item gives a real column: itself under ``FIRST_ROW``, ``c<i>`` under ``GIVEN``."""
@@ -485,6 +494,13 @@ def check_csv_input(
         and RERUN_INDEX_FIELD not in headers
     )
     header_location = "FIRST_ROW" if first_row else "GIVEN"
+    given_names = len(delimiter_char.join(CsvLayout.given_names(len(headers))).encode())
+    if not first_row and given_names > MAX_CSV_HEADER_BYTES:
+        raise BadHeaderError(
+            f"{input_uri} has {len(headers)} columns, too many for Step Functions: it reads CSV headers of "
+            f"up to 10 KiB, and even short names for them take {given_names} bytes. To fix this, write the "
+            "columns the function needs (and an id column) to a file of their own and process that."
+        )
     if first_row:
         reading = "the Map reads its header (FIRST_ROW)"
     elif header_in_file:

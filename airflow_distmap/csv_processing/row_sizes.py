@@ -186,7 +186,8 @@ def largest_item(
                 chunks, positions, layout.columns, fixed, limit, envelope, empty_rows
             )
         except IrregularRowsError:
-            # Arrow stops at a row whose width differs from the header's, or at one wider than its blocks.
+            # Arrow stops at a row whose width differs from the header's, at one wider than its blocks, or at
+            # a doubled quote outside quotes.
             body.close()
             body = _open(s3, layout)
             irregular = IrregularRows(limit=max_rows)

@@ -6,7 +6,9 @@ One module is shared by the local runtime's ItemReader and by the CSV operator's
 Rules (``docs/distributed-map-spec.md`` section 1.3, AWS "CSV parsing" page):
 
 - fields are separated by ``CSVDelimiter``; quoted fields may hold the delimiter and newlines; ``""``
-  inside quotes is a literal ``"``;
+  is a literal ``"``, inside quotes and in an unquoted field alike ("You can preserve double quotes by
+  repeating them"; AWS's own example reads the unquoted field ``{""MyKey"":""MyValue""}`` as
+  ``{"MyKey":"MyValue"}``);
 - a backslash escapes a backslash, a double quote or the delimiter; before any other character the
   backslash is dropped and the character kept (Python's ``escapechar`` does exactly this), a line break
   and the end of the file included (:class:`LineBreakEscapes`: the line break still ends the record);
@@ -24,7 +26,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import IO, Final
 
@@ -39,6 +41,9 @@ CSV_DELIMITERS: Final[dict[str, str]] = {
 
 UTF8_BOM: Final = "\ufeff"
 
+
+#: "Currently, Step Functions supports CSV headers of up to 10 KiB" (the ItemReader page).
+MAX_CSV_HEADER_BYTES: Final = 10 * 1024
 
 #: AWS reads an item of up to 8 MB from a delimited file (ItemSelector may then shrink it under 256 KiB);
 #: Python's csv module refuses fields over 128 KiB unless told otherwise.
@@ -115,6 +120,12 @@ def _drop_line_break_escapes(data: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _csv_reader(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
+    return csv.reader(
+        lines, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
+    )
+
+
 def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8") -> Iterator[list[str]]:
     """Like :func:`iter_records`, but an empty line comes out as ``[]`` (the csv module's own reader).
 
@@ -125,9 +136,60 @@ def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8"
     if csv.field_size_limit() < MAX_FIELD_BYTES:
         csv.field_size_limit(MAX_FIELD_BYTES)
     text = io.TextIOWrapper(LineBreakEscapes(binary), encoding=encoding, newline="")  # type: ignore[type-var]
-    return csv.reader(
-        text, delimiter=delimiter, quotechar='"', doublequote=True, escapechar="\\", strict=False
-    )
+    record_lines: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in text:
+            record_lines.append(line)
+            yield line
+
+    for record in _csv_reader(lines(), delimiter):
+        # The csv module keeps an unquoted field's "" as it is; such a field (rare) is read again.
+        if '""' in "\0".join(record):
+            record = next(
+                _csv_reader(
+                    io.StringIO(_escape_unquoted_doubled_quotes(record_lines, delimiter), newline=""),
+                    delimiter,
+                )
+            )
+        record_lines.clear()
+        yield record
+
+
+_START, _UNQUOTED, _QUOTED, _QUOTE_IN_QUOTED = range(4)
+
+
+def _escape_unquoted_doubled_quotes(lines: list[str], delimiter: str) -> str:
+    r"""One record's text with each ``""`` of an unquoted field written ``\"``, read as one ``"``.
+
+    The states follow the csv module's own (``strict=False``), so nothing else in the record changes.
+    """
+    text = "".join(lines)
+    out: list[str] = []
+    state, i = _START, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and state != _QUOTE_IN_QUOTED:  # an escape: the next character is taken as it is
+            out.append(text[i : i + 2])
+            i += 2
+            state = _QUOTED if state == _QUOTED else _UNQUOTED
+            continue
+        if state == _UNQUOTED and text.startswith('""', i):
+            out.append('\\"')
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+        ends_field = char == delimiter or char in "\r\n"
+        if state == _QUOTED:
+            state = _QUOTE_IN_QUOTED if char == '"' else _QUOTED
+        elif state == _QUOTE_IN_QUOTED:
+            state = _QUOTED if char == '"' else _START if ends_field else _UNQUOTED
+        elif ends_field:
+            state = _START
+        elif state == _START:
+            state = _QUOTED if char == '"' else _UNQUOTED
+    return "".join(out)
 
 
 def iter_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8") -> Iterator[list[str]]:

@@ -73,6 +73,15 @@ def test_a_backslash_before_a_line_break_is_dropped_and_the_line_break_ends_the_
     )
 
 
+def test_a_doubled_quote_outside_quotes_hands_the_file_to_the_python_reader() -> None:
+    # The ItemReader reads "" as one quote in an unquoted field too; Arrow keeps both, so it stops.
+    body = b'a,b\n{""k"":1},"x""""y"\n1,2\n'
+    shape = layout(("a", "b"))
+    with pytest.raises(IrregularRowsError, match="doubled quote"):
+        rows(arrow_chunks(io.BytesIO(body), shape))
+    assert rows(python_chunks(io.BytesIO(body), shape)) == [['{"k":1}', 'x""y'], ["1", "2"]]
+
+
 @pytest.mark.parametrize("body", CASES)
 def test_arrow_reader_splits_records_like_the_item_reader(body: bytes) -> None:
     shape = layout(("a", "b"))

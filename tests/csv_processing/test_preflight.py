@@ -124,8 +124,8 @@ def test_unsupported_delimiter(bad: str) -> None:
 def test_long_header_is_read_by_growing_ranges_not_the_whole_file(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = [f"column_{i:06d}" for i in range(12_000)]  # ~170 KB header
-    rows = "\n".join(",".join("v" for _ in names) for _ in range(30))
+    names = [f"column_{i:06d}_{'x' * 100}" for i in range(1_500)]  # ~175 KB header
+    rows = "\n".join(",".join("v" * 20 for _ in names) for _ in range(30))
     uri = put(s3, "wide.csv", ",".join(names) + "\n" + rows + "\n")
     ranges: list[str] = []
     real_get = s3.get_object
@@ -135,8 +135,8 @@ def test_long_header_is_read_by_growing_ranges_not_the_whole_file(
         return real_get(**kwargs)
 
     monkeypatch.setattr(s3, "get_object", spy)
-    layout = check_csv_input(s3, uri, columns=["column_011999"])
-    assert len(layout.headers) == 12_000
+    layout = check_csv_input(s3, uri, columns=[names[-1]])
+    assert len(layout.headers) == 1_500
     assert ranges == ["bytes=0-65535", "bytes=0-131071", "bytes=0-262143"]
     assert layout.size > 262_144 * 2
 
@@ -217,6 +217,14 @@ def test_bad_files(s3: Any, body: str | bytes, error: type[Exception], message: 
     uri = put(s3, "bad.csv", body)
     with pytest.raises(error, match=message):
         check_csv_input(s3, uri)
+
+
+def test_a_file_with_more_columns_than_a_10_kib_header_can_name_is_refused(s3: Any) -> None:
+    wide = put(s3, "wide.csv", ",".join(f"col{i}" for i in range(2000)) + "\n" + ",".join("1" * 2000) + "\n")
+    with pytest.raises(BadHeaderError, match=r"has 2000 columns, too many for Step Functions: .* 10 KiB"):
+        check_csv_input(s3, wide, columns=["col1"])
+    fits = put(s3, "fits.csv", ",".join(f"col{i}" for i in range(1500)) + "\n" + ",".join("1" * 1500) + "\n")
+    assert check_csv_input(s3, fits, columns=["col1"]).header_location == "GIVEN"  # c0..c1499: 8,389 bytes
 
 
 @pytest.mark.parametrize("body", ['name\n""\n', "name\n\nx\n", "id,text\n,\n"])

@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.definitions.partitions import integration_api
 from airflow_distmap.formats.csv_records import (
+    MAX_CSV_HEADER_BYTES,
     MAX_FIELD_BYTES,
     UTF8_BOM,
     delimiter_char,
@@ -353,6 +354,15 @@ def read_csv(stream: IO[bytes], reader_config: Mapping[str, Any]) -> Iterator[di
         if first is None:
             return
         headers = first or [""]
+    # "Currently, Step Functions supports CSV headers of up to 10 KiB" (the ItemReader page). The error and
+    # its wording are UNCONFIRMED: failing the reader, as the other header problems do, is the AWS-like one.
+    size = len(delimiter.join(headers).encode())
+    if size > MAX_CSV_HEADER_BYTES:
+        raise StatesError(
+            ITEM_READER_FAILED,
+            f"CSV headers exceed the maximum size of 10 KiB ({size} bytes). To fix this, shorten the header "
+            "or give shorter names with CSVHeaderLocation GIVEN.",
+        )
     # Recorded for GIVEN headers; for a FIRST_ROW header it is UNCONFIRMED, and failing the same way is the
     # AWS-like choice (a dict would otherwise silently drop a column).
     if len(set(headers)) != len(headers):

@@ -51,6 +51,36 @@ def test_csv_quoted_fields_keep_delimiters_quotes_and_newlines() -> None:
     assert rows == [{"a": "x,1", "b": 'say "hi"\nthere'}]
 
 
+def test_csv_parses_aws_documented_example_with_doubled_quotes_outside_quotes_too() -> None:
+    # "How Step Functions parses input CSV files": "You can preserve double quotes by repeating them", and
+    # the page's one-row file reads MyObject as {"MyKey":"MyValue"} (an unquoted field).
+    body = (
+        'abc,123,"This string contains commas, a double quotation marks (""), and a newline (\n)",'
+        '{""MyKey"":""MyValue""},"[1,2,3]"\n'
+    )
+    headers = ["MyLetters", "MyNumbers", "MyString", "MyObject", "MyArray"]
+    [row] = csv_rows(body, CSVHeaderLocation="GIVEN", CSVHeaders=headers)
+    assert json.loads(row["MyObject"]) == {"MyKey": "MyValue"}
+    assert row["MyString"] == 'This string contains commas, a double quotation marks ("), and a newline (\n)'
+    assert row["MyArray"] == "[1,2,3]"
+
+
+@pytest.mark.parametrize(
+    ("line", "fields"),
+    [
+        ('ab""cd,x', ['ab"cd', "x"]),
+        ('a"b,x', ['a"b', "x"]),  # a lone quote inside an unquoted field stays
+        ('"x""""y",z', ['x""y', "z"]),  # two escaped quotes inside quotes stay two
+        ('a\\"\\"b,c', ['a""b', "c"]),  # two backslash-escaped quotes stay two
+        ('"",b""', ["", 'b"']),
+        ('a,"b\n""c""",d""e', ["a", 'b\n"c"', 'd"e']),
+    ],
+)
+def test_csv_doubled_quotes_read_as_one_only_where_they_escape_a_quote(line: str, fields: list[str]) -> None:
+    [row] = csv_rows("\n".join(["h1,h2,h3", line]) + "\n")
+    assert list(row.values())[: len(fields)] == fields
+
+
 def test_csv_values_stay_strings_and_whitespace_rows_are_kept() -> None:
     rows = csv_rows("Col1,Col2,Col3\ntrue,1,'x'\nNull,None,\n   \n")
     assert rows == [
@@ -58,6 +88,19 @@ def test_csv_values_stay_strings_and_whitespace_rows_are_kept() -> None:
         {"Col1": "Null", "Col2": "None", "Col3": ""},
         {"Col1": "   ", "Col2": "", "Col3": ""},
     ]
+
+
+@pytest.mark.parametrize("location", ["FIRST_ROW", "GIVEN"])
+def test_a_csv_header_over_10_kib_fails_the_reader(location: str) -> None:
+    headers = [f"column_{i:05d}" for i in range(800)]  # 800 x 13 bytes with the delimiters: 10,399 bytes
+    config: dict[str, object] = {"CSVHeaderLocation": location}
+    if location == "GIVEN":
+        config["CSVHeaders"] = headers
+    with pytest.raises(StatesError) as failed:
+        csv_rows(",".join(headers) + "\n" + ",".join("1" * 800) + "\n", **config)
+    assert failed.value.error == "States.ItemReaderFailed"
+    assert "CSV headers exceed the maximum size of 10 KiB (10399 bytes)" in failed.value.cause
+    assert len(csv_rows(",".join(headers[:780]) + "\n1\n")) == 1  # 10,139 bytes: read
 
 
 def test_csv_short_rows_are_padded_and_long_rows_truncated() -> None:
