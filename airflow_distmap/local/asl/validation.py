@@ -80,6 +80,11 @@ for _kind, _fields in _FIELDS.items():
         _fields.add("Arguments")
 _FIELDS["Map"].add("Items")
 _TERMINAL = {"Choice", "Succeed", "Fail"}
+#: The request fields the local ItemReader sends to S3, per API.
+_READER_PARAMETERS = {
+    "s3:getObject": {"Bucket", "Key", "VersionId", "ExpectedBucketOwner"},
+    "s3:listObjectsV2": {"Bucket", "Prefix", "ExpectedBucketOwner"},
+}
 _LABEL_FORBIDDEN = re.compile(r"[\s?*<>{}\[\]:;,\\|^~$#%&`\"\u0000-\u001f\u007f-\u009f]")
 _MAX_INT = 99999999
 
@@ -751,6 +756,7 @@ class _Validator:
         for field in ("Parameters", "Arguments"):
             if field in reader:
                 self.template(reader[field], f"{location}/{field}")
+                self.reader_parameters(api, reader[field], f"{location}/{field}")
         config = reader.get("ReaderConfig", {})
         where = f"{location}/ReaderConfig"
         if not isinstance(config, dict):
@@ -824,6 +830,20 @@ class _Validator:
         self.exclusive(config, "MaxItems", "MaxItemsPath", where)
         self.integer(config, "MaxItems", 0, 100000000, where)
         self.path(config, "MaxItemsPath", where, reference=True)
+
+    def reader_parameters(self, api: str | None, parameters: Any, location: str) -> None:
+        """Refuse a request field the local reader would not send: never run a different read silently.
+
+        The fields AWS documents are Bucket, Key and VersionId (getObject), Bucket and Prefix (listObjectsV2);
+        whether it passes on other fields of the S3 request (StartAfter, Range...) is UNCONFIRMED.
+        """
+        allowed = _READER_PARAMETERS.get(api or "")
+        if allowed is None or not isinstance(parameters, dict):
+            return
+        for name in parameters:
+            plain = name.removesuffix(".$") if not self.jsonata else name
+            if plain not in allowed:
+                self.unsupported(f"The ItemReader field '{plain}' of {api}", f"{location}/{name}")
 
     def item_batcher(self, batcher: Any, location: str) -> None:
         if not isinstance(batcher, dict):

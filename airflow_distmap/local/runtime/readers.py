@@ -517,14 +517,15 @@ def list_objects(s3: S3Client, parameters: Mapping[str, Any]) -> Iterator[dict[s
     """Yield one summary per key: ``Etag, Key, LastModified (epoch seconds), Size, StorageClass``.
 
     :param s3: the S3 client.
-    :param parameters: the evaluated ``Parameters`` (``Bucket``, optional ``Prefix``).
+    :param parameters: the evaluated ``Parameters``: ``Bucket``, ``Prefix``, ``ExpectedBucketOwner``.
     """
     bucket = parameters.get("Bucket")
     if not isinstance(bucket, str):
         raise StatesError(ITEM_READER_FAILED, "ItemReader Parameters must contain a Bucket string.")
     kwargs: dict[str, Any] = {"Bucket": bucket}
-    if isinstance(parameters.get("Prefix"), str):
-        kwargs["Prefix"] = parameters["Prefix"]
+    for name in ("Prefix", "ExpectedBucketOwner"):
+        if isinstance(parameters.get(name), str):
+            kwargs[name] = parameters[name]
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for entry in page.get("Contents", []):

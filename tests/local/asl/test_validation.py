@@ -361,6 +361,25 @@ def test_catcher_rules() -> None:
             "ManifestType S3_INVENTORY",
         ),
         (
+            distributed_map(
+                ItemReader={
+                    "Resource": "arn:aws:states:::s3:listObjectsV2",
+                    "Parameters": {"Bucket": "b", "Prefx": "in/"},  # a typo would list the whole bucket
+                }
+            ),
+            "The ItemReader field 'Prefx' of s3:listObjectsV2",
+        ),
+        (
+            distributed_map(
+                ItemReader={
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "CSV"},
+                    "Parameters": {"Bucket": "b", "Key.$": "$.key", "Range": "bytes=0-99"},
+                }
+            ),
+            "The ItemReader field 'Range' of s3:getObject",
+        ),
+        (
             {
                 "StartAt": "T",
                 "States": {
