@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from airflow_distmap.formats.csv_records import LineBreakEscapes, iter_records
+from airflow_distmap.formats.csv_records import MAX_FIELD_BYTES, LineBreakEscapes, iter_records
 
 if TYPE_CHECKING:
     from airflow_distmap.csv_processing.preflight import CsvLayout
@@ -41,19 +41,6 @@ PYTHON_CHUNK_ROWS: Final = 32_768
 PYTHON_CHUNK_CHARS: Final = 64 * 1024 * 1024
 #: Rows the Python reader takes at a time while it fills a chunk.
 _PYTHON_STEP_ROWS: Final = 1024
-
-
-#: Largest field the Python reader accepts: AWS reads items of up to 8 MB from a delimited file.
-MAX_FIELD_CHARS: Final = 8 * 1024 * 1024
-
-
-def allow_large_fields() -> None:
-    """Raise the ``csv`` module's field limit (128 KiB by default) to the 8 MB items AWS reads.
-
-    The limit is process-wide; it is only ever raised here, never lowered.
-    """
-    if csv.field_size_limit() < MAX_FIELD_CHARS:
-        csv.field_size_limit(MAX_FIELD_CHARS)
 
 
 class IrregularRowsError(Exception):
@@ -79,13 +66,13 @@ class IrregularRows:
 
 
 class FieldTooLargeError(ValueError):
-    """Raised by the Python reader for a field over :data:`MAX_FIELD_CHARS`, more than AWS reads as an item.
+    """Raised by the Python reader for a field over :data:`MAX_FIELD_BYTES`, more than AWS reads as an item.
 
     :param row: the field's data row (0-based, header not counted).
     """
 
     def __init__(self, row: int) -> None:
-        super().__init__(f"row {row} holds a field over {MAX_FIELD_CHARS} characters")
+        super().__init__(f"row {row} holds a field over {MAX_FIELD_BYTES} characters")
         self.row = row
 
 
@@ -159,7 +146,6 @@ def python_chunks(
     :raises FieldTooLargeError: a field is longer than AWS reads.
     """
     width = len(layout.headers)
-    allow_large_fields()
     records = iter_records(body, delimiter=layout.delimiter, encoding="utf-8-sig")
     if layout.header_in_file:
         next(records, None)

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
-from airflow_distmap.csv_processing.input_reader import allow_large_fields
 from airflow_distmap.exceptions import (
     BadHeaderError,
     EmptyInputError,
@@ -268,7 +267,6 @@ def probe_header(
                 f"{s3_uri(bucket, key)} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
                 "To fix this, re-encode the file as UTF-8: the Distributed Map CSV reader reads UTF-8."
             ) from None
-        allow_large_fields()
         records = iter_records(io.BytesIO(text.encode()), delimiter=delimiter)
         header = next(records, None)
         try:

@@ -26,7 +26,6 @@ import pyarrow.compute as pc
 
 from airflow_distmap import json_codec
 from airflow_distmap.csv_processing.input_reader import (
-    MAX_FIELD_CHARS,
     FieldTooLargeError,
     IrregularRows,
     IrregularRowsError,
@@ -35,6 +34,7 @@ from airflow_distmap.csv_processing.input_reader import (
     python_chunks,
 )
 from airflow_distmap.exceptions import RowTooLargeError, UnsupportedInputError
+from airflow_distmap.formats.csv_records import MAX_FIELD_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -200,7 +200,7 @@ def largest_item(
     except FieldTooLargeError as error:  # over the 8 MB AWS reads, so over any limit
         if max_rows is not None and error.row >= max_rows:  # past where the reader stops
             return 0, -1
-        return MAX_FIELD_CHARS + 1, error.row
+        return MAX_FIELD_BYTES + 1, error.row
     except NotUtf8Error as error:
         if max_rows is not None:  # the reader may stop before these bytes
             log.warning("Could not check every item of %s (%s); going on", layout.uri, error)

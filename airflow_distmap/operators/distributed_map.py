@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import json
@@ -63,7 +64,6 @@ from airflow_distmap.exceptions import (
     ResultsNotFoundError,
 )
 from airflow_distmap.hooks.distributed_map import (
-    EXECUTION_FAILURE_STATES,
     EXECUTION_REDRIVE_STATES,
     EXECUTION_RUNNING_STATES,
     EXECUTION_SUCCESS_STATES,
@@ -106,12 +106,10 @@ from airflow_distmap.templating import keep_jsonata
 from airflow_distmap.triggers.distributed_map import (
     KILLED_ERROR,
     DistributedMapTrigger,
-    RedriveWatch,
+    first_event,
     is_transient,
     kill_cause,
     killing_try,
-    progress_line,
-    report_unknown_status,
 )
 
 #: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
@@ -1287,32 +1285,36 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
     def _wait_then_complete(
         self, context: Context, execution_arn: str, min_redrive_count: int
     ) -> dict[str, Any]:
-        """Defer to the trigger (``execute_complete`` follows), or poll here, then summarise."""
+        """Defer to the trigger (``execute_complete`` follows), or run the same trigger here, then summarise.
+
+        Waiting synchronously runs the trigger's own loop in this process, so both ways share every rule:
+        eventual consistency, backoff on throttling, redrives still showing the earlier attempt, progress.
+        """
+        waited = self.waiter_delay * self.waiter_max_attempts
+        deadline = time.time() + waited
+        timeout_at = self._execution_timeout_at(context) if self.deferrable else None  # Airflow applies it
+        trigger = DistributedMapTrigger(
+            execution_arn=execution_arn,
+            waiter_delay=self.waiter_delay,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            botocore_config=self.botocore_config,
+            stop_on_kill=self.stop_on_kill,
+            min_redrive_count=min_redrive_count,
+            try_number=_try_number(context),
+            deadline=deadline if timeout_at is None else min(deadline, timeout_at),
+            execution_timeout_at=timeout_at,
+        )
         if self.deferrable:
-            waited = self.waiter_delay * self.waiter_max_attempts
-            deadline = time.time() + waited
-            timeout_at = self._execution_timeout_at(context)
             self.defer(
-                trigger=DistributedMapTrigger(
-                    execution_arn=execution_arn,
-                    waiter_delay=self.waiter_delay,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
-                    stop_on_kill=self.stop_on_kill,
-                    min_redrive_count=min_redrive_count,
-                    try_number=_try_number(context),
-                    deadline=deadline if timeout_at is None else min(deadline, timeout_at),
-                    execution_timeout_at=timeout_at,
-                ),
+                trigger=trigger,
                 method_name="execute_complete",
                 kwargs={"execution_timeout_at": timeout_at},
                 # Later than the trigger's own deadline, whose event names the execution and what to do.
                 timeout=timedelta(seconds=waited + self.waiter_delay + DEFER_TIMEOUT_GRACE_SECONDS),
             )
-        self._wait(execution_arn, min_redrive_count)
-        return self._complete(context, execution_arn)
+        return self.execute_complete(context, asyncio.run(first_event(trigger)))
 
     def _retrying(self, call: Callable[..., _T], *args: Any) -> _T:
         """``call(*args)``, again with capped exponential backoff while AWS throttles or fails transiently.
@@ -1597,48 +1599,6 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 f"Waiting for execution {execution_arn} failed: {message}. To fix this, {fix}."
             )
         return self._complete(context, execution_arn)
-
-    def _wait(self, execution_arn: str, min_redrive_count: int = 0) -> None:
-        """Poll synchronously with the trigger's semantics (used when not deferrable)."""
-        last_counts: dict[str, int] | None = None
-        last_map_run_call = 0.0
-        map_run_arn: str | None = None
-        redrive = RedriveWatch(execution_arn, min_redrive_count, self.log)
-        unknown_statuses: set[str] = set()
-        for _ in range(self.waiter_max_attempts):
-            try:
-                description = self.hook.describe_execution(execution_arn)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                self.log.warning("Transient error describing %s, retrying: %s", execution_arn, error)
-                time.sleep(self.waiter_delay)
-                continue
-            status = str(description["status"])
-            if redrive.still_shows_old_attempt(description):
-                time.sleep(self.waiter_delay)
-                continue
-            if time.monotonic() - last_map_run_call >= max(self.waiter_delay, 1):
-                last_map_run_call = time.monotonic()
-                try:
-                    if map_run_arn is None:
-                        map_run_arn = self.hook.latest_map_run_arn(execution_arn)
-                        if map_run_arn:
-                            self.log.info("Map Run started: %s", map_run_arn)
-                    if map_run_arn:
-                        map_run = self.hook.describe_map_run(map_run_arn)
-                        counts = counts_from_map_run(map_run)
-                        line = progress_line(map_run)
-                        if counts != last_counts and line is not None:
-                            last_counts = counts
-                            self.log.info("%s", line)
-                except (ClientError, BotoCoreError) as error:  # progress is informational: the wait goes on
-                    self.log.debug("Could not read Map Run progress: %s", error)
-            if status in EXECUTION_SUCCESS_STATES or status in EXECUTION_FAILURE_STATES:
-                return
-            report_unknown_status(self.log, execution_arn, status, unknown_statuses)
-            time.sleep(self.waiter_delay)
-        raise DistributedMapTimeout(self._timeout_message(execution_arn))
 
     def _timeout_message(self, execution_arn: str) -> str:
         waited = self.waiter_max_attempts * self.waiter_delay

@@ -7,9 +7,9 @@ import contextlib
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from enum import Enum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
@@ -521,3 +521,15 @@ class DistributedMapTrigger(BaseTrigger):
             "error": execution.get("error"),
             "cause": (execution.get("cause") or "")[:MAX_CAUSE_CHARS] or None,
         }
+
+
+async def first_event(trigger: DistributedMapTrigger) -> dict[str, Any]:
+    """Run ``trigger`` in this process until its one event; return the event's payload.
+
+    The synchronous wait of ``deferrable=False`` uses it, so it follows the deferred wait's rules exactly.
+
+    :param trigger: the trigger to run.
+    """
+    async with contextlib.aclosing(cast("AsyncGenerator[TriggerEvent, None]", trigger.run())) as events:
+        event = await anext(events)
+    return dict(event.payload)

@@ -1438,22 +1438,6 @@ def test_retry_after_a_try_died_right_after_redriving_waits_for_that_redrive(aws
     assert trigger.min_redrive_count == 1
 
 
-def test_synchronous_wait_after_a_redrive_skips_the_failed_attempt_still_shown():
-    op = _operator(deferrable=False, waiter_delay=7)
-    statuses = [
-        {"status": "FAILED", "redriveCount": 1},
-        {"status": "RUNNING", "redriveCount": 2},
-        {"status": "FAILED", "redriveCount": 2},
-    ]
-    with (
-        mock.patch.object(DistributedMapHook, "describe_execution", side_effect=statuses) as describe,
-        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
-        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
-    ):
-        op._wait(EXEC_ARN, min_redrive_count=2)
-    assert describe.call_count == 3
-
-
 def test_a_closed_execution_aws_will_not_redrive_is_followed_by_the_task_runs_next_execution(aws):
     op = _operator()
     closed = ExecutionStart(
@@ -1478,49 +1462,67 @@ def test_a_closed_execution_aws_will_not_redrive_is_followed_by_the_task_runs_ne
     assert trigger.execution_arn == EXEC_ARN + "-n3"
 
 
-def test_synchronous_wait_polls_until_the_execution_closes():
-    op = _operator(deferrable=False, waiter_delay=7)
+class _ScriptedStepFunctions:
+    """An aiobotocore Step Functions client: DescribeExecution answers from a script (the last repeats)."""
+
+    def __init__(self, *answers: object) -> None:
+        self.answers = list(answers)
+        self.described = 0
+
+    async def __aenter__(self) -> _ScriptedStepFunctions:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        self.described += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return {"executionArn": executionArn, **answer}  # type: ignore[dict-item]
+
+    async def list_map_runs(self, executionArn: str) -> dict[str, Any]:
+        return {"mapRuns": [{"mapRunArn": MAP_RUN_ARN, "executionArn": executionArn, "startDate": 1}]}
+
+    async def describe_map_run(self, mapRunArn: str) -> dict[str, Any]:
+        return _map_run(3, 0)
+
+
+def _wait_synchronously(op: DistributedMapOperator, client: _ScriptedStepFunctions) -> mock.MagicMock:
+    async def connect(self: DistributedMapHook) -> _ScriptedStepFunctions:
+        return client
+
+    with (
+        mock.patch.object(DistributedMapHook, "get_async_conn", connect),
+        mock.patch.object(DistributedMapOperator, "_complete", return_value={"ok": 1}) as complete,
+    ):
+        assert op._wait_then_complete(_context(), EXEC_ARN, 0) == {"ok": 1}
+    return complete
+
+
+def test_a_synchronous_wait_follows_the_triggers_rules_then_summarises(aws, capsys):
+    # Right after StartExecution, DescribeExecution may not see the execution yet; throttling is waited out.
+    not_yet = ClientError({"Error": {"Code": "ExecutionDoesNotExist", "Message": "?"}}, "DescribeExecution")
     throttled = ClientError(
-        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeExecution"
+        {"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "DescribeExecution"
     )
-    statuses = [{"status": "RUNNING"}, throttled, {"status": "TIMED_OUT"}]
-    with (
-        mock.patch.object(DistributedMapHook, "describe_execution", side_effect=statuses),
-        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
-        mock.patch("airflow_distmap.operators.distributed_map.time.sleep") as sleep,
+    client = _ScriptedStepFunctions(not_yet, throttled, {"status": "RUNNING"}, {"status": "SUCCEEDED"})
+    with mock.patch("airflow_distmap.triggers.distributed_map.asyncio.sleep", new=mock.AsyncMock()):
+        complete = _wait_synchronously(_operator(deferrable=False, waiter_delay=7), client)
+    assert client.described == 4
+    assert complete.call_args.args[1] == EXEC_ARN
+    out = capsys.readouterr().out  # the trigger's progress lines reach the task's log
+    assert f"Map Run started: {MAP_RUN_ARN}" in out
+    assert "Map Run SUCCEEDED: 3 of 3 items done: 3 succeeded" in out
+
+
+def test_a_synchronous_wait_gives_up_at_its_deadline_naming_the_execution(aws):
+    op = _operator(deferrable=False, waiter_delay=1, waiter_max_attempts=1)
+    with pytest.raises(
+        DistributedMapTimeout, match=r"still running after 1 s\. .*clearing the task attaches"
     ):
-        op._wait(EXEC_ARN)
-    assert [c.args for c in sleep.call_args_list] == [(7,), (7,)]
-
-
-def test_synchronous_wait_goes_on_when_progress_cannot_be_read():
-    op = _operator(deferrable=False, waiter_delay=7)
-    unreachable = EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
-    with (
-        mock.patch.object(
-            DistributedMapHook,
-            "describe_execution",
-            side_effect=[{"status": "RUNNING"}, {"status": "SUCCEEDED"}],
-        ) as describe,
-        mock.patch.object(DistributedMapHook, "latest_map_run_arn", side_effect=unreachable),
-        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
-    ):
-        op._wait(EXEC_ARN)  # progress is informational: its errors never end the wait
-    assert describe.call_count == 2
-
-
-def test_synchronous_wait_gives_up_after_max_attempts():
-    op = _operator(deferrable=False, waiter_delay=7, waiter_max_attempts=3)
-    with (
-        mock.patch.object(
-            DistributedMapHook, "describe_execution", return_value={"status": "RUNNING"}
-        ) as describe,
-        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=None),
-        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
-        pytest.raises(DistributedMapTimeout, match="clearing the task attaches"),
-    ):
-        op._wait(EXEC_ARN)
-    assert describe.call_count == 3
+        _wait_synchronously(op, _ScriptedStepFunctions({"status": "RUNNING"}))
 
 
 def test_on_kill_stops_the_execution(aws):
@@ -2006,29 +2008,6 @@ def test_the_summary_log_says_counts_are_items_and_how_to_see_row_errors(aws, ca
     out = capsys.readouterr().out
     assert "counts are Map Run items (by child execution status)" in out
     assert f"To see row errors, run 'airflow-distmap results s3://{BUCKET}/{key}'" in out
-
-
-def test_synchronous_wait_logs_no_progress_before_the_map_run_reads_an_item(capsys):
-    op = _operator(deferrable=False, waiter_delay=1)
-    nothing_read = {"mapRunArn": MAP_RUN_ARN, "status": "RUNNING", "itemCounts": {"total": 0}}
-    with (
-        mock.patch.object(
-            DistributedMapHook,
-            "describe_execution",
-            side_effect=[{"status": "RUNNING"}, {"status": "RUNNING"}, {"status": "SUCCEEDED"}],
-        ),
-        mock.patch.object(DistributedMapHook, "latest_map_run_arn", return_value=MAP_RUN_ARN),
-        mock.patch.object(DistributedMapHook, "describe_map_run", side_effect=[nothing_read, _map_run(3, 0)]),
-        mock.patch("airflow_distmap.operators.distributed_map.time.sleep"),
-        mock.patch(
-            "airflow_distmap.operators.distributed_map.time.monotonic", side_effect=range(0, 1000, 10)
-        ),
-    ):
-        op._wait(EXEC_ARN)
-    out = capsys.readouterr().out
-    assert f"Map Run started: {MAP_RUN_ARN}" in out
-    assert "of the 0 items" not in out
-    assert "Map Run SUCCEEDED: 3 of 3 items done: 3 succeeded" in out
 
 
 @pytest.mark.parametrize(

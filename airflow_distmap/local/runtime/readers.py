@@ -186,10 +186,8 @@ def refuse_other_region(bucket: object, region: str, error: str, doing: str) -> 
     :param error: ``States.ItemReaderFailed`` or ``States.ResultWriterFailed``.
     :param doing: ``reading`` or ``writing to``, for the cause.
     """
-    try:
-        from airflow_distmap.local.moto_s3 import bucket_region
-    except ImportError:
-        return
+    from airflow_distmap.local.moto_s3 import bucket_region
+
     found = bucket_region(bucket) if isinstance(bucket, str) else None
     if found and found != region:
         raise StatesError(
@@ -288,10 +286,8 @@ def _open_in_process(bucket: str, key: str) -> tuple[IO[bytes], str] | None:
     moto's HTTP GET loads a whole object into memory; reading its spooled buffer directly keeps a 1 GB CSV
     streaming. Anything moto does not hold here falls back to a normal ``GetObject`` (and its AWS errors).
     """
-    try:
-        from airflow_distmap.local.moto_s3 import NoSuchObject, open_object
-    except ImportError:
-        return None
+    from airflow_distmap.local.moto_s3 import NoSuchObject, open_object
+
     try:
         return open_object(bucket, key)
     except (NoSuchObject, KeyError):

@@ -140,10 +140,8 @@ class InProcessWriter:
 
 def open_in_process_writer(bucket: str, key: str) -> InProcessWriter | None:
     """An :class:`InProcessWriter` when moto's in-process backend holds ``bucket``, else ``None``."""
-    try:
-        from airflow_distmap.local.moto_s3 import backend_holding
-    except ImportError:
-        return None
+    from airflow_distmap.local.moto_s3 import backend_holding
+
     try:
         backend = backend_holding(bucket)
         if backend is None:
