@@ -352,7 +352,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         into the definition, so each run then deploys a state machine of its own (or updates a
         ``state_machine_name`` of yours): leave it unset unless you need it.
     :param waiter_delay: Seconds between status polls; default 30.
-    :param waiter_max_attempts: Polls before giving up; default covers 48 hours.
+    :param waiter_max_attempts: Polls before giving up: the wait ends ``waiter_delay`` x
+        ``waiter_max_attempts`` seconds after it starts; the default covers 48 hours.
     :param deferrable: Wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``).
     :param failed_items_sample: How many failed items to include in a failure's error; default 5.
