@@ -483,13 +483,13 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             self.log.info(
                 "%s was replaced since the last try: processing it from the start", self._layout.uri
             )
+        self._settings_digest = self._row_settings_digest(self._layout)
         # Before the scan, which reads the whole file; a re-run (of failed rows) has a definition of its own.
-        rerun_planned = bool(state.manifest_uri) and state.failed_rows > 0
+        rerun_planned = bool(state.manifest_uri) and state.failed_rows > 0 and self._same_settings(state)
         self.check_role(self._csv_machine_name(context, self._layout, rerun=rerun_planned))
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, CSV_BATCH_INPUT_BYTES)
             self.log.info("Largest row sends about %d bytes to the function", largest)
-        self._settings_digest = self._row_settings_digest(self._layout)
         self._reusable_execution = self._collected_execution(state)
         if self._reusable_execution is None:
             self._rerun = self._plan_rerun(context, s3, results_uri, owner, state)
@@ -499,6 +499,13 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """A digest of what decides each row's result: the whole-file definition and ``function_config``."""
         settings = {"definition": self._definition(layout, rerun=False), "config": self._function_config()}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _same_settings(self, state: RunState) -> bool:
+        """Whether the rows collected so far were computed under this try's settings.
+
+        A state saved before the digest was recorded counts as the same.
+        """
+        return state.settings_digest in (None, self._settings_digest)
 
     def _collected_execution(self, state: RunState) -> str | None:
         """The task run's last collected execution, when every row is collected under this try's settings.
@@ -510,7 +517,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         if not (state.manifest_uri and state.failed_rows == 0 and state.execution_arn):
             return None
-        if state.settings_digest != self._settings_digest:
+        if not self._same_settings(state):
             return None  # the settings changed since: a new whole-file run computes every row again
         last = state.reruns[-1] if state.reruns else None
         execution_arn = last.execution_arn if last is not None and last.execution_arn else state.execution_arn
@@ -539,8 +546,19 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def _plan_rerun(
         self, context: Context, s3: Any, results_uri: str, owner: str, state: RunState
     ) -> Rerun | None:
-        """After a collection that left failed rows, run only those again (see :mod:`.rerun`)."""
+        """After a collection that left failed rows, run only those again (see :mod:`.rerun`).
+
+        Not after a change of the function or another setting: re-running only the failed rows would mix two
+        functions' results in one output, so the whole file runs again on the new definition.
+        """
         if not state.manifest_uri or state.failed_rows <= 0 or self._layout is None or self._target is None:
+            return None
+        if not self._same_settings(state):
+            self.log.info(
+                "The function or its settings changed since the run that left %d failed rows: processing the "
+                "whole file again, so that every row's result comes from the new settings",
+                state.failed_rows,
+            )
             return None
         rerun = state.pending_rerun()
         if rerun is None:

@@ -389,6 +389,20 @@ def handler(event, context):
         os._exit(3)
     return process(event, context)
 """,
+    # Fails the row "boom" until the file named by its config's "fixed" exists: a fix of the function's code
+    # that changes neither its name nor its settings.
+    "fixable": """
+import os
+
+from airflow_distmap.lambda_runtime import row_handler
+
+
+@row_handler
+def handler(row, config):
+    if row["text"] == "boom" and not os.path.exists(config["fixed"]):
+        raise ValueError("not fixed yet")
+    return row["text"].upper()
+""",
     # Fails rows holding "bad" until the FLAKY_ROWS_FIXED marker exists; logs every row it processes.
     "flaky_rows": """
 import os
@@ -686,45 +700,44 @@ def test_fixing_the_input_after_a_row_threshold_failure_processes_the_whole_new_
     assert read_csv(local, summary["failed_rows_uri"]) == []
 
 
-def test_a_new_whole_file_run_after_a_rerun_keeps_its_own_results(local: Any) -> None:
+def test_a_new_whole_file_run_after_a_rerun_keeps_its_own_results(local: Any, tmp_path: Path) -> None:
     local.put_object(Bucket=BUCKET, Key="in/changed.csv", Body=b"text\nab\nboom\ncd\n")
-    with pytest.raises(RowThresholdExceededError):
-        run_try("changed", "shout", 1)
-    repaired = run_try("changed", "post_processing", 2)  # re-runs only the failed row, with another function
-    assert repaired["rerun"] == 1
-    assert [r["processed"] for r in read_csv(local, repaired["output_uri"])] == [
-        "AB",
-        "Processed data: boom",
-        "CD",
-    ]
+    config = {"fixed": str(tmp_path / "fixed")}
 
-    # The function changes again and the task is cleared: a new state machine runs the whole file, and every
-    # row's output is the new function's, none left over from the re-run.
-    summary = run_try("changed", "crashy", 3)
+    def run(function_name: str, try_number: int) -> dict[str, Any]:
+        op = local_operator("changed", function_name=function_name, function_config=config)
+        return op.execute(context("changed", try_number=try_number))
+
+    with pytest.raises(RowThresholdExceededError):
+        run("fixable", 1)
+    (tmp_path / "fixed").touch()  # the function's code is fixed; its name and settings stay
+    repaired = run("fixable", 2)  # re-runs only the failed row
+    assert repaired["rerun"] == 1
+    assert [r["processed"] for r in read_csv(local, repaired["output_uri"])] == ["AB", "BOOM", "CD"]
+
+    # The function changes and the task is cleared: a new state machine runs the whole file, and every row's
+    # output is the new function's, none left over from the re-run.
+    summary = run("crashy", 3)
     assert "rerun" not in summary
     assert summary["execution_arn"] != repaired["execution_arn"]
     assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["ba", "moob", "dc"]
 
 
-def test_clearing_after_a_rerun_under_changed_settings_runs_nothing_again(local: Any) -> None:
+def test_a_retry_under_another_function_runs_the_whole_file_not_only_the_failed_rows(local: Any) -> None:
     local.put_object(Bucket=BUCKET, Key="in/settled.csv", Body=b"text\nab\nboom\ncd\n")
     with pytest.raises(RowThresholdExceededError):
         run_try("settled", "shout", 1)
-    repaired = run_try(
-        "settled", "post_processing", 2
-    )  # the DAG changed: another function for the failed row
-    assert repaired["rerun"] == 1
-
-    # Cleared again with the DAG as in try 2: the whole-file run of try 1 is on another state machine, and
-    # still no row runs again (post_processing would have written "Processed data: ab").
-    again = run_try("settled", "post_processing", 3)
-    assert (again["execution_arn"], again["rerun"]) == (repaired["execution_arn"], 1)  # nothing new ran
-    assert again["counts"] == {"total": 3, "succeeded": 3, "failed": 0}
-    assert [r["processed"] for r in read_csv(local, again["output_uri"])] == [
-        "AB",
+    # The DAG changed: another function. Re-running only the failed row would mix two functions' results.
+    changed = run_try("settled", "post_processing", 2)
+    assert "rerun" not in changed
+    assert changed["counts"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert [r["processed"] for r in read_csv(local, changed["output_uri"])] == [
+        "Processed data: ab",
         "Processed data: boom",
-        "CD",
+        "Processed data: cd",
     ]
+    # Cleared again with the DAG as in try 2: nothing runs again.
+    assert run_try("settled", "post_processing", 3)["execution_arn"] == changed["execution_arn"]
 
 
 @pytest.mark.parametrize("state_machine_name", [None, "users-csv"])
@@ -748,30 +761,32 @@ def test_clearing_after_the_function_config_changed_runs_the_whole_file_again(
     assert run({"column": "other"}, 3)["execution_arn"] == second["execution_arn"]  # and then it is reused
 
 
-def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any) -> None:
+def test_a_rerun_reads_the_ledger_where_the_failed_try_wrote_it(local: Any, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     local.put_object(Bucket=BUCKET, Key="in/moved.csv", Body=b"text\nab\nboom\ncd\n")
 
-    def attempt(output_uri: str, function_name: str, try_number: int) -> dict[str, Any]:
+    def attempt(output_uri: str, try_number: int) -> dict[str, Any]:
         op = local_operator(
             "moved",
             output_uri=output_uri,
-            function_name=function_name,
+            function_name="fixable",
+            function_config={"fixed": str(tmp_path / "fixed")},
             execution_name="moved-run",
         )
         return op.execute(context("moved", try_number=try_number))
 
     with pytest.raises(RowThresholdExceededError):
-        attempt(f"s3://{BUCKET}/out/moved.csv", "shout", 1)
+        attempt(f"s3://{BUCKET}/out/moved.csv", 1)
+    (tmp_path / "fixed").touch()
     # The retry writes elsewhere, as Parquet: it still re-runs only the row in the first try's ledger.
-    summary = attempt(f"s3://{BUCKET}/out/moved.parquet", "post_processing", 2)
+    summary = attempt(f"s3://{BUCKET}/out/moved.parquet", 2)
     assert summary["rerun"] == 1
     assert summary["rows_rerun"] == 1
     assert summary["execution_arn"].endswith(":moved-run-r1")  # the user's execution name, suffixed
     body = local.get_object(Bucket=BUCKET, Key="out/moved.parquet")["Body"].read()
     table = pq.read_table(io.BytesIO(body))
-    assert table.column("processed").to_pylist() == ["AB", "Processed data: boom", "CD"]
+    assert table.column("processed").to_pylist() == ["AB", "BOOM", "CD"]
 
 
 @pytest.mark.parametrize("state_machine_name", [None, "shared-csv-machine"])
