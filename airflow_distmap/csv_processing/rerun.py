@@ -172,6 +172,10 @@ def _ledger_batches(path: Path, file_format: str, schema: pa.Schema, delimiter: 
     )
 
 
+class LedgerMissingError(Exception):
+    """The failed-rows ledger a re-run reads is gone (deleted since the try that wrote it)."""
+
+
 def write_rerun_items(s3: S3Client, layout: CsvLayout, ledger_uri: str, items_uri: str, owner: str) -> int:
     """Turn a failed-rows ledger into the items file of a re-run.
 
@@ -181,6 +185,7 @@ def write_rerun_items(s3: S3Client, layout: CsvLayout, ledger_uri: str, items_ur
     :param items_uri: where to write the JSON Lines items.
     :param owner: the task run's owner token.
     :return: the number of rows to re-run.
+    :raises LedgerMissingError: the ledger is not there.
     """
     columns = LedgerColumns.for_headers(layout.headers)
     schema = columns.schema(layout.headers)
@@ -191,7 +196,12 @@ def write_rerun_items(s3: S3Client, layout: CsvLayout, ledger_uri: str, items_ur
     with tempfile.TemporaryDirectory(prefix="distmap-rerun-") as tmp:
         ledger_path = Path(tmp) / f"ledger.{ledger_format}"
         items_path = Path(tmp) / "items.jsonl"
-        s3.download_file(ledger_bucket, ledger_key, str(ledger_path))
+        try:
+            s3.download_file(ledger_bucket, ledger_key, str(ledger_path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise LedgerMissingError(ledger_uri) from None
+            raise
         batches = _ledger_batches(ledger_path, ledger_format, schema, layout.delimiter)
         names = [layout.reader_name(header) for header in layout.headers]
         with items_path.open("w", encoding="utf-8") as out:

@@ -26,6 +26,7 @@ from airflow_distmap.csv_processing.preflight import (
 )
 from airflow_distmap.csv_processing.rerun import (
     INDEX_FIELD,
+    LedgerMissingError,
     Rerun,
     RunState,
     load_state,
@@ -55,6 +56,7 @@ from airflow_distmap.naming import (
 from airflow_distmap.operators.distributed_map import (
     UNSET_TEXTS,
     DistributedMapOperator,
+    check_json,
     refused_arguments,
     rendered_number,
     resolved_later,
@@ -309,6 +311,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         with refused_arguments():
             # A template ("{{ params.batch_size }}") is checked once rendered (_check_rendered_settings).
             self._check_csv_settings(given=True)
+            if isinstance(function_config, dict):  # a template inside it still renders to JSON text
+                check_json(function_config, "function_config")
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None
@@ -403,6 +407,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
     def _check_function_config(self) -> None:
         """``function_config`` travels in every batch's input: it must fit the room kept for it."""
         config = self.function_config = self._function_config()
+        check_json(config, "function_config")
         size = len(dumps_bytes({"config": config, "skip": [0]})) + 64  # + the batch envelope
         if size > BATCH_INPUT_RESERVE:
             raise ValueError(
@@ -565,7 +570,17 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             number = len(state.reruns) + 1
             items_uri = rerun_items_uri(results_uri, number)
             ledger_uri = state.ledger_uri or self._target.ledger_uri  # states saved before it was recorded
-            rows = write_rerun_items(s3, self._layout, ledger_uri, items_uri, owner)
+            try:
+                rows = write_rerun_items(s3, self._layout, ledger_uri, items_uri, owner)
+            except LedgerMissingError:
+                self.log.warning(
+                    "The failed-rows file %s of an earlier try is gone, so its %d failed rows cannot be "
+                    "re-run from it: this try collects the recorded results again, which writes it again (a "
+                    "later try re-runs them)",
+                    ledger_uri,
+                    state.failed_rows,
+                )
+                return None
             rerun = Rerun(number=number, items_uri=items_uri, rows=rows)
             state.reruns.append(rerun)
         state.settings_digest = self._settings_digest  # the settings the task run now goes on with

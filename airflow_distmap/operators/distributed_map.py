@@ -149,8 +149,23 @@ LAMBDA_CHECK_CONFIG = Config(
 VPC with only Step Functions and S3 endpoints) costs seconds, not botocore's minute per try."""
 
 
+def check_json(value: Any, what: str) -> str:
+    """``value`` as compact JSON text, or a ``ValueError`` naming ``what`` and the JSON types to use.
+
+    :param value: what Step Functions receives as JSON.
+    :param what: the argument's name, for the error.
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{what} is not JSON: {error}. To fix this, use only JSON types (str, int, float, bool, None, "
+            "and lists and dicts of them): a set as a list, a date or a Decimal as text, no NaN or infinity."
+        ) from None
+
+
 def _check_size(value: Any, what: str, limit: int) -> None:
-    size = len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+    size = len(check_json(value, what).encode("utf-8"))
     if size > limit:
         raise ValueError(
             f"{what} is {size} bytes; Step Functions accepts at most {limit}. To fix this, put large data in "

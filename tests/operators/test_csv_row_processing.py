@@ -344,6 +344,8 @@ def test_a_bucket_step_functions_cannot_reach_from_its_region_is_refused_before_
         ({"tolerated_failure_percentage": 101}, "tolerated_failure_percentage"),
         ({"output_column": ""}, "output_column"),
         ({"map_label": "bad label"}, "label"),
+        ({"function_config": {"tags": {"a", "b"}}}, "function_config is not JSON: Object of type set"),
+        ({"function_config": {"limit": float("nan")}}, "function_config is not JSON: Out of range float"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
@@ -721,6 +723,31 @@ def test_a_new_whole_file_run_after_a_rerun_keeps_its_own_results(local: Any, tm
     assert "rerun" not in summary
     assert summary["execution_arn"] != repaired["execution_arn"]
     assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["ba", "moob", "dc"]
+
+
+def test_a_failed_rows_file_deleted_between_tries_is_written_again_then_its_rows_rerun(
+    local: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/lost-ledger.csv", Body=b"text\nab\nboom\ncd\n")
+
+    def run(try_number: int) -> dict[str, Any]:
+        op = local_operator(
+            "lost-ledger", function_name="fixable", function_config={"fixed": str(tmp_path / "fixed")}
+        )
+        return op.execute(context("lost-ledger", try_number=try_number))
+
+    with pytest.raises(RowThresholdExceededError):
+        run(1)
+    local.delete_object(Bucket=BUCKET, Key="out/lost-ledger.failed.csv")
+    (tmp_path / "fixed").touch()
+    with pytest.raises(RowThresholdExceededError, match="1 of 3 rows failed"):
+        run(2)  # collects the recorded results again: the ledger is back
+    gone = "The failed-rows file s3://csv-bucket/out/lost-ledger.failed.csv of an earlier try is gone"
+    assert gone in capsys.readouterr().out
+    assert [r["text"] for r in read_csv(local, f"s3://{BUCKET}/out/lost-ledger.failed.csv")] == ["boom"]
+    summary = run(3)
+    assert summary["rerun"] == 1
+    assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["AB", "BOOM", "CD"]
 
 
 def test_a_retry_under_another_function_runs_the_whole_file_not_only_the_failed_rows(local: Any) -> None:

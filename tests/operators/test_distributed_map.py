@@ -850,6 +850,8 @@ def test_bad_input_fails_before_any_aws_call(aws):
             _operator(execution_input="[1, 2]").execute(_context())
         with pytest.raises(InvalidTaskArgumentsError, match="execution_input is not valid JSON"):
             _operator(execution_input="{'single': 'quotes'}").execute(_context())
+        with pytest.raises(InvalidTaskArgumentsError, match=r"execution_input is not JSON: .* set is not"):
+            _operator(execution_input={"days": {"mon"}}).execute(_context())
         with pytest.raises(InvalidTaskArgumentsError, match=r"not valid JSON .*a file name is not read"):
             _operator(function_name=None, item_reader=None, definition="asl.json").execute(_context())
         with (
