@@ -303,6 +303,30 @@ def _delimiter_hint(header: Sequence[str], delimiter: str) -> str:
     return ""
 
 
+def check_column_arguments(
+    columns: Sequence[str] | None, csv_headers: Sequence[str] | None, delimiter: str
+) -> None:
+    """The checks of ``columns`` and ``csv_headers`` that need no file (they run when the DAG is parsed too).
+
+    :param columns: columns sent to the function; ``None`` means all.
+    :param csv_headers: column names for a file that has no header line.
+    :param delimiter: the delimiter character (for a hint when a name holds another one).
+    :raises CsvInputError: a subclass naming the problem and the fix.
+    """
+    if csv_headers is not None:
+        _check_header(list(csv_headers), "", delimiter, given=True)
+    if columns is None:
+        return
+    if not columns:
+        raise MissingColumnError(
+            "columns is empty. To fix this, list at least one column, or pass None for all."
+        )
+    if len(set(columns)) != len(columns):
+        raise MissingColumnError(
+            f"columns lists a column twice: {list(columns)}. To fix this, list each once."
+        )
+
+
 def _check_header(header: Sequence[str], uri: str, delimiter: str, *, given: bool) -> tuple[str, ...]:
     source = "csv_headers" if given else f"the header line of {uri}"
     empty = [str(position + 1) for position, name in enumerate(header) if not name.strip()]
@@ -398,6 +422,7 @@ def check_csv_input(
     """
     bucket, key = split_input_uri(input_uri)
     delimiter_name, delimiter_char = resolve_delimiter(delimiter)
+    check_column_arguments(columns, csv_headers, delimiter_char)
     try:
         head = head_object(s3, bucket, key)
     except ClientError as exc:
@@ -464,20 +489,12 @@ def check_csv_input(
                 "point input_uri at a file with data (or skip the task when there is nothing to process)."
             )
     wanted = tuple(headers) if columns is None else tuple(columns)
-    if columns is not None and not wanted:
-        raise MissingColumnError(
-            "columns is empty. To fix this, list at least one column, or pass None for all."
-        )
     missing = [c for c in wanted if c not in headers]
     if missing:
         raise MissingColumnError(
             f"Column(s) {', '.join(repr(m) for m in missing)} not in the header of {input_uri}; it has "
             f"{', '.join(repr(h) for h in headers)}. To fix this, use names from the header (they are "
             "case-sensitive)." + _delimiter_hint(headers, delimiter_char)
-        )
-    if len(set(wanted)) != len(wanted):
-        raise MissingColumnError(
-            f"columns lists a column twice: {list(wanted)}. To fix this, list each once."
         )
     if output_column is not None and output_column in headers:
         raise MissingColumnError(

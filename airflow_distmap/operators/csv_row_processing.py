@@ -18,6 +18,7 @@ from airflow_distmap.csv_processing.collector import CollectSummary, collect, it
 from airflow_distmap.csv_processing.preflight import (
     CsvLayout,
     OutputTarget,
+    check_column_arguments,
     check_csv_input,
     check_output_location,
     resolve_delimiter,
@@ -331,6 +332,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         def known(value: Any) -> bool:
             return not (given and resolved_later(value))
 
+        if known(self.function_name):
+            check_function_name(str(self.function_name))
         if known(self.batch_size):
             self.batch_size = self._batch_size()
         if known(self.output_column) and (not isinstance(self.output_column, str) or not self.output_column):
@@ -348,6 +351,14 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 split_input_uri(self.input_uri)
             if self.output_uri is not None and known(self.output_uri):
                 split_output_uri(self.output_uri)
+                if known(self.input_uri) and str(self.output_uri).strip() == str(self.input_uri).strip():
+                    raise OutputLocationError(
+                        f"output_uri is the input ({self.input_uri}). To fix this, write the output to a new "
+                        "key."
+                    )
+            if known(self.columns) and known(self.csv_headers) and known(self.delimiter):
+                delimiter_char = resolve_delimiter(self.delimiter)[1]
+                check_column_arguments(self._columns(), self._csv_headers(), delimiter_char)
         except CsvInputError as error:
             if not given:
                 raise

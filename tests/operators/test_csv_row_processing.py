@@ -932,6 +932,11 @@ def test_a_setting_rendered_to_a_bad_value_fails_before_the_input_is_read(
         ({"lambda_timeout_seconds": 600, "execution_type": "EXPRESS"}, "EXPRESS children stop at 300 s"),
         ({"batch_size": "0"}, "batch_size=0 is invalid"),
         ({"max_concurrency": "many"}, "max_concurrency='many' is invalid"),
+        ({"function_name": "post processing"}, "function_name"),
+        ({"columns": []}, "columns is empty"),
+        ({"columns": ["text", "text"]}, "columns lists a column twice"),
+        ({"csv_headers": ["id", "id"]}, "csv_headers has duplicate column names: 'id'"),
+        ({"output_uri": f"s3://{BUCKET}/in/data.csv"}, "output_uri is the input"),
     ],
 )
 def test_literal_bad_settings_are_refused_when_the_dag_is_parsed(
