@@ -46,8 +46,9 @@ _PYTHON_STEP_ROWS: Final = 1024
 class IrregularRowsError(Exception):
     """Raised by the Arrow reader at a record it cannot give as the ItemReader reads it.
 
-    That is a row whose field count differs from the header's, or a field holding ``""`` after parsing: Arrow
-    keeps an unquoted field's ``""`` as it is, where the ItemReader reads one ``"``.
+    That is a row whose field count differs from the header's, or a value holding ``""`` after parsing: Arrow
+    keeps an unquoted field's ``""`` as it is, where the ItemReader reads one ``"`` (a value read from quotes
+    can hold ``""`` too, which only the Python reader tells apart).
     """
 
 
@@ -124,7 +125,10 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
             if batch.num_rows:
                 columns = list(batch.columns)
                 if any(pc.any(pc.match_substring(column, '""')).as_py() for column in columns):
-                    raise IrregularRowsError('a field holds a doubled quote ("") outside quotes')
+                    # From quotes ("{""k"":""""}") or not (ab""cd, one quote): only the exact reader knows.
+                    raise IrregularRowsError(
+                        'a value holds a doubled quote (""): re-reading with the exact reader'
+                    )
                 yield columns
     except pa.ArrowInvalid as exc:
         if "invalid UTF8" in str(exc):

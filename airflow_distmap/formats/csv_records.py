@@ -144,14 +144,14 @@ def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8"
             yield line
 
     for record in _csv_reader(lines(), delimiter):
-        # The csv module keeps an unquoted field's "" as it is; such a field (rare) is read again.
+        # The csv module keeps an unquoted field's "" as it is; such a record (rare) is read again. A field
+        # read from quotes ("{""k"":""""}" is {"k":""}) is not in the record's text as it is, unlike an
+        # unquoted one: without a backslash in the text, that tells them apart cheaply.
         if '""' in "\0".join(record):
-            record = next(
-                _csv_reader(
-                    io.StringIO(_escape_unquoted_doubled_quotes(record_lines, delimiter), newline=""),
-                    delimiter,
-                )
-            )
+            raw = "".join(record_lines)
+            if "\\" in raw or any('""' in field and field in raw for field in record):
+                escaped = _escape_unquoted_doubled_quotes(raw, delimiter)
+                record = next(_csv_reader(io.StringIO(escaped, newline=""), delimiter))
         record_lines.clear()
         yield record
 
@@ -159,12 +159,11 @@ def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8"
 _START, _UNQUOTED, _QUOTED, _QUOTE_IN_QUOTED = range(4)
 
 
-def _escape_unquoted_doubled_quotes(lines: list[str], delimiter: str) -> str:
+def _escape_unquoted_doubled_quotes(text: str, delimiter: str) -> str:
     r"""One record's text with each ``""`` of an unquoted field written ``\"``, read as one ``"``.
 
     The states follow the csv module's own (``strict=False``), so nothing else in the record changes.
     """
-    text = "".join(lines)
     out: list[str] = []
     state, i = _START, 0
     while i < len(text):

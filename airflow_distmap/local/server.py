@@ -102,11 +102,10 @@ class LocalEndpointApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Route one request."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX) or _signed_for_step_functions(environ):
-            # A call signed for Step Functions with another target is an unknown operation, never moto's.
-            return self._step_functions(
-                target.removeprefix(STEP_FUNCTIONS_TARGET_PREFIX), environ, start_response
-            )
+        if target.startswith(STEP_FUNCTIONS_TARGET_PREFIX):
+            return self._step_functions(target[len(STEP_FUNCTIONS_TARGET_PREFIX) :], environ, start_response)
+        if _signed_for_step_functions(environ):  # with another target: an unknown operation, never moto's
+            return self._step_functions(None, environ, start_response, target)
         if self.lambda_api is not None and is_lambda_request(environ):
             return self.lambda_api(environ, start_response)
         _preread_body(environ)
@@ -116,10 +115,13 @@ class LocalEndpointApp:
         return response
 
     def _step_functions(
-        self, action: str, environ: dict[str, Any], start_response: StartResponse
+        self, action: str | None, environ: dict[str, Any], start_response: StartResponse, target: str = ""
     ) -> Iterable[bytes]:
+        """Answer a Step Functions call; ``action`` is ``None`` for a ``target`` without the prefix."""
         request_id = str(uuid.uuid4())
         try:
+            if action is None:
+                raise ServiceError("UnknownOperationException", f"Unknown operation {target!r}")
             raw = read_body(environ)
             try:
                 request = json.loads(raw) if raw.strip() else {}

@@ -95,6 +95,15 @@ _BUILT_FROM_ITS_OWN_ARGUMENTS = frozenset(
 )
 
 
+def _holds_late_values(value: Any) -> bool:
+    """Whether ``value`` holds, at any depth, a value Airflow resolves only when the task runs (XComArg)."""
+    if isinstance(value, dict):
+        return any(_holds_late_values(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_late_values(item) for item in value)
+    return not isinstance(value, str) and resolved_later(value)
+
+
 def column_names(value: Any) -> list[str] | None:
     """Column names from a list, or from the text a template renders to: a JSON or Python list, or ``a,b``.
 
@@ -312,8 +321,8 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         with refused_arguments():
             # A template ("{{ params.batch_size }}") is checked once rendered (_check_rendered_settings).
             self._check_csv_settings(given=True)
-            if isinstance(function_config, dict):  # a template inside it still renders to JSON text
-                check_json(function_config, "function_config")
+            if isinstance(function_config, dict) and not _holds_late_values(function_config):
+                check_json(function_config, "function_config")  # a template inside renders to JSON text
         self._layout: CsvLayout | None = None
         self._target: OutputTarget | None = None
         self._rerun: Rerun | None = None
@@ -501,7 +510,9 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             )
         self._settings_digest = self._row_settings_digest(self._layout)
         # Before the scan, which reads the whole file; a re-run (of failed rows) has a definition of its own.
-        rerun_planned = bool(state.manifest_uri) and state.failed_rows > 0 and self._same_settings(state)
+        rerun_planned = (
+            bool(state.manifest_uri) and state.failed_rows > 0 and self._same_settings(state, unknown=True)
+        )
         self.check_role(self._csv_machine_name(context, self._layout, rerun=rerun_planned))
         if self.check_row_sizes and not state.manifest_uri:  # last: it reads the whole file once
             largest = row_sizes.check_row_sizes(s3, self._layout, CSV_BATCH_INPUT_BYTES)
@@ -512,16 +523,30 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         self.state_machine_name = self._csv_machine_name(context, self._layout, rerun=self._rerun is not None)
 
     def _row_settings_digest(self, layout: CsvLayout) -> str:
-        """A digest of what decides each row's result: the whole-file definition and ``function_config``."""
-        settings = {"definition": self._definition(layout, rerun=False), "config": self._function_config()}
+        """A digest of what decides each row's result: the function, ``function_config`` and what it is sent.
+
+        Settings that only change how rows are run (``batch_size``, ``max_concurrency``, the timeouts, the
+        child type) are left out: a retry with fewer rows at once or a longer timeout re-runs only the failed
+        rows.
+        """
+        state = self._definition(layout, rerun=False)["States"][self.map_label]
+        settings = {
+            "function": str(self.function_name),
+            "config": self._function_config(),
+            "reader": state["ItemReader"]["ReaderConfig"],
+            "row": state["ItemSelector"],
+        }
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
-    def _same_settings(self, state: RunState) -> bool:
+    def _same_settings(self, state: RunState, *, unknown: bool) -> bool:
         """Whether the rows collected so far were computed under this try's settings.
 
-        A state saved before the digest was recorded counts as the same.
+        :param state: the task run's state.
+        :param unknown: the answer for a state saved before the digest was recorded.
         """
-        return state.settings_digest in (None, self._settings_digest)
+        if state.settings_digest is None:
+            return unknown
+        return state.settings_digest == self._settings_digest
 
     def _collected_execution(self, state: RunState) -> str | None:
         """The task run's last collected execution, when every row is collected under this try's settings.
@@ -533,7 +558,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         if not (state.manifest_uri and state.failed_rows == 0 and state.execution_arn):
             return None
-        if not self._same_settings(state):
+        if not self._same_settings(state, unknown=False):
             return None  # the settings changed since: a new whole-file run computes every row again
         last = state.reruns[-1] if state.reruns else None
         execution_arn = last.execution_arn if last is not None and last.execution_arn else state.execution_arn
@@ -569,7 +594,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
         """
         if not state.manifest_uri or state.failed_rows <= 0 or self._layout is None or self._target is None:
             return None
-        if not self._same_settings(state):
+        if not self._same_settings(state, unknown=True):
             self.log.info(
                 "The function or its settings changed since the run that left %d failed rows: processing the "
                 "whole file again, so that every row's result comes from the new settings",

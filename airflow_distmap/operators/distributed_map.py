@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
@@ -106,10 +105,10 @@ from airflow_distmap.templating import keep_jsonata
 from airflow_distmap.triggers.distributed_map import (
     KILLED_ERROR,
     DistributedMapTrigger,
-    first_event,
     is_transient,
     kill_cause,
     killing_try,
+    wait_here,
 )
 
 #: ``arn:<partition>:iam::<12-digit account>:role/<path/name>``, what CreateStateMachine's roleArn accepts.
@@ -1330,7 +1329,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 # Later than the trigger's own deadline, whose event names the execution and what to do.
                 timeout=timedelta(seconds=waited + self.waiter_delay + DEFER_TIMEOUT_GRACE_SECONDS),
             )
-        return self.execute_complete(context, asyncio.run(first_event(trigger)))
+        return self.execute_complete(context, wait_here(trigger))
 
     def _retrying(self, call: Callable[..., _T], *args: Any) -> _T:
         """``call(*args)``, again with capped exponential backoff while AWS throttles or fails transiently.

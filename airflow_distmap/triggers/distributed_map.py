@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import re
 import ssl
@@ -523,13 +524,24 @@ class DistributedMapTrigger(BaseTrigger):
         }
 
 
-async def first_event(trigger: DistributedMapTrigger) -> dict[str, Any]:
-    """Run ``trigger`` in this process until its one event; return the event's payload.
-
-    The synchronous wait of ``deferrable=False`` uses it, so it follows the deferred wait's rules exactly.
-
-    :param trigger: the trigger to run.
-    """
+async def _first_event(trigger: DistributedMapTrigger) -> dict[str, Any]:
     async with contextlib.aclosing(cast("AsyncGenerator[TriggerEvent, None]", trigger.run())) as events:
         event = await anext(events)
     return dict(event.payload)
+
+
+def wait_here(trigger: DistributedMapTrigger) -> dict[str, Any]:
+    """Run ``trigger`` in this process until its one event; return the event's payload.
+
+    The synchronous wait of ``deferrable=False`` uses it, so it follows the deferred wait's rules exactly.
+    Called where an event loop already runs (``dag.test()`` in a notebook), the trigger runs in a thread of
+    its own.
+
+    :param trigger: the trigger to run.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_first_event(trigger))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="distmap-wait") as pool:
+        return pool.submit(asyncio.run, _first_event(trigger)).result()

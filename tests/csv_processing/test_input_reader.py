@@ -77,7 +77,7 @@ def test_a_doubled_quote_outside_quotes_hands_the_file_to_the_python_reader() ->
     # The ItemReader reads "" as one quote in an unquoted field too; Arrow keeps both, so it stops.
     body = b'a,b\n{""k"":1},"x""""y"\n1,2\n'
     shape = layout(("a", "b"))
-    with pytest.raises(IrregularRowsError, match="doubled quote"):
+    with pytest.raises(IrregularRowsError, match="holds a doubled quote"):
         rows(arrow_chunks(io.BytesIO(body), shape))
     assert rows(python_chunks(io.BytesIO(body), shape)) == [['{"k":1}', 'x""y'], ["1", "2"]]
 

@@ -750,6 +750,42 @@ def test_a_failed_rows_file_deleted_between_tries_is_written_again_then_its_rows
     assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["AB", "BOOM", "CD"]
 
 
+def test_a_retry_with_fewer_rows_at_once_still_reruns_only_the_failed_rows(
+    local: Any, tmp_path: Path
+) -> None:
+    local.put_object(Bucket=BUCKET, Key="in/gentler.csv", Body=b"text\nab\nboom\ncd\n")
+
+    def run(try_number: int, **settings: Any) -> dict[str, Any]:
+        op = local_operator(
+            "gentler", function_name="fixable", function_config={"fixed": str(tmp_path / "fixed")}, **settings
+        )
+        return op.execute(context("gentler", try_number=try_number))
+
+    with pytest.raises(RowThresholdExceededError):
+        run(1)
+    (tmp_path / "fixed").touch()
+    # How rows are run (batch size, concurrency, timeout) decides no row's result: only the failed row runs.
+    summary = run(2, batch_size=1, max_concurrency=1, lambda_timeout_seconds=120)
+    assert (summary["rerun"], summary["rows_rerun"]) == (1, 1)
+    assert [r["processed"] for r in read_csv(local, summary["output_uri"])] == ["AB", "BOOM", "CD"]
+
+
+def test_a_function_config_holding_an_upstream_tasks_output_is_checked_when_the_task_runs() -> None:
+    from airflow.sdk import DAG, task
+
+    with DAG("late_config", schedule=None):
+
+        @task
+        def threshold() -> int:
+            return 3
+
+        op = operator(function_config={"threshold": threshold(), "tags": ["a"]})  # parses
+    assert not isinstance(op.function_config, str)
+    op.function_config = {"threshold": {3}}  # what a bad upstream value would render to
+    with pytest.raises(InvalidTaskArgumentsError, match="function_config is not JSON"):
+        op.execute(context())
+
+
 def test_a_retry_under_another_function_runs_the_whole_file_not_only_the_failed_rows(local: Any) -> None:
     local.put_object(Bucket=BUCKET, Key="in/settled.csv", Body=b"text\nab\nboom\ncd\n")
     with pytest.raises(RowThresholdExceededError):

@@ -524,3 +524,15 @@ async def test_progress_is_not_logged_before_the_map_run_reads_an_item(capsys, m
         "Map Run RUNNING: 0 of the 4 items read so far are done: 0 succeeded, 4 pending",
         "Map Run RUNNING: 4 of the 4 items read so far are done: 4 succeeded",
     ]
+
+
+async def test_the_synchronous_wait_also_runs_where_an_event_loop_runs_already():
+    # deferrable=False under dag.test() in a notebook: the caller's thread has a running loop.
+    client = FakeSFN([{"status": "RUNNING"}, {"status": "SUCCEEDED"}])
+
+    async def fake_conn(self):
+        return client
+
+    with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
+        payload = trigger_module.wait_here(_trigger())
+    assert (payload["status"], payload["execution_arn"]) == ("success", EXECUTION_ARN)

@@ -836,6 +836,10 @@ class _Validator:
 
         The fields AWS documents are Bucket, Key and VersionId (getObject), Bucket and Prefix (listObjectsV2);
         whether it passes on other fields of the S3 request (StartAfter, Range...) is UNCONFIRMED.
+
+        :param api: ``s3:getObject`` or ``s3:listObjectsV2`` (anything else was refused already).
+        :param parameters: the ItemReader's ``Parameters`` or ``Arguments``.
+        :param location: where they are in the definition.
         """
         allowed = _READER_PARAMETERS.get(api or "")
         if allowed is None or not isinstance(parameters, dict):
@@ -843,7 +847,12 @@ class _Validator:
         for name in parameters:
             plain = name.removesuffix(".$") if not self.jsonata else name
             if plain not in allowed:
-                self.unsupported(f"The ItemReader field '{plain}' of {api}", f"{location}/{name}")
+                self.error(
+                    UNSUPPORTED,
+                    f"The ItemReader field '{plain}' is not one the local reader sends to {api} "
+                    f"({', '.join(sorted(allowed))}): check its spelling, or leave it out to run locally",
+                    f"{location}/{name}",
+                )
 
     def item_batcher(self, batcher: Any, location: str) -> None:
         if not isinstance(batcher, dict):

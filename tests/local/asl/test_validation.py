@@ -361,25 +361,6 @@ def test_catcher_rules() -> None:
             "ManifestType S3_INVENTORY",
         ),
         (
-            distributed_map(
-                ItemReader={
-                    "Resource": "arn:aws:states:::s3:listObjectsV2",
-                    "Parameters": {"Bucket": "b", "Prefx": "in/"},  # a typo would list the whole bucket
-                }
-            ),
-            "The ItemReader field 'Prefx' of s3:listObjectsV2",
-        ),
-        (
-            distributed_map(
-                ItemReader={
-                    "Resource": "arn:aws:states:::s3:getObject",
-                    "ReaderConfig": {"InputType": "CSV"},
-                    "Parameters": {"Bucket": "b", "Key.$": "$.key", "Range": "bytes=0-99"},
-                }
-            ),
-            "The ItemReader field 'Range' of s3:getObject",
-        ),
-        (
             {
                 "StartAt": "T",
                 "States": {
@@ -423,6 +404,22 @@ def test_catcher_rules() -> None:
 def test_unsupported_features_are_errors_naming_the_feature(definition: dict[str, Any], feature: str) -> None:
     assert_error(definition, "UNSUPPORTED_FEATURE", f"{feature}")
     assert any("not supported by the local runtime" in m for _, m, _ in errors(definition))
+
+
+def test_item_reader_fields_the_local_reader_would_not_send_are_refused() -> None:
+    listing = {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefx": "in/"}}
+    assert_error(  # a typo would otherwise list the whole bucket
+        distributed_map(ItemReader=listing),
+        "UNSUPPORTED_FEATURE",
+        "The ItemReader field 'Prefx' is not one the local reader sends to s3:listObjectsV2 (Bucket, "
+        "ExpectedBucketOwner, Prefix): check its spelling",
+    )
+    ranged = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "CSV"},
+        "Parameters": {"Bucket": "b", "Key.$": "$.key", "Range": "bytes=0-99"},
+    }
+    assert_error(distributed_map(ItemReader=ranged), "UNSUPPORTED_FEATURE", "field 'Range' is not one")
 
 
 def test_invalid_paths_and_templates() -> None:
