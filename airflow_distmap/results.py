@@ -240,6 +240,26 @@ class _PeekableBody:
                 return stripped[:1]
         return b""
 
+    def holds_json_lines(self, limit: int = 1024 * 1024) -> bool:
+        """Whether the text's first line is a whole JSON value with more text after it: JSON Lines.
+
+        A JSON array on one line, or over several whose first is not a whole value (``[`` alone), is not.
+        Looked for in the first ``limit`` bytes.
+        """
+        while True:
+            text = self._buffer.lstrip()
+            end = text.find(b"\n")
+            if end >= 0 and text[end:].strip():
+                try:
+                    json.loads(text[:end])
+                except ValueError:
+                    return False
+                return True
+            chunk = self._body.read(65536) if len(self._buffer) < limit else b""
+            if not chunk:
+                return False
+            self._buffer += chunk
+
     def read(self, size: int = -1) -> bytes:
         if self._buffer:
             if size is None or size < 0:
@@ -258,8 +278,10 @@ ARRAY_READ_BYTES = 1024 * 1024
 def iter_records(body: Any, decode: Callable[[bytes], list[Any]] = json_codec.loads) -> Iterator[Any]:
     """Stream the elements of one result file from a binary file-like ``body``.
 
-    Accepts a JSON array (``OutputType: JSON``) or JSON Lines (``OutputType: JSONL``); decides by the
-    first non-blank byte. Numbers come back as ``int``/``float`` (not ``Decimal``).
+    Accepts a JSON array (``OutputType: JSON``) or JSON Lines (``OutputType: JSONL``, whose lines may be
+    arrays: COMPACT or FLATTEN outputs); decides by the first non-blank byte and, for ``[``, by whether the
+    first line is a whole value with more after it (one line of JSON Lines holding an array reads as a JSON
+    array: the file does not say). Numbers come back as ``int``/``float`` (not ``Decimal``).
 
     :param body: the result file.
     :param decode: decoder of a JSON array's text into its elements (see :func:`iter_array_batches`),
@@ -269,7 +291,7 @@ def iter_records(body: Any, decode: Callable[[bytes], list[Any]] = json_codec.lo
     first = peekable.first_char()
     if not first:
         return
-    if first == b"[":
+    if first == b"[" and not peekable.holds_json_lines():
         for batch in iter_array_batches(peekable.read, decode):
             yield from batch
     else:

@@ -81,6 +81,14 @@ def _indexed_rows(child_input: Any) -> Iterator[tuple[int | None, Any]]:
             yield (position if batched else None), item
 
 
+def _contract_rows(output: Any) -> list[Any] | None:
+    """The rows of an output in ``row_handler``'s shape (a batch's or one item's), else ``None``."""
+    rows = output.get("rows") if isinstance(output, dict) else None
+    if rows is None and isinstance(output, dict) and "index" in output:
+        rows = [output]
+    return rows if isinstance(rows, list) else None
+
+
 class _Tally:
     """Counters filled entry by entry; only ``samples`` failures are kept."""
 
@@ -90,12 +98,18 @@ class _Tally:
         self.rows: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.failed: list[dict[str, Any]] = []
+        self.bare_outputs = 0  # COMPACT or FLATTEN outputs without the row contract: no rows to count
 
     def _sample(self, **fields: Any) -> None:
         if len(self.failed) < self.samples:
             self.failed.append(fields)
 
     def add(self, entry: ChildEntry) -> None:
+        if entry.bare_output and _contract_rows(entry.output) is None:
+            self.bare_outputs += (
+                1  # a COMPACT output of another shape, or a FLATTEN element: no rows to count
+            )
+            return
         self.children[entry.status] += 1
         if entry.status != "SUCCEEDED":
             from airflow_distmap.csv_processing.collector import child_failure
@@ -107,11 +121,8 @@ class _Tally:
             for index, row in list(_indexed_rows(entry.input))[: max(self.samples - len(self.failed), 0)]:
                 self._sample(index=index, error=error, message=_preview(message), input=row)
             return
-        output = entry.output
-        rows = output.get("rows") if isinstance(output, dict) else None
-        if rows is None and isinstance(output, dict) and "index" in output:
-            rows = [output]
-        if not isinstance(rows, list):
+        rows = _contract_rows(entry.output)
+        if rows is None:
             self.rows["succeeded"] += len(_items(entry.input)) or 1
             return
         needs_input = False
@@ -143,9 +154,12 @@ def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, An
     :param s3: a boto3 S3 client.
     :param manifest_uri: ``s3://.../manifest.json``.
     :param samples: how many failed rows to include.
-    :return: ``{"manifest_uri", "map_run_arn", "result_files", "children", "counts", "failures_by_error",
-        "failed_samples"}``; ``counts`` holds rows (``total``, ``succeeded``, ``failed``), as the operators'
-        summaries do.
+    :return: ``{"manifest_uri", "map_run_arn", "result_files", "children", "counts", "bare_outputs",
+        "failures_by_error", "failed_samples"}``; ``counts`` holds rows (``total``, ``succeeded``,
+        ``failed``), as the operators' summaries do. Under WriterConfig's COMPACT or FLATTEN the succeeded
+        children's records are not written: an output in ``row_handler``'s shape still counts as a child and
+        its rows; ``bare_outputs`` counts the others, whose rows are unknown (``total`` and ``succeeded`` are
+        then ``None``).
     """
     # Imported here: it imports Airflow, whose logging would write to stdout (see run).
     from airflow_distmap.csv_processing.collector import iter_child_entries
@@ -163,10 +177,12 @@ def summarise(s3: S3Client, manifest_uri: str, samples: int = 5) -> dict[str, An
         },
         "children": dict(tally.children),
         "counts": {
-            "total": tally.rows["succeeded"] + tally.rows["failed"],
-            "succeeded": tally.rows["succeeded"],
+            # Unknown when the succeeded children's records were not written (COMPACT or FLATTEN).
+            "total": None if tally.bare_outputs else tally.rows["succeeded"] + tally.rows["failed"],
+            "succeeded": None if tally.bare_outputs else tally.rows["succeeded"],
             "failed": tally.rows["failed"],
         },
+        "bare_outputs": tally.bare_outputs,
         "failures_by_error": dict(tally.errors.most_common()),
         "failed_samples": tally.failed,
     }
@@ -179,8 +195,20 @@ def _print(summary: dict[str, Any]) -> None:
     files = ", ".join(f"{s} {v['count']} ({v['bytes']:,} B)" for s, v in summary["result_files"].items())
     print(f"Files:     {files}")
     children = ", ".join(f"{k.lower()} {v:,}" for k, v in sorted(summary["children"].items())) or "none"
-    print(f"Children:  {children}")
-    print(f"Rows:      {rows['total']:,} total, {rows['succeeded']:,} succeeded, {rows['failed']:,} failed")
+    if summary["bare_outputs"]:
+        print(
+            f"Children:  {children}, and {summary['bare_outputs']:,} outputs written with WriterConfig's "
+            "COMPACT or FLATTEN without their records or a row_handler shape"
+        )
+        print(
+            f"Rows:      {rows['failed']:,} failed; the succeeded ones are not in the results "
+            "(DescribeMapRun counts them)"
+        )
+    else:
+        print(f"Children:  {children}")
+        print(
+            f"Rows:      {rows['total']:,} total, {rows['succeeded']:,} succeeded, {rows['failed']:,} failed"
+        )
     if summary["failures_by_error"]:
         print("Failures by error:")
         for error, count in summary["failures_by_error"].items():

@@ -176,13 +176,18 @@ class ChildEntry:
 
     :param record: the element as read from the result file (a :class:`ChildRecord` or a dict).
     :param file_status: the manifest group the file is listed under.
+    :param bare_output: whether the element is a succeeded child's output as WriterConfig's COMPACT or
+        FLATTEN writes it, not the child's record (a FLATTEN output is one element of the child's array).
     """
 
-    __slots__ = ("_record", "status")
+    __slots__ = ("_record", "bare_output", "status")
 
-    def __init__(self, record: dict[str, Any] | ChildRecord, file_status: str) -> None:
+    def __init__(
+        self, record: dict[str, Any] | ChildRecord, file_status: str, *, bare_output: bool = False
+    ) -> None:
         self._record = msgspec.structs.asdict(record) if isinstance(record, ChildRecord) else record
         self.status = str(self._record.get("Status") or file_status)
+        self.bare_output = bare_output
 
     def _decoded(self, field_name: str) -> Any:
         value = self._record.get(field_name)
@@ -250,7 +255,7 @@ def iter_child_entries(s3: S3Client, manifest: Manifest) -> Iterator[ChildEntry]
             # WriterConfig Transformation COMPACT or FLATTEN writes a succeeded child's bare output, of any
             # JSON type (failed children keep the default shape; spec, ResultWriter).
             bare = {"Status": status, "Output": json_codec.dumps(record), "InputDetails": {"Included": False}}
-            yield ChildEntry(bare, status)
+            yield ChildEntry(bare, status, bare_output=True)
 
 
 def _store_failed(

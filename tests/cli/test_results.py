@@ -280,6 +280,28 @@ def test_bare_outputs_of_a_compact_or_flatten_writer_are_counted() -> None:
         manifest["ResultFiles"]["SUCCEEDED"] = [{"Key": "compact/SUCCEEDED_0.json", "Size": 1}]
         s3.put_object(Bucket=BUCKET, Key="compact/manifest.json", Body=json.dumps(manifest).encode())
         summary = summarise(s3, uri)
-    assert summary["children"] == {"SUCCEEDED": 3, "FAILED": 1}
-    assert summary["counts"] == {"total": 5, "succeeded": 3, "failed": 2}
+    # The output in row_handler's shape is one child and its rows; "x" and 7 say nothing of their rows.
+    assert summary["children"] == {"SUCCEEDED": 1, "FAILED": 1}
+    assert (summary["bare_outputs"], summary["counts"]) == (
+        2,
+        {"total": None, "succeeded": None, "failed": 2},
+    )
     assert summary["failures_by_error"] == {"ValueError": 1, "E": 1}
+
+
+def test_json_lines_results_whose_lines_are_arrays_are_read_line_by_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """COMPACT with OutputType JSONL: one child's output per line, each an array."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        uri = put_failed_run(s3, "lines", [])
+        s3.put_object(Bucket=BUCKET, Key="lines/SUCCEEDED_0.json", Body=b'["a","b"]\n["c"]\n')
+        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key="lines/manifest.json")["Body"].read())
+        manifest["ResultFiles"]["SUCCEEDED"] = [{"Key": "lines/SUCCEEDED_0.json", "Size": 16}]
+        s3.put_object(Bucket=BUCKET, Key="lines/manifest.json", Body=json.dumps(manifest).encode())
+        assert main(["results", uri]) == 0
+    out = capsys.readouterr().out
+    assert "2 outputs written with WriterConfig's COMPACT or FLATTEN" in out
+    assert "Rows:      0 failed; the succeeded ones are not in the results" in out
