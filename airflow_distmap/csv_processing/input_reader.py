@@ -19,6 +19,7 @@ correctness cases (quotes, delimiters and newlines in quoted fields, escapes, BO
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -124,7 +125,7 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
                 skip = 0
             if batch.num_rows:
                 columns = list(batch.columns)
-                if any(pc.any(pc.match_substring(column, '""')).as_py() for column in columns):
+                if any(_holds_doubled_quote(column) for column in columns):
                     # From quotes ("{""k"":""""}") or not (ab""cd, one quote): only the exact reader knows.
                     raise IrregularRowsError(
                         'a value holds a doubled quote (""): re-reading with the exact reader'
@@ -134,6 +135,21 @@ def arrow_chunks(body: Any, layout: CsvLayout) -> Iterator[list[pa.Array]]:
         if "invalid UTF8" in str(exc):
             raise NotUtf8Error(str(exc)) from exc
         raise IrregularRowsError(str(exc)) from exc
+
+
+_DOUBLED_QUOTE: Final = re.compile(b'""')
+
+
+def _holds_doubled_quote(column: pa.Array) -> bool:
+    """Whether a string column holds a value with ``""``.
+
+    First one scan of its data buffer (the values end to end, so two values may join into a false match),
+    then value by value only when that scan finds one.
+    """
+    data = column.buffers()[2]
+    if data is None or _DOUBLED_QUOTE.search(data) is None:  # type: ignore[call-overload]
+        return False
+    return bool(pc.any(pc.match_substring(column, '""')).as_py())
 
 
 def python_chunks(
