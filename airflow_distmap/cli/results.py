@@ -6,8 +6,8 @@ with their input. Rows are counted from ``row_handler`` outputs (``{"rows": [...
 errors show up even though its child execution succeeded.
 
 Works against AWS and the local endpoint alike: credentials come from boto3's default chain, the
-endpoint from ``--endpoint-url`` or ``AWS_ENDPOINT_URL``. With an endpoint and no credentials configured,
-the local endpoint's test credentials are used (it accepts any).
+endpoint from ``--endpoint-url``, ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``. With an endpoint and no
+credentials configured, the local endpoint's test credentials are used (it accepts any).
 
 Rows of child executions that never started (``PENDING_n.json``, after a failed or aborted Map Run) count
 as failed with ``States.ItemNotStarted``, as in the CSV operator's failed-rows ledger.
@@ -44,8 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest_uri", help="s3://bucket/prefix/<map run id>/manifest.json")
     parser.add_argument(
         "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="S3 endpoint, e.g. http://127.0.0.1:4566 for the local endpoint (default: $AWS_ENDPOINT_URL)",
+        # As boto3 reads them: the S3-specific variable first.
+        default=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        help="S3 endpoint, e.g. http://127.0.0.1:4566 for the local endpoint (default: $AWS_ENDPOINT_URL_S3, "
+        "else $AWS_ENDPOINT_URL)",
     )
     parser.add_argument("--region", default=None, help="AWS region (default: boto3's configuration)")
     parser.add_argument("--samples", type=non_negative_int, default=5, help="failed rows to show (default 5)")

@@ -179,6 +179,18 @@ def test_an_endpoint_without_configured_credentials_gets_the_local_endpoints(
     assert _s3_client(None, "us-east-1")._request_signer._credentials is None  # AWS itself: no guessing
 
 
+def test_the_s3_specific_endpoint_variable_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from airflow_distmap.cli.results import add_arguments
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://everything:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:2")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["s3://b/m.json"]).endpoint_url == "http://s3-only:2"
+
+
 def test_a_bad_uri_gets_one_fix(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["results", "results-bucket/x.json"]) == 1
     error = capsys.readouterr().err
