@@ -251,12 +251,18 @@ def run(args: argparse.Namespace) -> int:
             summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
     except (ClientError, BotoCoreError, ValueError) as error:
         problem = str(error).rstrip(".")
-        fix = (
-            ""
-            if " To fix this" in problem
-            else " To fix this, check the URI (it ends in manifest.json), the credentials, and "
-            "--endpoint-url for the local endpoint."
-        )
+        if " To fix this" in problem:
+            fix = ""
+        elif "which the manifest lists" in problem:  # the manifest was read: one of its files is not
+            fix = (
+                " To fix this, check that the Map Run's result files are still in S3 (a lifecycle rule or a "
+                "cleanup may have removed them) and that the credentials may read them."
+            )
+        else:
+            fix = (
+                " To fix this, check the URI (it ends in manifest.json), the credentials, and "
+                "--endpoint-url for the local endpoint."
+            )
         print(f"error: cannot summarise {args.manifest_uri}: {problem}.{fix}", file=sys.stderr)
         return 1
     if args.json:
