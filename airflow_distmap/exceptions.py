@@ -94,6 +94,19 @@ class DistributedMapExecutionFailed(DistributedMapError):
         self.manifest_uri = manifest_uri
         super().__init__(self._message())
 
+    def summary(self) -> dict[str, Any]:
+        """The XCom the operator pushes under the key ``summary`` before raising (for failure callbacks)."""
+        return {
+            "execution_arn": self.execution_arn,
+            "status": self.status,
+            "error": self.error,
+            "cause": self.cause,
+            "counts": self.counts,
+            "map_run_arn": self.map_run_arn,
+            "manifest_uri": self.manifest_uri,
+            "failed_items": self.failed_items,
+        }
+
     def _message(self) -> str:
         lines = [f"Step Functions execution {self.execution_arn} ended {self.status}."]
         if self.error or self.cause:

@@ -1744,7 +1744,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
             failed_items = (
                 sample_failed_items(s3, manifest, self.failed_items_sample) if manifest is not None else []
             )
-            raise DistributedMapExecutionFailed(
+            failure = DistributedMapExecutionFailed(
                 execution_arn=execution_arn,
                 status=status,
                 error=execution.get("error"),
@@ -1754,6 +1754,8 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 map_run_arn=map_run_arn,
                 manifest_uri=manifest_uri if manifest is not None else None,
             )
+            context["ti"].xcom_push(key="summary", value=failure.summary())  # for failure callbacks
+            raise failure
         if manifest is None:
             raise ResultsNotFoundError(
                 f"Execution {execution_arn} SUCCEEDED but its output names no ResultWriter manifest. To fix "

@@ -1180,7 +1180,9 @@ def test_a_throttled_describe_map_run_at_completion_counts_from_the_result_files
     )
 
 
-def _failed_run(op: DistributedMapOperator, execution_arn: str) -> DistributedMapExecutionFailed:
+def _failed_run(
+    op: DistributedMapOperator, execution_arn: str, context: dict | None = None
+) -> DistributedMapExecutionFailed:
     """What execute_complete raises for a FAILED execution whose Map Run failed 1 of 4 items."""
     described = {
         "executionArn": execution_arn,
@@ -1196,7 +1198,7 @@ def _failed_run(op: DistributedMapOperator, execution_arn: str) -> DistributedMa
         mock.patch.object(DistributedMapHook, "describe_map_run", return_value=_map_run(3, 1)),
         pytest.raises(DistributedMapExecutionFailed) as info,
     ):
-        op.execute_complete(_context(), event)
+        op.execute_complete(context or _context(), event)
     return info.value
 
 
@@ -1217,6 +1219,17 @@ def test_failure_raises_with_error_counts_and_failed_items(aws):
     ]
     assert "threshold was exceeded" in str(error)
     assert "bad row" in str(error)
+
+
+def test_a_failed_run_pushes_its_summary_for_failure_callbacks(aws):
+    _seed_results(boto3.client("s3", region_name="us-east-1"), failed=True)
+    context = _context()
+    error = _failed_run(_operator(), EXEC_ARN, context)
+    context["ti"].xcom_push.assert_any_call(key="summary", value=error.summary())
+    pushed = error.summary()
+    assert (pushed["status"], pushed["counts"]["failed"], pushed["map_run_arn"]) == ("FAILED", 1, MAP_RUN_ARN)
+    assert pushed["failed_items"][0]["cause"] == "bad row"
+    json.dumps(pushed)  # an XCom value
 
 
 def test_a_failed_successor_executions_items_are_read_under_its_own_default_prefix(aws):
