@@ -104,7 +104,13 @@ class DistributedMapExecutionFailed(DistributedMapError):
             "counts": self.counts,
             "map_run_arn": self.map_run_arn,
             "manifest_uri": self.manifest_uri,
-            "failed_items": self.failed_items,
+            # An item's input can be 256 KiB: a longer one goes as a preview, so the XCom stays small.
+            "failed_items": [
+                {**item, "input": _json_preview(item.get("input"), _ITEM_INPUT_CHARS)}
+                if len(_json_preview(item.get("input"), _ITEM_INPUT_CHARS + 1)) > _ITEM_INPUT_CHARS
+                else item
+                for item in self.failed_items
+            ],
         }
 
     def _message(self) -> str:
@@ -135,6 +141,10 @@ class DistributedMapExecutionFailed(DistributedMapError):
             "the task: the retry redrives the failed items of this execution."
         )
         return "\n".join(lines)
+
+
+#: Characters of a failed item's input kept in the ``summary`` XCom.
+_ITEM_INPUT_CHARS = 1000
 
 
 def _json_preview(value: Any, limit: int = 300) -> str:

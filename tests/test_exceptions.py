@@ -26,3 +26,17 @@ def test_the_counts_say_they_cover_the_items_read_before_the_run_ended() -> None
         execution_arn="a", status="FAILED", counts={"total": 17, "succeeded": 12, "failed": 5}
     )
     assert "Item counts (of the items read before it ended): total=17, succeeded=12, failed=5" in str(failed)
+
+
+def test_the_failure_summary_keeps_small_inputs_and_previews_large_ones() -> None:
+    from airflow_distmap.exceptions import DistributedMapExecutionFailed
+
+    failed = DistributedMapExecutionFailed(
+        execution_arn="arn:x",
+        status="FAILED",
+        counts={"total": 2, "failed": 2},
+        failed_items=[{"error": "E", "input": {"row": "y" * 300_000}}, {"error": "E", "input": {"k": 1}}],
+    )
+    big, small = failed.summary()["failed_items"]
+    assert (len(big["input"]), big["input"][-3:]) == (1000, "...")
+    assert small == {"error": "E", "input": {"k": 1}}
