@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_distmap.cli.options import non_negative_int
-from airflow_distmap.results import read_manifest
+from airflow_distmap.results import parse_s3_uri, read_manifest, s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,7 +41,10 @@ _PREVIEW_CHARS = 200
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's options."""
-    parser.add_argument("manifest_uri", help="s3://bucket/prefix/<map run id>/manifest.json")
+    parser.add_argument(
+        "manifest_uri",
+        help="s3://bucket/prefix/<map run id>/manifest.json, or a prefix holding one run's manifest",
+    )
     parser.add_argument(
         "--endpoint-url",
         # As boto3 reads them: the S3-specific variable first.
@@ -225,6 +228,43 @@ def _print(summary: dict[str, Any]) -> None:
                 print(f"      input: {_preview(sample['input'])}")
 
 
+#: Manifests listed in the error when a prefix holds several.
+_MANIFESTS_SHOWN = 5
+
+
+def find_manifest(s3: S3Client, uri: str) -> str:
+    """``uri`` when it names a ``manifest.json``; else the one manifest under that prefix.
+
+    A Map Run's folder, or a task run's results prefix that holds one run, names its manifest.
+
+    :param s3: a boto3 S3 client.
+    :param uri: a manifest's URI, or a prefix above it.
+    :raises ValueError: the prefix holds no manifest or several (the message lists them).
+    """
+    bucket, key = parse_s3_uri(uri, what="manifest URI")
+    if key.endswith(".json"):  # a file: read as the manifest it should be
+        return uri
+    prefix = f"{key.rstrip('/')}/" if key.strip("/") else ""
+    found: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("/manifest.json")]
+        if len(found) > _MANIFESTS_SHOWN:
+            break
+    if len(found) == 1:
+        return s3_uri(bucket, found[0])
+    if not found:
+        raise ValueError(
+            f"No manifest.json under {s3_uri(bucket, prefix)}. To fix this, pass the full URI of the "
+            "manifest, s3://<bucket>/<prefix>/<map run id>/manifest.json (the task's XCom manifest_uri)."
+        )
+    listed = ", ".join(s3_uri(bucket, k) for k in found[:_MANIFESTS_SHOWN])
+    more = " and more" if len(found) > _MANIFESTS_SHOWN else ""
+    raise ValueError(
+        f"{s3_uri(bucket, prefix)} holds the manifests of several Map Runs ({listed}{more}). To fix this, "
+        "pass one of them."
+    )
+
+
 def _s3_client(endpoint_url: str | None, region: str | None) -> S3Client:
     """boto3's S3 client; against an endpoint with no credentials configured, the local endpoint's."""
     session = boto3.session.Session(region_name=region)
@@ -248,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             s3 = _s3_client(args.endpoint_url, args.region)
-            summary = summarise(s3, args.manifest_uri, samples=max(args.samples, 0))
+            summary = summarise(s3, find_manifest(s3, args.manifest_uri), samples=max(args.samples, 0))
     except (ClientError, BotoCoreError, ValueError) as error:
         problem = str(error).rstrip(".")
         if " To fix this" in problem:

@@ -201,14 +201,36 @@ def test_a_bad_uri_gets_one_fix(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("uri", [f"s3://{BUCKET}", f"s3://{BUCKET}/", f"s3://{BUCKET}/run/"])
-def test_a_bucket_or_folder_uri_is_told_to_name_the_manifest(
+def test_a_bucket_or_folder_without_a_manifest_is_told_to_name_the_manifest(
     capsys: pytest.CaptureFixture[str], uri: str
 ) -> None:
-    assert main(["results", uri]) == 1
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        assert main(["results", uri]) == 1
     error = capsys.readouterr().err
-    assert "names a bucket or a folder, not an object" in error
-    assert "manifest.json" in error
+    assert "No manifest.json under s3://results-bucket/" in error
+    assert "pass the full URI of the manifest" in error
     assert "Parameter validation" not in error
+
+
+def test_a_folder_holding_one_manifest_names_it(
+    manifest_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = manifest_uri.rsplit("/", 1)[0]  # s3://results-bucket/p/run, no trailing slash
+    assert main(["results", folder]) == 0
+    assert f"Manifest:  {manifest_uri}" in capsys.readouterr().out
+
+
+def test_a_prefix_holding_several_runs_lists_their_manifests(capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        for run in ("a", "b"):
+            put_failed_run(s3, f"task/{run}", [])
+        assert main(["results", f"s3://{BUCKET}/task"]) == 1
+    error = capsys.readouterr().err
+    assert "holds the manifests of several Map Runs (s3://results-bucket/task/a/manifest.json, " in error
+    assert "To fix this, pass one of them." in error
 
 
 def test_a_negative_sample_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
