@@ -100,7 +100,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
             "execution_arn": self.execution_arn,
             "status": self.status,
             "error": self.error,
-            "cause": self.cause,
+            "cause": _shortened(self.cause, _CAUSE_CHARS) if self.cause else self.cause,
             "counts": self.counts,
             "map_run_arn": self.map_run_arn,
             "manifest_uri": self.manifest_uri,
@@ -145,6 +145,8 @@ class DistributedMapExecutionFailed(DistributedMapError):
 
 #: Characters of a failed item's input kept in the ``summary`` XCom.
 _ITEM_INPUT_CHARS = 1000
+#: Characters of the execution's cause (up to 32,768 on AWS) kept in the ``summary`` XCom.
+_CAUSE_CHARS = 4000
 
 
 def _json_preview(value: Any, limit: int = 300) -> str:

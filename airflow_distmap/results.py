@@ -245,6 +245,8 @@ class _PeekableBody:
 
         A JSON array on one line, or over several whose first is not a whole value (``[`` alone), is not.
         Looked for in the first ``limit`` bytes.
+
+        :param limit: how many bytes to read at most while looking.
         """
         while True:
             text = self._buffer.lstrip()

@@ -111,9 +111,8 @@ class _Tally:
 
     def add(self, entry: ChildEntry) -> None:
         if entry.bare_output and _contract_rows(entry.output) is None:
-            self.bare_outputs += (
-                1  # a COMPACT output of another shape, or a FLATTEN element: no rows to count
-            )
+            # A COMPACT output of another shape, or a FLATTEN element: no rows to count.
+            self.bare_outputs += 1
             return
         self.children[entry.status] += 1
         if entry.status != "SUCCEEDED":
@@ -230,6 +229,8 @@ def _print(summary: dict[str, Any]) -> None:
 
 #: Manifests listed in the error when a prefix holds several.
 _MANIFESTS_SHOWN = 5
+#: Pages of a listing (1,000 keys each) searched for a manifest under a prefix.
+_PAGES_SEARCHED = 10
 
 
 def find_manifest(s3: S3Client, uri: str) -> str:
@@ -246,10 +247,17 @@ def find_manifest(s3: S3Client, uri: str) -> str:
         return uri
     prefix = f"{key.rstrip('/')}/" if key.strip("/") else ""
     found: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for number, page in enumerate(pages, start=1):
         found += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("/manifest.json")]
         if len(found) > _MANIFESTS_SHOWN:
             break
+        if number == _PAGES_SEARCHED and page.get("IsTruncated"):
+            raise ValueError(
+                f"{s3_uri(bucket, prefix)} holds more than {number * 1000:,} objects, too many to look for a "
+                "manifest in. To fix this, pass the manifest's URI, or a narrower prefix (the Map Run's "
+                "folder)."
+            )
     if len(found) == 1:
         return s3_uri(bucket, found[0])
     if not found:
@@ -293,15 +301,16 @@ def run(args: argparse.Namespace) -> int:
         problem = str(error).rstrip(".")
         if " To fix this" in problem:
             fix = ""
-        elif "which the manifest lists" in problem:  # the manifest was read: one of its files is not
+        elif "which the manifest lists" in problem or "listed by the manifest" in problem:
+            # The manifest was read: one of its result files was not.
             fix = (
                 " To fix this, check that the Map Run's result files are still in S3 (a lifecycle rule or a "
                 "cleanup may have removed them) and that the credentials may read them."
             )
         else:
             fix = (
-                " To fix this, check the URI (it ends in manifest.json), the credentials, and "
-                "--endpoint-url for the local endpoint."
+                " To fix this, check the URI (a manifest.json, or a prefix holding one), the credentials, "
+                "and --endpoint-url for the local endpoint."
             )
         print(f"error: cannot summarise {args.manifest_uri}: {problem}.{fix}", file=sys.stderr)
         return 1

@@ -72,10 +72,11 @@ class RunState:
     :param ledger_uri: where the last collection wrote the failed-rows ledger (a re-run reads it from there,
         even if ``output_uri`` changed since).
     :param execution_arn: the whole-file run's execution.
-    :param settings_digest: a digest of the settings that decide each row's result (the whole-file definition
-        and ``function_config``) the task run last went on with: its run's, or a later try's that re-ran
-        failed rows. A try with the same settings reuses what was collected, even when the whole-file run ran
-        on an earlier definition's state machine.
+    :param settings_digest: a digest of the settings that decide each row's result (the function, its
+        ``function_config``, how the file is read and what each row sends) the task run last went on with:
+        its run's, or a later try's that re-ran failed rows. A try with the same settings reuses what was
+        collected or re-runs only the failed rows, even when the whole-file run ran on an earlier definition's
+        state machine.
     """
 
     manifest_uri: str | None = None

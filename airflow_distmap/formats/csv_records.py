@@ -149,11 +149,23 @@ def raw_records(binary: IO[bytes], delimiter: str = ",", encoding: str = "utf-8"
         # unquoted one: without a backslash in the text, that tells them apart cheaply.
         if '""' in "\0".join(record):
             raw = "".join(record_lines)
-            if "\\" in raw or any('""' in field and field in raw for field in record):
+            if "\\" in raw or any(_maybe_unquoted(field, raw) for field in record if '""' in field):
                 escaped = _escape_unquoted_doubled_quotes(raw, delimiter)
                 record = next(_csv_reader(io.StringIO(escaped, newline=""), delimiter))
         record_lines.clear()
         yield record
+
+
+def _maybe_unquoted(field: str, raw: str) -> bool:
+    """Whether ``field`` may hold an unquoted ``""``: it is in the record's text as is, or not wholly quoted.
+
+    A field read from quotes is in the text with each quote doubled and quotes around it; one that starts
+    quoted and goes on unquoted (``"ab"cd""ef``) is neither as it is nor wholly quoted.
+
+    :param field: a field of the record, as the csv module read it.
+    :param raw: the record's text (without backslashes, which take the exact reading anyway).
+    """
+    return field in raw or '"' + field.replace('"', '""') + '"' not in raw
 
 
 _START, _UNQUOTED, _QUOTED, _QUOTE_IN_QUOTED = range(4)

@@ -117,7 +117,13 @@ class LocalEndpointApp:
     def _step_functions(
         self, action: str | None, environ: dict[str, Any], start_response: StartResponse, target: str = ""
     ) -> Iterable[bytes]:
-        """Answer a Step Functions call; ``action`` is ``None`` for a ``target`` without the prefix."""
+        """Answer a Step Functions call.
+
+        :param action: the operation, or ``None`` for a ``target`` without the service's prefix.
+        :param environ: the WSGI environment of the request.
+        :param start_response: the WSGI callable.
+        :param target: the request's ``X-Amz-Target``, named when it is unknown.
+        """
         request_id = str(uuid.uuid4())
         try:
             if action is None:

@@ -820,7 +820,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
                 "%d of %d rows failed (within tolerance); see %s", failed, total, collected.failed_rows_uri
             )
             return
-        context["ti"].xcom_push(key="summary", value=summary)
+        self.push_failure_summary(context, summary)
         # Either limit exceeded fails the run, as in Step Functions: name the ones that were.
         limits = []
         if over_count:

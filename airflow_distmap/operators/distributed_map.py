@@ -1754,7 +1754,7 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
                 map_run_arn=map_run_arn,
                 manifest_uri=manifest_uri if manifest is not None else None,
             )
-            context["ti"].xcom_push(key="summary", value=failure.summary())  # for failure callbacks
+            self.push_failure_summary(context, failure.summary())
             raise failure
         if manifest is None:
             raise ResultsNotFoundError(
@@ -1777,6 +1777,19 @@ class DistributedMapOperator(AwsBaseOperator[DistributedMapHook]):
         )
         self.explain_counts(manifest_uri)
         return summary
+
+    def push_failure_summary(self, context: Context, summary: dict[str, Any]) -> None:
+        """Push a failed run's summary to XCom under the key ``summary`` (for failure callbacks).
+
+        An XCom backend that refuses it is logged: the run's own failure is what the task raises.
+
+        :param context: The task context.
+        :param summary: The summary.
+        """
+        try:
+            context["ti"].xcom_push(key="summary", value=summary)
+        except Exception as error:
+            self.log.warning("Could not push the failure summary to XCom: %s", error)
 
     def explain_counts(self, manifest_uri: str | None) -> None:
         """Log what the summary's ``counts`` count: items by child execution, so not rows a function reports.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import re
 import ssl
 import time
@@ -543,5 +544,22 @@ def wait_here(trigger: DistributedMapTrigger) -> dict[str, Any]:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_first_event(trigger))
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="distmap-wait") as pool:
-        return pool.submit(asyncio.run, _first_event(trigger)).result()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(_first_event(trigger))
+
+    def run_to_the_event() -> dict[str, Any]:
+        try:
+            return loop.run_until_complete(task)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="distmap-wait")
+    try:
+        return pool.submit(contextvars.copy_context().run, run_to_the_event).result()
+    except BaseException:
+        # execution_timeout or an interrupt in the caller's thread: end the wait now, not when the run ends.
+        loop.call_soon_threadsafe(task.cancel)
+        raise
+    finally:
+        pool.shutdown(wait=False)

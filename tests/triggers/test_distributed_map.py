@@ -536,3 +536,45 @@ async def test_the_synchronous_wait_also_runs_where_an_event_loop_runs_already()
     with mock.patch.object(DistributedMapHook, "get_async_conn", fake_conn):
         payload = trigger_module.wait_here(_trigger())
     assert (payload["status"], payload["execution_arn"]) == ("success", EXECUTION_ARN)
+
+
+def test_a_synchronous_wait_in_a_running_loop_ends_as_soon_as_the_caller_is_interrupted():
+    """execution_timeout (a signal in the task's thread) ends the wait at once; the trigger is cancelled."""
+    import signal
+
+    class Interrupted(Exception):
+        pass
+
+    class Endless:
+        cancelled = False
+
+        async def run(self):
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                Endless.cancelled = True
+                raise
+            yield  # pragma: no cover
+
+    def interrupt(*_):
+        raise Interrupted
+
+    async def caller() -> float:
+        started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            trigger_module.wait_here(Endless())
+        return time.monotonic() - started
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        waited = asyncio.run(caller())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert waited < 5
+    for _ in range(50):  # the cancellation runs on the wait's own thread
+        if Endless.cancelled:
+            break
+        time.sleep(0.05)
+    assert Endless.cancelled

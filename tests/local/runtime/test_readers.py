@@ -75,6 +75,8 @@ def test_csv_parses_aws_documented_example_with_doubled_quotes_outside_quotes_to
         ('"",b""', ["", 'b"']),
         ('a,"b\n""c""",d""e', ["a", 'b\n"c"', 'd"e']),
         ('"{""k"":""""}",x', ['{"k":""}', "x"]),  # JSON with an empty string, quoted
+        ('"ab"cd""ef,x', ['abcd"ef', "x"]),  # quoted, then unquoted with ""
+        ('"a""b"c""d,x', ['a"bc"d', "x"]),
     ],
 )
 def test_csv_doubled_quotes_read_as_one_only_where_they_escape_a_quote(line: str, fields: list[str]) -> None:
