@@ -559,7 +559,9 @@ def wait_here(trigger: DistributedMapTrigger) -> dict[str, Any]:
         return pool.submit(contextvars.copy_context().run, run_to_the_event).result()
     except BaseException:
         # execution_timeout or an interrupt in the caller's thread: end the wait now, not when the run ends.
-        loop.call_soon_threadsafe(task.cancel)
+        # (A wait that failed by itself has closed its loop already.)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(task.cancel)
         raise
     finally:
         pool.shutdown(wait=False)

@@ -578,3 +578,13 @@ def test_a_synchronous_wait_in_a_running_loop_ends_as_soon_as_the_caller_is_inte
             break
         time.sleep(0.05)
     assert Endless.cancelled
+
+
+async def test_a_synchronous_wait_in_a_running_loop_raises_the_triggers_own_error():
+    class Broken:
+        async def run(self):
+            raise ValueError("no route to Step Functions")
+            yield  # pragma: no cover
+
+    with pytest.raises(ValueError, match="no route to Step Functions"):
+        trigger_module.wait_here(Broken())
