@@ -105,12 +105,7 @@ class DistributedMapExecutionFailed(DistributedMapError):
             "map_run_arn": self.map_run_arn,
             "manifest_uri": self.manifest_uri,
             # An item's input can be 256 KiB: a longer one goes as a preview, so the XCom stays small.
-            "failed_items": [
-                {**item, "input": _json_preview(item.get("input"), _ITEM_INPUT_CHARS)}
-                if len(_json_preview(item.get("input"), _ITEM_INPUT_CHARS + 1)) > _ITEM_INPUT_CHARS
-                else item
-                for item in self.failed_items
-            ],
+            "failed_items": [_with_small_input(item) for item in self.failed_items],
         }
 
     def _message(self) -> str:
@@ -147,6 +142,14 @@ class DistributedMapExecutionFailed(DistributedMapError):
 _ITEM_INPUT_CHARS = 1000
 #: Characters of the execution's cause (up to 32,768 on AWS) kept in the ``summary`` XCom.
 _CAUSE_CHARS = 4000
+
+
+def _with_small_input(item: dict[str, Any]) -> dict[str, Any]:
+    """``item``, its input replaced by a preview of :data:`_ITEM_INPUT_CHARS` when its JSON is longer."""
+    text = _json_preview(item.get("input"), _ITEM_INPUT_CHARS + 1)
+    if len(text) <= _ITEM_INPUT_CHARS:
+        return item
+    return {**item, "input": _shortened(text, _ITEM_INPUT_CHARS)}
 
 
 def _json_preview(value: Any, limit: int = 300) -> str:

@@ -554,12 +554,17 @@ def check_csv_input(
     )
 
 
-def split_output_uri(output_uri: str) -> tuple[str, str, str]:
+def split_output_uri(output_uri: str, input_uri: str | None = None) -> tuple[str, str, str]:
     """``(bucket, key, extension)`` of an ``output_uri`` whose extension names an output format.
 
     :param output_uri: ``s3://bucket/key.csv`` or ``.parquet``.
-    :raises OutputLocationError: the URI is malformed or its extension names no output format.
+    :param input_uri: the input, which the output must not be (``None``: not checked).
+    :raises OutputLocationError: the URI is malformed, names no output format, or is the input.
     """
+    if output_uri == input_uri:
+        raise OutputLocationError(
+            f"output_uri is the input ({input_uri}). To fix this, write the output to a new key."
+        )
     try:
         bucket, key = parse_s3_uri(output_uri, what="output_uri")
     except ValueError as exc:
@@ -588,11 +593,7 @@ def check_output_location(
     :raises OutputLocationError: bad extension, same as the input, inside another task run's results prefix,
         or already written by someone else.
     """
-    bucket, key, extension = split_output_uri(output_uri)
-    if output_uri == input_uri:
-        raise OutputLocationError(
-            f"output_uri is the input ({input_uri}). To fix this, write the output to a new key."
-        )
+    bucket, key, extension = split_output_uri(output_uri, input_uri)
     claim = foreign_claim_above(s3, bucket, key, owner=owner)
     if claim is not None:
         raise OutputLocationError(

@@ -359,12 +359,7 @@ class CsvRowProcessingOperator(DistributedMapOperator):
             if known(self.input_uri):
                 split_input_uri(self.input_uri)
             if self.output_uri is not None and known(self.output_uri):
-                split_output_uri(self.output_uri)
-                if known(self.input_uri) and str(self.output_uri).strip() == str(self.input_uri).strip():
-                    raise OutputLocationError(
-                        f"output_uri is the input ({self.input_uri}). To fix this, write the output to a new "
-                        "key."
-                    )
+                split_output_uri(self.output_uri, self.input_uri if known(self.input_uri) else None)
             if known(self.columns) and known(self.csv_headers) and known(self.delimiter):
                 delimiter_char = resolve_delimiter(self.delimiter)[1]
                 check_column_arguments(self._columns(), self._csv_headers(), delimiter_char)

@@ -198,22 +198,20 @@ def _settled(run: asyncio.Future[Any]) -> None:
         log.debug("An execution's run ended with %r", run.exception())
 
 
-def _listing_time(record: ExecutionRecord) -> float:
-    """The time ListExecutions sorts an execution by, most recent first.
+def _listing_time(running: bool, start: float | None, redrive: float | None, stop: float | None) -> float:
+    """The time ListExecutions sorts an execution (or a Map Run child) by, most recent first.
 
     "Running executions are sorted by their startDate or redriveDate, and other executions are sorted by their
-    stopDate" (the API reference).
+    stopDate" (the API reference). A child not started yet sorts last.
+
+    :param running: whether the execution runs (or waits to be redriven).
+    :param start: its start date.
+    :param redrive: its last redrive date.
+    :param stop: its stop date.
     """
-    if record.status == "RUNNING" or record.stop_date is None:
-        return record.redrive_date or record.start_date
-    return record.stop_date
-
-
-def _child_listing_time(child: Any, status: str) -> float:
-    """:func:`_listing_time` for a Map Run child (a child not started yet sorts last)."""
-    if child.stop is None or status in ("RUNNING", "PENDING_REDRIVE"):
-        return float(child.redrive_date or child.start or 0.0)
-    return float(child.stop)
+    if running or stop is None:
+        return float(redrive or start or 0.0)
+    return float(stop)
 
 
 def _execution_timeout(definition_text: str) -> float | None:
@@ -812,7 +810,10 @@ class StepFunctionsService:
                 for r in records
                 if (status_filter is None or r.status == status_filter) and redrive_ok(r.redrive_count)
             ]
-            records.sort(key=_listing_time, reverse=True)
+            records.sort(
+                key=lambda r: _listing_time(r.status == "RUNNING", r.start_date, r.redrive_date, r.stop_date),
+                reverse=True,
+            )
             entries = [r.list_entry() for r in records]
             page = _page(entries, request, lambda entry: entry["executionArn"])
         else:
@@ -824,7 +825,14 @@ class StepFunctionsService:
                 and (status_filter is None or status == status_filter)
                 and redrive_ok(c.redrive_count)
             ]
-            children.sort(key=lambda found: (_child_listing_time(*found), found[0].index), reverse=True)
+            running = ("RUNNING", "PENDING_REDRIVE")
+            children.sort(
+                key=lambda found: (
+                    _listing_time(found[1] in running, found[0].start, found[0].redrive_date, found[0].stop),
+                    found[0].index,
+                ),
+                reverse=True,
+            )
             page = _page(children, request, lambda found: found[0].index)
             page["items"] = [self._child_entry(map_run, *found) for found in page["items"]]
         response: dict[str, Any] = {"executions": page["items"]}
